@@ -1,0 +1,32 @@
+import { createCipheriv, createDecipheriv } from 'node:crypto'
+import { TAG_LENGTH, type Aead } from './aead.ts'
+
+// OpenSSL's ChaCha20-Poly1305 is several times faster than pure JS on Node; the browser never loads this file.
+export const nodeAead: Aead = {
+  name: 'node:crypto',
+  sealInto(key, nonce, plaintext, aad, out) {
+    const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LENGTH })
+    if (aad) cipher.setAAD(aad, { plaintextLength: plaintext.length })
+    const body = cipher.update(plaintext)
+    out.set(body, 0)
+    cipher.final()
+    out.set(cipher.getAuthTag(), plaintext.length)
+  },
+  openInto(key, nonce, sealed, aad, out) {
+    const length = sealed.length - TAG_LENGTH
+    if (length < 0 || out.length !== length) return false
+    const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LENGTH })
+    decipher.setAuthTag(sealed.subarray(length))
+    if (aad) decipher.setAAD(aad, { plaintextLength: length })
+    const body = decipher.update(sealed.subarray(0, length))
+    try {
+      decipher.final()
+    } catch {
+      return false
+    }
+    out.set(body, 0)
+    return true
+  },
+}
+
+export const aead = nodeAead
