@@ -1,0 +1,30 @@
+// RFC 1071 Internet checksum. Sums are kept unfolded in a plain number: adding 16-bit words to
+// a 32-bit start cannot overflow 2^53 for any packet size we will ever see.
+
+/** Adds `data` as big-endian 16-bit words (odd trailing byte padded with zero) to `initial`. */
+export function onesComplementSum(data: Uint8Array, initial = 0): number {
+  let sum = initial
+  const evenLength = data.length & ~1
+  for (let i = 0; i < evenLength; i += 2) sum += (data[i]! << 8) | data[i + 1]!
+  if (evenLength !== data.length) sum += data[evenLength]! << 8
+  return sum
+}
+
+/** Folds carries into 16 bits and complements: the value that goes in the checksum field. */
+export function finishChecksum(sum: number): number {
+  let folded = sum
+  while (folded > 0xffff) folded = (folded & 0xffff) + Math.floor(folded / 0x10000)
+  return ~folded & 0xffff
+}
+
+export function internetChecksum(data: Uint8Array): number {
+  return finishChecksum(onesComplementSum(data))
+}
+
+/** Sum of the TCP/UDP/ICMPv6 pseudo-header (RFC 793 / RFC 8200 §8.1), IPv4 or IPv6 by address length. */
+export function pseudoHeaderSum(src: Uint8Array, dst: Uint8Array, protocol: number, upperLength: number): number {
+  let sum = onesComplementSum(src)
+  sum = onesComplementSum(dst, sum)
+  // IPv4: zero/protocol + 16-bit length; IPv6: 32-bit length + 24 zero bits + next header. Same sum either way.
+  return sum + protocol + (upperLength & 0xffff) + Math.floor(upperLength / 0x10000)
+}

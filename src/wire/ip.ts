@@ -1,0 +1,198 @@
+import { type IpAddress } from './address.ts'
+import { internetChecksum } from './checksum.ts'
+import { WireError } from './errors.ts'
+
+export const PROTO_ICMP = 1
+export const PROTO_TCP = 6
+export const PROTO_UDP = 17
+export const PROTO_ICMPV6 = 58
+
+const IPV4_HEADER_LENGTH = 20
+const IPV6_HEADER_LENGTH = 40
+const IPV6_HOP_BY_HOP = 0
+const IPV6_ROUTING = 43
+const IPV6_FRAGMENT = 44
+const IPV6_DESTINATION_OPTIONS = 60
+
+export interface IpPacket {
+  version: 4 | 6
+  /** View into the packet. */
+  src: IpAddress
+  /** View into the packet. */
+  dst: IpAddress
+  /** Upper-layer protocol (after any skipped IPv6 extension headers). */
+  protocol: number
+  /** IPv4 TTL or IPv6 hop limit. */
+  ttl: number
+  /** Bytes before the payload, including IPv4 options and IPv6 extension headers. */
+  headerLength: number
+  /** View of the upper-layer bytes, bounded by the stated length. */
+  payload: Uint8Array
+}
+
+export interface IpBuildOptions {
+  src: IpAddress
+  dst: IpAddress
+  protocol: number
+  payload: Uint8Array
+  ttl?: number
+  /** IPv4 identification field; ignored for IPv6. */
+  id?: number
+}
+
+/** The IP version of a packet long enough to hold that version's fixed header, else undefined. */
+export function ipVersion(packet: Uint8Array): 4 | 6 | undefined {
+  if (packet.length === 0) return undefined
+  const version = packet[0]! >> 4
+  if (version === 4 && packet.length >= IPV4_HEADER_LENGTH) return 4
+  if (version === 6 && packet.length >= IPV6_HEADER_LENGTH) return 6
+  return undefined
+}
+
+/** The source address as a view, without validating anything beyond the fixed header size. */
+export function ipSource(packet: Uint8Array): IpAddress | undefined {
+  const version = ipVersion(packet)
+  if (version === 4) return packet.subarray(12, 16)
+  if (version === 6) return packet.subarray(8, 24)
+  return undefined
+}
+
+/** The destination address as a view, without validating anything beyond the fixed header size. */
+export function ipDestination(packet: Uint8Array): IpAddress | undefined {
+  const version = ipVersion(packet)
+  if (version === 4) return packet.subarray(16, 20)
+  if (version === 6) return packet.subarray(24, 40)
+  return undefined
+}
+
+function parseIpv4(packet: Uint8Array): IpPacket {
+  if (packet.length < IPV4_HEADER_LENGTH) {
+    throw new WireError('truncated', `IPv4 packet of ${packet.length} bytes is shorter than its 20-byte header`)
+  }
+  const headerLength = (packet[0]! & 0x0f) * 4
+  if (headerLength < IPV4_HEADER_LENGTH) {
+    throw new WireError('bad-length', `IPv4 header length ${headerLength} is below 20`)
+  }
+  const totalLength = (packet[2]! << 8) | packet[3]!
+  if (totalLength < headerLength) {
+    throw new WireError('bad-length', `IPv4 total length ${totalLength} is below header length ${headerLength}`)
+  }
+  if (packet.length < totalLength) {
+    throw new WireError('truncated', `IPv4 total length ${totalLength} exceeds the ${packet.length} bytes received`)
+  }
+  if (internetChecksum(packet.subarray(0, headerLength)) !== 0) {
+    throw new WireError('bad-checksum', 'IPv4 header checksum mismatch')
+  }
+  const moreFragments = (packet[6]! & 0x20) !== 0
+  const fragmentOffset = ((packet[6]! & 0x1f) << 8) | packet[7]!
+  if (moreFragments || fragmentOffset !== 0) {
+    throw new WireError('unsupported', 'IPv4 fragments are not reassembled')
+  }
+  return {
+    version: 4,
+    src: packet.subarray(12, 16),
+    dst: packet.subarray(16, 20),
+    protocol: packet[9]!,
+    ttl: packet[8]!,
+    headerLength,
+    payload: packet.subarray(headerLength, totalLength),
+  }
+}
+
+function parseIpv6(packet: Uint8Array): IpPacket {
+  if (packet.length < IPV6_HEADER_LENGTH) {
+    throw new WireError('truncated', `IPv6 packet of ${packet.length} bytes is shorter than its 40-byte header`)
+  }
+  const payloadLength = (packet[4]! << 8) | packet[5]!
+  const end = IPV6_HEADER_LENGTH + payloadLength
+  if (packet.length < end) {
+    throw new WireError('truncated', `IPv6 payload length ${payloadLength} exceeds the ${packet.length - 40} bytes received`)
+  }
+  let nextHeader = packet[6]!
+  let offset = IPV6_HEADER_LENGTH
+  for (;;) {
+    if (nextHeader === IPV6_FRAGMENT) {
+      throw new WireError('unsupported', 'IPv6 fragments are not reassembled')
+    }
+    const isExtension =
+      (nextHeader === IPV6_HOP_BY_HOP && offset === IPV6_HEADER_LENGTH) ||
+      nextHeader === IPV6_ROUTING ||
+      nextHeader === IPV6_DESTINATION_OPTIONS
+    if (!isExtension) break
+    if (end - offset < 8) {
+      throw new WireError('truncated', `IPv6 extension header ${nextHeader} runs past the payload`)
+    }
+    const extensionLength = (packet[offset + 1]! + 1) * 8
+    if (end - offset < extensionLength) {
+      throw new WireError('truncated', `IPv6 extension header ${nextHeader} of ${extensionLength} bytes runs past the payload`)
+    }
+    nextHeader = packet[offset]!
+    offset += extensionLength
+  }
+  if (nextHeader === IPV6_HOP_BY_HOP) {
+    throw new WireError('bad-option', 'IPv6 hop-by-hop options header is only allowed first')
+  }
+  return {
+    version: 6,
+    src: packet.subarray(8, 24),
+    dst: packet.subarray(24, 40),
+    protocol: nextHeader,
+    ttl: packet[7]!,
+    headerLength: offset,
+    payload: packet.subarray(offset, end),
+  }
+}
+
+/** Parses and validates an IPv4 or IPv6 packet; bytes past the stated length are ignored. */
+export function parseIp(packet: Uint8Array): IpPacket {
+  if (packet.length === 0) throw new WireError('truncated', 'empty IP packet')
+  const version = packet[0]! >> 4
+  if (version === 4) return parseIpv4(packet)
+  if (version === 6) return parseIpv6(packet)
+  throw new WireError('bad-version', `IP version ${version} is neither 4 nor 6`)
+}
+
+function checkByte(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > 0xff) {
+    throw new WireError('bad-length', `${name} ${value} does not fit in a byte`)
+  }
+}
+
+/** Builds an IPv4 packet (when `src` has 4 bytes) or IPv6 packet around `payload`. */
+export function buildIp({ src, dst, protocol, payload, ttl = 64, id = 0 }: IpBuildOptions): Uint8Array {
+  if ((src.length !== 4 && src.length !== 16) || dst.length !== src.length) {
+    throw new WireError('bad-address', `source (${src.length} bytes) and destination (${dst.length} bytes) must both be IPv4 or both IPv6`)
+  }
+  checkByte('protocol', protocol)
+  checkByte('ttl', ttl)
+  if (src.length === 4) {
+    const totalLength = IPV4_HEADER_LENGTH + payload.length
+    if (totalLength > 0xffff) throw new WireError('bad-length', `IPv4 packet of ${totalLength} bytes exceeds 65535`)
+    const packet = new Uint8Array(totalLength)
+    packet[0] = 0x45
+    packet[2] = totalLength >> 8
+    packet[3] = totalLength & 0xff
+    packet[4] = (id >> 8) & 0xff
+    packet[5] = id & 0xff
+    packet[8] = ttl
+    packet[9] = protocol
+    packet.set(src, 12)
+    packet.set(dst, 16)
+    const checksum = internetChecksum(packet.subarray(0, IPV4_HEADER_LENGTH))
+    packet[10] = checksum >> 8
+    packet[11] = checksum & 0xff
+    packet.set(payload, IPV4_HEADER_LENGTH)
+    return packet
+  }
+  if (payload.length > 0xffff) throw new WireError('bad-length', `IPv6 payload of ${payload.length} bytes exceeds 65535`)
+  const packet = new Uint8Array(IPV6_HEADER_LENGTH + payload.length)
+  packet[0] = 0x60
+  packet[4] = payload.length >> 8
+  packet[5] = payload.length & 0xff
+  packet[6] = protocol
+  packet[7] = ttl
+  packet.set(src, 8)
+  packet.set(dst, 24)
+  packet.set(payload, IPV6_HEADER_LENGTH)
+  return packet
+}
