@@ -28,3 +28,8 @@ export function pseudoHeaderSum(src: Uint8Array, dst: Uint8Array, protocol: numb
   // IPv4: zero/protocol + 16-bit length; IPv6: 32-bit length + 24 zero bits + next header. Same sum either way.
   return sum + protocol + (upperLength & 0xffff) + Math.floor(upperLength / 0x10000)
 }
+
+/** Checksum of a TCP/UDP/ICMPv6 message (checksum field zeroed or included) under its pseudo-header; 0 when a received message verifies. */
+export function transportChecksum(message: Uint8Array, src: Uint8Array, dst: Uint8Array, protocol: number): number {
+  return finishChecksum(onesComplementSum(message, pseudoHeaderSum(src, dst, protocol, message.length)))
+}

@@ -9,7 +9,7 @@ export {
   prefixContains,
   addressEquals,
 } from './address.ts'
-export { onesComplementSum, finishChecksum, internetChecksum, pseudoHeaderSum } from './checksum.ts'
+export { onesComplementSum, finishChecksum, internetChecksum, pseudoHeaderSum, transportChecksum } from './checksum.ts'
 export {
   PROTO_ICMP,
   PROTO_TCP,
@@ -23,3 +23,38 @@ export {
   ipSource,
   ipDestination,
 } from './ip.ts'
+export { type UdpDatagram, parseUdp, buildUdp } from './udp.ts'
+export {
+  ICMPV4_ECHO_REPLY,
+  ICMPV4_DEST_UNREACHABLE,
+  ICMPV4_ECHO_REQUEST,
+  ICMPV4_TIME_EXCEEDED,
+  ICMPV6_DEST_UNREACHABLE,
+  ICMPV6_PACKET_TOO_BIG,
+  ICMPV6_TIME_EXCEEDED,
+  ICMPV6_ECHO_REQUEST,
+  ICMPV6_ECHO_REPLY,
+  type IcmpMessage,
+  type Echo,
+  type IcmpError,
+  parseIcmp,
+  buildIcmp,
+  parseEcho,
+  buildEcho,
+  buildIcmpError,
+} from './icmp.ts'
+export {
+  FIN,
+  SYN,
+  RST,
+  PSH,
+  ACK,
+  URG,
+  ECE,
+  CWR,
+  MAX_WINDOW_SCALE,
+  type TcpOptions,
+  type TcpSegment,
+  parseTcp,
+  buildTcp,
+} from './tcp.ts'
