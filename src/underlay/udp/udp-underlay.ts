@@ -1,0 +1,134 @@
+// WireGuard over plain UDP for Node: one IPv4 and one IPv6 socket bound to the same port.
+import dgram from 'node:dgram'
+import { parseAddress } from '../../wire/address.ts'
+
+export interface UdpEndpoint {
+  /** Textual IPv4 or IPv6 address (no brackets). */
+  address: string
+  port: number
+}
+
+export interface UdpUnderlayOptions {
+  /** 0 or undefined picks a free port (the same one for both families). */
+  port?: number
+  /** Also open an IPv6 socket; when the host has no IPv6 the underlay quietly stays IPv4-only. Default true. */
+  ipv6?: boolean
+}
+
+export type DatagramHandler = (datagram: Uint8Array, from: UdpEndpoint) => void
+
+/** `1.2.3.4:51820` or `[fd00::1]:51820`. */
+export function formatEndpoint(endpoint: UdpEndpoint): string {
+  return endpoint.address.includes(':') ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`
+}
+
+/** The endpoint as address bytes followed by the big-endian port, as WireGuard feeds it into cookie MAC2. */
+export function endpointBytes(endpoint: UdpEndpoint): Uint8Array {
+  const address = parseAddress(endpoint.address)
+  const out = new Uint8Array(address.length + 2)
+  out.set(address)
+  out[address.length] = endpoint.port >> 8
+  out[address.length + 1] = endpoint.port & 0xff
+  return out
+}
+
+function bind(socket: dgram.Socket, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error)
+    socket.once('error', onError)
+    socket.bind({ port, address, exclusive: true }, () => {
+      socket.off('error', onError)
+      resolve()
+    })
+  })
+}
+
+function closeSocket(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve())
+    } catch {
+      resolve() // Already closed.
+    }
+  })
+}
+
+/** Errors that mean "this host cannot do IPv6", as opposed to a real failure. */
+const NO_IPV6 = new Set(['EAFNOSUPPORT', 'EADDRNOTAVAIL', 'EPROTONOSUPPORT'])
+
+export class UdpUnderlay {
+  /** Datagrams handed to the handler, and sends the OS refused (unreachable network, no route…). */
+  readonly counters = { received: 0, sent: 0, sendErrors: 0, wrongFamily: 0 }
+  private handler: DatagramHandler | undefined
+  private closed = false
+
+  private constructor(
+    readonly port: number,
+    private readonly v4: dgram.Socket,
+    private readonly v6: dgram.Socket | undefined,
+  ) {
+    for (const socket of [v4, v6]) {
+      socket?.on('message', (message, remote) => {
+        this.counters.received++
+        this.handler?.(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), { address: remote.address, port: remote.port })
+      })
+      // Asynchronous socket errors (ICMP unreachable surfacing as ECONNREFUSED etc.) must not crash the process.
+      socket?.on('error', () => this.counters.sendErrors++)
+    }
+  }
+
+  static async open(options: UdpUnderlayOptions = {}): Promise<UdpUnderlay> {
+    const wantIpv6 = options.ipv6 ?? true
+    // With port 0 the IPv6 socket must take the port the kernel chose for IPv4, which another process may hold; retry then.
+    for (let attempt = 0; ; attempt++) {
+      const v4 = dgram.createSocket({ type: 'udp4' })
+      await bind(v4, options.port ?? 0, '0.0.0.0').catch(async (error: unknown) => {
+        await closeSocket(v4)
+        throw error
+      })
+      const port = v4.address().port
+      if (!wantIpv6) return new UdpUnderlay(port, v4, undefined)
+      const v6 = dgram.createSocket({ type: 'udp6', ipv6Only: true })
+      try {
+        await bind(v6, port, '::')
+        return new UdpUnderlay(port, v4, v6)
+      } catch (error) {
+        await closeSocket(v6)
+        const code = (error as NodeJS.ErrnoException).code ?? ''
+        if (NO_IPV6.has(code)) return new UdpUnderlay(port, v4, undefined)
+        await closeSocket(v4)
+        if (code !== 'EADDRINUSE' || options.port || attempt >= 8) throw error
+      }
+    }
+  }
+
+  get hasIpv6(): boolean {
+    return this.v6 !== undefined
+  }
+
+  /** Sets the one receiver of incoming datagrams (the previous one is replaced). */
+  onDatagram(handler: DatagramHandler | undefined): void {
+    this.handler = handler
+  }
+
+  /** Sends one datagram; failures are counted, never thrown, because a dead path must not stop the loop. */
+  send(datagram: Uint8Array, to: UdpEndpoint): void {
+    if (this.closed) return
+    const socket = to.address.includes(':') ? this.v6 : this.v4
+    if (!socket) {
+      this.counters.wrongFamily++
+      return
+    }
+    socket.send(datagram, to.port, to.address, (error) => {
+      if (error) this.counters.sendErrors++
+      else this.counters.sent++
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.handler = undefined
+    await Promise.all([closeSocket(this.v4), this.v6 ? closeSocket(this.v6) : Promise.resolve()])
+  }
+}
