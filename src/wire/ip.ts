@@ -1,6 +1,7 @@
 import { type IpAddress } from './address.ts'
 import { internetChecksum } from './checksum.ts'
 import { WireError } from './errors.ts'
+import { checkAddressPair, checkUint, readUint16, writeUint16 } from './fields.ts'
 
 export const PROTO_ICMP = 1
 export const PROTO_TCP = 6
@@ -73,7 +74,7 @@ function parseIpv4(packet: Uint8Array): IpPacket {
   if (headerLength < IPV4_HEADER_LENGTH) {
     throw new WireError('bad-length', `IPv4 header length ${headerLength} is below 20`)
   }
-  const totalLength = (packet[2]! << 8) | packet[3]!
+  const totalLength = readUint16(packet, 2)
   if (totalLength < headerLength) {
     throw new WireError('bad-length', `IPv4 total length ${totalLength} is below header length ${headerLength}`)
   }
@@ -103,7 +104,7 @@ function parseIpv6(packet: Uint8Array): IpPacket {
   if (packet.length < IPV6_HEADER_LENGTH) {
     throw new WireError('truncated', `IPv6 packet of ${packet.length} bytes is shorter than its 40-byte header`)
   }
-  const payloadLength = (packet[4]! << 8) | packet[5]!
+  const payloadLength = readUint16(packet, 4)
   const end = IPV6_HEADER_LENGTH + payloadLength
   if (packet.length < end) {
     throw new WireError('truncated', `IPv6 payload length ${payloadLength} exceeds the ${packet.length - 40} bytes received`)
@@ -152,43 +153,33 @@ export function parseIp(packet: Uint8Array): IpPacket {
   throw new WireError('bad-version', `IP version ${version} is neither 4 nor 6`)
 }
 
-function checkByte(name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 0 || value > 0xff) {
-    throw new WireError('bad-length', `${name} ${value} does not fit in a byte`)
-  }
-}
-
-/** Builds an IPv4 packet (when `src` has 4 bytes) or IPv6 packet around `payload`. */
+/** Builds an IPv4 packet (when `src` has 4 bytes; DF set, no options) or IPv6 packet around `payload`. */
 export function buildIp({ src, dst, protocol, payload, ttl = 64, id = 0 }: IpBuildOptions): Uint8Array {
-  if ((src.length !== 4 && src.length !== 16) || dst.length !== src.length) {
-    throw new WireError('bad-address', `source (${src.length} bytes) and destination (${dst.length} bytes) must both be IPv4 or both IPv6`)
-  }
-  checkByte('protocol', protocol)
-  checkByte('ttl', ttl)
+  checkAddressPair(src, dst)
+  checkUint('IP protocol', protocol, 8)
+  checkUint('IP ttl', ttl, 8)
+  checkUint('IPv4 id', id, 16)
   if (src.length === 4) {
     const totalLength = IPV4_HEADER_LENGTH + payload.length
     if (totalLength > 0xffff) throw new WireError('bad-length', `IPv4 packet of ${totalLength} bytes exceeds 65535`)
     const packet = new Uint8Array(totalLength)
     packet[0] = 0x45
-    packet[2] = totalLength >> 8
-    packet[3] = totalLength & 0xff
-    packet[4] = (id >> 8) & 0xff
-    packet[5] = id & 0xff
+    writeUint16(packet, 2, totalLength)
+    writeUint16(packet, 4, id)
+    // Don't Fragment: we never reassemble fragments, so ask the path for "fragmentation needed" instead.
+    packet[6] = 0x40
     packet[8] = ttl
     packet[9] = protocol
     packet.set(src, 12)
     packet.set(dst, 16)
-    const checksum = internetChecksum(packet.subarray(0, IPV4_HEADER_LENGTH))
-    packet[10] = checksum >> 8
-    packet[11] = checksum & 0xff
+    writeUint16(packet, 10, internetChecksum(packet.subarray(0, IPV4_HEADER_LENGTH)))
     packet.set(payload, IPV4_HEADER_LENGTH)
     return packet
   }
   if (payload.length > 0xffff) throw new WireError('bad-length', `IPv6 payload of ${payload.length} bytes exceeds 65535`)
   const packet = new Uint8Array(IPV6_HEADER_LENGTH + payload.length)
   packet[0] = 0x60
-  packet[4] = payload.length >> 8
-  packet[5] = payload.length & 0xff
+  writeUint16(packet, 4, payload.length)
   packet[6] = protocol
   packet[7] = ttl
   packet.set(src, 8)
