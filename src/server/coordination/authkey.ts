@@ -1,0 +1,99 @@
+// Auth keys: `bwauth-` + 48 hex digits (24 random bytes). Only their SHA-256 is stored, so a
+// leaked database does not leak usable keys. Also the `burrow relay authkey create` command.
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes, sha256, toHex } from '../../crypto/index.ts'
+import { CoordinationStore, type AuthKeyRecord } from './store.ts'
+
+export const AUTH_KEY_PREFIX = 'bwauth-'
+
+/** Where `burrow relay` keeps its state unless told otherwise. */
+export function defaultDataDir(): string {
+  return process.env['BURROW_DATA_DIR'] ?? join(homedir(), '.burrow', 'relay')
+}
+
+export function generateAuthKeyText(random: (length: number) => Uint8Array = randomBytes): string {
+  return AUTH_KEY_PREFIX + toHex(random(24))
+}
+
+export function hashAuthKey(text: string): string {
+  return toHex(sha256(new TextEncoder().encode(text)))
+}
+
+export interface AuthKeyOptions {
+  reusable?: boolean
+  ephemeral?: boolean
+}
+
+/** Stores a new auth key and returns its text; the text is not recoverable afterwards. */
+export function createAuthKey(
+  store: CoordinationStore,
+  options: AuthKeyOptions,
+  now: number,
+  random: (length: number) => Uint8Array = randomBytes,
+): { key: string; record: AuthKeyRecord } {
+  const key = generateAuthKeyText(random)
+  const record = store.insertAuthKey(hashAuthKey(key), { reusable: options.reusable ?? false, ephemeral: options.ephemeral ?? false, now })
+  return { key, record }
+}
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'UsageError'
+  }
+}
+
+export const AUTHKEY_USAGE = 'usage: burrow relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]'
+
+export interface AuthKeyCommand {
+  action: 'create'
+  reusable: boolean
+  ephemeral: boolean
+  dataDir: string
+}
+
+/** Parses the arguments after `burrow relay authkey`. */
+export function parseAuthKeyArgs(args: readonly string[]): AuthKeyCommand {
+  const [action, ...rest] = args
+  if (action !== 'create') throw new UsageError(action === undefined ? AUTHKEY_USAGE : `unknown authkey action ${JSON.stringify(action)}\n${AUTHKEY_USAGE}`)
+  const command: AuthKeyCommand = { action, reusable: false, ephemeral: false, dataDir: defaultDataDir() }
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!
+    if (arg === '--reusable') command.reusable = true
+    else if (arg === '--ephemeral') command.ephemeral = true
+    else if (arg === '--data-dir' || arg.startsWith('--data-dir=')) {
+      const value = arg === '--data-dir' ? rest[++i] : arg.slice('--data-dir='.length)
+      if (value === undefined || value === '') throw new UsageError(`--data-dir needs a directory\n${AUTHKEY_USAGE}`)
+      command.dataDir = value
+    } else throw new UsageError(`unknown option ${JSON.stringify(arg)}\n${AUTHKEY_USAGE}`)
+  }
+  return command
+}
+
+/**
+ * Runs `burrow relay authkey …`: prints the new key on stdout (and nothing else, so scripts can
+ * capture it) and a description on stderr. Returns the process exit code.
+ */
+export function runAuthKeyCommand(args: readonly string[], io: { stdout: (line: string) => void; stderr: (line: string) => void }): number {
+  let command: AuthKeyCommand
+  try {
+    command = parseAuthKeyArgs(args)
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr(error.message)
+      return 2
+    }
+    throw error
+  }
+  const store = CoordinationStore.open(command.dataDir)
+  try {
+    const { key } = createAuthKey(store, command, Date.now())
+    const kind = [command.reusable ? 'reusable' : 'single-use', command.ephemeral ? 'ephemeral' : ''].filter(Boolean).join(', ')
+    io.stdout(key)
+    io.stderr(`created a ${kind} auth key in ${store.path}`)
+    return 0
+  } finally {
+    store.close()
+  }
+}

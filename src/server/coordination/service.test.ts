@@ -1,0 +1,285 @@
+import { beforeEach, describe, expect, it } from 'vitest'
+import { boxKey, boxSeal, generateKeyPair, toBase64, type KeyPair } from '../../crypto/index.ts'
+import { nodeKeyText, type PeerEntry, type ServerMessage } from '../../control/protocol.ts'
+import { CoordinationStore } from './store.ts'
+import { CoordinationService, sanitizeHostname, type Output } from './service.ts'
+import { helloFor, type HelloOptions } from './test-helpers.ts'
+
+let store: CoordinationStore
+let service: CoordinationService
+let nextId: number
+
+beforeEach(() => {
+  store = new CoordinationStore(':memory:')
+  service = new CoordinationService({ store })
+  nextId = 1
+})
+
+function sent(out: Output[], connection: number): ServerMessage[] {
+  return out.flatMap((o) => (o.kind === 'send' && o.connection === connection ? [o.message] : []))
+}
+
+function closes(out: Output[], connection: number): Array<{ code: number; reason: string }> {
+  return out.flatMap((o) => (o.kind === 'close' && o.connection === connection ? [{ code: o.code, reason: o.reason }] : []))
+}
+
+interface Joined {
+  connection: number
+  pair: KeyPair
+  out: Output[]
+  self: PeerEntry
+  peers: PeerEntry[]
+}
+
+function connect(pair: KeyPair, options: HelloOptions, now = 1000): { connection: number; out: Output[] } {
+  const connection = nextId++
+  const [challenge] = service.open(connection, now)
+  const out = service.receive(connection, JSON.stringify(helloFor(pair, challenge!, options)), now)
+  return { connection, out }
+}
+
+function join(options: HelloOptions, pair = generateKeyPair(), now = 1000): Joined {
+  const { connection, out } = connect(pair, options, now)
+  const welcome = sent(out, connection).find((m) => m.type === 'welcome')
+  if (welcome?.type !== 'welcome') throw new Error(`expected a welcome, got ${JSON.stringify(out)}`)
+  return { connection, pair, out, self: welcome.self, peers: welcome.peers }
+}
+
+function errorOf(out: Output[], connection: number): { status: number; error: string } | undefined {
+  const error = sent(out, connection).find((m) => m.type === 'error')
+  return error?.type === 'error' ? { status: error.status, error: error.error } : undefined
+}
+
+describe('registration', () => {
+  it('registers with a good single-use key and refuses the key a second time', () => {
+    const key = service.createAuthKey({}, 1)
+    const a = join({ authKey: key, hostname: 'alpha' })
+    expect(a.self).toMatchObject({ hostname: 'alpha', online: true, ephemeral: false, nodeKey: nodeKeyText(a.pair.publicKey) })
+    expect(a.self.addresses[0]).toMatch(/^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./)
+    expect(a.self.addresses[1].startsWith(service.network.ipv6Prefix.replace('::/48', ':'))).toBe(true)
+    expect(service.isRegistered(a.pair.publicKey)).toBe(true)
+
+    const b = connect(generateKeyPair(), { authKey: key })
+    expect(errorOf(b.out, b.connection)).toEqual({ status: 401, error: 'authKey is unknown or already used' })
+    expect(closes(b.out, b.connection)).toEqual([{ code: 4401, reason: 'authKey is unknown or already used' }])
+    expect(store.allNodes()).toHaveLength(1)
+  })
+
+  it('lets a reusable key register many nodes', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    for (let i = 0; i < 3; i++) join({ authKey: key })
+    expect(store.allNodes()).toHaveLength(3)
+  })
+
+  it('refuses a bad or missing key with 401 and registers nothing', () => {
+    const pair = generateKeyPair()
+    const bad = connect(pair, { authKey: 'bwauth-000000' })
+    expect(errorOf(bad.out, bad.connection)).toEqual({ status: 401, error: 'authKey is unknown or already used' })
+    const missing = connect(pair, {})
+    expect(errorOf(missing.out, missing.connection)).toEqual({ status: 401, error: 'authKey is required to register a new node key' })
+    expect(service.isRegistered(pair.publicKey)).toBe(false)
+    expect(service.connectionCount()).toBe(0)
+  })
+
+  it('lets a registered node reconnect without a key and keeps its addresses', () => {
+    const key = service.createAuthKey({}, 1)
+    const a = join({ authKey: key, hostname: 'alpha' })
+    service.closed(a.connection, 2000)
+    const again = join({ hostname: 'alpha' }, a.pair, 3000)
+    expect(again.self.addresses).toEqual(a.self.addresses)
+    expect(again.self.id).toBe(a.self.id)
+    expect(again.self.lastSeen).toBe(3000)
+  })
+
+  it('suffixes clashing hostnames -2, -3 and keeps a node its own name', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key, hostname: 'Laptop' })
+    const b = join({ authKey: key, hostname: 'laptop' })
+    const c = join({ authKey: key, hostname: 'LAPTOP!' })
+    expect([a.self.hostname, b.self.hostname, c.self.hostname]).toEqual(['laptop', 'laptop-2', 'laptop-3'])
+    service.closed(b.connection, 2000)
+    expect(join({ hostname: 'laptop' }, b.pair).self.hostname).toBe('laptop-2')
+  })
+
+  it('sanitises hostnames into DNS labels', () => {
+    expect(sanitizeHostname('My Laptop (work)')).toBe('my-laptop-work')
+    expect(sanitizeHostname('---')).toBe('node')
+    expect(sanitizeHostname('x'.repeat(100))).toHaveLength(63)
+  })
+})
+
+describe('key proof', () => {
+  it('refuses a forged proof (sealed with another private key) with 403 before sending anything', () => {
+    const key = service.createAuthKey({}, 1)
+    const victim = generateKeyPair()
+    const attacker = generateKeyPair()
+    const connection = nextId++
+    const [challenge] = service.open(connection, 1000)
+    const hello = helloFor(attacker, challenge!, { authKey: key })
+    hello.nodeKey = nodeKeyText(victim.publicKey)
+    const out = service.receive(connection, JSON.stringify(hello), 1000)
+    expect(errorOf(out, connection)).toEqual({ status: 403, error: 'proof does not prove possession of the node private key' })
+    expect(sent(out, connection).map((m) => m.type)).toEqual(['error'])
+    expect(service.isRegistered(victim.publicKey)).toBe(false)
+  })
+
+  it('refuses a proof replayed from another connection', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const pair = generateKeyPair()
+    const first = nextId++
+    const [challenge1] = service.open(first, 1000)
+    const hello = helloFor(pair, challenge1!, { authKey: key })
+    const second = nextId++
+    service.open(second, 1000)
+    const out = service.receive(second, JSON.stringify(hello), 1000)
+    expect(errorOf(out, second)?.status).toBe(403)
+  })
+
+  it('refuses a proof of the wrong challenge', () => {
+    const key = service.createAuthKey({}, 1)
+    const pair = generateKeyPair()
+    const connection = nextId++
+    const [challenge] = service.open(connection, 1000)
+    const hello = helloFor(pair, challenge!, { authKey: key })
+    const nonce = new Uint8Array(24)
+    hello.proof = { nonce: toBase64(nonce), box: toBase64(boxSeal(boxKey(pair.privateKey, service.serverPublicKey), nonce, new Uint8Array(32))) }
+    expect(errorOf(service.receive(connection, JSON.stringify(hello), 1000), connection)?.status).toBe(403)
+  })
+})
+
+describe('peer map pushes', () => {
+  it('pushes join, offline, online and home-relay changes to the others', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key, hostname: 'a' })
+    const b = join({ authKey: key, hostname: 'b' })
+    expect(b.peers.map((p) => p.hostname)).toEqual(['a'])
+    const joinPush = sent(b.out, a.connection)
+    expect(joinPush).toEqual([{ type: 'peers', upsert: [b.self], remove: [] }])
+
+    const offline = service.closed(b.connection, 5000)
+    expect(sent(offline, a.connection)).toEqual([{ type: 'peers', upsert: [{ ...b.self, online: false, lastSeen: 5000 }], remove: [] }])
+
+    const back = join({ hostname: 'b' }, b.pair, 6000)
+    expect(sent(back.out, a.connection)).toEqual([{ type: 'peers', upsert: [{ ...b.self, online: true, lastSeen: 6000 }], remove: [] }])
+    const relay = { url: 'wss://relay.example/derp', region: 'fra' }
+    const moved = service.receive(back.connection, JSON.stringify({ type: 'update', homeRelay: relay }), 7000)
+    expect(sent(moved, a.connection)).toEqual([{ type: 'peers', upsert: [{ ...back.self, homeRelay: relay }], remove: [] }])
+    expect(sent(moved, back.connection)).toEqual([{ type: 'self', self: { ...back.self, homeRelay: relay } }])
+    // Reporting the same relay again is not a change.
+    expect(service.receive(back.connection, JSON.stringify({ type: 'update', homeRelay: relay }), 7100)).toEqual([])
+  })
+
+  it('pushes a disco key change', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key })
+    const b = join({ authKey: key })
+    const discoKey = `discokey:${'ab'.repeat(32)}`
+    const out = service.receive(b.connection, JSON.stringify({ type: 'update', discoKey }), 2000)
+    expect(sent(out, a.connection)).toEqual([{ type: 'peers', upsert: [{ ...b.self, discoKey }], remove: [] }])
+  })
+
+  it('removes an ephemeral node when it disconnects and tells the others', () => {
+    const ephemeralKey = service.createAuthKey({ ephemeral: true }, 1)
+    const a = join({ authKey: service.createAuthKey({}, 1) })
+    const e = join({ authKey: ephemeralKey, hostname: 'tab' })
+    expect(e.self.ephemeral).toBe(true)
+    const out = service.closed(e.connection, 2000)
+    expect(sent(out, a.connection)).toEqual([{ type: 'peers', upsert: [], remove: [e.self.nodeKey] }])
+    expect(service.isRegistered(e.pair.publicKey)).toBe(false)
+    // The hostname is free again.
+    expect(join({ authKey: service.createAuthKey({}, 1), hostname: 'tab' }).self.hostname).toBe('tab')
+  })
+
+  it('drops ephemeral nodes left over from a previous process', () => {
+    const e = join({ authKey: service.createAuthKey({ ephemeral: true }, 1) })
+    const restarted = new CoordinationService({ store })
+    expect(restarted.isRegistered(e.pair.publicKey)).toBe(false)
+  })
+
+  it('moves a node to a new key: peers see the old key removed and the new one added, addresses kept', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key })
+    const b = join({ authKey: key, hostname: 'b' })
+    const rotated = generateKeyPair()
+    const moved = join({ hostname: 'b', previous: b.pair }, rotated, 3000)
+    expect(moved.self.addresses).toEqual(b.self.addresses)
+    expect(sent(moved.out, a.connection)).toEqual([{ type: 'peers', upsert: [moved.self], remove: [b.self.nodeKey] }])
+    expect(closes(moved.out, b.connection)).toEqual([{ code: 4409, reason: 'replaced by a newer connection from the same node' }])
+    expect(service.isRegistered(b.pair.publicKey)).toBe(false)
+    expect(service.isRegistered(rotated.publicKey)).toBe(true)
+  })
+
+  it('refuses a key change without proof of the old key', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const b = join({ authKey: key })
+    const impostor = generateKeyPair()
+    const connection = nextId++
+    const [challenge] = service.open(connection, 1000)
+    const hello = helloFor(generateKeyPair(), challenge!, { previous: impostor })
+    hello.previousNodeKey = b.self.nodeKey
+    const out = service.receive(connection, JSON.stringify(hello), 1000)
+    expect(errorOf(out, connection)).toEqual({ status: 403, error: 'previousProof does not prove possession of the node private key' })
+    expect(service.isRegistered(b.pair.publicKey)).toBe(true)
+  })
+
+  it('replaces an older session of the same node without a flap', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key })
+    const b = join({ authKey: key })
+    const b2 = join({}, b.pair, 2000)
+    expect(closes(b2.out, b.connection)).toHaveLength(1)
+    // The old socket's close event arrives later and must not mark b offline.
+    expect(service.closed(b.connection, 2001)).toEqual([])
+    expect(service.nodes().find((n) => n.nodeKey === b.self.nodeKey)?.online).toBe(true)
+    expect(sent(b2.out, a.connection)).toHaveLength(1)
+  })
+})
+
+describe('bad input and timeouts', () => {
+  it('closes an unauthenticated connection that sends garbage, naming the problem', () => {
+    const connection = nextId++
+    service.open(connection, 0)
+    const out = service.receive(connection, '{"type":"hello","version":1,"nodeKey":"nodekey:zz"}', 0)
+    expect(errorOf(out, connection)).toEqual({ status: 400, error: 'nodeKey must be nodekey: followed by 64 lowercase hex digits' })
+    expect(closes(out, connection)[0]?.code).toBe(4400)
+    expect(service.connectionCount()).toBe(0)
+  })
+
+  it('answers garbage from an authenticated node with an error but keeps the session and state', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key })
+    const before = service.nodes()
+    const out = service.receive(a.connection, 'not json', 2000)
+    expect(out).toEqual([{ kind: 'send', connection: a.connection, message: { type: 'error', status: 400, error: 'message is not valid JSON' } }])
+    const out2 = service.receive(a.connection, JSON.stringify({ type: 'update', homeRelay: { url: 'ftp://x' } }), 2000)
+    expect(errorOf(out2, a.connection)?.error).toBe('homeRelay.url must be an http(s) or ws(s) URL')
+    expect(service.nodes()).toEqual(before)
+    expect(sent(service.receive(a.connection, '{"type":"ping","id":7}', 2000), a.connection)).toEqual([{ type: 'pong', id: 7 }])
+  })
+
+  it('requires hello first', () => {
+    const connection = nextId++
+    service.open(connection, 0)
+    const out = service.receive(connection, '{"type":"ping","id":1}', 0)
+    expect(errorOf(out, connection)).toEqual({ status: 400, error: 'expected a hello message first, got ping' })
+  })
+
+  it('times out a silent handshake and a silent session, and reports when to tick', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const pending = nextId++
+    service.open(pending, 0)
+    expect(service.nextEvent()).toBe(10_000)
+    expect(service.tick(9_999)).toEqual([])
+    const timedOut = service.tick(10_000)
+    expect(closes(timedOut, pending)).toEqual([{ code: 4408, reason: 'no valid hello within the handshake timeout' }])
+    expect(service.nextEvent()).toBeUndefined()
+
+    const a = join({ authKey: key }, generateKeyPair(), 20_000)
+    expect(service.nextEvent()).toBe(80_000)
+    service.receive(a.connection, '{"type":"ping","id":1}', 50_000)
+    expect(service.nextEvent()).toBe(110_000)
+    const silent = service.tick(110_000)
+    expect(closes(silent, a.connection)[0]?.code).toBe(4408)
+    expect(service.nodes()[0]).toMatchObject({ online: false, lastSeen: 110_000 })
+  })
+})
