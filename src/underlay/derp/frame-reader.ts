@@ -1,6 +1,6 @@
 // Reassembles DERP frames from a byte stream whose chunk boundaries mean nothing: a WebSocket
 // message or a TCP read may hold part of a frame, one frame, or many.
-import { DerpFrameError, FRAME_HEADER_LENGTH, MAX_FRAME_LENGTH, readU32 } from './frames.ts'
+import { DerpFrameError, FRAME_HEADER_LENGTH, maxPayloadLength, readU32 } from './frames.ts'
 
 export interface RawFrame {
   type: number
@@ -14,7 +14,8 @@ export class FrameReader {
   private headOffset = 0
   private bufferedBytes = 0
 
-  constructor(private readonly maxFrameLength = MAX_FRAME_LENGTH) {}
+  /** `limit` gives the longest payload accepted for a frame type (default: the protocol's limits). */
+  constructor(private readonly limit: (type: number) => number = maxPayloadLength) {}
 
   /** Bytes received but not yet returned as frames. */
   get buffered(): number {
@@ -44,8 +45,9 @@ export class FrameReader {
       type = header[0]!
       length = readU32(header, 1)
     }
-    if (length > this.maxFrameLength) {
-      throw new DerpFrameError(`frame type 0x${type.toString(16)} announces ${length} bytes, over the ${this.maxFrameLength}-byte limit`)
+    const max = this.limit(type)
+    if (length > max) {
+      throw new DerpFrameError(`frame type 0x${type.toString(16)} announces ${length} bytes, over the ${max}-byte limit`)
     }
     const total = FRAME_HEADER_LENGTH + length
     if (this.bufferedBytes < total) return undefined

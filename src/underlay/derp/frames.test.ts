@@ -86,10 +86,13 @@ describe('DERP frames', () => {
   })
 
   it('the reader refuses a header announcing an oversize frame, without consuming it', () => {
-    const reader = new FrameReader(1000)
-    reader.push(fromHex('04000003e9'))
-    expect(() => reader.next()).toThrow(/over the 1000-byte limit/)
+    const reader = new FrameReader()
+    reader.push(fromHex('0400010021'))
+    expect(() => reader.next()).toThrow(/announces 65569 bytes, over the 65568-byte limit/)
     expect(reader.buffered).toBe(5)
+    const custom = new FrameReader(() => 1000)
+    custom.push(fromHex('14000003e9'))
+    expect(() => custom.next()).toThrow(/over the 1000-byte limit/)
   })
 })
 

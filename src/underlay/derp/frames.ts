@@ -13,6 +13,22 @@ export const MAX_INFO_LENGTH = 256 << 10
 /** Largest frame of any type the readers accept; anything longer is a protocol violation. */
 export const MAX_FRAME_LENGTH = 1 << 20
 
+/** The longest payload a frame of `type` may announce; longer means the peer is misbehaving. */
+export function maxPayloadLength(type: number): number {
+  switch (type) {
+    case FrameType.SendPacket:
+    case FrameType.RecvPacket:
+      return KEY_LENGTH + MAX_PACKET_SIZE
+    case FrameType.ForwardPacket:
+      return 2 * KEY_LENGTH + MAX_PACKET_SIZE
+    case FrameType.ClientInfo:
+    case FrameType.ServerInfo:
+      return MAX_INFO_LENGTH
+    default:
+      return MAX_FRAME_LENGTH
+  }
+}
+
 export const FrameType = {
   ServerKey: 0x01,
   ClientInfo: 0x02,

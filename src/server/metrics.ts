@@ -1,0 +1,38 @@
+// Relay counters, rendered in the Prometheus text exposition format for /metrics.
+
+export type DropReason = 'unknown_dest' | 'queue_full_oldest' | 'queue_full_newest' | 'rate_limited' | 'gone'
+
+export class RelayMetrics {
+  clients = 0
+  homeClients = 0
+  connectionsAccepted = 0
+  packetsForwarded = 0
+  bytesForwarded = 0
+  readonly drops = new Map<DropReason, number>()
+  readonly closes = new Map<string, number>()
+
+  drop(reason: DropReason, count = 1): void {
+    if (count > 0) this.drops.set(reason, (this.drops.get(reason) ?? 0) + count)
+  }
+
+  closed(kind: string): void {
+    this.closes.set(kind, (this.closes.get(kind) ?? 0) + 1)
+  }
+
+  render(): string {
+    const lines: string[] = []
+    const metric = (name: string, type: string, help: string, samples: Array<[string, number]>): void => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+      for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`)
+    }
+    metric('burrow_relay_clients', 'gauge', 'Logged-in DERP clients.', [['', this.clients]])
+    metric('burrow_relay_home_clients', 'gauge', 'Clients that named this relay their home.', [['', this.homeClients]])
+    metric('burrow_relay_connections_accepted_total', 'counter', 'Connections accepted.', [['', this.connectionsAccepted]])
+    metric('burrow_relay_packets_forwarded_total', 'counter', 'Packets queued to a destination client.', [['', this.packetsForwarded]])
+    metric('burrow_relay_bytes_forwarded_total', 'counter', 'Packet bytes queued to a destination client.', [['', this.bytesForwarded]])
+    const reasons: DropReason[] = ['unknown_dest', 'queue_full_oldest', 'queue_full_newest', 'rate_limited', 'gone']
+    metric('burrow_relay_packets_dropped_total', 'counter', 'Packets dropped, by reason.', reasons.map((r) => [`{reason="${r}"}`, this.drops.get(r) ?? 0]))
+    metric('burrow_relay_connections_closed_total', 'counter', 'Connections closed, by kind.', [...this.closes].map(([k, v]) => [`{kind="${k}"}`, v]))
+    return lines.join('\n') + '\n'
+  }
+}

@@ -1,0 +1,219 @@
+import { describe, expect, it } from 'vitest'
+import { boxKey, generateKeyPair } from '../crypto/index.ts'
+import { encodeFrame } from '../underlay/derp/frames.ts'
+import { openJson, sealJson } from '../underlay/derp/info.ts'
+import { type DerpClientEvent, DerpClientSession } from '../underlay/derp/session.ts'
+import { Relay, type RelayClient, type RelayOptions } from './relay.ts'
+
+/** A client session wired to the relay in memory; `pump` moves bytes both ways until quiet. */
+class Harness {
+  readonly relay: Relay
+  now = 1000
+  readonly links: Array<{ session: DerpClientSession; conn: RelayClient; events: DerpClientEvent[]; closed?: string }> = []
+
+  constructor(options: Partial<RelayOptions> = {}) {
+    this.relay = new Relay({ privateKey: generateKeyPair().privateKey, random: () => 0, ...options })
+  }
+
+  connect(privateKey = generateKeyPair().privateKey) {
+    const session = new DerpClientSession({ privateKey }, this.now)
+    const conn = this.relay.accept(this.now, 'test')
+    const link: (typeof this.links)[number] = { session, conn, events: [] }
+    conn.onClose = (reason) => (link.closed = reason)
+    this.links.push(link)
+    this.pump()
+    return link
+  }
+
+  pump(): void {
+    for (let moved = true; moved; ) {
+      moved = false
+      for (const link of this.links) {
+        if (link.closed) continue
+        for (let out = link.session.takeOutput(); out; out = link.session.takeOutput()) {
+          this.relay.receive(link.conn, out.slice(), this.now)
+          moved = true
+        }
+        for (let out = link.conn.takeOutput(); out; out = link.conn.takeOutput()) {
+          link.session.receive(out.slice(), this.now)
+          moved = true
+        }
+        for (let e = link.session.poll(); e; e = link.session.poll()) link.events.push(e)
+      }
+    }
+  }
+}
+
+const packets = (link: Harness['links'][number]) => link.events.filter((e) => e.type === 'packet')
+
+describe('Relay core with client sessions', () => {
+  it('logs clients in and forwards packets both ways', () => {
+    const h = new Harness()
+    const a = h.connect()
+    const b = h.connect()
+    expect(a.events[0]).toMatchObject({ type: 'connected', serverInfo: { version: 2 } })
+    expect(h.relay.metrics.clients).toBe(2)
+    a.session.send(b.session.publicKey, new Uint8Array([1, 2, 3]), h.now)
+    b.session.send(a.session.publicKey, new Uint8Array([4]), h.now)
+    h.pump()
+    expect(packets(b)).toEqual([{ type: 'packet', source: a.session.publicKey, packet: new Uint8Array([1, 2, 3]) }])
+    expect(packets(a)).toEqual([{ type: 'packet', source: b.session.publicKey, packet: new Uint8Array([4]) }])
+    expect(h.relay.metrics.packetsForwarded).toBe(2)
+  })
+
+  it('answers pings and sends keepalives on schedule', () => {
+    const h = new Harness({ keepAliveMs: 60_000 })
+    const a = h.connect()
+    a.session.ping(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]))
+    h.pump()
+    expect(a.events.at(-1)).toEqual({ type: 'pong', data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]) })
+    expect(h.relay.nextEvent()).toBe(h.now + 60_000)
+    h.now += 60_000
+    h.relay.handleTimers(h.now)
+    expect(a.conn.takeOutput()).toEqual(encodeFrame({ type: 'keep-alive' }))
+  })
+
+  it('closes only the offender on a malformed frame, an oversize frame or a bad box', () => {
+    const h = new Harness()
+    const good1 = h.connect()
+    const good2 = h.connect()
+    const malformed = h.connect()
+    h.relay.receive(malformed.conn, new Uint8Array([0x07, 0, 0, 0, 3, 1, 1, 1]), h.now) // NotePreferred of 3 bytes
+    expect(malformed.closed).toMatch(/NotePreferred frame must be 1 byte/)
+    const oversize = h.connect()
+    h.relay.receive(oversize.conn, new Uint8Array([0x04, 0, 0x01, 0x00, 0x21]), h.now)
+    expect(oversize.closed).toMatch(/over the 65568-byte limit/)
+    // A ClientInfo sealed to the wrong relay key.
+    const conn = h.relay.accept(h.now, 'test')
+    let closed = ''
+    conn.onClose = (r) => (closed = r)
+    const me = generateKeyPair()
+    const sealed = sealJson(boxKey(me.privateKey, generateKeyPair().publicKey), { version: 2 })
+    h.relay.receive(conn, encodeFrame({ type: 'client-info', clientKey: me.publicKey, sealed }), h.now)
+    expect(closed).toMatch(/ClientInfo box failed to open/)
+    good1.session.send(good2.session.publicKey, new Uint8Array([9]), h.now)
+    h.pump()
+    expect(packets(good2)).toHaveLength(1)
+    expect(h.relay.metrics.clients).toBe(2)
+  })
+
+  it('refuses anything but ClientInfo first and enforces a login timeout', () => {
+    const h = new Harness({ loginTimeoutMs: 5000 })
+    const conn = h.relay.accept(h.now, 'test')
+    let closed = ''
+    conn.onClose = (r) => (closed = r)
+    h.relay.receive(conn, encodeFrame({ type: 'keep-alive' }), h.now)
+    expect(closed).toMatch(/expected ClientInfo/)
+    const idle = h.relay.accept(h.now, 'test')
+    idle.onClose = (r) => (closed = r)
+    h.relay.handleTimers(h.now + 5000)
+    expect(closed).toMatch(/login timed out/)
+  })
+
+  it('sends PeerGone to senders when a destination leaves', () => {
+    const h = new Harness()
+    const a = h.connect()
+    const b = h.connect()
+    a.session.send(b.session.publicKey, new Uint8Array([1]), h.now)
+    h.pump()
+    h.relay.close(b.conn, 'client went away', h.now, 'normal')
+    h.pump()
+    expect(a.events.at(-1)).toEqual({ type: 'peer-gone', key: b.session.publicKey, reason: 0 })
+  })
+
+  it('answers a disco packet to an absent peer with PeerGone NotHere', () => {
+    const h = new Harness()
+    const a = h.connect()
+    const absent = generateKeyPair().publicKey
+    const disco = new Uint8Array(100)
+    disco.set([0x54, 0x53, 0xf0, 0x9f, 0x92, 0xac])
+    a.session.send(absent, disco, h.now)
+    a.session.send(absent, new Uint8Array([1, 2]), h.now)
+    h.pump()
+    expect(a.events.filter((e) => e.type === 'peer-gone')).toEqual([{ type: 'peer-gone', key: absent, reason: 1 }])
+    expect(h.relay.metrics.drops.get('unknown_dest')).toBe(2)
+  })
+
+  it('delivers to the most recently active of duplicate connections', () => {
+    const h = new Harness()
+    const key = generateKeyPair().privateKey
+    const first = h.connect(key)
+    const second = h.connect(key)
+    const sender = h.connect()
+    sender.session.send(first.session.publicKey, new Uint8Array([1]), h.now)
+    h.pump()
+    expect(packets(second)).toHaveLength(1)
+    first.session.send(sender.session.publicKey, new Uint8Array([2]), h.now)
+    h.pump()
+    sender.session.send(first.session.publicKey, new Uint8Array([3]), h.now)
+    h.pump()
+    expect(packets(first).map((e) => e.type === 'packet' && e.packet[0])).toEqual([3])
+    h.relay.close(first.conn, 'gone', h.now, 'normal')
+    sender.session.send(first.session.publicKey, new Uint8Array([4]), h.now)
+    h.pump()
+    expect(packets(second)).toHaveLength(2)
+  })
+
+  it('bounds each client queue, dropping the oldest and counting', () => {
+    const h = new Harness({ queuePackets: 4 })
+    const a = h.connect()
+    const b = h.connect()
+    for (let i = 0; i < 10; i++) h.relay.receive(a.conn, encodeFrame({ type: 'send-packet', destination: b.session.publicKey, packet: new Uint8Array([i]) }), h.now)
+    h.pump()
+    expect(packets(b).map((e) => e.type === 'packet' && e.packet[0])).toEqual([6, 7, 8, 9])
+    expect(h.relay.metrics.drops.get('queue_full_oldest')).toBe(6)
+  })
+
+  it('announces its token bucket, which the client then honours', () => {
+    const h = new Harness({ rateLimit: { bytesPerSecond: 1000, burstBytes: 200 } })
+    const a = h.connect()
+    const b = h.connect()
+    expect(a.events[0]).toMatchObject({ serverInfo: { TokenBucketBytesPerSecond: 1000, TokenBucketBytesBurst: 200 } })
+    const sent = Array.from({ length: 5 }, () => a.session.send(b.session.publicKey, new Uint8Array(60), h.now))
+    expect(sent).toEqual([true, true, false, false, false]) // 97-byte frames against a 200-byte burst
+    expect(a.session.counters.droppedRateLimited).toBe(3)
+    // A client ignoring the bucket has its excess dropped by the relay.
+    for (let i = 0; i < 5; i++) h.relay.receive(b.conn, encodeFrame({ type: 'send-packet', destination: a.session.publicKey, packet: new Uint8Array(60) }), h.now)
+    expect(h.relay.metrics.drops.get('rate_limited')).toBe(3)
+  })
+
+  it('admits clients through the verification hook', () => {
+    const h = new Harness({ verifyClients: true })
+    const pending: RelayClient[] = []
+    const origAccept = h.relay.accept.bind(h.relay)
+    h.relay.accept = (now, remote) => {
+      const c = origAccept(now, remote)
+      c.onAdmission = () => pending.push(c)
+      return c
+    }
+    const a = h.connect()
+    expect(a.session.state).toBe('awaiting-server-info')
+    h.relay.completeAdmission(pending[0]!, true, h.now)
+    h.pump()
+    expect(a.session.state).toBe('ready')
+    const b = h.connect()
+    h.relay.completeAdmission(pending[1]!, false, h.now)
+    expect(b.closed).toBe('client not admitted')
+  })
+
+  it('sends Restarting on shutdown', () => {
+    const h = new Harness()
+    const a = h.connect()
+    h.relay.announceRestart(1500, 30_000)
+    h.pump()
+    expect(a.events.at(-1)).toEqual({ type: 'restarting', reconnectInMs: 1500, tryForMs: 30_000 })
+  })
+
+  it('seals ServerInfo to the client key', () => {
+    const relayKeys = generateKeyPair()
+    const h = new Harness({ privateKey: relayKeys.privateKey })
+    const conn = h.relay.accept(h.now, 'test')
+    conn.takeOutput()
+    const me = generateKeyPair()
+    const shared = boxKey(me.privateKey, relayKeys.publicKey)
+    h.relay.receive(conn, encodeFrame({ type: 'client-info', clientKey: me.publicKey, sealed: sealJson(shared, { version: 2 }) }), h.now)
+    const out = conn.takeOutput()!
+    expect(out[0]).toBe(0x03)
+    expect(openJson(shared, out.subarray(5), 'ServerInfo')).toEqual({ version: 2 })
+  })
+})

@@ -1,0 +1,386 @@
+// The DERP relay core, sans-IO: connections feed it bytes with `now`; it forwards packets into
+// per-client bounded queues and tells the drivers (via each client's hooks) when a client has
+// output or must be closed. Drivers own sockets and timers; nothing here touches either.
+import { formatNodeKey, publicKeyOf } from '../crypto/index.ts'
+import { FrameReader } from '../underlay/derp/frame-reader.ts'
+import {
+  type DerpFrame,
+  DerpFrameError,
+  FRAME_HEADER_LENGTH,
+  FrameType,
+  KEY_LENGTH,
+  MAGIC,
+  PROTOCOL_VERSION,
+  PeerGoneReason,
+  decodeFrame,
+  encodeFrame,
+  writeHeader,
+} from '../underlay/derp/frames.ts'
+import { DerpLoginError, boxKey, openJson, parseClientInfo, sealJson, type ClientInfo, type ServerInfo } from '../underlay/derp/info.ts'
+import { TokenBucket } from '../underlay/derp/token-bucket.ts'
+import { type Logger, silentLogger } from './log.ts'
+import { RelayMetrics } from './metrics.ts'
+import { SendQueue } from './send-queue.ts'
+
+export interface RelayOptions {
+  privateKey: Uint8Array
+  /** Forwarded packets queued per client before dropping the oldest (Tailscale uses 32). */
+  queuePackets?: number
+  queueBytes?: number
+  /** Per-client token bucket, announced in ServerInfo; packets over it are dropped. */
+  rateLimit?: { bytesPerSecond: number; burstBytes: number }
+  /** When set, a client is only registered once the driver reports the admission decision. */
+  verifyClients?: boolean
+  keepAliveMs?: number
+  loginTimeoutMs?: number
+  /** Uniform [0, 1), for keepalive jitter. */
+  random?: () => number
+  log?: Logger
+  metrics?: RelayMetrics
+}
+
+export type RelayClientState = 'login' | 'admitting' | 'ready' | 'closed'
+
+export class RelayClient {
+  state: RelayClientState = 'login'
+  key: Uint8Array | undefined
+  keyId = ''
+  info: ClientInfo | undefined
+  preferred = false
+  closeReason: string | undefined
+  readonly reader = new FrameReader()
+  readonly queue: SendQueue
+  bucket: TokenBucket | undefined
+  peerGoneLimit: TokenBucket | undefined
+  serverInfoFrame: Uint8Array | undefined
+  nextTimerAt: number
+  lastActiveAt: number
+  /** Driver hook: the queue went from empty to non-empty. */
+  onOutput: () => void = () => {}
+  /** Driver hook: close the socket (after writing nothing more). */
+  onClose: (reason: string) => void = () => {}
+  /** Driver hook (verifyClients): decide, then call relay.completeAdmission. */
+  onAdmission: (key: Uint8Array) => void = () => {}
+
+  constructor(
+    readonly id: number,
+    readonly remote: string,
+    queuePackets: number,
+    queueBytes: number,
+    now: number,
+    loginDeadline: number,
+  ) {
+    this.queue = new SendQueue(queuePackets, queueBytes)
+    this.nextTimerAt = loginDeadline
+    this.lastActiveAt = now
+  }
+
+  /** Up to `maxBytes` of queued frames as one buffer (one message for WebSocket). */
+  takeOutput(maxBytes = 64 * 1024): Uint8Array | undefined {
+    return this.queue.take(maxBytes)
+  }
+
+  get name(): string {
+    return this.key ? formatNodeKey(this.key) : `#${this.id}`
+  }
+}
+
+interface KeySet {
+  clients: RelayClient[]
+  /** The connection that receives: the most recently active of duplicates. */
+  active: RelayClient
+}
+
+const DISCO_MAGIC = [0x54, 0x53, 0xf0, 0x9f, 0x92, 0xac]
+
+export class Relay {
+  readonly publicKey: Uint8Array
+  readonly metrics: RelayMetrics
+  private readonly privateKey: Uint8Array
+  private readonly keys = new Map<string, KeySet>()
+  private readonly connections = new Set<RelayClient>()
+  /** dst key id → ids of keys that sent to it (for PeerGone), and the reverse for cleanup. */
+  private readonly sendersTo = new Map<string, Set<string>>()
+  private readonly sentBy = new Map<string, Set<string>>()
+  private nextId = 1
+  private readonly queuePackets: number
+  private readonly queueBytes: number
+  private readonly keepAliveMs: number
+  private readonly loginTimeoutMs: number
+  private readonly random: () => number
+  private readonly log: Logger
+
+  constructor(private readonly options: RelayOptions) {
+    this.privateKey = options.privateKey
+    this.publicKey = publicKeyOf(options.privateKey)
+    this.queuePackets = options.queuePackets ?? 1024
+    this.queueBytes = options.queueBytes ?? 4 << 20
+    this.keepAliveMs = options.keepAliveMs ?? 60_000
+    this.loginTimeoutMs = options.loginTimeoutMs ?? 10_000
+    this.random = options.random ?? Math.random
+    this.log = options.log ?? silentLogger
+    this.metrics = options.metrics ?? new RelayMetrics()
+    if (options.rateLimit && !(options.rateLimit.bytesPerSecond > 0 && options.rateLimit.burstBytes > 0)) {
+      throw new RangeError('rate limit bytesPerSecond and burstBytes must be positive')
+    }
+  }
+
+  get clientCount(): number {
+    return this.connections.size
+  }
+
+  /** A new connection; the ServerKey greeting is queued at once. */
+  accept(now: number, remote: string): RelayClient {
+    const client = new RelayClient(this.nextId++, remote, this.queuePackets, this.queueBytes, now, now + this.loginTimeoutMs)
+    this.connections.add(client)
+    this.metrics.connectionsAccepted++
+    const greeting = new Uint8Array(FRAME_HEADER_LENGTH + MAGIC.length + KEY_LENGTH)
+    writeHeader(greeting, 0, FrameType.ServerKey, MAGIC.length + KEY_LENGTH)
+    greeting.set(MAGIC, FRAME_HEADER_LENGTH)
+    greeting.set(this.publicKey, FRAME_HEADER_LENGTH + MAGIC.length)
+    client.queue.pushControl(greeting)
+    return client
+  }
+
+  /** Bytes from a client's stream. Protocol violations close that client only. */
+  receive(client: RelayClient, bytes: Uint8Array, now: number): void {
+    if (client.state === 'closed') return
+    client.reader.push(bytes)
+    this.process(client, now)
+  }
+
+  /** A driver-detected violation (text message, write timeout, socket error). */
+  close(client: RelayClient, reason: string, now: number, kind = 'protocol_error'): void {
+    if (client.state === 'closed') return
+    const wasReady = client.state === 'ready'
+    client.state = 'closed'
+    client.closeReason = reason
+    client.queue.clear()
+    this.connections.delete(client)
+    this.metrics.closed(kind)
+    if (wasReady) this.unregister(client, now)
+    this.log(kind === 'normal' ? 'info' : 'warn', 'connection closed', { client: client.name, remote: client.remote, kind, reason })
+    client.onClose(reason)
+  }
+
+  completeAdmission(client: RelayClient, admitted: boolean, now: number): void {
+    if (client.state !== 'admitting') return
+    if (!admitted) {
+      this.close(client, 'client not admitted', now, 'not_admitted')
+      return
+    }
+    this.register(client, now)
+    this.process(client, now)
+  }
+
+  /** Keepalives and login deadlines that are due. */
+  handleTimers(now: number): void {
+    for (const client of this.connections) {
+      if (client.nextTimerAt > now) continue
+      if (client.state === 'login' || client.state === 'admitting') {
+        this.close(client, 'login timed out', now, 'login_timeout')
+      } else if (client.state === 'ready') {
+        this.pushControl(client, encodeFrame({ type: 'keep-alive' }))
+        client.nextTimerAt = now + this.keepAliveInterval()
+      }
+    }
+  }
+
+  nextEvent(): number | undefined {
+    let next: number | undefined
+    for (const client of this.connections) if (next === undefined || client.nextTimerAt < next) next = client.nextTimerAt
+    return next
+  }
+
+  /** Tells every client the relay is going away and when to come back (graceful shutdown). */
+  announceRestart(reconnectInMs: number, tryForMs: number): void {
+    const frame = encodeFrame({ type: 'restarting', reconnectInMs, tryForMs })
+    for (const client of this.connections) if (client.state === 'ready') this.pushControl(client, frame)
+  }
+
+  /** Sends a Health problem to every client (empty clears it). */
+  announceHealth(problem: string): void {
+    const frame = encodeFrame({ type: 'health', problem })
+    for (const client of this.connections) if (client.state === 'ready') this.pushControl(client, frame)
+  }
+
+  private keepAliveInterval(): number {
+    return this.keepAliveMs + Math.floor(this.random() * (this.keepAliveMs / 12))
+  }
+
+  private process(client: RelayClient, now: number): void {
+    try {
+      while (client.state === 'login' || client.state === 'ready') {
+        const raw = client.reader.next()
+        if (!raw) return
+        if (client.state === 'login') this.login(client, raw.type, raw.payload, now)
+        else this.handle(client, decodeFrame(raw.type, raw.payload), now)
+      }
+    } catch (error) {
+      if (error instanceof DerpFrameError || error instanceof DerpLoginError) {
+        this.close(client, error.message, now, error instanceof DerpLoginError ? 'login_failed' : 'protocol_error')
+      } else {
+        this.close(client, `internal error: ${(error as Error).message}`, now, 'internal_error')
+        throw error
+      }
+    }
+  }
+
+  private login(client: RelayClient, type: number, payload: Uint8Array, now: number): void {
+    if (type !== FrameType.ClientInfo) throw new DerpLoginError(`expected ClientInfo, got frame type 0x${type.toString(16)}`)
+    const frame = decodeFrame(type, payload)
+    if (frame.type !== 'client-info') throw new DerpLoginError('expected ClientInfo')
+    let shared: Uint8Array
+    try {
+      shared = boxKey(this.privateKey, frame.clientKey)
+    } catch (error) {
+      throw new DerpLoginError(`ClientInfo key is unusable: ${(error as Error).message}`)
+    }
+    const info = parseClientInfo(openJson(shared, frame.sealed, 'ClientInfo'))
+    if (info.meshKey !== undefined) throw new DerpLoginError('mesh clients are not supported by this relay')
+    client.key = frame.clientKey.slice()
+    client.keyId = keyId(client.key)
+    client.info = info
+    const serverInfo: ServerInfo = { version: PROTOCOL_VERSION }
+    if (this.options.rateLimit) {
+      serverInfo.TokenBucketBytesPerSecond = this.options.rateLimit.bytesPerSecond
+      serverInfo.TokenBucketBytesBurst = this.options.rateLimit.burstBytes
+      client.bucket = new TokenBucket(this.options.rateLimit.bytesPerSecond, this.options.rateLimit.burstBytes, now)
+    }
+    client.peerGoneLimit = new TokenBucket(3, 3, now)
+    client.serverInfoFrame = encodeFrame({ type: 'server-info', sealed: sealJson(shared, serverInfo) })
+    if (this.options.verifyClients) {
+      client.state = 'admitting'
+      client.onAdmission(client.key)
+      return
+    }
+    this.register(client, now)
+  }
+
+  private register(client: RelayClient, now: number): void {
+    client.state = 'ready'
+    this.pushControl(client, client.serverInfoFrame!)
+    client.serverInfoFrame = undefined
+    client.nextTimerAt = now + this.keepAliveInterval()
+    client.lastActiveAt = now
+    const set = this.keys.get(client.keyId)
+    if (set) {
+      set.clients.push(client)
+      set.active = client
+      this.log('info', 'duplicate key connected; newest connection receives', { client: client.name, connections: set.clients.length })
+    } else {
+      this.keys.set(client.keyId, { clients: [client], active: client })
+    }
+    this.metrics.clients++
+    this.log('info', 'client logged in', { client: client.name, remote: client.remote, canAckPings: client.info?.CanAckPings })
+  }
+
+  private unregister(client: RelayClient, _now: number): void {
+    this.metrics.clients--
+    if (client.preferred) this.metrics.homeClients--
+    const set = this.keys.get(client.keyId)
+    if (!set) return
+    set.clients = set.clients.filter((c) => c !== client)
+    if (set.clients.length > 0) {
+      if (set.active === client) set.active = set.clients.reduce((a, b) => (b.lastActiveAt >= a.lastActiveAt ? b : a))
+      return
+    }
+    this.keys.delete(client.keyId)
+    const senders = this.sendersTo.get(client.keyId)
+    this.sendersTo.delete(client.keyId)
+    if (senders) {
+      const gone = encodeFrame({ type: 'peer-gone', key: client.key!, reason: PeerGoneReason.Disconnected })
+      for (const sender of senders) {
+        const senderSet = this.keys.get(sender)
+        if (senderSet) for (const c of senderSet.clients) this.pushControl(c, gone)
+        this.sentBy.get(sender)?.delete(client.keyId)
+      }
+    }
+    const targets = this.sentBy.get(client.keyId)
+    this.sentBy.delete(client.keyId)
+    if (targets) for (const target of targets) this.sendersTo.get(target)?.delete(client.keyId)
+  }
+
+  private handle(client: RelayClient, frame: DerpFrame, now: number): void {
+    switch (frame.type) {
+      case 'send-packet':
+        this.forward(client, frame.destination, frame.packet, now)
+        return
+      case 'note-preferred':
+        if (frame.preferred !== client.preferred) this.metrics.homeClients += frame.preferred ? 1 : -1
+        client.preferred = frame.preferred
+        return
+      case 'ping':
+        this.pushControl(client, encodeFrame({ type: 'pong', data: frame.data }))
+        return
+      case 'forward-packet':
+      case 'watch-conns':
+      case 'close-peer':
+        throw new DerpFrameError(`${frame.type} is only for relay mesh peers`)
+      default:
+        // Keepalives, pongs, frames only a server sends, and unknown types are skipped.
+        return
+    }
+  }
+
+  private forward(client: RelayClient, destination: Uint8Array, packet: Uint8Array, now: number): void {
+    client.lastActiveAt = now
+    const own = this.keys.get(client.keyId)
+    if (own && own.clients.length > 1) own.active = client
+    if (client.bucket && !client.bucket.take(FRAME_HEADER_LENGTH + KEY_LENGTH + packet.length, now)) {
+      this.metrics.drop('rate_limited')
+      return
+    }
+    const dstId = keyId(destination)
+    const target = this.keys.get(dstId)?.active
+    if (!target) {
+      this.metrics.drop('unknown_dest')
+      if (looksLikeDisco(packet) && client.peerGoneLimit?.take(1, now)) {
+        this.pushControl(client, encodeFrame({ type: 'peer-gone', key: destination, reason: PeerGoneReason.NotHere }))
+      }
+      return
+    }
+    const frame = new Uint8Array(FRAME_HEADER_LENGTH + KEY_LENGTH + packet.length)
+    writeHeader(frame, 0, FrameType.RecvPacket, KEY_LENGTH + packet.length)
+    frame.set(client.key!, FRAME_HEADER_LENGTH)
+    frame.set(packet, FRAME_HEADER_LENGTH + KEY_LENGTH)
+    const wasEmpty = target.queue.isEmpty
+    const drops = target.queue.pushData(frame)
+    this.metrics.drop('queue_full_oldest', drops.oldest)
+    this.metrics.drop('queue_full_newest', drops.newest)
+    if (drops.newest === 0) {
+      this.metrics.packetsForwarded++
+      this.metrics.bytesForwarded += packet.length
+    }
+    this.noteSent(client.keyId, dstId)
+    if (wasEmpty && !target.queue.isEmpty) target.onOutput()
+  }
+
+  private noteSent(srcId: string, dstId: string): void {
+    let senders = this.sendersTo.get(dstId)
+    if (!senders) this.sendersTo.set(dstId, (senders = new Set()))
+    if (senders.has(srcId)) return
+    senders.add(srcId)
+    let targets = this.sentBy.get(srcId)
+    if (!targets) this.sentBy.set(srcId, (targets = new Set()))
+    targets.add(dstId)
+  }
+
+  private pushControl(client: RelayClient, frame: Uint8Array): void {
+    if (client.state === 'closed') return
+    const wasEmpty = client.queue.isEmpty
+    client.queue.pushControl(frame)
+    if (wasEmpty) client.onOutput()
+  }
+}
+
+/** A compact map key for a 32-byte public key. */
+export function keyId(key: Uint8Array): string {
+  return String.fromCharCode.apply(null, key as unknown as number[])
+}
+
+function looksLikeDisco(packet: Uint8Array): boolean {
+  if (packet.length < DISCO_MAGIC.length + 32 + 24) return false
+  for (let i = 0; i < DISCO_MAGIC.length; i++) if (packet[i] !== DISCO_MAGIC[i]) return false
+  return true
+}
