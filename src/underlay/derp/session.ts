@@ -108,8 +108,9 @@ export class DerpClientSession {
     this.lastHeardAt = now
     this.pingDeadline = undefined
     try {
-      for (let raw = this.reader.next(); raw && this.state !== 'closed'; raw = this.reader.next()) {
+      for (let raw = this.reader.next(); raw; raw = this.reader.next()) {
         this.handle(decodeFrame(raw.type, raw.payload), now)
+        if (this.isClosed()) return
       }
     } catch (error) {
       if (error instanceof DerpFrameError || error instanceof DerpLoginError || error instanceof DerpClientError) this.close(error.message)
@@ -210,6 +211,11 @@ export class DerpClientSession {
 
   get name(): string {
     return formatNodeKey(this.publicKey)
+  }
+
+  /** A method, so that narrowing of `state` does not survive calls that may close the session. */
+  isClosed(): boolean {
+    return this.state === 'closed'
   }
 
   private write(frame: DerpFrame): void {
