@@ -161,7 +161,8 @@ export function formatPrefix(p: Prefix): string {
 /** True when `a` is in `p`; addresses of the other family are never contained. */
 export function prefixContains(p: Prefix, a: IpAddress): boolean {
   if (a.length !== p.address.length) return false
-  let bits = p.bits
+  // A hand-built prefix may claim more bits than the address has; compare what exists.
+  let bits = Math.min(p.bits, a.length * 8)
   for (let i = 0; bits > 0; i++, bits -= 8) {
     const mask = bits >= 8 ? 0xff : (0xff00 >> bits) & 0xff
     if (((a[i]! ^ p.address[i]!) & mask) !== 0) return false

@@ -25,6 +25,7 @@ const OPT_WINDOW_SCALE = 3
 const OPT_SACK_PERMITTED = 4
 const OPT_SACK = 5
 const OPT_TIMESTAMP = 8
+const SACK_PERMITTED_ALONE = new Uint8Array([OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2])
 
 export interface TcpOptions {
   mss?: number
@@ -161,22 +162,42 @@ function checkOptions(o: TcpOptions): void {
 // area is always a multiple of 4 and fixed fields such as timestamps sit on word boundaries.
 function writeOptions(o: TcpOptions, out: Uint8Array, start: number): void {
   let at = start
-  const put = (...bytes: number[]): void => {
-    for (const b of bytes) out[at++] = b
+  if (o.mss !== undefined) {
+    out[at] = OPT_MSS
+    out[at + 1] = 4
+    writeUint16(out, at + 2, o.mss)
+    at += 4
   }
-  if (o.mss !== undefined) put(OPT_MSS, 4, o.mss >>> 8, o.mss & 0xff)
-  if (o.sackPermitted && o.timestamp !== undefined) put(OPT_SACK_PERMITTED, 2)
-  else if (o.sackPermitted) put(OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2)
-  else if (o.timestamp !== undefined) put(OPT_NOP, OPT_NOP)
   if (o.timestamp !== undefined) {
-    put(OPT_TIMESTAMP, 10)
-    writeUint32(out, at, o.timestamp.value)
-    writeUint32(out, at + 4, o.timestamp.echo)
-    at += 8
+    if (o.sackPermitted) {
+      out[at] = OPT_SACK_PERMITTED
+      out[at + 1] = 2
+    } else {
+      out[at] = OPT_NOP
+      out[at + 1] = OPT_NOP
+    }
+    out[at + 2] = OPT_TIMESTAMP
+    out[at + 3] = 10
+    writeUint32(out, at + 4, o.timestamp.value)
+    writeUint32(out, at + 8, o.timestamp.echo)
+    at += 12
+  } else if (o.sackPermitted) {
+    out.set(SACK_PERMITTED_ALONE, at)
+    at += 4
   }
-  if (o.windowScale !== undefined) put(OPT_NOP, OPT_WINDOW_SCALE, 3, o.windowScale)
+  if (o.windowScale !== undefined) {
+    out[at] = OPT_NOP
+    out[at + 1] = OPT_WINDOW_SCALE
+    out[at + 2] = 3
+    out[at + 3] = o.windowScale
+    at += 4
+  }
   if (o.sack !== undefined && o.sack.length > 0) {
-    put(OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * o.sack.length)
+    out[at] = OPT_NOP
+    out[at + 1] = OPT_NOP
+    out[at + 2] = OPT_SACK
+    out[at + 3] = 2 + 8 * o.sack.length
+    at += 4
     for (const [left, right] of o.sack) {
       writeUint32(out, at, left)
       writeUint32(out, at + 4, right)
