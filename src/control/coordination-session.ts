@@ -1,0 +1,184 @@
+// One connection's worth of the coordination client, sans-IO: it answers the challenge with a
+// proof made from the node private key (which never leaves this object's owner, the worker),
+// keeps the peer map, and says when to ping and when the server has gone quiet.
+import { boxKey, boxSeal, fromBase64, randomBytes, toBase64, type KeyPair } from '../crypto/index.ts'
+import {
+  CLOSE_CODE_BASE,
+  PING_INTERVAL_MS,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  discoKeyText,
+  nodeKeyText,
+  parseServerMessage,
+  type ClientMessage,
+  type HelloMessage,
+  type HomeRelay,
+  type NetworkInfo,
+  type PeerEntry,
+  type Proof,
+} from './protocol.ts'
+
+/** The server must answer a ping (or say anything) within this long, or the connection is dead. */
+export const PONG_TIMEOUT_MS = 10_000
+/** From socket open to welcome. */
+export const WELCOME_TIMEOUT_MS = 15_000
+
+/**
+ * Statuses after which reconnecting cannot help: the key or request is wrong (400, 401, 403, 404)
+ * or another connection of this node took over (409, e.g. the same key in a second tab).
+ */
+const FATAL_STATUSES = new Set([400, 401, 403, 404, 409, 410])
+
+export class CoordinationClientError extends Error {
+  /** HTTP-like status from the server, or 0 for transport problems. */
+  readonly status: number
+  readonly fatal: boolean
+  constructor(status: number, message: string) {
+    super(message)
+    this.name = 'CoordinationClientError'
+    this.status = status
+    this.fatal = FATAL_STATUSES.has(status)
+  }
+}
+
+/** The error for a WebSocket close code and reason (4000 + status for the server's refusals). */
+export function errorFromClose(code: number, reason: string): CoordinationClientError {
+  if (code >= CLOSE_CODE_BASE && code < CLOSE_CODE_BASE + 1000) {
+    return new CoordinationClientError(code - CLOSE_CODE_BASE, reason || `closed with code ${code}`)
+  }
+  return new CoordinationClientError(0, `connection closed (code ${code}${reason ? `: ${reason}` : ''})`)
+}
+
+export interface SessionConfig {
+  nodeKeyPair: KeyPair
+  discoPublicKey: Uint8Array
+  hostname: string
+  authKey?: string | undefined
+  homeRelay?: HomeRelay | null | undefined
+  /** Set when rotating keys: the node's previous key pair proves the node is the same. */
+  previousNodeKeyPair?: KeyPair | undefined
+}
+
+export type SessionOutput =
+  | { kind: 'send'; message: ClientMessage }
+  | { kind: 'welcome'; self: PeerEntry; network: NetworkInfo; peers: PeerEntry[] }
+  | { kind: 'peers'; upsert: PeerEntry[]; remove: string[] }
+  | { kind: 'self'; self: PeerEntry }
+  /** The server refused us or stopped answering; the driver closes the socket. */
+  | { kind: 'failed'; error: CoordinationClientError }
+
+export type SessionPhase = 'challenge' | 'ready' | 'failed'
+
+function proofFor(privateKey: Uint8Array, serverKey: Uint8Array, challenge: Uint8Array): Proof {
+  const nonce = randomBytes(24)
+  return { nonce: toBase64(nonce), box: toBase64(boxSeal(boxKey(privateKey, serverKey), nonce, challenge)) }
+}
+
+export class CoordinationSession {
+  phase: SessionPhase = 'challenge'
+  private readonly config: SessionConfig
+  private readonly openedAt: number
+  private lastHeard: number
+  private lastPingSent: number
+  private pingId = 0
+  private awaitingPong = false
+
+  constructor(config: SessionConfig, now: number) {
+    this.config = config
+    this.openedAt = now
+    this.lastHeard = now
+    this.lastPingSent = now
+  }
+
+  receive(text: string | Uint8Array, now: number): SessionOutput[] {
+    if (this.phase === 'failed') return []
+    this.lastHeard = now
+    this.awaitingPong = false
+    let message
+    try {
+      message = parseServerMessage(text)
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error
+      return this.fail(new CoordinationClientError(0, `server sent a malformed message: ${error.message}`))
+    }
+    if (message.type === 'error') return this.fail(new CoordinationClientError(message.status, message.error))
+    if (this.phase === 'challenge') {
+      if (message.type === 'challenge') return [{ kind: 'send', message: this.hello(fromBase64(message.serverKey), fromBase64(message.challenge)) }]
+      if (message.type === 'welcome') {
+        this.phase = 'ready'
+        this.lastPingSent = now
+        return [{ kind: 'welcome', self: message.self, network: message.network, peers: message.peers }]
+      }
+      return this.fail(new CoordinationClientError(0, `server sent ${message.type} before welcome`))
+    }
+    switch (message.type) {
+      case 'peers':
+        return [{ kind: 'peers', upsert: message.upsert, remove: message.remove }]
+      case 'self':
+        return [{ kind: 'self', self: message.self }]
+      case 'pong':
+        return []
+      default:
+        return this.fail(new CoordinationClientError(0, `server sent an unexpected ${message.type}`))
+    }
+  }
+
+  /** Reports a new home relay; sent now if the session is up, and in every later hello. */
+  setHomeRelay(homeRelay: HomeRelay | null): SessionOutput[] {
+    this.config.homeRelay = homeRelay
+    return this.phase === 'ready' ? [{ kind: 'send', message: { type: 'update', homeRelay } }] : []
+  }
+
+  setDiscoKey(discoPublicKey: Uint8Array): SessionOutput[] {
+    this.config.discoPublicKey = discoPublicKey
+    return this.phase === 'ready' ? [{ kind: 'send', message: { type: 'update', discoKey: discoKeyText(discoPublicKey) } }] : []
+  }
+
+  tick(now: number): SessionOutput[] {
+    if (this.phase === 'failed') return []
+    if (this.phase === 'challenge') {
+      if (now >= this.openedAt + WELCOME_TIMEOUT_MS) return this.fail(new CoordinationClientError(0, 'server did not welcome us in time'))
+      return []
+    }
+    if (this.awaitingPong && now >= this.lastPingSent + PONG_TIMEOUT_MS) {
+      return this.fail(new CoordinationClientError(0, 'server stopped answering pings'))
+    }
+    if (!this.awaitingPong && now >= Math.max(this.lastHeard, this.lastPingSent) + PING_INTERVAL_MS) {
+      this.awaitingPong = true
+      this.lastPingSent = now
+      return [{ kind: 'send', message: { type: 'ping', id: ++this.pingId } }]
+    }
+    return []
+  }
+
+  nextEvent(): number | undefined {
+    if (this.phase === 'failed') return undefined
+    if (this.phase === 'challenge') return this.openedAt + WELCOME_TIMEOUT_MS
+    if (this.awaitingPong) return this.lastPingSent + PONG_TIMEOUT_MS
+    return Math.max(this.lastHeard, this.lastPingSent) + PING_INTERVAL_MS
+  }
+
+  private fail(error: CoordinationClientError): SessionOutput[] {
+    this.phase = 'failed'
+    return [{ kind: 'failed', error }]
+  }
+
+  private hello(serverKey: Uint8Array, challenge: Uint8Array): HelloMessage {
+    const { nodeKeyPair, discoPublicKey, hostname, authKey, homeRelay, previousNodeKeyPair } = this.config
+    const hello: HelloMessage = {
+      type: 'hello',
+      version: PROTOCOL_VERSION,
+      nodeKey: nodeKeyText(nodeKeyPair.publicKey),
+      discoKey: discoKeyText(discoPublicKey),
+      hostname,
+      proof: proofFor(nodeKeyPair.privateKey, serverKey, challenge),
+    }
+    if (authKey !== undefined) hello.authKey = authKey
+    if (homeRelay !== undefined) hello.homeRelay = homeRelay
+    if (previousNodeKeyPair !== undefined) {
+      hello.previousNodeKey = nodeKeyText(previousNodeKeyPair.publicKey)
+      hello.previousProof = proofFor(previousNodeKeyPair.privateKey, serverKey, challenge)
+    }
+    return hello
+  }
+}

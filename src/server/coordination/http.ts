@@ -1,0 +1,153 @@
+// The thin driver: WebSocket upgrades on /control feed the sans-IO service, its outputs go to
+// the sockets, and one timer runs `tick` at the service's next deadline. Everything else on the
+// HTTP server (the DERP relay on /derp, static files) is left alone.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import { CONTROL_PATH, MAX_MESSAGE_BYTES } from '../../control/protocol.ts'
+import { CoordinationService, type ConnectionId, type Output } from './service.ts'
+import { CoordinationStore } from './store.ts'
+
+export type CoordinationLog = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
+
+export interface CoordinationOptions {
+  dataDir: string
+  log?: CoordinationLog
+  /** Wall clock in epoch ms; tests may pass their own. */
+  now?: () => number
+}
+
+export interface AttachedCoordination {
+  service: CoordinationService
+  /** Closes every control connection (recording last-seen), detaches from the server and closes the database. */
+  close(): Promise<void>
+}
+
+/** A client that lets this much unsent data pile up is too slow to keep up with the peer map. */
+const MAX_BUFFERED_BYTES = 8 << 20
+/** How long a closing handshake may take before the socket is cut. */
+const CLOSE_GRACE_MS = 5_000
+
+/** True for the paths this module answers, so other handlers on the same server can skip them. */
+export function isCoordinationPath(url: string | undefined): boolean {
+  if (url === undefined) return false
+  const path = url.split('?', 1)[0]!
+  return path === CONTROL_PATH || path === `${CONTROL_PATH}/`
+}
+
+function jsonError(res: ServerResponse, status: number, error: string): void {
+  const body = JSON.stringify({ error })
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+  res.end(body)
+}
+
+export function attachCoordination(server: Server, options: CoordinationOptions): AttachedCoordination {
+  const log: CoordinationLog = options.log ?? (() => {})
+  const now = options.now ?? Date.now
+  const store = CoordinationStore.open(options.dataDir)
+  const service = new CoordinationService({ store, log: (level, msg) => log(level, msg) })
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false })
+  const sockets = new Map<ConnectionId, WebSocket>()
+  let nextConnection = 1
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let closed = false
+
+  const apply = (outputs: Output[]): void => {
+    for (const output of outputs) {
+      const socket = sockets.get(output.connection)
+      if (socket === undefined || socket.readyState !== socket.OPEN) continue
+      if (output.kind === 'send') {
+        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+          log('warn', 'coordination: dropping a client that does not read its peer map', { connection: output.connection })
+          socket.terminate()
+          continue
+        }
+        socket.send(JSON.stringify(output.message))
+      } else {
+        socket.close(output.code, output.reason)
+        setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
+      }
+    }
+    schedule()
+  }
+
+  const schedule = (): void => {
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+    const next = service.nextEvent()
+    if (next === undefined || closed) return
+    timer = setTimeout(() => {
+      timer = undefined
+      apply(service.tick(now()))
+    }, Math.max(0, next - now()))
+    timer.unref()
+  }
+
+  /** Runs one service step; a bug there costs this one connection, never the process. */
+  const step = (connection: ConnectionId, fn: () => Output[]): void => {
+    let outputs: Output[]
+    try {
+      outputs = fn()
+    } catch (error) {
+      log('error', 'coordination: service failed', { connection, error: error instanceof Error ? (error.stack ?? error.message) : String(error) })
+      const socket = sockets.get(connection)
+      if (socket !== undefined && socket.readyState === socket.OPEN) socket.close(4500, 'internal error')
+      return
+    }
+    apply(outputs)
+  }
+
+  const onConnection = (socket: WebSocket, req: IncomingMessage): void => {
+    const connection = nextConnection++
+    sockets.set(connection, socket)
+    log('info', 'coordination: connection', { connection, remote: req.socket.remoteAddress })
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      // Binary frames are passed on only so the service can refuse them by name.
+      const payload = isBinary ? new Uint8Array(0) : data.toString()
+      step(connection, () => service.receive(connection, payload, now()))
+    })
+    socket.on('close', () => {
+      sockets.delete(connection)
+      if (!closed) step(connection, () => service.closed(connection, now()))
+    })
+    socket.on('error', (error) => log('warn', 'coordination: socket error', { connection, error: error.message }))
+    step(connection, () => service.open(connection, now()))
+  }
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (!isCoordinationPath(req.url) || closed) return
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req))
+  }
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!isCoordinationPath(req.url)) return
+    res.setHeader('upgrade', 'websocket')
+    jsonError(res, 426, `${req.method} ${CONTROL_PATH} must be a WebSocket upgrade (see PROTOCOL.md)`)
+  }
+
+  server.on('upgrade', onUpgrade)
+  server.on('request', onRequest)
+  log('info', 'coordination: ready', { path: CONTROL_PATH, database: store.path, ipv6Prefix: service.network.ipv6Prefix })
+
+  return {
+    service,
+    async close(): Promise<void> {
+      if (closed) return
+      closed = true
+      if (timer !== undefined) clearTimeout(timer)
+      server.off('upgrade', onUpgrade)
+      server.off('request', onRequest)
+      const closing: Promise<void>[] = []
+      for (const [connection, socket] of sockets) {
+        // Record last-seen for every node; the pushes are moot because every socket is closing.
+        service.closed(connection, now())
+        closing.push(new Promise((resolve) => socket.once('close', () => resolve())))
+        socket.close(1001, 'coordination server is shutting down')
+        setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
+      }
+      await Promise.all(closing)
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      store.close()
+    },
+  }
+}
