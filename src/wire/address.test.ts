@@ -115,6 +115,11 @@ describe('prefixes', () => {
     expectWireError(() => parsePrefix(text), 'bad-address')
   })
 
+  it('throws nothing but WireError for arbitrary text', () => {
+    const prefixish = fc.stringMatching(/^[0-9a-fA-F:.\/]{0,50}$/)
+    fc.assert(fc.property(fc.oneof(fc.string(), prefixish), (text) => throwsOnlyWireError(() => formatPrefix(parsePrefix(text)))))
+  })
+
   it('contains exactly the addresses that share its leading bits', () => {
     const p = parsePrefix('10.64.0.0/10')
     expect(prefixContains(p, parseAddress('10.127.255.255'))).toBe(true)
