@@ -269,11 +269,11 @@ export class HttpParser {
     const lf = this.queue.indexOf(LF, this.scanned)
     if (lf < 0) {
       this.scanned = this.queue.length
-      if (this.queue.length > limit) throw lineLimitError(code, this.kind, limit)
+      if (this.queue.length > limit) throw lineLimitError(code, this.kind, this.limits)
       return null
     }
     this.scanned = 0
-    if (lf + 1 > limit) throw lineLimitError(code, this.kind, limit)
+    if (lf + 1 > limit) throw lineLimitError(code, this.kind, this.limits)
     const bytes = this.queue.take(lf + 1)
     this.lineBytes = lf + 1
     const end = lf > 0 && bytes[lf - 1] === CR ? lf - 1 : lf
@@ -349,14 +349,18 @@ export class HttpParser {
   }
 }
 
-function lineLimitError(code: 'head-too-large' | 'invalid-chunk-size' | 'trailers-too-large', kind: string, limit: number): HttpParseError {
+function lineLimitError(
+  code: 'head-too-large' | 'invalid-chunk-size' | 'trailers-too-large',
+  kind: string,
+  limits: HttpParserLimits,
+): HttpParseError {
   switch (code) {
     case 'head-too-large':
-      return new HttpParseError(code, `${kind} head exceeds ${limit} bytes`)
+      return new HttpParseError(code, `${kind} head exceeds ${limits.maxHeadBytes} bytes`)
     case 'invalid-chunk-size':
-      return new HttpParseError(code, `invalid chunk size line: longer than ${limit} bytes`)
+      return new HttpParseError(code, `invalid chunk size line: longer than ${limits.maxChunkLineBytes} bytes`)
     case 'trailers-too-large':
-      return new HttpParseError(code, `trailer section exceeds ${limit} bytes`)
+      return new HttpParseError(code, `trailer section exceeds ${limits.maxTrailerBytes} bytes`)
   }
 }
 

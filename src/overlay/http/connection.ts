@@ -1,0 +1,116 @@
+import { HttpConnectionError } from './errors.ts'
+import type { HttpEvent, HttpParser } from './parser.ts'
+
+/** A connected byte stream in the shape of a Direct Sockets `TCPSocket`'s opened streams. */
+export interface ByteStreamSocket {
+  readable: ReadableStream<Uint8Array>
+  writable: WritableStream<Uint8Array>
+  close?(): void | Promise<void>
+}
+
+const noop = (): void => {}
+
+/**
+ * The thin I/O shell around one parser and one socket: reads only when the parser needs bytes
+ * (so a slow consumer stops the socket, which is the backpressure), and serializes readers so that
+ * two consumers never interleave events.
+ */
+export class HttpConnection {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>
+  private readonly writer: WritableStreamDefaultWriter<Uint8Array>
+  private readonly parser: HttpParser
+  private readonly socket: ByteStreamSocket
+  private queue: Promise<unknown> = Promise.resolve()
+  private closing = false
+  private destroyReason: unknown
+
+  constructor(socket: ByteStreamSocket, parser: HttpParser) {
+    this.socket = socket
+    this.parser = parser
+    this.reader = socket.readable.getReader()
+    this.writer = socket.writable.getWriter()
+  }
+
+  get isClosed(): boolean {
+    return this.closing
+  }
+
+  /** Why the connection was torn down, if it was. */
+  get failure(): unknown {
+    return this.destroyReason
+  }
+
+  /** The next parser event, reading from the socket as needed; calls run one after another. */
+  nextEvent(): Promise<HttpEvent> {
+    const result = this.queue.then(() => this.readEvent())
+    this.queue = result.catch(noop)
+    return result
+  }
+
+  private async readEvent(): Promise<HttpEvent> {
+    for (;;) {
+      const event = this.parser.next()
+      if (event !== null) return event
+      if (this.closing) {
+        throw new HttpConnectionError('connection was closed locally', { cause: this.destroyReason })
+      }
+      let chunk: ReadableStreamReadResult<Uint8Array>
+      try {
+        chunk = await this.reader.read()
+      } catch (error) {
+        throw new HttpConnectionError(`connection failed while reading: ${describe(error)}`, { cause: error })
+      }
+      if (this.closing) {
+        throw new HttpConnectionError('connection was closed locally', { cause: this.destroyReason })
+      }
+      if (chunk.done) this.parser.finish()
+      else if (!(chunk.value instanceof Uint8Array)) throw new TypeError('socket readable yielded a non-Uint8Array chunk')
+      else this.parser.push(chunk.value)
+    }
+  }
+
+  /** Writes bytes, waiting for the socket to accept them (its backpressure). */
+  async write(bytes: Uint8Array): Promise<void> {
+    try {
+      await this.writer.write(bytes)
+    } catch (error) {
+      throw new HttpConnectionError(`connection failed while writing: ${describe(error)}`, { cause: error })
+    }
+  }
+
+  /** Writes several pieces, awaiting only the socket's readiness between them. */
+  async writeAll(pieces: Uint8Array[]): Promise<void> {
+    const writes = pieces.map((piece) => this.writer.write(piece))
+    for (const write of writes.slice(0, -1)) write.catch(noop)
+    try {
+      await Promise.all(writes)
+    } catch (error) {
+      throw new HttpConnectionError(`connection failed while writing: ${describe(error)}`, { cause: error })
+    }
+  }
+
+  /** Finishes sending (FIN after queued writes), stops reading, releases the socket. */
+  async close(): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    await this.writer.close().catch(noop)
+    await this.reader.cancel().catch(noop)
+    await Promise.resolve(this.socket.close?.()).catch(noop)
+  }
+
+  /** Tears the connection down at once, discarding anything unsent. */
+  destroy(reason?: unknown): void {
+    if (this.closing) return
+    this.closing = true
+    this.destroyReason = reason
+    this.writer.abort(reason).catch(noop)
+    this.reader.cancel(reason).catch(noop)
+    Promise.resolve()
+      .then(() => this.socket.close?.())
+      .catch(noop)
+  }
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
