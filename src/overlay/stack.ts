@@ -1,0 +1,450 @@
+import { randomBytes } from '../crypto/index.ts'
+import {
+  ACK,
+  FIN,
+  ICMPV4_DEST_UNREACHABLE,
+  ICMPV6_DEST_UNREACHABLE,
+  PROTO_ICMP,
+  PROTO_ICMPV6,
+  PROTO_TCP,
+  PROTO_UDP,
+  RST,
+  SYN,
+  WireError,
+  addressEquals,
+  buildEcho,
+  buildIcmpError,
+  buildIp,
+  buildTcp,
+  buildUdp,
+  formatAddress,
+  parseAddress,
+  parseEcho,
+  parseIp,
+  parseTcp,
+  parseUdp,
+  type IpAddress,
+  type TcpSegment,
+} from '../wire/index.ts'
+import { PingError, PingTracker } from './icmp.ts'
+import { DEFAULT_KEEPALIVE, DEFAULT_TCP_CONFIG, type KeepAliveConfig, type TcpConfig } from './tcp/config.ts'
+import { TcpConnection, type TcpHost } from './tcp/connection.ts'
+import { TcpError } from './tcp/errors.ts'
+import { IsnGenerator } from './tcp/isn.ts'
+import { TcpListener } from './tcp/listener.ts'
+import { UdpEndpoint, type UdpHost } from './udp.ts'
+
+// The sans-IO IP layer: packets in via `receive`, packets out via `takeOutgoing`, time only
+// through the `now` arguments, and `nextEvent()` to say when `poll` is next due.
+
+export const DEFAULT_MTU = 1420
+const IPV4_HEADER = 20
+const IPV6_HEADER = 40
+const TCP_HEADER = 20
+const UDP_HEADER = 8
+const EPHEMERAL_LOW = 49152
+const EPHEMERAL_COUNT = 65536 - EPHEMERAL_LOW
+const DEFAULT_BACKLOG = 128
+
+export interface StackOptions {
+  /** The stack's own overlay addresses (one IPv4 and/or one or more IPv6). */
+  addresses: Array<string | IpAddress>
+  /** Tunnel MTU: the largest IP packet the stack sends. */
+  mtu?: number
+  tcp?: Partial<TcpConfig>
+  /** Keys ISNs, timestamp offsets and port choice; random unless a test wants determinism. */
+  secret?: Uint8Array
+}
+
+export interface ConnectOptions {
+  address: string | IpAddress
+  port: number
+  localPort?: number
+  noDelay?: boolean
+  keepAlive?: Partial<KeepAliveConfig> | boolean
+}
+
+export interface ListenOptions {
+  port: number
+  backlog?: number
+  /** Restrict to one of the stack's addresses. */
+  address?: string | IpAddress
+}
+
+export interface StackStats {
+  packetsIn: number
+  packetsOut: number
+  malformed: number
+  notForUs: number
+  unsupported: number
+  resetsSent: number
+  backlogDrops: number
+}
+
+export class Stack implements TcpHost, UdpHost {
+  readonly addresses: IpAddress[]
+  readonly mtu: number
+  readonly tcpConfig: TcpConfig
+  readonly stats: StackStats = { packetsIn: 0, packetsOut: 0, malformed: 0, notForUs: 0, unsupported: 0, resetsSent: 0, backlogDrops: 0 }
+  private outbox: Uint8Array[] = []
+  private readonly connections = new Map<string, TcpConnection>()
+  private readonly listeners = new Map<number, TcpListener>()
+  private readonly udpEndpoints = new Map<number, UdpEndpoint>()
+  private readonly dirty = new Set<TcpConnection>()
+  private readonly owners = new Map<TcpConnection, TcpListener>()
+  private readonly pings: PingTracker
+  private readonly isn: IsnGenerator
+  private portState: number
+  private ipId = 0
+
+  constructor(options: StackOptions) {
+    if (options.addresses.length === 0) throw new TcpError('bad-argument', 'a stack needs at least one address')
+    this.addresses = options.addresses.map((a) => (typeof a === 'string' ? parseAddress(a) : a))
+    this.mtu = options.mtu ?? DEFAULT_MTU
+    if (!Number.isInteger(this.mtu) || this.mtu < 1280 - 40 || this.mtu > 65535) {
+      throw new TcpError('bad-argument', `MTU ${options.mtu} is outside 1240..65535`)
+    }
+    this.tcpConfig = { ...DEFAULT_TCP_CONFIG, ...options.tcp }
+    const secret = options.secret ?? randomBytes(32)
+    this.isn = new IsnGenerator(secret)
+    const seed = new DataView(secret.buffer, secret.byteOffset, secret.byteLength)
+    this.portState = seed.getUint32(0) || 1
+    this.pings = new PingTracker(seed.getUint16(4))
+  }
+
+  // ---------------------------------------------------------------- sans-IO surface
+
+  /** Processes one inbound IP packet. Malformed or foreign packets are counted and dropped. */
+  receive(packet: Uint8Array, now: number): void {
+    this.stats.packetsIn++
+    try {
+      const ip = parseIp(packet)
+      if (!this.isLocal(ip.dst)) {
+        this.stats.notForUs++
+        return
+      }
+      switch (ip.protocol) {
+        case PROTO_TCP:
+          this.receiveTcp(ip.src, ip.dst, parseTcp(ip.payload, ip.src, ip.dst), now)
+          break
+        case PROTO_UDP:
+          this.receiveUdp(ip.src, ip.dst, ip.payload, packet)
+          break
+        case PROTO_ICMP:
+        case PROTO_ICMPV6:
+          if ((ip.protocol === PROTO_ICMP) !== (ip.version === 4)) {
+            this.stats.unsupported++
+            break
+          }
+          this.receiveIcmp(ip.version, ip.src, ip.dst, ip.payload, now)
+          break
+        default:
+          this.stats.unsupported++
+      }
+    } catch (error) {
+      if (!(error instanceof WireError)) throw error
+      this.stats.malformed++
+    }
+  }
+
+  /** Runs due timers and flushes connections the application touched. */
+  poll(now: number): void {
+    this.pings.poll(now)
+    for (const connection of this.connections.values()) {
+      const due = connection.nextEvent()
+      if (this.dirty.has(connection) || (due !== undefined && due <= now)) {
+        connection.poll(now)
+        this.settle(connection)
+      }
+    }
+    this.dirty.clear()
+  }
+
+  /** Packets produced since the last call, oldest first. */
+  takeOutgoing(): Uint8Array[] {
+    const out = this.outbox
+    this.outbox = []
+    return out
+  }
+
+  get hasOutgoing(): boolean {
+    return this.outbox.length > 0
+  }
+
+  /** When `poll` must next run: 0 when something is already due, undefined when idle. */
+  nextEvent(): number | undefined {
+    if (this.dirty.size > 0) return 0
+    let next = this.pings.nextEvent()
+    for (const connection of this.connections.values()) {
+      const t = connection.nextEvent()
+      if (t !== undefined && (next === undefined || t < next)) next = t
+    }
+    return next
+  }
+
+  get connectionCount(): number {
+    return this.connections.size
+  }
+
+  // ---------------------------------------------------------------- TCP
+
+  connect(options: ConnectOptions, now: number): TcpConnection {
+    const remote = this.parseTarget(options.address)
+    if (!Number.isInteger(options.port) || options.port < 1 || options.port > 0xffff) {
+      throw new TcpError('bad-argument', `bad TCP port ${options.port}`)
+    }
+    const local = this.sourceFor(remote)
+    const localPort = options.localPort ?? this.ephemeralPort((port) => this.connections.has(connectionKey(local, port, remote, options.port)))
+    const key = connectionKey(local, localPort, remote, options.port)
+    const existing = this.connections.get(key)
+    if (existing) {
+      // A 4-tuple in TIME_WAIT may be reused: the clock-driven ISN moves past the old sequence space.
+      if (existing.state !== 'TIME_WAIT') {
+        throw new TcpError('address-in-use', `${formatAddress(local)}:${localPort} is already connected to ${formatAddress(remote)}:${options.port}`)
+      }
+      this.connections.delete(key)
+    }
+    const config = this.configFor(options)
+    const { isn, timestampOffset } = this.isn.generate(local, localPort, remote, options.port, now)
+    const endpoints = { localAddress: local, localPort, remoteAddress: remote, remotePort: options.port }
+    const connection = new TcpConnection(this, endpoints, config, this.mssFor(remote), isn, timestampOffset, now, false)
+    this.connections.set(key, connection)
+    connection.open(now)
+    return connection
+  }
+
+  listen(options: ListenOptions): TcpListener {
+    const { port } = options
+    if (!Number.isInteger(port) || port < 1 || port > 0xffff) throw new TcpError('bad-argument', `bad TCP port ${port}`)
+    if (this.listeners.has(port)) throw new TcpError('address-in-use', `TCP port ${port} is already listening`)
+    const backlog = options.backlog ?? DEFAULT_BACKLOG
+    if (!Number.isInteger(backlog) || backlog < 1) throw new TcpError('bad-argument', `backlog must be a positive integer, not ${backlog}`)
+    const address = options.address === undefined ? undefined : this.parseTarget(options.address)
+    if (address && !this.isLocal(address)) throw new TcpError('bad-argument', `${formatAddress(address)} is not an address of this stack`)
+    const listener = new TcpListener(port, backlog, address, (l) => this.listeners.delete(l.port))
+    this.listeners.set(port, listener)
+    return listener
+  }
+
+  emit(connection: TcpConnection, segment: TcpSegment): void {
+    const tcp = buildTcp(segment, connection.localAddress, connection.remoteAddress)
+    this.output(connection.localAddress, connection.remoteAddress, PROTO_TCP, tcp)
+  }
+
+  markDirty(connection: TcpConnection): void {
+    this.dirty.add(connection)
+  }
+
+  private receiveTcp(src: IpAddress, dst: IpAddress, seg: TcpSegment, now: number): void {
+    const key = connectionKey(dst, seg.dstPort, src, seg.srcPort)
+    let connection = this.connections.get(key)
+    if (connection && connection.acceptsNewSyn(seg)) {
+      this.connections.delete(key)
+      connection = undefined
+    }
+    if (connection) {
+      connection.receive(seg, now)
+      this.settle(connection)
+      return
+    }
+    const listener = this.listeners.get(seg.dstPort)
+    if (listener && (!listener.address || addressEquals(listener.address, dst)) && (seg.flags & (SYN | ACK | RST)) === SYN) {
+      if (!listener.hasRoom) {
+        this.stats.backlogDrops++
+        return
+      }
+      this.acceptSyn(listener, src, dst, seg, now)
+      return
+    }
+    this.resetClosed(src, dst, seg)
+  }
+
+  private acceptSyn(listener: TcpListener, src: IpAddress, dst: IpAddress, seg: TcpSegment, now: number): void {
+    const { isn, timestampOffset } = this.isn.generate(dst, seg.dstPort, src, seg.srcPort, now)
+    const endpoints = { localAddress: dst, localPort: seg.dstPort, remoteAddress: src, remotePort: seg.srcPort }
+    const connection = new TcpConnection(this, endpoints, this.tcpConfig, this.mssFor(src), isn, timestampOffset, now, true)
+    connection.events = {
+      established: () => listener.promote(connection),
+      closed: () => listener.forget(connection),
+    }
+    this.connections.set(connectionKey(dst, seg.dstPort, src, seg.srcPort), connection)
+    this.owners.set(connection, listener)
+    listener.adopt(connection)
+    connection.acceptSyn(seg, now)
+  }
+
+  /** RFC 9293 §3.10.7.1: a segment for no connection gets a RST (unless it is one). */
+  private resetClosed(src: IpAddress, dst: IpAddress, seg: TcpSegment): void {
+    if (seg.flags & RST) return
+    this.stats.resetsSent++
+    const length = seg.payload.length + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0)
+    const reply: TcpSegment =
+      seg.flags & ACK
+        ? { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: RST, window: 0, urgent: 0, options: {}, payload: new Uint8Array(0) }
+        : {
+            srcPort: seg.dstPort,
+            dstPort: seg.srcPort,
+            seq: 0,
+            ack: (seg.seq + length) >>> 0,
+            flags: RST | ACK,
+            window: 0,
+            urgent: 0,
+            options: {},
+            payload: new Uint8Array(0),
+          }
+    this.output(dst, src, PROTO_TCP, buildTcp(reply, dst, src))
+  }
+
+  /** Forgets a connection once it is fully closed. */
+  private settle(connection: TcpConnection): void {
+    if (!connection.isDead) return
+    const key = connectionKey(connection.localAddress, connection.localPort, connection.remoteAddress, connection.remotePort)
+    if (this.connections.get(key) === connection) this.connections.delete(key)
+    this.dirty.delete(connection)
+    const owner = this.owners.get(connection)
+    if (owner) {
+      owner.forget(connection)
+      this.owners.delete(connection)
+    }
+  }
+
+  /** The application accepted `connection` from its listener: it no longer counts against the backlog. */
+  disown(connection: TcpConnection): void {
+    this.owners.delete(connection)
+  }
+
+  // ---------------------------------------------------------------- UDP
+
+  bindUdp(port?: number): UdpEndpoint {
+    let chosen: number
+    if (port === undefined || port === 0) {
+      chosen = this.ephemeralPort((p) => this.udpEndpoints.has(p))
+    } else {
+      if (!Number.isInteger(port) || port < 1 || port > 0xffff) throw new TcpError('bad-argument', `bad UDP port ${port}`)
+      if (this.udpEndpoints.has(port)) throw new TcpError('address-in-use', `UDP port ${port} is already bound`)
+      chosen = port
+    }
+    const endpoint = new UdpEndpoint(this, chosen, { v4: this.mtu - IPV4_HEADER - UDP_HEADER, v6: this.mtu - IPV6_HEADER - UDP_HEADER })
+    this.udpEndpoints.set(chosen, endpoint)
+    return endpoint
+  }
+
+  sendUdp(endpoint: UdpEndpoint, data: Uint8Array, remoteAddress: IpAddress, remotePort: number): void {
+    const local = this.sourceFor(remoteAddress)
+    const udp = buildUdp({ srcPort: endpoint.port, dstPort: remotePort, payload: data }, local, remoteAddress)
+    this.output(local, remoteAddress, PROTO_UDP, udp)
+  }
+
+  releaseUdp(endpoint: UdpEndpoint): void {
+    if (this.udpEndpoints.get(endpoint.port) === endpoint) this.udpEndpoints.delete(endpoint.port)
+  }
+
+  private receiveUdp(src: IpAddress, dst: IpAddress, payload: Uint8Array, packet: Uint8Array): void {
+    const datagram = parseUdp(payload, src, dst)
+    const endpoint = this.udpEndpoints.get(datagram.dstPort)
+    if (!endpoint) {
+      // Port unreachable, as a host would answer (RFC 1122 §4.1.3.1).
+      const version = src.length === 4 ? 4 : 6
+      const error = buildIcmpError(
+        { type: version === 4 ? ICMPV4_DEST_UNREACHABLE : ICMPV6_DEST_UNREACHABLE, code: version === 4 ? 3 : 4, original: packet },
+        version,
+        dst,
+        src,
+      )
+      this.output(dst, src, version === 4 ? PROTO_ICMP : PROTO_ICMPV6, error)
+      return
+    }
+    endpoint.deliver({ data: datagram.payload.slice(), remoteAddress: src.slice(), remotePort: datagram.srcPort })
+  }
+
+  // ---------------------------------------------------------------- ICMP
+
+  /** Sends an echo request; `done` gets the round-trip time in ms or a PingError. */
+  ping(address: string | IpAddress, now: number, timeoutMs: number, done: (result: number | PingError) => void): void {
+    let remote: IpAddress
+    try {
+      remote = this.parseTarget(address)
+    } catch (error) {
+      done(new PingError('bad-address', (error as Error).message))
+      return
+    }
+    const local = this.sourceFor(remote)
+    const seq = this.pings.start(remote, now, timeoutMs, done)
+    const data = new Uint8Array(56)
+    const version = remote.length === 4 ? 4 : 6
+    const message = buildEcho({ kind: 'request', id: this.pings.id, seq, data }, version, local, remote)
+    this.output(local, remote, version === 4 ? PROTO_ICMP : PROTO_ICMPV6, message)
+  }
+
+  private receiveIcmp(version: 4 | 6, src: IpAddress, dst: IpAddress, message: Uint8Array, now: number): void {
+    const echo = parseEcho(message, version, src, dst)
+    if (!echo) return
+    if (echo.kind === 'request') {
+      const reply = buildEcho({ kind: 'reply', id: echo.id, seq: echo.seq, data: echo.data }, version, dst, src)
+      this.output(dst, src, version === 4 ? PROTO_ICMP : PROTO_ICMPV6, reply)
+    } else {
+      this.pings.reply(src, echo.id, echo.seq, now)
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private output(src: IpAddress, dst: IpAddress, protocol: number, payload: Uint8Array): void {
+    this.ipId = (this.ipId + 1) & 0xffff
+    this.outbox.push(buildIp({ src, dst, protocol, payload, id: this.ipId }))
+    this.stats.packetsOut++
+  }
+
+  private isLocal(address: IpAddress): boolean {
+    for (const a of this.addresses) if (addressEquals(a, address)) return true
+    return false
+  }
+
+  private parseTarget(address: string | IpAddress): IpAddress {
+    if (typeof address !== 'string') return address
+    try {
+      return parseAddress(address)
+    } catch (error) {
+      throw new TcpError('bad-argument', `"${address}" is not an IP address (${(error as Error).message})`)
+    }
+  }
+
+  private sourceFor(remote: IpAddress): IpAddress {
+    const local = this.addresses.find((a) => a.length === remote.length)
+    if (!local) throw new TcpError('bad-argument', `this stack has no IPv${remote.length === 4 ? 4 : 6} address to reach ${formatAddress(remote)}`)
+    return local
+  }
+
+  private mssFor(remote: IpAddress): number {
+    return this.mtu - (remote.length === 4 ? IPV4_HEADER : IPV6_HEADER) - TCP_HEADER
+  }
+
+  private configFor(options: ConnectOptions): TcpConfig {
+    const config = { ...this.tcpConfig }
+    if (options.noDelay !== undefined) config.noDelay = options.noDelay
+    if (options.keepAlive === true) config.keepAlive = config.keepAlive ?? DEFAULT_KEEPALIVE
+    else if (options.keepAlive === false) config.keepAlive = undefined
+    else if (options.keepAlive) config.keepAlive = { ...DEFAULT_KEEPALIVE, ...config.keepAlive, ...options.keepAlive }
+    return config
+  }
+
+  private ephemeralPort(taken: (port: number) => boolean): number {
+    for (let attempt = 0; attempt < EPHEMERAL_COUNT; attempt++) {
+      // xorshift32: cheap, seeded from the stack secret, so simulations are reproducible.
+      let x = this.portState
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      this.portState = x >>> 0
+      const port = EPHEMERAL_LOW + (this.portState % EPHEMERAL_COUNT)
+      if (!taken(port)) return port
+    }
+    throw new TcpError('address-in-use', 'no free ephemeral port')
+  }
+}
+
+function connectionKey(local: IpAddress, localPort: number, remote: IpAddress, remotePort: number): string {
+  return `${local.join('.')}|${localPort}|${remote.join('.')}|${remotePort}`
+}
+
+export { PingError }

@@ -1,0 +1,982 @@
+import { ACK, FIN, PSH, RST, SYN, MAX_WINDOW_SCALE, type TcpOptions, type TcpSegment } from '../../wire/index.ts'
+import type { IpAddress } from '../../wire/index.ts'
+import type { TcpConfig } from './config.ts'
+import { Cubic } from './congestion.ts'
+import { TcpError } from './errors.ts'
+import { ReceiveBuffer } from './receive-buffer.ts'
+import { RttEstimator, MAX_RTO_MS } from './rtt.ts'
+import { Scoreboard } from './scoreboard.ts'
+import { SendBuffer } from './send-buffer.ts'
+
+// The RFC 9293 state machine. Internally every sequence number is turned into a stream offset
+// (a plain number that never wraps): send offset 0 is ISS+1, receive offset 0 is IRS+1, the SYN
+// sits at offset -1 and a FIN at the offset just past the last data byte. Only segment
+// encoding and decoding see 32-bit sequence numbers.
+
+export type TcpState =
+  | 'SYN_SENT'
+  | 'SYN_RECEIVED'
+  | 'ESTABLISHED'
+  | 'FIN_WAIT_1'
+  | 'FIN_WAIT_2'
+  | 'CLOSE_WAIT'
+  | 'CLOSING'
+  | 'LAST_ACK'
+  | 'TIME_WAIT'
+  | 'CLOSED'
+
+export interface TcpConnectionEvents {
+  /** The three-way handshake completed. */
+  established?(): void
+  /** In-order data or the end of the stream is ready to `read()`. */
+  readable?(): void
+  /** Send buffer space was freed. */
+  writable?(): void
+  /** The connection is finished for the application: cleanly (undefined) or with an error. */
+  closed?(error: TcpError | undefined): void
+}
+
+export interface TcpEndpoints {
+  localAddress: IpAddress
+  localPort: number
+  remoteAddress: IpAddress
+  remotePort: number
+}
+
+/** What the connection needs from the stack that hosts it. */
+export interface TcpHost {
+  emit(connection: TcpConnection, segment: TcpSegment): void
+  /** The application changed something that may let the connection send; flush on the next poll. */
+  markDirty(connection: TcpConnection): void
+}
+
+export interface TcpStats {
+  segmentsSent: number
+  segmentsReceived: number
+  bytesSent: number
+  bytesRetransmitted: number
+  retransmitTimeouts: number
+  fastRecoveries: number
+  challengeAcks: number
+  pawsDrops: number
+  zeroWindowProbes: number
+  keepAliveProbes: number
+}
+
+const TIMESTAMP_OPTION_BYTES = 12
+const DEFAULT_MSS_V4 = 536
+const DEFAULT_MSS_V6 = 1220
+const DUP_ACK_THRESHOLD = 3
+const MAX_SYN_WINDOW = 0xffff
+
+const SYNCHRONIZED: ReadonlySet<TcpState> = new Set([
+  'ESTABLISHED',
+  'FIN_WAIT_1',
+  'FIN_WAIT_2',
+  'CLOSE_WAIT',
+  'CLOSING',
+  'LAST_ACK',
+  'TIME_WAIT',
+])
+const SENDS_DATA: ReadonlySet<TcpState> = new Set(['ESTABLISHED', 'CLOSE_WAIT', 'FIN_WAIT_1', 'CLOSING', 'LAST_ACK'])
+const ACCEPTS_DATA: ReadonlySet<TcpState> = new Set(['ESTABLISHED', 'FIN_WAIT_1', 'FIN_WAIT_2'])
+
+interface Recovery {
+  mode: 'fast' | 'timeout'
+  /** RecoveryPoint: SND.NXT when loss was detected; recovery ends when it is acknowledged. */
+  point: number
+  /** Unsacked bytes below this are deemed lost regardless of the SACK scoreboard. */
+  lostUpTo: number
+}
+
+export class TcpConnection {
+  state: TcpState
+  readonly localAddress: IpAddress
+  readonly localPort: number
+  readonly remoteAddress: IpAddress
+  readonly remotePort: number
+  events: TcpConnectionEvents = {}
+  readonly stats: TcpStats = {
+    segmentsSent: 0,
+    segmentsReceived: 0,
+    bytesSent: 0,
+    bytesRetransmitted: 0,
+    retransmitTimeouts: 0,
+    fastRecoveries: 0,
+    challengeAcks: 0,
+    pawsDrops: 0,
+    zeroWindowProbes: 0,
+    keepAliveProbes: 0,
+  }
+  noDelay: boolean
+  keepAlive: TcpConfig['keepAlive']
+  /** True for connections created by a listener. */
+  readonly passive: boolean
+
+  // Send side.
+  private readonly iss: number
+  private sndUna = -1
+  private sndNxt = -1
+  private sndWnd = 0
+  private maxSndWnd = 0
+  private sndWl1 = -1
+  private sndWl2 = -1
+  private finOffset: number | undefined
+  private readonly sendBuffer: SendBuffer
+  private highRxt = 0
+  private dupAcks = 0
+  private recovery: Recovery | undefined
+  private readonly scoreboard = new Scoreboard()
+  private readonly rtt: RttEstimator
+  private readonly cc: Cubic
+  /** Karn-compliant timing of one segment when timestamps are off. */
+  private timed: { offset: number; sentAt: number } | undefined
+  private retransmissions = 0
+
+  // Receive side.
+  private irs = 0
+  private synReceived = false
+  private readonly receiveBuffer: ReceiveBuffer
+  private peerFinOffset: number | undefined
+  private finConsumed = false
+  private rcvAdvRight = 0
+  private lastAckSent = 0
+  private ackNow = false
+  private unackedBytes = 0
+  private readClosed = false
+
+  // Negotiated options.
+  private readonly ourMss: number
+  private peerMss: number
+  private effectiveMss: number
+  private readonly ourScale: number
+  private sndScale = 0
+  private rcvScale = 0
+  private peerOfferedScale = false
+  private timestampsOk = false
+  private sackOk = false
+  private tsRecent = 0
+  private readonly tsOffset: number
+
+  // Timers (absolute deadlines in ms).
+  private rtoAt: number | undefined
+  private delayedAckAt: number | undefined
+  private persistAt: number | undefined
+  private persistBackoff = 0
+  private keepAliveAt: number | undefined
+  private keepAliveProbes = 0
+  private timeWaitAt: number | undefined
+  private lastReceivedAt: number
+
+  private closedReported = false
+
+  constructor(
+    private readonly host: TcpHost,
+    endpoints: TcpEndpoints,
+    private readonly config: TcpConfig,
+    /** Our MSS from the tunnel MTU, already net of IP and TCP headers. */
+    mss: number,
+    iss: number,
+    timestampOffset: number,
+    now: number,
+    passive: boolean,
+  ) {
+    this.localAddress = endpoints.localAddress
+    this.localPort = endpoints.localPort
+    this.remoteAddress = endpoints.remoteAddress
+    this.remotePort = endpoints.remotePort
+    this.iss = iss >>> 0
+    this.tsOffset = timestampOffset >>> 0
+    this.ourMss = mss
+    this.peerMss = endpoints.remoteAddress.length === 4 ? DEFAULT_MSS_V4 : DEFAULT_MSS_V6
+    this.effectiveMss = Math.min(mss, this.peerMss)
+    this.sendBuffer = new SendBuffer(config.sendBufferSize)
+    this.receiveBuffer = new ReceiveBuffer(config.receiveBufferSize)
+    this.rtt = new RttEstimator(config.minRtoMs)
+    this.cc = new Cubic(this.effectiveMss)
+    this.noDelay = config.noDelay
+    this.keepAlive = config.keepAlive
+    this.passive = passive
+    this.lastReceivedAt = now
+    let scale = 0
+    while (scale < MAX_WINDOW_SCALE && config.receiveBufferSize >> scale > 0xffff) scale++
+    this.ourScale = config.windowScaling ? scale : 0
+    this.state = passive ? 'SYN_RECEIVED' : 'SYN_SENT'
+  }
+
+  // ---------------------------------------------------------------- opening
+
+  /** Active open: queue the SYN. */
+  open(now: number): void {
+    this.sendSyn(now)
+  }
+
+  /** Passive open from a listener: adopt the peer's SYN and answer with SYN-ACK. */
+  acceptSyn(seg: TcpSegment, now: number): void {
+    this.adoptSyn(seg)
+    this.sndWnd = seg.window
+    this.maxSndWnd = this.sndWnd
+    this.sendSyn(now)
+  }
+
+  private adoptSyn(seg: TcpSegment): void {
+    this.irs = seg.seq >>> 0
+    this.synReceived = true
+    const o = seg.options
+    this.peerOfferedScale = o.windowScale !== undefined
+    if (o.mss !== undefined && o.mss > 0) this.peerMss = o.mss
+    if (this.config.windowScaling && o.windowScale !== undefined) {
+      this.sndScale = Math.min(o.windowScale, MAX_WINDOW_SCALE)
+      this.rcvScale = this.ourScale
+    } else {
+      this.sndScale = 0
+      this.rcvScale = 0
+    }
+    this.timestampsOk = this.config.timestamps && o.timestamp !== undefined
+    if (this.timestampsOk) this.tsRecent = o.timestamp!.value >>> 0
+    this.sackOk = this.config.sack && o.sackPermitted === true
+    this.effectiveMss = Math.max(64, Math.min(this.ourMss, this.peerMss) - (this.timestampsOk ? TIMESTAMP_OPTION_BYTES : 0))
+    this.cc.setMss(this.effectiveMss)
+    this.rcvAdvRight = 0
+    this.lastAckSent = 0
+  }
+
+  /** SYN, or SYN-ACK once the peer's SYN is known; a SYN-ACK only echoes options the SYN offered. */
+  private sendSyn(now: number): void {
+    const options: TcpOptions = { mss: this.ourMss }
+    const synAck = this.synReceived
+    if (this.config.windowScaling && (!synAck || this.peerOfferedScale)) options.windowScale = this.ourScale
+    if (this.config.sack && (!synAck || this.sackOk)) options.sackPermitted = true
+    if (this.config.timestamps && (!synAck || this.timestampsOk)) {
+      options.timestamp = { value: this.tsNow(now), echo: synAck ? this.tsRecent : 0 }
+    }
+    this.sndNxt = 0
+    this.emit(SYN | (synAck ? ACK : 0), -1, new Uint8Array(0), options)
+    if (this.rtoAt === undefined) this.rtoAt = now + this.rtt.rto
+    if (this.timed === undefined && this.retransmissions === 0) this.timed = { offset: 0, sentAt: now }
+  }
+
+  // ---------------------------------------------------------------- application side
+
+  get mss(): number {
+    return this.effectiveMss
+  }
+  /** Bytes `write` would accept now. */
+  get writableSpace(): number {
+    if (this.finOffset !== undefined || this.state === 'CLOSED') return 0
+    return this.sendBuffer.space
+  }
+  get bufferedToSend(): number {
+    return this.sendBuffer.length
+  }
+  get readableLength(): number {
+    return this.receiveBuffer.readable
+  }
+  /** The peer finished sending and every byte has been read. */
+  get readEnded(): boolean {
+    return this.finConsumed && this.receiveBuffer.readable === 0
+  }
+  get isSynchronized(): boolean {
+    return SYNCHRONIZED.has(this.state)
+  }
+  /** The stack may forget this connection. */
+  get isDead(): boolean {
+    return this.state === 'CLOSED'
+  }
+  get smoothedRtt(): number | undefined {
+    return this.rtt.srtt
+  }
+  get congestionWindow(): number {
+    return this.cc.cwnd
+  }
+  get negotiated(): { mss: number; sendScale: number; receiveScale: number; timestamps: boolean; sack: boolean } {
+    return { mss: this.effectiveMss, sendScale: this.sndScale, receiveScale: this.rcvScale, timestamps: this.timestampsOk, sack: this.sackOk }
+  }
+
+  /** Queues bytes to send and returns how many were taken (0 when the send buffer is full). */
+  write(data: Uint8Array): number {
+    if (this.finOffset !== undefined) throw new TcpError('closed', 'cannot write after the sending side was closed')
+    if (this.state === 'CLOSED') throw new TcpError('closed', 'cannot write to a closed connection')
+    const n = this.sendBuffer.write(data)
+    if (n > 0) this.host.markDirty(this)
+    return n
+  }
+
+  /** Takes up to `max` in-order received bytes. */
+  read(max = Infinity): Uint8Array | undefined {
+    const data = this.receiveBuffer.read(max)
+    if (data && this.isSynchronized && !this.finConsumed) {
+      // Window update (RFC 9293 §3.8.6.2.2): announce once the window has at least doubled.
+      const gain = this.windowEdgeCandidate() - this.rcvAdvRight
+      const remaining = this.rcvAdvRight - this.receiveBuffer.end
+      if (gain >= this.swsThreshold() && gain >= remaining) {
+        this.ackNow = true
+        this.host.markDirty(this)
+      }
+    }
+    return data
+  }
+
+  /** Half-close: send FIN after the queued data; reading continues. */
+  shutdown(): void {
+    if (this.finOffset !== undefined) return
+    switch (this.state) {
+      case 'SYN_SENT':
+        this.finish(undefined)
+        return
+      case 'SYN_RECEIVED':
+      case 'ESTABLISHED':
+        this.finOffset = this.sendBuffer.end
+        if (this.state === 'ESTABLISHED') this.state = 'FIN_WAIT_1'
+        break
+      case 'CLOSE_WAIT':
+        this.finOffset = this.sendBuffer.end
+        this.state = 'LAST_ACK'
+        break
+      default:
+        return
+    }
+    this.host.markDirty(this)
+  }
+
+  /** Full close: no more reading or writing. Unread data makes it an abort (RFC 2525 §2.17). */
+  close(): void {
+    this.readClosed = true
+    if (this.receiveBuffer.readable > 0 && this.isSynchronized && !this.finConsumed) {
+      this.abort()
+      return
+    }
+    this.shutdown()
+  }
+
+  /** Sends RST and drops the connection. */
+  abort(): void {
+    if (this.state === 'CLOSED') return
+    if (this.state !== 'SYN_SENT' && this.state !== 'TIME_WAIT') {
+      this.emit(RST | ACK, this.sndNxt, new Uint8Array(0), {})
+    }
+    this.finish(new TcpError('aborted', 'connection aborted locally'))
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  nextEvent(): number | undefined {
+    let next: number | undefined
+    for (const t of [this.rtoAt, this.delayedAckAt, this.persistAt, this.keepAliveDeadline(), this.timeWaitAt]) {
+      if (t !== undefined && (next === undefined || t < next)) next = t
+    }
+    return next
+  }
+
+  private keepAliveDeadline(): number | undefined {
+    if (!this.keepAlive || (this.state !== 'ESTABLISHED' && this.state !== 'CLOSE_WAIT')) return undefined
+    if (this.sndUna < this.sndNxt) return undefined // the retransmission timer watches the peer
+    if (this.keepAliveAt !== undefined) return this.keepAliveAt
+    return this.lastReceivedAt + this.keepAlive.idleMs
+  }
+
+  /** Runs expired timers and sends what is due. */
+  poll(now: number): void {
+    if (this.timeWaitAt !== undefined && now >= this.timeWaitAt) {
+      this.timeWaitAt = undefined
+      this.state = 'CLOSED'
+      return
+    }
+    if (this.rtoAt !== undefined && now >= this.rtoAt) this.onRetransmitTimeout(now)
+    if (this.state === 'CLOSED') return
+    if (this.persistAt !== undefined && now >= this.persistAt) this.onPersist(now)
+    const keepAliveDue = this.keepAliveDeadline()
+    if (keepAliveDue !== undefined && now >= keepAliveDue) this.onKeepAlive(now)
+    if (this.isDead) return
+    if (this.delayedAckAt !== undefined && now >= this.delayedAckAt) this.ackNow = true
+    this.flush(now)
+  }
+
+  private onRetransmitTimeout(now: number): void {
+    this.rtoAt = undefined
+    this.stats.retransmitTimeouts++
+    this.retransmissions++
+    this.timed = undefined
+    if (this.state === 'SYN_SENT' || this.state === 'SYN_RECEIVED') {
+      if (this.retransmissions > this.config.synRetries) {
+        this.finish(new TcpError('timeout', 'connection timed out'), this.state === 'SYN_RECEIVED')
+        return
+      }
+      this.rtt.backoff()
+      this.sendSyn(now)
+      return
+    }
+    if (this.sndUna >= this.sndNxt) return
+    if (this.retransmissions > this.config.maxRetransmissions) {
+      this.finish(new TcpError('timeout', 'connection timed out'), true)
+      return
+    }
+    this.rtt.backoff()
+    if (this.retransmissions === 1) this.cc.onTimeout()
+    else this.cc.cwnd = this.effectiveMss
+    this.recovery = { mode: 'timeout', point: this.sndNxt, lostUpTo: this.sndNxt }
+    this.highRxt = this.sndUna
+    this.dupAcks = 0
+    this.rtoAt = now + this.rtt.rto
+  }
+
+  private onPersist(now: number): void {
+    this.persistAt = undefined
+    const windowEnd = this.sndUna + this.sndWnd
+    if (this.sndWnd > 0 && windowEnd > this.sndNxt) {
+      // The window is open but too small for the sender's silly-window rules: force what fits.
+      this.sendNewData(now, true)
+    } else {
+      // Probe with an already-acknowledged sequence number: any receiver answers with its window.
+      this.stats.zeroWindowProbes++
+      this.emit(ACK, this.sndUna - 1, new Uint8Array(0), this.ackOptions(now))
+    }
+    this.persistBackoff++
+    this.armPersist(now)
+  }
+
+  private onKeepAlive(now: number): void {
+    const ka = this.keepAlive!
+    if (this.keepAliveProbes >= ka.count) {
+      this.finish(new TcpError('timeout', 'connection timed out (no keepalive response)'), true)
+      return
+    }
+    this.keepAliveProbes++
+    this.stats.keepAliveProbes++
+    this.keepAliveAt = now + ka.intervalMs
+    this.emit(ACK, this.sndUna - 1, new Uint8Array(0), this.ackOptions(now))
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /** Processes one segment addressed to this connection. */
+  receive(seg: TcpSegment, now: number): void {
+    this.stats.segmentsReceived++
+    if (this.state === 'CLOSED') return
+    if (this.state === 'SYN_SENT') {
+      this.receiveInSynSent(seg, now)
+      this.flush(now)
+      return
+    }
+    this.receiveSynchronized(seg, now)
+    if (!this.isDead) this.flush(now)
+  }
+
+  /** In TIME_WAIT, may a new SYN take over this 4-tuple (RFC 9293 §3.6.1, RFC 6191)? */
+  acceptsNewSyn(seg: TcpSegment): boolean {
+    if (this.state !== 'TIME_WAIT' || (seg.flags & (SYN | ACK | RST)) !== SYN) return false
+    const ts = seg.options.timestamp
+    if (this.timestampsOk && ts) return ((ts.value - this.tsRecent) | 0) > 0
+    return this.seqToOffset(seg.seq) > this.rcvNxt
+  }
+
+  private receiveInSynSent(seg: TcpSegment, now: number): void {
+    const hasAck = (seg.flags & ACK) !== 0
+    if (hasAck && seg.ack >>> 0 !== this.sendSeq(0)) {
+      if (!(seg.flags & RST)) this.emitReset(seg.ack)
+      return
+    }
+    if (seg.flags & RST) {
+      if (hasAck) {
+        this.finish(new TcpError('refused', `connection refused`))
+      }
+      return
+    }
+    if (!(seg.flags & SYN)) return
+    this.adoptSyn(seg)
+    this.lastReceivedAt = now
+    if (hasAck) {
+      this.sndUna = 0
+      this.sndWnd = seg.window
+      this.maxSndWnd = this.sndWnd
+      this.sndWl1 = -1
+      this.sndWl2 = 0
+      this.sampleHandshakeRtt(seg, now)
+      this.rtoAt = undefined
+      this.retransmissions = 0
+      this.state = 'ESTABLISHED'
+      this.ackNow = true
+      this.events.established?.()
+      if (seg.payload.length > 0) this.acceptData(0, seg.payload, (seg.flags & FIN) !== 0, now)
+    } else {
+      // Simultaneous open (RFC 9293 figure 7).
+      this.state = 'SYN_RECEIVED'
+      this.sndWnd = seg.window
+      this.maxSndWnd = this.sndWnd
+      this.rtoAt = undefined
+      this.sendSyn(now)
+    }
+  }
+
+  private sampleHandshakeRtt(seg: TcpSegment, now: number): void {
+    const echo = seg.options.timestamp?.echo
+    if (this.timestampsOk && echo) this.sampleFromEcho(echo, now)
+    else if (this.timed && this.retransmissions === 0) this.rtt.sample(now - this.timed.sentAt)
+    this.timed = undefined
+  }
+
+  private receiveSynchronized(seg: TcpSegment, now: number): void {
+    const flags = seg.flags
+    let seq = seg.seq >>> 0
+    let payload = seg.payload
+    let syn = (flags & SYN) !== 0
+    if (syn && seq === this.irs) {
+      // A retransmitted SYN or SYN-ACK: its SYN is old news.
+      if (this.state === 'SYN_RECEIVED' && !(flags & ACK)) {
+        this.sendSyn(now)
+        return
+      }
+      syn = false
+      seq = (seq + 1) >>> 0
+    }
+    const segOffset = this.seqToOffset(seq)
+    const segWindow = flags & SYN ? seg.window : seg.window * 2 ** this.sndScale
+    const segLength = payload.length + (syn ? 1 : 0) + (flags & FIN ? 1 : 0)
+    const rcvNxt = this.rcvNxt
+    const rcvWnd = Math.max(0, this.rcvAdvRight - this.receiveBuffer.end)
+
+    // RST (RFC 5961 §3): only an exact match resets; anything else in the window is challenged.
+    if (flags & RST) {
+      if (segOffset === rcvNxt) {
+        if (this.state === 'SYN_RECEIVED' && this.passive) this.finish(undefined)
+        else if (this.state === 'CLOSING' || this.state === 'LAST_ACK' || this.state === 'TIME_WAIT') this.finish(undefined)
+        else this.finish(new TcpError('reset', 'connection reset by peer'))
+      } else if (segOffset > rcvNxt && segOffset < rcvNxt + Math.max(rcvWnd, 1)) {
+        this.challengeAck()
+      }
+      return
+    }
+
+    // PAWS (RFC 7323 §5.3).
+    const ts = seg.options.timestamp
+    if (this.timestampsOk && ts && ((ts.value - this.tsRecent) | 0) < 0) {
+      this.stats.pawsDrops++
+      this.ackNow = true
+      return
+    }
+
+    // Sequence acceptability (RFC 9293 §3.10.7.4).
+    let acceptable: boolean
+    if (segLength === 0) acceptable = rcvWnd === 0 ? segOffset === rcvNxt : segOffset >= rcvNxt && segOffset < rcvNxt + rcvWnd
+    else
+      acceptable =
+        rcvWnd > 0 &&
+        ((segOffset >= rcvNxt && segOffset < rcvNxt + rcvWnd) ||
+          (segOffset + segLength - 1 >= rcvNxt && segOffset + segLength - 1 < rcvNxt + rcvWnd))
+    if (!acceptable) {
+      this.ackNow = true
+      // A zero window must still let ACKs through, or two full receivers deadlock.
+      if (rcvWnd === 0 && segOffset === rcvNxt && flags & ACK && this.state !== 'SYN_RECEIVED') this.processAck(seg, segOffset, segWindow, now)
+      if (this.state === 'TIME_WAIT' && flags & FIN) this.timeWaitAt = now + this.config.timeWaitMs
+      return
+    }
+    this.lastReceivedAt = now
+    this.keepAliveAt = undefined
+    this.keepAliveProbes = 0
+
+    if (ts && segOffset <= this.lastAckSent && ((ts.value - this.tsRecent) | 0) >= 0) this.tsRecent = ts.value >>> 0
+
+    // SYN in a synchronized state (RFC 5961 §4).
+    if (syn) {
+      this.challengeAck()
+      return
+    }
+    if (!(flags & ACK)) return
+
+    if (this.state === 'SYN_RECEIVED') {
+      const ackOffset = this.ackToOffset(seg.ack)
+      if (ackOffset !== 0) {
+        this.emitReset(seg.ack)
+        return
+      }
+      this.sndUna = 0
+      this.sndWnd = segWindow
+      this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd)
+      this.sndWl1 = segOffset
+      this.sndWl2 = 0
+      this.sampleHandshakeRtt(seg, now)
+      this.rtoAt = undefined
+      this.retransmissions = 0
+      this.state = this.finOffset !== undefined ? 'FIN_WAIT_1' : 'ESTABLISHED'
+      this.events.established?.()
+    } else if (!this.processAck(seg, segOffset, segWindow, now)) {
+      return
+    }
+    if (this.state === 'CLOSED') return
+
+    // Trim to what is new and inside the window; anything beyond is dropped and re-sent later.
+    let dataOffset = segOffset
+    let fin = (flags & FIN) !== 0
+    if (payload.length > 0 || fin) {
+      if (!ACCEPTS_DATA.has(this.state)) {
+        if (this.state === 'TIME_WAIT' && fin) {
+          this.ackNow = true
+          this.timeWaitAt = now + this.config.timeWaitMs
+        }
+        return
+      }
+      const windowEnd = rcvNxt + rcvWnd
+      if (dataOffset + payload.length > windowEnd) {
+        payload = payload.subarray(0, Math.max(0, windowEnd - dataOffset))
+        fin = false
+      }
+      this.acceptData(dataOffset, payload, fin, now)
+    }
+  }
+
+  /** Handles the ACK field; false means the segment must be dropped. */
+  private processAck(seg: TcpSegment, segOffset: number, segWindow: number, now: number): boolean {
+    const ackOffset = this.ackToOffset(seg.ack)
+    if (ackOffset > this.sndNxt) {
+      this.ackNow = true
+      return false
+    }
+    if (ackOffset < this.sndUna - this.maxSndWnd) {
+      // RFC 5961 §5.2: too old to be genuine.
+      this.ackNow = true
+      return false
+    }
+    let newlySacked = 0
+    if (this.sackOk && seg.options.sack) {
+      for (const [left, right] of seg.options.sack) {
+        const start = Math.max(this.ackToOffset(left), ackOffset)
+        const end = Math.min(this.ackToOffset(right), this.sndNxt)
+        if (end > start) newlySacked += this.scoreboard.add(start, end)
+      }
+    }
+    const oldWindow = this.sndWnd
+    const flightBefore = this.sndNxt - this.sndUna
+    if (ackOffset > this.sndUna) {
+      const acked = ackOffset - this.sndUna
+      this.sndUna = ackOffset
+      this.sendBuffer.acknowledge(Math.min(ackOffset, this.sendBuffer.end))
+      this.scoreboard.advance(ackOffset)
+      if (this.highRxt < ackOffset) this.highRxt = ackOffset
+      const echo = seg.options.timestamp?.echo
+      if (this.timestampsOk && echo) this.sampleFromEcho(echo, now)
+      else if (this.timed && ackOffset >= this.timed.offset) {
+        this.rtt.sample(now - this.timed.sentAt)
+        this.timed = undefined
+      }
+      this.retransmissions = 0
+      this.dupAcks = 0
+      this.persistBackoff = 0
+      if (this.recovery) {
+        if (ackOffset >= this.recovery.point) {
+          this.recovery = undefined
+        } else if (!this.sackOk) {
+          // NewReno partial ACK (RFC 6582 §3.2): the next hole is lost too.
+          this.recovery.lostUpTo = Math.min(ackOffset + this.effectiveMss, this.sndNxt)
+          this.highRxt = ackOffset
+        }
+      } else {
+        this.cc.onAck(acked, flightBefore, now, this.rtt.srtt)
+      }
+      this.rtoAt = this.sndUna < this.sndNxt ? now + this.rtt.rto : undefined
+      if (this.finOffset === undefined) this.events.writable?.()
+    } else if (
+      ackOffset === this.sndUna &&
+      this.sndUna < this.sndNxt &&
+      seg.payload.length === 0 &&
+      !(seg.flags & (SYN | FIN)) &&
+      segWindow === oldWindow &&
+      (!this.sackOk || newlySacked > 0)
+    ) {
+      this.dupAcks++
+    }
+
+    // Window update (RFC 9293 §3.10.7.4, SND.WL1/WL2 guard against old segments).
+    if (this.sndWl1 < segOffset || (this.sndWl1 === segOffset && this.sndWl2 <= ackOffset)) {
+      this.sndWnd = segWindow
+      this.sndWl1 = segOffset
+      this.sndWl2 = ackOffset
+      if (this.sndWnd > this.maxSndWnd) this.maxSndWnd = this.sndWnd
+      if (this.sndWnd > 0) {
+        this.persistAt = undefined
+        this.persistBackoff = 0
+      }
+    }
+
+    if (!this.recovery && this.sndUna < this.sndNxt) {
+      const boundary = this.sackOk ? this.scoreboard.lossBoundary(this.effectiveMss) : undefined
+      if (this.dupAcks >= DUP_ACK_THRESHOLD || (boundary !== undefined && boundary > this.sndUna)) {
+        this.stats.fastRecoveries++
+        this.cc.onCongestion()
+        this.recovery = { mode: 'fast', point: this.sndNxt, lostUpTo: Math.min(this.sndUna + this.effectiveMss, this.sndNxt) }
+        this.highRxt = this.sndUna
+        this.timed = undefined
+      }
+    }
+
+    // Our FIN acknowledged?
+    if (this.finOffset !== undefined && this.sndUna > this.finOffset) {
+      if (this.state === 'FIN_WAIT_1') this.state = 'FIN_WAIT_2'
+      else if (this.state === 'CLOSING') this.enterTimeWait(now)
+      else if (this.state === 'LAST_ACK') {
+        this.finish(undefined)
+        return false
+      }
+    }
+    return true
+  }
+
+  private sampleFromEcho(echo: number, now: number): void {
+    const elapsed = (this.tsNow(now) - echo) >>> 0
+    if (elapsed < 0x7fffffff) this.rtt.sample(elapsed)
+  }
+
+  private acceptData(offset: number, payload: Uint8Array, fin: boolean, now: number): void {
+    if (payload.length > 0) {
+      const endBefore = this.receiveBuffer.end
+      const heldBefore = this.receiveBuffer.hasHeld
+      const advanced = this.receiveBuffer.insert(offset, payload)
+      if (offset === endBefore && !heldBefore && advanced === payload.length) {
+        // In order: delayed ACK, at least every second full-sized segment (RFC 5681 §4.2).
+        this.unackedBytes += payload.length
+        if (this.unackedBytes >= 2 * this.effectiveMss) this.ackNow = true
+        else if (this.delayedAckAt === undefined) this.delayedAckAt = now + this.config.delayedAckMs
+      } else {
+        // Out of order, duplicate or hole-filling: ACK at once so the sender learns fast.
+        this.ackNow = true
+      }
+      if (this.readClosed) while (this.receiveBuffer.read() !== undefined);
+      if (advanced > 0) this.events.readable?.()
+    }
+    if (fin) this.peerFinOffset = offset + payload.length
+    if (this.peerFinOffset !== undefined && !this.finConsumed && this.receiveBuffer.end === this.peerFinOffset) {
+      this.finConsumed = true
+      this.ackNow = true
+      if (this.state === 'ESTABLISHED') this.state = 'CLOSE_WAIT'
+      else if (this.state === 'FIN_WAIT_1') this.state = 'CLOSING'
+      else if (this.state === 'FIN_WAIT_2') this.enterTimeWait(now)
+      this.events.readable?.()
+    }
+  }
+
+  private enterTimeWait(now: number): void {
+    this.state = 'TIME_WAIT'
+    this.rtoAt = undefined
+    this.persistAt = undefined
+    this.delayedAckAt = undefined
+    this.timeWaitAt = now + this.config.timeWaitMs
+    this.reportClosed(undefined)
+  }
+
+  private challengeAck(): void {
+    this.stats.challengeAcks++
+    this.ackNow = true
+  }
+
+  // ---------------------------------------------------------------- output
+
+  /** Sends whatever the windows allow plus any owed ACK. */
+  flush(now: number): void {
+    if (SENDS_DATA.has(this.state)) {
+      this.retransmitLost(now)
+      this.sendNewData(now, false)
+      this.armPersist(now)
+    }
+    if (this.ackNow && this.synReceived && this.state !== 'SYN_SENT' && this.state !== 'CLOSED') {
+      if (this.state === 'SYN_RECEIVED') this.sendSyn(now)
+      else this.emit(ACK, this.sndNxt, new Uint8Array(0), this.ackOptions(now))
+    }
+  }
+
+  private pipe(): number {
+    let pipe = this.sndNxt - this.sndUna - this.scoreboard.sackedBytes
+    if (this.recovery) {
+      pipe -= this.scoreboard.unsackedBetween(Math.max(this.highRxt, this.sndUna), this.lostLimit())
+    } else if (!this.sackOk) {
+      pipe -= this.dupAcks * this.effectiveMss
+    }
+    return Math.max(0, pipe)
+  }
+
+  private lostLimit(): number {
+    const r = this.recovery!
+    const boundary = this.sackOk ? this.scoreboard.lossBoundary(this.effectiveMss) : undefined
+    return Math.min(this.sndNxt, Math.max(r.lostUpTo, boundary ?? -Infinity))
+  }
+
+  private retransmitLost(now: number): void {
+    if (!this.recovery) return
+    for (;;) {
+      if (this.pipe() + 1 > this.cc.cwnd) return
+      const hole = this.scoreboard.nextHole(Math.max(this.highRxt, this.sndUna), this.lostLimit(), this.effectiveMss)
+      if (!hole) return
+      this.sendRange(hole.start, hole.end, now, true)
+      this.highRxt = hole.end
+    }
+  }
+
+  private sendNewData(now: number, force: boolean): void {
+    const mss = this.effectiveMss
+    for (;;) {
+      const dataEnd = this.sendBuffer.end
+      if (this.sndNxt < dataEnd) {
+        const windowRoom = this.sndUna + this.sndWnd - this.sndNxt
+        const cwndRoom = this.cc.cwnd - this.pipe()
+        const pending = dataEnd - this.sndNxt
+        const length = Math.min(mss, pending, windowRoom, force ? Infinity : cwndRoom)
+        if (length <= 0) return
+        if (length < mss && !force) {
+          // Nagle (RFC 9293 §3.7.4) and sender-side silly-window avoidance (§3.8.6.2.1): a short
+          // segment goes out only as the tail of the data, or when the peer's window is the limit
+          // and at least half the largest window it ever offered.
+          const isTail = length === pending
+          const idle = this.sndNxt === this.sndUna
+          const windowLimited = length === windowRoom && length < cwndRoom
+          if (!(isTail && (this.noDelay || idle)) && !(windowLimited && length >= this.maxSndWnd / 2)) return
+        }
+        this.sendRange(this.sndNxt, this.sndNxt + length, now, false)
+        if (force) return
+        continue
+      }
+      if (this.finOffset !== undefined && this.sndNxt === this.finOffset) this.sendRange(this.finOffset, this.finOffset + 1, now, false)
+      return
+    }
+  }
+
+  /** Sends [start, end) of the send sequence space: data, plus FIN if the range covers it. */
+  private sendRange(start: number, end: number, now: number, retransmission: boolean): void {
+    const dataEnd = Math.min(end, this.finOffset ?? Infinity, this.sendBuffer.end)
+    const payload = dataEnd > start ? this.sendBuffer.slice(start, dataEnd - start) : new Uint8Array(0)
+    const fin = this.finOffset !== undefined && end > this.finOffset
+    let flags = ACK
+    if (fin) flags |= FIN
+    if (dataEnd === this.sendBuffer.end && payload.length > 0) flags |= PSH
+    this.emit(flags, start, payload, this.ackOptions(now))
+    const seqEnd = start + payload.length + (fin ? 1 : 0)
+    if (retransmission || seqEnd <= this.sndNxt) {
+      this.stats.bytesRetransmitted += payload.length
+    } else {
+      this.sndNxt = seqEnd
+      if (!this.timestampsOk && this.timed === undefined) this.timed = { offset: seqEnd, sentAt: now }
+    }
+    if (retransmission && this.timed && this.timed.offset > start) this.timed = undefined
+    this.stats.bytesSent += payload.length
+    if (this.rtoAt === undefined) this.rtoAt = now + this.rtt.rto
+  }
+
+  private armPersist(now: number): void {
+    const pendingData = this.sndNxt < this.sendBuffer.end
+    if (pendingData && this.sndUna === this.sndNxt && this.rtoAt === undefined) {
+      if (this.persistAt === undefined) {
+        this.persistAt = now + Math.min(MAX_RTO_MS, Math.max(this.rtt.rto, this.config.minRtoMs) * 2 ** this.persistBackoff)
+      }
+    } else if (!pendingData) {
+      this.persistAt = undefined
+    }
+  }
+
+  private ackOptions(now: number): TcpOptions {
+    const options: TcpOptions = {}
+    if (this.timestampsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent }
+    if (this.sackOk && this.receiveBuffer.hasHeld) {
+      const blocks = this.receiveBuffer.sackBlocks(this.timestampsOk ? 3 : 4)
+      options.sack = blocks.map((b) => [this.recvSeq(b.start), this.recvSeq(b.end)])
+    }
+    return options
+  }
+
+  /** The right window edge we could advertise now. */
+  private windowEdgeCandidate(): number {
+    return this.receiveBuffer.limit
+  }
+
+  private swsThreshold(): number {
+    return Math.min(this.config.receiveBufferSize / 2, this.effectiveMss)
+  }
+
+  private advertisedWindow(): number {
+    const end = this.receiveBuffer.end
+    let right = this.windowEdgeCandidate()
+    // Receiver-side silly-window avoidance: hold the edge until it can move by a useful amount.
+    if (right - this.rcvAdvRight < this.swsThreshold()) right = this.rcvAdvRight
+    const field = Math.min(0xffff, Math.max(0, right - end) >> this.rcvScale)
+    return field
+  }
+
+  private emit(flags: number, seqOffset: number, payload: Uint8Array, options: TcpOptions): void {
+    let window: number
+    let ack = 0
+    if (flags & SYN) {
+      // Windows in SYN segments are never scaled (RFC 7323 §2.2).
+      window = Math.min(this.config.receiveBufferSize, MAX_SYN_WINDOW)
+    } else {
+      window = flags & ACK ? this.advertisedWindow() : 0
+    }
+    if (flags & ACK) {
+      ack = this.recvSeq(this.rcvNxt)
+      const scale = flags & SYN ? 1 : 2 ** this.rcvScale
+      const right = this.receiveBuffer.end + window * scale
+      if (right > this.rcvAdvRight) this.rcvAdvRight = right
+      this.lastAckSent = this.rcvNxt
+      this.ackNow = false
+      this.unackedBytes = 0
+      this.delayedAckAt = undefined
+    }
+    this.stats.segmentsSent++
+    this.host.emit(this, {
+      srcPort: this.localPort,
+      dstPort: this.remotePort,
+      seq: this.sendSeq(seqOffset),
+      ack,
+      flags,
+      window,
+      urgent: 0,
+      options,
+      payload,
+    })
+  }
+
+  /** A bare RST answering an unacceptable ACK (RFC 9293 §3.10.7.3): SEQ = SEG.ACK. */
+  private emitReset(seq: number): void {
+    this.stats.segmentsSent++
+    this.host.emit(this, {
+      srcPort: this.localPort,
+      dstPort: this.remotePort,
+      seq: seq >>> 0,
+      ack: 0,
+      flags: RST,
+      window: 0,
+      urgent: 0,
+      options: {},
+      payload: new Uint8Array(0),
+    })
+  }
+
+  // ---------------------------------------------------------------- bookkeeping
+
+  private finish(error: TcpError | undefined, sendReset = false): void {
+    if (sendReset && this.state !== 'CLOSED') this.emit(RST | ACK, this.sndNxt, new Uint8Array(0), {})
+    this.state = 'CLOSED'
+    this.rtoAt = this.delayedAckAt = this.persistAt = this.keepAliveAt = this.timeWaitAt = undefined
+    this.reportClosed(error)
+  }
+
+  private reportClosed(error: TcpError | undefined): void {
+    if (this.closedReported) return
+    this.closedReported = true
+    this.events.closed?.(error)
+  }
+
+  private get rcvNxt(): number {
+    return this.receiveBuffer.end + (this.finConsumed ? 1 : 0)
+  }
+  private tsNow(now: number): number {
+    return (Math.floor(now) + this.tsOffset) >>> 0
+  }
+  private sendSeq(offset: number): number {
+    return (this.iss + 1 + offset) >>> 0
+  }
+  private recvSeq(offset: number): number {
+    return (this.irs + 1 + offset) >>> 0
+  }
+  private ackToOffset(ack: number): number {
+    return this.sndUna + ((ack - this.sendSeq(this.sndUna)) | 0)
+  }
+  private seqToOffset(seq: number): number {
+    return this.rcvNxt + ((seq - this.recvSeq(this.rcvNxt)) | 0)
+  }
+}
