@@ -1,0 +1,119 @@
+// Reusable browser harness for e2e tests and browser benchmarks: launches the system Chromium
+// through playwright-core with a fresh profile, and serves this repository with Vite's dev server
+// (so pages can import `/src/...` TypeScript and `new Worker(new URL(...))` just works).
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer as createNetServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { createServer as createViteServer, type ViteDevServer } from 'vite'
+
+export const CHROMIUM_PATH = '/usr/bin/chromium'
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+]
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+
+export interface LaunchOptions {
+  /** Extra Chromium flags (e.g. WebRTC switches). */
+  args?: string[]
+  /** Environment for the browser process (e.g. to run it inside a network namespace wrapper). */
+  env?: Record<string, string>
+}
+
+export interface LaunchedBrowser {
+  context: BrowserContext
+  userDataDir: string
+  /** Opens a page and forwards its console errors and uncaught exceptions to `errors`. */
+  newPage(): Promise<Page>
+  /** Uncaught page errors and console errors seen so far, as text. */
+  errors: string[]
+  close(): Promise<void>
+}
+
+/** Starts Chromium with the project's flags and a fresh user-data-dir (removed on close). */
+export async function launchChromium(options: LaunchOptions = {}): Promise<LaunchedBrowser> {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'burrow-chromium-'))
+  const errors: string[] = []
+  let context: BrowserContext
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: [...CHROMIUM_FLAGS, ...(options.args ?? [])],
+      ...(options.env ? { env: options.env } : {}),
+    })
+  } catch (error) {
+    rmSync(userDataDir, { recursive: true, force: true })
+    throw error
+  }
+  return {
+    context,
+    userDataDir,
+    errors,
+    async newPage() {
+      const page = await context.newPage()
+      page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`))
+      page.on('console', (message) => {
+        if (message.type() === 'error') errors.push(`console: ${message.text()}`)
+      })
+      return page
+    },
+    async close() {
+      try {
+        await context.close()
+      } finally {
+        rmSync(userDataDir, { recursive: true, force: true })
+      }
+    },
+  }
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createNetServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+export interface PageServer {
+  /** Base URL, e.g. `http://127.0.0.1:41234`; pages live at `${url}/e2e/pages/…`. */
+  url: string
+  server: ViteDevServer
+  close(): Promise<void>
+}
+
+/** Serves the repository root with Vite's dev server on 127.0.0.1 and a free port. */
+export async function startPageServer(): Promise<PageServer> {
+  const port = await freePort()
+  const server = await createViteServer({
+    configFile: false,
+    root: REPO_ROOT,
+    logLevel: 'error',
+    clearScreen: false,
+    // No dependency pre-bundling: discovering a dependency mid-test makes Vite reload the page.
+    optimizeDeps: { noDiscovery: true, include: [] },
+    server: { host: '127.0.0.1', port, strictPort: true, hmr: false, watch: null },
+    worker: { format: 'es' },
+  })
+  await server.listen()
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    close: () => server.close(),
+  }
+}
