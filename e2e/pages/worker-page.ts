@@ -180,10 +180,47 @@ async function wake(delayMs: number) {
   return { at, woke, observedAfter: sharedNow() }
 }
 
+/**
+ * Page ⇄ worker throughput: batches of `batch` packets addressed to the overlay's own address,
+ * so the worker's core loops them straight back. The same buffers travel back and forth
+ * (transferred both ways), with at most `window` batches in flight.
+ */
+async function transferBench(durationMs: number, batch = 64, window = 8, size = 1420) {
+  const keys = generateKeyPair()
+  const worker = new BurrowWorker()
+  await worker.start({ privateKey: keys.privateKey })
+  const overlay = await worker.attachOverlay([`${ADDRESS_A}/32`])
+  const self = parseAddress(ADDRESS_A)
+  const template = buildIp({ src: self, dst: self, protocol: PROTO_UDP, payload: new Uint8Array(size - 20) })
+  let returned = 0
+  let inFlight = 0
+  let stopAt = Infinity
+  let finish!: () => void
+  const finished = new Promise<void>((resolve) => (finish = resolve))
+  const sendBatch = (packets: Uint8Array[]) => {
+    inFlight++
+    overlay.send(packets)
+  }
+  overlay.onpackets = (packets) => {
+    inFlight--
+    returned += packets.length
+    if (performance.now() < stopAt) sendBatch(packets)
+    else if (inFlight === 0) finish()
+  }
+  // Warm up, then measure.
+  const start = performance.now()
+  stopAt = start + durationMs
+  for (let i = 0; i < window; i++) sendBatch(Array.from({ length: batch }, () => template.slice()))
+  await finished
+  const elapsed = performance.now() - start
+  worker.terminate()
+  return { packets: returned, elapsedMs: elapsed, packetsPerSecond: (returned * 1000) / elapsed }
+}
+
 declare global {
   interface Window {
-    burrowE2E: { exchange: typeof exchange; rejections: typeof rejections; wake: typeof wake }
+    burrowE2E: { exchange: typeof exchange; rejections: typeof rejections; wake: typeof wake; transferBench: typeof transferBench }
   }
 }
-window.burrowE2E = { exchange, rejections, wake }
+window.burrowE2E = { exchange, rejections, wake, transferBench }
 document.title = 'ready'
