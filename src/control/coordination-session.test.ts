@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest'
+import { boxKey, boxOpen, fromBase64, generateKeyPair, toBase64 } from '../crypto/index.ts'
+import { CoordinationClientError, CoordinationSession, PONG_TIMEOUT_MS, WELCOME_TIMEOUT_MS, errorFromClose, type SessionOutput } from './coordination-session.ts'
+import { PING_INTERVAL_MS, nodeKeyText, type HelloMessage, type PeerEntry } from './protocol.ts'
+
+const server = generateKeyPair()
+const node = generateKeyPair()
+const previous = generateKeyPair()
+const challenge = new Uint8Array(32).fill(9)
+const challengeText = JSON.stringify({ type: 'challenge', version: 1, serverKey: toBase64(server.publicKey), challenge: toBase64(challenge) })
+
+const peer: PeerEntry = {
+  id: 2, nodeKey: `nodekey:${'ab'.repeat(32)}`, discoKey: `discokey:${'cd'.repeat(32)}`, hostname: 'b',
+  addresses: ['100.64.0.2', 'fd00::2'], online: true, homeRelay: null, lastSeen: 5, ephemeral: false,
+}
+const self: PeerEntry = { ...peer, id: 1, nodeKey: nodeKeyText(node.publicKey), hostname: 'a' }
+const welcomeText = JSON.stringify({ type: 'welcome', self, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [peer] })
+
+function session(now = 0): CoordinationSession {
+  return new CoordinationSession({ nodeKeyPair: node, discoPublicKey: new Uint8Array(32).fill(1), hostname: 'a', authKey: 'bwauth-x', previousNodeKeyPair: previous }, now)
+}
+
+function sentHello(out: SessionOutput[]): HelloMessage {
+  const send = out[0]
+  if (send?.kind !== 'send' || send.message.type !== 'hello') throw new Error(`expected a hello, got ${JSON.stringify(out)}`)
+  return send.message
+}
+
+describe('CoordinationSession', () => {
+  it('answers the challenge with boxes the server can open with its private key', () => {
+    const hello = sentHello(session().receive(challengeText, 0))
+    expect(hello).toMatchObject({ nodeKey: nodeKeyText(node.publicKey), authKey: 'bwauth-x', hostname: 'a', previousNodeKey: nodeKeyText(previous.publicKey) })
+    const opened = boxOpen(boxKey(server.privateKey, node.publicKey), fromBase64(hello.proof.nonce), fromBase64(hello.proof.box))
+    expect(opened).toEqual(challenge)
+    const openedPrevious = boxOpen(boxKey(server.privateKey, previous.publicKey), fromBase64(hello.previousProof!.nonce), fromBase64(hello.previousProof!.box))
+    expect(openedPrevious).toEqual(challenge)
+    // Nothing about the private key itself goes on the wire.
+    expect(JSON.stringify(hello)).not.toContain(toBase64(node.privateKey))
+  })
+
+  it('reports welcome, peer deltas and self updates', () => {
+    const s = session()
+    s.receive(challengeText, 0)
+    expect(s.receive(welcomeText, 1)).toEqual([{ kind: 'welcome', self, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [peer] }])
+    expect(s.phase).toBe('ready')
+    expect(s.receive(JSON.stringify({ type: 'peers', upsert: [], remove: [peer.nodeKey] }), 2)).toEqual([{ kind: 'peers', upsert: [], remove: [peer.nodeKey] }])
+    expect(s.receive(JSON.stringify({ type: 'self', self }), 3)).toEqual([{ kind: 'self', self }])
+  })
+
+  it('turns a server error into a typed failure; 401 is fatal, 408 is not', () => {
+    const s = session()
+    const [out] = s.receive(JSON.stringify({ type: 'error', status: 401, error: 'authKey is unknown or already used' }), 0)
+    expect(out).toEqual({ kind: 'failed', error: new CoordinationClientError(401, 'authKey is unknown or already used') })
+    expect(out?.kind === 'failed' && out.error.fatal).toBe(true)
+    expect(s.receive(welcomeText, 1)).toEqual([])
+    expect(new CoordinationClientError(408, 'x').fatal).toBe(false)
+  })
+
+  it('fails on a malformed server message, naming the field', () => {
+    const [out] = session().receive('{"type":"challenge","version":1,"serverKey":"AAAA","challenge":"x"}', 0)
+    expect(out?.kind === 'failed' && out.error.message).toBe('server sent a malformed message: serverKey must be 32 bytes, got 3')
+  })
+
+  it('fails on a peers message before welcome', () => {
+    const [out] = session().receive(JSON.stringify({ type: 'peers', upsert: [], remove: [] }), 0)
+    expect(out?.kind === 'failed' && out.error.message).toBe('server sent peers before welcome')
+  })
+
+  it('gives up on a server that never welcomes', () => {
+    const s = session(100)
+    expect(s.nextEvent()).toBe(100 + WELCOME_TIMEOUT_MS)
+    expect(s.tick(99 + WELCOME_TIMEOUT_MS)).toEqual([])
+    expect(s.tick(100 + WELCOME_TIMEOUT_MS)[0]?.kind).toBe('failed')
+  })
+
+  it('pings when idle and fails when the pong does not come', () => {
+    const s = session()
+    s.receive(challengeText, 0)
+    s.receive(welcomeText, 1000)
+    expect(s.nextEvent()).toBe(1000 + PING_INTERVAL_MS)
+    expect(s.tick(1000 + PING_INTERVAL_MS)).toEqual([{ kind: 'send', message: { type: 'ping', id: 1 } }])
+    expect(s.nextEvent()).toBe(1000 + PING_INTERVAL_MS + PONG_TIMEOUT_MS)
+    // A pong clears the wait; the next ping is an interval later.
+    s.receive('{"type":"pong","id":1}', 1000 + PING_INTERVAL_MS + 5)
+    expect(s.nextEvent()).toBe(1000 + 2 * PING_INTERVAL_MS + 5)
+    const t = 1000 + 2 * PING_INTERVAL_MS + 5
+    expect(s.tick(t)[0]).toMatchObject({ kind: 'send', message: { type: 'ping', id: 2 } })
+    const [failure] = s.tick(t + PONG_TIMEOUT_MS)
+    expect(failure?.kind === 'failed' && failure.error.message).toBe('server stopped answering pings')
+    expect(s.nextEvent()).toBeUndefined()
+  })
+
+  it('sends home relay and disco key updates only once ready, and uses them in the hello', () => {
+    const s = session()
+    expect(s.setHomeRelay({ url: 'wss://r/derp', region: 'x' })).toEqual([])
+    expect(sentHello(s.receive(challengeText, 0)).homeRelay).toEqual({ url: 'wss://r/derp', region: 'x' })
+    s.receive(welcomeText, 1)
+    expect(s.setHomeRelay(null)).toEqual([{ kind: 'send', message: { type: 'update', homeRelay: null } }])
+    expect(s.setDiscoKey(new Uint8Array(32).fill(0xee))).toEqual([{ kind: 'send', message: { type: 'update', discoKey: `discokey:${'ee'.repeat(32)}` } }])
+  })
+
+  it('maps close codes to statuses', () => {
+    expect(errorFromClose(4401, 'authKey is unknown or already used')).toMatchObject({ status: 401, fatal: true })
+    expect(errorFromClose(1006, '')).toMatchObject({ status: 0, fatal: false, message: 'connection closed (code 1006)' })
+  })
+})
