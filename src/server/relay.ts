@@ -17,6 +17,7 @@ import {
   writeHeader,
 } from '../underlay/derp/frames.ts'
 import { DerpLoginError, boxKey, openJson, parseClientInfo, sealJson, type ClientInfo, type ServerInfo } from '../underlay/derp/info.ts'
+import { keyIdOf } from '../underlay/derp/key-id.ts'
 import { TokenBucket } from '../underlay/derp/token-bucket.ts'
 import { type Logger, silentLogger } from './log.ts'
 import { RelayMetrics } from './metrics.ts'
@@ -239,7 +240,7 @@ export class Relay {
     const info = parseClientInfo(openJson(shared, frame.sealed, 'ClientInfo'))
     if (info.meshKey !== undefined) throw new DerpLoginError('mesh clients are not supported by this relay')
     client.key = frame.clientKey.slice()
-    client.keyId = keyId(client.key)
+    client.keyId = keyIdOf(client.key)
     client.info = info
     const serverInfo: ServerInfo = { version: PROTOCOL_VERSION }
     if (this.options.rateLimit) {
@@ -331,7 +332,7 @@ export class Relay {
       this.metrics.drop('rate_limited')
       return
     }
-    const dstId = keyId(destination)
+    const dstId = keyIdOf(destination)
     const target = this.keys.get(dstId)?.active
     if (!target) {
       this.metrics.drop('unknown_dest')
@@ -374,10 +375,6 @@ export class Relay {
   }
 }
 
-/** A compact map key for a 32-byte public key. */
-export function keyId(key: Uint8Array): string {
-  return String.fromCharCode.apply(null, key as unknown as number[])
-}
 
 function looksLikeDisco(packet: Uint8Array): boolean {
   if (packet.length < DISCO_MAGIC.length + 32 + 24) return false

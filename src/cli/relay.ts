@@ -1,0 +1,112 @@
+// `burrow relay --listen HOST:PORT [--data-dir DIR] …`: runs the DERP relay until SIGTERM/SIGINT.
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { formatNodeKey, parseKey, publicKeyOf, toHex } from '../crypto/index.ts'
+import { jsonLinesLogger } from '../server/log.ts'
+import { loadOrCreateRelayKey } from '../server/relay-key.ts'
+import { startRelayServer } from '../server/relay-server.ts'
+import { numberFlag, parseArgs, UsageError } from './args.ts'
+import { type CliIo, EXIT_USAGE, processIo } from './io.ts'
+
+export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir DIR] [--queue-packets N] [--queue-bytes N]
+                    [--rate-limit BYTES_PER_S --rate-burst BYTES] [--write-timeout MS]
+                    [--verify-clients --allowed-keys FILE]
+  Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics.
+  Logs are JSON lines on stdout; the first says "listening" with the bound address (port 0 picks one).
+`
+
+const FLAGS = ['listen', 'data-dir', 'queue-packets', 'queue-bytes', 'rate-limit', 'rate-burst', 'write-timeout', 'allowed-keys'] as const
+
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text)
+  const port = Number(match?.[3])
+  if (!match || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--listen must be HOST:PORT, got ${JSON.stringify(text)}`)
+  return { host: match[1] ?? match[2]!, port }
+}
+
+/** Node keys allowed by an allow-list file: one key per line (base64 or nodekey:hex), # comments. */
+export async function readAllowedKeys(path: string): Promise<Set<string>> {
+  const keys = new Set<string>()
+  for (const [index, raw] of (await readFile(path, 'utf8')).split('\n').entries()) {
+    const line = raw.replace(/#.*/, '').trim()
+    if (line === '') continue
+    try {
+      keys.add(toHex(parseKey(line)))
+    } catch (error) {
+      throw new UsageError(`${path}:${index + 1}: ${(error as Error).message}`)
+    }
+  }
+  return keys
+}
+
+export async function relay(argv: string[], io: CliIo = processIo): Promise<number> {
+  const log = jsonLinesLogger(io.stdout)
+  let options
+  try {
+    const verifyClients = argv.includes('--verify-clients')
+    const parsed = parseArgs(
+      argv.filter((a) => a !== '--verify-clients'),
+      FLAGS,
+    )
+    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`)
+    const { host, port } = parseListen(parsed.flags.get('listen') ?? '127.0.0.1:8080')
+    const dataDir = parsed.flags.get('data-dir') ?? join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'burrow', 'relay')
+    const rate = numberFlag(parsed, 'rate-limit', 0, 0, 2 ** 40, true)
+    const burst = numberFlag(parsed, 'rate-burst', rate === 0 ? 0 : Math.max(rate, 65_568), 0, 2 ** 40, true)
+    const allowedKeysFile = parsed.flags.get('allowed-keys')
+    if (verifyClients && !allowedKeysFile) throw new UsageError('--verify-clients needs --allowed-keys FILE (the admission source)')
+    if (allowedKeysFile && !verifyClients) throw new UsageError('--allowed-keys only applies with --verify-clients')
+    if (allowedKeysFile) await readAllowedKeys(allowedKeysFile) // fail early on a bad file
+    options = {
+      host,
+      port,
+      dataDir,
+      queuePackets: numberFlag(parsed, 'queue-packets', 1024, 1, 1 << 20, true),
+      queueBytes: numberFlag(parsed, 'queue-bytes', 4 << 20, 70_000, 2 ** 32, true),
+      writeTimeoutMs: numberFlag(parsed, 'write-timeout', 10_000, 100, 600_000, true),
+      rateLimit: rate > 0 ? { bytesPerSecond: rate, burstBytes: burst } : undefined,
+      admit: allowedKeysFile
+        ? async (key: Uint8Array) => (await readAllowedKeys(allowedKeysFile)).has(toHex(key))
+        : undefined,
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr(`burrow relay: ${error.message}\n\n${RELAY_USAGE}`)
+      return EXIT_USAGE
+    }
+    throw error
+  }
+
+  let key
+  try {
+    key = loadOrCreateRelayKey(options.dataDir)
+  } catch (error) {
+    io.stderr(`burrow relay: ${(error as Error).message}\n`)
+    return 1
+  }
+  if (key.created) log('info', 'created relay key', { path: key.path })
+
+  let server
+  try {
+    server = await startRelayServer({ ...options, privateKey: key.privateKey, log })
+  } catch (error) {
+    io.stderr(`burrow relay: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}\n`)
+    return 1
+  }
+  log('info', 'listening', {
+    address: `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
+    url: server.url,
+    publicKey: formatNodeKey(publicKeyOf(key.privateKey)),
+    verifyClients: options.admit !== undefined,
+  })
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  log('info', 'shutting down: telling clients to reconnect', { signal })
+  await server.close()
+  log('info', 'stopped')
+  return 0
+}

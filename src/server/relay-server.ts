@@ -1,0 +1,297 @@
+// The Node shell around the relay core: HTTP endpoints, DERP over WebSocket (`/derp`, subprotocol
+// `derp`) and over a plain `Upgrade: DERP`, write timeouts, timers and graceful shutdown.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { formatNodeKey, toHex } from '../crypto/index.ts'
+import { MAX_FRAME_LENGTH, PROTOCOL_VERSION } from '../underlay/derp/frames.ts'
+import { type Logger, silentLogger } from './log.ts'
+import { RelayMetrics } from './metrics.ts'
+import { Relay, type RelayClient, type RelayOptions } from './relay.ts'
+
+export interface RelayHandlerOptions extends Omit<RelayOptions, 'log' | 'metrics' | 'verifyClients'> {
+  /** When given, each client's node key must be admitted before it may send or receive. */
+  admit?: (nodeKey: Uint8Array) => boolean | Promise<boolean>
+  /** A client whose socket accepts no bytes for this long is disconnected (default 10 s). */
+  writeTimeoutMs?: number
+  log?: Logger
+}
+
+/** Bytes handed to a socket but not yet accepted by it before we stop taking from the queue. */
+const MAX_IN_FLIGHT_BYTES = 1 << 20
+const MESSAGE_BYTES = 64 * 1024
+
+interface Sink {
+  write(bytes: Uint8Array, done: (error?: Error | null) => void): void
+  close(code: number, reason: string): void
+}
+
+class ConnectionDriver {
+  inFlightBytes = 0
+  /** When the oldest unfinished write began, or undefined when none is pending. */
+  stalledSince: number | undefined
+  private flushQueued = false
+
+  constructor(
+    readonly client: RelayClient,
+    private readonly sink: Sink,
+    private readonly clock: () => number,
+  ) {
+    client.onOutput = () => this.scheduleFlush()
+  }
+
+  scheduleFlush(): void {
+    if (this.flushQueued) return
+    this.flushQueued = true
+    queueMicrotask(() => {
+      this.flushQueued = false
+      this.flush()
+    })
+  }
+
+  flush(): void {
+    while (this.inFlightBytes < MAX_IN_FLIGHT_BYTES) {
+      const out = this.client.takeOutput(MESSAGE_BYTES)
+      if (!out) return
+      const length = out.length
+      if (this.stalledSince === undefined) this.stalledSince = this.clock()
+      this.inFlightBytes += length
+      this.sink.write(out, (error) => {
+        this.inFlightBytes -= length
+        this.stalledSince = this.inFlightBytes > 0 ? this.clock() : undefined
+        if (!error && this.client.state !== 'closed') this.flush()
+      })
+    }
+  }
+
+  close(code: number, reason: string): void {
+    this.sink.close(code, reason)
+  }
+}
+
+export interface RelayHandler {
+  readonly relay: Relay
+  readonly metrics: RelayMetrics
+  /** Serves `/derp/probe`, `/derp/latency-check`, `/derp` (426 without an upgrade), `/healthz`, `/metrics`; false for other paths. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean
+  /** Takes over DERP upgrades on `/derp`; false for other upgrades. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean
+  /** Sends Restarting to everyone, gives their queues a moment to drain, then closes every connection. */
+  shutdown(reconnectInMs?: number, tryForMs?: number, drainMs?: number): Promise<void>
+}
+
+export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
+  const log = options.log ?? silentLogger
+  const metrics = new RelayMetrics()
+  const relay = new Relay({ ...options, log, metrics, verifyClients: options.admit !== undefined })
+  const clock = () => performance.now()
+  const writeTimeoutMs = options.writeTimeoutMs ?? 10_000
+  const drivers = new Set<ConnectionDriver>()
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: MAX_FRAME_LENGTH + 64,
+    handleProtocols: (protocols) => (protocols.has('derp') ? 'derp' : false),
+  })
+
+  const timer = setInterval(() => {
+    const now = clock()
+    relay.handleTimers(now)
+    for (const driver of drivers) {
+      if (driver.stalledSince !== undefined && now - driver.stalledSince >= writeTimeoutMs) {
+        relay.close(driver.client, `write timed out: the client read nothing for ${writeTimeoutMs} ms`, now, 'write_timeout')
+      }
+    }
+  }, 1000)
+  timer.unref()
+
+  function attach(remote: string, makeSink: (client: RelayClient) => Sink): ConnectionDriver {
+    const client = relay.accept(clock(), remote)
+    const driver = new ConnectionDriver(client, makeSink(client), clock)
+    drivers.add(driver)
+    client.onClose = (reason) => {
+      drivers.delete(driver)
+      driver.close(1008, reason)
+    }
+    if (options.admit) {
+      const admit = options.admit
+      client.onAdmission = (key) => {
+        Promise.resolve()
+          .then(() => admit(key))
+          .then(
+            (ok) => relay.completeAdmission(client, ok === true, clock()),
+            (error: unknown) => {
+              log('error', 'admission hook failed', { client: formatNodeKey(key), error: String(error) })
+              relay.completeAdmission(client, false, clock())
+            },
+          )
+      }
+    }
+    driver.flush()
+    return driver
+  }
+
+  function onWebSocket(ws: WebSocket, remote: string): void {
+    ws.binaryType = 'nodebuffer'
+    if (ws.protocol !== 'derp') {
+      log('warn', 'websocket without the derp subprotocol refused', { remote })
+      ws.close(1008, 'client must speak the derp subprotocol')
+      return
+    }
+    const driver = attach(remote, () => ({
+      write: (bytes, done) => ws.send(bytes, { binary: true }, done),
+      close: (code, reason) => {
+        ws.close(code, truncateReason(reason))
+        setTimeout(() => ws.terminate(), 2000).unref()
+      },
+    }))
+    const client = driver.client
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) {
+        relay.close(client, 'text WebSocket message (DERP is binary only)', clock())
+        return
+      }
+      relay.receive(client, data, clock())
+    })
+    ws.on('close', () => relay.close(client, 'websocket closed', clock(), 'normal'))
+    ws.on('error', (error) => relay.close(client, `websocket error: ${error.message}`, clock(), 'socket_error'))
+  }
+
+  function onDerpUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.setNoDelay(true)
+    if (req.headers['derp-fast-start'] !== '1') {
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n' +
+          `Derp-Version: ${PROTOCOL_VERSION}\r\nDerp-Public-Key: ${toHex(relay.publicKey)}\r\n\r\n`,
+      )
+    }
+    const driver = attach(remoteOf(req), () => ({
+      write: (bytes, done) => {
+        if (socket.destroyed) return done(new Error('socket destroyed'))
+        socket.write(bytes, done)
+      },
+      close: () => socket.destroy(),
+    }))
+    const client = driver.client
+    socket.on('data', (data: Buffer) => relay.receive(client, data, clock()))
+    socket.on('close', () => relay.close(client, 'connection closed', clock(), 'normal'))
+    socket.on('error', (error) => relay.close(client, `socket error: ${error.message}`, clock(), 'socket_error'))
+    if (head.length > 0) relay.receive(client, head, clock())
+  }
+
+  return {
+    relay,
+    metrics,
+    handleRequest(req, res) {
+      const path = (req.url ?? '/').split('?')[0]
+      switch (path) {
+        case '/derp/probe':
+        case '/derp/latency-check':
+          if (req.method !== 'GET' && req.method !== 'HEAD') {
+            res.writeHead(405, { 'content-type': 'text/plain' }).end('bogus probe method\n')
+          } else {
+            res.writeHead(200, { 'access-control-allow-origin': '*' }).end()
+          }
+          return true
+        case '/derp':
+          res.writeHead(426, { 'content-type': 'text/plain' }).end('DERP requires connection upgrade\n')
+          return true
+        case '/healthz':
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n')
+          return true
+        case '/metrics':
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render())
+          return true
+        default:
+          return false
+      }
+    },
+    handleUpgrade(req, socket, head) {
+      if ((req.url ?? '').split('?')[0] !== '/derp') return false
+      const upgrade = (req.headers.upgrade ?? '').toLowerCase()
+      if (upgrade === 'websocket') {
+        wss.handleUpgrade(req, socket, head, (ws) => onWebSocket(ws, remoteOf(req)))
+        return true
+      }
+      if (upgrade === 'derp') {
+        onDerpUpgrade(req, socket as Socket, head)
+        return true
+      }
+      return false
+    },
+    async shutdown(reconnectInMs = 500, tryForMs = 30_000, drainMs = 1000) {
+      relay.announceRestart(reconnectInMs, tryForMs)
+      for (const driver of drivers) driver.flush()
+      const deadline = clock() + drainMs
+      while (clock() < deadline && [...drivers].some((d) => d.inFlightBytes > 0 || !d.client.queue.isEmpty)) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      clearInterval(timer)
+      for (const driver of [...drivers]) relay.close(driver.client, 'relay shutting down', clock(), 'normal')
+      wss.close()
+    },
+  }
+}
+
+export interface RelayServer {
+  readonly handler: RelayHandler
+  readonly server: Server
+  readonly host: string
+  readonly port: number
+  /** `http://host:port/derp` */
+  readonly url: string
+  close(): Promise<void>
+}
+
+export async function startRelayServer(options: RelayHandlerOptions & { host: string; port: number }): Promise<RelayServer> {
+  const handler = createRelayHandler(options)
+  const log = options.log ?? silentLogger
+  const server = createServer((req, res) => {
+    if (handler.handleRequest(req, res)) return
+    if ((req.url ?? '/') === '/') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`Burrow relay (DERP v${PROTOCOL_VERSION}) ${formatNodeKey(handler.relay.publicKey)}\n`)
+      return
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+  })
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!handler.handleUpgrade(req, socket, head)) {
+      log('warn', 'unsupported upgrade refused', { remote: remoteOf(req), upgrade: req.headers.upgrade, path: req.url })
+      socket.end('HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nDERP requires an upgrade on /derp\n')
+    }
+  })
+  server.on('clientError', (_error, socket) => socket.destroy())
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return {
+    handler,
+    server,
+    host: address.address,
+    port: address.port,
+    url: `http://${host}:${address.port}/derp`,
+    async close() {
+      await handler.shutdown()
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+function remoteOf(req: IncomingMessage): string {
+  return `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
+}
+
+function truncateReason(reason: string): string {
+  // A WebSocket close reason is at most 123 bytes of UTF-8.
+  let out = reason
+  while (new TextEncoder().encode(out).length > 123) out = out.slice(0, -1)
+  return out
+}
