@@ -9,7 +9,8 @@ export class OutputBuffer {
   private readonly ready: Uint8Array[] = []
 
   constructor(readonly messageBytes = 64 * 1024) {
-    this.chunk = new Uint8Array(messageBytes)
+    // Start small (an idle connection should not pin 64 KiB) and grow while traffic fills chunks.
+    this.chunk = new Uint8Array(Math.min(messageBytes, 4096))
   }
 
   get isEmpty(): boolean {
@@ -20,7 +21,7 @@ export class OutputBuffer {
   reserve(length: number): Uint8Array {
     if (this.offset + length > this.chunk.length) {
       if (this.offset > this.start) this.ready.push(this.chunk.subarray(this.start, this.offset))
-      this.chunk = new Uint8Array(Math.max(this.messageBytes, length))
+      this.chunk = new Uint8Array(Math.max(length, Math.min(this.messageBytes, this.chunk.length * 2)))
       this.start = 0
       this.offset = 0
     }

@@ -85,7 +85,9 @@ describe('DerpClientSession', () => {
     for (let i = 0; i < 200; i++) session.send(relay.publicKey, new Uint8Array(1420).fill(i), 0)
     const messages = []
     for (let m = session.takeOutput(); m; m = session.takeOutput()) messages.push(m)
-    expect(messages.length).toBe(5) // 200 × 1457 bytes in 64 KiB messages
+    // 200 × 1457 bytes: chunks grow from 4 KiB to 64 KiB, so a handful of messages, not 200.
+    expect(messages.length).toBeLessThanOrEqual(10)
+    expect(messages.at(-2)!.length).toBeGreaterThan(60_000)
     expect(Math.max(...messages.map((m) => m.length))).toBeLessThanOrEqual(65536)
     const frames = messages.flatMap(framesOf)
     expect(frames).toHaveLength(200)

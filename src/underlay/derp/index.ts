@@ -1,0 +1,11 @@
+// DERP client: codec, sans-IO session, and drivers that run in browsers, workers and Node.
+export * from './frames.ts'
+export { FrameReader, type RawFrame } from './frame-reader.ts'
+export { type ClientInfo, type ServerInfo, DerpLoginError } from './info.ts'
+export { TokenBucket } from './token-bucket.ts'
+export { ReconnectBackoff, type BackoffOptions } from './backoff.ts'
+export { DerpClientSession, DerpClientError, type DerpClientEvent, type DerpClientSessionOptions, type DerpClientState } from './session.ts'
+export { type DerpDialer, type DerpStream, type DerpStreamHandlers, type WebSocketLike, type WebSocketConstructor, DerpUrlError, webSocketDialer, webSocketUrl } from './dialer.ts'
+export { DerpConnection, type DerpConnectionOptions, type DerpConnectionEvents, type DerpConnectionStats } from './connection.ts'
+export { DerpClient, type DerpClientOptions, type DerpClientEvents } from './client.ts'
+export { DerpUnderlay } from './underlay.ts'
