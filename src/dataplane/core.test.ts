@@ -211,3 +211,30 @@ describe('DataplaneCore packet path', () => {
     expect(events.toUnderlay[0]).toMatchObject({ underlay: 1, endpoint: 'to-b' })
   })
 })
+
+describe('DataplaneCore under load', () => {
+  it('tells the tunnel it is under load when handshakes exceed the budget, so it answers with cookie replies', () => {
+    const a = node('10.0.0.1/32')
+    const keysB = generateKeyPair()
+    const b = new DataplaneCore({ privateKey: keysB.privateKey, handshakesPerSecondUnderLoad: 2 })
+    b.addUnderlay(1)
+    b.addOverlay(1, [p('10.0.0.2/32')])
+    const peerB = a.core.addPeer({ publicKey: keysB.publicKey, allowedIps: [p('10.0.0.2/32')] })
+    b.addPeer({ publicKey: a.keys.publicKey, allowedIps: [p('10.0.0.1/32')] })
+    a.core.setPeerRoute(peerB, 1, 'to-b')
+    const initiation = a.core.processOutbound([packet('10.0.0.1', '10.0.0.2')], 0).toUnderlay[0]!.datagrams[0]!
+    expect(initiation[0]).toBe(1)
+    const types: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const result = b.processInbound([initiation], 1, 'to-a', 100 + i, Uint8Array.of(10, 0, 0, 1, 0x12, 0x34))
+      types.push(...result.toUnderlay.flatMap((batch) => batch.datagrams.map((d) => d[0]!)))
+    }
+    // First: a response (2). Second: a replay, dropped silently. Third: over the budget of two per
+    // second and without a MAC2, so the tunnel answers with a cookie reply (3).
+    expect(types).toEqual([2, 3])
+    expect(b.tunnel.underLoad).toBe(true)
+    expect(b.nextEvent()).toBeLessThanOrEqual(102 + 1000)
+    b.processEvents(102 + 1000)
+    expect(b.tunnel.underLoad).toBe(false)
+  })
+})
