@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { WebSocket } from 'ws'
 import { generateKeyPair, type KeyPair } from '../src/crypto/index.ts'
-import { attachCoordination, type AttachedCoordination } from '../src/server/coordination/http.ts'
+import { attachCoordination, createCoordinationHandler, type AttachedCoordination } from '../src/server/coordination/http.ts'
 import { CoordinationClient, CoordinationClientError } from '../src/control/coordination-client.ts'
 import type { PeerEntry } from '../src/control/protocol.ts'
 
@@ -172,5 +172,55 @@ describe('coordination over WebSocket', () => {
     const selfB = await b.ready()
     await peersMatch(a, (ps) => ps.some((p) => p.nodeKey === selfB.nodeKey), 1000, 'b joined after the garbage')
     expect(a.state).toBe('connected')
+  })
+})
+
+describe('sharing the HTTP server', () => {
+  it('attachCoordination leaves other upgrade paths to their own handler', async () => {
+    const { WebSocketServer } = await import('ws')
+    const other = new WebSocketServer({ noServer: true })
+    const onUpgrade = (req: import('node:http').IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void => {
+      if (req.url === '/derp') other.handleUpgrade(req, socket, head, (ws) => ws.send('derp here'))
+    }
+    server.on('upgrade', onUpgrade)
+    try {
+      const derp = new WebSocket(`${baseUrl.replace('http', 'ws')}/derp`)
+      const first = await new Promise<string>((resolve, reject) => {
+        derp.on('message', (data) => resolve(data.toString()))
+        derp.on('error', reject)
+      })
+      expect(first).toBe('derp here')
+      derp.close()
+      const c = client({ authKey: coordination.service.createAuthKey({}, Date.now()) })
+      await c.ready()
+    } finally {
+      server.off('upgrade', onUpgrade)
+      other.close()
+    }
+  })
+
+  it('createCoordinationHandler works under a server that dispatches itself and refuses unknown upgrades', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'burrow-coord-handler-'))
+    const handler = createCoordinationHandler({ dataDir: dir })
+    const own = createServer((req, res) => {
+      if (handler.handleRequest(req, res)) return
+      res.writeHead(404).end()
+    })
+    own.on('upgrade', (req, socket, head) => {
+      if (!handler.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\n\r\n')
+    })
+    await new Promise<void>((resolve) => own.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(own.address() as AddressInfo).port}`
+    try {
+      const c = client({ url, authKey: handler.service.createAuthKey({}, Date.now()), hostname: 'dispatched' })
+      expect((await c.ready()).hostname).toBe('dispatched')
+      expect((await fetch(`${url}/elsewhere`)).status).toBe(404)
+      c.stop()
+    } finally {
+      await handler.close()
+      own.closeAllConnections()
+      await new Promise<void>((resolve) => own.close(() => resolve()))
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -7,9 +7,9 @@ import { CoordinationStore, type AuthKeyRecord } from './store.ts'
 
 export const AUTH_KEY_PREFIX = 'bwauth-'
 
-/** Where `burrow relay` keeps its state unless told otherwise. */
+/** Where `burrow relay` keeps its state unless told otherwise (the same default as src/cli/relay.ts). */
 export function defaultDataDir(): string {
-  return process.env['BURROW_DATA_DIR'] ?? join(homedir(), '.burrow', 'relay')
+  return join(process.env['XDG_DATA_HOME'] ?? join(homedir(), '.local', 'share'), 'burrow', 'relay')
 }
 
 export function generateAuthKeyText(random: (length: number) => Uint8Array = randomBytes): string {
@@ -72,16 +72,17 @@ export function parseAuthKeyArgs(args: readonly string[]): AuthKeyCommand {
 }
 
 /**
- * Runs `burrow relay authkey …`: prints the new key on stdout (and nothing else, so scripts can
- * capture it) and a description on stderr. Returns the process exit code.
+ * Runs `burrow relay authkey …` (the arguments after `authkey`): prints the new key on stdout
+ * (and nothing else, so scripts can capture it) and a description on stderr. `io` takes text
+ * with its newlines, like the CLI's CliIo. Returns the process exit code.
  */
-export function runAuthKeyCommand(args: readonly string[], io: { stdout: (line: string) => void; stderr: (line: string) => void }): number {
+export function runAuthKeyCommand(args: readonly string[], io: { stdout: (text: string) => void; stderr: (text: string) => void }): number {
   let command: AuthKeyCommand
   try {
     command = parseAuthKeyArgs(args)
   } catch (error) {
     if (error instanceof UsageError) {
-      io.stderr(error.message)
+      io.stderr(`burrow relay authkey: ${error.message}\n`)
       return 2
     }
     throw error
@@ -90,8 +91,8 @@ export function runAuthKeyCommand(args: readonly string[], io: { stdout: (line: 
   try {
     const { key } = createAuthKey(store, command, Date.now())
     const kind = [command.reusable ? 'reusable' : 'single-use', command.ephemeral ? 'ephemeral' : ''].filter(Boolean).join(', ')
-    io.stdout(key)
-    io.stderr(`created a ${kind} auth key in ${store.path}`)
+    io.stdout(`${key}\n`)
+    io.stderr(`created a ${kind} auth key in ${store.path}\n`)
     return 0
   } finally {
     store.close()

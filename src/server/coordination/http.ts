@@ -41,7 +41,21 @@ function jsonError(res: ServerResponse, status: number, error: string): void {
   res.end(body)
 }
 
-export function attachCoordination(server: Server, options: CoordinationOptions): AttachedCoordination {
+export interface CoordinationHandler {
+  service: CoordinationService
+  /** Answers plain HTTP on /control (426: it is WebSocket only); false for every other path. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean
+  /** Takes WebSocket upgrades on /control; false for every other path (e.g. /derp). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean
+  /** Closes every control connection (recording last-seen) and the database. */
+  close(): Promise<void>
+}
+
+/**
+ * The coordination service as a pair of handlers, the same shape as the relay's
+ * `createRelayHandler`, for a server that dispatches requests and upgrades itself.
+ */
+export function createCoordinationHandler(options: CoordinationOptions): CoordinationHandler {
   const log: CoordinationLog = options.log ?? (() => {})
   const now = options.now ?? Date.now
   const store = CoordinationStore.open(options.dataDir)
@@ -114,29 +128,29 @@ export function attachCoordination(server: Server, options: CoordinationOptions)
     step(connection, () => service.open(connection, now()))
   }
 
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    if (!isCoordinationPath(req.url) || closed) return
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req))
-  }
-
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    if (!isCoordinationPath(req.url)) return
-    res.setHeader('upgrade', 'websocket')
-    jsonError(res, 426, `${req.method} ${CONTROL_PATH} must be a WebSocket upgrade (see PROTOCOL.md)`)
-  }
-
-  server.on('upgrade', onUpgrade)
-  server.on('request', onRequest)
   log('info', 'coordination: ready', { path: CONTROL_PATH, database: store.path, ipv6Prefix: service.network.ipv6Prefix })
 
   return {
     service,
-    async close(): Promise<void> {
+    handleRequest(req, res) {
+      if (!isCoordinationPath(req.url)) return false
+      res.setHeader('upgrade', 'websocket')
+      jsonError(res, 426, `${req.method} ${CONTROL_PATH} must be a WebSocket upgrade (see PROTOCOL.md)`)
+      return true
+    },
+    handleUpgrade(req, socket, head) {
+      if (!isCoordinationPath(req.url)) return false
+      if (closed) {
+        socket.destroy()
+        return true
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req))
+      return true
+    },
+    async close() {
       if (closed) return
       closed = true
       if (timer !== undefined) clearTimeout(timer)
-      server.off('upgrade', onUpgrade)
-      server.off('request', onRequest)
       const closing: Promise<void>[] = []
       for (const [connection, socket] of sockets) {
         // Record last-seen for every node; the pushes are moot because every socket is closing.
@@ -148,6 +162,31 @@ export function attachCoordination(server: Server, options: CoordinationOptions)
       await Promise.all(closing)
       await new Promise<void>((resolve) => wss.close(() => resolve()))
       store.close()
+    },
+  }
+}
+
+/**
+ * Adds the coordination service to `server` as its own `request` and `upgrade` listeners that
+ * act only on /control. Other listeners on the same server must leave /control alone
+ * (`isCoordinationPath`); a server that dispatches itself should use createCoordinationHandler.
+ */
+export function attachCoordination(server: Server, options: CoordinationOptions): AttachedCoordination {
+  const handler = createCoordinationHandler(options)
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    handler.handleUpgrade(req, socket, head)
+  }
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    handler.handleRequest(req, res)
+  }
+  server.on('upgrade', onUpgrade)
+  server.on('request', onRequest)
+  return {
+    service: handler.service,
+    async close() {
+      server.off('upgrade', onUpgrade)
+      server.off('request', onRequest)
+      await handler.close()
     },
   }
 }
