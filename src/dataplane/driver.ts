@@ -173,6 +173,16 @@ export class DataplaneDriver {
     this.wake()
   }
 
+  /**
+   * Sends datagrams that did not come from the core (disco pings for path selection) on an
+   * underlay, at once. Throws for an unknown underlay.
+   */
+  sendDirect(underlay: UnderlayId, endpoint: Endpoint, datagrams: Uint8Array[]): void {
+    this.assertRunning()
+    if (!this.underlays.has(underlay)) throw new DataplaneError('unknown-transport', `no underlay transport ${underlay}`)
+    this.sendUnderlay([{ underlay, endpoint, datagrams }])
+  }
+
   /** Stops the timer and every transport. The driver cannot be restarted. */
   stop(): void {
     if (this.stopped) return

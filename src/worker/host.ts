@@ -1,7 +1,7 @@
 // The dataplane as the worker runs it: answers the page's requests (see protocol.ts) by driving a
 // DataplaneCore through a DataplaneDriver. Independent of the worker global so Node can host it too.
 import { parseKey, formatKey } from '../crypto/index.ts'
-import { DataplaneCore } from '../dataplane/core.ts'
+import { DataplaneCore, type DiscoDatagram } from '../dataplane/core.ts'
 import { DataplaneDriver } from '../dataplane/driver.ts'
 import { DataplaneError } from '../dataplane/errors.ts'
 import type { DriverClock } from '../dataplane/clock.ts'
@@ -32,6 +32,27 @@ const underlayKinds = new Map<string, UnderlayFactory>([
 /** Lets a transport module offer a new `add-underlay` kind (e.g. a DERP client living in the worker). */
 export function registerUnderlayKind(kind: string, factory: UnderlayFactory): void {
   underlayKinds.set(kind, factory)
+}
+
+/** What a worker extension (path selection, a control client) gets to work with once started. */
+export interface WorkerContext {
+  core: DataplaneCore
+  driver: DataplaneDriver
+  reportError(error: unknown): void
+}
+
+export interface WorkerExtension {
+  /** Called when the dataplane starts. */
+  onStart?(context: WorkerContext): void
+  /** Receives every disco datagram the dataplane hands out. */
+  onDisco?(disco: DiscoDatagram, context: WorkerContext): void
+}
+
+const extensions: WorkerExtension[] = []
+
+/** Adds code that runs inside the worker next to the dataplane (e.g. path selection). */
+export function registerWorkerExtension(extension: WorkerExtension): void {
+  extensions.push(extension)
 }
 
 function isMessagePort(value: unknown): value is MessagePort {
@@ -176,8 +197,25 @@ export class WorkerHost {
     for (const peer of peers) if (peer.route) throw new DataplaneError('bad-config', 'peer routes need an underlay: add it after start')
     const core = new DataplaneCore({ privateKey })
     for (const peer of peers) core.addPeer(peer)
+    const reportError = (error: unknown): void => this.reportError(error)
+    let context: WorkerContext | undefined
+    const driver = new DataplaneDriver(core, {
+      ...(this.options.clock ? { clock: this.options.clock } : {}),
+      onError: reportError,
+      ...(extensions.some((e) => e.onDisco)
+        ? { onDisco: (disco: DiscoDatagram) => { for (const e of extensions) e.onDisco?.(disco, context!) } }
+        : {}),
+    })
     this.core = core
-    this.driver = new DataplaneDriver(core, { ...(this.options.clock ? { clock: this.options.clock } : {}), onError: (error) => this.reportError(error) })
+    this.driver = driver
+    context = { core, driver, reportError }
+    for (const extension of extensions) {
+      try {
+        extension.onStart?.(context)
+      } catch (error) {
+        reportError(error)
+      }
+    }
     return { publicKey: formatKey(core.publicKey) }
   }
 

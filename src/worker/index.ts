@@ -1,0 +1,20 @@
+// The page-side API of the dataplane worker. Code that runs inside the worker (transports, path
+// selection) imports `./host.ts` instead: `registerUnderlayKind`, `registerWorkerExtension`.
+export { BurrowWorker, OverlayPort, WorkerErrorEvent, createDataplaneWorker, type WorkerLike } from './client.ts'
+export {
+  sharedNow,
+  transferable,
+  transferables,
+  WorkerOperationError,
+  type KeyInput,
+  type StartConfig,
+  type WorkerPeerConfig,
+  type UnderlaySpec,
+  type WorkerStatus,
+  type PeerStatus,
+  type Request,
+  type Responses,
+  type WorkerMessage,
+  type OverlayPortMessage,
+  type UnderlayPortMessage,
+} from './protocol.ts'
