@@ -1,7 +1,16 @@
 import { HttpConnection, describe, type ByteStreamSocket } from './connection.ts'
 import { HttpConnectionError, HttpParseError } from './errors.ts'
 import { HttpParser, type HeaderList, type HttpParserLimits, type ResponseHead } from './parser.ts'
-import { BodySourceError, HOP_BY_HOP, encodeHead, framingHeader, writeBody, type OutgoingFraming } from './serialize.ts'
+import {
+  BodySourceError,
+  HOP_BY_HOP,
+  arraySource,
+  encodeHead,
+  framingHeader,
+  streamSource,
+  writeBody,
+  type OutgoingFraming,
+} from './serialize.ts'
 
 /** A freshly opened connection to `host:port`; `close()` releases it. */
 export interface ClientSocket extends ByteStreamSocket {
@@ -239,8 +248,8 @@ async function sendRequest(connection: HttpConnection, outgoing: OutgoingRequest
   fields.push(['connection', 'close'])
   const target = `${url.pathname}${url.search}`
   await connection.write(encodeHead(`${method} ${target} HTTP/1.1`, fields))
-  if (body?.kind === 'bytes') await writeBody(connection, undefined, framing!, body.bytes)
-  else if (body?.kind === 'stream') await writeBody(connection, body.stream.getReader(), framing!)
+  if (body?.kind === 'bytes') await writeBody(connection, arraySource([body.bytes]), framing!)
+  else if (body?.kind === 'stream') await writeBody(connection, streamSource(body.stream.getReader()), framing!)
 }
 
 /** Reads past interim 1xx responses to the final head. */

@@ -4,6 +4,7 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { httpFetch, type OpenConnection } from './client.ts'
 import { fromNodeSocket } from './node-socket.ts'
+import { serveHttp, type AcceptedSocket, type HttpHandler, type HttpServer, type ServeHttpOptions } from './server.ts'
 
 const openTcp: OpenConnection = async (host, port) => {
   const socket = net.connect({ host, port })
@@ -321,5 +322,267 @@ describe('httpFetch against misbehaving raw servers', () => {
   it('rejects a connection closed before any response', async () => {
     const url = await rawServer('')
     await expect(httpFetch(openTcp, url)).rejects.toThrow(/closed before any response/)
+  })
+})
+
+/** Accepted sockets of a real `net.Server` as the stream `serveHttp` consumes. */
+function acceptStream(server: net.Server): ReadableStream<AcceptedSocket> {
+  let cancelled = false
+  return new ReadableStream<AcceptedSocket>({
+    start(controller) {
+      server.on('connection', (socket) => {
+        if (cancelled) socket.destroy()
+        else controller.enqueue(fromNodeSocket(socket))
+      })
+      server.on('close', () => {
+        if (!cancelled) controller.close()
+      })
+    },
+    cancel() {
+      cancelled = true
+      server.close()
+    },
+  })
+}
+
+/** Sends raw bytes on a fresh connection and collects everything until the server closes. */
+async function rawExchange(port: number, payload: string | Uint8Array): Promise<string> {
+  const socket = net.connect({ host: '127.0.0.1', port })
+  await once(socket, 'connect')
+  socket.write(payload)
+  const parts: Buffer[] = []
+  socket.on('data', (part: Buffer) => parts.push(part))
+  await once(socket, 'close')
+  return Buffer.concat(parts).toString('latin1')
+}
+
+describe('serveHttp against node:http and fetch', () => {
+  let listener: net.Server
+  let server: HttpServer
+  let base: string
+  let port: number
+  const errors: unknown[] = []
+  const remotes: Array<{ remoteAddress: string; remotePort: number }> = []
+
+  const handler: HttpHandler = async (request, info) => {
+    remotes.push(info)
+    const url = new URL(request.url)
+    switch (url.pathname) {
+      case '/hello':
+        return new Response(`hello ${request.method} ${url.search}`, { headers: { 'x-seen-agent': request.headers.get('x-agent') ?? '' } })
+      case '/echo': {
+        const body = new Uint8Array(await request.arrayBuffer())
+        return new Response(body, { headers: { 'x-body-sha256': await sha256(body), 'x-request-te': request.headers.get('transfer-encoding') ?? '' } })
+      }
+      case '/echo-stream':
+        // The response body is the request body, streamed through without buffering.
+        return new Response(request.body, { headers: { 'content-type': 'application/octet-stream' } })
+      case '/stream': {
+        let n = 0
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            async pull(controller) {
+              await new Promise((resolve) => setTimeout(resolve, 1))
+              if (n === 3) controller.close()
+              else controller.enqueue(new TextEncoder().encode(`part${n++};`))
+            },
+          }),
+        )
+      }
+      case '/ignore-body':
+        return new Response('did not read it')
+      case '/throw':
+        throw new Error('handler exploded')
+      case '/cookies': {
+        const headers = new Headers()
+        headers.append('set-cookie', 'a=1')
+        headers.append('set-cookie', 'b=2')
+        return new Response(null, { status: 204, headers })
+      }
+      default:
+        return new Response('nothing here', { status: 404 })
+    }
+  }
+
+  beforeAll(async () => {
+    listener = net.createServer()
+    port = await listen(listener)
+    base = `http://127.0.0.1:${port}`
+    const options: ServeHttpOptions = { onError: (error) => errors.push(error) }
+    server = serveHttp(acceptStream(listener), handler, options)
+  })
+
+  afterAll(async () => {
+    await server.close()
+  })
+
+  it('answers a GET from global fetch with status, headers and Content-Length', async () => {
+    const response = await fetch(`${base}/hello?x=1`, { headers: { 'x-agent': 'undici' } })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('x-seen-agent')).toBe('undici')
+    expect(response.headers.get('content-length')).toBe(String('hello GET ?x=1'.length))
+    expect(response.headers.get('date')).not.toBeNull()
+    expect(await response.text()).toBe('hello GET ?x=1')
+    expect(remotes.at(-1)!.remoteAddress).toMatch(/127\.0\.0\.1/)
+  })
+
+  it('reads a chunked POST body sent by http.request', async () => {
+    const payload = patternBytes(1_000_000, 3)
+    const { status, headers, body } = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      const request = http.request(`${base}/echo`, { method: 'POST' }, async (response) => {
+        resolve({ status: response.statusCode!, headers: response.headers, body: await readAllRequest(response) })
+      })
+      request.on('error', reject)
+      for (let i = 0; i < payload.length; i += 65_536) request.write(payload.subarray(i, i + 65_536))
+      request.end()
+    })
+    expect(status).toBe(200)
+    expect(headers['x-request-te']).toBe('chunked')
+    expect(headers['x-body-sha256']).toBe(await sha256(payload))
+    expect(await sha256(new Uint8Array(body))).toBe(await sha256(payload))
+  })
+
+  it('streams a response of unknown length as chunked, as it is produced', async () => {
+    const response = await fetch(`${base}/stream`)
+    expect(response.headers.get('transfer-encoding')).toBe('chunked')
+    expect(response.headers.get('content-length')).toBeNull()
+    expect(await response.text()).toBe('part0;part1;part2;')
+  })
+
+  it('keeps a connection alive for two requests', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const get = (path: string): Promise<{ body: string; reused: boolean }> =>
+      new Promise((resolve, reject) => {
+        const request = http.get(`${base}${path}`, { agent }, async (response) => {
+          resolve({ body: (await readAllRequest(response)).toString(), reused: request.reusedSocket })
+        })
+        request.on('error', reject)
+      })
+    try {
+      const first = await get('/hello?n=1')
+      const firstRemote = remotes.at(-1)!
+      const second = await get('/hello?n=2')
+      expect(first).toEqual({ body: 'hello GET ?n=1', reused: false })
+      expect(second).toEqual({ body: 'hello GET ?n=2', reused: true })
+      expect(remotes.at(-1)!.remotePort).toBe(firstRemote.remotePort)
+    } finally {
+      agent.destroy()
+    }
+  })
+
+  it('discards an unread request body and still serves the next request on the connection', async () => {
+    const reply = await rawExchange(
+      port,
+      'POST /ignore-body HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789' + 'GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+    )
+    const [firstHead, firstBodyAndSecondHead, secondBody] = reply.split('\r\n\r\n')
+    expect(firstHead).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+    expect(firstHead).not.toMatch(/connection:/)
+    expect(firstBodyAndSecondHead).toMatch(/^did not read itHTTP\/1\.1 200 OK\r\n[^]*connection: close/)
+    expect(secondBody).toBe('hello GET ')
+  })
+
+  it('answers pipelined requests in order without mixing them up', async () => {
+    const reply = await rawExchange(
+      port,
+      'GET /hello?a HTTP/1.1\r\nHost: h\r\n\r\nPOST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' +
+        'GET /hello?c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+    )
+    const bodies = reply.split(/HTTP\/1\.1 200 OK\r\n[^]*?\r\n\r\n/).slice(1)
+    expect(bodies).toEqual(['hello GET ?a', 'abc', 'hello GET ?c'])
+  })
+
+  it('turns a throwing handler into 500 and logs the error', async () => {
+    const before = errors.length
+    const response = await fetch(`${base}/throw`)
+    expect(response.status).toBe(500)
+    expect(await response.text()).toBe('Internal Server Error\n')
+    expect(errors.length).toBe(before + 1)
+    expect((errors.at(-1) as Error).message).toBe('handler exploded')
+  })
+
+  it('answers a malformed request with 400 naming the problem', async () => {
+    const reply = await rawExchange(port, 'GET / HTTP/1.1\r\nHost : h\r\n\r\n')
+    expect(reply).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/)
+    expect(reply).toMatch(/connection: close/)
+    expect(reply).toMatch(/whitespace between header name and colon/)
+
+    const badChunk = await rawExchange(port, 'POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n')
+    expect(badChunk).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/)
+    expect(badChunk).toMatch(/invalid chunk size line "xyz"/)
+
+    const noHost = await rawExchange(port, 'GET / HTTP/1.1\r\n\r\n')
+    expect(noHost).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n[^]*no Host header/)
+
+    const garbage = await rawExchange(port, '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n')
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n[^]*malformed request line/)
+  })
+
+  it('answers an oversized head with 431', async () => {
+    const reply = await rawExchange(port, `GET / HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`)
+    expect(reply).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n[^]*request head exceeds 65536 bytes/)
+  })
+
+  it('sends no body for HEAD and 204, and keeps repeated Set-Cookie fields apart', async () => {
+    const head = await fetch(`${base}/hello`, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(await head.text()).toBe('')
+    const raw = await rawExchange(port, 'GET /cookies HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')
+    expect(raw).toMatch(/^HTTP\/1\.1 204 No Content\r\n/)
+    expect(raw).toMatch(/set-cookie: a=1\r\nset-cookie: b=2\r\n/)
+    expect(raw).not.toMatch(/content-length|transfer-encoding/i)
+    expect(raw.endsWith('\r\n\r\n')).toBe(true)
+  })
+
+  it('serves an HTTP/1.0 request without Host and closes afterwards', async () => {
+    const reply = await rawExchange(port, 'GET /hello HTTP/1.0\r\n\r\n')
+    const [head, body] = reply.split('\r\n\r\n')
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*connection: close/)
+    expect(body).toBe('hello GET ')
+  })
+
+  it('round-trips 5 MB through httpFetch and serveHttp, streamed both ways', async () => {
+    const payload = patternBytes(5 * 1024 * 1024, 99)
+    let offset = 0
+    const upload = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (offset >= payload.length) return controller.close()
+        controller.enqueue(payload.slice(offset, offset + 200_000))
+        offset += 200_000
+      },
+    })
+    const response = await httpFetch(openTcp, `${base}/echo-stream`, { method: 'POST', body: upload })
+    expect(response.headers.get('transfer-encoding')).toBe('chunked')
+    const received = new Uint8Array(await response.arrayBuffer())
+    expect(received.length).toBe(payload.length)
+    expect(await sha256(received)).toBe(await sha256(payload))
+  })
+})
+
+describe('serveHttp lifecycle', () => {
+  it('close() stops accepting and ends idle keep-alive connections', async () => {
+    const listener = net.createServer()
+    const port = await listen(listener)
+    const server = serveHttp(acceptStream(listener), () => new Response('ok'), { idleTimeoutMs: 0 })
+    const agent = new http.Agent({ keepAlive: true })
+    const body = await new Promise<string>((resolve, reject) => {
+      http.get(`http://127.0.0.1:${port}/`, { agent }, async (response) => resolve((await readAllRequest(response)).toString())).on('error', reject)
+    })
+    expect(body).toBe('ok')
+    await server.close() // would hang if the idle keep-alive connection were left open
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow()
+    agent.destroy()
+  })
+
+  it('closes a connection that sends no request within the idle timeout', async () => {
+    const listener = net.createServer()
+    const port = await listen(listener)
+    const server = serveHttp(acceptStream(listener), () => new Response('ok'), { idleTimeoutMs: 50 })
+    try {
+      const reply = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: h\r\n')
+      expect(reply).toBe('')
+    } finally {
+      await server.close()
+    }
   })
 })

@@ -39,20 +39,39 @@ export class BodySourceError extends Error {
   }
 }
 
+/** Produces the next body chunk, or `undefined` at the end. */
+export type ChunkSource = () => Promise<Uint8Array | undefined>
+
+/** Reads a WHATWG stream as a `ChunkSource`. */
+export function streamSource(reader: ReadableStreamDefaultReader<Uint8Array>): ChunkSource {
+  return async () => {
+    const result = await reader.read()
+    return result.done ? undefined : result.value
+  }
+}
+
+/** A `ChunkSource` over chunks already in hand. */
+export function arraySource(chunks: Uint8Array[]): ChunkSource {
+  let index = 0
+  return async () => chunks[index++]
+}
+
 /**
- * Sends `first` (already read from the body, may be undefined) and then the rest of `reader`,
- * framed as `framing`. A length-framed body that turns out longer or shorter is an error, since the
- * peer would otherwise misread the connection.
+ * Sends what `next` produces, framed as `framing`. A length-framed body that turns out longer or
+ * shorter is an error, since the peer would otherwise misread the rest of the connection.
  */
-export async function writeBody(
-  connection: HttpConnection,
-  reader: ReadableStreamDefaultReader<Uint8Array> | undefined,
-  framing: OutgoingFraming,
-  first?: Uint8Array,
-): Promise<void> {
+export async function writeBody(connection: HttpConnection, next: ChunkSource, framing: OutgoingFraming): Promise<void> {
   let sent = 0
-  const send = async (chunk: Uint8Array): Promise<void> => {
-    if (chunk.length === 0) return
+  for (;;) {
+    let chunk: Uint8Array | undefined
+    try {
+      chunk = await next()
+    } catch (error) {
+      throw new BodySourceError(`body stream failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+    }
+    if (chunk === undefined) break
+    if (!(chunk instanceof Uint8Array)) throw new BodySourceError('body stream yielded a chunk that is not a Uint8Array')
+    if (chunk.length === 0) continue
     if (framing.kind === 'length' && sent + chunk.length > framing.length) {
       throw new BodySourceError(`body is longer than its Content-Length of ${framing.length}`)
     }
@@ -61,20 +80,6 @@ export async function writeBody(
       await connection.writeAll([latin1Bytes(`${chunk.length.toString(16)}\r\n`), chunk, CRLF])
     } else {
       await connection.write(chunk)
-    }
-  }
-  if (first !== undefined) await send(first)
-  if (reader !== undefined) {
-    for (;;) {
-      let result: ReadableStreamReadResult<Uint8Array>
-      try {
-        result = await reader.read()
-      } catch (error) {
-        throw new BodySourceError(`body stream failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
-      }
-      if (result.done) break
-      if (!(result.value instanceof Uint8Array)) throw new BodySourceError('body stream yielded a chunk that is not a Uint8Array')
-      await send(result.value)
     }
   }
   if (framing.kind === 'length' && sent !== framing.length) {
