@@ -209,6 +209,21 @@ describe('peer map pushes', () => {
     expect(service.isRegistered(rotated.publicKey)).toBe(true)
   })
 
+  it('refuses to rotate one node onto another registered node, but accepts a repeat of a finished rotation', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key })
+    const b = join({ authKey: key })
+    const merge = connect(b.pair, { previous: a.pair })
+    expect(errorOf(merge.out, merge.connection)?.status).toBe(409)
+    expect(service.isRegistered(a.pair.publicKey) && service.isRegistered(b.pair.publicKey)).toBe(true)
+
+    const rotated = generateKeyPair()
+    const first = join({ previous: a.pair }, rotated, 2000)
+    service.closed(first.connection, 2001)
+    const again = join({ previous: a.pair }, rotated, 3000)
+    expect(again.self.addresses).toEqual(a.self.addresses)
+  })
+
   it('refuses a key change without proof of the old key', () => {
     const key = service.createAuthKey({ reusable: true }, 1)
     const b = join({ authKey: key })

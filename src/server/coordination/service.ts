@@ -267,6 +267,13 @@ export class CoordinationService {
     const removedKeys: string[] = []
     const node = this.store.transaction(() => {
       let node = this.store.nodeByKey(hello.nodeKey)
+      if (node !== undefined && hello.previousNodeKey !== undefined) {
+        // Reconnecting after a finished rotation is fine; merging two live nodes is not.
+        const previous = this.store.nodeByKey(hello.previousNodeKey)
+        if (previous !== undefined && previous.id !== node.id) {
+          throw new CoordinationError(409, 'nodeKey is already registered to another node; cannot rotate previousNodeKey onto it')
+        }
+      }
       if (node === undefined && hello.previousNodeKey !== undefined) {
         node = this.store.nodeByKey(hello.previousNodeKey)
         if (node === undefined) throw new CoordinationError(404, 'previousNodeKey is not registered')
