@@ -1,0 +1,164 @@
+// `burrow ping`: ICMP/ICMPv6 echo through a WireGuard tunnel described by a wg-quick file.
+import { readFile } from 'node:fs/promises'
+import { ConfigError, parseWgQuick, type WgQuickConfig } from '../control/wg-quick.ts'
+import { randomBytes } from '../crypto/index.ts'
+import { addressEquals, formatAddress, type IpAddress, parseAddress } from '../wire/address.ts'
+import { WireError } from '../wire/errors.ts'
+import { buildEcho, parseEcho } from '../wire/icmp.ts'
+import { buildIp, parseIp, PROTO_ICMP, PROTO_ICMPV6 } from '../wire/ip.ts'
+import { numberFlag, parseArgs, UsageError } from './args.ts'
+import { type Command, EXIT_USAGE } from './io.ts'
+import { openUdpTunnel } from './udp-tunnel-from-config.ts'
+
+const USAGE = 'usage: burrow ping --config FILE [--count N] [--interval S] [--timeout S] ADDRESS\n'
+/** Echo payload size, as ping(8) sends by default. */
+const DATA_LENGTH = 56
+
+export function buildEchoRequest(src: IpAddress, dst: IpAddress, id: number, seq: number): Uint8Array {
+  const version = src.length === 4 ? 4 : 6
+  const data = new Uint8Array(DATA_LENGTH)
+  for (let i = 0; i < data.length; i++) data[i] = i
+  const payload = buildEcho({ kind: 'request', id, seq, data }, version, src, dst)
+  return buildIp({ src, dst, protocol: version === 4 ? PROTO_ICMP : PROTO_ICMPV6, payload })
+}
+
+export interface EchoReplyInfo {
+  seq: number
+  ttl: number
+  /** ICMP message length, what ping(8) reports as "bytes". */
+  bytes: number
+}
+
+/** The reply's sequence number when `packet` is an echo reply from `target` to our echo `id`; else undefined. */
+export function matchEchoReply(packet: Uint8Array, target: IpAddress, id: number): EchoReplyInfo | undefined {
+  try {
+    const ip = parseIp(packet)
+    if (ip.protocol !== (ip.version === 4 ? PROTO_ICMP : PROTO_ICMPV6) || !addressEquals(ip.src, target)) return undefined
+    const echo = parseEcho(ip.payload, ip.version, ip.src, ip.dst)
+    if (echo?.kind !== 'reply' || echo.id !== id) return undefined
+    return { seq: echo.seq, ttl: ip.ttl, bytes: ip.payload.length }
+  } catch (error) {
+    if (error instanceof WireError) return undefined
+    throw error
+  }
+}
+
+export function formatSummary(target: string, transmitted: number, rtts: readonly number[]): string {
+  const received = rtts.length
+  const loss = transmitted === 0 ? 0 : Math.round(((transmitted - received) / transmitted) * 100)
+  let text = `--- ${target} ping statistics ---\n${transmitted} packets transmitted, ${received} received, ${loss}% packet loss\n`
+  if (received > 0) {
+    const min = Math.min(...rtts)
+    const max = Math.max(...rtts)
+    const avg = rtts.reduce((a, b) => a + b, 0) / received
+    text += `rtt min/avg/max = ${min.toFixed(3)}/${avg.toFixed(3)}/${max.toFixed(3)} ms\n`
+  }
+  return text
+}
+
+interface PingOptions {
+  configPath: string
+  target: IpAddress
+  count: number
+  intervalMs: number
+  timeoutMs: number
+}
+
+function parsePingArgs(args: string[]): PingOptions {
+  const parsed = parseArgs(args, ['config', 'count', 'interval', 'timeout'])
+  const configPath = parsed.flags.get('config')
+  if (configPath === undefined) throw new UsageError('--config FILE is required')
+  if (parsed.positionals.length !== 1) throw new UsageError('give exactly one ADDRESS to ping')
+  let target: IpAddress
+  try {
+    target = parseAddress(parsed.positionals[0]!)
+  } catch {
+    throw new UsageError(`${JSON.stringify(parsed.positionals[0])} is not an IPv4 or IPv6 address`)
+  }
+  return {
+    configPath,
+    target,
+    count: numberFlag(parsed, 'count', 4, 1, 1_000_000, true),
+    intervalMs: numberFlag(parsed, 'interval', 1, 0.01, 3600, false) * 1000,
+    timeoutMs: numberFlag(parsed, 'timeout', 5, 0, 3600, false) * 1000,
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+export const ping: Command = async (args, io) => {
+  let options: PingOptions
+  let config: WgQuickConfig
+  try {
+    options = parsePingArgs(args)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`burrow ping: ${error.message}\n${USAGE}`)
+    return EXIT_USAGE
+  }
+  try {
+    config = parseWgQuick(await readFile(options.configPath, 'utf8'))
+  } catch (error) {
+    if (error instanceof ConfigError) io.stderr(`burrow ping: ${options.configPath}: ${error.message}\n`)
+    else io.stderr(`burrow ping: cannot read ${options.configPath}: ${(error as Error).message}\n`)
+    return EXIT_USAGE
+  }
+  const { target } = options
+  const targetText = formatAddress(target)
+  const source = config.interface.addresses.find((a) => a.address.length === target.length)
+  if (!source) {
+    io.stderr(`burrow ping: ${options.configPath} has no IPv${target.length === 4 ? 4 : 6} Address to ping ${targetText} from\n`)
+    return EXIT_USAGE
+  }
+
+  const idBytes = randomBytes(2)
+  const id = (idBytes[0]! << 8) | idBytes[1]!
+  const sentAt = new Map<number, number>()
+  const rtts: number[] = []
+  let allAnswered: () => void = () => {}
+  const answered = new Promise<void>((resolve) => (allAnswered = resolve))
+
+  const onPacket = (packet: Uint8Array) => {
+    const reply = matchEchoReply(packet, target, id)
+    const sent = reply && sentAt.get(reply.seq)
+    if (!reply || sent === undefined) return
+    sentAt.delete(reply.seq)
+    const rtt = performance.now() - sent
+    rtts.push(rtt)
+    io.stdout(`${reply.bytes} bytes from ${targetText}: icmp_seq=${reply.seq} ttl=${reply.ttl} time=${rtt.toFixed(2)} ms\n`)
+    if (rtts.length === options.count) allAnswered()
+  }
+
+  let tunnel
+  try {
+    tunnel = await openUdpTunnel(config, onPacket)
+  } catch (error) {
+    io.stderr(`burrow ping: ${(error as Error).message}\n`)
+    return 1
+  }
+  let transmitted = 0
+  try {
+    io.stdout(`PING ${targetText} from ${formatAddress(source.address)} through WireGuard (UDP port ${tunnel.underlay.port})\n`)
+    for (let seq = 1; seq <= options.count; seq++) {
+      sentAt.set(seq, performance.now())
+      const outcome = tunnel.loop.send(buildEchoRequest(source.address, target, id, seq))
+      if (outcome === 'no-route') {
+        io.stderr(`burrow ping: no [Peer] has AllowedIPs containing ${targetText}\n`)
+        return 1
+      }
+      if (outcome === 'no-endpoint') {
+        io.stderr(`burrow ping: the [Peer] for ${targetText} has no Endpoint and has not been heard from\n`)
+        return 1
+      }
+      transmitted++
+      if (seq < options.count) await Promise.race([sleep(options.intervalMs), answered])
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([answered, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeoutMs)))])
+    clearTimeout(timer)
+  } finally {
+    await tunnel.close()
+  }
+  io.stdout('\n' + formatSummary(targetText, transmitted, rtts))
+  return rtts.length > 0 ? 0 : 1
+}
