@@ -212,6 +212,23 @@ describe('DataplaneCore packet path', () => {
   })
 })
 
+describe('DataplaneCore batching', () => {
+  it('groups output per (underlay, endpoint): peers behind one relay endpoint share a batch', () => {
+    const { core } = node('10.0.0.1/32')
+    core.addUnderlay(2)
+    const peers = ['10.0.0.2', '10.0.0.3', '10.0.0.4'].map((address) => core.addPeer({ publicKey: generateKeyPair().publicKey, allowedIps: [p(`${address}/32`)] }))
+    core.setPeerRoute(peers[0]!, 1, 'relay')
+    core.setPeerRoute(peers[1]!, 1, 'relay')
+    core.setPeerRoute(peers[2]!, 2, 'relay')
+    const out = core.processOutbound(['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.2'].map((dst) => packet('10.0.0.1', dst)), 0)
+    // Each packet starts a handshake: one initiation per peer (later packets are queued).
+    expect(out.toUnderlay.map((batch) => [batch.underlay, batch.endpoint, batch.datagrams.length])).toEqual([
+      [1, 'relay', 2],
+      [2, 'relay', 1],
+    ])
+  })
+})
+
 describe('DataplaneCore under load', () => {
   it('tells the tunnel it is under load when handshakes exceed the budget, so it answers with cookie replies', () => {
     const a = node('10.0.0.1/32')

@@ -283,7 +283,7 @@ export class DataplaneCore {
 
   /** Routes IP packets from the overlay: to peers by AllowedIPs, or back up if addressed to us. */
   processOutbound(packets: Uint8Array[], now: number): OutboundResult {
-    const byPeer = new Map<PeerId, UnderlayBatch>()
+    const toUnderlay = new UnderlayBatcher()
     const loopback = new Map<OverlayId, OverlayBatch>()
     for (const packet of packets) {
       const destination = ipDestination(packet)
@@ -310,12 +310,9 @@ export class DataplaneCore {
       state.txPackets++
       state.txBytes += packet.length
       const messages = this.tunnel.send(peer, packet, now)
-      if (messages.length === 0) continue
-      let batch = byPeer.get(peer)
-      if (!batch) byPeer.set(peer, (batch = { underlay: route.underlay, endpoint: route.endpoint, datagrams: [] }))
-      for (const message of messages) batch.datagrams.push(message)
+      if (messages.length > 0) toUnderlay.add(route, messages)
     }
-    return { toUnderlay: [...byPeer.values()], loopback: [...loopback.values()] }
+    return { toUnderlay: toUnderlay.batches, loopback: [...loopback.values()] }
   }
 
   /**
@@ -387,20 +384,14 @@ export class DataplaneCore {
   /** Runs due tunnel timers (handshake retries, rekeys, keepalives, expiry). */
   processEvents(now: number): EventResult {
     if (this.tunnel.underLoad && now >= this.underLoadUntil) this.tunnel.underLoad = false
-    const byPeer = new Map<PeerId, UnderlayBatch>()
+    const toUnderlay = new UnderlayBatcher()
     for (const { peer, message } of this.tunnel.poll(now)) {
       const state = this.peers.get(peer)
       if (!state) continue
-      const route = state.route
-      if (!route) {
-        count(state.drops, 'no-endpoint')
-        continue
-      }
-      let batch = byPeer.get(peer)
-      if (!batch) byPeer.set(peer, (batch = { underlay: route.underlay, endpoint: route.endpoint, datagrams: [] }))
-      batch.datagrams.push(message)
+      if (state.route) toUnderlay.add(state.route, [message])
+      else count(state.drops, 'no-endpoint')
     }
-    return { toUnderlay: [...byPeer.values()] }
+    return { toUnderlay: toUnderlay.batches }
   }
 
   /** The soonest instant at which `processEvents` has work, or undefined. */
@@ -440,6 +431,24 @@ export class DataplaneCore {
     const state = this.peers.get(peer)
     if (!state) throw new DataplaneError('unknown-peer', `no peer ${peer}`)
     return state
+  }
+}
+
+/** Groups datagrams per (underlay, endpoint); endpoints compare as Map keys do (identity or primitive value). */
+class UnderlayBatcher {
+  readonly batches: UnderlayBatch[] = []
+  private readonly index = new Map<UnderlayId, Map<Endpoint, UnderlayBatch>>()
+
+  add(route: PeerRoute, datagrams: Uint8Array[]): void {
+    let byEndpoint = this.index.get(route.underlay)
+    if (!byEndpoint) this.index.set(route.underlay, (byEndpoint = new Map()))
+    let batch = byEndpoint.get(route.endpoint)
+    if (!batch) {
+      batch = { underlay: route.underlay, endpoint: route.endpoint, datagrams: [] }
+      byEndpoint.set(route.endpoint, batch)
+      this.batches.push(batch)
+    }
+    for (const datagram of datagrams) batch.datagrams.push(datagram)
   }
 }
 
