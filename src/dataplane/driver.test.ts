@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
 import { generateKeyPair } from '../crypto/index.ts'
 import { PROTO_UDP, buildIp, parseAddress, parsePrefix } from '../wire/index.ts'
 import { ManualClock, type Timer } from './clock.ts'
@@ -141,6 +142,34 @@ describe('DataplaneDriver', () => {
     // Never spins: every timer was armed strictly in the future, one at a time per driver.
     for (const { now, at } of clock.armed) expect(at).toBeGreaterThan(now)
     expect(clock.pending).toBe(2)
+  })
+
+  it('never wakes in vain or spins, whatever the traffic pattern', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ gap: fc.integer({ min: 0, max: 40_000 }), from: fc.constantFrom('a', 'b'), count: fc.integer({ min: 1, max: 3 }) }), { maxLength: 12 }),
+        async (bursts) => {
+          const clock = new RecordingClock()
+          const { a, b } = tunnelPair(clock)
+          let t = 0
+          for (const burst of bursts) {
+            t += burst.gap
+            await runUntil(clock, t)
+            const [side, src, dst] = burst.from === 'a' ? [a, '10.0.0.1', '10.0.0.2'] : [b, '10.0.0.2', '10.0.0.1']
+            side.overlay.inject(Array.from({ length: burst.count }, () => packet(src, dst, 'x')))
+          }
+          await runUntil(clock, t + 200_000)
+          for (const driver of [a.driver, b.driver]) {
+            expect(driver.counters.wastedWakeups).toBe(0)
+            expect(driver.counters.stuckDeadlines).toBe(0)
+          }
+          for (const { now, at } of clock.armed) expect(at).toBeGreaterThan(now)
+          a.driver.stop()
+          b.driver.stop()
+        },
+      ),
+      { numRuns: 25 },
+    )
   })
 
   it('with nothing scheduled, wakes every 5 s and never spins', async () => {
