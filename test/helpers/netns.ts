@@ -25,11 +25,11 @@ export class CommandError extends Error {
 /** Runs a command to completion and collects its output; never throws for a non-zero exit. */
 export function runCommand(command: string, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
     const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
     child.on('error', (error) => {
       clearTimeout(timer)
@@ -39,7 +39,11 @@ export function runCommand(command: string, args: string[], options: { input?: s
       clearTimeout(timer)
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })
     })
-    child.stdin.end(options.input ?? '')
+    if (child.stdin) {
+      // A command that exits without reading its input must not turn into an EPIPE crash.
+      child.stdin.on('error', () => {})
+      child.stdin.end(options.input)
+    }
   })
 }
 
