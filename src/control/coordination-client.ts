@@ -41,7 +41,9 @@ export type SocketFactory = (url: string) => SocketLike | Promise<SocketLike>
 async function defaultSocketFactory(url: string): Promise<SocketLike> {
   const Native = (globalThis as { WebSocket?: new (url: string) => SocketLike }).WebSocket
   if (Native !== undefined) return new Native(url)
-  const { WebSocket } = await import('ws')
+  // Hidden from bundlers: browsers always have WebSocket, and `ws` must not enter their bundle.
+  const wsModule = 'ws'
+  const { WebSocket } = (await import(/* @vite-ignore */ wsModule)) as typeof import('ws')
   return new WebSocket(url) as unknown as SocketLike
 }
 
