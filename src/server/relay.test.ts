@@ -110,15 +110,25 @@ describe('Relay core with client sessions', () => {
     expect(closed).toMatch(/login timed out/)
   })
 
-  it('sends PeerGone to senders when a destination leaves', () => {
+  it('sends PeerGone to senders when a destination leaves, and to receivers when a sender leaves', () => {
     const h = new Harness()
     const a = h.connect()
     const b = h.connect()
+    const c = h.connect()
+    const bystander = h.connect()
     a.session.send(b.session.publicKey, new Uint8Array([1]), h.now)
+    b.session.send(c.session.publicKey, new Uint8Array([1]), h.now)
     h.pump()
     h.relay.close(b.conn, 'client went away', h.now, 'normal')
     h.pump()
     expect(a.events.at(-1)).toEqual({ type: 'peer-gone', key: b.session.publicKey, reason: 0 })
+    expect(c.events.at(-1)).toEqual({ type: 'peer-gone', key: b.session.publicKey, reason: 0 })
+    expect(bystander.events.some((e) => e.type === 'peer-gone')).toBe(false)
+    // The bookkeeping is gone with b: a reconnecting b that then leaves tells nobody.
+    const b2 = h.connect()
+    h.relay.close(b2.conn, 'again', h.now, 'normal')
+    h.pump()
+    expect(a.events.filter((e) => e.type === 'peer-gone')).toHaveLength(1)
   })
 
   it('answers a disco packet to an absent peer with PeerGone NotHere', () => {

@@ -287,19 +287,19 @@ export class Relay {
       return
     }
     this.keys.delete(client.keyId)
-    const senders = this.sendersTo.get(client.keyId)
+    // Everyone who exchanged packets with this key learns it left: those it sent to (as
+    // Tailscale's relay does) and those who sent to it.
+    const senders = this.sendersTo.get(client.keyId) ?? new Set<string>()
+    const targets = this.sentBy.get(client.keyId) ?? new Set<string>()
     this.sendersTo.delete(client.keyId)
-    if (senders) {
-      const gone = encodeFrame({ type: 'peer-gone', key: client.key!, reason: PeerGoneReason.Disconnected })
-      for (const sender of senders) {
-        const senderSet = this.keys.get(sender)
-        if (senderSet) for (const c of senderSet.clients) this.pushControl(c, gone)
-        this.sentBy.get(sender)?.delete(client.keyId)
-      }
-    }
-    const targets = this.sentBy.get(client.keyId)
     this.sentBy.delete(client.keyId)
-    if (targets) for (const target of targets) this.sendersTo.get(target)?.delete(client.keyId)
+    for (const sender of senders) this.sentBy.get(sender)?.delete(client.keyId)
+    for (const target of targets) this.sendersTo.get(target)?.delete(client.keyId)
+    const gone = encodeFrame({ type: 'peer-gone', key: client.key!, reason: PeerGoneReason.Disconnected })
+    for (const peer of new Set([...senders, ...targets])) {
+      const peerSet = this.keys.get(peer)
+      if (peerSet) for (const c of peerSet.clients) this.pushControl(c, gone)
+    }
   }
 
   private handle(client: RelayClient, frame: DerpFrame, now: number): void {
