@@ -97,16 +97,23 @@ export interface PageServer {
   close(): Promise<void>
 }
 
+export interface PageServerOptions {
+  /**
+   * CommonJS dependencies the pages import (e.g. `simple-peer`): pre-bundled at startup. Automatic
+   * discovery stays off, because discovering a dependency mid-test makes Vite reload the page.
+   */
+  prebundle?: string[]
+}
+
 /** Serves the repository root with Vite's dev server on 127.0.0.1 and a free port. */
-export async function startPageServer(): Promise<PageServer> {
+export async function startPageServer(options: PageServerOptions = {}): Promise<PageServer> {
   const port = await freePort()
   const server = await createViteServer({
     configFile: false,
     root: REPO_ROOT,
     logLevel: 'error',
     clearScreen: false,
-    // No dependency pre-bundling: discovering a dependency mid-test makes Vite reload the page.
-    optimizeDeps: { noDiscovery: true, include: [] },
+    optimizeDeps: { noDiscovery: true, include: options.prebundle ?? [] },
     server: { host: '127.0.0.1', port, strictPort: true, hmr: false, watch: null },
     worker: { format: 'es' },
   })
