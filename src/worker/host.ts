@@ -242,6 +242,11 @@ export class WorkerHost {
     return peer
   }
 
+  /** The driver's clock is this thread's `performance.now()` unless a test injected another. */
+  private toSharedTime(t: number): number {
+    return this.options.clock ? t : performance.timeOrigin + t
+  }
+
   private running(): { core: DataplaneCore; driver: DataplaneDriver } {
     if (!this.core || !this.driver) throw new DataplaneError('stopped', 'the dataplane is not started (send "start" first)')
     return { core: this.core, driver: this.driver }
@@ -262,7 +267,7 @@ export class WorkerHost {
           txBytes: stats.txBytes,
           rxPackets: stats.rxPackets,
           rxBytes: stats.rxBytes,
-          ...(stats.lastHandshake !== undefined ? { lastHandshake: stats.lastHandshake } : {}),
+          ...(stats.lastHandshake !== undefined ? { lastHandshake: this.toSharedTime(stats.lastHandshake) } : {}),
           drops: stats.drops,
           ...(stats.route ? { route: { underlay: stats.route.underlay } } : {}),
         }

@@ -99,6 +99,7 @@ export interface PeerStatus {
   txBytes: number
   rxPackets: number
   rxBytes: number
+  /** When the last handshake completed, on the `sharedNow()` clock. */
   lastHandshake?: number
   drops: DropCounts
   route?: { underlay: number }

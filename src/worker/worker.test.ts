@@ -89,6 +89,7 @@ describe('worker protocol', () => {
     expect(status.started).toBe(true)
     expect(status.peers[0]).toMatchObject({ allowedIps: ['10.0.0.2/32'], txPackets: count + 1, route: { underlay: 1 } })
     expect(status.driver?.errors).toBe(0)
+    expect(Math.abs(status.peers[0]!.lastHandshake! - Date.now())).toBeLessThan(60_000)
     expect((await b.status()).peers[0]!.rxPackets).toBe(count + 1)
     await a.stop()
     await b.stop()
