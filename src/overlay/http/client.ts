@@ -247,9 +247,14 @@ async function sendRequest(connection: HttpConnection, outgoing: OutgoingRequest
   if (framingField !== undefined) fields.push(framingField)
   fields.push(['connection', 'close'])
   const target = `${url.pathname}${url.search}`
-  await connection.write(encodeHead(`${method} ${target} HTTP/1.1`, fields))
-  if (body?.kind === 'bytes') await writeBody(connection, arraySource([body.bytes]), framing!)
-  else if (body?.kind === 'stream') await writeBody(connection, streamSource(body.stream.getReader()), framing!)
+  const head = encodeHead(`${method} ${target} HTTP/1.1`, fields)
+  // A streamed body may take a while to produce its first chunk; the head should not wait for it.
+  if (body?.kind === 'stream') {
+    await connection.write(head)
+    await writeBody(connection, streamSource(body.stream.getReader()), framing!)
+  } else {
+    await writeBody(connection, arraySource(body === null ? [] : [body.bytes]), framing ?? { kind: 'length', length: 0 }, head)
+  }
 }
 
 /** Reads past interim 1xx responses to the final head. */

@@ -51,8 +51,15 @@ describe('httpFetch against node:http', () => {
   const seen: Array<{ url: string; method: string; headers: http.IncomingHttpHeaders; body: string }> = []
 
   beforeAll(async () => {
-    server = http.createServer(async (req, res) => {
+    // A client that gives up mid-upload makes reading the request fail; that request is simply dropped.
+    server = http.createServer((req, res) => void handle(req, res).catch(() => res.destroy()))
+    const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
       const url = new URL(req.url!, 'http://x')
+      if (url.pathname === '/too-large') {
+        res.writeHead(413, { connection: 'close' })
+        res.end('too large')
+        return
+      }
       const body = await readAllRequest(req)
       seen.push({ url: req.url!, method: req.method!, headers: req.headers, body: body.toString('latin1') })
       switch (url.pathname) {
@@ -117,7 +124,7 @@ describe('httpFetch against node:http', () => {
           res.statusCode = 404
           res.end('no such thing')
       }
-    })
+    }
     base = `http://127.0.0.1:${await listen(server)}`
   })
 
@@ -260,6 +267,41 @@ describe('httpFetch against node:http', () => {
     await expect(response.text()).rejects.toThrow(/connection closed after 100 of 1000 body bytes|connection failed while reading/)
   })
 
+  it('rejects with the cause when the request body stream fails', async () => {
+    const failing = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('partial'))
+        controller.error(new Error('disk on fire'))
+      },
+    })
+    await expect(httpFetch(openTcp, `${base}/echo`, { method: 'POST', body: failing })).rejects.toThrow(/body stream failed: disk on fire/)
+  })
+
+  it('gets an early response while its upload is refused', async () => {
+    let sent = 0
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent > 50_000_000) return controller.close()
+        sent += 65_536
+        controller.enqueue(new Uint8Array(65_536))
+      },
+    })
+    const response = await httpFetch(openTcp, `${base}/too-large`, { method: 'POST', body: endless })
+    expect(response.status).toBe(413)
+    expect(await response.text()).toBe('too large')
+    expect(sent).toBeLessThan(50_000_000)
+  })
+
+  it('closes the connection when the response body is cancelled', async () => {
+    const closedOnServer = new Promise<void>((resolve) => server.once('request', (_req, res) => res.once('close', resolve)))
+    const response = await httpFetch(openTcp, `${base}/stream`)
+    const reader = response.body!.getReader()
+    await reader.read()
+    await reader.cancel()
+    await closedOnServer
+    releaseStream()
+  })
+
   it('aborts before the response and while the body streams', async () => {
     const early = new AbortController()
     early.abort()
@@ -389,6 +431,18 @@ describe('serveHttp against node:http and fetch', () => {
           }),
         )
       }
+      case '/broken-stream':
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            async pull(controller) {
+              controller.enqueue(new TextEncoder().encode('some bytes'))
+              await new Promise((resolve) => setTimeout(resolve, 5))
+              controller.error(new Error('generator crashed'))
+            },
+          }),
+        )
+      case '/not-a-response':
+        return 'a string' as unknown as Response
       case '/ignore-body':
         return new Response('did not read it')
       case '/throw':
@@ -499,6 +553,42 @@ describe('serveHttp against node:http and fetch', () => {
     expect(await response.text()).toBe('Internal Server Error\n')
     expect(errors.length).toBe(before + 1)
     expect((errors.at(-1) as Error).message).toBe('handler exploded')
+  })
+
+  it('logs a handler that returns something other than a Response and answers 500', async () => {
+    const before = errors.length
+    const response = await fetch(`${base}/not-a-response`)
+    expect(response.status).toBe(500)
+    await response.text()
+    expect(String(errors.slice(before))).toMatch(/handler returned string instead of a Response/)
+  })
+
+  it('cuts the connection when the response body stream fails, so the client sees an error', async () => {
+    const before = errors.length
+    const response = await fetch(`${base}/broken-stream`)
+    expect(response.status).toBe(200)
+    await expect(response.text()).rejects.toThrow()
+    expect(String(errors.slice(before))).toMatch(/generator crashed/)
+  })
+
+  it('sends 100 Continue when the handler reads a body the client holds back', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port })
+    await once(socket, 'connect')
+    let received = ''
+    socket.on('data', (part: Buffer) => {
+      received += part.toString('latin1')
+    })
+    socket.write('POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n')
+    while (!received.includes('\r\n\r\n')) await once(socket, 'data')
+    expect(received).toBe('HTTP/1.1 100 Continue\r\n\r\n')
+    socket.write('hello')
+    await once(socket, 'close')
+    expect(received).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nhello$/)
+  })
+
+  it('answers an unknown expectation with 417', async () => {
+    const reply = await rawExchange(port, 'POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nExpect: teapot\r\n\r\nx')
+    expect(reply).toMatch(/^HTTP\/1\.1 417 Expectation Failed\r\n/)
   })
 
   it('answers a malformed request with 400 naming the problem', async () => {

@@ -11,9 +11,12 @@ export class IncomingBody {
   private state: 'open' | 'ended' | 'failed' = 'open'
   private error: unknown
   private detached = false
+  /** Sends `100 Continue` once the handler starts reading, for a client that waits for it. */
+  private continueBeforeReading: (() => Promise<void>) | undefined
 
-  constructor(connection: HttpConnection) {
+  constructor(connection: HttpConnection, continueBeforeReading?: () => Promise<void>) {
     this.connection = connection
+    this.continueBeforeReading = continueBeforeReading
   }
 
   /** The error that broke the body (a parse error means the client sent garbage). */
@@ -36,6 +39,9 @@ export class IncomingBody {
     if (this.state === 'ended') return null
     if (this.state === 'failed') throw this.error
     try {
+      const sendContinue = this.continueBeforeReading
+      this.continueBeforeReading = undefined
+      if (sendContinue !== undefined) await sendContinue()
       const event = await this.connection.nextEvent()
       if (event.type === 'body') return event.data
       if (event.type === 'end') {
@@ -49,6 +55,19 @@ export class IncomingBody {
       throw error
     }
   }
+
+  /**
+   * The response is about to be sent: a `100 Continue` can no longer precede it, so none is sent;
+   * the client then either sends the body anyway or not, and the connection closes after this exchange.
+   */
+  forgoContinue(): boolean {
+    const pending = this.continueBeforeReading !== undefined
+    this.continueBeforeReading = undefined
+    if (pending) this.awaitingContinue = true
+    return pending
+  }
+
+  private awaitingContinue = false
 
   /** The body as the stream a `Request` carries; pulled only as the handler reads. */
   stream(): ReadableStream<Uint8Array> {
@@ -79,6 +98,8 @@ export class IncomingBody {
    */
   async discardRest(limit: number): Promise<boolean> {
     this.detached = true
+    // The client is still waiting for permission to send the body; closing beats guessing whether it will.
+    if (this.continueBeforeReading !== undefined || this.awaitingContinue) return false
     let discarded = 0
     try {
       for (;;) {

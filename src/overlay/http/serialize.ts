@@ -57,10 +57,12 @@ export function arraySource(chunks: Uint8Array[]): ChunkSource {
 }
 
 /**
- * Sends what `next` produces, framed as `framing`. A length-framed body that turns out longer or
- * shorter is an error, since the peer would otherwise misread the rest of the connection.
+ * Sends what `next` produces, framed as `framing`, after `head` if given (sent in the same write as
+ * the first chunk, so a small message leaves as one segment). A length-framed body that turns out
+ * longer or shorter is an error, since the peer would otherwise misread the rest of the connection.
  */
-export async function writeBody(connection: HttpConnection, next: ChunkSource, framing: OutgoingFraming): Promise<void> {
+export async function writeBody(connection: HttpConnection, next: ChunkSource, framing: OutgoingFraming, head?: Uint8Array): Promise<void> {
+  let pending: Uint8Array[] = head === undefined ? [] : [head]
   let sent = 0
   for (;;) {
     let chunk: Uint8Array | undefined
@@ -76,14 +78,14 @@ export async function writeBody(connection: HttpConnection, next: ChunkSource, f
       throw new BodySourceError(`body is longer than its Content-Length of ${framing.length}`)
     }
     sent += chunk.length
-    if (framing.kind === 'chunked') {
-      await connection.writeAll([latin1Bytes(`${chunk.length.toString(16)}\r\n`), chunk, CRLF])
-    } else {
-      await connection.write(chunk)
-    }
+    if (framing.kind === 'chunked') pending.push(latin1Bytes(`${chunk.length.toString(16)}\r\n`), chunk, CRLF)
+    else pending.push(chunk)
+    await connection.writeAll(pending)
+    pending = []
   }
   if (framing.kind === 'length' && sent !== framing.length) {
     throw new BodySourceError(`body ended after ${sent} of its ${framing.length} Content-Length bytes`)
   }
-  if (framing.kind === 'chunked') await connection.write(LAST_CHUNK)
+  if (framing.kind === 'chunked') pending.push(LAST_CHUNK)
+  if (pending.length > 0) await connection.writeAll(pending)
 }

@@ -41,6 +41,7 @@ export interface HttpServer {
 const DEFAULT_IDLE_TIMEOUT_MS = 5_000
 const DEFAULT_MAX_DISCARD_BYTES = 1024 * 1024
 const NO_BODY_STATUSES = new Set([204, 304])
+const CONTINUE = new TextEncoder().encode('HTTP/1.1 100 Continue\r\n\r\n')
 // The WHATWG Request constructor refuses these methods outright.
 const UNSUPPORTED_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
 
@@ -154,11 +155,15 @@ class ServerConnection {
 
   /** Serves one request; returns whether the connection may carry another. */
   private async exchange(connection: HttpConnection, head: RequestHead, info: RemoteInfo): Promise<boolean> {
-    const body = new IncomingBody(connection)
+    const expectation = expectHeader(head)
+    const body = new IncomingBody(connection, expectation === '100-continue' && head.minorVersion === 1 && head.body.kind !== 'none' ? () => connection.write(CONTINUE) : undefined)
     let keepAlive = head.keepAlive
     let response: Response
     const target = requestUrl(head)
-    if (typeof target === 'string') {
+    if (expectation !== undefined && expectation !== '100-continue') {
+      response = plainResponse(417, `unsupported expectation ${JSON.stringify(expectation)}`)
+      keepAlive = false
+    } else if (typeof target === 'string') {
       response = plainResponse(400, target)
       keepAlive = false
     } else if (UNSUPPORTED_METHODS.has(head.method.toUpperCase())) {
@@ -172,6 +177,7 @@ class ServerConnection {
       response = plainResponse(statusForParseError(broken), broken.message)
       keepAlive = false
     }
+    if (body.forgoContinue()) keepAlive = false
     if (this.server.stopping || wantsClose(response.headers)) keepAlive = false
     const framing = await this.writeResponse(connection, head, response, keepAlive)
     if (framing === undefined) return false
@@ -219,6 +225,8 @@ class ServerConnection {
 
     let framing: OutgoingFraming
     let source: ChunkSource
+    // Whether the head goes out before the body's first chunk is in hand (else they share one write).
+    let headFirst: boolean | undefined = false
     if (isHead || NO_BODY_STATUSES.has(status) || status < 200) {
       await response.body?.cancel().catch(() => {})
       // A HEAD answer states the length a GET would get, when the handler said it.
@@ -227,7 +235,7 @@ class ServerConnection {
       source = arraySource([])
     } else {
       const reader = response.body?.getReader()
-      ;({ framing, source } = await chooseFraming(reader, declared, head.minorVersion))
+      ;({ framing, source, headFirst } = await chooseFraming(reader, declared, head.minorVersion))
       const framingField = framingHeader(framing)
       if (framingField !== undefined) fields.push(framingField)
     }
@@ -237,8 +245,13 @@ class ServerConnection {
 
     const reason = response.statusText || reasonPhrase(status)
     try {
-      await connection.write(encodeHead(`HTTP/1.1 ${status} ${reason}`, fields))
-      await writeBody(connection, source, framing)
+      const encoded = encodeHead(`HTTP/1.1 ${status} ${reason}`, fields)
+      if (headFirst) {
+        await connection.write(encoded)
+        await writeBody(connection, source, framing)
+      } else {
+        await writeBody(connection, source, framing, encoded)
+      }
       return framing
     } catch (error) {
       if (error instanceof BodySourceError) this.server.onError(error)
@@ -268,9 +281,9 @@ async function chooseFraming(
   reader: ReadableStreamDefaultReader<Uint8Array> | undefined,
   declared: number | undefined,
   minorVersion: 0 | 1,
-): Promise<{ framing: OutgoingFraming; source: ChunkSource }> {
+): Promise<{ framing: OutgoingFraming; source: ChunkSource; headFirst?: boolean }> {
   if (reader === undefined) return { framing: { kind: 'length', length: 0 }, source: arraySource([]) }
-  if (declared !== undefined) return { framing: { kind: 'length', length: declared }, source: streamSource(reader) }
+  if (declared !== undefined) return { framing: { kind: 'length', length: declared }, source: streamSource(reader), headFirst: true }
   const rest = streamSource(reader)
   let first: Uint8Array | undefined
   try {
@@ -337,6 +350,11 @@ function requestUrl(head: RequestHead): URL | string {
     return `invalid request target ${JSON.stringify(target)}`
   }
   return `unsupported request target ${JSON.stringify(target)}`
+}
+
+function expectHeader(head: RequestHead): string | undefined {
+  const values = head.headers.filter(([name]) => name.toLowerCase() === 'expect').map(([, value]) => value.trim().toLowerCase())
+  return values.length === 0 ? undefined : values.join(', ')
 }
 
 function declaredLength(headers: Headers): number | undefined {
