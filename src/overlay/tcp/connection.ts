@@ -378,8 +378,8 @@ export class TcpConnection {
   /** Runs expired timers and sends what is due. */
   poll(now: number): void {
     if (this.timeWaitAt !== undefined && now >= this.timeWaitAt) {
-      this.timeWaitAt = undefined
-      this.state = 'CLOSED'
+      // TIME_WAIT over, or an orphaned FIN_WAIT_2 given up (as Linux's tcp_fin_timeout does).
+      this.finish(undefined)
       return
     }
     if (this.rtoAt !== undefined && now >= this.rtoAt) this.onRetransmitTimeout(now)
@@ -547,6 +547,12 @@ export class TcpConnection {
       return
     }
 
+    // A SYN on a synchronized connection, whatever its sequence number (RFC 5961 §4).
+    if (syn && this.state !== 'SYN_RECEIVED') {
+      this.challengeAck()
+      return
+    }
+
     // PAWS (RFC 7323 §5.3).
     const ts = seg.options.timestamp
     if (this.timestampsOk && ts && ((ts.value - this.tsRecent) | 0) < 0) {
@@ -710,7 +716,10 @@ export class TcpConnection {
 
     // Our FIN acknowledged?
     if (this.finOffset !== undefined && this.sndUna > this.finOffset) {
-      if (this.state === 'FIN_WAIT_1') this.state = 'FIN_WAIT_2'
+      if (this.state === 'FIN_WAIT_1') {
+        this.state = 'FIN_WAIT_2'
+        if (this.readClosed) this.timeWaitAt = now + this.config.timeWaitMs
+      }
       else if (this.state === 'CLOSING') this.enterTimeWait(now)
       else if (this.state === 'LAST_ACK') {
         this.finish(undefined)

@@ -1,3 +1,4 @@
+import { PROTO_TCP, buildIp, buildTcp, formatAddress, parseAddress, parseIp, parseTcp, type TcpSegment } from '../../wire/index.ts'
 import { Stack, type StackOptions } from '../stack.ts'
 import type { TcpConnection } from '../tcp/connection.ts'
 import type { SimLinkOptions } from './sim-link.ts'
@@ -34,4 +35,24 @@ export function patternBytes(length: number, seed = 7): Uint8Array {
     out[i + 3] = x >>> 24
   }
   return out
+}
+
+export interface WireSegment extends TcpSegment {
+  src: string
+  dst: string
+}
+
+/** Decodes a TCP/IP packet from the wire (tests watch what stacks send). */
+export function decodeTcp(packet: Uint8Array): WireSegment | undefined {
+  const ip = parseIp(packet)
+  if (ip.protocol !== PROTO_TCP) return undefined
+  return { ...parseTcp(ip.payload, ip.src, ip.dst), src: formatAddress(ip.src), dst: formatAddress(ip.dst) }
+}
+
+/** Encodes a crafted TCP segment as an IP packet. */
+export function encodeTcp(src: string, dst: string, seg: Partial<TcpSegment> & Pick<TcpSegment, 'srcPort' | 'dstPort'>): Uint8Array {
+  const s = parseAddress(src)
+  const d = parseAddress(dst)
+  const full: TcpSegment = { seq: 0, ack: 0, flags: 0, window: 65535, urgent: 0, options: {}, payload: new Uint8Array(0), ...seg }
+  return buildIp({ src: s, dst: d, protocol: PROTO_TCP, payload: buildTcp(full, s, d) })
 }

@@ -61,6 +61,11 @@ export class SimLink {
     this.rngState = this.options.seed >>> 0 || 0x9e3779b9
   }
 
+  /** Changes impairments mid-run (e.g. cut the link with `loss: 1`). */
+  configure(options: Omit<SimLinkOptions, 'seed'>): void {
+    Object.assign(this.options, options)
+  }
+
   /** Uniform in [0, 1). */
   random(): number {
     // mulberry32

@@ -11,6 +11,8 @@ export class SimNetwork {
   steps = 0
   /** Sees every packet as it enters the link, for tests that watch the wire. */
   tap: ((from: Side, packet: Uint8Array, now: number) => void) | undefined
+  /** Return false to drop a packet before it reaches the link (targeted loss in tests). */
+  filter: ((from: Side, packet: Uint8Array, now: number) => boolean) | undefined
 
   constructor(
     readonly a: Stack,
@@ -41,6 +43,7 @@ export class SimNetwork {
     const out = stack.takeOutgoing()
     for (const packet of out) {
       this.tap?.(side, packet, this.now)
+      if (this.filter && !this.filter(side, packet, this.now)) continue
       this.link.send(side, packet, this.now)
     }
     return out.length
