@@ -152,11 +152,17 @@ export class WorkerHost {
         return null
       }
       case 'add-underlay': {
-        const { driver } = this.running()
         const spec = request.spec
-        const factory = underlayKinds.get(spec?.kind)
-        if (!factory) throw new DataplaneError('bad-config', `unknown underlay kind ${JSON.stringify(spec?.kind)} (known: ${[...underlayKinds.keys()].join(', ')})`)
-        return { underlay: driver.addUnderlay(factory(spec, (error) => this.reportError(error))) }
+        try {
+          const { driver } = this.running()
+          const factory = underlayKinds.get(spec?.kind)
+          if (!factory) throw new DataplaneError('bad-config', `unknown underlay kind ${JSON.stringify(spec?.kind)} (known: ${[...underlayKinds.keys()].join(', ')})`)
+          return { underlay: driver.addUnderlay(factory(spec, (error) => this.reportError(error))) }
+        } catch (error) {
+          // The page transferred the port away; closing it tells the far end this link is dead.
+          if (isMessagePort(spec?.port)) spec.port.close()
+          throw error
+        }
       }
       case 'remove-underlay':
         this.running().driver.removeUnderlay(request.underlay)
@@ -168,10 +174,15 @@ export class WorkerHost {
         return null
       }
       case 'attach-overlay': {
-        const { driver } = this.running()
         if (!isMessagePort(request.port)) throw new DataplaneError('bad-config', 'attach-overlay needs a MessagePort in `port`')
-        const addresses = toPrefixes(request.addresses, 'overlay addresses')
-        return { overlay: driver.addOverlay(new PortOverlay(request.port, (error) => this.reportError(error)), addresses) }
+        try {
+          const { driver } = this.running()
+          const addresses = toPrefixes(request.addresses, 'overlay addresses')
+          return { overlay: driver.addOverlay(new PortOverlay(request.port, (error) => this.reportError(error)), addresses) }
+        } catch (error) {
+          request.port.close()
+          throw error
+        }
       }
       case 'detach-overlay':
         this.running().driver.removeOverlay(request.overlay)
