@@ -250,6 +250,21 @@ describe('peer map pushes', () => {
   })
 })
 
+describe('the in-memory node list', () => {
+  it('matches the database after joins, renames, rotations, relay changes and disconnects', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key, hostname: 'a' })
+    const b = join({ authKey: key, hostname: 'b' })
+    join({ authKey: key, hostname: 'a' })
+    service.receive(a.connection, JSON.stringify({ type: 'update', hostname: 'renamed', homeRelay: { url: 'wss://r/derp' } }), 2000)
+    join({ hostname: 'b', previous: b.pair }, generateKeyPair(), 3000)
+    service.closed(a.connection, 4000)
+    const offline = (entries: PeerEntry[]) => entries.map((e) => ({ ...e, online: false }))
+    expect(offline(service.nodes())).toEqual(offline(new CoordinationService({ store }).nodes()))
+    expect(service.nodes().map((n) => n.hostname)).toEqual(['renamed', 'b', 'a-2'])
+  })
+})
+
 describe('bad input and timeouts', () => {
   it('closes an unauthenticated connection that sends garbage, naming the problem', () => {
     const connection = nextId++

@@ -107,6 +107,8 @@ export class CoordinationService {
   private readonly connections = new Map<ConnectionId, Connection>()
   /** node id → its one authenticated connection; a node is online while it has one. */
   private readonly online = new Map<number, ConnectionId>()
+  /** Every registered node by id, written through after each committed store change; welcomes read it instead of SQLite. */
+  private readonly registered = new Map<number, NodeRecord>()
 
   constructor(options: CoordinationServiceOptions) {
     this.store = options.store
@@ -123,6 +125,7 @@ export class CoordinationService {
     this.store.transaction(() => {
       for (const node of this.store.allNodes()) if (node.ephemeral) this.store.deleteNode(node.id)
     })
+    for (const node of this.store.allNodes()) this.registered.set(node.id, node)
   }
 
   get serverKeyPair(): KeyPair {
@@ -141,7 +144,7 @@ export class CoordinationService {
 
   /** Every registered node as members see it. */
   nodes(): PeerEntry[] {
-    return this.store.allNodes().map((node) => this.entry(node))
+    return [...this.registered.values()].map((node) => this.entry(node))
   }
 
   connectionCount(): number {
@@ -291,6 +294,7 @@ export class CoordinationService {
       this.store.updateNode(node)
       return node
     })
+    this.registered.set(node.id, node)
 
     // A node has one session: a newer connection (or the same node under its new key) replaces the older.
     const previous = this.online.get(node.id)
@@ -308,10 +312,8 @@ export class CoordinationService {
     this.online.set(node.id, connection.id)
 
     const self = this.entry(node)
-    const peers = this.store
-      .allNodes()
-      .filter((n) => n.id !== node.id)
-      .map((n) => this.entry(n))
+    const peers: PeerEntry[] = []
+    for (const n of this.registered.values()) if (n.id !== node.id) peers.push(this.entry(n))
     out.push({ kind: 'send', connection: connection.id, message: { type: 'welcome', self, network: this.network, peers } })
     out.push(...this.broadcast(node.id, { type: 'peers', upsert: [self], remove: removedKeys }))
     this.log('info', `coordination: ${node.hostname} (${node.nodeKey.slice(0, 16)}…) online at ${node.ipv4}`)
@@ -375,6 +377,7 @@ export class CoordinationService {
       return changed ? node : undefined
     })
     if (node === undefined) return []
+    this.registered.set(node.id, node)
     const self = this.entry(node)
     return [{ kind: 'send', connection: connection.id, message: { type: 'self', self } }, ...this.broadcast(node.id, { type: 'peers', upsert: [self], remove: [] })]
   }
@@ -391,11 +394,13 @@ export class CoordinationService {
     if (node === undefined) return []
     if (node.ephemeral) {
       this.store.deleteNode(node.id)
+      this.registered.delete(node.id)
       this.log('info', `coordination: ephemeral ${node.hostname} left`)
       return this.broadcast(node.id, { type: 'peers', upsert: [], remove: [node.nodeKey] })
     }
     node.lastSeen = now
     this.store.updateNode(node)
+    this.registered.set(node.id, node)
     this.log('info', `coordination: ${node.hostname} offline`)
     return this.broadcast(node.id, { type: 'peers', upsert: [this.entry(node)], remove: [] })
   }

@@ -123,6 +123,7 @@ function authKeyFromRow(row: AuthKeyRow): AuthKeyRecord {
 export class CoordinationStore {
   readonly path: string
   private readonly db: Database.Database
+  private readonly statements = new Map<string, Database.Statement>()
 
   /** Opens (creating if needed) `<dataDir>/coordination.sqlite` and migrates it to SCHEMA_VERSION. */
   static open(dataDir: string): CoordinationStore {
@@ -135,6 +136,8 @@ export class CoordinationStore {
     this.path = path
     this.db = new Database(path)
     this.db.pragma('journal_mode = WAL')
+    // In WAL mode NORMAL cannot corrupt the database; a power cut may lose only the last commits.
+    this.db.pragma('synchronous = NORMAL')
     this.db.pragma('foreign_keys = ON')
     this.migrate()
   }
@@ -156,6 +159,16 @@ export class CoordinationStore {
     }
   }
 
+  /** Prepared once per SQL text; preparing costs more than running most of these queries. */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text)
+    if (statement === undefined) {
+      statement = this.db.prepare(text)
+      this.statements.set(text, statement)
+    }
+    return statement
+  }
+
   close(): void {
     this.db.close()
   }
@@ -168,12 +181,12 @@ export class CoordinationStore {
   // ---- meta ----
 
   getMeta(name: string): string | undefined {
-    const row = this.db.prepare('SELECT value FROM meta WHERE name = ?').get(name) as { value: string } | undefined
+    const row = this.sql('SELECT value FROM meta WHERE name = ?').get(name) as { value: string } | undefined
     return row?.value
   }
 
   setMeta(name: string, value: string): void {
-    this.db.prepare('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value').run(name, value)
+    this.sql('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value').run(name, value)
   }
 
   /** Returns the stored value, storing `create()` first if there is none. */
@@ -190,32 +203,32 @@ export class CoordinationStore {
   // ---- auth keys ----
 
   insertAuthKey(keyHash: string, options: { reusable: boolean; ephemeral: boolean; now: number }): AuthKeyRecord {
-    const info = this.db
-      .prepare('INSERT INTO auth_keys (key_hash, reusable, ephemeral, created_at) VALUES (?, ?, ?, ?)')
+    const info = this
+      .sql('INSERT INTO auth_keys (key_hash, reusable, ephemeral, created_at) VALUES (?, ?, ?, ?)')
       .run(keyHash, options.reusable ? 1 : 0, options.ephemeral ? 1 : 0, options.now)
     return { id: Number(info.lastInsertRowid), reusable: options.reusable, ephemeral: options.ephemeral, createdAt: options.now, usedAt: null }
   }
 
   findAuthKey(keyHash: string): AuthKeyRecord | undefined {
-    const row = this.db.prepare('SELECT id, reusable, ephemeral, created_at, used_at FROM auth_keys WHERE key_hash = ?').get(keyHash) as
+    const row = this.sql('SELECT id, reusable, ephemeral, created_at, used_at FROM auth_keys WHERE key_hash = ?').get(keyHash) as
       | AuthKeyRow
       | undefined
     return row === undefined ? undefined : authKeyFromRow(row)
   }
 
   markAuthKeyUsed(id: number, now: number): void {
-    this.db.prepare('UPDATE auth_keys SET used_at = COALESCE(used_at, ?) WHERE id = ?').run(now, id)
+    this.sql('UPDATE auth_keys SET used_at = COALESCE(used_at, ?) WHERE id = ?').run(now, id)
   }
 
   listAuthKeys(): AuthKeyRecord[] {
-    return (this.db.prepare('SELECT id, reusable, ephemeral, created_at, used_at FROM auth_keys ORDER BY id').all() as AuthKeyRow[]).map(authKeyFromRow)
+    return (this.sql('SELECT id, reusable, ephemeral, created_at, used_at FROM auth_keys ORDER BY id').all() as AuthKeyRow[]).map(authKeyFromRow)
   }
 
   // ---- nodes ----
 
   insertNode(node: NewNode): NodeRecord {
-    const info = this.db
-      .prepare(
+    const info = this
+      .sql(
         `INSERT INTO nodes (node_key, disco_key, hostname, requested_hostname, ipv4, ipv6, ephemeral, auth_key_id, created_at, last_seen, home_relay_url, home_relay_region)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -238,8 +251,8 @@ export class CoordinationStore {
 
   /** Writes every field of `node` (matched by id). */
   updateNode(node: NodeRecord): void {
-    const info = this.db
-      .prepare(
+    const info = this
+      .sql(
         `UPDATE nodes SET node_key = ?, disco_key = ?, hostname = ?, requested_hostname = ?, last_seen = ?, home_relay_url = ?, home_relay_region = ?
          WHERE id = ?`,
       )
@@ -257,30 +270,30 @@ export class CoordinationStore {
   }
 
   deleteNode(id: number): void {
-    this.db.prepare('DELETE FROM nodes WHERE id = ?').run(id)
+    this.sql('DELETE FROM nodes WHERE id = ?').run(id)
   }
 
   nodeByKey(nodeKey: string): NodeRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM nodes WHERE node_key = ?').get(nodeKey) as NodeRow | undefined
+    const row = this.sql('SELECT * FROM nodes WHERE node_key = ?').get(nodeKey) as NodeRow | undefined
     return row === undefined ? undefined : nodeFromRow(row)
   }
 
   nodeById(id: number): NodeRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined
+    const row = this.sql('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined
     return row === undefined ? undefined : nodeFromRow(row)
   }
 
   allNodes(): NodeRecord[] {
-    return (this.db.prepare('SELECT * FROM nodes ORDER BY id').all() as NodeRow[]).map(nodeFromRow)
+    return (this.sql('SELECT * FROM nodes ORDER BY id').all() as NodeRow[]).map(nodeFromRow)
   }
 
   ipv4Taken(address: string): boolean {
-    return this.db.prepare('SELECT 1 FROM nodes WHERE ipv4 = ?').get(address) !== undefined
+    return this.sql('SELECT 1 FROM nodes WHERE ipv4 = ?').get(address) !== undefined
   }
 
   /** The id of the node that holds `hostname`, if any. */
   hostnameOwner(hostname: string): number | undefined {
-    const row = this.db.prepare('SELECT id FROM nodes WHERE hostname = ?').get(hostname) as { id: number } | undefined
+    const row = this.sql('SELECT id FROM nodes WHERE hostname = ?').get(hostname) as { id: number } | undefined
     return row?.id
   }
 }
