@@ -194,6 +194,36 @@ describe('burrow relay process', () => {
     expect(await metric(r, 'burrow_relay_clients')).toBe(2)
   })
 
+  it('disconnects a client that stops reading (write timeout) while others keep flowing', async () => {
+    const r = await relay(['--write-timeout', '1000', '--queue-packets', '4096', '--queue-bytes', '8000000'])
+    const a = generateKeyPair()
+    const b = generateKeyPair()
+    const slow = generateKeyPair()
+    const ca = connect(r.url, a, 'ws')
+    const cb = connect(r.url, b, 'ws')
+    await connected(ca, cb)
+    const stalled = await rawLogin(r.url.replace('http:', 'ws:'), slow)
+    stalled.pause() // stop reading: the relay's writes back up into the kernel buffers and stay there
+    const closed = closeOf(stalled)
+    let received = 0
+    cb.on('packet', () => received++)
+    const big = new Uint8Array(1420)
+    const flood = setInterval(() => {
+      for (let i = 0; i < 500; i++) ca.send(slow.publicKey, big)
+      ca.send(b.publicKey, big)
+    }, 5)
+    try {
+      await waitFor('the slow reader to be cut off', () => r.logs.some((l) => String(l.reason).startsWith('write timed out')), 60_000)
+      const before = received
+      await waitFor('traffic to the healthy client to continue', () => received > before + 20)
+    } finally {
+      clearInterval(flood)
+      stalled.resume()
+      await closed
+    }
+    expect(ca.isConnected && cb.isConnected).toBe(true)
+  })
+
   it('holds 1000 concurrent WebSocket clients', async () => {
     const r = await relay()
     const keys = Array.from({ length: 1000 }, () => generateKeyPair())
