@@ -1,14 +1,14 @@
 // The dataplane worker in real Chromium: two workers back to back, packets from the page.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
-import { launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
+import { launchChromium, startBuiltPageServer, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 
 let server: PageServer
 let browser: LaunchedBrowser
 
-async function openTestPage(): Promise<Page> {
+async function openTestPage(base = server): Promise<Page> {
   const page = await browser.newPage()
-  await page.goto(`${server.url}/e2e/pages/worker.html`)
+  await page.goto(`${base.url}/e2e/pages/worker.html`)
   await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
   return page
 }
@@ -64,5 +64,22 @@ describe('dataplane worker in Chromium', () => {
     expect(result.woke).toBeGreaterThanOrEqual(result.at)
     expect(result.observedAfter).toBeGreaterThanOrEqual(result.woke)
     await page.close()
+  })
+
+  it('works from a plain `vite build` (the worker is bundled with no configuration)', async () => {
+    const built = await startBuiltPageServer(['e2e/pages/worker.html'])
+    try {
+      const page = await openTestPage(built)
+      const result = await page.evaluate(() => window.burrowE2E.exchange(500))
+      expect(result.errors).toEqual([])
+      expect(result.atB).toEqual({ received: 500, mismatches: 0, duplicates: 0 })
+      expect(result.atA).toEqual({ received: 500, mismatches: 0, duplicates: 0 })
+      expect(result.notDetached).toBe(0)
+      const workerScripts = await page.evaluate(() => performance.getEntriesByType('resource').map((entry) => entry.name).filter((name) => /\/assets\/worker-[^/]+\.js$/.test(name)))
+      expect(workerScripts.length).toBeGreaterThan(0)
+      await page.close()
+    } finally {
+      await built.close()
+    }
   })
 })

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { createServer as createViteServer, type ViteDevServer } from 'vite'
+import { build, createServer as createViteServer, preview, type PreviewServer, type ViteDevServer } from 'vite'
 
 export const CHROMIUM_PATH = '/usr/bin/chromium'
 export const CHROMIUM_FLAGS = [
@@ -93,7 +93,7 @@ export function freePort(): Promise<number> {
 export interface PageServer {
   /** Base URL, e.g. `http://127.0.0.1:41234`; pages live at `${url}/e2e/pages/…`. */
   url: string
-  server: ViteDevServer
+  server: ViteDevServer | PreviewServer
   close(): Promise<void>
 }
 
@@ -122,5 +122,44 @@ export async function startPageServer(options: PageServerOptions = {}): Promise<
     url: `http://127.0.0.1:${port}`,
     server,
     close: () => server.close(),
+  }
+}
+
+/**
+ * Builds `pages` (paths relative to the repository, e.g. `e2e/pages/worker.html`) with `vite build`
+ * and no project config — what an app using Vite gets — then serves the output with `vite preview`.
+ */
+export async function startBuiltPageServer(pages: string[]): Promise<PageServer> {
+  const outDir = mkdtempSync(join(tmpdir(), 'burrow-vite-build-'))
+  try {
+    await build({
+      configFile: false,
+      root: REPO_ROOT,
+      logLevel: 'error',
+      build: { outDir, emptyOutDir: true, target: 'es2022', rollupOptions: { input: pages.map((page) => join(REPO_ROOT, page)) } },
+      worker: { format: 'es' },
+    })
+    const port = await freePort()
+    const server = await preview({
+      configFile: false,
+      root: REPO_ROOT,
+      logLevel: 'error',
+      build: { outDir },
+      preview: { host: '127.0.0.1', port, strictPort: true },
+    })
+    return {
+      url: `http://127.0.0.1:${port}`,
+      server,
+      async close() {
+        try {
+          await server.close()
+        } finally {
+          rmSync(outDir, { recursive: true, force: true })
+        }
+      },
+    }
+  } catch (error) {
+    rmSync(outDir, { recursive: true, force: true })
+    throw error
   }
 }
