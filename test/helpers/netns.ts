@@ -128,6 +128,17 @@ export class WireguardGo {
     return result
   }
 
+  /** Bytes received from / sent to each peer public key, from `wg show <if> transfer`. */
+  async transfer(): Promise<Map<string, { rx: number; tx: number }>> {
+    const text = await this.wg(['show', this.interfaceName, 'transfer'])
+    const result = new Map<string, { rx: number; tx: number }>()
+    for (const line of text.split('\n')) {
+      const [key, rx, tx] = line.trim().split(/\s+/)
+      if (key && rx && tx) result.set(key, { rx: Number(rx), tx: Number(tx) })
+    }
+    return result
+  }
+
   /** Stops the daemon and waits for it to exit; its TUN device goes with it. */
   async stop(): Promise<void> {
     if (this.exited) return
