@@ -26,9 +26,13 @@ import {
   earliest,
   rekeyJitter,
 } from './timers.ts'
-import { countDrop, MessageDropped, type DropCounts, type DropReason, type PeerId, type PeerStats } from './types.ts'
+import { countDrop, MessageDropped, type DropCounts, type DropReason, type PeerId, type PeerStats, type ReceiveResult } from './types.ts'
 
 const KEEPALIVE = new Uint8Array(0)
+// Local copies for the per-packet path (imported bindings are getter calls under ESM→CJS interop).
+const PASSIVE_KEEPALIVE_AFTER = KEEPALIVE_TIMEOUT
+const SILENCE_LIMIT = NEW_HANDSHAKE_AFTER_SILENCE
+const REKEY_ON_RECEIVE = REKEY_ON_RECEIVE_AGE
 
 /** What the tunnel shares with its peers: identity, randomness, the clock and the index table. */
 export interface TunnelContext {
@@ -40,12 +44,6 @@ export interface TunnelContext {
   freshIndex(): number
   bindIndex(index: number, peer: Peer, session: Session | undefined): void
   releaseIndex(index: number): void
-}
-
-export interface TransportOutcome {
-  packet?: Uint8Array
-  replies: Uint8Array[]
-  dropped?: DropReason
 }
 
 export class Peer {
@@ -110,7 +108,7 @@ export class Peer {
     this.statistics.txBytes += message.length
     if (packet.length > 0) {
       this.statistics.txPackets++
-      if (this.newHandshakeAt === undefined) this.newHandshakeAt = now + NEW_HANDSHAKE_AFTER_SILENCE
+      if (this.newHandshakeAt === undefined) this.newHandshakeAt = now + SILENCE_LIMIT
     }
     this.sentAuthenticated(now)
     return message
@@ -226,12 +224,12 @@ export class Peer {
 
   // ── receiving data ────────────────────────────────────────────────────────────────────────
 
-  receiveTransport(session: Session, message: Uint8Array, now: number): TransportOutcome {
+  receiveTransport(session: Session, message: Uint8Array, now: number): ReceiveResult {
     if (!session.canReceive(now)) return this.dropped('expired-session')
     const opened = session.open(message)
     if (typeof opened === 'string') return this.dropped(opened)
     this.statistics.rxBytes += message.length
-    const replies: Uint8Array[] = []
+    const result: ReceiveResult = { peer: this.id, packets: [], replies: [] }
     if (session === this.next) {
       // Key confirmation: the initiator used the session, so we may send on it too.
       this.dropSession(this.previous)
@@ -241,29 +239,29 @@ export class Peer {
       this.lastSessionAt = now
     }
     this.receivedAuthenticated(now)
-    let packet: Uint8Array | undefined
-    let dropped: DropReason | undefined
     if (opened.length > 0) {
       const length = ipPacketLength(opened)
       if (length === undefined) {
-        dropped = 'malformed'
-        countDrop(this.statistics.drops, dropped)
+        // Authentic but not an IP packet: the session state above still advanced, as in wireguard-go.
+        countDrop(this.statistics.drops, 'malformed')
+        result.dropped = 'malformed'
       } else {
-        packet = length === opened.length ? opened : opened.subarray(0, length)
+        result.packets.push(length === opened.length ? opened : opened.subarray(0, length))
         this.statistics.rxPackets++
-        if (this.passiveKeepaliveAt === undefined) this.passiveKeepaliveAt = now + KEEPALIVE_TIMEOUT
+        if (this.passiveKeepaliveAt === undefined) this.passiveKeepaliveAt = now + PASSIVE_KEEPALIVE_AFTER
       }
     }
-    if (session === this.current && this.queue.length > 0) this.flushQueue(session, now, replies)
-    if (session === this.current && session.isInitiator && now - session.createdAt >= REKEY_ON_RECEIVE_AGE) {
-      this.requestHandshake(now, replies)
+    if (this.queue.length > 0 && session === this.current) this.flushQueue(session, now, result.replies)
+    if (session.isInitiator && now - session.createdAt >= REKEY_ON_RECEIVE && session === this.current) {
+      this.requestHandshake(now, result.replies)
     }
-    return dropped ? { replies, dropped } : packet ? { packet, replies } : { replies }
+    return result
   }
 
-  private dropped(reason: DropReason): TransportOutcome {
+  /** A datagram that did not authenticate: counted here, and it names no peer. */
+  private dropped(reason: DropReason): ReceiveResult {
     countDrop(this.statistics.drops, reason)
-    return { replies: [], dropped: reason }
+    return { packets: [], replies: [], dropped: reason }
   }
 
   countDrop(reason: DropReason): void {

@@ -2,14 +2,37 @@
 // and replay window (whitepaper §5.4.6). This is the hot path: one allocation per packet, the
 // payload is padded and encrypted in place inside the outgoing message.
 
-import { aead, TAG_LENGTH } from '../crypto/index.ts'
-import { MESSAGE_TRANSPORT, readU32, TRANSPORT_COUNTER, TRANSPORT_HEADER_LENGTH, TRANSPORT_RECEIVER, writeU32 } from './messages.ts'
-import { atOrBeyondReject, ReplayWindow } from './replay.ts'
+import { aead as sharedAead, TAG_LENGTH } from '../crypto/index.ts'
+import { MESSAGE_TRANSPORT, TRANSPORT_COUNTER, TRANSPORT_HEADER_LENGTH, TRANSPORT_RECEIVER } from './messages.ts'
+import { REJECT_HIGH, REJECT_LOW, ReplayWindow } from './replay.ts'
 import { REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME } from './timers.ts'
 import type { TransportKeys } from './handshake.ts'
 
+// Module-local copies of everything the per-packet path touches: under Node's ESM→CJS interop
+// (tsx, vitest) each imported binding is a getter call, which showed up in profiles.
+const aead = sharedAead
+const HEADER = TRANSPORT_HEADER_LENGTH
+const TAG = TAG_LENGTH
+const TYPE = MESSAGE_TRANSPORT
+const RECEIVER = TRANSPORT_RECEIVER
+const COUNTER = TRANSPORT_COUNTER
+const REJECT_AFTER = REJECT_AFTER_TIME
+const REKEY_AFTER = REKEY_AFTER_TIME
+const COUNTER_REJECT_HIGH = REJECT_HIGH
+const COUNTER_REJECT_LOW = REJECT_LOW
 const PADDING = 16
 const REKEY_HIGH = Number(REKEY_AFTER_MESSAGES >> 32n)
+
+function readU32(bytes: Uint8Array, offset: number): number {
+  return (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) >>> 0
+}
+
+function writeU32(bytes: Uint8Array, offset: number, value: number): void {
+  bytes[offset] = value
+  bytes[offset + 1] = value >>> 8
+  bytes[offset + 2] = value >>> 16
+  bytes[offset + 3] = value >>> 24
+}
 /** Scratch nonce: 4 zero bytes then the LE u64 counter. Safe to share because sealing is synchronous. */
 const nonce = new Uint8Array(12)
 
@@ -38,34 +61,34 @@ export class Session {
 
   /** Usable for sending: younger than RejectAfterTime and counter below RejectAfterMessages. */
   canSend(now: number): boolean {
-    return !this.zeroed && now - this.createdAt < REJECT_AFTER_TIME && !atOrBeyondReject(this.sendHigh, this.sendLow)
+    return !this.zeroed && now - this.createdAt < REJECT_AFTER && !(this.sendHigh === COUNTER_REJECT_HIGH && this.sendLow >= COUNTER_REJECT_LOW)
   }
 
   canReceive(now: number): boolean {
-    return !this.zeroed && now - this.createdAt < REJECT_AFTER_TIME
+    return !this.zeroed && now - this.createdAt < REJECT_AFTER
   }
 
   /** Time or message count says a session we initiated should be replaced (§6.2). */
   wantsRekey(now: number): boolean {
-    return this.sendHigh >= REKEY_HIGH || (this.isInitiator && now - this.createdAt >= REKEY_AFTER_TIME)
+    return this.sendHigh >= REKEY_HIGH || (this.isInitiator && now - this.createdAt >= REKEY_AFTER)
   }
 
   get expiresAt(): number {
-    return this.createdAt + REJECT_AFTER_TIME
+    return this.createdAt + REJECT_AFTER
   }
 
   /** Encrypts `packet` (zero-padded to a multiple of 16) into a new transport message. Call canSend first. */
   seal(packet: Uint8Array): Uint8Array {
     const padded = (packet.length + PADDING - 1) & ~(PADDING - 1)
-    const message = new Uint8Array(TRANSPORT_HEADER_LENGTH + padded + TAG_LENGTH)
-    message[0] = MESSAGE_TRANSPORT
-    writeU32(message, TRANSPORT_RECEIVER, this.remoteIndex)
-    writeU32(message, TRANSPORT_COUNTER, this.sendLow)
-    writeU32(message, TRANSPORT_COUNTER + 4, this.sendHigh)
-    message.set(packet, TRANSPORT_HEADER_LENGTH)
+    const message = new Uint8Array(HEADER + padded + TAG)
+    message[0] = TYPE
+    writeU32(message, RECEIVER, this.remoteIndex)
+    writeU32(message, COUNTER, this.sendLow)
+    writeU32(message, COUNTER + 4, this.sendHigh)
+    message.set(packet, HEADER)
     writeU32(nonce, 4, this.sendLow)
     writeU32(nonce, 8, this.sendHigh)
-    const body = message.subarray(TRANSPORT_HEADER_LENGTH)
+    const body = message.subarray(HEADER)
     aead.sealInto(this.sendKey, nonce, body.subarray(0, padded), undefined, body)
     if (++this.sendLow === 0x100000000) {
       this.sendLow = 0
@@ -76,13 +99,13 @@ export class Session {
 
   /** Decrypts a transport message addressed to this session; the plaintext still carries its padding. */
   open(message: Uint8Array): Uint8Array | OpenOutcome {
-    const low = readU32(message, TRANSPORT_COUNTER)
-    const high = readU32(message, TRANSPORT_COUNTER + 4)
+    const low = readU32(message, COUNTER)
+    const high = readU32(message, COUNTER + 4)
     if (!this.replay.check(high, low)) return 'replayed'
-    const plaintext = new Uint8Array(message.length - TRANSPORT_HEADER_LENGTH - TAG_LENGTH)
+    const plaintext = new Uint8Array(message.length - HEADER - TAG)
     writeU32(nonce, 4, low)
     writeU32(nonce, 8, high)
-    if (!aead.openInto(this.receiveKey, nonce, message.subarray(TRANSPORT_HEADER_LENGTH), undefined, plaintext)) return 'decrypt-failed'
+    if (!aead.openInto(this.receiveKey, nonce, message.subarray(HEADER), undefined, plaintext)) return 'decrypt-failed'
     this.replay.accept(high, low)
     return plaintext
   }

@@ -39,6 +39,9 @@ import {
 } from './types.ts'
 
 const DEFAULT_QUEUE_LIMIT = 128
+// Local copies for the per-packet path (imported bindings are getter calls under ESM→CJS interop).
+const TRANSPORT_MIN = TRANSPORT_MIN_LENGTH
+const RECEIVER_OFFSET = TRANSPORT_RECEIVER
 
 interface IndexEntry {
   peer: Peer
@@ -127,8 +130,12 @@ export class Tunnel {
 
   /** Handles one received WireGuard datagram. `source` identifies where it came from and keys cookie MAC2. */
   receive(datagram: Uint8Array, now: number, source?: Uint8Array): ReceiveResult {
+    // Transport data first and without a call: it is nearly every datagram.
+    if (datagram.length >= TRANSPORT_MIN && datagram[0] === 4 && (datagram[1]! | datagram[2]! | datagram[3]!) === 0) {
+      return this.receiveTransport(datagram, now)
+    }
     const type = messageType(datagram)
-    if (type === MESSAGE_TRANSPORT) return this.receiveTransport(datagram, now)
+    if (type === MESSAGE_TRANSPORT) return this.drop('malformed')
     if (type === undefined) return this.drop(datagram.length < 4 ? 'malformed' : 'unknown-type')
     try {
       if (type === MESSAGE_INITIATION) return this.receiveInitiation(datagram, now, source)
@@ -142,17 +149,10 @@ export class Tunnel {
   }
 
   private receiveTransport(datagram: Uint8Array, now: number): ReceiveResult {
-    if (datagram.length < TRANSPORT_MIN_LENGTH) return this.drop('malformed')
-    const entry = this.indices.get(readU32(datagram, TRANSPORT_RECEIVER))
+    const i = RECEIVER_OFFSET
+    const entry = this.indices.get((datagram[i]! | (datagram[i + 1]! << 8) | (datagram[i + 2]! << 16) | (datagram[i + 3]! << 24)) >>> 0)
     if (entry === undefined || entry.session === undefined) return this.drop('unknown-index')
-    const outcome = entry.peer.receiveTransport(entry.session, datagram, now)
-    const result: ReceiveResult = { peer: entry.peer.id, packets: outcome.packet ? [outcome.packet] : [], replies: outcome.replies }
-    if (outcome.dropped) {
-      result.dropped = outcome.dropped
-      // An unauthenticated datagram names no peer; a decrypted one with a bad inner packet does.
-      if (outcome.dropped !== 'malformed') delete result.peer
-    }
-    return result
+    return entry.peer.receiveTransport(entry.session, datagram, now)
   }
 
   private receiveInitiation(datagram: Uint8Array, now: number, source: Uint8Array | undefined): ReceiveResult {
