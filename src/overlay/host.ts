@@ -22,7 +22,7 @@ export class TimerClock implements HostClock {
   }
 
   wakeAt(deadline: number): void {
-    if (this.timer !== undefined && deadline >= this.deadline) return
+    if (this.timer !== undefined && deadline === this.deadline) return
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.deadline = deadline
     this.timer = setTimeout(() => {
@@ -50,7 +50,6 @@ export class StackHost {
   readonly clock: HostClock
   private readonly sink: (packets: Uint8Array[]) => void
   private flushQueued = false
-  private requested: number | undefined
   /** Number of polls run, for tests and benchmarks that count wake-ups. */
   polls = 0
 
@@ -91,17 +90,12 @@ export class StackHost {
     this.stack.poll(now)
     if (this.stack.hasOutgoing) this.sink(this.stack.takeOutgoing())
     const next = this.stack.nextEvent()
-    if (next === undefined) {
-      this.requested = undefined
-      return
-    }
+    if (next === undefined) return
     if (next <= now) {
       this.kick()
       return
     }
-    if (this.requested !== next) {
-      this.requested = next
-      this.clock.wakeAt(next)
-    }
+    // Always re-request: the deadline can move later (a timer was cancelled) as well as earlier.
+    this.clock.wakeAt(next)
   }
 }
