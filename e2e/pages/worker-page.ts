@@ -135,7 +135,7 @@ async function exchange(count: number) {
     elapsedMs,
     statusA,
     statusB,
-    errors: [...a.errors, ...b.errors].filter((message) => !message.includes('terminated')),
+    errors: [...a.errors, ...b.errors],
   }
 }
 

@@ -270,6 +270,27 @@ describe('DataplaneDriver', () => {
     expect(seen).toEqual([{ underlay, endpoint: 'b', datagram: disco }])
   })
 
+  it('leaves no trace of a transport whose start throws', () => {
+    const core = new DataplaneCore({ privateKey: generateKeyPair().privateKey })
+    const driver = new DataplaneDriver(core, { clock: new ManualClock() })
+    const failing = new MemoryOverlay()
+    failing.start = () => {
+      throw new Error('cannot start')
+    }
+    expect(() => driver.addOverlay(failing, [parsePrefix('10.0.0.1/32')])).toThrow('cannot start')
+    expect(driver.overlayIds()).toEqual([])
+    // The address is free again for a working overlay.
+    const working = new MemoryOverlay()
+    driver.addOverlay(working, [parsePrefix('10.0.0.1/32')])
+    expect(driver.overlayIds()).toHaveLength(1)
+    const { ends } = link()
+    ends.a.start = () => {
+      throw new Error('no socket')
+    }
+    expect(() => driver.addUnderlay(ends.a)).toThrow('no socket')
+    expect(driver.underlayIds()).toEqual([])
+  })
+
   it('refuses a non-positive idle sleep and operations after stop', () => {
     const core = new DataplaneCore({ privateKey: generateKeyPair().privateKey })
     expect(() => new DataplaneDriver(core, { clock: new ManualClock(), maxIdleSleep: 0 })).toThrow(/maxIdleSleep/)

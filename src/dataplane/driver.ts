@@ -131,11 +131,17 @@ export class DataplaneDriver {
     const id = this.nextUnderlayId++
     this.core.addUnderlay(id)
     this.underlays.set(id, transport)
-    transport.start((endpoint, datagrams) => {
-      if (this.underlays.get(id) !== transport) return
-      this.arrivals.push({ kind: 'underlay', id, endpoint, datagrams })
-      this.wake()
-    })
+    try {
+      transport.start((endpoint, datagrams) => {
+        if (this.underlays.get(id) !== transport) return
+        this.arrivals.push({ kind: 'underlay', id, endpoint, datagrams })
+        this.wake()
+      })
+    } catch (error) {
+      this.underlays.delete(id)
+      this.core.removeUnderlay(id)
+      throw error
+    }
     this.wake()
     return id
   }
@@ -155,11 +161,17 @@ export class DataplaneDriver {
     const id = this.nextOverlayId++
     this.core.addOverlay(id, addresses)
     this.overlays.set(id, transport)
-    transport.start((packets) => {
-      if (this.overlays.get(id) !== transport) return
-      this.arrivals.push({ kind: 'overlay', id, packets })
-      this.wake()
-    })
+    try {
+      transport.start((packets) => {
+        if (this.overlays.get(id) !== transport) return
+        this.arrivals.push({ kind: 'overlay', id, packets })
+        this.wake()
+      })
+    } catch (error) {
+      this.overlays.delete(id)
+      this.core.removeOverlay(id)
+      throw error
+    }
     this.wake()
     return id
   }

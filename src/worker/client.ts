@@ -116,7 +116,8 @@ export class BurrowWorker extends EventTarget {
   /** Stops the worker thread at once; pending operations reject. */
   terminate(): void {
     this.worker.terminate?.()
-    this.fail(new Error('dataplane worker terminated'))
+    // Asked for, so not an `error` event; operations still pending (or attempted later) reject.
+    this.fail(new Error('dataplane worker terminated'), false)
   }
 
   private call<R extends Request>(request: R, transfer: Transferable[] = []): Promise<Responses[R['op']]> {
@@ -150,12 +151,12 @@ export class BurrowWorker extends EventTarget {
     }
   }
 
-  private fail(error: Error): void {
+  private fail(error: Error, announce = true): void {
     if (this.failed) return
     this.failed = error
     for (const pending of this.pending.values()) pending.reject(error)
     this.pending.clear()
-    this.emitError(error)
+    if (announce) this.emitError(error)
   }
 
   /** @internal Used by OverlayPort. */

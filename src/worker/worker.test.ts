@@ -155,4 +155,13 @@ describe('worker protocol', () => {
     const whole = new Uint8Array(8)
     expect(transferable(whole)).toBe(whole.buffer)
   })
+
+  it('rejects operations after terminate without announcing an error', async () => {
+    const worker = hostedWorker()
+    const events: unknown[] = []
+    worker.addEventListener('error', (event) => events.push(event))
+    worker.terminate()
+    await expect(worker.status()).rejects.toThrow(/terminated/)
+    expect(events).toEqual([])
+  })
 })
