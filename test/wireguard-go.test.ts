@@ -204,6 +204,8 @@ describe('Burrow ⇄ wireguard-go', () => {
     // Each keepalive is an empty transport message: 32 bytes.
     expect((await wg.transfer()).get(key)!.rx - first).toBeGreaterThanOrEqual(32)
     expect(node.received).toEqual([])
+    // The loop sleeps until the tunnel's next deadline; a 1 s keepalive must not make it spin.
+    expect(node.loop.counters.wakeups).toBeLessThan(30)
   })
 })
 
@@ -218,6 +220,33 @@ function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr:
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
   })
 }
+
+describe('wireguard-go restarts', () => {
+  it('a restarted wireguard-go (same key, fresh state) re-handshakes with a Burrow that still holds the old session', async () => {
+    const restartNs = await NetworkNamespace.create()
+    open.push({ close: () => restartNs.cleanup() })
+    const first = await restartNs.startWireguardGo({ listenPort: WG_PORT, addresses: ['10.78.0.1/24'] })
+    const keys = generateKeyPair()
+    const underlay = await UdpUnderlay.open()
+    const loop = new UdpTunnelLoop({
+      privateKey: keys.privateKey,
+      underlay,
+      localAddresses: [parseAddress('10.78.0.2')],
+      peers: [{ publicKey: parseKey(first.publicKey), allowedIps: [parsePrefix('10.78.0.0/24')], endpoint: { address: restartNs.nsAddress, port: WG_PORT } }],
+    })
+    open.push({ close: async () => (await loop.close(), await underlay.close()) })
+    const peer = { publicKey: formatKey(keys.publicKey), allowedIps: ['10.78.0.2/32'], endpoint: `${restartNs.hostAddress}:${underlay.port}` }
+    await first.setPeer(peer)
+    const before = await restartNs.tryRun('ping', ['-c', '1', '-W', '5', '10.78.0.2'], { timeoutMs: 15_000 })
+    expect(before.code, before.stdout).toBe(0)
+
+    await first.stop()
+    const second = await restartNs.startWireguardGo({ privateKey: first.privateKey, listenPort: WG_PORT, addresses: ['10.78.0.1/24'], peers: [peer] })
+    const after = await restartNs.tryRun('ping', ['-c', '1', '-W', '5', '10.78.0.2'], { timeoutMs: 15_000 })
+    expect(after.code, after.stdout + second.output).toBe(0)
+    expect(loop.counters.echoRepliesSent).toBe(2)
+  })
+})
 
 describe('burrow ping CLI against wireguard-go', () => {
   it('gets replies over IPv4 and IPv6 and exits 0', async () => {
