@@ -6,13 +6,19 @@ import { formatNodeKey, parseKey, publicKeyOf, toHex } from '../crypto/index.ts'
 import { jsonLinesLogger } from '../server/log.ts'
 import { loadOrCreateRelayKey } from '../server/relay-key.ts'
 import { startRelayServer } from '../server/relay-server.ts'
+import { runAuthKeyCommand } from '../server/coordination/authkey.ts'
+import { createCoordinationHandler, type CoordinationHandler } from '../server/coordination/http.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
 import { type CliIo, EXIT_USAGE, processIo } from './io.ts'
 
 export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir DIR] [--queue-packets N] [--queue-bytes N]
                     [--rate-limit BYTES_PER_S --rate-burst BYTES] [--write-timeout MS]
-                    [--verify-clients --allowed-keys FILE]
-  Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics.
+                    [--verify-clients [--allowed-keys FILE]]
+       burrow relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]
+  Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics,
+  and the coordination service (registration, live peer map) as a WebSocket at /control.
+  --verify-clients admits only node keys registered with the coordination service (or, with
+  --allowed-keys FILE, the keys listed there). \`authkey create\` prints a new auth key.
   Logs are JSON lines on stdout; the first says "listening" with the bound address (port 0 picks one).
 `
 
@@ -41,7 +47,9 @@ export async function readAllowedKeys(path: string): Promise<Set<string>> {
 }
 
 export async function relay(argv: string[], io: CliIo = processIo): Promise<number> {
+  if (argv[0] === 'authkey') return runAuthKeyCommand(argv.slice(1), io)
   const log = jsonLinesLogger(io.stdout)
+  let coordination: CoordinationHandler | undefined
   let options
   try {
     const verifyClients = argv.includes('--verify-clients')
@@ -55,7 +63,6 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     const rate = numberFlag(parsed, 'rate-limit', 0, 0, 2 ** 40, true)
     const burst = numberFlag(parsed, 'rate-burst', rate === 0 ? 0 : Math.max(rate, 65_568), 0, 2 ** 40, true)
     const allowedKeysFile = parsed.flags.get('allowed-keys')
-    if (verifyClients && !allowedKeysFile) throw new UsageError('--verify-clients needs --allowed-keys FILE (the admission source)')
     if (allowedKeysFile && !verifyClients) throw new UsageError('--allowed-keys only applies with --verify-clients')
     if (allowedKeysFile) await readAllowedKeys(allowedKeysFile) // fail early on a bad file
     options = {
@@ -68,7 +75,9 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
       rateLimit: rate > 0 ? { bytesPerSecond: rate, burstBytes: burst } : undefined,
       admit: allowedKeysFile
         ? async (key: Uint8Array) => (await readAllowedKeys(allowedKeysFile)).has(toHex(key))
-        : undefined,
+        : verifyClients
+          ? (key: Uint8Array) => coordination?.service.isRegistered(key) === true
+          : undefined,
     }
   } catch (error) {
     if (error instanceof UsageError) {
@@ -87,10 +96,18 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   }
   if (key.created) log('info', 'created relay key', { path: key.path })
 
+  try {
+    coordination = createCoordinationHandler({ dataDir: options.dataDir, log })
+  } catch (error) {
+    io.stderr(`burrow relay: cannot open the coordination store in ${options.dataDir}: ${(error as Error).message}\n`)
+    return 1
+  }
+
   let server
   try {
-    server = await startRelayServer({ ...options, privateKey: key.privateKey, log })
+    server = await startRelayServer({ ...options, privateKey: key.privateKey, log, mounts: [coordination] })
   } catch (error) {
+    await coordination.close()
     io.stderr(`burrow relay: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}\n`)
     return 1
   }

@@ -244,11 +244,20 @@ export interface RelayServer {
   close(): Promise<void>
 }
 
-export async function startRelayServer(options: RelayHandlerOptions & { host: string; port: number }): Promise<RelayServer> {
+/** Another service sharing the relay's port (the coordination service on /control). */
+export interface MountedHandler {
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean
+  close(): Promise<void>
+}
+
+export async function startRelayServer(options: RelayHandlerOptions & { host: string; port: number; mounts?: MountedHandler[] }): Promise<RelayServer> {
   const handler = createRelayHandler(options)
   const log = options.log ?? silentLogger
+  const mounts = options.mounts ?? []
   const server = createServer((req, res) => {
     if (handler.handleRequest(req, res)) return
+    if (mounts.some((mount) => mount.handleRequest(req, res))) return
     if ((req.url ?? '/') === '/') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(`Burrow relay (DERP v${PROTOCOL_VERSION}) ${formatNodeKey(handler.relay.publicKey)}\n`)
       return
@@ -256,7 +265,7 @@ export async function startRelayServer(options: RelayHandlerOptions & { host: st
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
   })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (!handler.handleUpgrade(req, socket, head)) {
+    if (!handler.handleUpgrade(req, socket, head) && !mounts.some((mount) => mount.handleUpgrade(req, socket, head))) {
       log('warn', 'unsupported upgrade refused', { remote: remoteOf(req), upgrade: req.headers.upgrade, path: req.url })
       socket.end('HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nDERP requires an upgrade on /derp\n')
     }
@@ -279,6 +288,7 @@ export async function startRelayServer(options: RelayHandlerOptions & { host: st
     url: `http://${host}:${address.port}/derp`,
     async close() {
       await handler.shutdown()
+      for (const mount of mounts) await mount.close()
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
