@@ -138,6 +138,15 @@ describe('session lifetime', () => {
     expect(pair.a.receive(fresh[0]!, T0 + 120_005).packets).toHaveLength(1)
   })
 
+  it('the initiator rekeys on receive once its session is 165 s old', () => {
+    const pair = new Pair()
+    pair.connect(T0)
+    expect(pair.a.receive(pair.b.send(pair.toA, ipv4Packet(20), T0 + 164_999)[0]!, T0 + 164_999).replies).toEqual([])
+    const atA = pair.a.receive(pair.b.send(pair.toA, ipv4Packet(20), T0 + 165_000)[0]!, T0 + 165_000)
+    expect(atA.packets).toHaveLength(1)
+    expect(atA.replies.map((m) => m[0])).toEqual([1])
+  })
+
   it('after 180 s a session neither sends nor receives, and its keys are zeroed', () => {
     const pair = new Pair()
     pair.connect(T0)
@@ -359,6 +368,25 @@ describe('cookies under load', () => {
     expect(accepted.replies[0]!.length).toBe(92)
     const data = pair.a.receive(accepted.replies[0]!, T0 + 5_401, source).replies
     expect(pair.b.receive(data[0]!, T0 + 5_402, source).packets).toHaveLength(1)
+  })
+
+  it('an initiator under load sends the responder a cookie for its response', () => {
+    const pair = new Pair()
+    pair.a.underLoad = true
+    const [initiation] = pair.a.send(pair.toB, ipv4Packet(20), T0)
+    const [response] = pair.b.receive(initiation!, T0).replies
+    const refused = pair.a.receive(response!, T0)
+    expect(refused.dropped).toBe('bad-mac2')
+    expect(refused.replies[0]!.length).toBe(64)
+    expect(pair.b.receive(refused.replies[0]!, T0).peer).toBe(pair.toA)
+    expect(pair.internalsB().cookies.hasCookie(T0)).toBe(true)
+    // a retries; b's answer now carries MAC2 and gets through.
+    const [retry] = pair.a.poll(pair.a.nextEvent()!)
+    const now = T0 + 5_400
+    const [secondResponse] = pair.b.receive(retry!.message, now).replies
+    const accepted = pair.a.receive(secondResponse!, now)
+    expect(accepted.dropped).toBeUndefined()
+    expect(pair.b.receive(accepted.replies[0]!, now).packets).toHaveLength(1)
   })
 
   it('does not demand MAC2 when not under load', () => {
