@@ -47,26 +47,40 @@ export class HttpConnection {
     return result
   }
 
+  /**
+   * Waits until the socket delivers bytes (or its end) and hands them to the parser without parsing:
+   * how an idle keep-alive connection notices that the peer closed it or spoke out of turn.
+   */
+  fill(): Promise<void> {
+    const result = this.queue.then(() => this.readChunk())
+    this.queue = result.catch(noop)
+    return result
+  }
+
   private async readEvent(): Promise<HttpEvent> {
     for (;;) {
       const event = this.parser.next()
       if (event !== null) return event
-      if (this.closing) {
-        throw new HttpConnectionError('connection was closed locally', { cause: this.destroyReason })
-      }
-      let chunk: ReadableStreamReadResult<Uint8Array>
-      try {
-        chunk = await this.reader.read()
-      } catch (error) {
-        throw new HttpConnectionError(`connection failed while reading: ${describe(error)}`, { cause: error })
-      }
-      if (this.closing) {
-        throw new HttpConnectionError('connection was closed locally', { cause: this.destroyReason })
-      }
-      if (chunk.done) this.parser.finish()
-      else if (!(chunk.value instanceof Uint8Array)) throw new TypeError('socket readable yielded a non-Uint8Array chunk')
-      else this.parser.push(chunk.value)
+      await this.readChunk()
     }
+  }
+
+  private async readChunk(): Promise<void> {
+    if (this.closing) {
+      throw new HttpConnectionError('connection was closed locally', { cause: this.destroyReason })
+    }
+    let chunk: ReadableStreamReadResult<Uint8Array>
+    try {
+      chunk = await this.reader.read()
+    } catch (error) {
+      throw new HttpConnectionError(`connection failed while reading: ${describe(error)}`, { cause: error })
+    }
+    if (this.closing) {
+      throw new HttpConnectionError('connection was closed locally', { cause: this.destroyReason })
+    }
+    if (chunk.done) this.parser.finish()
+    else if (!(chunk.value instanceof Uint8Array)) throw new TypeError('socket readable yielded a non-Uint8Array chunk')
+    else this.parser.push(chunk.value)
   }
 
   /** Writes bytes, waiting for the socket to accept them (its backpressure). */

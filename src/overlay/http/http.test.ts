@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
-import { httpFetch, type OpenConnection } from './client.ts'
+import { createHttpClient, httpFetch, type OpenConnection } from './client.ts'
 import { fromNodeSocket } from './node-socket.ts'
 import { serveHttp, type AcceptedSocket, type HttpHandler, type HttpServer, type ServeHttpOptions } from './server.ts'
 
@@ -672,6 +672,105 @@ describe('serveHttp lifecycle', () => {
       const reply = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: h\r\n')
       expect(reply).toBe('')
     } finally {
+      await server.close()
+    }
+  })
+})
+
+describe('createHttpClient keeps connections alive', () => {
+  it('reuses one connection for sequential requests to node:http', async () => {
+    const ports: number[] = []
+    const server = http.createServer((req, res) => {
+      ports.push(req.socket.remotePort!)
+      res.end(`answer ${req.url}`)
+    })
+    const port = await listen(server)
+    const client = createHttpClient(openTcp)
+    try {
+      for (const path of ['/a', '/b', '/c']) {
+        const response = await client.fetch(`http://127.0.0.1:${port}${path}`, path === '/b' ? { method: 'POST', body: 'x' } : {})
+        expect(await response.text()).toBe(`answer ${path}`)
+      }
+      expect(new Set(ports).size).toBe(1)
+      expect(client.idleConnections).toBe(1)
+    } finally {
+      client.close()
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+    expect(client.idleConnections).toBe(0)
+  })
+
+  it('does not reuse a connection the server said to close', async () => {
+    const ports: number[] = []
+    const server = http.createServer((req, res) => {
+      ports.push(req.socket.remotePort!)
+      res.setHeader('connection', 'close')
+      res.end('bye')
+    })
+    const port = await listen(server)
+    const client = createHttpClient(openTcp)
+    try {
+      for (let i = 0; i < 2; i++) expect(await (await client.fetch(`http://127.0.0.1:${port}/`)).text()).toBe('bye')
+      expect(new Set(ports).size).toBe(2)
+      expect(client.idleConnections).toBe(0)
+    } finally {
+      client.close()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+
+  it('retries once on a fresh connection when a reused one turns out dead', async () => {
+    let connections = 0
+    // Answers the first request on each connection and hangs up on the second, as a server whose
+    // keep-alive timer fired just as the request went out.
+    const server = net.createServer((socket) => {
+      connections++
+      let requests = 0
+      socket.on('data', () => {
+        requests++
+        if (requests === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+        else socket.destroy()
+      })
+      socket.on('error', () => {})
+    })
+    const port = await listen(server)
+    const client = createHttpClient(openTcp)
+    try {
+      expect(await (await client.fetch(`http://127.0.0.1:${port}/`)).text()).toBe('ok')
+      expect(await (await client.fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'again' })).text()).toBe('ok')
+      expect(connections).toBe(2)
+    } finally {
+      client.close()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+
+  it('keeps one connection alive with serveHttp across requests', async () => {
+    const listener = net.createServer()
+    const port = await listen(listener)
+    const remotePorts: number[] = []
+    const server = serveHttp(acceptStream(listener), async (request, info) => {
+      remotePorts.push(info.remotePort)
+      return new Response(`${request.method} ${await request.text()}`)
+    })
+    const client = createHttpClient(openTcp)
+    try {
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('streamed'))
+          controller.close()
+        },
+      })
+      expect(await (await client.fetch(`http://127.0.0.1:${port}/`, { method: 'PUT', body: 'one' })).text()).toBe('PUT one')
+      expect(await (await client.fetch(`http://127.0.0.1:${port}/`, { method: 'PUT', body: 'two' })).text()).toBe('PUT two')
+      // A stream body goes out on a fresh connection, which is then kept as well.
+      expect(await (await client.fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: stream })).text()).toBe('POST streamed')
+      expect(await (await client.fetch(`http://127.0.0.1:${port}/`)).text()).toBe('GET ')
+      expect(remotePorts[0]).toBe(remotePorts[1])
+      expect(new Set(remotePorts).size).toBe(2)
+    } finally {
+      client.close()
       await server.close()
     }
   })
