@@ -2,7 +2,7 @@
 // Needs root, iproute2, wireguard-go and wireguard-tools. Everything it creates is removed by cleanup(), which also runs
 // on process exit and on SIGINT/SIGTERM; namespaces left by a killed run are swept by the next one.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -205,6 +205,20 @@ function sweepAbandonedNamespaces(): void {
   }
 }
 
+/** Removes control sockets of wireguard-go instances this harness started in processes that are gone. */
+function sweepAbandonedSockets(): void {
+  let names: string[] = []
+  try {
+    names = readdirSync(WG_SOCKET_DIR)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const match = /^bwg(\d+)x\d+[a-z]\.sock$/.exec(name)
+    if (match && !processAlive(Number(match[1]))) rmSync(join(WG_SOCKET_DIR, name), { force: true })
+  }
+}
+
 function killNamespaceProcesses(name: string): void {
   let pids: string[] = []
   try {
@@ -234,6 +248,7 @@ export class NetworkNamespace {
   private readonly processes = new Set<ChildProcess>()
   private readonly scratchDir: string
   private wireguardCount = 0
+  private readonly wireguardInterfaces: string[] = []
   private cleanedUp = false
 
   private constructor(
@@ -252,6 +267,7 @@ export class NetworkNamespace {
   static async create(): Promise<NetworkNamespace> {
     installExitHooks()
     sweepAbandonedNamespaces()
+    sweepAbandonedSockets()
     const n = counter++
     const name = `bw-${process.pid}-${n}`
     // Spread instances over 10.128.0.0/9 in /30 steps; skip a block some other process already uses.
@@ -322,6 +338,7 @@ export class NetworkNamespace {
     const interfaceName = `bwg${process.pid}x${this.index}${String.fromCharCode(97 + this.wireguardCount++)}`.slice(0, 15)
     const privateKey = options.privateKey ?? (await mustRun('wg', ['genkey'])).trim()
     const publicKey = (await mustRun('wg', ['pubkey'], { input: privateKey })).trim()
+    this.wireguardInterfaces.push(interfaceName)
     const child = this.spawn('wireguard-go', ['-f', interfaceName], { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'verbose' })
     const instance = new WireguardGo(this, interfaceName, privateKey, publicKey, options.listenPort, child)
     const socket = join(WG_SOCKET_DIR, `${interfaceName}.sock`)
@@ -371,6 +388,8 @@ export class NetworkNamespace {
         // Already gone.
       }
     }
+    // A SIGKILLed wireguard-go leaves its control socket behind; `wg show all` would then list a dead interface.
+    for (const name of this.wireguardInterfaces) rmSync(join(WG_SOCKET_DIR, `${name}.sock`), { force: true })
     rmSync(this.scratchDir, { recursive: true, force: true })
   }
 }
