@@ -1,0 +1,43 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { generateKeyPair, formatKey, formatNodeKey, toHex } from '../crypto/index.ts'
+import { UsageError } from './args.ts'
+import { parseListen, readAllowedKeys, relay } from './relay.ts'
+
+function capture() {
+  const out = { stdout: '', stderr: '' }
+  return { out, io: { stdout: (t: string) => void (out.stdout += t), stderr: (t: string) => void (out.stderr += t), readStdin: async () => '' } }
+}
+
+describe('burrow relay flags', () => {
+  it('parses HOST:PORT including IPv6 and port 0', () => {
+    expect(parseListen('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 })
+    expect(parseListen('[::1]:8080')).toEqual({ host: '::1', port: 8080 })
+    expect(() => parseListen('8080')).toThrow(UsageError)
+    expect(() => parseListen('h:70000')).toThrow(/HOST:PORT/)
+  })
+
+  it('rejects bad usage with exit status 2 and a message', async () => {
+    const { out, io } = capture()
+    expect(await relay(['--listen', 'nope'], io)).toBe(2)
+    expect(out.stderr).toMatch(/--listen must be HOST:PORT/)
+    const second = capture()
+    expect(await relay(['--allowed-keys', '/nonexistent'], second.io)).toBe(2)
+    expect(second.out.stderr).toMatch(/--allowed-keys only applies with --verify-clients/)
+    const third = capture()
+    expect(await relay(['--queue-packets', '0'], third.io)).toBe(2)
+    expect(third.out.stderr).toMatch(/--queue-packets must be a whole number from 1/)
+  })
+
+  it('reads an allow-list in either key format and names a bad line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'burrow-allow-'))
+    const a = generateKeyPair().publicKey
+    const b = generateKeyPair().publicKey
+    writeFileSync(join(dir, 'ok'), `# team\n${formatNodeKey(a)}\n\n${formatKey(b)}  # laptop\n`)
+    expect(await readAllowedKeys(join(dir, 'ok'))).toEqual(new Set([toHex(a), toHex(b)]))
+    writeFileSync(join(dir, 'bad'), `${formatNodeKey(a)}\nnodekey:zz\n`)
+    await expect(readAllowedKeys(join(dir, 'bad'))).rejects.toThrow(/bad:2:/)
+  })
+})
