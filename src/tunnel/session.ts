@@ -2,7 +2,7 @@
 // and replay window (whitepaper §5.4.6). This is the hot path: one allocation per packet, the
 // payload is padded and encrypted in place inside the outgoing message.
 
-import { aead as sharedAead, TAG_LENGTH } from '../crypto/index.ts'
+import { aead as sharedAead, TAG_LENGTH, type Aead } from '../crypto/index.ts'
 import { MESSAGE_TRANSPORT, TRANSPORT_COUNTER, TRANSPORT_HEADER_LENGTH, TRANSPORT_RECEIVER } from './messages.ts'
 import { REJECT_HIGH, REJECT_LOW, ReplayWindow } from './replay.ts'
 import { REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME } from './timers.ts'
@@ -10,7 +10,6 @@ import type { TransportKeys } from './handshake.ts'
 
 // Module-local copies of everything the per-packet path touches: under Node's ESM→CJS interop
 // (tsx, vitest) each imported binding is a getter call, which showed up in profiles.
-const aead = sharedAead
 const HEADER = TRANSPORT_HEADER_LENGTH
 const TAG = TAG_LENGTH
 const TYPE = MESSAGE_TRANSPORT
@@ -54,6 +53,8 @@ export class Session {
     readonly remoteIndex: number,
     readonly isInitiator: boolean,
     readonly createdAt: number,
+    /** The runtime's AEAD unless a test pins a backend (browsers use @noble, Node OpenSSL). */
+    private readonly aead: Aead = sharedAead,
   ) {
     this.sendKey = keys.sendKey
     this.receiveKey = keys.receiveKey
@@ -89,7 +90,7 @@ export class Session {
     writeU32(nonce, 4, this.sendLow)
     writeU32(nonce, 8, this.sendHigh)
     const body = message.subarray(HEADER)
-    aead.sealInto(this.sendKey, nonce, body.subarray(0, padded), undefined, body)
+    this.aead.sealInto(this.sendKey, nonce, body.subarray(0, padded), undefined, body)
     if (++this.sendLow === 0x100000000) {
       this.sendLow = 0
       this.sendHigh++
@@ -105,7 +106,7 @@ export class Session {
     const plaintext = new Uint8Array(message.length - HEADER - TAG)
     writeU32(nonce, 4, low)
     writeU32(nonce, 8, high)
-    if (!aead.openInto(this.receiveKey, nonce, message.subarray(HEADER), undefined, plaintext)) return 'decrypt-failed'
+    if (!this.aead.openInto(this.receiveKey, nonce, message.subarray(HEADER), undefined, plaintext)) return 'decrypt-failed'
     this.replay.accept(high, low)
     return plaintext
   }
