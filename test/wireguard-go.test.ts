@@ -152,6 +152,23 @@ describe('Burrow ⇄ wireguard-go', () => {
     expect(node.loop.counters.echoRepliesSent).toBe(0)
   })
 
+  it('under load, Burrow answers wireguard-go with a cookie reply and accepts the retried initiation carrying MAC2', async () => {
+    const node = await startBurrow(13)
+    node.loop.tunnel.underLoad = true
+    let cookieReplies = 0
+    const send = node.underlay.send.bind(node.underlay)
+    node.underlay.send = (datagram, to) => {
+      if (datagram[0] === 3 && datagram.length === 64) cookieReplies++
+      send(datagram, to)
+    }
+    await addBurrowToWireguardGo(node, { endpoint: `${ns.hostAddress}:${node.underlay.port}` })
+    // wireguard-go retries the initiation after REKEY_TIMEOUT (5 s), now with MAC2 keyed by our cookie.
+    const result = await ns.tryRun('ping', ['-c', '1', '-W', '12', formatAddress(node.v4)], { timeoutMs: 20_000 })
+    expect(result.code, result.stdout + wg.output.slice(-2000)).toBe(0)
+    expect(cookieReplies).toBe(1)
+    expect(node.loop.counters.echoRepliesSent).toBe(1)
+  })
+
   it('works with a pre-shared key, and not with a wrong one', async () => {
     const psk = randomBytes(32)
     const node = await startBurrow(4, { presharedKey: psk, wgEndpoint: wgEndpoint() })
