@@ -162,7 +162,7 @@ describe('coordination over WebSocket', () => {
     await new Promise((resolve) => raw.on('open', resolve))
     raw.send('{"type":"hello","version":1,"nodeKey":42}')
     expect(await closed).toEqual({ code: 4400, reason: 'nodeKey must be a string' })
-    expect(JSON.parse(messages.at(-1)!)).toEqual({ type: 'error', status: 400, error: 'nodeKey must be a string' })
+    expect(JSON.parse(messages.at(-1)!)).toEqual({ type: 'error', status: 400, error: 'nodeKey must be a string', closing: true })
 
     const http = await fetch(`${baseUrl}/control`)
     expect(http.status).toBe(426)

@@ -158,7 +158,7 @@ describe('CoordinationClient', () => {
     const ready = client.ready()
     await vi.advanceTimersByTimeAsync(0)
     const socket = sockets[0]!
-    socket.deliver({ type: 'error', status: 401, error: 'authKey is unknown or already used' })
+    socket.deliver({ type: 'error', status: 401, error: 'authKey is unknown or already used', closing: true })
     socket.serverClose(4401, 'authKey is unknown or already used')
     await expect(ready).rejects.toMatchObject({ status: 401, message: 'authKey is unknown or already used' })
     expect(client.state).toBe('failed')
@@ -166,6 +166,17 @@ describe('CoordinationClient', () => {
     await vi.advanceTimersByTimeAsync(60_000)
     expect(sockets).toHaveLength(1)
     await expect(client.ready()).rejects.toBeInstanceOf(CoordinationClientError)
+  })
+
+  it('reports a refusal that keeps the session as an error event and stays connected', async () => {
+    client.start()
+    const socket = await connected([])
+    const errors: CoordinationClientError[] = []
+    client.on('error', (e) => errors.push(e))
+    socket.deliver({ type: 'error', status: 429, error: 'too many updates', closing: false })
+    expect(errors.map((e) => [e.status, e.message])).toEqual([[429, 'too many updates']])
+    expect(client.state).toBe('connected')
+    expect(socket.closedWith).toBeUndefined()
   })
 
   it('treats a 4xxx close without an error message by its code', async () => {

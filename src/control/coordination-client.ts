@@ -240,6 +240,9 @@ export class CoordinationClient {
           this.selfEntry = output.self
           this.emit('self', output.self)
           break
+        case 'server-error':
+          this.emit('error', output.error)
+          break
         case 'failed':
           this.dropSocket(1000, output.error.message)
           this.connectionLost(output.error)

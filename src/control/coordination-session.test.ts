@@ -49,11 +49,20 @@ describe('CoordinationSession', () => {
 
   it('turns a server error into a typed failure; 401 is fatal, 408 is not', () => {
     const s = session()
-    const [out] = s.receive(JSON.stringify({ type: 'error', status: 401, error: 'authKey is unknown or already used' }), 0)
+    const [out] = s.receive(JSON.stringify({ type: 'error', status: 401, error: 'authKey is unknown or already used', closing: true }), 0)
     expect(out).toEqual({ kind: 'failed', error: new CoordinationClientError(401, 'authKey is unknown or already used') })
     expect(out?.kind === 'failed' && out.error.fatal).toBe(true)
     expect(s.receive(welcomeText, 1)).toEqual([])
     expect(new CoordinationClientError(408, 'x').fatal).toBe(false)
+  })
+
+  it('reports a refusal that keeps the session without failing it', () => {
+    const s = session()
+    s.receive(challengeText, 0)
+    s.receive(welcomeText, 1)
+    const out = s.receive(JSON.stringify({ type: 'error', status: 429, error: 'too many updates', closing: false }), 2)
+    expect(out).toEqual([{ kind: 'server-error', error: new CoordinationClientError(429, 'too many updates') }])
+    expect(s.phase).toBe('ready')
   })
 
   it('fails on a malformed server message, naming the field', () => {

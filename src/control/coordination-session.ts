@@ -64,6 +64,8 @@ export type SessionOutput =
   | { kind: 'welcome'; self: PeerEntry; network: NetworkInfo; peers: PeerEntry[] }
   | { kind: 'peers'; upsert: PeerEntry[]; remove: string[] }
   | { kind: 'self'; self: PeerEntry }
+  /** The server refused one request but keeps the session (e.g. 429 too many updates). */
+  | { kind: 'server-error'; error: CoordinationClientError }
   /** The server refused us or stopped answering; the driver closes the socket. */
   | { kind: 'failed'; error: CoordinationClientError }
 
@@ -101,7 +103,10 @@ export class CoordinationSession {
       if (!(error instanceof ProtocolError)) throw error
       return this.fail(new CoordinationClientError(0, `server sent a malformed message: ${error.message}`))
     }
-    if (message.type === 'error') return this.fail(new CoordinationClientError(message.status, message.error))
+    if (message.type === 'error') {
+      const error = new CoordinationClientError(message.status, message.error)
+      return message.closing || this.phase !== 'ready' ? this.fail(error) : [{ kind: 'server-error', error }]
+    }
     if (this.phase === 'challenge') {
       if (message.type === 'challenge') return [{ kind: 'send', message: this.hello(fromBase64(message.serverKey), fromBase64(message.challenge)) }]
       if (message.type === 'welcome') {

@@ -70,7 +70,7 @@ describe('parseServerMessage', () => {
       { type: 'peers', upsert: [peer], remove: [nodeKey] },
       { type: 'self', self: peer },
       { type: 'pong', id: 1 },
-      { type: 'error', status: 401, error: 'authKey is unknown or already used' },
+      { type: 'error', status: 401, error: 'authKey is unknown or already used', closing: true },
     ]
     for (const m of messages) expect(parseServerMessage(JSON.stringify(m))).toEqual(m)
   })

@@ -10,6 +10,9 @@ export const CHALLENGE_LENGTH = 32
 export const MAX_HOSTNAME_LENGTH = 63
 export const MAX_AUTH_KEY_LENGTH = 200
 export const MAX_URL_LENGTH = 2048
+/** An online node may change its entry this many times per UPDATE_WINDOW_MS; more are refused with 429. */
+export const MAX_UPDATES_PER_WINDOW = 10
+export const UPDATE_WINDOW_MS = 1000
 /** Client sends `ping` this often; the server drops connections silent for SILENCE_TIMEOUT_MS. */
 export const PING_INTERVAL_MS = 20_000
 export const SILENCE_TIMEOUT_MS = 60_000
@@ -89,9 +92,11 @@ export interface PongMessage {
 
 export interface ErrorMessage {
   type: 'error'
-  /** HTTP-like status: 400 malformed, 401 auth key, 403 proof, 408 timeout, 409 replaced, 500 server. */
+  /** HTTP-like status: 400 malformed, 401 auth key, 403 proof, 408 timeout, 409 replaced, 429 too many updates, 500 server. */
   status: number
   error: string
+  /** True when the server closes the connection right after; false when the session goes on (the request was ignored). */
+  closing: boolean
 }
 
 export type ServerMessage = ChallengeMessage | WelcomeMessage | PeersMessage | SelfMessage | PongMessage | ErrorMessage
@@ -340,7 +345,7 @@ export function parseServerMessage(text: string | Uint8Array): ServerMessage {
     case 'pong':
       return { type, id: integer(o, 'id', 'id') }
     case 'error':
-      return { type, status: integer(o, 'status', 'status'), error: string(o, 'error', 'error', 2000) }
+      return { type, status: integer(o, 'status', 'status'), error: string(o, 'error', 'error', 2000), closing: boolean(o, 'closing', 'closing') }
     default:
       throw new ProtocolError('type', `type ${JSON.stringify(type)} is not a server message`)
   }

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { boxKey, boxSeal, generateKeyPair, toBase64, type KeyPair } from '../../crypto/index.ts'
-import { nodeKeyText, type PeerEntry, type ServerMessage } from '../../control/protocol.ts'
+import { MAX_UPDATES_PER_WINDOW, UPDATE_WINDOW_MS, nodeKeyText, type PeerEntry, type ServerMessage } from '../../control/protocol.ts'
 import { CoordinationStore } from './store.ts'
 import { CoordinationService, sanitizeHostname, type Output } from './service.ts'
 import { helloFor, type HelloOptions } from './test-helpers.ts'
@@ -280,11 +280,23 @@ describe('bad input and timeouts', () => {
     const a = join({ authKey: key })
     const before = service.nodes()
     const out = service.receive(a.connection, 'not json', 2000)
-    expect(out).toEqual([{ kind: 'send', connection: a.connection, message: { type: 'error', status: 400, error: 'message is not valid JSON' } }])
+    expect(out).toEqual([{ kind: 'send', connection: a.connection, message: { type: 'error', status: 400, error: 'message is not valid JSON', closing: false } }])
     const out2 = service.receive(a.connection, JSON.stringify({ type: 'update', homeRelay: { url: 'ftp://x' } }), 2000)
     expect(errorOf(out2, a.connection)?.error).toBe('homeRelay.url must be an http(s) or ws(s) URL')
     expect(service.nodes()).toEqual(before)
     expect(sent(service.receive(a.connection, '{"type":"ping","id":7}', 2000), a.connection)).toEqual([{ type: 'pong', id: 7 }])
+  })
+
+  it('refuses more than the allowed updates per window with 429, keeping the session and ignoring the excess', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key })
+    const b = join({ authKey: key })
+    const update = (n: number, now: number) => service.receive(b.connection, JSON.stringify({ type: 'update', homeRelay: { url: `wss://r${n}/derp` } }), now)
+    for (let i = 0; i < MAX_UPDATES_PER_WINDOW; i++) expect(sent(update(i, 5000), a.connection)).toHaveLength(1)
+    const refused = update(99, 5000)
+    expect(refused).toEqual([{ kind: 'send', connection: b.connection, message: { type: 'error', status: 429, error: 'too many updates: at most 10 per 1000 ms; this one was ignored', closing: false } }])
+    expect(service.nodes().find((n) => n.id === b.self.id)?.homeRelay?.url).toBe(`wss://r${MAX_UPDATES_PER_WINDOW - 1}/derp`)
+    expect(sent(update(100, 5000 + UPDATE_WINDOW_MS), a.connection)).toHaveLength(1)
   })
 
   it('requires hello first', () => {

@@ -21,6 +21,8 @@ import {
   CLOSE_CODE_BASE,
   HANDSHAKE_TIMEOUT_MS,
   MAX_HOSTNAME_LENGTH,
+  MAX_UPDATES_PER_WINDOW,
+  UPDATE_WINDOW_MS,
   PROTOCOL_VERSION,
   ProtocolError,
   SILENCE_TIMEOUT_MS,
@@ -72,6 +74,9 @@ interface Connection {
   nodeId: number | undefined
   openedAt: number
   lastHeard: number
+  /** Start of the current rate-limit window for updates, and how many were accepted in it. */
+  updateWindowStart: number
+  updatesInWindow: number
 }
 
 const SERVER_KEY_META = 'server_private_key'
@@ -156,7 +161,7 @@ export class CoordinationService {
   open(id: ConnectionId, now: number): Output[] {
     if (this.connections.has(id)) throw new RangeError(`connection ${id} is already open`)
     const challenge = this.random(CHALLENGE_LENGTH)
-    this.connections.set(id, { id, challenge, nodeId: undefined, openedAt: now, lastHeard: now })
+    this.connections.set(id, { id, challenge, nodeId: undefined, openedAt: now, lastHeard: now, updateWindowStart: now, updatesInWindow: 0 })
     return [
       {
         kind: 'send',
@@ -180,6 +185,7 @@ export class CoordinationService {
         case 'hello':
           throw new CoordinationError(400, 'hello was already accepted on this connection')
         case 'update':
+          this.countUpdate(connection, now)
           return this.update(connection, connection.nodeId, message)
         case 'ping':
           return [{ kind: 'send', connection: id, message: { type: 'pong', id: message.id } }]
@@ -229,9 +235,9 @@ export class CoordinationService {
     } else {
       this.log('error', `coordination: connection ${connection.id}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
     }
-    // An authenticated node that sends one bad message keeps its session; it changed nothing.
-    if (connection.nodeId !== undefined && status === 400) {
-      return [{ kind: 'send', connection: connection.id, message: { type: 'error', status, error: text } }]
+    // An authenticated node that sends one bad message (or too many updates) keeps its session; it changed nothing.
+    if (connection.nodeId !== undefined && (status === 400 || status === 429)) {
+      return [{ kind: 'send', connection: connection.id, message: { type: 'error', status, error: text, closing: false } }]
     }
     return this.fail(connection, status, text, now)
   }
@@ -239,7 +245,7 @@ export class CoordinationService {
   private fail(connection: Connection, status: number, text: string, now: number): Output[] {
     this.log('warn', `coordination: closing connection ${connection.id}: ${status} ${text}`)
     return [
-      { kind: 'send', connection: connection.id, message: { type: 'error', status, error: text } },
+      { kind: 'send', connection: connection.id, message: { type: 'error', status, error: text, closing: true } },
       { kind: 'close', connection: connection.id, code: CLOSE_CODE_BASE + status, reason: closeReason(text) },
       ...this.drop(connection.id, now),
     ]
@@ -304,7 +310,7 @@ export class CoordinationService {
         old.nodeId = undefined
         this.connections.delete(previous)
         const text = 'replaced by a newer connection from the same node'
-        out.push({ kind: 'send', connection: previous, message: { type: 'error', status: 409, error: text } })
+        out.push({ kind: 'send', connection: previous, message: { type: 'error', status: 409, error: text, closing: true } })
         out.push({ kind: 'close', connection: previous, code: CLOSE_CODE_BASE + 409, reason: text })
       }
     }
@@ -353,6 +359,18 @@ export class CoordinationService {
       const owner = this.store.hostnameOwner(candidate)
       if (owner === undefined || owner === selfId) return candidate
     }
+  }
+
+  /** Every update is pushed to the whole network, so one node must not be able to flood it. */
+  private countUpdate(connection: Connection, now: number): void {
+    if (now >= connection.updateWindowStart + UPDATE_WINDOW_MS) {
+      connection.updateWindowStart = now
+      connection.updatesInWindow = 0
+    }
+    if (connection.updatesInWindow >= MAX_UPDATES_PER_WINDOW) {
+      throw new CoordinationError(429, `too many updates: at most ${MAX_UPDATES_PER_WINDOW} per ${UPDATE_WINDOW_MS} ms; this one was ignored`)
+    }
+    connection.updatesInWindow++
   }
 
   private update(connection: Connection, nodeId: number, update: UpdateMessage): Output[] {
