@@ -135,6 +135,17 @@ describe('key proof', () => {
     expect(errorOf(out, second)?.status).toBe(403)
   })
 
+  it('refuses a low-order node key by name', () => {
+    const key = service.createAuthKey({}, 1)
+    const connection = nextId++
+    const [challenge] = service.open(connection, 1000)
+    const hello = helloFor(generateKeyPair(), challenge!, { authKey: key })
+    hello.nodeKey = `nodekey:${'00'.repeat(32)}`
+    const out = service.receive(connection, JSON.stringify(hello), 1000)
+    expect(errorOf(out, connection)).toEqual({ status: 403, error: 'proof: node key is a low-order point' })
+    expect(store.allNodes()).toEqual([])
+  })
+
   it('refuses a proof of the wrong challenge', () => {
     const key = service.createAuthKey({}, 1)
     const pair = generateKeyPair()
@@ -297,6 +308,12 @@ describe('bad input and timeouts', () => {
     expect(refused).toEqual([{ kind: 'send', connection: b.connection, message: { type: 'error', status: 429, error: 'too many updates: at most 10 per 1000 ms; this one was ignored', closing: false } }])
     expect(service.nodes().find((n) => n.id === b.self.id)?.homeRelay?.url).toBe(`wss://r${MAX_UPDATES_PER_WINDOW - 1}/derp`)
     expect(sent(update(100, 5000 + UPDATE_WINDOW_MS), a.connection)).toHaveLength(1)
+  })
+
+  it('refuses binary frames by name', () => {
+    const connection = nextId++
+    service.open(connection, 0)
+    expect(errorOf(service.receive(connection, new Uint8Array(0), 0), connection)).toEqual({ status: 400, error: 'message must be JSON text, got a binary frame' })
   })
 
   it('requires hello first', () => {
