@@ -70,3 +70,37 @@ describe('replay window (RFC 6479 style)', () => {
     expect(accept(window, reject - 2n)).toBe(false)
   })
 })
+
+describe('replay window against the Linux WireGuard counter self-test sequence', () => {
+  // The sequence of drivers/net/wireguard/selftest/counter.c, with its window size replaced by ours.
+  const W = BigInt(REPLAY_WINDOW)
+  const LIM = W + 1n
+  const REJECT = 2n ** 64n - 2n ** 13n - 1n
+  const run = (steps: Array<[bigint, boolean]>) => {
+    const window = new ReplayWindow()
+    steps.forEach(([counter, expected], i) => expect(accept(window, counter), `step ${i + 1}: counter ${counter}`).toBe(expected))
+  }
+
+  it('passes the mixed sequence', () => {
+    run([
+      [0n, true], [1n, true], [1n, false], [9n, true], [8n, true], [7n, true], [7n, false],
+      [LIM, true], [LIM - 1n, true], [LIM - 1n, false], [LIM - 2n, true], [2n, true], [2n, false],
+      [LIM + 16n, true], [3n, false], [LIM + 16n, false], [LIM * 4n, true], [LIM * 4n - (LIM - 1n), true],
+      [10n, false], [LIM * 4n - LIM, false], [LIM * 4n - (LIM + 1n), false], [LIM * 4n - (LIM - 2n), true],
+      [LIM * 4n + 1n - LIM, false], [0n, false], [REJECT, false], [REJECT - 1n, true], [REJECT, false],
+      [REJECT - 1n, false], [REJECT - 2n, true], [REJECT + 1n, false], [REJECT + 2n, false], [REJECT - 2n, false],
+      [REJECT - 3n, true], [0n, false],
+    ])
+  })
+
+  it('passes the full-window sweeps', () => {
+    const ascending = (from: bigint, to: bigint) => Array.from({ length: Number(to - from + 1n) }, (_, i) => [from + BigInt(i), true] as [bigint, boolean])
+    const descending = (from: bigint, to: bigint) => ascending(to, from).reverse()
+    run([...ascending(1n, W), [0n, true], [0n, false]])
+    run([...ascending(2n, W + 1n), [1n, true], [0n, false]])
+    run(descending(W, 0n))
+    run([...descending(W + 1n, 1n), [0n, false]])
+    run([...descending(W, 1n), [W + 1n, true], [0n, false]])
+    run([...descending(W, 1n), [0n, true], [W + 1n, true]])
+  })
+})
