@@ -44,11 +44,11 @@ describe('burrow relay with coordination', () => {
   it('registers with a CLI-made key, admits only registered keys to DERP, and keeps state across a restart', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'burrow-relay-coord-'))
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
-    const key = authKey(dataDir)
-    expect(key).toMatch(/^bwauth-[0-9a-f]{48}$/)
-
     let relay = await startRelayProcess(['--verify-clients'], { dataDir })
     relays.push(relay)
+    // Made by a second process while the relay runs, as an operator would.
+    const key = authKey(dataDir)
+    expect(key).toMatch(/^bwauth-[0-9a-f]{48}$/)
     const port = relay.port
     const pair = generateKeyPair()
     const member = coordinationClient(port, { key, hostname: 'member', pair })
