@@ -29,3 +29,14 @@ describe('TAI64N', () => {
     expect(toHex(clock.stamp(1234.5))).toBe(toHex(encodeTai64n(1n, 234_500_000n)))
   })
 })
+
+describe('TAI64N without an explicit offset', () => {
+  it('anchors the first stamp to the wall clock whatever the monotonic origin', () => {
+    const clock = new Tai64nClock()
+    const before = BigInt(Math.floor(Date.now() / 1000))
+    const stamp = clock.stamp(42) // e.g. a test clock starting near zero
+    const seconds = new DataView(stamp.buffer).getBigUint64(0) - (1n << 62n) - 10n
+    expect(seconds >= before && seconds <= before + 1n).toBe(true)
+    expect(isAfter(clock.stamp(1042), stamp)).toBe(true)
+  })
+})

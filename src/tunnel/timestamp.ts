@@ -10,10 +10,15 @@ const NANOS_PER_SECOND = 1_000_000_000n
 export class Tai64nClock {
   private lastNanos = -1n
 
-  /** `wallClockOffset` maps the monotonic `now` (ms) onto Unix time (ms). */
-  constructor(private readonly wallClockOffset: number) {}
+  /**
+   * `wallClockOffset` maps the monotonic `now` (ms) onto Unix time (ms). Without one, the clock
+   * anchors `now` to `Date.now()` at its first stamp, which is right whatever monotonic clock the
+   * driver uses (performance.now(), a process uptime, a test clock).
+   */
+  constructor(private wallClockOffset?: number) {}
 
   stamp(now: number): Uint8Array {
+    this.wallClockOffset ??= Date.now() - now
     const wallMs = now + this.wallClockOffset
     const wholeMs = Math.floor(wallMs)
     let nanos = BigInt(wholeMs) * 1_000_000n + BigInt(Math.floor((wallMs - wholeMs) * 1e6))

@@ -68,8 +68,10 @@ export class Tunnel {
     const random = options.random ?? randomBytes
     const queueLimit = options.queueLimit ?? DEFAULT_QUEUE_LIMIT
     if (!Number.isInteger(queueLimit) || queueLimit < 1) throw new RangeError(`queueLimit must be a positive integer, got ${queueLimit}`)
-    const wallClockOffset = options.wallClockOffset ?? Date.now() - performance.now()
-    if (!Number.isFinite(wallClockOffset)) throw new RangeError(`wallClockOffset must be a finite number of ms, got ${wallClockOffset}`)
+    const wallClockOffset = options.wallClockOffset
+    if (wallClockOffset !== undefined && !Number.isFinite(wallClockOffset)) {
+      throw new RangeError(`wallClockOffset must be a finite number of ms, got ${wallClockOffset}`)
+    }
     this.local = localIdentity(options.privateKey)
     this.publicKey = this.local.publicKey.slice()
     this.checker = new CookieChecker(this.local.publicKey, random)

@@ -10,7 +10,8 @@ export interface TunnelOptions {
   queueLimit?: number
   /**
    * Milliseconds added to `now` to get Unix wall time for the TAI64N handshake timestamp.
-   * Default: `Date.now() - performance.now()`, computed once at construction.
+   * Default: `Date.now() - now` taken at the first initiation (equal to `Date.now() -
+   * performance.now()` when `now` is performance.now(), and still right when it is not).
    */
   wallClockOffset?: number
 }
