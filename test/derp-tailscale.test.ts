@@ -25,7 +25,7 @@ function ensureDerper(): string {
   const binary = join(BIN_DIR, 'derper')
   if (!existsSync(binary)) {
     mkdirSync(BIN_DIR, { recursive: true })
-    execFileSync('go', ['install', `tailscale.com/cmd/derper@${TAILSCALE_VERSION}`], { env: goEnv, stdio: 'inherit', timeout: 280_000 })
+    execFileSync('go', ['install', `tailscale.com/cmd/derper@${TAILSCALE_VERSION}`], { env: goEnv, stdio: 'inherit', timeout: 600_000 })
   }
   return binary
 }
@@ -138,7 +138,7 @@ describe.skipIf(!hasGo)(`interop with Tailscale ${TAILSCALE_VERSION}`, () => {
       throw new Error(`derper did not start: ${stderr}`)
     })
     relay = await startRelayProcess()
-  })
+  }, 900_000) // a fresh machine downloads and compiles Tailscale first (cached afterwards)
 
   afterAll(async () => {
     await relay?.stop('SIGKILL')

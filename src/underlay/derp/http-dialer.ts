@@ -1,5 +1,5 @@
 // DERP over a raw TCP (or TLS) connection with an HTTP/1.1 `Upgrade: DERP` (Node only).
-import { connect as netConnect, type Socket } from 'node:net'
+import { isIP, connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { type DerpDialer, DerpUrlError } from './dialer.ts'
 
@@ -27,7 +27,7 @@ export function httpUpgradeDialer(): DerpDialer {
       socket.destroy()
       handlers.onClose(reason)
     }
-    const socket: Socket = secure ? tlsConnect({ host, port, servername: host }) : netConnect({ host, port })
+    const socket: Socket = secure ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }) }) : netConnect({ host, port })
     socket.setNoDelay(true)
     socket.once(secure ? 'secureConnect' : 'connect', () => {
       socket.write(`GET ${path} HTTP/1.1\r\nHost: ${parsed.host}\r\nUpgrade: DERP\r\nConnection: Upgrade\r\nUser-Agent: burrow\r\n\r\n`)
