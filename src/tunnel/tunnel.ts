@@ -202,7 +202,8 @@ export class Tunnel {
     const peer = this.indices.get(readU32(datagram, 4))?.peer
     if (peer === undefined) return this.drop('unknown-index')
     if (!peer.cookies.consumeReply(datagram, now)) return this.dropFor(peer, 'decrypt-failed')
-    return { peer: peer.id, packets: [], replies: [] }
+    // No `peer`: anyone who saw our MAC1 can make a valid reply, so it must not move the endpoint.
+    return { packets: [], replies: [] }
   }
 
   /** MAC1 always; under load also MAC2, answering a missing or stale one with a cookie reply. */
