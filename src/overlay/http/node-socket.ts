@@ -12,6 +12,8 @@ export interface NodeByteStreamSocket {
 const READ_HIGH_WATER_BYTES = 64 * 1024
 
 export function fromNodeSocket(socket: Socket): NodeByteStreamSocket {
+  // The HTTP layer coalesces its own writes; Nagle would only add delayed-ACK stalls.
+  socket.setNoDelay(true)
   let readDone = false
   const readable = new ReadableStream<Uint8Array>(
     {

@@ -78,10 +78,11 @@ export async function writeBody(connection: HttpConnection, next: ChunkSource, f
       throw new BodySourceError(`body is longer than its Content-Length of ${framing.length}`)
     }
     sent += chunk.length
-    if (framing.kind === 'chunked') pending.push(latin1Bytes(`${chunk.length.toString(16)}\r\n`), chunk, CRLF)
+    if (framing.kind === 'chunked') pending.push(latin1Bytes(`${chunk.length.toString(16)}\r\n`), chunk)
     else pending.push(chunk)
     await connection.writeAll(pending)
-    pending = []
+    // The chunk's closing CRLF rides with the next write, so no write is ever just two bytes.
+    pending = framing.kind === 'chunked' ? [CRLF] : []
   }
   if (framing.kind === 'length' && sent !== framing.length) {
     throw new BodySourceError(`body ended after ${sent} of its ${framing.length} Content-Length bytes`)

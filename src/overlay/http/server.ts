@@ -317,18 +317,22 @@ async function chooseFraming(
   return { framing: minorVersion === 1 ? { kind: 'chunked' } : { kind: 'until-close' }, source }
 }
 
+/** Whether `promise` settles before the next macrotask (a MessageChannel message is one, unclamped). */
 function settlesWithinATick(promise: Promise<unknown>): Promise<'resolved' | 'rejected' | 'pending'> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve('pending'), 0)
+    const channel = new MessageChannel()
+    let done = false
+    const finish = (outcome: 'resolved' | 'rejected' | 'pending'): void => {
+      if (done) return
+      done = true
+      channel.port1.close()
+      resolve(outcome)
+    }
+    channel.port1.onmessage = () => finish('pending')
+    channel.port2.postMessage(null)
     promise.then(
-      () => {
-        clearTimeout(timer)
-        resolve('resolved')
-      },
-      () => {
-        clearTimeout(timer)
-        resolve('rejected')
-      },
+      () => finish('resolved'),
+      () => finish('rejected'),
     )
   })
 }
