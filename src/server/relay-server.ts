@@ -110,9 +110,10 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
     const client = relay.accept(clock(), remote)
     const driver = new ConnectionDriver(client, makeSink(client), clock)
     drivers.add(driver)
-    client.onClose = (reason) => {
+    client.onClose = (reason, kind) => {
       drivers.delete(driver)
-      driver.close(1008, reason)
+      // 1001 "going away" for an orderly close (shutdown, peer left), 1008 "policy violation" otherwise.
+      driver.close(kind === 'normal' ? 1001 : 1008, reason)
     }
     if (options.admit) {
       const admit = options.admit

@@ -58,8 +58,8 @@ export class RelayClient {
   lastActiveAt: number
   /** Driver hook: the queue went from empty to non-empty. */
   onOutput: () => void = () => {}
-  /** Driver hook: close the socket (after writing nothing more). */
-  onClose: (reason: string) => void = () => {}
+  /** Driver hook: close the socket (after writing nothing more); `kind` is 'normal' or what went wrong. */
+  onClose: (reason: string, kind: string) => void = () => {}
   /** Driver hook (verifyClients): decide, then call relay.completeAdmission. */
   onAdmission: (key: Uint8Array) => void = () => {}
 
@@ -161,7 +161,7 @@ export class Relay {
     this.metrics.closed(kind)
     if (wasReady) this.unregister(client, now)
     this.log(kind === 'normal' ? 'info' : 'warn', 'connection closed', { client: client.name, remote: client.remote, kind, reason })
-    client.onClose(reason)
+    client.onClose(reason, kind)
   }
 
   completeAdmission(client: RelayClient, admitted: boolean, now: number): void {
