@@ -89,6 +89,14 @@ describe('coordination client in a Chromium worker', () => {
     expect(browser.errors).toEqual([])
   })
 
+  it('agrees on one node key when several creators race on an empty IndexedDB', async () => {
+    const page = await openPage()
+    const keys = await page.evaluate(() => window.coordinationE2E.raceKeys('burrow-e2e-race'))
+    expect(keys).toHaveLength(3)
+    expect(new Set(keys).size).toBe(1)
+    await page.close()
+  })
+
   it('surfaces a wrong auth key as a 401 with the server message', async () => {
     const page = await openPage()
     const outcome = await page.evaluate(([url]) => window.coordinationE2E.start(url!, 'intruder', 'burrow-e2e-b', 'bwauth-wrong'), [relayUrl])

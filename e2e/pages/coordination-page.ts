@@ -1,5 +1,7 @@
 // Runs the coordination client in a dedicated worker and exposes it to the Playwright test.
 import type { PeerEntry } from '../../src/control/protocol.ts'
+import { IndexedDbKeyStore, loadOrCreateKeyPair } from '../../src/control/key-store.ts'
+import { toHex } from '../../src/crypto/index.ts'
 
 type Outcome =
   | { type: 'ready'; self: PeerEntry; peers: PeerEntry[]; usesNativeWebSocket: boolean }
@@ -35,6 +37,11 @@ const api = {
   },
   setHomeRelay(url: string, region: string): void {
     worker?.postMessage({ type: 'home-relay', homeRelay: { url, region } })
+  },
+  /** Several creators racing on an empty IndexedDB store; returns the public keys each got. */
+  async raceKeys(database: string): Promise<string[]> {
+    const pairs = await Promise.all([1, 2, 3].map(() => loadOrCreateKeyPair(new IndexedDbKeyStore(database), 'node')))
+    return pairs.map((pair) => toHex(pair.publicKey))
   },
   stop(): void {
     worker?.terminate()

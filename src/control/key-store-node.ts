@@ -1,7 +1,7 @@
 // The Node key store: one file per key, `<dir>/<name>.key`, holding the base64 private key
 // (the `wg genkey` format) with mode 0600 in a 0700 directory. Writes go to a temporary file
 // that is renamed into place, so a crash leaves either the old key or the new one.
-import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KeyFormatError, formatKey, parseKey, randomBytes, toHex } from '../crypto/index.ts'
 import { KeyStoreError, checkKeyName, checkPrivateKey, type KeyStore } from './key-store.ts'
@@ -38,6 +38,33 @@ export class FileKeyStore implements KeyStore {
 
   async save(name: string, privateKey: Uint8Array): Promise<void> {
     const path = this.pathOf(name)
+    const temporary = await this.writeTemporary(name, privateKey)
+    try {
+      await rename(temporary, path)
+    } catch (error) {
+      await rm(temporary, { force: true })
+      throw error
+    }
+  }
+
+  async saveIfAbsent(name: string, privateKey: Uint8Array): Promise<Uint8Array> {
+    const path = this.pathOf(name)
+    const temporary = await this.writeTemporary(name, privateKey)
+    try {
+      // link() fails with EEXIST instead of replacing, so only the first writer's key lands.
+      await link(temporary, path)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    } finally {
+      await rm(temporary, { force: true })
+    }
+    const stored = await this.load(name)
+    if (stored === undefined) throw new KeyStoreError(`${path} vanished right after it was stored`)
+    return stored
+  }
+
+  /** A complete 0600 file holding the key, next to where it will live. */
+  private async writeTemporary(name: string, privateKey: Uint8Array): Promise<string> {
     checkPrivateKey(name, privateKey)
     await mkdir(this.directory, { recursive: true, mode: 0o700 })
     const temporary = join(this.directory, `.${name}.key.${toHex(randomBytes(6))}.tmp`)
@@ -45,17 +72,15 @@ export class FileKeyStore implements KeyStore {
     try {
       await file.writeFile(`${formatKey(privateKey)}\n`)
       await file.sync()
-    } finally {
-      await file.close()
-    }
-    try {
       // The umask may have narrowed the mode further, never widened it; make it exact anyway.
-      await chmod(temporary, 0o600)
-      await rename(temporary, path)
+      await file.chmod(0o600)
     } catch (error) {
+      await file.close()
       await rm(temporary, { force: true })
       throw error
     }
+    await file.close()
+    return temporary
   }
 
   async delete(name: string): Promise<void> {

@@ -39,6 +39,18 @@ describe.each(implementations)('%s', (_, make) => {
     expect(await loadOrCreateKeyPair(store, 'disco')).not.toEqual(first)
   })
 
+  it('keeps the first key when two writers race to create one', async () => {
+    const store = make()
+    const first = generateKeyPair().privateKey
+    const second = generateKeyPair().privateKey
+    const [a, b] = await Promise.all([store.saveIfAbsent('node', first), store.saveIfAbsent('node', second)])
+    expect(a).toEqual(b)
+    expect(await store.load('node')).toEqual(a)
+    const pairs = await Promise.all([loadOrCreateKeyPair(store, 'disco'), loadOrCreateKeyPair(store, 'disco'), loadOrCreateKeyPair(store, 'disco')])
+    expect(pairs[1]).toEqual(pairs[0])
+    expect(pairs[2]).toEqual(pairs[0])
+  })
+
   it('refuses bad names and bad keys without storing anything', async () => {
     const store = make()
     await expect(store.save('../etc/passwd', new Uint8Array(32))).rejects.toThrow(KeyStoreError)

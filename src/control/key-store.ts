@@ -1,7 +1,7 @@
 // Where a node keeps its private keys. The worker uses IndexedDB (keys are made and kept inside
 // the worker; they never cross to the page), Node uses files (key-store-node.ts, kept apart so
 // `node:fs` stays out of the browser bundle), tests and throwaway nodes use memory.
-import { createStore, del, get, set, type UseStore } from 'idb-keyval'
+import { createStore, del, get, set, update, type UseStore } from 'idb-keyval'
 import { KEY_LENGTH, generateKeyPair, publicKeyOf, type KeyPair } from '../crypto/index.ts'
 
 export class KeyStoreError extends Error {
@@ -15,6 +15,11 @@ export interface KeyStore {
   /** The 32-byte private key stored under `name`, or undefined if there is none. */
   load(name: string): Promise<Uint8Array | undefined>
   save(name: string, privateKey: Uint8Array): Promise<void>
+  /**
+   * Stores `privateKey` unless a key is already stored under `name`, atomically, and returns the
+   * key that is stored afterwards. Two tabs (or processes) creating a key at once agree on one.
+   */
+  saveIfAbsent(name: string, privateKey: Uint8Array): Promise<Uint8Array>
   delete(name: string): Promise<void>
 }
 
@@ -37,9 +42,8 @@ export function checkPrivateKey(name: string, key: unknown): Uint8Array {
 export async function loadOrCreateKeyPair(store: KeyStore, name: string): Promise<KeyPair> {
   const existing = await store.load(name)
   if (existing !== undefined) return { privateKey: existing, publicKey: publicKeyOf(existing) }
-  const pair = generateKeyPair()
-  await store.save(name, pair.privateKey)
-  return pair
+  const privateKey = await store.saveIfAbsent(name, generateKeyPair().privateKey)
+  return { privateKey, publicKey: publicKeyOf(privateKey) }
 }
 
 export class MemoryKeyStore implements KeyStore {
@@ -54,6 +58,13 @@ export class MemoryKeyStore implements KeyStore {
   async save(name: string, privateKey: Uint8Array): Promise<void> {
     checkKeyName(name)
     this.keys.set(name, checkPrivateKey(name, privateKey).slice())
+  }
+
+  async saveIfAbsent(name: string, privateKey: Uint8Array): Promise<Uint8Array> {
+    checkKeyName(name)
+    checkPrivateKey(name, privateKey)
+    if (!this.keys.has(name)) this.keys.set(name, privateKey.slice())
+    return this.keys.get(name)!.slice()
   }
 
   async delete(name: string): Promise<void> {
@@ -91,6 +102,16 @@ export class IndexedDbKeyStore implements KeyStore {
   async save(name: string, privateKey: Uint8Array): Promise<void> {
     checkKeyName(name)
     await set(name, checkPrivateKey(name, privateKey).slice(), this.idb())
+  }
+
+  async saveIfAbsent(name: string, privateKey: Uint8Array): Promise<Uint8Array> {
+    checkKeyName(name)
+    const fresh = checkPrivateKey(name, privateKey).slice()
+    // idb-keyval's update runs the read and the write in one readwrite transaction.
+    await update<unknown>(name, (existing) => existing ?? fresh, this.idb())
+    const stored = await this.load(name)
+    if (stored === undefined) throw new KeyStoreError(`key ${JSON.stringify(name)} vanished right after it was stored`)
+    return stored
   }
 
   async delete(name: string): Promise<void> {
