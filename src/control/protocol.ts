@@ -1,6 +1,6 @@
 // The coordination protocol, shared by the relay (src/server/coordination) and the client.
 // One WebSocket at /control carrying JSON text messages; see src/server/coordination/PROTOCOL.md.
-import { fromBase64, fromHex, toBase64, toHex } from '../crypto/index.ts'
+import { fromBase64, fromHex, toHex } from '../crypto/index.ts'
 
 export const PROTOCOL_VERSION = 1
 export const CONTROL_PATH = '/control'
@@ -364,12 +364,4 @@ export function discoKeyText(key: Uint8Array): string {
 /** Bytes of a `nodekey:`/`discokey:` string that has already passed validation. */
 export function keyBytes(text: string): Uint8Array {
   return fromHex(text.slice(text.indexOf(':') + 1))
-}
-
-export function encodeBase64(bytes: Uint8Array): string {
-  return toBase64(bytes)
-}
-
-export function decodeBase64(text: string): Uint8Array {
-  return fromBase64(text)
 }
