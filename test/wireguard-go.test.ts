@@ -1,5 +1,5 @@
 // Interop: Burrow's tunnel (over UDP, from Node) against wireguard-go + the Linux kernel's IP stack in a namespace.
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -266,12 +266,15 @@ describe('Burrow ⇄ wireguard-go', () => {
   })
 })
 
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function runCli(args: string[], onStdout?: (soFar: string, child: ChildProcess) => void): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'burrow.mjs'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk
+      onStdout?.(stdout, child)
+    })
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
     child.on('error', reject)
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
@@ -306,16 +309,20 @@ describe('wireguard-go restarts', () => {
 })
 
 describe('burrow ping CLI against wireguard-go', () => {
-  it('gets replies over IPv4 and IPv6 and exits 0', async () => {
+  const config = join(scratch, 'cli.conf')
+
+  beforeAll(async () => {
     const keys = generateKeyPair()
     const psk = randomBytes(32)
     await wg.setPeer({ publicKey: formatKey(keys.publicKey), presharedKey: formatKey(psk), allowedIps: ['10.77.0.8/32', 'fd77::8/128'] })
-    const config = join(scratch, 'cli.conf')
     writeFileSync(
       config,
       `[Interface]\nPrivateKey = ${formatKey(keys.privateKey)}\nAddress = 10.77.0.8/24, fd77::8/64\n\n` +
         `[Peer]\nPublicKey = ${wg.publicKey}\nPresharedKey = ${formatKey(psk)}\nAllowedIPs = 10.77.0.0/24, fd77::/64\nEndpoint = ${ns.nsAddress}:${WG_PORT}\n`,
     )
+  })
+
+  it('gets replies over IPv4 and IPv6 and exits 0', async () => {
     const v4 = await runCli(['ping', '--config', config, '--count', '3', '--interval', '0.2', '10.77.0.1'])
     expect(v4.code, v4.stderr).toBe(0)
     expect(v4.stdout).toMatch(/64 bytes from 10\.77\.0\.1: icmp_seq=1 ttl=64 time=[\d.]+ ms/)
@@ -323,6 +330,19 @@ describe('burrow ping CLI against wireguard-go', () => {
     const v6 = await runCli(['ping', '--config', config, '--count', '2', '--interval', '0.2', 'fd77::1'])
     expect(v6.code, v6.stderr).toBe(0)
     expect(v6.stdout).toMatch(/64 bytes from fd77::1: icmp_seq=1 ttl=64/)
+  })
+
+  it('stops at ^C with the summary so far', async () => {
+    let interrupted = false
+    const result = await runCli(['ping', '--config', config, '--count', '1000', '--interval', '0.2', '10.77.0.1'], (soFar, child) => {
+      if (!interrupted && /icmp_seq=2 /.test(soFar)) {
+        interrupted = true
+        child.kill('SIGINT')
+      }
+    })
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout).toMatch(/--- 10\.77\.0\.1 ping statistics ---\n\d+ packets transmitted, \d+ received/)
+    expect(Number(/(\d+) packets transmitted/.exec(result.stdout)![1])).toBeLessThan(10)
   })
 
   it('exits 1 when no reply comes back', async () => {

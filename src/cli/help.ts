@@ -7,7 +7,10 @@ commands:
   pubkey                     read a private key on stdin, print its public key (like wg pubkey)
   ping --config FILE [--count N] [--interval S] [--timeout S] ADDRESS
                              ICMP/ICMPv6 echo to ADDRESS through the WireGuard tunnel described by
-                             the wg-quick FILE, over UDP; exits 0 when at least one reply came back
+                             the wg-quick FILE, over UDP (N requests, default 4, S seconds apart,
+                             default 1; waits up to --timeout S, default 5, for the last replies;
+                             ^C stops early). Exits 0 when at least one reply came back, 1 when
+                             none did, 2 for bad arguments or a bad config file
   start                      what "npm start" runs
   help                       this text
 `

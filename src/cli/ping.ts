@@ -84,8 +84,6 @@ function parsePingArgs(args: string[]): PingOptions {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
 export const ping: Command = async (args, io) => {
   let options: PingOptions
   let config: WgQuickConfig
@@ -115,8 +113,19 @@ export const ping: Command = async (args, io) => {
   const id = (idBytes[0]! << 8) | idBytes[1]!
   const sentAt = new Map<number, number>()
   const rtts: number[] = []
-  let allAnswered: () => void = () => {}
-  const answered = new Promise<void>((resolve) => (allAnswered = resolve))
+  // Settles when every request has its reply or the user pressed ^C; all waiting below ends early then.
+  let finish: () => void = () => {}
+  const finished = new Promise<void>((resolve) => (finish = resolve))
+  let interrupted = false
+  const interrupt = () => {
+    interrupted = true
+    finish()
+  }
+  const wait = async (ms: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([finished, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
+    clearTimeout(timer)
+  }
 
   const onPacket = (packet: Uint8Array) => {
     const reply = matchEchoReply(packet, target, id)
@@ -126,7 +135,7 @@ export const ping: Command = async (args, io) => {
     const rtt = performance.now() - sent
     rtts.push(rtt)
     io.stdout(`${reply.bytes} bytes from ${targetText}: icmp_seq=${reply.seq} ttl=${reply.ttl} time=${rtt.toFixed(2)} ms\n`)
-    if (rtts.length === options.count) allAnswered()
+    if (rtts.length === options.count) finish()
   }
 
   let tunnel
@@ -137,9 +146,10 @@ export const ping: Command = async (args, io) => {
     return 1
   }
   let transmitted = 0
+  process.once('SIGINT', interrupt)
   try {
     io.stdout(`PING ${targetText} from ${formatAddress(source.address)} through WireGuard (UDP port ${tunnel.underlay.port})\n`)
-    for (let seq = 1; seq <= options.count; seq++) {
+    for (let seq = 1; seq <= options.count && !interrupted; seq++) {
       sentAt.set(seq, performance.now())
       const outcome = tunnel.loop.send(buildEchoRequest(source.address, target, id, seq))
       if (outcome === 'no-route') {
@@ -151,12 +161,11 @@ export const ping: Command = async (args, io) => {
         return 1
       }
       transmitted++
-      if (seq < options.count) await Promise.race([sleep(options.intervalMs), answered])
+      if (seq < options.count) await wait(options.intervalMs)
     }
-    let timer: ReturnType<typeof setTimeout> | undefined
-    await Promise.race([answered, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeoutMs)))])
-    clearTimeout(timer)
+    if (!interrupted) await wait(options.timeoutMs)
   } finally {
+    process.off('SIGINT', interrupt)
     await tunnel.close()
   }
   io.stdout('\n' + formatSummary(targetText, transmitted, rtts))
