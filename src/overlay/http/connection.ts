@@ -118,6 +118,31 @@ export class HttpConnection {
     await Promise.resolve(this.socket.close?.()).catch(noop)
   }
 
+  /**
+   * Half-closes, then reads and drops what the peer still sends (bounded in bytes and time) before
+   * releasing the socket: closing with unread input makes TCP answer with RST, which can destroy the
+   * response before the peer has read it (RFC 9112 §9.6).
+   */
+  async lingerClose(maxBytes = 256 * 1024, timeoutMs = 2_000): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    await this.writer.close().catch(noop)
+    const timer = setTimeout(() => void this.reader.cancel().catch(noop), timeoutMs)
+    try {
+      let discarded = 0
+      while (discarded <= maxBytes) {
+        const result = await this.reader.read()
+        if (result.done) break
+        discarded += result.value.length
+      }
+    } catch {
+      // The peer reset or the timer cancelled: either way there is nothing more to wait for.
+    }
+    clearTimeout(timer)
+    await this.reader.cancel().catch(noop)
+    await Promise.resolve(this.socket.close?.()).catch(noop)
+  }
+
   /** Tears the connection down at once, discarding anything unsent. */
   destroy(reason?: unknown): void {
     if (this.closing) return

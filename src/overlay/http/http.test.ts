@@ -445,6 +445,8 @@ describe('serveHttp against node:http and fetch', () => {
         return 'a string' as unknown as Response
       case '/ignore-body':
         return new Response('did not read it')
+      case '/reject-upload':
+        return new Response('too big', { status: 413 })
       case '/throw':
         throw new Error('handler exploded')
       case '/cookies': {
@@ -534,6 +536,14 @@ describe('serveHttp against node:http and fetch', () => {
     expect(firstHead).not.toMatch(/connection:/)
     expect(firstBodyAndSecondHead).toMatch(/^did not read itHTTP\/1\.1 200 OK\r\n[^]*connection: close/)
     expect(secondBody).toBe('hello GET ')
+  })
+
+  it('refuses a large upload without reading it, and the client still gets the answer', async () => {
+    const payload = new Uint8Array(8 * 1024 * 1024)
+    const response = await fetch(`${base}/reject-upload`, { method: 'POST', body: payload })
+    expect(response.status).toBe(413)
+    expect(response.headers.get('connection')).toBe('close')
+    expect(await response.text()).toBe('too big')
   })
 
   it('answers pipelined requests in order without mixing them up', async () => {

@@ -133,7 +133,11 @@ class ServerConnection {
         if (event.type === 'closed') break
         if (event.type !== 'head' || event.head.kind !== 'request') throw new HttpConnectionError(`unexpected ${event.type} between requests`)
         const keepAlive = await this.exchange(connection, event.head, info)
-        if (!keepAlive) break
+        if (!keepAlive) {
+          // The client may still be sending (an unread body, pipelined requests): let it finish.
+          await connection.lingerClose()
+          return
+        }
       }
       await connection.close()
     } catch (error) {
@@ -178,6 +182,8 @@ class ServerConnection {
       keepAlive = false
     }
     if (body.forgoContinue()) keepAlive = false
+    // Too much unread body to discard: say so now rather than drop a connection the client thinks is kept.
+    if (!body.ended && head.body.kind === 'length' && head.body.length > this.server.maxDiscardBytes) keepAlive = false
     if (this.server.stopping || wantsClose(response.headers)) keepAlive = false
     const framing = await this.writeResponse(connection, head, response, keepAlive)
     if (framing === undefined) return false
@@ -270,7 +276,7 @@ class ServerConnection {
     ]
     try {
       await connection.writeAll([encodeHead(`HTTP/1.1 ${status} ${reasonPhrase(status)}`, fields), body])
-      await connection.close()
+      await connection.lingerClose()
     } catch (writeError) {
       connection.destroy(writeError)
     }
