@@ -8,12 +8,21 @@ import { generateKeyPair } from '../src/crypto/index.ts'
 import { DerpConnection } from '../src/underlay/derp/connection.ts'
 import { nodeWebSocketDialer } from '../src/underlay/derp/node.ts'
 import { startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import { launchChromium, startPageServer } from '../e2e/helpers/browser.ts'
+import { formatNodeKey } from '../src/crypto/index.ts'
 import type { Bench, BenchResult } from './types.ts'
+
+declare global {
+  interface Window {
+    derpBench(options: { url: string; destination: string; messageBytes: number; durationMs: number }): Promise<{ sent: number }>
+  }
+}
 
 const PACKET = 1420
 const FRAME = 5 + 32 + PACKET
 const WINDOW = 512
-const DURATION_MS = 3000
+const DURATION_MS = 2000
+const ROUNDS = 3
 const CLIENTS = Number(process.env.BURROW_BENCH_CLIENTS ?? 1000)
 
 async function relayForward(url: string): Promise<number> {
@@ -106,22 +115,72 @@ async function clientsHeld(url: string): Promise<number> {
   }
 }
 
+/** MB/s a DERP client in a Chromium worker pushes through the relay to a Node client. */
+async function browserForward(url: string, messageBytes: number): Promise<number> {
+  const receiverKeys = generateKeyPair()
+  const receiver = new DerpConnection({ url, privateKey: receiverKeys.privateKey, dial: nodeWebSocketDialer() }).start()
+  const pages = await startPageServer()
+  const browser = await launchChromium()
+  try {
+    await waitFor('receiver', () => receiver.isConnected)
+    let count = 0
+    let first = 0
+    let last = 0
+    receiver.on('packet', () => {
+      const now = performance.now()
+      if (count === 0) first = now
+      last = now
+      count++
+    })
+    const page = await browser.newPage()
+    await page.goto(`${pages.url}/e2e/pages/derp-bench.html`)
+    await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
+    await page.evaluate((options) => window.derpBench(options), { url, destination: formatNodeKey(receiverKeys.publicKey), messageBytes, durationMs: DURATION_MS })
+    await sleep(300)
+    return count > 1 ? ((count - 1) * PACKET) / 1e6 / ((last - first) / 1000) : 0
+  } finally {
+    receiver.close()
+    await browser.close()
+    await pages.close()
+  }
+}
+
 const bench: Bench = async () => {
   const results: BenchResult[] = []
   const relay = await startRelayProcess(['--queue-packets', '1024'])
   try {
-    const forward = await relayForward(relay.url)
-    const baseline = await wsEchoBaseline()
+    // Interleaved rounds, best of each: the machine is shared, so a single pass is at the mercy of neighbours.
+    let forward = 0
+    let baseline = 0
+    for (let round = 0; round < ROUNDS; round++) {
+      forward = Math.max(forward, await relayForward(relay.url))
+      baseline = Math.max(baseline, await wsEchoBaseline())
+    }
     results.push({
       name: 'relay.forward_mb_per_s',
       value: forward,
       unit: 'MB/s',
       baseline,
       ratio: forward / baseline,
-      note: `two clients, ${PACKET}-byte packets, A→B through burrow relay; baseline: the same frames echoed by a plain ws server process`,
+      note: `two clients, ${PACKET}-byte packets, A→B through burrow relay; baseline: the same frames echoed by a plain ws server process; best of ${ROUNDS} interleaved rounds`,
     })
   } finally {
     await relay.stop('SIGKILL')
+  }
+  const browserRelay = await startRelayProcess(['--queue-packets', '4096'])
+  try {
+    const coalesced = await browserForward(browserRelay.url, 64 * 1024)
+    const single = await browserForward(browserRelay.url, 1)
+    results.push({
+      name: 'relay.browser_forward_mb_per_s',
+      value: coalesced,
+      unit: 'MB/s',
+      baseline: single,
+      ratio: coalesced / single,
+      note: 'Chromium worker → burrow relay → Node, 1420-byte packets coalesced into 64 KiB messages; baseline: one packet per WebSocket message',
+    })
+  } finally {
+    await browserRelay.stop('SIGKILL')
   }
   const loadRelay = await startRelayProcess()
   try {

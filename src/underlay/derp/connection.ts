@@ -86,6 +86,11 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
     return this.session?.serverKey
   }
 
+  /** Bytes handed to the socket but not yet sent; senders that can wait use it to pace themselves. */
+  get bufferedAmount(): number {
+    return this.stream?.bufferedAmount ?? 0
+  }
+
   get pendingCount(): number {
     return this.pending.length - this.pendingHead
   }
