@@ -152,7 +152,17 @@ describe('DERP drivers over an in-memory network', () => {
     await vi.advanceTimersByTimeAsync(25_000)
     expect(removed).toEqual(['http://r2/derp'])
     expect(client.connections.map((c) => c.url)).toEqual(['http://r1/derp'])
+    expect(client.home?.url).toBe('http://r1/derp')
+
+    // Moving home: the new relay hears NotePreferred, the old one idles out.
+    client.setHome('http://r2/derp')
+    await settle()
+    expect(net.relay('http://r2/derp').metrics.homeClients).toBe(1)
+    expect(net.relay('http://r1/derp').metrics.homeClients).toBe(0)
+    await vi.advanceTimersByTimeAsync(61_000)
+    expect(client.connections.map((c) => c.url)).toEqual(['http://r2/derp'])
     client.close()
+    expect(client.home).toBeUndefined()
     peerConn.close()
   })
 

@@ -42,8 +42,9 @@ export class DerpClient extends Emitter<DerpClientEvents> {
     return this
   }
 
-  get home(): DerpConnection {
-    return this.open(this.homeUrl).connection
+  /** The home relay connection (undefined before `start()` and after `close()`). */
+  get home(): DerpConnection | undefined {
+    return this.entries.get(this.homeUrl)?.connection
   }
 
   get connections(): DerpConnection[] {
@@ -69,17 +70,13 @@ export class DerpClient extends Emitter<DerpClientEvents> {
     if (old) {
       old.connection.setPreferred(false)
       old.lastUsedAt = this.clock()
-      this.armIdle(this.homeUrlOf(old), old)
+      this.armIdle(old.connection.url, old)
     }
   }
 
   close(): void {
     this.closed = true
     for (const [url, entry] of this.entries) this.remove(url, entry)
-  }
-
-  private homeUrlOf(entry: Entry): string {
-    return entry.connection.url
   }
 
   private open(url: string): Entry {
