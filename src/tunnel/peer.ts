@@ -251,7 +251,7 @@ export class Peer {
         if (this.passiveKeepaliveAt === undefined) this.passiveKeepaliveAt = now + PASSIVE_KEEPALIVE_AFTER
       }
     }
-    if (this.queue.length > 0 && session === this.current) this.flushQueue(session, now, result.replies)
+    if (this.queue.length > 0 && session === this.current && session.canSend(now)) this.flushQueue(session, now, result.replies)
     if (session.isInitiator && now - session.createdAt >= REKEY_ON_RECEIVE && session === this.current) {
       this.requestHandshake(now, result.replies)
     }

@@ -184,6 +184,11 @@ describe('session lifetime', () => {
     expect(pair.a.send(pair.toB, ipv4Packet(20), t + 3).map((m) => m[0])).toEqual([4])
     expect(pair.a.send(pair.toB, ipv4Packet(20), t + 4)).toEqual([]) // queued; the handshake is already pending
     expect(pair.internalsA().queuedPackets).toBe(1)
+    // Traffic still arriving on the exhausted session must not flush the queue onto it.
+    const atA = pair.a.receive(pair.b.send(pair.toA, ipv4Packet(20), t + 5)[0]!, t + 5)
+    expect(atA.packets).toHaveLength(1)
+    expect(atA.replies).toEqual([])
+    expect(pair.internalsA().queuedPackets).toBe(1)
   })
 
   it('refuses a received counter at REJECT_AFTER_MESSAGES even when it authenticates', () => {
