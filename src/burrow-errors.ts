@@ -1,0 +1,44 @@
+// The typed errors of the public `Burrow` API.
+
+export type BurrowErrorCode =
+  /** The auth key was refused (coordination status 401). */
+  | 'unauthorized'
+  /** The node could not prove its key, or the key is not acceptable (403). */
+  | 'forbidden'
+  /** Another connection of this node replaced ours (409): the same identity is running elsewhere. */
+  | 'replaced'
+  /** The coordination service could not be reached or did not answer in time. */
+  | 'unreachable'
+  /** The coordination service refused the request for another reason (its status is in `status`). */
+  | 'coordination'
+  /** An option passed to `Burrow.start` (or a call) is invalid. */
+  | 'bad-options'
+  /** The key store failed (IndexedDB unavailable, unreadable key file, …). */
+  | 'key-store'
+  /** The dataplane worker failed or reported an error. */
+  | 'worker'
+  /** The node is closed. */
+  | 'closed'
+  /** A name given to connect/fetch/ping is neither an IP address nor a peer's hostname. */
+  | 'unknown-host'
+
+export class BurrowError extends Error {
+  override readonly name = 'BurrowError'
+  constructor(
+    readonly code: BurrowErrorCode,
+    message: string,
+    /** The coordination service's HTTP-like status, when the error came from it. */
+    readonly status?: number,
+  ) {
+    super(message)
+  }
+}
+
+/** Maps a coordination status to an error code. */
+export function codeForStatus(status: number): BurrowErrorCode {
+  if (status === 401) return 'unauthorized'
+  if (status === 403) return 'forbidden'
+  if (status === 409) return 'replaced'
+  if (status === 0 || status === 408) return 'unreachable'
+  return 'coordination'
+}

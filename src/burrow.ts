@@ -1,0 +1,376 @@
+// The public node object, the same in browsers (src/index.ts) and Node (src/node.ts). The
+// dataplane and the node runtime (keys, coordination, DERP) run behind a "worker link" — a real
+// dedicated worker in a page, the same code in-process in Node — and the TCP/IP stack runs here,
+// clocked by the worker's (unthrottled) timers through the overlay port.
+import { formatAddress, parseAddress } from './wire/index.ts'
+import { BurrowError, codeForStatus } from './burrow-errors.ts'
+import { createHttpClient, serveHttp, type HttpClient, type HttpHandler, type ServeHttpOptions } from './overlay/http/index.ts'
+import { StackHost } from './overlay/host.ts'
+import { Sockets, type TCPServerSocket, type TCPSocket, type TcpConnectOptions, type UDPSocket, type UdpOptions } from './overlay/sockets.ts'
+import { Stack } from './overlay/stack.ts'
+import { BurrowWorker, type OverlayPort, type WorkerLike } from './worker/client.ts'
+import type { JoinOptions, JoinResult, KeyStorage, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './worker/node-protocol.ts'
+import { sharedNow, type SerializedError, type WorkerStatus } from './worker/protocol.ts'
+
+export { BurrowError, type BurrowErrorCode } from './burrow-errors.ts'
+export type { NodeState } from './worker/node-protocol.ts'
+
+export interface BurrowStartOptions {
+  /** The relay's base URL, e.g. `http://127.0.0.1:8080` (coordination at /control, DERP at /derp). */
+  controlURL: string
+  /** Needed the first time this identity registers; a wrong one makes `start` reject (code `unauthorized`). */
+  authKey?: string
+  /** The name to register (made a unique DNS label by the coordination service). Default `node`. */
+  hostname?: string
+  /** Where the node key lives: IndexedDB in browsers, files in Node, or `memory` for an ephemeral identity. */
+  storage?: KeyStorage
+  /** Which stored identity to use; lets one origin (or one state directory) run several nodes. Default `node`. */
+  keyName?: string
+  /** Each online peer is pinged this often to measure `rttMs`; 0 turns it off. Default 2000 ms. */
+  probeIntervalMs?: number
+}
+
+export interface BurrowPeer {
+  nodeKey: string
+  hostname: string
+  /** [IPv4, IPv6]. */
+  addresses: [string, string]
+  online: boolean
+  path: 'relay' | 'direct'
+  /** Round-trip time of the last answered probe or `ping()`, or null if none was answered yet. */
+  rttMs: number | null
+  rxBytes: number
+  txBytes: number
+  /** When the last WireGuard handshake completed (epoch ms), or null. */
+  lastHandshake: number | null
+}
+
+/** Dispatched as `peers` whenever the peer map or its counters change. */
+export class BurrowPeersEvent extends Event {
+  constructor(readonly peers: BurrowPeer[]) {
+    super('peers')
+  }
+}
+
+/** Dispatched as `state`: `connecting` → `online` ⇄ `reconnecting`, then `closed` (or `failed`). */
+export class BurrowStateEvent extends Event {
+  constructor(readonly state: NodeState) {
+    super('state')
+  }
+}
+
+/** Dispatched as `error` for failures no call is waiting for. */
+export class BurrowErrorEvent extends Event {
+  constructor(readonly error: BurrowError) {
+    super('error')
+  }
+  get message(): string {
+    return this.error.message
+  }
+}
+
+export interface BurrowHttpServer {
+  readonly port: number
+  /** Settles when the server has stopped. */
+  readonly closed: Promise<void>
+  close(): Promise<void>
+}
+
+/** What the node object drives: the dataplane requests and the node runtime's control port. */
+export interface NodeWorkerLink {
+  worker: WorkerLike
+  control: MessagePort
+  terminate(): void
+}
+
+interface PendingCall {
+  resolve: (value: unknown) => void
+  reject: (error: Error) => void
+}
+
+function toBurrowError(error: SerializedError & { status?: number }): BurrowError {
+  if (typeof error.status === 'number') return new BurrowError(codeForStatus(error.status), error.message, error.status)
+  if (error.name === 'KeyStoreError') return new BurrowError('key-store', error.message)
+  if (error.name === 'DataplaneError' && error.code === 'bad-config') return new BurrowError('bad-options', error.message)
+  return new BurrowError('worker', error.message)
+}
+
+function isIpLiteral(text: string): boolean {
+  try {
+    parseAddress(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export class BurrowNode extends EventTarget {
+  /** `nodekey:` + hex of this node's public key. */
+  nodeKey = ''
+  /** The hostname the coordination service assigned. */
+  hostname = ''
+  /** [IPv4, IPv6] overlay addresses. */
+  addresses: string[] = []
+  /** The DERP URL of the home relay. */
+  relayURL = ''
+  state: NodeState = 'connecting'
+
+  private readonly dataplane: BurrowWorker
+  private readonly pending = new Map<number, PendingCall>()
+  private nextCallId = 1
+  private overlay: OverlayPort | undefined
+  private stack: Stack | undefined
+  private stackHost: StackHost | undefined
+  private sockets: Sockets | undefined
+  private http: HttpClient | undefined
+  private readonly servers = new Set<BurrowHttpServer>()
+  private workerPeers: WorkerPeerInfo[] = []
+  private readonly rtt = new Map<string, number>()
+  private readonly probing = new Set<string>()
+  private probeTimer: ReturnType<typeof setInterval> | undefined
+  private closing: Promise<void> | undefined
+
+  protected constructor(private readonly link: NodeWorkerLink) {
+    super()
+    this.dataplane = new BurrowWorker(link.worker)
+    this.dataplane.addEventListener('error', (event) => {
+      const error = (event as Event & { error: Error }).error
+      this.emitError(new BurrowError('worker', error.message))
+    })
+    link.control.onmessage = (event: MessageEvent) => this.onRuntimeMessage(event.data as NodeWorkerMessage)
+  }
+
+  /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
+  protected async init(options: BurrowStartOptions, defaults: { storage: KeyStorage; stateDir?: string }): Promise<void> {
+    if (typeof options !== 'object' || options === null) throw new BurrowError('bad-options', 'Burrow.start needs an options object')
+    if (typeof options.controlURL !== 'string') throw new BurrowError('bad-options', 'controlURL must be the relay URL, e.g. "http://127.0.0.1:8080"')
+    try {
+      const protocol = new URL(options.controlURL).protocol
+      if (!['http:', 'https:', 'ws:', 'wss:'].includes(protocol)) throw new Error(protocol)
+    } catch {
+      throw new BurrowError('bad-options', `controlURL ${JSON.stringify(options.controlURL)} is not an http(s) or ws(s) URL`)
+    }
+    if (options.authKey !== undefined && typeof options.authKey !== 'string') throw new BurrowError('bad-options', 'authKey must be a string')
+    const probeIntervalMs = options.probeIntervalMs ?? 2000
+    if (!Number.isFinite(probeIntervalMs) || probeIntervalMs < 0) throw new BurrowError('bad-options', `probeIntervalMs must be ≥ 0, got ${probeIntervalMs}`)
+    const join: JoinOptions = {
+      controlURL: options.controlURL,
+      hostname: options.hostname ?? 'node',
+      storage: options.storage ?? defaults.storage,
+      keyName: options.keyName ?? 'node',
+      ...(options.authKey ? { authKey: options.authKey } : {}),
+      ...(defaults.stateDir !== undefined ? { stateDir: defaults.stateDir } : {}),
+    }
+    const joined = (await this.call({ op: 'join', options: join })) as JoinResult
+    this.nodeKey = joined.nodeKey
+    this.hostname = joined.hostname
+    this.addresses = [...joined.addresses]
+    this.relayURL = joined.relayURL
+    const overlay = await this.dataplane.attachOverlay([`${joined.addresses[0]}/32`, `${joined.addresses[1]}/128`])
+    this.overlay = overlay
+    const stack = new Stack({ addresses: joined.addresses })
+    const host = new StackHost(stack, {
+      sink: (packets) => overlay.send(packets),
+      clock: { now: sharedNow, wakeAt: (deadline) => overlay.wakeAt(deadline) },
+    })
+    overlay.onpackets = (packets) => host.receive(packets)
+    overlay.onwake = () => host.poll()
+    this.stack = stack
+    this.stackHost = host
+    this.sockets = new Sockets(host, { resolve: async (name) => this.resolve(name) })
+    this.http = createHttpClient((hostname, port) => this.openConnection(hostname, port))
+    if (probeIntervalMs > 0) this.probeTimer = setInterval(() => this.probePeers(), probeIntervalMs)
+  }
+
+  /** The peers as last reported by the worker, with the round-trip times measured here. */
+  peers(): BurrowPeer[] {
+    return this.workerPeers.map((peer) => ({
+      nodeKey: peer.nodeKey,
+      hostname: peer.hostname,
+      addresses: peer.addresses,
+      online: peer.online,
+      path: peer.path,
+      rttMs: this.rtt.get(peer.nodeKey) ?? null,
+      rxBytes: peer.rxBytes,
+      txBytes: peer.txBytes,
+      lastHandshake: peer.lastHandshake,
+    }))
+  }
+
+  /** A TCP connection over the overlay (`host` is an overlay address or a peer's hostname). */
+  connect(options: TcpConnectOptions): TCPSocket
+  connect(host: string, port: number, options?: Omit<TcpConnectOptions, 'host' | 'port'>): TCPSocket
+  connect(first: TcpConnectOptions | string, port?: number, options: Omit<TcpConnectOptions, 'host' | 'port'> = {}): TCPSocket {
+    const sockets = this.running()
+    return typeof first === 'string' ? sockets.connect({ ...options, host: first, port: port! }) : sockets.connect(first)
+  }
+
+  listen(options: { port: number; backlog?: number; address?: string } | number): TCPServerSocket {
+    return this.running().listen(typeof options === 'number' ? { port: options } : options)
+  }
+
+  udp(options: UdpOptions = {}): UDPSocket {
+    return this.running().udp(options)
+  }
+
+  /** Round-trip time in ms of one ICMP echo to an overlay address or a peer's hostname. */
+  async ping(target: string, options: { timeout?: number } = {}): Promise<number> {
+    const sockets = this.running()
+    const address = await this.resolve(target)
+    const rtt = await sockets.ping(address, options)
+    const peer = this.workerPeers.find((p) => p.addresses.includes(address))
+    if (peer) this.rtt.set(peer.nodeKey, rtt)
+    return rtt
+  }
+
+  /** `fetch()` over the overlay: HTTP/1.1 with keep-alive, streamed bodies. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    this.running()
+    return this.http!.fetch(input, init)
+  }
+
+  /** Serves HTTP/1.1 on `port` of this node's overlay addresses. */
+  serve(port: number, handler: HttpHandler, options: ServeHttpOptions = {}): BurrowHttpServer {
+    const listener = this.running().listen({ port })
+    const ready = listener.opened.then(({ readable }) => serveHttp(readable, handler, options))
+    const closed = ready.then((server) => server.closed)
+    const server: BurrowHttpServer = {
+      port,
+      closed,
+      close: async () => {
+        this.servers.delete(server)
+        await listener.close()
+        const http = await ready.catch(() => undefined)
+        await http?.close()
+      },
+    }
+    ready.catch(() => this.servers.delete(server))
+    this.servers.add(server)
+    return server
+  }
+
+  /** The dataplane's counters (per peer, drops, driver wake-ups), for diagnostics. */
+  status(): Promise<WorkerStatus> {
+    return this.dataplane.status()
+  }
+
+  /** Leaves: stops probes and servers, disconnects from the coordination and the relay, ends the worker. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.probeTimer !== undefined) clearInterval(this.probeTimer)
+    this.probeTimer = undefined
+    await Promise.allSettled([...this.servers].map((server) => server.close()))
+    this.http?.close()
+    try {
+      await Promise.race([this.call({ op: 'leave' }), new Promise((resolve) => setTimeout(resolve, 2000))])
+    } catch {
+      // The worker is going away regardless.
+    }
+    this.overlay?.close()
+    this.sockets = undefined
+    this.link.control.onmessage = null
+    this.link.control.close()
+    this.dataplane.terminate()
+    this.link.terminate()
+    for (const pending of this.pending.values()) pending.reject(new BurrowError('closed', 'the node was closed'))
+    this.pending.clear()
+    this.setState('closed')
+  }
+
+  private running(): Sockets {
+    if (this.closing || !this.sockets) throw new BurrowError('closed', this.closing ? 'the node is closed' : 'the node has not started')
+    return this.sockets
+  }
+
+  private async resolve(name: string): Promise<string> {
+    const bare = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name
+    if (isIpLiteral(bare)) return formatAddress(parseAddress(bare))
+    const wanted = bare.toLowerCase().replace(/\.$/, '')
+    const peer = this.workerPeers.find((p) => p.hostname === wanted)
+    if (!peer) throw new BurrowError('unknown-host', `${JSON.stringify(name)} is neither an IP address nor the hostname of a peer`)
+    return peer.addresses[0]
+  }
+
+  private async openConnection(hostname: string, port: number): Promise<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array>; close(): Promise<void> }> {
+    const socket = this.running().connect({ host: hostname, port })
+    const { readable, writable } = await socket.opened
+    return { readable, writable, close: () => socket.close() }
+  }
+
+  private probePeers(): void {
+    const sockets = this.sockets
+    if (!sockets) return
+    for (const peer of this.workerPeers) {
+      if (!peer.online || this.probing.has(peer.nodeKey)) continue
+      this.probing.add(peer.nodeKey)
+      sockets.ping(peer.addresses[0], { timeout: 5000 }).then(
+        (rtt) => this.rtt.set(peer.nodeKey, rtt),
+        () => {},
+      ).finally(() => this.probing.delete(peer.nodeKey))
+    }
+  }
+
+  private call(call: NodeCall): Promise<unknown> {
+    const id = this.nextCallId++
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject })
+      const envelope: NodeCallEnvelope = { type: 'call', id, call }
+      this.link.control.postMessage(envelope)
+    })
+  }
+
+  private onRuntimeMessage(message: NodeWorkerMessage): void {
+    switch (message?.type) {
+      case 'result': {
+        const pending = this.pending.get(message.id)
+        if (!pending) return
+        this.pending.delete(message.id)
+        if (message.ok) pending.resolve(message.value)
+        else pending.reject(toBurrowError(message.error))
+        break
+      }
+      case 'peers':
+        this.workerPeers = message.peers
+        for (const key of this.rtt.keys()) if (!message.peers.some((p) => p.nodeKey === key)) this.rtt.delete(key)
+        this.dispatchEvent(new BurrowPeersEvent(this.peers()))
+        break
+      case 'state':
+        this.setState(message.state)
+        break
+      case 'error':
+        this.emitError(toBurrowError(message.error))
+        break
+    }
+  }
+
+  private setState(state: NodeState): void {
+    if (this.state === state || this.state === 'closed') return
+    this.state = state
+    this.dispatchEvent(new BurrowStateEvent(state))
+  }
+
+  private emitError(error: BurrowError): void {
+    this.dispatchEvent(new BurrowErrorEvent(error))
+  }
+}
+
+/** Builds a node on `link` and joins; the link is torn down if joining fails. */
+export async function startNode<T extends BurrowNode>(
+  make: (link: NodeWorkerLink) => T,
+  link: NodeWorkerLink,
+  options: BurrowStartOptions,
+  defaults: { storage: KeyStorage; stateDir?: string },
+): Promise<T> {
+  const node = make(link)
+  try {
+    await (node as unknown as { init(o: BurrowStartOptions, d: typeof defaults): Promise<void> }).init(options, defaults)
+  } catch (error) {
+    await node.close()
+    throw error
+  }
+  return node
+}
