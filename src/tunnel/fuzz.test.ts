@@ -92,6 +92,29 @@ describe('fuzz: mutated, truncated and extended messages of every type', () => {
     )
   })
 
+  it('a forged copy of a fresh data message changes nothing: the genuine one is still accepted after it', () => {
+    const { pair } = capture()
+    let now = T0 + 16_000
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1420 }), mutation, (length, m) => {
+        now += 1
+        const packet = length < 20 ? new Uint8Array(0) : ipv4Packet(length)
+        const [genuine] = pair.a.send(pair.toB, packet, now)
+        const forged = mutate(genuine!, m)
+        fc.pre(forged.length !== genuine!.length || forged.some((b, i) => b !== genuine![i]))
+        const before = allDrops(pair.b, pair.toA)
+        const result = pair.b.receive(forged, now)
+        expect(result.dropped).toBeDefined()
+        expect(result.packets).toEqual([])
+        expect(allDrops(pair.b, pair.toA)).toBe(before + 1)
+        const accepted = pair.b.receive(genuine!, now)
+        expect(accepted.dropped).toBeUndefined()
+        expect(accepted.packets.map((p) => p.length)).toEqual(packet.length > 0 ? [packet.length] : [])
+      }),
+      { numRuns: 300, seed: 11 },
+    )
+  })
+
   it('arbitrary datagrams never throw and are counted', () => {
     const { pair } = capture()
     fc.assert(
