@@ -51,7 +51,10 @@ export interface ReceiveResult {
 
 /**
  * Per-peer counters. Bytes are whole WireGuard datagrams (handshake and transport) sent to or
- * authenticated from the peer; packets are overlay IP packets, keepalives excluded.
+ * authenticated from the peer; packets are overlay IP packets, keepalives excluded. Drops count
+ * datagrams attributed to this peer, except 'queue-overflow' and 'handshake-failed', which count
+ * queued packets discarded (oldest first when the queue is full; all of them when a handshake
+ * gives up after RekeyAttemptTime).
  */
 export interface PeerStats {
   txBytes: number
