@@ -116,4 +116,55 @@ describe('Burrow.start in two browsers through a real relay', () => {
     expect(gotBA.done).toEqual({ bytes: MB5, sha256: sentBA.sha256 })
     expect(sentAB.sha256).not.toBe(sentBA.sha256)
   })
+
+  it('fetch() from one tab gets a real Response from serve() in the other', async () => {
+    await pageB.evaluate(() => window.burrowE2E.serve(8080, 'hello from b'))
+    const plain = await pageA.evaluate((url) => window.burrowE2E.fetch(url), `http://${addressB}:8080/x`)
+    expect(plain).toEqual({ status: 200, text: 'hello from b GET /x ', servedBy: 'tab-b', type: 'Response' })
+    const posted = await pageA.evaluate(() => window.burrowE2E.fetch('http://tab-b:8080/upload', { method: 'POST', body: 'payload' }))
+    expect(posted.text).toBe('hello from b POST /upload payload')
+    const streamed = await pageA.evaluate((url) => window.burrowE2E.fetch(url), `http://${addressB}:8080/stream`)
+    expect(streamed.text).toBe('chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n')
+  })
+
+  it('completes a 5 MB transfer intact while the relay is killed and restarted', async () => {
+    const { id, sent } = await transfer(pageA, pageB, addressB, 9003, 33)
+    await pageB.waitForFunction((i) => (window.burrowE2E.progress(i)?.received ?? 0) > 1024 * 1024, id, { timeout: 30_000, polling: 20 })
+    const { port, dataDir } = relay
+    await relay.stop('SIGKILL')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    relay = await startRelayProcess([], { port, dataDir })
+    const got = await finished(pageB, id, 90_000)
+    expect(got.done).toEqual({ bytes: MB5, sha256: (await sent).sha256 })
+  })
+
+  it('keeps its node key and addresses across a reload; a closed tab goes offline for the other within 10 s', async () => {
+    const before = await pageB.evaluate(() => window.burrowE2E.peers())
+    const nodeKeyA = before.find((p) => p.hostname === 'tab-a')!.nodeKey
+    await pageA.reload()
+    await pageA.waitForFunction(() => document.title === 'ready')
+    // No auth key: the key kept in IndexedDB is already registered.
+    const again = await joined(pageA, 'tab-a')
+    expect(again.nodeKey).toBe(nodeKeyA)
+    expect(again.addresses[0]).toBe(addressA)
+    expect(again.hostname).toBe('tab-a')
+    await pageA.evaluate(() => window.burrowE2E.waitForPeer('tab-b', true, 5000))
+    await pageA.evaluate((address) => window.burrowE2E.ping(address), addressB)
+
+    await pageA.close()
+    const waited = await pageB.evaluate(() => window.burrowE2E.waitForPeer('tab-a', false, 10_000))
+    expect(waited).toBeLessThanOrEqual(10_000)
+  })
+
+  it('rejects Burrow.start with a clear error for a wrong auth key', async () => {
+    const page = await openPage(browserA)
+    const result = await page.evaluate(([url]) => window.burrowE2E.start({ controlURL: url!, hostname: 'intruder', authKey: 'bwauth-wrong', storage: 'memory' }), [controlURL] as const)
+    expect(result).toEqual({ ok: false, error: { name: 'BurrowError', code: 'unauthorized', status: 401, message: 'authKey is unknown or already used' } })
+    await page.close()
+  })
+
+  it('reports no page errors', () => {
+    expect(browserA.errors).toEqual([])
+    expect(browserB.errors).toEqual([])
+  })
 })
