@@ -25,3 +25,4 @@ export {
 } from './parser.ts'
 export { HttpParseError, HttpConnectionError, type HttpParseErrorCode } from './errors.ts'
 export type { ByteStreamSocket } from './connection.ts'
+export { openedSocket, type DirectSocketLike, type OpenedSocket } from './direct-socket.ts'

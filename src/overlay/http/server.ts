@@ -1,4 +1,5 @@
 import { HttpConnection, type ByteStreamSocket } from './connection.ts'
+import { openedSocket, type DirectSocketLike } from './direct-socket.ts'
 import { HttpConnectionError, HttpParseError } from './errors.ts'
 import { IncomingBody } from './incoming-body.ts'
 import { HttpParser, type HeaderList, type HttpParserLimits, type RequestHead } from './parser.ts'
@@ -12,7 +13,7 @@ export interface AcceptedSocket extends ByteStreamSocket {
 }
 
 /** Either the socket itself or a Direct Sockets `TCPSocket` whose `opened` gives it. */
-export type AcceptedConnection = AcceptedSocket | { opened: Promise<AcceptedSocket>; close?(): void | Promise<void> }
+export type AcceptedConnection = AcceptedSocket | DirectSocketLike
 
 export interface RemoteInfo {
   remoteAddress: string
@@ -117,7 +118,7 @@ class ServerConnection {
   async run(): Promise<void> {
     let socket: AcceptedSocket
     try {
-      socket = 'opened' in this.accepted ? await this.accepted.opened : this.accepted
+      socket = 'opened' in this.accepted ? await openedSocket(this.accepted) : this.accepted
     } catch {
       return // the peer went away before the connection opened
     }
