@@ -5,7 +5,7 @@ import { Cubic } from './congestion.ts'
 import { TcpError } from './errors.ts'
 import { ReceiveBuffer } from './receive-buffer.ts'
 import { RttEstimator, MAX_RTO_MS } from './rtt.ts'
-import { Scoreboard } from './scoreboard.ts'
+import { InFlight } from './in-flight.ts'
 import { SendBuffer } from './send-buffer.ts'
 
 // The RFC 9293 state machine. Internally every sequence number is turned into a stream offset
@@ -85,8 +85,6 @@ interface Recovery {
   mode: 'fast' | 'timeout'
   /** RecoveryPoint: SND.NXT when loss was detected; recovery ends when it is acknowledged. */
   point: number
-  /** Unsacked bytes below this are deemed lost regardless of the SACK scoreboard. */
-  lostUpTo: number
 }
 
 export class TcpConnection {
@@ -123,10 +121,9 @@ export class TcpConnection {
   private sndWl2 = -1
   private finOffset: number | undefined
   private readonly sendBuffer: SendBuffer
-  private highRxt = 0
   private dupAcks = 0
   private recovery: Recovery | undefined
-  private readonly scoreboard = new Scoreboard()
+  private readonly inFlight = new InFlight()
   private readonly rtt: RttEstimator
   private readonly cc: Cubic
   /** Karn-compliant timing of one segment when timestamps are off. */
@@ -362,7 +359,7 @@ export class TcpConnection {
 
   nextEvent(): number | undefined {
     let next: number | undefined
-    for (const t of [this.rtoAt, this.delayedAckAt, this.persistAt, this.keepAliveDeadline(), this.timeWaitAt]) {
+    for (const t of [this.rtoAt, this.delayedAckAt, this.persistAt, this.keepAliveDeadline(), this.timeWaitAt, this.inFlight.reorderDeadline]) {
       if (t !== undefined && (next === undefined || t < next)) next = t
     }
     return next
@@ -384,6 +381,8 @@ export class TcpConnection {
     }
     if (this.rtoAt !== undefined && now >= this.rtoAt) this.onRetransmitTimeout(now)
     if (this.state === 'CLOSED') return
+    const reorderDeadline = this.inFlight.reorderDeadline
+    if (reorderDeadline !== undefined && now >= reorderDeadline) this.detectLosses(now)
     if (this.persistAt !== undefined && now >= this.persistAt) this.onPersist(now)
     const keepAliveDue = this.keepAliveDeadline()
     if (keepAliveDue !== undefined && now >= keepAliveDue) this.onKeepAlive(now)
@@ -414,8 +413,8 @@ export class TcpConnection {
     this.rtt.backoff()
     if (this.retransmissions === 1) this.cc.onTimeout()
     else this.cc.cwnd = this.effectiveMss
-    this.recovery = { mode: 'timeout', point: this.sndNxt, lostUpTo: this.sndNxt }
-    this.highRxt = this.sndUna
+    this.recovery = { mode: 'timeout', point: this.sndNxt }
+    this.inFlight.markAllLost()
     this.dupAcks = 0
     this.rtoAt = now + this.rtt.rto
   }
@@ -511,7 +510,7 @@ export class TcpConnection {
   private sampleHandshakeRtt(seg: TcpSegment, now: number): void {
     const echo = seg.options.timestamp?.echo
     if (this.timestampsOk && echo) this.sampleFromEcho(echo, now)
-    else if (this.timed && this.retransmissions === 0) this.rtt.sample(now - this.timed.sentAt)
+    else if (this.timed && this.retransmissions === 0) this.sampleRtt(now - this.timed.sentAt)
     this.timed = undefined
   }
 
@@ -555,7 +554,11 @@ export class TcpConnection {
 
     // PAWS (RFC 7323 §5.3).
     const ts = seg.options.timestamp
-    if (this.timestampsOk && ts && ((ts.value - this.tsRecent) | 0) < 0) {
+    const pureAck = payload.length === 0 && !(flags & (SYN | FIN)) && segOffset === rcvNxt
+    const staleBy = ts ? (this.tsRecent - ts.value) | 0 : 0
+    // A reordered pure ACK is only a little older than TS.Recent; dropping it would discard its
+    // SACK information for no protection (Linux's tcp_disordered_ack makes the same exception).
+    if (this.timestampsOk && ts && staleBy > 0 && !(pureAck && staleBy <= this.rtt.rto)) {
       this.stats.pawsDrops++
       this.ackNow = true
       return
@@ -647,21 +650,21 @@ export class TcpConnection {
       for (const [left, right] of seg.options.sack) {
         const start = Math.max(this.ackToOffset(left), ackOffset)
         const end = Math.min(this.ackToOffset(right), this.sndNxt)
-        if (end > start) newlySacked += this.scoreboard.add(start, end)
+        if (end > start) newlySacked += this.inFlight.sack(start, end, now)
       }
     }
     const oldWindow = this.sndWnd
+    const sndUnaBefore = this.sndUna
     const flightBefore = this.sndNxt - this.sndUna
     if (ackOffset > this.sndUna) {
       const acked = ackOffset - this.sndUna
       this.sndUna = ackOffset
       this.sendBuffer.acknowledge(Math.min(ackOffset, this.sendBuffer.end))
-      this.scoreboard.advance(ackOffset)
-      if (this.highRxt < ackOffset) this.highRxt = ackOffset
+      this.inFlight.acknowledge(ackOffset, now)
       const echo = seg.options.timestamp?.echo
       if (this.timestampsOk && echo) this.sampleFromEcho(echo, now)
       else if (this.timed && ackOffset >= this.timed.offset) {
-        this.rtt.sample(now - this.timed.sentAt)
+        this.sampleRtt(now - this.timed.sentAt)
         this.timed = undefined
       }
       this.retransmissions = 0
@@ -672,8 +675,7 @@ export class TcpConnection {
           this.recovery = undefined
         } else if (!this.sackOk) {
           // NewReno partial ACK (RFC 6582 §3.2): the next hole is lost too.
-          this.recovery.lostUpTo = Math.min(ackOffset + this.effectiveMss, this.sndNxt)
-          this.highRxt = ackOffset
+          this.inFlight.markFirstLost()
         }
       } else {
         this.cc.onAck(acked, flightBefore, now, this.rtt.srtt)
@@ -703,15 +705,10 @@ export class TcpConnection {
       }
     }
 
-    if (!this.recovery && this.sndUna < this.sndNxt) {
-      const boundary = this.sackOk ? this.scoreboard.lossBoundary(this.effectiveMss) : undefined
-      if (this.dupAcks >= DUP_ACK_THRESHOLD || (boundary !== undefined && boundary > this.sndUna)) {
-        this.stats.fastRecoveries++
-        this.cc.onCongestion()
-        this.recovery = { mode: 'fast', point: this.sndNxt, lostUpTo: Math.min(this.sndUna + this.effectiveMss, this.sndNxt) }
-        this.highRxt = this.sndUna
-        this.timed = undefined
-      }
+    if (this.sackOk) {
+      if (ackOffset > sndUnaBefore || newlySacked > 0) this.detectLosses(now)
+    } else if (!this.recovery && this.dupAcks >= DUP_ACK_THRESHOLD && this.inFlight.markFirstLost() > 0) {
+      this.enterFastRecovery()
     }
 
     // Our FIN acknowledged?
@@ -731,7 +728,12 @@ export class TcpConnection {
 
   private sampleFromEcho(echo: number, now: number): void {
     const elapsed = (this.tsNow(now) - echo) >>> 0
-    if (elapsed < 0x7fffffff) this.rtt.sample(elapsed)
+    if (elapsed < 0x7fffffff) this.sampleRtt(elapsed)
+  }
+
+  private sampleRtt(rtt: number): void {
+    this.rtt.sample(rtt)
+    if (rtt < this.inFlight.minRtt) this.inFlight.minRtt = Math.max(rtt, 1)
   }
 
   private acceptData(offset: number, payload: Uint8Array, fin: boolean, now: number): void {
@@ -791,30 +793,35 @@ export class TcpConnection {
     }
   }
 
+  /** Bytes still in the network (RFC 6675 pipe): sent, not SACKed, not deemed lost. */
   private pipe(): number {
-    let pipe = this.sndNxt - this.sndUna - this.scoreboard.sackedBytes
-    if (this.recovery) {
-      pipe -= this.scoreboard.unsackedBetween(Math.max(this.highRxt, this.sndUna), this.lostLimit())
-    } else if (!this.sackOk) {
-      pipe -= this.dupAcks * this.effectiveMss
-    }
+    let pipe = this.sndNxt - this.sndUna - this.inFlight.deliveredBytes - this.inFlight.lostBytes
+    if (!this.sackOk) pipe -= this.dupAcks * this.effectiveMss
     return Math.max(0, pipe)
   }
 
-  private lostLimit(): number {
-    const r = this.recovery!
-    const boundary = this.sackOk ? this.scoreboard.lossBoundary(this.effectiveMss) : undefined
-    return Math.min(this.sndNxt, Math.max(r.lostUpTo, boundary ?? -Infinity))
+  /** RACK loss detection (RFC 8985) after new delivery information or the reorder timer. */
+  private detectLosses(now: number): void {
+    const minRtt = this.inFlight.minRtt
+    const srtt = this.rtt.srtt ?? this.rtt.rto
+    const reorderWindow = Number.isFinite(minRtt) ? Math.min(minRtt / 4, srtt) : 0
+    if (this.inFlight.detectLosses(now, reorderWindow, srtt) > 0 && !this.recovery) this.enterFastRecovery()
+  }
+
+  private enterFastRecovery(): void {
+    this.stats.fastRecoveries++
+    this.cc.onCongestion()
+    this.recovery = { mode: 'fast', point: this.sndNxt }
+    this.timed = undefined
   }
 
   private retransmitLost(now: number): void {
-    if (!this.recovery) return
-    for (;;) {
-      if (this.pipe() + 1 > this.cc.cwnd) return
-      const hole = this.scoreboard.nextHole(Math.max(this.highRxt, this.sndUna), this.lostLimit(), this.effectiveMss)
-      if (!hole) return
-      this.sendRange(hole.start, hole.end, now, true)
-      this.highRxt = hole.end
+    if (this.inFlight.lostBytes <= 0) return
+    for (const seg of this.inFlight.lost()) {
+      const pipe = this.pipe()
+      if (pipe > 0 && pipe + (seg.end - seg.start) > this.cc.cwnd) return
+      this.sendRange(seg.start, seg.end, now, true)
+      this.inFlight.resent(seg, now)
     }
   }
 
@@ -859,6 +866,7 @@ export class TcpConnection {
     if (retransmission || seqEnd <= this.sndNxt) {
       this.stats.bytesRetransmitted += payload.length
     } else {
+      this.inFlight.sent(start, seqEnd, now)
       this.sndNxt = seqEnd
       if (!this.timestampsOk && this.timed === undefined) this.timed = { offset: seqEnd, sentAt: now }
     }
