@@ -7,7 +7,7 @@ import WebSocket from 'ws'
 import { generateKeyPair } from '../src/crypto/index.ts'
 import { DerpConnection } from '../src/underlay/derp/connection.ts'
 import { nodeWebSocketDialer } from '../src/underlay/derp/node.ts'
-import { startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import { removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
 import { launchChromium, startPageServer } from '../e2e/helpers/browser.ts'
 import { formatNodeKey } from '../src/crypto/index.ts'
 import type { Bench, BenchResult } from './types.ts'
@@ -187,6 +187,7 @@ const bench: Bench = async () => {
     results.push({ name: 'relay.clients_held', value: await clientsHeld(loadRelay.url), unit: 'clients', note: `${CLIENTS} WebSocket clients opened at once` })
   } finally {
     await loadRelay.stop('SIGKILL')
+    removeRelayDataDirs()
   }
   return results
 }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPair, parseKey } from '../src/crypto/index.ts'
 import { DerpConnection } from '../src/underlay/derp/connection.ts'
 import { nodeWebSocketDialer } from '../src/underlay/derp/node.ts'
-import { type RelayProcess, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import { type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
 import { launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 
 let pages: PageServer
@@ -24,6 +24,7 @@ describe('DERP client in a Chromium worker', () => {
     await browser?.close()
     await pages?.close()
     await relay?.stop('SIGKILL')
+    removeRelayDataDirs()
   })
 
   it('logs in over the native WebSocket, echoes 2000 packets, and coalesces its writes', async () => {

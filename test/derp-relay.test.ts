@@ -1,7 +1,8 @@
 // Burrow's DERP client against a real `burrow relay` child process.
-import { writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { boxKey, formatNodeKey, generateKeyPair, type KeyPair } from '../src/crypto/index.ts'
 import { DerpConnection } from '../src/underlay/derp/connection.ts'
@@ -9,7 +10,7 @@ import { encodeFrame } from '../src/underlay/derp/frames.ts'
 import { sealJson } from '../src/underlay/derp/info.ts'
 import { httpUpgradeDialer, nodeWebSocketDialer } from '../src/underlay/derp/node.ts'
 import { DerpClientSession } from '../src/underlay/derp/session.ts'
-import { type RelayProcess, startRelayProcess, waitFor } from './helpers/relay-process.ts'
+import { type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
 
 const relays: RelayProcess[] = []
 const connections: DerpConnection[] = []
@@ -18,6 +19,8 @@ afterEach(async () => {
   for (const c of connections.splice(0)) c.close()
   for (const r of relays.splice(0)) await r.stop('SIGKILL')
 })
+
+afterAll(() => removeRelayDataDirs())
 
 async function relay(args: string[] = [], options: { port?: number; dataDir?: string } = {}): Promise<RelayProcess> {
   const r = await startRelayProcess(args, options)
@@ -144,7 +147,7 @@ describe('burrow relay process', () => {
     const a = generateKeyPair()
     const b = generateKeyPair()
     const offender = generateKeyPair()
-    const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'burrow-allow-'))
+    const dir = mkdtempSync(join(tmpdir(), 'burrow-allow-'))
     const allowFile = join(dir, 'allowed')
     writeFileSync(allowFile, [a, b, offender].map((k) => formatNodeKey(k.publicKey)).join('\n') + '\n')
     const r = await relay(['--verify-clients', '--allowed-keys', allowFile])
@@ -192,6 +195,7 @@ describe('burrow relay process', () => {
     await waitFor('the good clients to keep working', () => received === 100)
     expect(ca.isConnected && cb.isConnected).toBe(true)
     expect(await metric(r, 'burrow_relay_clients')).toBe(2)
+    rmSync(dir, { recursive: true, force: true })
   })
 
   it('disconnects a client that stops reading (write timeout) while others keep flowing', async () => {

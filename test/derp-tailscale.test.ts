@@ -2,7 +2,7 @@
 // derphttp client (test/go/derpclient) through `burrow relay`. Go is only the interop peer.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { formatNodeKey, generateKeyPair, type KeyPair } from '../src/crypto/index.ts'
 import { DerpConnection } from '../src/underlay/derp/connection.ts'
 import { httpUpgradeDialer, nodeWebSocketDialer } from '../src/underlay/derp/node.ts'
-import { type RelayProcess, startRelayProcess, waitFor } from './helpers/relay-process.ts'
+import { type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
 
 /** The Tailscale release both the derper binary and test/go/derpclient/go.mod are pinned to. */
 const TAILSCALE_VERSION = 'v1.102.5'
@@ -115,12 +115,13 @@ describe.skipIf(!hasGo)(`interop with Tailscale ${TAILSCALE_VERSION}`, () => {
   let derperUrl = ''
   let goClient = ''
   let relay: RelayProcess | undefined
+  let derperDir = ''
 
   beforeAll(async () => {
     const derper = ensureDerper()
     goClient = ensureGoClient()
     const port = await freePort()
-    const dir = mkdtempSync(join(tmpdir(), 'burrow-derper-'))
+    const dir = (derperDir = mkdtempSync(join(tmpdir(), 'burrow-derper-')))
     const child = spawn(derper, ['-a', `127.0.0.1:${port}`, '-http-port', '-1', '-stun=false', '-c', join(dir, 'derper.json'), '-certdir', join(dir, 'certs')], {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
@@ -142,6 +143,9 @@ describe.skipIf(!hasGo)(`interop with Tailscale ${TAILSCALE_VERSION}`, () => {
 
   afterAll(async () => {
     await relay?.stop('SIGKILL')
+    removeRelayDataDirs()
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+    if (derperDir) rmSync(derperDir, { recursive: true, force: true })
   })
 
   it('Burrow clients log in to derper over WebSocket and Upgrade: DERP and exchange packets', async () => {

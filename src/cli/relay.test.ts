@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -39,5 +39,6 @@ describe('burrow relay flags', () => {
     expect(await readAllowedKeys(join(dir, 'ok'))).toEqual(new Set([toHex(a), toHex(b)]))
     writeFileSync(join(dir, 'bad'), `${formatNodeKey(a)}\nnodekey:zz\n`)
     await expect(readAllowedKeys(join(dir, 'bad'))).rejects.toThrow(/bad:2:/)
+    rmSync(dir, { recursive: true, force: true })
   })
 })

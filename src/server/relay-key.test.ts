@@ -1,4 +1,4 @@
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -8,19 +8,22 @@ import { SendQueue } from './send-queue.ts'
 
 describe('relay key file', () => {
   it('is created once with mode 0600 and then reused', () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'burrow-key-')), 'nested')
+    const root = mkdtempSync(join(tmpdir(), 'burrow-key-'))
+    const dir = join(root, 'nested')
     const first = loadOrCreateRelayKey(dir)
     expect(first.created).toBe(true)
     expect(statSync(first.path).mode & 0o777).toBe(0o600)
     const second = loadOrCreateRelayKey(dir)
     expect(second.created).toBe(false)
     expect(second.privateKey).toEqual(first.privateKey)
+    rmSync(root, { recursive: true, force: true })
   })
 
   it('refuses a file that does not hold a key', () => {
     const dir = mkdtempSync(join(tmpdir(), 'burrow-key-'))
     writeFileSync(join(dir, 'relay.key'), 'hello\n', { mode: 0o600 })
     expect(() => loadOrCreateRelayKey(dir)).toThrow(RelayKeyError)
+    rmSync(dir, { recursive: true, force: true })
   })
 })
 

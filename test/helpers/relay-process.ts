@@ -1,6 +1,6 @@
 // Spawns a real `burrow relay` child process and waits for its "listening" log line.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -18,8 +18,20 @@ export interface RelayProcess {
 
 const ROOT = join(import.meta.dirname, '..', '..')
 
+/** Data dirs this helper made; a restarted relay may reuse one, so they are removed only on request. */
+const createdDirs: string[] = []
+
+/** Removes the data dirs of every relay this helper started (call in afterAll, after stopping them). */
+export function removeRelayDataDirs(): void {
+  for (const dir of createdDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+}
+
 export async function startRelayProcess(extraArgs: string[] = [], options: { port?: number; dataDir?: string } = {}): Promise<RelayProcess> {
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'burrow-relay-'))
+  let dataDir = options.dataDir
+  if (dataDir === undefined) {
+    dataDir = mkdtempSync(join(tmpdir(), 'burrow-relay-'))
+    createdDirs.push(dataDir)
+  }
   const proc = spawn(process.execPath, ['bin/burrow.mjs', 'relay', '--listen', `127.0.0.1:${options.port ?? 0}`, '--data-dir', dataDir, ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
