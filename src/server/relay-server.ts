@@ -211,6 +211,8 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
     handleUpgrade(req, socket, head) {
       if ((req.url ?? '').split('?')[0] !== '/derp') return false
       const upgrade = (req.headers.upgrade ?? '').toLowerCase()
+      // A client that vanishes without a FIN would otherwise hold its slot until a write times out.
+      if (upgrade === 'websocket' || upgrade === 'derp') (socket as Socket).setKeepAlive?.(true, 60_000)
       if (upgrade === 'websocket') {
         wss.handleUpgrade(req, socket, head, (ws) => onWebSocket(ws, remoteOf(req)))
         return true
