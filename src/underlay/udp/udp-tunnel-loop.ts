@@ -53,6 +53,8 @@ export class UdpTunnelLoop {
   private readonly onPacket: ((packet: Uint8Array, peer: PeerId) => void) | undefined
   private readonly now: () => number
   private timer: ReturnType<typeof setTimeout> | undefined
+  /** The tunnel deadline the pending timer was set for (undefined: the idle cap). */
+  private timerDeadline: number | undefined
   private closed = false
 
   constructor(options: UdpTunnelLoopOptions) {
@@ -144,6 +146,7 @@ export class UdpTunnelLoop {
   }
 
   private wake(): void {
+    this.timer = undefined
     if (this.closed) return
     this.counters.wakeups++
     const now = this.now()
@@ -157,7 +160,11 @@ export class UdpTunnelLoop {
 
   private schedule(now: number): void {
     if (this.closed) return
+    const deadline = this.tunnel.nextEvent()
+    // Most packets leave the deadline where it was; re-arming a timer per packet would cost more than the crypto.
+    if (this.timer !== undefined && deadline === this.timerDeadline) return
     clearTimeout(this.timer)
-    this.timer = setTimeout(() => this.wake(), nextWakeupDelay(this.tunnel.nextEvent(), now))
+    this.timerDeadline = deadline
+    this.timer = setTimeout(() => this.wake(), nextWakeupDelay(deadline, now))
   }
 }

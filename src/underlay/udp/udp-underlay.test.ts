@@ -46,6 +46,23 @@ describe('UdpUnderlay', () => {
     expect(a.counters.wrongFamily).toBe(1)
   })
 
+  it('asks for large socket buffers so bursts are not dropped', async () => {
+    const a = await UdpUnderlay.open({ ipv6: false, socketBufferBytes: 1 << 20 })
+    opened.push(a)
+    const b = await open(false)
+    const received: number[] = []
+    const all = new Promise<void>((resolve) =>
+      b.onDatagram((datagram) => {
+        received.push(datagram[0]!)
+        if (received.length === 200) resolve()
+      }),
+    )
+    // 200 × 1400 bytes at once is more than the kernel's default receive buffer holds.
+    for (let i = 0; i < 200; i++) a.send(new Uint8Array(1400).fill(i), { address: '127.0.0.1', port: b.port })
+    await all
+    expect(received).toHaveLength(200)
+  })
+
   it('refuses a port that is already taken', async () => {
     const a = await open()
     await expect(UdpUnderlay.open({ port: a.port })).rejects.toMatchObject({ code: 'EADDRINUSE' })

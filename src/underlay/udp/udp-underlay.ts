@@ -13,6 +13,20 @@ export interface UdpUnderlayOptions {
   port?: number
   /** Also open an IPv6 socket; when the host has no IPv6 the underlay quietly stays IPv4-only. Default true. */
   ipv6?: boolean
+  /** Socket send/receive buffer size to ask for (the kernel caps it at net.core.rmem_max/wmem_max). Default 4 MiB. */
+  socketBufferBytes?: number
+}
+
+const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+
+/** Bursts of tunnel traffic overflow the default ~200 KiB buffers; ask for more, and live with what the kernel grants. */
+function enlargeBuffers(socket: dgram.Socket, bytes: number): void {
+  try {
+    socket.setRecvBufferSize(bytes)
+    socket.setSendBufferSize(bytes)
+  } catch {
+    // Not permitted or not supported: the defaults still work, just with more loss under bursts.
+  }
 }
 
 export type DatagramHandler = (datagram: Uint8Array, from: UdpEndpoint) => void
@@ -87,10 +101,13 @@ export class UdpUnderlay {
         throw error
       })
       const port = v4.address().port
+      const bufferBytes = options.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES
+      enlargeBuffers(v4, bufferBytes)
       if (!wantIpv6) return new UdpUnderlay(port, v4, undefined)
       const v6 = dgram.createSocket({ type: 'udp6', ipv6Only: true })
       try {
         await bind(v6, port, '::')
+        enlargeBuffers(v6, bufferBytes)
         return new UdpUnderlay(port, v4, v6)
       } catch (error) {
         await closeSocket(v6)
