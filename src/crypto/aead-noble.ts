@@ -15,6 +15,11 @@ export const nobleAead: Aead = {
       return false
     }
   },
+  openOwned(key, nonce, sealed, aad) {
+    if (sealed.length < TAG_LENGTH) return undefined
+    const out = new Uint8Array(sealed.length - TAG_LENGTH)
+    return this.openInto(key, nonce, sealed, aad, out) ? out : undefined
+  },
 }
 
 export const aead = nobleAead

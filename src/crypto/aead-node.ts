@@ -27,6 +27,21 @@ export const nodeAead: Aead = {
     out.set(body, 0)
     return true
   },
+  openOwned(key, nonce, sealed, aad) {
+    const length = sealed.length - TAG_LENGTH
+    if (length < 0) return undefined
+    const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LENGTH })
+    decipher.setAuthTag(sealed.subarray(length))
+    if (aad) decipher.setAAD(aad, { plaintextLength: length })
+    const body = decipher.update(sealed.subarray(0, length))
+    try {
+      decipher.final()
+    } catch {
+      return undefined
+    }
+    // A plain Uint8Array view (no copy): callers compare and transfer these like any other bytes.
+    return new Uint8Array(body.buffer, body.byteOffset, body.length)
+  },
 }
 
 export const aead = nodeAead

@@ -8,6 +8,8 @@ export interface Aead {
   sealInto(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array | undefined, out: Uint8Array): void
   /** Decrypts `sealed` (ciphertext + tag) into `out` (length sealed.length - 16); false when the tag is wrong. */
   openInto(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array | undefined, out: Uint8Array): boolean
+  /** Decrypts into a buffer the backend allocates (saves a copy where the backend produces one anyway). */
+  openOwned(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array | undefined): Uint8Array | undefined
 }
 
 export const TAG_LENGTH = 16

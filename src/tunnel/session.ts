@@ -103,10 +103,10 @@ export class Session {
     const low = readU32(message, COUNTER)
     const high = readU32(message, COUNTER + 4)
     if (!this.replay.check(high, low)) return 'replayed'
-    const plaintext = new Uint8Array(message.length - HEADER - TAG)
     writeU32(nonce, 4, low)
     writeU32(nonce, 8, high)
-    if (!this.aead.openInto(this.receiveKey, nonce, message.subarray(HEADER), undefined, plaintext)) return 'decrypt-failed'
+    const plaintext = this.aead.openOwned(this.receiveKey, nonce, message.subarray(HEADER), undefined)
+    if (!plaintext) return 'decrypt-failed'
     this.replay.accept(high, low)
     return plaintext
   }
