@@ -1,4 +1,5 @@
 // Entry point of the `burrow` command (bin/burrow.mjs): dispatches to one file per command.
+import { fetchCommand } from './fetch.ts'
 import { help, USAGE } from './help.ts'
 import { type CliIo, type Command, EXIT_USAGE, processIo } from './io.ts'
 import { keygen } from './keygen.ts'
@@ -8,6 +9,7 @@ import { relay } from './relay.ts'
 import { start } from './start.ts'
 
 const commands: Record<string, Command> = {
+  fetch: fetchCommand,
   keygen,
   pubkey,
   ping,

@@ -1,0 +1,127 @@
+// `burrow fetch`: one HTTP/1.1 GET through the WireGuard tunnel of a wg-quick file, over Burrow's
+// own userspace TCP/IP stack. Status line to stderr, body to stdout or --output FILE.
+import { createWriteStream } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { ConfigError, parseWgQuick, type WgQuickConfig } from '../control/wg-quick.ts'
+import { httpFetch } from '../overlay/http/client.ts'
+import type { Sockets } from '../overlay/sockets.ts'
+import { numberFlag, parseArgs, UsageError } from './args.ts'
+import { type CliIo, type Command, EXIT_USAGE, processIo } from './io.ts'
+import { createOverlayNode } from './overlay-stack.ts'
+import { openUdpTunnel, type UdpTunnel } from './udp-tunnel-from-config.ts'
+
+const USAGE = 'usage: burrow fetch --config FILE [--output FILE | -o FILE] [--timeout S] URL\n'
+
+interface FetchOptions {
+  configPath: string
+  url: URL
+  output: string | undefined
+  timeoutMs: number
+}
+
+function parseFetchArgs(args: string[]): FetchOptions {
+  const parsed = parseArgs(
+    args.map((a) => (a === '-o' ? '--output' : a)),
+    ['config', 'output', 'timeout'],
+  )
+  const configPath = parsed.flags.get('config')
+  if (configPath === undefined) throw new UsageError('--config FILE is required')
+  if (parsed.positionals.length !== 1) throw new UsageError('give exactly one URL')
+  let url: URL
+  try {
+    url = new URL(parsed.positionals[0]!)
+  } catch {
+    throw new UsageError(`${JSON.stringify(parsed.positionals[0])} is not a URL`)
+  }
+  if (url.protocol !== 'http:') throw new UsageError(`only http:// URLs are supported (the tunnel already encrypts), not ${url.protocol}`)
+  return { configPath, url, output: parsed.flags.get('output'), timeoutMs: numberFlag(parsed, 'timeout', 30, 0.1, 86_400, false) * 1000 }
+}
+
+function opener(sockets: Sockets) {
+  return async (host: string, port: number) => {
+    const socket = sockets.connect({ host: host.replace(/^\[(.*)\]$/, '$1'), port })
+    const { readable, writable } = await socket.opened
+    return { readable, writable, close: () => socket.close() }
+  }
+}
+
+/** Writes body bytes where the user asked: a file, the process's stdout, or (in tests) the CliIo. */
+function bodySink(io: CliIo, output: string | undefined): { write: (chunk: Uint8Array) => Promise<void>; end: () => Promise<void> } {
+  if (output !== undefined) {
+    const file = createWriteStream(output)
+    let failure: Error | undefined
+    file.on('error', (error) => (failure = error))
+    return {
+      write: async (chunk) => {
+        if (failure) throw failure
+        if (!file.write(chunk)) await new Promise<void>((resolve) => file.once('drain', resolve).once('close', resolve))
+        if (failure) throw failure
+      },
+      end: () => new Promise<void>((resolve, reject) => file.end(() => (failure ? reject(failure) : resolve()))),
+    }
+  }
+  if (io === processIo) {
+    return {
+      write: (chunk) => new Promise<void>((resolve, reject) => process.stdout.write(chunk, (error) => (error ? reject(error) : resolve()))),
+      end: async () => {},
+    }
+  }
+  const decoder = new TextDecoder()
+  return { write: async (chunk) => io.stdout(decoder.decode(chunk, { stream: true })), end: async () => io.stdout(decoder.decode()) }
+}
+
+export const fetchCommand: Command = async (args, io) => {
+  let options: FetchOptions
+  let config: WgQuickConfig
+  try {
+    options = parseFetchArgs(args)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`burrow fetch: ${error.message}\n${USAGE}`)
+    return EXIT_USAGE
+  }
+  try {
+    config = parseWgQuick(await readFile(options.configPath, 'utf8'))
+  } catch (error) {
+    if (error instanceof ConfigError) io.stderr(`burrow fetch: ${options.configPath}: ${error.message}\n`)
+    else io.stderr(`burrow fetch: cannot read ${options.configPath}: ${(error as Error).message}\n`)
+    return EXIT_USAGE
+  }
+  if (config.interface.addresses.length === 0) {
+    io.stderr(`burrow fetch: ${options.configPath} has no [Interface] Address for the overlay stack\n`)
+    return EXIT_USAGE
+  }
+  let tunnel: UdpTunnel | undefined
+  const node = createOverlayNode(
+    { addresses: config.interface.addresses.map((a) => a.address), ...(config.interface.mtu !== undefined && { mtu: config.interface.mtu }) },
+    () => tunnel!.loop,
+  )
+  try {
+    tunnel = await openUdpTunnel(config, (packet) => node.deliver(packet))
+  } catch (error) {
+    io.stderr(`burrow fetch: ${(error as Error).message}\n`)
+    return 1
+  }
+  const signal = AbortSignal.timeout(options.timeoutMs)
+  try {
+    const response = await httpFetch(opener(node.sockets), options.url, { signal })
+    io.stderr(`HTTP/1.1 ${response.status} ${response.statusText}\n`)
+    const sink = bodySink(io, options.output)
+    if (response.body) {
+      const reader = response.body.getReader()
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        await sink.write(value)
+      }
+    }
+    await sink.end()
+    return response.status >= 400 ? 1 : 0
+  } catch (error) {
+    const reason = signal.aborted ? `no complete response within ${options.timeoutMs / 1000} s` : (error as Error).message
+    io.stderr(`burrow fetch: ${options.url.href}: ${reason}\n`)
+    return 1
+  } finally {
+    await tunnel.close()
+  }
+}
