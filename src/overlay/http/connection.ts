@@ -31,6 +31,11 @@ export class HttpConnection {
     this.writer = socket.writable.getWriter()
   }
 
+  /** Received bytes not yet turned into events (a pipelined request, say). */
+  get bufferedInput(): number {
+    return this.parser.bufferedLength
+  }
+
   get isClosed(): boolean {
     return this.closing
   }
@@ -50,8 +55,9 @@ export class HttpConnection {
   /**
    * Waits until the socket delivers bytes (or its end) and hands them to the parser without parsing:
    * how an idle keep-alive connection notices that the peer closed it or spoke out of turn.
+   * Resolves true when the stream ended.
    */
-  fill(): Promise<void> {
+  fill(): Promise<boolean> {
     const result = this.queue.then(() => this.readChunk())
     this.queue = result.catch(noop)
     return result
@@ -65,7 +71,7 @@ export class HttpConnection {
     }
   }
 
-  private async readChunk(): Promise<void> {
+  private async readChunk(): Promise<boolean> {
     if (this.closing) {
       throw new HttpConnectionError('connection was closed locally', { cause: this.destroyReason })
     }
@@ -78,9 +84,13 @@ export class HttpConnection {
     if (this.closing) {
       throw new HttpConnectionError('connection was closed locally', { cause: this.destroyReason })
     }
-    if (chunk.done) this.parser.finish()
-    else if (!(chunk.value instanceof Uint8Array)) throw new TypeError('socket readable yielded a non-Uint8Array chunk')
-    else this.parser.push(chunk.value)
+    if (chunk.done) {
+      this.parser.finish()
+      return true
+    }
+    if (!(chunk.value instanceof Uint8Array)) throw new TypeError('socket readable yielded a non-Uint8Array chunk')
+    this.parser.push(chunk.value)
+    return false
   }
 
   /** Writes bytes, waiting for the socket to accept them (its backpressure). */

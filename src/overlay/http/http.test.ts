@@ -404,6 +404,8 @@ describe('serveHttp against node:http and fetch', () => {
   let base: string
   let port: number
   const errors: unknown[] = []
+  let sawAbort: (reason: unknown) => void = () => {}
+  let endlessCancelled: (reason: unknown) => void = () => {}
   const remotes: Array<{ remoteAddress: string; remotePort: number }> = []
 
   const handler: HttpHandler = async (request, info) => {
@@ -443,6 +445,28 @@ describe('serveHttp against node:http and fetch', () => {
         )
       case '/not-a-response':
         return 'a string' as unknown as Response
+      case '/wait-for-abort':
+        return new Promise<Response>((resolve) => {
+          request.signal.addEventListener('abort', () => {
+            sawAbort(request.signal.reason)
+            resolve(new Response('too late'))
+          })
+        })
+      case '/endless': {
+        let n = 0
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            async pull(controller) {
+              await new Promise((resolve) => setTimeout(resolve, 1))
+              controller.enqueue(new TextEncoder().encode(`event ${n++}\n`))
+            },
+            cancel(reason) {
+              endlessCancelled(reason)
+            },
+          }),
+          { headers: { 'content-type': 'text/event-stream' } },
+        )
+      }
       case '/ignore-body':
         return new Response('did not read it')
       case '/reject-upload':
@@ -544,6 +568,29 @@ describe('serveHttp against node:http and fetch', () => {
     expect(response.status).toBe(413)
     expect(response.headers.get('connection')).toBe('close')
     expect(await response.text()).toBe('too big')
+  })
+
+  it("aborts the handler's request.signal when the client hangs up before the response", async () => {
+    const aborted = new Promise<unknown>((resolve) => {
+      sawAbort = resolve
+    })
+    const socket = net.connect({ host: '127.0.0.1', port })
+    await once(socket, 'connect')
+    socket.end('GET /wait-for-abort HTTP/1.1\r\nHost: h\r\n\r\n')
+    expect(String(await aborted)).toMatch(/client closed the connection before the response/)
+    socket.destroy()
+  })
+
+  it('cancels an endless response stream once the client goes away', async () => {
+    const cancelled = new Promise<unknown>((resolve) => {
+      endlessCancelled = resolve
+    })
+    const controller = new AbortController()
+    const response = await fetch(`${base}/endless`, { signal: controller.signal })
+    const reader = response.body!.getReader()
+    expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^event 0/)
+    controller.abort()
+    expect(await cancelled).toBeDefined()
   })
 
   it('answers pipelined requests in order without mixing them up', async () => {

@@ -14,9 +14,12 @@ export class IncomingBody {
   /** Sends `100 Continue` once the handler starts reading, for a client that waits for it. */
   private continueBeforeReading: (() => Promise<void>) | undefined
 
-  constructor(connection: HttpConnection, continueBeforeReading?: () => Promise<void>) {
+  private readonly onFailure: ((error: unknown) => void) | undefined
+
+  constructor(connection: HttpConnection, hooks: { continueBeforeReading?: () => Promise<void>; onFailure?: (error: unknown) => void } = {}) {
     this.connection = connection
-    this.continueBeforeReading = continueBeforeReading
+    this.continueBeforeReading = hooks.continueBeforeReading
+    this.onFailure = hooks.onFailure
   }
 
   /** The error that broke the body (a parse error means the client sent garbage). */
@@ -52,6 +55,7 @@ export class IncomingBody {
     } catch (error) {
       this.state = 'failed'
       this.error = error
+      this.onFailure?.(error)
       throw error
     }
   }

@@ -117,6 +117,11 @@ export class HttpParser {
     this.eof = true
   }
 
+  /** How many received bytes are waiting to be parsed. */
+  get bufferedLength(): number {
+    return this.queue.length
+  }
+
   /** Bytes still queued; after a 101 response these belong to the new protocol. */
   takeBuffered(): Uint8Array[] {
     return this.queue.drain()

@@ -161,7 +161,15 @@ class ServerConnection {
   /** Serves one request; returns whether the connection may carry another. */
   private async exchange(connection: HttpConnection, head: RequestHead, info: RemoteInfo): Promise<boolean> {
     const expectation = expectHeader(head)
-    const body = new IncomingBody(connection, expectation === '100-continue' && head.minorVersion === 1 && head.body.kind !== 'none' ? () => connection.write(CONTINUE) : undefined)
+    // Aborts the handler's `request.signal` when the client is known to be gone.
+    const aborter = new AbortController()
+    const abort = (why: string, cause?: unknown): void => {
+      if (!aborter.signal.aborted) aborter.abort(new HttpConnectionError(why, { cause }))
+    }
+    const body = new IncomingBody(connection, {
+      continueBeforeReading: expectation === '100-continue' && head.minorVersion === 1 && head.body.kind !== 'none' ? () => connection.write(CONTINUE) : undefined,
+      onFailure: (error) => abort('request body failed; the client is gone or sent garbage', error),
+    })
     let keepAlive = head.keepAlive
     let response: Response
     const target = requestUrl(head)
@@ -174,7 +182,19 @@ class ServerConnection {
     } else if (UNSUPPORTED_METHODS.has(head.method.toUpperCase())) {
       response = plainResponse(501, `method ${head.method} is not supported`)
     } else {
-      response = await this.callHandler(head, target, body, info)
+      if (head.body.kind === 'none') {
+        // Nothing more is due from the client until the response, so an end of stream now means it
+        // gave up (as node:http sees it too); one read at most, so pipelined bytes are not hoarded.
+        // The request's end is taken first so that nothing later waits behind this read.
+        await body.read()
+        if (connection.bufferedInput === 0) {
+          connection.fill().then(
+            (ended) => ended && abort('client closed the connection before the response'),
+            (error: unknown) => abort('connection failed before the response', error),
+          )
+        }
+      }
+      response = await this.callHandler(head, target, body, info, aborter.signal)
     }
     const broken = body.failure
     if (broken instanceof HttpParseError) {
@@ -187,13 +207,16 @@ class ServerConnection {
     if (!body.ended && head.body.kind === 'length' && head.body.length > this.server.maxDiscardBytes) keepAlive = false
     if (this.server.stopping || wantsClose(response.headers)) keepAlive = false
     const framing = await this.writeResponse(connection, head, response, keepAlive)
-    if (framing === undefined) return false
+    if (framing === undefined) {
+      abort('connection failed while the response was sent', connection.failure)
+      return false
+    }
     if (framing.kind === 'until-close') return false
     if (!keepAlive) return false
     return body.discardRest(this.server.maxDiscardBytes)
   }
 
-  private async callHandler(head: RequestHead, url: URL, body: IncomingBody, info: RemoteInfo): Promise<Response> {
+  private async callHandler(head: RequestHead, url: URL, body: IncomingBody, info: RemoteInfo, signal: AbortSignal): Promise<Response> {
     const method = head.method
     const headers = new Headers()
     for (const [name, value] of head.headers) headers.append(name, value)
@@ -204,6 +227,7 @@ class ServerConnection {
         headers,
         body: carriesBody ? body.stream() : null,
         duplex: 'half',
+        signal,
       } as RequestInit)
       const response = await this.server.handler(request, info)
       if (!(response instanceof Response)) throw new TypeError(`handler returned ${describeValue(response)} instead of a Response`)
@@ -230,30 +254,27 @@ class ServerConnection {
     if (!response.headers.has('date')) fields.push(['date', new Date().toUTCString()])
     const declared = declaredLength(response.headers)
 
-    let framing: OutgoingFraming
-    let source: ChunkSource
-    // Whether the head goes out before the body's first chunk is in hand (else they share one write).
-    let headFirst: boolean | undefined = false
-    if (isHead || NO_BODY_STATUSES.has(status) || status < 200) {
+    const noBody = isHead || NO_BODY_STATUSES.has(status) || status < 200
+    if (noBody) {
       await response.body?.cancel().catch(() => {})
       // A HEAD answer states the length a GET would get, when the handler said it.
       if (declared !== undefined && status !== 204 && status >= 200) fields.push(['content-length', String(declared)])
-      framing = { kind: 'length', length: 0 }
-      source = arraySource([])
-    } else {
-      const reader = response.body?.getReader()
-      ;({ framing, source, headFirst } = await chooseFraming(reader, declared, head.minorVersion))
-      const framingField = framingHeader(framing)
-      if (framingField !== undefined) fields.push(framingField)
     }
-    const persist = keepAlive && framing.kind !== 'until-close'
-    if (!persist) fields.push(['connection', 'close'])
-    else if (head.minorVersion === 0) fields.push(['connection', 'keep-alive'])
-
+    const reader = noBody ? undefined : response.body?.getReader()
     const reason = response.statusText || reasonPhrase(status)
     try {
+      const { framing, source, headFirst } = noBody
+        ? { framing: { kind: 'length', length: 0 } as OutgoingFraming, source: arraySource([]), headFirst: false }
+        : await chooseFraming(reader, declared, head.minorVersion)
+      const framingField = noBody ? undefined : framingHeader(framing)
+      if (framingField !== undefined) fields.push(framingField)
+      const persist = keepAlive && framing.kind !== 'until-close'
+      if (!persist) fields.push(['connection', 'close'])
+      else if (head.minorVersion === 0) fields.push(['connection', 'keep-alive'])
+
       const encoded = encodeHead(`HTTP/1.1 ${status} ${reason}`, fields)
-      if (headFirst) {
+      // The head goes out first when the body's first chunk is not in hand yet; else they share a write.
+      if (headFirst === true) {
         await connection.write(encoded)
         await writeBody(connection, source, framing)
       } else {
@@ -263,6 +284,8 @@ class ServerConnection {
     } catch (error) {
       if (error instanceof BodySourceError) this.server.onError(error)
       connection.destroy(error)
+      // Lets the handler's stream stop producing (its cancel runs) now that nobody will read it.
+      reader?.cancel(error).catch(() => {})
       return undefined
     }
   }
