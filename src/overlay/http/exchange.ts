@@ -137,7 +137,7 @@ async function exchangeOn(source: ConnectionSource, lease: Lease, outgoing: Outg
       { highWaterMark: 0 },
     )
   }
-  return new Response(body, { status: head.status, statusText: head.reason, headers })
+  return new Response(body === null ? null : decoded(body, headers), { status: head.status, statusText: head.reason, headers })
 }
 
 async function sendRequest(connection: HttpConnection, outgoing: OutgoingRequest, keepAlive: boolean): Promise<void> {
@@ -153,6 +153,7 @@ async function sendRequest(connection: HttpConnection, outgoing: OutgoingRequest
     fields.push([name, value])
   }
   if (!outgoing.headers.has('accept')) fields.push(['accept', '*/*'])
+  if (!outgoing.headers.has('accept-encoding') && canDecode) fields.push(['accept-encoding', 'gzip, deflate'])
   const framingField = framing === undefined ? undefined : framingHeader(framing)
   if (framingField !== undefined) fields.push(framingField)
   if (!keepAlive) fields.push(['connection', 'close'])
@@ -165,6 +166,19 @@ async function sendRequest(connection: HttpConnection, outgoing: OutgoingRequest
   } else {
     await writeBody(connection, arraySource(body === null ? [] : [body.bytes]), framing ?? { kind: 'length', length: 0 }, head)
   }
+}
+
+const canDecode = typeof DecompressionStream === 'function'
+
+/**
+ * Undoes a gzip or deflate content coding as fetch does (the headers stay as sent). Other or
+ * stacked codings are passed through untouched: the caller sees Content-Encoding and decides.
+ */
+function decoded(body: ReadableStream<Uint8Array>, headers: Headers): ReadableStream<Uint8Array> {
+  const coding = (headers.get('content-encoding') ?? '').trim().toLowerCase()
+  const format = coding === 'gzip' || coding === 'x-gzip' ? 'gzip' : coding === 'deflate' ? 'deflate' : undefined
+  if (format === undefined || !canDecode) return body
+  return body.pipeThrough(new DecompressionStream(format) as unknown as ReadableWritablePair<Uint8Array, Uint8Array>)
 }
 
 /** Reads past interim 1xx responses to the final head. */

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
+import zlib from 'node:zlib'
 import { createHttpClient, httpFetch, type OpenConnection } from './client.ts'
 import { fromNodeSocket } from './node-socket.ts'
 import { serveHttp, type AcceptedSocket, type HttpHandler, type HttpServer, type ServeHttpOptions } from './server.ts'
@@ -115,6 +116,14 @@ describe('httpFetch against node:http', () => {
         case '/to-https':
           res.writeHead(301, { location: 'https://example.test/' })
           res.end()
+          return
+        case '/gzip':
+          res.writeHead(200, { 'content-encoding': 'gzip', 'x-accept-encoding': req.headers['accept-encoding'] ?? '' })
+          res.end(zlib.gzipSync(Buffer.from('compressed '.repeat(1000))))
+          return
+        case '/deflate':
+          res.writeHead(200, { 'content-encoding': 'deflate' })
+          res.end(zlib.deflateSync(Buffer.from('deflated text')))
           return
         case '/cut':
           res.setHeader('content-length', '1000')
@@ -253,6 +262,14 @@ describe('httpFetch against node:http', () => {
     expect(response.statusText).toBe('Not Found')
     expect(response.ok).toBe(false)
     expect(await response.text()).toBe('no such thing')
+  })
+
+  it('decodes gzip and deflate content codings like fetch', async () => {
+    const gzip = await httpFetch(openTcp, `${base}/gzip`)
+    expect(gzip.headers.get('content-encoding')).toBe('gzip')
+    expect(gzip.headers.get('x-accept-encoding')).toBe('gzip, deflate')
+    expect(await gzip.text()).toBe('compressed '.repeat(1000))
+    expect(await (await httpFetch(openTcp, `${base}/deflate`)).text()).toBe('deflated text')
   })
 
   it('HEAD gets headers and no body', async () => {
