@@ -213,3 +213,25 @@ describe('ChaCha20-Poly1305 backends agree (OpenSSL vs @noble)', () => {
     )
   })
 })
+
+describe('X25519 backends', () => {
+  it('OpenSSL (Node) and noble agree on public keys and shared secrets for random keys', async () => {
+    const nodeX = await import('./x25519-node.ts')
+    const nobleX = await import('./x25519-noble.ts')
+    for (let i = 0; i < 50; i++) {
+      const a = crypto.getRandomValues(new Uint8Array(32))
+      const b = crypto.getRandomValues(new Uint8Array(32))
+      expect(toHex(nodeX.scalarMultBase(a))).toBe(toHex(nobleX.scalarMultBase(a)))
+      const bPublic = nobleX.scalarMultBase(b)
+      expect(toHex(nodeX.scalarMult(a, bPublic))).toBe(toHex(nobleX.scalarMult(a, bPublic)))
+    }
+  })
+  it('sees a changed private key even when the same array is reused', async () => {
+    const nodeX = await import('./x25519-node.ts')
+    const nobleX = await import('./x25519-noble.ts')
+    const key = crypto.getRandomValues(new Uint8Array(32))
+    nodeX.scalarMultBase(key)
+    key[3]! ^= 0xff
+    expect(toHex(nodeX.scalarMultBase(key))).toBe(toHex(nobleX.scalarMultBase(key)))
+  })
+})

@@ -1,4 +1,5 @@
 import { x25519 } from '@noble/curves/ed25519.js'
+import { scalarMult, scalarMultBase } from '#x25519'
 
 export const KEY_LENGTH = 32
 
@@ -11,12 +12,12 @@ export interface KeyPair {
 export function generateKeyPair(): KeyPair {
   const privateKey = x25519.utils.randomSecretKey()
   clamp(privateKey)
-  return { privateKey, publicKey: x25519.getPublicKey(privateKey) }
+  return { privateKey, publicKey: scalarMultBase(privateKey) }
 }
 
 export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
   if (privateKey.length !== KEY_LENGTH) throw new RangeError(`private key must be ${KEY_LENGTH} bytes, got ${privateKey.length}`)
-  return x25519.getPublicKey(privateKey)
+  return scalarMultBase(privateKey)
 }
 
 export class WeakKeyError extends Error {
@@ -30,7 +31,7 @@ export class WeakKeyError extends Error {
 export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   let shared: Uint8Array
   try {
-    shared = x25519.getSharedSecret(privateKey, publicKey)
+    shared = scalarMult(privateKey, publicKey)
   } catch {
     throw new WeakKeyError()
   }
