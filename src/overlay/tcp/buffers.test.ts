@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest'
+import { patternBytes } from '../testing/pair.ts'
+import { ReceiveBuffer } from './receive-buffer.ts'
+import { SendBuffer } from './send-buffer.ts'
+
+describe('SendBuffer', () => {
+  it('accepts up to its capacity, releases on acknowledgement and wraps without losing bytes', () => {
+    const buffer = new SendBuffer(200_000)
+    const data = patternBytes(1_000_000)
+    let written = 0
+    let acked = 0
+    while (acked < data.length) {
+      written += buffer.write(data.subarray(written, Math.min(data.length, written + 70_001)))
+      expect(buffer.length).toBeLessThanOrEqual(200_000)
+      const slice = buffer.slice(acked, Math.min(1368, written - acked))
+      expect(Buffer.compare(slice, data.subarray(acked, acked + slice.length))).toBe(0)
+      acked = Math.min(written, acked + 50_000)
+      buffer.acknowledge(acked)
+    }
+    expect(buffer.write(new Uint8Array(0))).toBe(0)
+    expect(() => buffer.slice(acked - 1, 1)).toThrow(RangeError)
+  })
+})
+
+describe('ReceiveBuffer', () => {
+  it('holds out-of-order data and releases it when the hole fills', () => {
+    const buffer = new ReceiveBuffer(1 << 20)
+    const data = patternBytes(10_000)
+    expect(buffer.insert(3000, data.subarray(3000, 5000))).toBe(0)
+    expect(buffer.insert(7000, data.subarray(7000, 8000))).toBe(0)
+    expect(buffer.readable).toBe(0)
+    expect(buffer.sackBlocks(3)).toEqual([
+      { start: 7000, end: 8000 },
+      { start: 3000, end: 5000 },
+    ])
+    expect(buffer.insert(0, data.subarray(0, 3000))).toBe(5000)
+    expect(buffer.end).toBe(5000)
+    expect(buffer.sackBlocks(3)).toEqual([{ start: 7000, end: 8000 }])
+    expect(buffer.insert(4000, data.subarray(4000, 7000))).toBe(3000) // overlaps delivered bytes
+    expect(buffer.end).toBe(8000)
+    expect(buffer.hasHeld).toBe(false)
+    const out = buffer.read()!
+    expect(Buffer.compare(out, data.subarray(0, 8000))).toBe(0)
+  })
+
+  it('reports the most recently changed block first (RFC 2018 §4)', () => {
+    const buffer = new ReceiveBuffer(1 << 20)
+    for (const at of [1000, 3000, 5000, 7000]) buffer.insert(at, new Uint8Array(100))
+    buffer.insert(3100, new Uint8Array(100))
+    expect(buffer.sackBlocks(3)).toEqual([
+      { start: 3000, end: 3200 },
+      { start: 7000, end: 7100 },
+      { start: 5000, end: 5100 },
+    ])
+  })
+
+  it('never stores beyond its capacity and accepts more as the application reads', () => {
+    const buffer = new ReceiveBuffer(100_000)
+    const data = patternBytes(300_000)
+    expect(buffer.insert(0, data.subarray(0, 150_000))).toBe(100_000)
+    expect(buffer.insert(150_000, data.subarray(150_000, 160_000))).toBe(0)
+    expect(buffer.hasHeld).toBe(false)
+    const first = buffer.read(60_000)!
+    expect(buffer.insert(100_000, data.subarray(100_000, 200_000))).toBe(60_000)
+    const rest = buffer.read()!
+    expect(Buffer.compare(Buffer.concat([first, rest]), data.subarray(0, 160_000))).toBe(0)
+  })
+
+  it('keeps held data intact while its ring grows', () => {
+    const buffer = new ReceiveBuffer(1 << 20)
+    const data = patternBytes(900_000)
+    for (let at = 1368; at < 900_000; at += 2 * 1368) buffer.insert(at, data.subarray(at, Math.min(900_000, at + 1368)))
+    for (let at = 0; at < 900_000; at += 2 * 1368) buffer.insert(at, data.subarray(at, at + 1368))
+    expect(buffer.end).toBe(900_000)
+    expect(Buffer.compare(buffer.read()!, data)).toBe(0)
+  })
+})
