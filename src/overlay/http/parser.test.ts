@@ -374,6 +374,80 @@ describe('HttpParser is indifferent to how the input is split', () => {
     )
   })
 
+  const responseArb = fc.record({
+    status: fc.constantFrom(200, 201, 204, 206, 301, 304, 404, 500),
+    reason: fc.stringMatching(/^[A-Za-z ]{0,20}$/),
+    headers: fc.array(headerArb, { maxLength: 6 }),
+    body: bodyArb,
+    framing: fc.constantFrom('length', 'chunked'),
+    chunkSizes: fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 10 }),
+    extensions: fc.boolean(),
+    trailers: fc.array(headerArb, { maxLength: 3 }),
+    head: fc.boolean(),
+  })
+  type GeneratedResponse = typeof responseArb extends fc.Arbitrary<infer T> ? T : never
+
+  /** Encodes a response; returns the bytes and the body a correct parser must report. */
+  function encodeResponse(r: GeneratedResponse): { bytes: Uint8Array; body: Uint8Array } {
+    const bodiless = r.head || r.status === 204 || r.status === 304
+    let text = `HTTP/1.1 ${r.status} ${r.reason}\r\n`
+    for (const [name, value] of r.headers) text += `${name}: ${value}\r\n`
+    const parts: Uint8Array[] = []
+    if (r.framing === 'chunked') {
+      text += 'Transfer-Encoding: chunked\r\n\r\n'
+      parts.push(bytes(text))
+      if (!bodiless) {
+        let offset = 0
+        let i = 0
+        while (offset < r.body.length) {
+          const size = Math.min(r.chunkSizes[i++ % r.chunkSizes.length]!, r.body.length - offset)
+          parts.push(bytes(`${size.toString(16)}${r.extensions ? ';ext="q v";x=1' : ''}\r\n`), r.body.subarray(offset, offset + size), bytes('\r\n'))
+          offset += size
+        }
+        let trailer = '0\r\n'
+        for (const [name, value] of r.trailers) trailer += `${name}: ${value}\r\n`
+        parts.push(bytes(`${trailer}\r\n`))
+      }
+    } else {
+      parts.push(bytes(`${text}Content-Length: ${r.body.length}\r\n\r\n`))
+      if (!bodiless) parts.push(r.body)
+    }
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+    let at = 0
+    for (const part of parts) {
+      out.set(part, at)
+      at += part.length
+    }
+    return { bytes: out, body: bodiless ? new Uint8Array(0) : r.body }
+  }
+
+  it('generated responses (HEAD, 204/304, chunked with extensions and trailers): any split gives what was encoded', () => {
+    fc.assert(
+      fc.property(fc.array(responseArb, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { maxLength: 12 }), (generated, cuts) => {
+        const encoded = generated.map(encodeResponse)
+        const stream = new Uint8Array(encoded.reduce((n, e) => n + e.bytes.length, 0))
+        let at = 0
+        for (const e of encoded) {
+          stream.set(e.bytes, at)
+          at += e.bytes.length
+        }
+        const methods = generated.map((r) => (r.head ? 'HEAD' : 'GET'))
+        const points = cuts.map((c) => c % (stream.length + 1))
+        const outcome = parseChunks('response', splitAt(stream, points), methods)
+        expect(outcome).toEqual(parseChunks('response', [stream.slice()], methods))
+        expect(outcome.ending).toBe('closed')
+        expect(outcome.messages.map((m) => (m.head as { status: number }).status)).toEqual(generated.map((r) => r.status))
+        for (const [i, e] of encoded.entries()) {
+          expect(outcome.messages[i]!.body).toBe(text(e.body))
+          const r = generated[i]!
+          const hasTrailers = r.framing === 'chunked' && !r.head && r.status !== 204 && r.status !== 304
+          expect(outcome.messages[i]!.trailers).toEqual(hasTrailers ? r.trailers : [])
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+
   it('garbage yields only HttpParseError or a clean/pending ending, never a hang or another error', () => {
     const prefixArb = fc.constantFrom('', 'GET / HTTP/1.1\r\n', 'HTTP/1.1 200 OK\r\n', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')
     fc.assert(
