@@ -276,7 +276,10 @@ export class TCPSocket {
     })
   }
 
-  /** Closes both directions (FIN; RST if received data was left unread) and waits for the end. */
+  /**
+   * Closes both directions: FIN after queued data (RST if received data was left unread). TCP
+   * finishes the exchange in the background (FIN_WAIT, TIME_WAIT); `closed` resolves now.
+   */
   async close(): Promise<void> {
     if (!this.connection) {
       await this.opened.catch(() => {})
@@ -285,6 +288,9 @@ export class TCPSocket {
       this.connection.close()
       this.host.kick()
     }
+    if (!this.failure) this.closedDeferred.resolve()
+    this.notifyReader()
+    this.notifyWriter()
     await this.closed.catch(() => {})
   }
 }
