@@ -250,6 +250,20 @@ describe('TCP robustness (RFC 5961, RFC 7323)', () => {
     expect((closed.error() as TcpError).code).toBe('reset')
   })
 
+  it('throttles challenge ACKs (RFC 5961 §7)', () => {
+    const { net, client } = establish()
+    for (let i = 0; i < 50; i++) {
+      net.a.receive(encodeTcp(ADDRESS_B, ADDRESS_A, { srcPort: client.remotePort, dstPort: client.localPort, seq: 999 + i, flags: SYN }), net.now)
+    }
+    net.settle()
+    expect(client.stats.challengeAcks).toBe(10)
+    net.advance(1000)
+    net.a.receive(encodeTcp(ADDRESS_B, ADDRESS_A, { srcPort: client.remotePort, dstPort: client.localPort, seq: 5, flags: SYN }), net.now)
+    net.settle()
+    expect(client.stats.challengeAcks).toBe(11)
+    expect(client.state).toBe('ESTABLISHED')
+  })
+
   it('challenges a SYN on an established connection (RFC 5961 §4)', () => {
     const { net, client } = establish()
     net.a.receive(encodeTcp(ADDRESS_B, ADDRESS_A, { srcPort: client.remotePort, dstPort: client.localPort, seq: 12345, flags: SYN }), net.now)

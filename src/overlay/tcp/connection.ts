@@ -68,6 +68,7 @@ const DEFAULT_MSS_V4 = 536
 const DEFAULT_MSS_V6 = 1220
 const DUP_ACK_THRESHOLD = 3
 const MAX_SYN_WINDOW = 0xffff
+const CHALLENGE_ACKS_PER_SECOND = 10
 
 const SYNCHRONIZED: ReadonlySet<TcpState> = new Set([
   'ESTABLISHED',
@@ -541,14 +542,14 @@ export class TcpConnection {
         else if (this.state === 'CLOSING' || this.state === 'LAST_ACK' || this.state === 'TIME_WAIT') this.finish(undefined)
         else this.finish(new TcpError('reset', 'connection reset by peer'))
       } else if (segOffset > rcvNxt && segOffset < rcvNxt + Math.max(rcvWnd, 1)) {
-        this.challengeAck()
+        this.challengeAck(now)
       }
       return
     }
 
     // A SYN on a synchronized connection, whatever its sequence number (RFC 5961 §4).
     if (syn && this.state !== 'SYN_RECEIVED') {
-      this.challengeAck()
+      this.challengeAck(now)
       return
     }
 
@@ -587,7 +588,7 @@ export class TcpConnection {
 
     // SYN in a synchronized state (RFC 5961 §4).
     if (syn) {
-      this.challengeAck()
+      this.challengeAck(now)
       return
     }
     if (!(flags & ACK)) return
@@ -773,10 +774,19 @@ export class TcpConnection {
     this.reportClosed(undefined)
   }
 
-  private challengeAck(): void {
+  /** RFC 5961 challenge ACK, throttled (§7) so forged segments cannot turn us into an ACK flood. */
+  private challengeAck(now: number): void {
+    if (now - this.challengeWindowStart >= 1000) {
+      this.challengeWindowStart = now
+      this.challengesInWindow = 0
+    }
+    if (this.challengesInWindow >= CHALLENGE_ACKS_PER_SECOND) return
+    this.challengesInWindow++
     this.stats.challengeAcks++
     this.ackNow = true
   }
+  private challengeWindowStart = -Infinity
+  private challengesInWindow = 0
 
   // ---------------------------------------------------------------- output
 
