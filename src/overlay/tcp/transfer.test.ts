@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import type { SimLinkOptions } from '../testing/sim-link.ts'
 import { ADDRESS_B, ADDRESS_B6, drain, makePair, patternBytes } from '../testing/pair.ts'
 import type { SimNetwork } from '../testing/sim-network.ts'
+import type { TcpConfig } from './config.ts'
 import type { TcpConnection } from './connection.ts'
 
 interface TransferResult {
@@ -16,8 +17,14 @@ interface TransferResult {
 }
 
 /** Client on A uploads `total` bytes to a server on B, which hashes what it reads. */
-function transfer(total: number, link: SimLinkOptions, limitMs = 3_600_000, target = ADDRESS_B): TransferResult & { net: SimNetwork } {
-  const net = makePair(link)
+function transfer(
+  total: number,
+  link: SimLinkOptions,
+  limitMs = 3_600_000,
+  target = ADDRESS_B,
+  tcp: Partial<TcpConfig> = {},
+): TransferResult & { net: SimNetwork } {
+  const net = makePair(link, { tcp }, { tcp })
   const listener = net.b.listen({ port: 5001 })
   const client = net.a.connect({ address: target, port: 5001 }, net.now)
   const chunk = patternBytes(256 * 1024, 3)
@@ -95,6 +102,15 @@ describe('bulk transfer', () => {
     expect(r.ok).toBe(true)
     expect(r.digestReceived).toBe(r.digestSent)
     expect(r.client.negotiated.mss).toBe(1420 - 60 - 12)
+  })
+
+  it('recovers with NewReno and Karn-timed RTTs when SACK and timestamps are off', () => {
+    const r = transfer(2 << 20, { seed: 11, delayMs: 10, loss: 0.02, reorder: 0.02 }, 3_600_000, ADDRESS_B, { sack: false, timestamps: false })
+    expect(r.ok).toBe(true)
+    expect(r.digestReceived).toBe(r.digestSent)
+    expect(r.client.negotiated).toMatchObject({ sack: false, timestamps: false, mss: 1380 })
+    expect(r.client.stats.fastRecoveries).toBeGreaterThan(5)
+    expect(r.client.smoothedRtt).toBeGreaterThan(15)
   })
 
   it('is deterministic for a given seed', () => {
