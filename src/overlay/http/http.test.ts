@@ -378,6 +378,13 @@ describe('httpFetch against misbehaving raw servers', () => {
     await expect(httpFetch(openTcp, url)).rejects.toThrow(/response head exceeds 65536 bytes/)
   })
 
+  it('names the endpoint when the connection cannot be opened', async () => {
+    const closed = net.createServer()
+    const port = await listen(closed)
+    await new Promise((resolve) => closed.close(resolve))
+    await expect(httpFetch(openTcp, `http://127.0.0.1:${port}/`)).rejects.toThrow(new RegExp(`cannot connect to 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`))
+  })
+
   it('rejects a connection closed before any response', async () => {
     const url = await rawServer('')
     await expect(httpFetch(openTcp, url)).rejects.toThrow(/closed before any response/)

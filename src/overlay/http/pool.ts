@@ -36,7 +36,12 @@ function endpoint(url: URL): { host: string; port: number } {
 
 async function openLease(open: OpenConnection, url: URL, signal: AbortSignal, limits: Partial<HttpParserLimits> | undefined, keepAlive: boolean): Promise<Lease> {
   const { host, port } = endpoint(url)
-  const socket = await abortable(open(host, port), signal, (late) => void Promise.resolve(late.close()).catch(() => {}))
+  const opening = Promise.resolve()
+    .then(() => open(host, port))
+    .catch((error: unknown) => {
+      throw new HttpConnectionError(`cannot connect to ${url.host}: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+    })
+  const socket = await abortable(opening, signal, (late) => void Promise.resolve(late.close()).catch(() => {}))
   const parser = new HttpParser('response', limits)
   return { connection: new HttpConnection(socket, parser), parser, reused: false, keepAlive, key: url.host }
 }

@@ -78,6 +78,27 @@ describe('serveHttp over in-memory connections', () => {
     await server.close()
   })
 
+  it('logs a body that contradicts its declared Content-Length and cuts the connection', async () => {
+    const { server: serverSide, client } = memoryConnection()
+    const accept = new ReadableStream<AcceptedSocket>({
+      start(controller) {
+        controller.enqueue(serverSide)
+        controller.close()
+      },
+    })
+    const errors: unknown[] = []
+    const server = serveHttp(accept, () => new Response('abc', { headers: { 'content-length': '10' } }), { onError: (error) => errors.push(error) })
+    const writer = client.writable.getWriter()
+    const reply = readUntilClosed(client.readable)
+    await writer.write(latin1('GET / HTTP/1.1\r\nHost: h\r\n\r\n'))
+    const text = await reply
+    expect(text).toMatch(/\r\ncontent-length: 10\r\n/)
+    expect(text.endsWith('\r\n\r\nabc')).toBe(true)
+    expect(String(errors)).toMatch(/body ended after 3 of its 10 Content-Length bytes/)
+    await writer.close().catch(() => {})
+    await server.closed
+  })
+
   it('hands the handler the remote address and a streaming body', async () => {
     const { server: serverSide, client } = memoryConnection()
     const accept = new ReadableStream<AcceptedSocket>({
