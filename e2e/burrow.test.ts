@@ -36,7 +36,7 @@ async function openPage(browser: LaunchedBrowser): Promise<Page> {
 }
 
 async function start(page: Page, hostname: string, key?: string) {
-  return page.evaluate(([url, name, auth]) => window.burrowE2E.start({ controlURL: url!, hostname: name!, ...(auth ? { authKey: auth } : {}), probeIntervalMs: 1000 }), [
+  return page.evaluate(([url, name, auth]) => window.burrowNodeE2E.start({ controlURL: url!, hostname: name!, ...(auth ? { authKey: auth } : {}), probeIntervalMs: 1000 }), [
     controlURL,
     hostname,
     key,
@@ -52,14 +52,14 @@ async function joined(page: Page, hostname: string, key?: string) {
 /** Runs a 5 MB transfer from `from` to `to` (listening on `port`); resolves with both hashes. */
 async function transfer(from: Page, to: Page, toAddress: string, port: number, seed: number) {
   const id = transferId++
-  await to.evaluate(([p, i]) => window.burrowE2E.sink(p!, i!), [port, id] as const)
-  const sent = from.evaluate(([host, p, size, s]) => window.burrowE2E.send(host as string, p as number, size as number, s as number), [toAddress, port, MB5, seed] as const)
+  await to.evaluate(([p, i]) => window.burrowNodeE2E.sink(p!, i!), [port, id] as const)
+  const sent = from.evaluate(([host, p, size, s]) => window.burrowNodeE2E.send(host as string, p as number, size as number, s as number), [toAddress, port, MB5, seed] as const)
   return { id, sent }
 }
 
 async function finished(to: Page, id: number, timeoutMs = 60_000) {
-  await to.waitForFunction((i) => window.burrowE2E.progress(i)?.done !== undefined || window.burrowE2E.progress(i)?.error !== undefined, id, { timeout: timeoutMs, polling: 100 })
-  return (await to.evaluate((i) => window.burrowE2E.progress(i), id))!
+  await to.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, { timeout: timeoutMs, polling: 100 })
+  return (await to.evaluate((i) => window.burrowNodeE2E.progress(i), id))!
 }
 
 describe('Burrow.start in two browsers through a real relay', () => {
@@ -91,17 +91,17 @@ describe('Burrow.start in two browsers through a real relay', () => {
     expect(b.addresses[1]).toMatch(/^fd/)
     expect(a.nodeKey).not.toBe(b.nodeKey)
     const [waitedA, waitedB] = await Promise.all([
-      pageA.evaluate(() => window.burrowE2E.waitForPeer('tab-b', true, 2000)),
-      pageB.evaluate(() => window.burrowE2E.waitForPeer('tab-a', true, 2000)),
+      pageA.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-b', true, 2000)),
+      pageB.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-a', true, 2000)),
     ])
     expect(waitedA).toBeLessThanOrEqual(2000)
     expect(waitedB).toBeLessThanOrEqual(2000)
-    const rtt = await pageA.evaluate((address) => window.burrowE2E.ping(address), addressB)
+    const rtt = await pageA.evaluate((address) => window.burrowNodeE2E.ping(address), addressB)
     expect(rtt).toBeGreaterThan(0)
     // By hostname and over IPv6 too.
-    await pageB.evaluate(() => window.burrowE2E.ping('tab-a'))
-    await pageB.evaluate((address) => window.burrowE2E.ping(address), a.addresses[1]!)
-    const peersA = await pageA.evaluate(() => window.burrowE2E.peers())
+    await pageB.evaluate(() => window.burrowNodeE2E.ping('tab-a'))
+    await pageB.evaluate((address) => window.burrowNodeE2E.ping(address), a.addresses[1]!)
+    const peersA = await pageA.evaluate(() => window.burrowNodeE2E.peers())
     expect(peersA).toHaveLength(1)
     expect(peersA[0]).toMatchObject({ hostname: 'tab-b', addresses: b.addresses, online: true, path: 'relay' })
     expect(peersA[0]!.rttMs).toBeGreaterThan(0)
@@ -118,18 +118,18 @@ describe('Burrow.start in two browsers through a real relay', () => {
   })
 
   it('fetch() from one tab gets a real Response from serve() in the other', async () => {
-    await pageB.evaluate(() => window.burrowE2E.serve(8080, 'hello from b'))
-    const plain = await pageA.evaluate((url) => window.burrowE2E.fetch(url), `http://${addressB}:8080/x`)
+    await pageB.evaluate(() => window.burrowNodeE2E.serve(8080, 'hello from b'))
+    const plain = await pageA.evaluate((url) => window.burrowNodeE2E.fetch(url), `http://${addressB}:8080/x`)
     expect(plain).toEqual({ status: 200, text: 'hello from b GET /x ', servedBy: 'tab-b', type: 'Response' })
-    const posted = await pageA.evaluate(() => window.burrowE2E.fetch('http://tab-b:8080/upload', { method: 'POST', body: 'payload' }))
+    const posted = await pageA.evaluate(() => window.burrowNodeE2E.fetch('http://tab-b:8080/upload', { method: 'POST', body: 'payload' }))
     expect(posted.text).toBe('hello from b POST /upload payload')
-    const streamed = await pageA.evaluate((url) => window.burrowE2E.fetch(url), `http://${addressB}:8080/stream`)
+    const streamed = await pageA.evaluate((url) => window.burrowNodeE2E.fetch(url), `http://${addressB}:8080/stream`)
     expect(streamed.text).toBe('chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n')
   })
 
   it('completes a 5 MB transfer intact while the relay is killed and restarted', async () => {
     const { id, sent } = await transfer(pageA, pageB, addressB, 9003, 33)
-    await pageB.waitForFunction((i) => (window.burrowE2E.progress(i)?.received ?? 0) > 1024 * 1024, id, { timeout: 30_000, polling: 20 })
+    await pageB.waitForFunction((i) => (window.burrowNodeE2E.progress(i)?.received ?? 0) > 1024 * 1024, id, { timeout: 30_000, polling: 20 })
     const { port, dataDir } = relay
     await relay.stop('SIGKILL')
     await new Promise((resolve) => setTimeout(resolve, 500))
@@ -139,7 +139,7 @@ describe('Burrow.start in two browsers through a real relay', () => {
   })
 
   it('keeps its node key and addresses across a reload; a closed tab goes offline for the other within 10 s', async () => {
-    const before = await pageB.evaluate(() => window.burrowE2E.peers())
+    const before = await pageB.evaluate(() => window.burrowNodeE2E.peers())
     const nodeKeyA = before.find((p) => p.hostname === 'tab-a')!.nodeKey
     await pageA.reload()
     await pageA.waitForFunction(() => document.title === 'ready')
@@ -148,17 +148,17 @@ describe('Burrow.start in two browsers through a real relay', () => {
     expect(again.nodeKey).toBe(nodeKeyA)
     expect(again.addresses[0]).toBe(addressA)
     expect(again.hostname).toBe('tab-a')
-    await pageA.evaluate(() => window.burrowE2E.waitForPeer('tab-b', true, 5000))
-    await pageA.evaluate((address) => window.burrowE2E.ping(address), addressB)
+    await pageA.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-b', true, 5000))
+    await pageA.evaluate((address) => window.burrowNodeE2E.ping(address), addressB)
 
     await pageA.close()
-    const waited = await pageB.evaluate(() => window.burrowE2E.waitForPeer('tab-a', false, 10_000))
+    const waited = await pageB.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-a', false, 10_000))
     expect(waited).toBeLessThanOrEqual(10_000)
   })
 
   it('rejects Burrow.start with a clear error for a wrong auth key', async () => {
     const page = await openPage(browserA)
-    const result = await page.evaluate(([url]) => window.burrowE2E.start({ controlURL: url!, hostname: 'intruder', authKey: 'bwauth-wrong', storage: 'memory' }), [controlURL] as const)
+    const result = await page.evaluate(([url]) => window.burrowNodeE2E.start({ controlURL: url!, hostname: 'intruder', authKey: 'bwauth-wrong', storage: 'memory' }), [controlURL] as const)
     expect(result).toEqual({ ok: false, error: { name: 'BurrowError', code: 'unauthorized', status: 401, message: 'authKey is unknown or already used' } })
     await page.close()
   })

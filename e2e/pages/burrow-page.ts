@@ -1,4 +1,4 @@
-// The public `Burrow` API in a page, driven by the Playwright test through `window.burrowE2E`.
+// The public `Burrow` API in a page, driven by the Playwright test through `window.burrowNodeE2E`.
 import { Burrow, BurrowError, type BurrowPeer, type BurrowStartOptions } from '../../src/index.ts'
 
 let node: Burrow | undefined
@@ -92,7 +92,7 @@ const api = {
           all.set(chunk, offset)
           offset += chunk.length
         }
-        entry.done = { bytes: all.length, sha256: hex(await crypto.subtle.digest('SHA-256', all)) }
+        entry.done = { bytes: all.length, sha256: hex(await crypto.subtle.digest('SHA-256', all as Uint8Array<ArrayBuffer>)) }
         await socket!.close()
         await server.close()
       } catch (error) {
@@ -106,7 +106,7 @@ const api = {
   /** Connects to `host:port` and sends `size` bytes made from `seed`; returns their SHA-256. */
   async send(host: string, port: number, size: number, seed: number) {
     const data = payload(size, seed)
-    const sha256 = hex(await crypto.subtle.digest('SHA-256', data))
+    const sha256 = hex(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
     const started = performance.now()
     const socket = current().connect(host, port)
     const { writable } = await socket.opened
@@ -143,8 +143,8 @@ const api = {
 
 declare global {
   interface Window {
-    burrowE2E: typeof api
+    burrowNodeE2E: typeof api
   }
 }
-window.burrowE2E = api
+window.burrowNodeE2E = api
 document.title = 'ready'

@@ -21,10 +21,10 @@ describe('burrow main', () => {
     expect(await main(['toString'], proto)).toBe(2)
   })
 
-  it('start says what exists', async () => {
+  it('start refuses unknown options with usage and exit 2 (running it is covered by e2e/demo.test.ts)', async () => {
     const io = recordingIo()
-    expect(await main(['start'], io)).toBe(0)
-    expect(io.out).toMatch(/burrow ping --config/)
+    expect(await main(['start', '--bogus', '1'], io)).toBe(2)
+    expect(io.err).toMatch(/unknown option --bogus/)
   })
 
   it('dispatches to keygen', async () => {
