@@ -282,7 +282,10 @@ class ServerConnection {
       }
       return framing
     } catch (error) {
-      if (error instanceof BodySourceError) this.server.onError(error)
+      // The handler's body failing is a server bug worth logging, unless it failed only because it
+      // was relaying this client's own request body and the client broke that.
+      const relayedClientFailure = error instanceof BodySourceError && (error.cause instanceof HttpParseError || error.cause instanceof HttpConnectionError)
+      if (error instanceof BodySourceError && !relayedClientFailure) this.server.onError(error)
       connection.destroy(error)
       // Lets the handler's stream stop producing (its cancel runs) now that nobody will read it.
       reader?.cancel(error).catch(() => {})
