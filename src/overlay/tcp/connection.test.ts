@@ -369,6 +369,26 @@ describe('TCP SACK', () => {
   })
 })
 
+describe('TCP tail loss probe (RFC 8985 §7)', () => {
+  it('repairs a lost last segment well before the retransmission timeout', () => {
+    const { net, client, server } = establish({ delayMs: 10 })
+    const got = collect(server)
+    let dataSegments = 0
+    net.filter = (from, packet) => {
+      const seg = decodeTcp(packet)
+      if (from === 'a' && seg && seg.payload.length > 0 && ++dataSegments === 3) return false
+      return true
+    }
+    const start = net.now
+    client.write(patternBytes(3 * client.mss))
+    net.runUntil(() => got.length() === 3 * client.mss)
+    expect(client.stats.tailLossProbes).toBe(1)
+    expect(client.stats.retransmitTimeouts).toBe(0)
+    expect(net.now - start).toBeLessThan(120)
+    expectSameBytes(got.bytes(), patternBytes(3 * client.mss))
+  })
+})
+
 describe('TCP flow control and timers', () => {
   it('probes a zero window and resumes when the reader does, losing nothing', () => {
     const { net, client, server } = establish({ delayMs: 25 })

@@ -61,6 +61,7 @@ export interface TcpStats {
   pawsDrops: number
   zeroWindowProbes: number
   keepAliveProbes: number
+  tailLossProbes: number
 }
 
 const TIMESTAMP_OPTION_BYTES = 12
@@ -106,6 +107,7 @@ export class TcpConnection {
     pawsDrops: 0,
     zeroWindowProbes: 0,
     keepAliveProbes: 0,
+    tailLossProbes: 0,
   }
   noDelay: boolean
   keepAlive: TcpConfig['keepAlive']
@@ -130,6 +132,9 @@ export class TcpConnection {
   /** Karn-compliant timing of one segment when timestamps are off. */
   private timed: { offset: number; sentAt: number } | undefined
   private retransmissions = 0
+  private tlpAt: number | undefined
+  /** SND.NXT when a tail loss probe went out; no second probe until it is acknowledged. */
+  private tlpEnd: number | undefined
 
   // Receive side.
   private irs = 0
@@ -360,7 +365,7 @@ export class TcpConnection {
 
   nextEvent(): number | undefined {
     let next: number | undefined
-    for (const t of [this.rtoAt, this.delayedAckAt, this.persistAt, this.keepAliveDeadline(), this.timeWaitAt, this.inFlight.reorderDeadline]) {
+    for (const t of [this.rtoAt, this.delayedAckAt, this.persistAt, this.keepAliveDeadline(), this.timeWaitAt, this.inFlight.reorderDeadline, this.tlpAt]) {
       if (t !== undefined && (next === undefined || t < next)) next = t
     }
     return next
@@ -384,6 +389,7 @@ export class TcpConnection {
     if (this.state === 'CLOSED') return
     const reorderDeadline = this.inFlight.reorderDeadline
     if (reorderDeadline !== undefined && now >= reorderDeadline) this.detectLosses(now)
+    if (this.tlpAt !== undefined && now >= this.tlpAt) this.onTailLossProbe(now)
     if (this.persistAt !== undefined && now >= this.persistAt) this.onPersist(now)
     const keepAliveDue = this.keepAliveDeadline()
     if (keepAliveDue !== undefined && now >= keepAliveDue) this.onKeepAlive(now)
@@ -682,6 +688,9 @@ export class TcpConnection {
         this.cc.onAck(acked, flightBefore, now, this.rtt.srtt)
       }
       this.rtoAt = this.sndUna < this.sndNxt ? now + this.rtt.rto : undefined
+      // Progress: the tail probe is re-armed from now by the next flush.
+      this.tlpEnd = undefined
+      this.tlpAt = undefined
       if (this.finOffset === undefined) this.events.writable?.()
     } else if (
       ackOffset === this.sndUna &&
@@ -796,6 +805,7 @@ export class TcpConnection {
       this.retransmitLost(now)
       this.sendNewData(now, false)
       this.armPersist(now)
+      if (this.tlpAt === undefined || this.tlpAt <= now) this.armTailLossProbe(now)
     }
     if (this.ackNow && this.synReceived && this.state !== 'SYN_SENT' && this.state !== 'CLOSED') {
       if (this.state === 'SYN_RECEIVED') this.sendSyn(now)
@@ -816,6 +826,42 @@ export class TcpConnection {
     const srtt = this.rtt.srtt ?? this.rtt.rto
     const reorderWindow = Number.isFinite(minRtt) ? Math.min(minRtt / 4, srtt) : 0
     if (this.inFlight.detectLosses(now, reorderWindow, srtt) > 0 && !this.recovery) this.enterFastRecovery()
+  }
+
+  /**
+   * Tail loss probe (RFC 8985 §7): when the tail of a flight goes unacknowledged for about two
+   * RTTs, send one segment (new data, else the last one again) so that SACK can reveal the loss
+   * and recovery start without waiting for the retransmission timeout.
+   */
+  private armTailLossProbe(now: number): void {
+    this.tlpAt = undefined
+    const srtt = this.rtt.srtt
+    if (!this.sackOk || this.recovery || this.tlpEnd !== undefined || this.sndUna >= this.sndNxt || srtt === undefined) return
+    if (this.state === 'SYN_SENT' || this.state === 'SYN_RECEIVED') return
+    let pto = Math.max(2 * srtt, 10)
+    // A lone segment may sit in the peer's delayed-ACK timer (worst case 200 ms).
+    if (this.sndNxt - this.sndUna <= this.effectiveMss) pto += 200
+    const at = now + pto
+    if (this.rtoAt !== undefined && at >= this.rtoAt) return
+    this.tlpAt = at
+  }
+
+  private onTailLossProbe(now: number): void {
+    this.tlpAt = undefined
+    if (this.recovery || this.sndUna >= this.sndNxt) return
+    const pending = this.sendBuffer.end - this.sndNxt
+    const windowRoom = this.sndUna + this.sndWnd - this.sndNxt
+    if (pending > 0 && windowRoom > 0) {
+      this.sendRange(this.sndNxt, this.sndNxt + Math.min(this.effectiveMss, pending, windowRoom), now, false)
+    } else {
+      const last = this.inFlight.lastOutstanding()
+      if (!last) return
+      this.sendRange(last.start, last.end, now, true)
+      this.inFlight.resent(last, now)
+    }
+    this.stats.tailLossProbes++
+    this.tlpEnd = this.sndNxt
+    this.rtoAt = now + this.rtt.rto
   }
 
   private enterFastRecovery(): void {

@@ -159,6 +159,15 @@ export class InFlight {
     this.reorderDeadline = undefined
   }
 
+  /** The highest outstanding segment not SACKed, or undefined. */
+  lastOutstanding(): SentSegment | undefined {
+    for (let i = this.segments.length - 1; i >= this.head; i--) {
+      const seg = this.segments[i]!
+      if (!seg.delivered) return seg
+    }
+    return undefined
+  }
+
   /** Lost segments in offset order. */
   *lost(): Generator<SentSegment> {
     if (this.lostBytes <= 0) return
