@@ -9,6 +9,7 @@ export interface HttpFetchOptions {
 }
 
 const MAX_REDIRECTS = 20
+const REDIRECT_BODY_DISCARD_BYTES = 64 * 1024
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
 // Fields that describe a body; dropped when a redirect turns the request into a bodiless GET (Fetch §4.4).
 const REQUEST_BODY_HEADERS = ['content-encoding', 'content-language', 'content-location', 'content-type']
@@ -63,12 +64,29 @@ async function fetchVia(source: ConnectionSource, input: string | URL | Request,
     markUrl(response, outgoing.url, redirects > 0)
     const location = REDIRECT_STATUSES.has(response.status) ? response.headers.get('location') : null
     if (location === null || request.redirect === 'manual') return response
-    await response.body?.cancel().catch(() => {})
+    await discardRedirectBody(response.body)
     if (request.redirect === 'error') {
       throw new TypeError(`fetch to ${outgoing.url} was redirected (${response.status}) but redirect mode is "error"`)
     }
     if (redirects === MAX_REDIRECTS) throw new TypeError(`too many redirects (more than ${MAX_REDIRECTS}) fetching ${request.url}`)
     redirect(outgoing, response.status, location)
+  }
+}
+
+/** Reads a small redirect body to its end so a kept-alive connection can carry the next request. */
+async function discardRedirectBody(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (body === null) return
+  const reader = body.getReader()
+  let total = 0
+  try {
+    while (total <= REDIRECT_BODY_DISCARD_BYTES) {
+      const { done, value } = await reader.read()
+      if (done) return
+      total += value.length
+    }
+    await reader.cancel()
+  } catch {
+    // The redirect stands whatever became of its body.
   }
 }
 

@@ -827,6 +827,32 @@ describe('createHttpClient keeps connections alive', () => {
     }
   })
 
+  it('follows a redirect on the same kept-alive connection', async () => {
+    const ports: number[] = []
+    const server = http.createServer((req, res) => {
+      ports.push(req.socket.remotePort!)
+      if (req.url === '/old') {
+        res.writeHead(301, { location: '/new' })
+        res.end('moved permanently')
+      } else {
+        res.end('new place')
+      }
+    })
+    const port = await listen(server)
+    const client = createHttpClient(openTcp)
+    try {
+      const response = await client.fetch(`http://127.0.0.1:${port}/old`)
+      expect(await response.text()).toBe('new place')
+      expect(response.redirected).toBe(true)
+      expect(ports).toHaveLength(2)
+      expect(ports[0]).toBe(ports[1])
+    } finally {
+      client.close()
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+
   it('keeps one connection alive with serveHttp across requests', async () => {
     const listener = net.createServer()
     const port = await listen(listener)
