@@ -467,6 +467,11 @@ describe('serveHttp against node:http and fetch', () => {
             },
           }),
         )
+      case '/used-body': {
+        const used = new Response('spent')
+        await used.text()
+        return used
+      }
       case '/not-a-response':
         return 'a string' as unknown as Response
       case '/wait-for-abort':
@@ -642,6 +647,14 @@ describe('serveHttp against node:http and fetch', () => {
     expect(response.status).toBe(500)
     await response.text()
     expect(String(errors.slice(before))).toMatch(/handler returned string instead of a Response/)
+  })
+
+  it('answers 500 for a Response whose body the handler already consumed', async () => {
+    const before = errors.length
+    const response = await fetch(`${base}/used-body`)
+    expect(response.status).toBe(500)
+    await response.text()
+    expect(String(errors.slice(before))).toMatch(/body was already used/)
   })
 
   it('cuts the connection when the response body stream fails, so the client sees an error', async () => {

@@ -231,6 +231,7 @@ class ServerConnection {
       } as RequestInit)
       const response = await this.server.handler(request, info)
       if (!(response instanceof Response)) throw new TypeError(`handler returned ${describeValue(response)} instead of a Response`)
+      if (response.bodyUsed || response.body?.locked === true) throw new TypeError('handler returned a Response whose body was already used')
       return response
     } catch (error) {
       if (body.failure instanceof HttpParseError) return plainResponse(400, body.failure.message)
