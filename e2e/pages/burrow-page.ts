@@ -2,7 +2,16 @@
 import { Burrow, BurrowError, type BurrowPeer, type BurrowStartOptions } from '../../src/index.ts'
 
 let node: Burrow | undefined
-const transfers = new Map<number, { received: number; done?: { bytes: number; sha256: string }; error?: string }>()
+interface Transfer {
+  received: number
+  /** `sharedNow()`-style epoch ms of the first and last byte, for throughput across browsers. */
+  firstAt?: number
+  doneAt?: number
+  done?: { bytes: number; sha256: string }
+  error?: string
+}
+const transfers = new Map<number, Transfer>()
+const epochNow = (): number => performance.timeOrigin + performance.now()
 
 function hex(buffer: ArrayBuffer): string {
   return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, '0')).join('')
@@ -72,7 +81,7 @@ const api = {
   async sink(port: number, id: number): Promise<void> {
     const server = current().listen(port)
     const { readable } = await server.opened
-    const entry: { received: number; done?: { bytes: number; sha256: string }; error?: string } = { received: 0 }
+    const entry: Transfer = { received: 0 }
     transfers.set(id, entry)
     void (async () => {
       try {
@@ -83,9 +92,11 @@ const api = {
         for (;;) {
           const { value, done } = await reader.read()
           if (done) break
+          entry.firstAt ??= epochNow()
           chunks.push(value)
           entry.received += value.length
         }
+        entry.doneAt = epochNow()
         const all = new Uint8Array(entry.received)
         let offset = 0
         for (const chunk of chunks) {
@@ -108,12 +119,13 @@ const api = {
     const data = payload(size, seed)
     const sha256 = hex(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
     const started = performance.now()
+    const startedAt = epochNow()
     const socket = current().connect(host, port)
     const { writable } = await socket.opened
     const writer = writable.getWriter()
     for (let offset = 0; offset < data.length; offset += 65536) await writer.write(data.slice(offset, offset + 65536))
     await writer.close()
-    return { sha256, ms: performance.now() - started }
+    return { sha256, ms: performance.now() - started, startedAt }
   },
   serve(port: number, greeting: string): void {
     current().serve(port, async (request) => {
@@ -134,6 +146,47 @@ const api = {
   async fetch(url: string, init?: { method?: string; body?: string }) {
     const response = await current().fetch(url, init)
     return { status: response.status, text: await response.text(), servedBy: response.headers.get('x-served-by'), type: response.constructor.name }
+  },
+  /** Answers every connection on `port` with one byte, for start-to-first-byte measurements. */
+  async greeter(port: number): Promise<void> {
+    const { readable } = await current().listen(port).opened
+    void (async () => {
+      for (const reader = readable.getReader(); ; ) {
+        const { value: socket, done } = await reader.read()
+        if (done) return
+        void socket.opened.then(async ({ writable }) => {
+          const writer = writable.getWriter()
+          await writer.write(new Uint8Array([42]))
+          await writer.close()
+        })
+      }
+    })()
+  },
+  /** ms from calling `Burrow.start` (fresh memory identity) to the first byte read from `address:port`. */
+  async startToFirstByte(options: BurrowStartOptions, address: string, port: number): Promise<number> {
+    const started = performance.now()
+    const fresh = await Burrow.start({ ...options, storage: 'memory', probeIntervalMs: 0 })
+    try {
+      const socket = fresh.connect(address, port)
+      const { readable } = await socket.opened
+      const { value } = await readable.getReader().read()
+      if (!value || value[0] !== 42) throw new Error('greeter sent no byte')
+      return performance.now() - started
+    } finally {
+      await fresh.close()
+    }
+  },
+  /** Plaintext bytes per second @noble ChaCha20-Poly1305 seals in 1420-byte packets, in a worker. */
+  sealBaseline(durationMs: number): Promise<number> {
+    const worker = new Worker(new URL('./seal-worker.ts', import.meta.url), { type: 'module' })
+    return new Promise((resolve, reject) => {
+      worker.onmessage = (event: MessageEvent<{ bytesPerSecond: number }>) => {
+        worker.terminate()
+        resolve(event.data.bytesPerSecond)
+      }
+      worker.onerror = (event) => reject(new Error(event.message))
+      worker.postMessage({ durationMs })
+    })
   },
   async close(): Promise<void> {
     await node?.close()
