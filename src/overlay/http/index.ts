@@ -26,3 +26,4 @@ export {
 export { HttpParseError, HttpConnectionError, type HttpParseErrorCode } from './errors.ts'
 export type { ByteStreamSocket } from './connection.ts'
 export { openedSocket, type DirectSocketLike, type OpenedSocket } from './direct-socket.ts'
+export { fromNodeSocket, type NodeByteStreamSocket } from './node-socket.ts'
