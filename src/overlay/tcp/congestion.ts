@@ -7,6 +7,16 @@ const C = 0.4
 const ALPHA_RENO = (3 * (1 - BETA)) / (1 + BETA)
 const INITIAL_WINDOW_SEGMENTS = 10
 
+/** Everything a congestion response changes, so a spurious one can be undone (RFC 4015). */
+export interface CubicState {
+  cwnd: number
+  ssthresh: number
+  wMax: number
+  k: number
+  epochStart: number | undefined
+  wEst: number
+}
+
 export class Cubic {
   cwnd: number
   ssthresh = Infinity
@@ -59,6 +69,19 @@ export class Cubic {
     let next = this.cwnd + ((target - cwndSeg) / cwndSeg) * ackedSeg * mss
     if (this.wEst > wCubic * mss) next = Math.max(next, this.wEst)
     this.cwnd = Math.max(next, this.cwnd)
+  }
+
+  save(): CubicState {
+    return { cwnd: this.cwnd, ssthresh: this.ssthresh, wMax: this.wMax, k: this.k, epochStart: this.epochStart, wEst: this.wEst }
+  }
+
+  restore(state: CubicState): void {
+    this.cwnd = Math.max(this.cwnd, state.cwnd)
+    this.ssthresh = state.ssthresh
+    this.wMax = state.wMax
+    this.k = state.k
+    this.epochStart = state.epochStart
+    this.wEst = state.wEst
   }
 
   /** Loss detected by duplicate ACKs or SACK: multiplicative decrease, entering recovery. */

@@ -389,6 +389,33 @@ describe('TCP tail loss probe (RFC 8985 §7)', () => {
   })
 })
 
+describe('TCP spurious retransmission undo (Eifel, RFC 3522 / RFC 4015)', () => {
+  it('restores the congestion window after an RTO caused by a relay stall, not loss', () => {
+    const { net, client, server } = establish({ delayMs: 10 })
+    const got = collect(server)
+    const data = patternBytes(8 << 20)
+    let written = 0
+    const pump = (): void => {
+      while (written < data.length) {
+        const n = client.write(data.subarray(written))
+        if (n === 0) break
+        written += n
+      }
+    }
+    client.events.writable = pump
+    pump()
+    net.runUntil(() => got.length() > 2 << 20)
+    const cwndBefore = client.congestionWindow
+    // Head-of-line blocking: nothing is delivered for 600 ms, then everything at once.
+    net.link.stall(net.now + 600)
+    net.runUntil(() => got.length() === data.length)
+    expectSameBytes(got.bytes(), data)
+    expect(client.stats.retransmitTimeouts).toBeGreaterThanOrEqual(1)
+    expect(client.stats.spuriousRetransmissions).toBeGreaterThanOrEqual(1)
+    expect(client.congestionWindow).toBeGreaterThanOrEqual(0.7 * cwndBefore)
+  })
+})
+
 describe('TCP flow control and timers', () => {
   it('probes a zero window and resumes when the reader does, losing nothing', () => {
     const { net, client, server } = establish({ delayMs: 25 })

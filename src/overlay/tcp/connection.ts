@@ -1,7 +1,7 @@
 import { ACK, FIN, PSH, RST, SYN, MAX_WINDOW_SCALE, type TcpOptions, type TcpSegment } from '../../wire/index.ts'
 import type { IpAddress } from '../../wire/index.ts'
 import type { TcpConfig } from './config.ts'
-import { Cubic } from './congestion.ts'
+import { Cubic, type CubicState } from './congestion.ts'
 import { TcpError } from './errors.ts'
 import { ReceiveBuffer } from './receive-buffer.ts'
 import { RttEstimator, MAX_RTO_MS } from './rtt.ts'
@@ -62,6 +62,7 @@ export interface TcpStats {
   zeroWindowProbes: number
   keepAliveProbes: number
   tailLossProbes: number
+  spuriousRetransmissions: number
 }
 
 const TIMESTAMP_OPTION_BYTES = 12
@@ -108,6 +109,7 @@ export class TcpConnection {
     zeroWindowProbes: 0,
     keepAliveProbes: 0,
     tailLossProbes: 0,
+    spuriousRetransmissions: 0,
   }
   noDelay: boolean
   keepAlive: TcpConfig['keepAlive']
@@ -133,6 +135,8 @@ export class TcpConnection {
   private timed: { offset: number; sentAt: number } | undefined
   private retransmissions = 0
   private tlpAt: number | undefined
+  /** Congestion state before the latest loss response, and the TSval of its first retransmission (Eifel, RFC 3522). */
+  private undo: { state: CubicState; tsVal: number } | undefined
   /** SND.NXT when a tail loss probe went out; no second probe until it is acknowledged. */
   private tlpEnd: number | undefined
 
@@ -418,8 +422,12 @@ export class TcpConnection {
       return
     }
     this.rtt.backoff()
-    if (this.retransmissions === 1) this.cc.onTimeout()
-    else this.cc.cwnd = this.effectiveMss
+    if (this.retransmissions === 1) {
+      this.undo = this.timestampsOk ? { state: this.cc.save(), tsVal: this.tsNow(now) } : undefined
+      this.cc.onTimeout()
+    } else {
+      this.cc.cwnd = this.effectiveMss
+    }
     this.recovery = { mode: 'timeout', point: this.sndNxt }
     this.inFlight.markAllLost()
     this.dupAcks = 0
@@ -669,6 +677,17 @@ export class TcpConnection {
       this.sendBuffer.acknowledge(Math.min(ackOffset, this.sendBuffer.end))
       this.inFlight.acknowledge(ackOffset, now)
       const echo = seg.options.timestamp?.echo
+      if (this.undo && echo) {
+        // Eifel detection (RFC 3522): the first ACK after a retransmission echoes the original's
+        // timestamp, so the original arrived and the loss response was spurious (RFC 4015: undo it).
+        if (((echo - this.undo.tsVal) | 0) < 0) {
+          this.stats.spuriousRetransmissions++
+          this.cc.restore(this.undo.state)
+          this.inFlight.clearLost()
+          this.recovery = undefined
+        }
+        this.undo = undefined
+      }
       if (this.timestampsOk && echo) this.sampleFromEcho(echo, now)
       else if (this.timed && ackOffset >= this.timed.offset) {
         this.sampleRtt(now - this.timed.sentAt)
@@ -718,7 +737,7 @@ export class TcpConnection {
     if (this.sackOk) {
       if (ackOffset > sndUnaBefore || newlySacked > 0) this.detectLosses(now)
     } else if (!this.recovery && this.dupAcks >= DUP_ACK_THRESHOLD && this.inFlight.markFirstLost() > 0) {
-      this.enterFastRecovery()
+      this.enterFastRecovery(now)
     }
 
     // Our FIN acknowledged?
@@ -825,7 +844,7 @@ export class TcpConnection {
     const minRtt = this.inFlight.minRtt
     const srtt = this.rtt.srtt ?? this.rtt.rto
     const reorderWindow = Number.isFinite(minRtt) ? Math.min(minRtt / 4, srtt) : 0
-    if (this.inFlight.detectLosses(now, reorderWindow, srtt) > 0 && !this.recovery) this.enterFastRecovery()
+    if (this.inFlight.detectLosses(now, reorderWindow, srtt) > 0 && !this.recovery) this.enterFastRecovery(now)
   }
 
   /**
@@ -864,8 +883,9 @@ export class TcpConnection {
     this.rtoAt = now + this.rtt.rto
   }
 
-  private enterFastRecovery(): void {
+  private enterFastRecovery(now: number): void {
     this.stats.fastRecoveries++
+    this.undo = this.timestampsOk ? { state: this.cc.save(), tsVal: this.tsNow(now) } : undefined
     this.cc.onCongestion()
     this.recovery = { mode: 'fast', point: this.sndNxt }
     this.timed = undefined

@@ -159,6 +159,13 @@ export class InFlight {
     this.reorderDeadline = undefined
   }
 
+  /** A loss verdict turned out wrong (the originals arrived): nothing is lost after all. */
+  clearLost(): void {
+    if (this.lostBytes === 0) return
+    for (let i = this.head; i < this.segments.length; i++) this.segments[i]!.lost = false
+    this.lostBytes = 0
+  }
+
   /** The highest outstanding segment not SACKed, or undefined. */
   lastOutstanding(): SentSegment | undefined {
     for (let i = this.segments.length - 1; i >= this.head; i--) {

@@ -115,13 +115,24 @@ export class SimLink {
     }
   }
 
+  /**
+   * Holds every delivery until `until`, then releases the backlog in order: the head-of-line
+   * blocking a TCP-carried relay (DERP over WebSocket) inflicts on the packets inside it.
+   */
+  stall(until: number): void {
+    this.stalledUntil = Math.max(this.stalledUntil, until)
+  }
+  private stalledUntil = -Infinity
+
   nextEvent(): number | undefined {
-    return this.heap[0]?.at
+    const next = this.heap[0]?.at
+    return next === undefined ? undefined : Math.max(next, this.stalledUntil)
   }
 
   /** Removes and returns the packets due by `now`, in delivery order. */
   deliver(now: number): Array<{ to: Side; packet: Uint8Array }> {
     const out: Array<{ to: Side; packet: Uint8Array }> = []
+    if (now < this.stalledUntil) return out
     while (this.heap.length > 0 && this.heap[0]!.at <= now) {
       const item = this.pop()
       out.push({ to: item.to, packet: item.packet })
