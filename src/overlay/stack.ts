@@ -152,10 +152,9 @@ export class Stack implements TcpHost, UdpHost {
     this.pings.poll(now)
     for (const connection of this.connections.values()) {
       const due = connection.nextEvent()
-      if (this.dirty.has(connection) || (due !== undefined && due <= now)) {
-        connection.poll(now)
-        this.settle(connection)
-      }
+      if (this.dirty.has(connection) || (due !== undefined && due <= now)) connection.poll(now)
+      // Also forgets connections the application aborted since the last poll.
+      this.settle(connection)
     }
     this.dirty.clear()
   }

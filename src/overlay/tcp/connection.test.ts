@@ -220,6 +220,7 @@ describe('TCP closing', () => {
     expect(error.code).toBe('reset')
     expect(error.message).toBe('connection reset by peer')
     expect(net.a.connectionCount).toBe(0)
+    expect(net.b.connectionCount).toBe(0) // the aborting side forgets it too
   })
 })
 

@@ -363,6 +363,7 @@ export class TcpConnection {
       this.emit(RST | ACK, this.sndNxt, new Uint8Array(0), {})
     }
     this.finish(new TcpError('aborted', 'connection aborted locally'))
+    this.host.markDirty(this)
   }
 
   // ---------------------------------------------------------------- timers
