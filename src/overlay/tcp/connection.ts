@@ -800,6 +800,8 @@ export class TcpConnection {
     this.persistAt = undefined
     this.delayedAckAt = undefined
     this.timeWaitAt = now + this.config.timeWaitMs
+    this.sendBuffer.release()
+    this.receiveBuffer.release()
     this.reportClosed(undefined)
   }
 

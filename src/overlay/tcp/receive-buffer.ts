@@ -24,7 +24,7 @@ export class ReceiveBuffer {
   private latest: Range | undefined
 
   constructor(readonly capacity: number) {
-    this.ring = new ByteRing(Math.min(capacity, 64 * 1024), capacity)
+    this.ring = new ByteRing(Math.min(capacity, 16 * 1024), capacity)
   }
 
   /** RCV.NXT as a data offset. */
@@ -92,6 +92,11 @@ export class ReceiveBuffer {
     const merged = { start: s, end: e }
     this.held.splice(i, j - i, merged)
     return merged
+  }
+
+  /** Frees the memory once nothing is waiting to be read. */
+  release(): void {
+    if (this.readable === 0 && this.held.length === 0) this.ring.release()
   }
 
   /** Copies out up to `max` in-order bytes, or undefined when none are waiting. */

@@ -19,7 +19,7 @@ export class ByteRing {
   reserve(needed: number, liveStart: number, liveEnd: number): void {
     if (needed <= this.bytes.length) return
     if (needed > this.maxCapacity) throw new RangeError(`ring of ${this.maxCapacity} bytes cannot hold ${needed}`)
-    let size = this.bytes.length
+    let size = Math.max(this.bytes.length, 4096)
     while (size < needed) size *= 2
     size = Math.min(size, this.maxCapacity)
     const old = this.bytes
@@ -31,6 +31,11 @@ export class ByteRing {
       offset += run
     }
     this.bytes = next
+  }
+
+  /** Drops the storage of a ring that holds nothing live; it grows again if written. */
+  release(): void {
+    this.bytes = new Uint8Array(0)
   }
 
   write(offset: number, data: Uint8Array): void {

@@ -12,7 +12,7 @@ export class SendBuffer {
   private tail = 0
 
   constructor(readonly capacity: number) {
-    this.ring = new ByteRing(Math.min(capacity, 64 * 1024), capacity)
+    this.ring = new ByteRing(Math.min(capacity, 16 * 1024), capacity)
   }
 
   get start(): number {
@@ -44,6 +44,11 @@ export class SendBuffer {
       throw new RangeError(`send buffer holds [${this.head}, ${this.tail}), not [${offset}, ${offset + length})`)
     }
     return this.ring.view(offset, length)
+  }
+
+  /** Frees the memory of an empty buffer (a connection in TIME_WAIT keeps only its sequence state). */
+  release(): void {
+    if (this.length === 0) this.ring.release()
   }
 
   /** Releases everything before `offset`. */
