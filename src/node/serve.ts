@@ -1,0 +1,86 @@
+// One served overlay TCP port: accepts overlay connections, applies the allow policy (a denied
+// peer gets a reset), and bridges the rest to a real HOST:PORT. Every decision is reported
+// through `onEvent` so the CLI can log who connected to what and when.
+import type { TCPServerSocket, TCPSocket } from '../overlay/index.ts'
+import type { AllowPolicy, PeerIdentity } from './allow.ts'
+import { TcpBridge, type BridgeReport, type ServiceTarget, type TcpBridgeOptions } from './bridge.ts'
+
+export type ServiceEvent =
+  | { type: 'accepted'; port: number; target: ServiceTarget; remote: string; peer: string | undefined; rule: string | undefined }
+  | { type: 'denied'; port: number; remote: string; peer: string | undefined; reason: string }
+  | ({ type: 'ended'; port: number; target: ServiceTarget; remote: string; peer: string | undefined; durationMs: number } & BridgeReport)
+
+export interface TcpServiceOptions extends TcpBridgeOptions {
+  /** The overlay port peers connect to. */
+  port: number
+  target: ServiceTarget
+  policy: AllowPolicy
+  /** The live peer map (for the policy and for naming peers in events). */
+  peers: () => Iterable<PeerIdentity>
+  onEvent?: (event: ServiceEvent) => void
+  /** Milliseconds for `durationMs`; performance.now by default. */
+  now?: () => number
+}
+
+export class TcpService {
+  /** Bridges in progress. */
+  readonly active = new Set<TcpBridge>()
+  private stopped = false
+  private readonly loop: Promise<void>
+
+  constructor(
+    private readonly server: TCPServerSocket,
+    private readonly options: TcpServiceOptions,
+  ) {
+    this.loop = this.acceptLoop()
+  }
+
+  private async acceptLoop(): Promise<void> {
+    const { readable } = await this.server.opened
+    const reader = readable.getReader()
+    for (;;) {
+      const { done, value } = await reader.read().catch(() => ({ done: true as const, value: undefined }))
+      if (done || this.stopped) {
+        if (value) void value.close()
+        return
+      }
+      void this.handle(value)
+    }
+  }
+
+  private async handle(socket: TCPSocket): Promise<void> {
+    const { port, target, policy } = this.options
+    const now = this.options.now ?? (() => performance.now())
+    let info
+    try {
+      info = await socket.opened
+    } catch {
+      return // gone before we looked at it
+    }
+    const remote = `${info.remoteAddress}:${info.remotePort}`
+    const decision = policy.check(info.remoteAddress, this.options.peers())
+    const peer = decision.peer?.hostname
+    if (!decision.allowed) {
+      // A reset, not a silent drop: the remote application gets an immediate, clear error.
+      info.writable.abort().catch(() => {})
+      info.readable.cancel().catch(() => {})
+      this.options.onEvent?.({ type: 'denied', port, remote, peer, reason: decision.reason })
+      return
+    }
+    this.options.onEvent?.({ type: 'accepted', port, target, remote, peer, rule: decision.rule })
+    const started = now()
+    const bridge = TcpBridge.start(socket, target, this.options)
+    this.active.add(bridge)
+    const report = await bridge.done
+    this.active.delete(bridge)
+    this.options.onEvent?.({ type: 'ended', port, target, remote, peer, durationMs: Math.round(now() - started), ...report })
+  }
+
+  /** Stops accepting and closes every bridged connection (FIN where possible). */
+  async close(): Promise<void> {
+    this.stopped = true
+    await this.server.close()
+    await Promise.all([...this.active].map((bridge) => bridge.close()))
+    await this.loop.catch(() => {})
+  }
+}
