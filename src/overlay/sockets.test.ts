@@ -46,6 +46,21 @@ describe('Sockets API', () => {
     await bed.settle(client.closed)
   })
 
+  it('keeps writing after the reader cancels its readable', async () => {
+    const bed = new SocketTestbed()
+    const server = bed.b.listen({ port: 9 })
+    const { readable: incoming } = await bed.settle(server.opened)
+    const client = bed.a.connect({ host: ADDRESS_B, port: 9 })
+    const info = await bed.settle(client.opened)
+    const { value: accepted } = await bed.settle(incoming.getReader().read())
+    const serverInfo = await bed.settle((accepted as TCPSocket).opened)
+    await bed.settle(info.readable.cancel())
+    const writer = info.writable.getWriter()
+    await bed.settle(writer.write(new TextEncoder().encode('still here')))
+    await bed.settle(writer.close())
+    expect(new TextDecoder().decode(await readAll(serverInfo.readable, bed))).toBe('still here')
+  })
+
   it('rejects a refused connection with host:port and "connection refused"', async () => {
     const bed = new SocketTestbed()
     const client = bed.a.connect({ host: ADDRESS_B, port: 4444 })

@@ -234,7 +234,8 @@ export class TCPSocket {
           }
         },
         cancel: () => {
-          if (!connection.readEnded) connection.close()
+          // Like shutdown(SHUT_RD): the writable side stays usable.
+          connection.shutdownRead()
           this.host.kick()
         },
       },

@@ -346,6 +346,16 @@ export class TcpConnection {
     this.host.markDirty(this)
   }
 
+  /** Stops reading: buffered and future data is discarded (the window stays open); writing continues. */
+  shutdownRead(): void {
+    this.readClosed = true
+    while (this.receiveBuffer.read() !== undefined);
+    if (this.isSynchronized && !this.finConsumed) {
+      this.ackNow = true
+      this.host.markDirty(this)
+    }
+  }
+
   /** Full close: no more reading or writing. Unread data makes it an abort (RFC 2525 §2.17). */
   close(): void {
     this.readClosed = true
