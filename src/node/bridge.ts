@@ -272,3 +272,8 @@ export function describeSocketError(target: ServiceTarget, error: NodeJS.ErrnoEx
       return `${where}: ${error.message}`
   }
 }
+
+/** `address:port`, with IPv6 addresses in brackets. */
+export function formatRemote(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
+}

@@ -3,7 +3,7 @@
 // through `onEvent` so the CLI can log who connected to what and when.
 import type { TCPServerSocket, TCPSocket } from '../overlay/index.ts'
 import type { AllowPolicy, PeerIdentity } from './allow.ts'
-import { TcpBridge, type BridgeReport, type ServiceTarget, type TcpBridgeOptions } from './bridge.ts'
+import { TcpBridge, formatRemote, type BridgeReport, type ServiceTarget, type TcpBridgeOptions } from './bridge.ts'
 
 export type ServiceEvent =
   | { type: 'accepted'; port: number; target: ServiceTarget; remote: string; peer: string | undefined; rule: string | undefined }
@@ -57,7 +57,7 @@ export class TcpService {
     } catch {
       return // gone before we looked at it
     }
-    const remote = `${info.remoteAddress}:${info.remotePort}`
+    const remote = formatRemote(info.remoteAddress, info.remotePort)
     const decision = policy.check(info.remoteAddress, this.options.peers())
     const peer = decision.peer?.hostname
     if (!decision.allowed) {
