@@ -19,6 +19,7 @@ import { NetworkNamespace, type WireguardGo } from './helpers/netns.ts'
 
 const WG_PORT = 51830
 const LINUX = '10.79.0.1'
+const LINUX6 = 'fd79::1'
 const FILE_BYTES = 20 << 20
 const HTTP_PORT = 8000
 const SINK_PORT = 9000
@@ -33,9 +34,9 @@ const cleanups: Array<() => Promise<void> | void> = []
 
 beforeAll(async () => {
   ns = await NetworkNamespace.create()
-  wg = await ns.startWireguardGo({ listenPort: WG_PORT, addresses: [`${LINUX}/24`] })
+  wg = await ns.startWireguardGo({ listenPort: WG_PORT, addresses: [`${LINUX}/24`, `${LINUX6}/64`] })
   writeFileSync(join(scratch, 'file.bin'), fileBytes)
-  const server = ns.spawn('python3', ['-m', 'http.server', String(HTTP_PORT), '--bind', LINUX, '--directory', scratch])
+  const server = ns.spawn('python3', ['-m', 'http.server', String(HTTP_PORT), '--bind', '::', '--directory', scratch])
   cleanups.push(() => void server.kill())
   // Wait until the server answers inside the namespace.
   for (let i = 0; i < 100; i++) {
@@ -52,6 +53,7 @@ afterAll(async () => {
 
 interface BurrowNode extends OverlayNode {
   address: string
+  address6: string
 }
 
 /** A Burrow node at 10.79.0.<n>, peered with wireguard-go via `viaEndpoint` (the forwarder) or directly. */
@@ -59,9 +61,11 @@ async function startBurrow(n: number, viaEndpoint?: UdpEndpoint): Promise<Burrow
   const keys = generateKeyPair()
   const underlay = await UdpUnderlay.open()
   const address = `10.79.0.${n}`
+  const address6 = `fd79::${n}`
   let loop: UdpTunnelLoop | undefined
-  const node = createOverlayNode({ addresses: [address] }, () => loop!) as BurrowNode
+  const node = createOverlayNode({ addresses: [address, address6] }, () => loop!) as BurrowNode
   node.address = address
+  node.address6 = address6
   loop = new UdpTunnelLoop({
     privateKey: keys.privateKey,
     underlay,
@@ -69,13 +73,13 @@ async function startBurrow(n: number, viaEndpoint?: UdpEndpoint): Promise<Burrow
     peers: [
       {
         publicKey: parseKey(wg.publicKey),
-        allowedIps: [parsePrefix('10.79.0.0/24')],
+        allowedIps: [parsePrefix('10.79.0.0/24'), parsePrefix('fd79::/64')],
         endpoint: viaEndpoint ?? { address: ns.nsAddress, port: WG_PORT },
       },
     ],
     onPacket: node.deliver,
   })
-  await wg.setPeer({ publicKey: formatKey(keys.publicKey), allowedIps: [`${address}/32`], endpoint: viaEndpoint ? undefined : `${ns.hostAddress}:${underlay.port}` })
+  await wg.setPeer({ publicKey: formatKey(keys.publicKey), allowedIps: [`${address}/32`, `${address6}/128`], endpoint: viaEndpoint ? undefined : `${ns.hostAddress}:${underlay.port}` })
   cleanups.push(async () => {
     await loop!.close()
     await underlay.close()
@@ -133,14 +137,14 @@ async function* iterate<T>(stream: ReadableStream<T>): AsyncGenerator<T> {
 
 function opener(sockets: Sockets) {
   return async (host: string, port: number) => {
-    const socket = sockets.connect({ host, port })
+    const socket = sockets.connect({ host: host.replace(/^\[(.*)\]$/, '$1'), port })
     const { readable, writable } = await socket.opened
     return { readable, writable, close: () => socket.close() }
   }
 }
 
-async function download(node: BurrowNode): Promise<{ status: number; digest: string; bytes: number }> {
-  const response = await httpFetch(opener(node.sockets), `http://${LINUX}:${HTTP_PORT}/file.bin`)
+async function download(node: BurrowNode, host = LINUX): Promise<{ status: number; digest: string; bytes: number }> {
+  const response = await httpFetch(opener(node.sockets), `http://${host}:${HTTP_PORT}/file.bin`)
   const hash = createHash('sha256')
   let bytes = 0
   for await (const chunk of iterate(response.body!)) {
@@ -196,6 +200,18 @@ describe('Burrow TCP against Linux TCP through WireGuard', () => {
     expect(result.bytes).toBe(FILE_BYTES)
     expect(result.digest).toBe(fileDigest)
   }, 120_000)
+
+  it('downloads 20 MB over IPv6, SHA-256 exact', async () => {
+    const result = await download(node, `[${LINUX6}]`)
+    expect(result.status).toBe(200)
+    expect(result.digest).toBe(fileDigest)
+  }, 120_000)
+
+  it('pings over ICMPv6 both ways', async () => {
+    expect(await node.sockets.ping(LINUX6, { timeout: 10_000 })).toBeGreaterThan(0)
+    const back = await ns.tryRun('ping', ['-6', '-c', '1', '-W', '5', node.address6], { timeoutMs: 15_000 })
+    expect(back.code, back.stdout + back.stderr).toBe(0)
+  })
 
   it('uploads 20 MB to a Linux TCP sink, half-closing, SHA-256 exact', async () => {
     expect(await upload(node, SINK_PORT)).toBe(`${FILE_BYTES} ${fileDigest}`)
