@@ -115,6 +115,8 @@ describe('UdpTunnelLoop', () => {
     expect(a.loop.send(udpPacket(A, parseAddress('192.168.1.1'), 1))).toBe('no-route')
     expect(a.loop.send(new Uint8Array([0x00, 1, 2]))).toBe('not-ip')
     expect(a.loop.counters.noRoute).toBe(1)
+    await a.loop.close()
+    expect(a.loop.send(udpPacket(A, B, 1))).toBe('closed')
   })
 
   it('roams to the new endpoint of a peer that comes back from another port', async () => {

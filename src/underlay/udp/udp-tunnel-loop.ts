@@ -40,7 +40,7 @@ export interface UdpTunnelLoopOptions {
   now?: () => number
 }
 
-export type SendOutcome = 'sent' | 'not-ip' | 'no-route' | 'no-endpoint'
+export type SendOutcome = 'sent' | 'not-ip' | 'no-route' | 'no-endpoint' | 'closed'
 
 export class UdpTunnelLoop {
   readonly tunnel: Tunnel
@@ -88,7 +88,7 @@ export class UdpTunnelLoop {
 
   /** Routes an IP packet to the peer whose AllowedIPs best match its destination and sends it (or starts a handshake). */
   send(packet: Uint8Array): SendOutcome {
-    if (this.closed) return 'no-route'
+    if (this.closed) return 'closed'
     const destination = ipDestination(packet)
     if (!destination) return 'not-ip'
     const peer = this.routes.lookup(destination)
