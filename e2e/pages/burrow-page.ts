@@ -74,6 +74,9 @@ const api = {
       n.addEventListener('peers', listener)
     })
   },
+  status() {
+    return current().status()
+  },
   ping(target: string): Promise<number> {
     return current().ping(target, { timeout: 5000 })
   },

@@ -84,6 +84,11 @@ export const start: Command = async (args, io) => {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const authKey = devAuthKey(dataDir, io)
   const relay = await startRelay(relayPort, dataDir, join(dataDir, 'relay.log'))
+  // Vite's dev server answers SIGTERM with process.exit(); the relay must not outlive us either way.
+  const stopRelay = (): void => {
+    if (relay.child.exitCode === null && relay.child.signalCode === null) relay.child.kill('SIGTERM')
+  }
+  process.once('exit', stopRelay)
   const controlURL = new URL(relay.url).origin
 
   // Vite is a development dependency: `npm install` brings it; an installed package without it
