@@ -437,7 +437,12 @@ describe('serveHttp against node:http and fetch', () => {
     const url = new URL(request.url)
     switch (url.pathname) {
       case '/hello':
-        return new Response(`hello ${request.method} ${url.search}`, { headers: { 'x-seen-agent': request.headers.get('x-agent') ?? '' } })
+        return new Response(`hello ${request.method} ${url.search}`, {
+          headers: {
+            'x-seen-agent': request.headers.get('x-agent') ?? '',
+            'x-raw-names': info.rawHeaders.map(([name]) => name).join(','),
+          },
+        })
       case '/echo': {
         const body = new Uint8Array(await request.arrayBuffer())
         return new Response(body, { headers: { 'x-body-sha256': await sha256(body), 'x-request-te': request.headers.get('transfer-encoding') ?? '' } })
@@ -531,6 +536,7 @@ describe('serveHttp against node:http and fetch', () => {
     expect(response.headers.get('x-seen-agent')).toBe('undici')
     expect(response.headers.get('content-length')).toBe(String('hello GET ?x=1'.length))
     expect(response.headers.get('date')).not.toBeNull()
+    expect(response.headers.get('x-raw-names')).toMatch(/^host,.*x-agent/i)
     expect(await response.text()).toBe('hello GET ?x=1')
     expect(remotes.at(-1)!.remoteAddress).toMatch(/127\.0\.0\.1/)
   })

@@ -18,6 +18,11 @@ export type AcceptedConnection = AcceptedSocket | DirectSocketLike
 export interface RemoteInfo {
   remoteAddress: string
   remotePort: number
+  /**
+   * The request's header lines exactly as received. In a browser, `Request` drops "forbidden"
+   * names (Cookie, Host, Origin, …) from `request.headers`; these are the place to find them.
+   */
+  rawHeaders: HeaderList
 }
 
 export type HttpHandler = (request: Request, info: RemoteInfo) => Response | Promise<Response>
@@ -124,7 +129,7 @@ class ServerConnection {
     }
     const connection = new HttpConnection(socket, new HttpParser('request', this.server.limits))
     this.connection = connection
-    const info: RemoteInfo = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 }
+    const peer = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 }
     try {
       for (;;) {
         if (this.server.stopping) break
@@ -133,7 +138,7 @@ class ServerConnection {
         this.idle = false
         if (event.type === 'closed') break
         if (event.type !== 'head' || event.head.kind !== 'request') throw new HttpConnectionError(`unexpected ${event.type} between requests`)
-        const keepAlive = await this.exchange(connection, event.head, info)
+        const keepAlive = await this.exchange(connection, event.head, { ...peer, rawHeaders: event.head.headers })
         if (!keepAlive) {
           // The client may still be sending (an unread body, pipelined requests): let it finish.
           await connection.lingerClose()
