@@ -250,23 +250,35 @@ export class NodeRuntime {
       if (this.context && this.relays.size > 0) this.syncPeers(peers)
     })
     client.on('state', () => this.updateState())
+    let failJoin: ((error: NodeJoinError) => void) | undefined
     client.on('error', (error) => {
       lastError = error
-      if (this.wasOnline) this.post({ type: 'error', error: errorWithStatus(error) })
+      // Before the first welcome, any failure ends the start: a typo'd URL or a relay that is down
+      // should say so now, not after a timeout. Later ones are reported and retried by the client.
+      if (failJoin) failJoin(new NodeJoinError(error.status === 0 ? `cannot reach the coordination service at ${options.controlURL}: ${error.message}` : error.message, error.status))
+      else this.post({ type: 'error', error: errorWithStatus(error) })
     })
     client.start()
     return new Promise<PeerEntry>((resolve, reject) => {
       const timeoutMs = this.env.joinTimeoutMs ?? 20_000
+      failJoin = (error) => {
+        failJoin = undefined
+        clearTimeout(timer)
+        reject(error)
+      }
       const timer = setTimeout(() => {
+        failJoin = undefined
         const why = lastError ? `: ${lastError.message}` : ''
         reject(new NodeJoinError(`no answer from the coordination service at ${options.controlURL} within ${timeoutMs / 1000} s${why}`, lastError?.status ?? 0))
       }, timeoutMs)
       client.ready().then(
         (self) => {
+          failJoin = undefined
           clearTimeout(timer)
           resolve(self)
         },
         (error: unknown) => {
+          failJoin = undefined
           clearTimeout(timer)
           const status = error instanceof CoordinationClientError ? error.status : 0
           reject(new NodeJoinError((error as Error).message, status))
