@@ -8,6 +8,9 @@ const needed = [
   { command: 'wg', apt: 'wireguard-tools' },
   { command: 'ip', apt: 'iproute2' },
   { command: 'chromium', apt: 'chromium' },
+  { command: 'ping', apt: 'iputils-ping' },
+  { command: 'python3', apt: 'python3' },
+  { command: 'curl', apt: 'curl' },
 ]
 
 const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
