@@ -88,6 +88,10 @@ interface Recovery {
   mode: 'fast' | 'timeout'
   /** RecoveryPoint: SND.NXT when loss was detected; recovery ends when it is acknowledged. */
   point: number
+  /** Proportional Rate Reduction state (RFC 6937), fast recovery only. */
+  prr?: { delivered: number; out: number; recoverFs: number; budget: number }
+  /** The first retransmission goes out at once, whatever the window (RFC 6675 §5 step 4.3). */
+  fastRetransmitDue?: boolean
 }
 
 export class TcpConnection {
@@ -136,7 +140,7 @@ export class TcpConnection {
   private retransmissions = 0
   private tlpAt: number | undefined
   /** Congestion state before the latest loss response, and the TSval of its first retransmission (Eifel, RFC 3522). */
-  private undo: { state: CubicState; tsVal: number } | undefined
+  private undo: { state: CubicState; tsVal: number; retransmittedEnd: number | undefined } | undefined
   /** SND.NXT when a tail loss probe went out; no second probe until it is acknowledged. */
   private tlpEnd: number | undefined
 
@@ -434,7 +438,7 @@ export class TcpConnection {
     }
     this.rtt.backoff()
     if (this.retransmissions === 1) {
-      this.undo = this.timestampsOk ? { state: this.cc.save(), tsVal: this.tsNow(now) } : undefined
+      this.undo = this.timestampsOk ? { state: this.cc.save(), tsVal: this.tsNow(now), retransmittedEnd: undefined } : undefined
       this.cc.onTimeout()
     } else {
       this.cc.cwnd = this.effectiveMss
@@ -672,6 +676,7 @@ export class TcpConnection {
       return false
     }
     let newlySacked = 0
+    const deliveredBefore = this.inFlight.deliveredBytes
     if (this.sackOk && seg.options.sack) {
       for (const [left, right] of seg.options.sack) {
         const start = Math.max(this.ackToOffset(left), ackOffset)
@@ -688,12 +693,14 @@ export class TcpConnection {
       this.sendBuffer.acknowledge(Math.min(ackOffset, this.sendBuffer.end))
       this.inFlight.acknowledge(ackOffset, now)
       const echo = seg.options.timestamp?.echo
-      if (this.undo && echo) {
-        // Eifel detection (RFC 3522): the first ACK after a retransmission echoes the original's
-        // timestamp, so the original arrived and the loss response was spurious (RFC 4015: undo it).
-        if (((echo - this.undo.tsVal) | 0) < 0) {
+      const undo = this.undo
+      if (undo && echo && undo.retransmittedEnd !== undefined && ackOffset >= undo.retransmittedEnd) {
+        // Eifel detection (RFC 3522): the ACK for the retransmitted oldest segment echoes the
+        // original's timestamp, so the original arrived and the loss response was spurious
+        // (RFC 4015: undo it).
+        if (((echo - undo.tsVal) | 0) < 0) {
           this.stats.spuriousRetransmissions++
-          this.cc.restore(this.undo.state)
+          this.cc.restore(undo.state)
           this.inFlight.clearLost()
           this.recovery = undefined
         }
@@ -710,6 +717,7 @@ export class TcpConnection {
       if (this.recovery) {
         if (ackOffset >= this.recovery.point) {
           this.recovery = undefined
+          this.undo = undefined
         } else if (!this.sackOk) {
           // NewReno partial ACK (RFC 6582 §3.2): the next hole is lost too.
           this.inFlight.markFirstLost()
@@ -742,6 +750,22 @@ export class TcpConnection {
       if (this.sndWnd > 0) {
         this.persistAt = undefined
         this.persistBackoff = 0
+      }
+    }
+
+    const prr = this.recovery?.prr
+    if (prr) {
+      // RFC 6937: DeliveredData = change in SND.UNA + change in SACKed bytes.
+      const deliveredData = this.sndUna - sndUnaBefore + (this.inFlight.deliveredBytes - deliveredBefore)
+      if (deliveredData > 0) {
+        prr.delivered += deliveredData
+        const pipe = this.pipe()
+        const ssthresh = this.cc.ssthresh
+        const sndcnt =
+          pipe > ssthresh
+            ? Math.ceil((prr.delivered * ssthresh) / prr.recoverFs) - prr.out
+            : Math.min(ssthresh - pipe, Math.max(prr.delivered - prr.out, deliveredData) + this.effectiveMss)
+        prr.budget = Math.max(0, sndcnt)
       }
     }
 
@@ -898,19 +922,46 @@ export class TcpConnection {
 
   private enterFastRecovery(now: number): void {
     this.stats.fastRecoveries++
-    this.undo = this.timestampsOk ? { state: this.cc.save(), tsVal: this.tsNow(now) } : undefined
+    this.undo = this.timestampsOk ? { state: this.cc.save(), tsVal: this.tsNow(now), retransmittedEnd: undefined } : undefined
     this.cc.onCongestion()
-    this.recovery = { mode: 'fast', point: this.sndNxt }
+    const flight = this.sndNxt - this.sndUna
+    this.recovery = { mode: 'fast', point: this.sndNxt, prr: { delivered: 0, out: 0, recoverFs: Math.max(flight, 1), budget: 0 }, fastRetransmitDue: true }
     this.timed = undefined
+  }
+
+  /** Bytes the congestion state lets us send now: the PRR budget in fast recovery, else cwnd − pipe. */
+  private sendAllowance(): number {
+    const prr = this.recovery?.prr
+    return prr ? prr.budget : this.cc.cwnd - this.pipe()
+  }
+
+  private consumeAllowance(bytes: number): void {
+    const prr = this.recovery?.prr
+    if (prr) {
+      prr.budget -= bytes
+      prr.out += bytes
+    }
   }
 
   private retransmitLost(now: number): void {
     if (this.inFlight.lostBytes <= 0) return
     for (const seg of this.inFlight.lost()) {
-      const pipe = this.pipe()
-      if (pipe > 0 && pipe + (seg.end - seg.start) > this.cc.cwnd) return
+      const length = seg.end - seg.start
+      const due = this.recovery?.fastRetransmitDue === true
+      if (!due && this.sendAllowance() < length && this.pipe() > 0) return
+      if (this.recovery) this.recovery.fastRetransmitDue = false
+      if (this.undo && this.undo.retransmittedEnd === undefined) {
+        // Eifel only judges a retransmission of the oldest outstanding segment.
+        if (seg.start === this.sndUna) {
+          this.undo.retransmittedEnd = seg.end
+          this.undo.tsVal = this.tsNow(now)
+        } else {
+          this.undo = undefined
+        }
+      }
       this.sendRange(seg.start, seg.end, now, true)
       this.inFlight.resent(seg, now)
+      this.consumeAllowance(length)
     }
   }
 
@@ -920,7 +971,7 @@ export class TcpConnection {
       const dataEnd = this.sendBuffer.end
       if (this.sndNxt < dataEnd) {
         const windowRoom = this.sndUna + this.sndWnd - this.sndNxt
-        const cwndRoom = this.cc.cwnd - this.pipe()
+        const cwndRoom = this.sendAllowance()
         const pending = dataEnd - this.sndNxt
         const length = Math.min(mss, pending, windowRoom, force ? Infinity : cwndRoom)
         if (length <= 0) return
@@ -934,6 +985,7 @@ export class TcpConnection {
           if (!(isTail && (this.noDelay || idle)) && !(windowLimited && length >= this.maxSndWnd / 2)) return
         }
         this.sendRange(this.sndNxt, this.sndNxt + length, now, false)
+        this.consumeAllowance(length)
         if (force) return
         continue
       }
