@@ -205,10 +205,9 @@ export class TcpBridge {
       if (socket && !socket.destroyed) socket.resetAndDestroy()
     } else if (end === 'shutdown') {
       socket?.destroy()
-      // Cancelling the reader closes the overlay connection: FIN after what is queued (RST if
-      // the peer's data was left unread).
-      if (this.reader) this.reader.cancel().catch(() => {})
-      else void this.overlay.close()
+      // FIN after what is queued (RST if the peer's data was left unread); not awaited, since
+      // an active close ends in TIME_WAIT.
+      void this.overlay.close()
     } else {
       socket?.destroy()
       this.abortOverlay()
@@ -216,13 +215,13 @@ export class TcpBridge {
   }
 
   private abortOverlay(): void {
-    // Only the writable can send RST. Cancelling the reader as well would close the connection
-    // with a FIN first (when no received data is unread), which looks like a clean end.
+    // Only the writable's abort sends RST for sure; a full close would send a FIN when no
+    // received data is unread, which looks like a clean end.
     // An abort waits for a write in flight: the RST goes out once the peer takes those bytes.
     if (this.writer) {
       this.writer.abort().catch(() => {})
-      // After our FIN an abort is a no-op; closing with the peer's data unread still sends RST.
-      if (this.overlayWriteClosed) this.reader?.cancel().catch(() => {})
+      // After our FIN an abort is a no-op; a full close with the peer's data unread still sends RST.
+      if (this.overlayWriteClosed) void this.overlay.close()
     } else if (this.info) this.info.writable.abort().catch(() => {})
     else void this.overlay.close()
   }
