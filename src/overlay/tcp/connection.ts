@@ -63,6 +63,7 @@ export interface TcpStats {
   keepAliveProbes: number
   tailLossProbes: number
   spuriousRetransmissions: number
+  duplicateSacks: number
 }
 
 const TIMESTAMP_OPTION_BYTES = 12
@@ -114,6 +115,7 @@ export class TcpConnection {
     keepAliveProbes: 0,
     tailLossProbes: 0,
     spuriousRetransmissions: 0,
+    duplicateSacks: 0,
   }
   noDelay: boolean
   keepAlive: TcpConfig['keepAlive']
@@ -139,6 +141,8 @@ export class TcpConnection {
   private timed: { offset: number; sentAt: number } | undefined
   private retransmissions = 0
   private tlpAt: number | undefined
+  private reorderWindowMultiplier = 1
+  private recoveriesSinceDsack = 0
   /** Congestion state before the latest loss response, and the TSval of its first retransmission (Eifel, RFC 3522). */
   private undo: { state: CubicState; tsVal: number; retransmittedEnd: number | undefined } | undefined
   /** SND.NXT when a tail loss probe went out; no second probe until it is acknowledged. */
@@ -155,6 +159,8 @@ export class TcpConnection {
   private ackNow = false
   private unackedBytes = 0
   private readClosed = false
+  /** A duplicate segment to report as the first SACK block of the next ACK (D-SACK). */
+  private duplicateReport: { start: number; end: number } | undefined
 
   // Negotiated options.
   private readonly ourMss: number
@@ -604,6 +610,11 @@ export class TcpConnection {
           (segOffset + segLength - 1 >= rcvNxt && segOffset + segLength - 1 < rcvNxt + rcvWnd))
     if (!acceptable) {
       this.ackNow = true
+      // Data we already have: report it as a D-SACK (RFC 2883) so the sender learns its
+      // retransmission was spurious and widens its reordering window.
+      if (payload.length > 0 && segOffset + payload.length <= rcvNxt && this.sackOk) {
+        this.duplicateReport = { start: segOffset, end: segOffset + payload.length }
+      }
       // A zero window must still let ACKs through, or two full receivers deadlock.
       if (rcvWnd === 0 && segOffset === rcvNxt && flags & ACK && this.state !== 'SYN_RECEIVED') this.processAck(seg, segOffset, segWindow, now)
       if (this.state === 'TIME_WAIT' && flags & FIN) this.timeWaitAt = now + this.config.timeWaitMs
@@ -678,6 +689,14 @@ export class TcpConnection {
     let newlySacked = 0
     const deliveredBefore = this.inFlight.deliveredBytes
     if (this.sackOk && seg.options.sack) {
+      const first = seg.options.sack[0]
+      if (first && this.ackToOffset(first[1]) <= ackOffset && this.ackToOffset(first[1]) > this.ackToOffset(first[0])) {
+        // D-SACK (RFC 2883): a segment arrived twice, so a retransmission was unneeded — the
+        // network reorders more than our window allowed for (RFC 8985 §6.2 step 4).
+        this.stats.duplicateSacks++
+        this.reorderWindowMultiplier = Math.min(this.reorderWindowMultiplier + 1, 8)
+        this.recoveriesSinceDsack = 0
+      }
       for (const [left, right] of seg.options.sack) {
         const start = Math.max(this.ackToOffset(left), ackOffset)
         const end = Math.min(this.ackToOffset(right), this.sndNxt)
@@ -880,7 +899,7 @@ export class TcpConnection {
   private detectLosses(now: number): void {
     const minRtt = this.inFlight.minRtt
     const srtt = this.rtt.srtt ?? this.rtt.rto
-    const reorderWindow = Number.isFinite(minRtt) ? Math.min(minRtt / 4, srtt) : 0
+    const reorderWindow = Number.isFinite(minRtt) ? Math.min((this.reorderWindowMultiplier * minRtt) / 4, srtt) : 0
     if (this.inFlight.detectLosses(now, reorderWindow, srtt) > 0 && !this.recovery) this.enterFastRecovery(now)
   }
 
@@ -922,6 +941,11 @@ export class TcpConnection {
 
   private enterFastRecovery(now: number): void {
     this.stats.fastRecoveries++
+    // RFC 8985 §6.2: the widened reordering window decays after 16 recoveries without D-SACK.
+    if (++this.recoveriesSinceDsack >= 16) {
+      this.reorderWindowMultiplier = 1
+      this.recoveriesSinceDsack = 0
+    }
     this.undo = this.timestampsOk ? { state: this.cc.save(), tsVal: this.tsNow(now), retransmittedEnd: undefined } : undefined
     this.cc.onCongestion()
     const flight = this.sndNxt - this.sndUna
@@ -1030,8 +1054,11 @@ export class TcpConnection {
   private ackOptions(now: number): TcpOptions {
     const options: TcpOptions = {}
     if (this.timestampsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent }
-    if (this.sackOk && this.receiveBuffer.hasHeld) {
-      const blocks = this.receiveBuffer.sackBlocks(this.timestampsOk ? 3 : 4)
+    if (this.sackOk && (this.receiveBuffer.hasHeld || this.duplicateReport)) {
+      const room = this.timestampsOk ? 3 : 4
+      const blocks = this.duplicateReport ? [this.duplicateReport] : []
+      this.duplicateReport = undefined
+      blocks.push(...this.receiveBuffer.sackBlocks(room - blocks.length))
       options.sack = blocks.map((b) => [this.recvSeq(b.start), this.recvSeq(b.end)])
     }
     return options

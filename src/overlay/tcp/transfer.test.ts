@@ -113,6 +113,14 @@ describe('bulk transfer', () => {
     expect(r.client.smoothedRtt).toBeGreaterThan(15)
   })
 
+  it('learns persistent reordering from D-SACKs instead of shrinking its window again and again', () => {
+    const r = transfer(10 << 20, { seed: 4, delayMs: 25, reorder: 0.1, reorderDelayMs: 30 })
+    expect(r.ok).toBe(true)
+    expect(r.digestReceived).toBe(r.digestSent)
+    expect(r.client.stats.duplicateSacks).toBeGreaterThan(0)
+    expect(r.client.stats.fastRecoveries).toBeLessThan(20)
+  })
+
   it('is deterministic for a given seed', () => {
     const link = { seed: 5, delayMs: 10, loss: 0.03, reorder: 0.03 }
     const first = transfer(1 << 20, link)
