@@ -11,6 +11,20 @@ commands:
                              default 1; waits up to --timeout S, default 5, for the last replies;
                              ^C stops early). Exits 0 when at least one reply came back, 1 when
                              none did, 2 for bad arguments or a bad config file
+  up --control URL [--authkey KEY] [--hostname NAME] [--state-dir DIR] [--serve PORT=HOST:PORT]…
+     [--serve-udp PORT=HOST:PORT]… [--allow CIDR|ADDRESS|HOSTNAME]… [--udp-idle S] [--ephemeral]
+                             join the network as a Node peer and stay connected (reconnecting as
+                             needed); overlay TCP port PORT is bridged to the local HOST:PORT
+                             (--serve; PORT=PORT means 127.0.0.1), UDP likewise with one local
+                             socket per remote, closed after S seconds idle (default 60). --allow
+                             (repeatable) admits only those peers, others get a reset; default is
+                             every node. The key lives in DIR (default ~/.local/state/burrow,
+                             mode 0600); --ephemeral keeps it in memory only (use an --ephemeral
+                             auth key to have the node removed when it leaves). Logs are JSON
+                             lines on stdout; ^C/SIGTERM closes connections and leaves
+  status [--state-dir DIR] [--json]
+                             the peers of the running "burrow up" (address, name, online, path,
+                             RTT, bytes) from DIR/status.json, which it rewrites every second
   start                      what "npm start" runs
   help                       this text
 `

@@ -7,6 +7,8 @@ import { ping } from './ping.ts'
 import { pubkey } from './pubkey.ts'
 import { relay } from './relay.ts'
 import { start } from './start.ts'
+import { status } from './status.ts'
+import { up } from './up.ts'
 
 const commands: Record<string, Command> = {
   fetch: fetchCommand,
@@ -15,6 +17,8 @@ const commands: Record<string, Command> = {
   ping,
   relay,
   start,
+  up,
+  status,
   help,
 }
 

@@ -1,0 +1,213 @@
+// `burrow up --control URL [--authkey KEY] [--serve PORT=HOST:PORT]… [--serve-udp …]… [--allow …]…`:
+// joins the network as a Node peer and exposes local services on its overlay addresses.
+// Logs are JSON lines on stdout (who connected to what, when, and how it ended); the live state
+// is in <state dir>/status.json for `burrow status`. SIGINT/SIGTERM close the bridged
+// connections with FINs and leave; the identity stays registered unless --ephemeral.
+import { chmod, mkdir } from 'node:fs/promises'
+import { Burrow, BurrowError, defaultStateDir, type BurrowPeer } from '../node.ts'
+import type { NodeState } from '../burrow.ts'
+import { jsonLinesLogger, type Logger } from '../server/log.ts'
+import { TcpService, type ServiceEvent } from '../node/serve.ts'
+import { UdpForwarder, type UdpForwardEvent } from '../node/udp-forward.ts'
+import { removeStatusFile, writeStatusFile, type NodeStatus } from '../node/status-file.ts'
+import { UsageError } from './args.ts'
+import { EXIT_USAGE, type CliIo, type Command } from './io.ts'
+import { parseUpArgs, type UpConfig } from './up-args.ts'
+
+/** Errors that retrying cannot fix. */
+const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'bad-options', 'key-store'])
+const STATUS_INTERVAL_MS = 1000
+
+export const up: Command = async (args, io) => {
+  let config: UpConfig
+  try {
+    config = parseUpArgs(args)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`burrow up: ${error.message}\n`)
+    return EXIT_USAGE
+  }
+  const stop = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  return runUp(config, io, stop)
+}
+
+/** Runs until `stop` settles (with the reason to log); returns the exit status. */
+export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>): Promise<number> {
+  const log = jsonLinesLogger(io.stdout)
+  const stateDir = config.stateDir ?? defaultStateDir()
+  try {
+    await mkdir(stateDir, { recursive: true, mode: 0o700 })
+    await chmod(stateDir, 0o700)
+  } catch (error) {
+    io.stderr(`burrow up: cannot use the state directory ${stateDir}: ${(error as Error).message}\n`)
+    return 1
+  }
+  let stopReason: string | undefined
+  void stop.then((reason) => (stopReason = reason))
+
+  const node = await startWithRetry(config, stateDir, log, stop)
+  if (node instanceof BurrowError) {
+    io.stderr(`burrow up: ${node.message}\n`)
+    return 1
+  }
+  if (node === undefined) {
+    log('info', 'stopped before joining', { signal: stopReason })
+    return 0
+  }
+  log('info', 'up', { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, relayURL: node.relayURL, stateDir, ephemeral: config.ephemeral })
+
+  node.addEventListener('state', () => log(node.state === 'online' ? 'info' : 'warn', 'state', { state: node.state as NodeState }))
+  node.addEventListener('error', (event) => log('warn', 'node error', { error: (event as Event & { message: string }).message }))
+  let known = new Map<string, BurrowPeer>()
+  const logPeers = (): void => {
+    const now = new Map(node.peers().map((p) => [p.nodeKey, p]))
+    for (const [key, peer] of now) {
+      const before = known.get(key)
+      if (!before) log('info', 'peer joined', { peer: peer.hostname, addresses: peer.addresses, online: peer.online })
+      else if (before.online !== peer.online) log('info', peer.online ? 'peer online' : 'peer offline', { peer: peer.hostname })
+    }
+    for (const [key, peer] of known) if (!now.has(key)) log('info', 'peer left', { peer: peer.hostname })
+    known = now
+  }
+  node.addEventListener('peers', logPeers)
+  logPeers()
+
+  const peers = (): BurrowPeer[] => node.peers()
+  const tcp = config.serveTcp.map((spec) => {
+    const service = new TcpService(node.listen({ port: spec.port }), {
+      port: spec.port,
+      target: spec.target,
+      policy: config.policy,
+      peers,
+      onEvent: (event) => logServiceEvent(log, event),
+    })
+    log('info', 'serving', { proto: 'tcp', port: spec.port, to: `${spec.target.host}:${spec.target.port}`, allow: config.allow.length > 0 ? config.allow : 'every node' })
+    return { spec, service }
+  })
+  const udp = config.serveUdp.map((spec) => {
+    const forwarder = new UdpForwarder(node.udp({ localPort: spec.port }), {
+      port: spec.port,
+      target: spec.target,
+      policy: config.policy,
+      peers,
+      idleMs: config.udpIdleSeconds * 1000,
+      onEvent: (event) => logUdpEvent(log, event),
+    })
+    log('info', 'serving', { proto: 'udp', port: spec.port, to: `${spec.target.host}:${spec.target.port}`, allow: config.allow.length > 0 ? config.allow : 'every node' })
+    return { spec, forwarder }
+  })
+
+  const snapshot = (): NodeStatus => ({
+    version: 1,
+    pid: process.pid,
+    updatedAt: Date.now(),
+    self: { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, state: node.state, relayURL: node.relayURL },
+    peers: node.peers().map((p) => ({ hostname: p.hostname, addresses: p.addresses, online: p.online, path: p.path, rttMs: p.rttMs, rxBytes: p.rxBytes, txBytes: p.txBytes })),
+    services: [
+      ...tcp.map(({ spec, service }) => ({ proto: 'tcp' as const, port: spec.port, target: `${spec.target.host}:${spec.target.port}`, active: service.active.size })),
+      ...udp.map(({ spec, forwarder }) => ({ proto: 'udp' as const, port: spec.port, target: `${spec.target.host}:${spec.target.port}`, active: forwarder.sessionCount })),
+    ],
+  })
+  let writing: Promise<void> = Promise.resolve()
+  const writeStatus = (): void => {
+    // One write at a time; a slow disk skips ticks rather than piling writes up.
+    writing = writing.then(() =>
+      writeStatusFile(stateDir, snapshot()).catch((error: Error) => log('warn', 'cannot write the status file', { error: error.message })),
+    )
+  }
+  writeStatus()
+  const timer = setInterval(writeStatus, STATUS_INTERVAL_MS)
+
+  const reason = await stop
+  log('info', 'shutting down', { signal: reason, ephemeral: config.ephemeral })
+  clearInterval(timer)
+  await Promise.all([...tcp.map(({ service }) => service.close()), ...udp.map(({ forwarder }) => forwarder.close())])
+  await node.close()
+  await writing
+  await removeStatusFile(stateDir).catch(() => {})
+  log('info', 'stopped', config.ephemeral ? { identity: 'discarded' } : { identity: 'kept', stateDir })
+  return 0
+}
+
+/**
+ * Joins, retrying while the relay is unreachable (it may start after us, or be restarting).
+ * Returns the node, a fatal error, or undefined when stopped first.
+ */
+async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, stop: Promise<string>): Promise<Burrow | BurrowError | undefined> {
+  let delay = 500
+  let stopped = false
+  void stop.then(() => (stopped = true))
+  for (;;) {
+    try {
+      return await Burrow.start({
+        controlURL: config.controlURL,
+        ...(config.authKey !== undefined ? { authKey: config.authKey } : {}),
+        ...(config.hostname !== undefined ? { hostname: config.hostname } : {}),
+        // Ephemeral: a fresh identity that is never written down. (The coordination service
+        // removes the node when it disconnects if the auth key itself was made --ephemeral.)
+        storage: config.ephemeral ? 'memory' : 'file',
+        stateDir,
+      })
+    } catch (error) {
+      const burrowError = error instanceof BurrowError ? error : new BurrowError('worker', (error as Error).message)
+      if (FATAL_CODES.has(burrowError.code)) return burrowError
+      log('warn', 'cannot join yet; retrying', { error: burrowError.message, code: burrowError.code, retryInMs: delay })
+    }
+    const timer = new Promise<'timer'>((resolve) => setTimeout(() => resolve('timer'), delay))
+    await Promise.race([timer, stop])
+    if (stopped) return undefined
+    delay = Math.min(delay * 2, 10_000)
+  }
+}
+
+function logServiceEvent(log: Logger, event: ServiceEvent): void {
+  const to = 'target' in event ? `${event.target.host}:${event.target.port}` : undefined
+  switch (event.type) {
+    case 'accepted':
+      log('info', 'connection', { proto: 'tcp', port: event.port, from: event.remote, peer: event.peer ?? null, to, ...(event.rule ? { rule: event.rule } : {}) })
+      break
+    case 'denied':
+      log('warn', 'connection denied', { proto: 'tcp', port: event.port, from: event.remote, peer: event.peer ?? null, reason: event.reason })
+      break
+    case 'ended':
+      log(event.end === 'closed' || event.end === 'shutdown' ? 'info' : 'warn', 'connection ended', {
+        proto: 'tcp',
+        port: event.port,
+        from: event.remote,
+        peer: event.peer ?? null,
+        to,
+        end: event.end,
+        ...(event.reason !== undefined ? { reason: event.reason } : {}),
+        bytesIn: event.bytesToService,
+        bytesOut: event.bytesToOverlay,
+        durationMs: event.durationMs,
+      })
+      break
+  }
+}
+
+function logUdpEvent(log: Logger, event: UdpForwardEvent): void {
+  switch (event.type) {
+    case 'udp-session':
+      log('info', 'udp flow', { proto: 'udp', port: event.port, from: event.remote, peer: event.peer ?? null, to: `${event.target.host}:${event.target.port}` })
+      break
+    case 'udp-denied':
+      log('warn', 'udp denied', { proto: 'udp', port: event.port, from: event.remote, peer: event.peer ?? null, reason: event.reason })
+      break
+    case 'udp-session-ended':
+      log(event.why === 'service-error' ? 'warn' : 'info', 'udp flow ended', {
+        proto: 'udp',
+        port: event.port,
+        from: event.remote,
+        peer: event.peer ?? null,
+        why: event.why,
+        ...(event.detail !== undefined ? { detail: event.detail } : {}),
+        datagramsIn: event.datagramsIn,
+        datagramsOut: event.datagramsOut,
+      })
+      break
+  }
+}
