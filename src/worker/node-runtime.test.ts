@@ -1,0 +1,202 @@
+// The node runtime against a scripted coordination server and relays that never answer: the peer
+// map becomes dataplane peers (AllowedIPs /32 + /128, routed to their home relay over a `derp`
+// underlay), deltas add, move and remove them, and a refused join leaves nothing running.
+import { afterEach, describe, expect, it } from 'vitest'
+import { generateKeyPair, toBase64 } from '../crypto/index.ts'
+import type { SocketLike } from '../control/coordination-client.ts'
+import { MemoryKeyStore } from '../control/key-store.ts'
+import type { PeerEntry } from '../control/protocol.ts'
+import type { DerpDialer } from '../underlay/derp/dialer.ts'
+import { NodeRuntime, relayUrlOf } from './node-runtime.ts'
+import type { NodeWorkerMessage } from './node-protocol.ts'
+import type { WorkerMessage, WorkerStatus } from './protocol.ts'
+
+class ScriptedSocket implements SocketLike {
+  readyState = 1
+  readonly sent: Array<{ type: string }> = []
+  private readonly listeners = new Map<string, Array<(event: never) => void>>()
+  send(data: string): void {
+    this.sent.push(JSON.parse(data) as { type: string })
+  }
+  close(): void {
+    this.readyState = 3
+  }
+  addEventListener(type: string, listener: (event: never) => void): void {
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener])
+  }
+  deliver(message: unknown): void {
+    for (const l of this.listeners.get('message') ?? []) (l as (e: { data: unknown }) => void)({ data: JSON.stringify(message) })
+  }
+}
+
+const serverKeys = generateKeyPair()
+const challenge = { type: 'challenge', version: 1, serverKey: toBase64(serverKeys.publicKey), challenge: toBase64(new Uint8Array(32)) }
+const HOME = 'http://relay.test:8080'
+
+function peer(n: number, overrides: Partial<PeerEntry> = {}): PeerEntry {
+  return {
+    id: n,
+    nodeKey: `nodekey:${n.toString(16).padStart(2, '0').repeat(32)}`,
+    discoKey: `discokey:${'cd'.repeat(32)}`,
+    hostname: `p${n}`,
+    addresses: [`100.64.0.${n}`, `fd00::${n}`],
+    online: true,
+    homeRelay: null,
+    lastSeen: 1,
+    ephemeral: false,
+    ...overrides,
+  }
+}
+
+async function until(what: string, condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (condition()) return
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+interface Harness {
+  runtime: NodeRuntime
+  sockets: ScriptedSocket[]
+  dialed: string[]
+  closedStreams: string[]
+  events: NodeWorkerMessage[]
+  page: MessagePort
+  call(id: number, call: unknown): void
+  status(): WorkerStatus
+}
+
+const harnesses: Harness[] = []
+
+function harness(): Harness {
+  const sockets: ScriptedSocket[] = []
+  const dialed: string[] = []
+  const closedStreams: string[] = []
+  const events: NodeWorkerMessage[] = []
+  const hostMessages: WorkerMessage[] = []
+  const dial: DerpDialer = (url) => {
+    dialed.push(url)
+    return { send() {}, bufferedAmount: 0, close: () => closedStreams.push(url) }
+  }
+  const runtime = new NodeRuntime((message) => hostMessages.push(message), {
+    dial,
+    keyStore: () => new MemoryKeyStore(),
+    socketFactory: () => {
+      const socket = new ScriptedSocket()
+      sockets.push(socket)
+      return socket
+    },
+    statsIntervalMs: 60_000,
+  })
+  const channel = new MessageChannel()
+  runtime.attachControl(channel.port2)
+  channel.port1.onmessage = (event: MessageEvent) => events.push(event.data as NodeWorkerMessage)
+  let statusId = 1000
+  const h: Harness = {
+    runtime,
+    sockets,
+    dialed,
+    closedStreams,
+    events,
+    page: channel.port1,
+    call: (id, call) => channel.port1.postMessage({ type: 'call', id, call }),
+    status() {
+      const id = statusId++
+      runtime.handle({ id, request: { op: 'status' } })
+      const answer = hostMessages.find((m) => m.type === 'result' && m.id === id)
+      if (answer?.type !== 'result' || !answer.ok) throw new Error('no status')
+      return answer.value as WorkerStatus
+    },
+  }
+  harnesses.push(h)
+  return h
+}
+
+async function joined(h: Harness, peers: PeerEntry[]): Promise<void> {
+  h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
+  await until('the control socket', () => h.sockets.length === 1)
+  const socket = h.sockets[0]!
+  socket.deliver(challenge)
+  await until('hello', () => socket.sent.some((m) => m.type === 'hello'))
+  const hello = socket.sent.find((m) => m.type === 'hello') as unknown as { nodeKey: string; homeRelay: { url: string } }
+  expect(hello.homeRelay).toEqual({ url: 'ws://relay.test:8080/derp' })
+  const self = { ...peer(200), nodeKey: hello.nodeKey }
+  socket.deliver({ type: 'welcome', self, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers })
+  await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
+}
+
+afterEach(() => {
+  for (const h of harnesses.splice(0)) {
+    h.runtime.dispose()
+    h.page.close()
+  }
+})
+
+describe('node runtime', () => {
+  it('derives the DERP URL from the control URL', () => {
+    expect(relayUrlOf('http://relay.test:8080')).toBe('ws://relay.test:8080/derp')
+    expect(relayUrlOf('https://relay.test/control?x=1')).toBe('wss://relay.test/derp')
+  })
+
+  it('mirrors the peer map into the dataplane, routed over DERP to each peer’s home relay', async () => {
+    const h = harness()
+    await joined(h, [peer(1), peer(2, { homeRelay: { url: 'https://far.test/derp' } })])
+    const result = h.events.find((e) => e.type === 'result' && e.id === 1)
+    expect(result).toMatchObject({ ok: true, value: { hostname: 'p200', addresses: ['100.64.0.200', 'fd00::200'], relayURL: 'ws://relay.test:8080/derp' } })
+    expect(h.dialed.sort()).toEqual(['ws://relay.test:8080/derp', 'wss://far.test/derp'])
+    let status = h.status()
+    expect(status.underlays).toHaveLength(2)
+    const byIps = (s: WorkerStatus) => Object.fromEntries(s.peers.map((p) => [p.allowedIps.join(' '), p.route?.underlay]))
+    const routes = byIps(status)
+    expect(Object.keys(routes).sort()).toEqual(['100.64.0.1/32 fd00::1/128', '100.64.0.2/32 fd00::2/128'])
+    expect(routes['100.64.0.1/32 fd00::1/128']).not.toBe(routes['100.64.0.2/32 fd00::2/128'])
+
+    // Peer 2 comes home to our relay: its route moves and the far relay is let go.
+    const socket = h.sockets[0]!
+    socket.deliver({ type: 'peers', upsert: [peer(2, { homeRelay: { url: 'ws://relay.test:8080/derp' } })], remove: [] })
+    await until('the far relay to close', () => h.closedStreams.includes('wss://far.test/derp'))
+    status = h.status()
+    expect(status.underlays).toHaveLength(1)
+    expect(new Set(Object.values(byIps(status)))).toEqual(new Set(status.underlays))
+
+    // Peer 1 leaves, peer 3 joins.
+    socket.deliver({ type: 'peers', upsert: [peer(3)], remove: [peer(1).nodeKey] })
+    await until('the peer change', () => h.status().peers.some((p) => p.allowedIps[0] === '100.64.0.3/32'))
+    expect(h.status().peers.map((p) => p.allowedIps[0]).sort()).toEqual(['100.64.0.2/32', '100.64.0.3/32'])
+    const latestPush = () => h.events.filter((e) => e.type === 'peers').at(-1)
+    await until('the push of the new map', () => {
+      const last = latestPush()
+      return last?.type === 'peers' && last.peers.some((p) => p.hostname === 'p3')
+    })
+    const pushed = latestPush()
+    expect(pushed?.type === 'peers' && pushed.peers.map((p) => [p.hostname, p.path, p.online])).toEqual([
+      ['p2', 'relay', true],
+      ['p3', 'relay', true],
+    ])
+  })
+
+  it('a refused join answers with the server’s status and leaves the dataplane stopped', async () => {
+    const h = harness()
+    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-wrong' } })
+    await until('the control socket', () => h.sockets.length === 1)
+    h.sockets[0]!.deliver(challenge)
+    await until('hello', () => h.sockets[0]!.sent.some((m) => m.type === 'hello'))
+    h.sockets[0]!.deliver({ type: 'error', status: 401, error: 'authKey is unknown or already used', closing: true })
+    await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
+    expect(h.events.find((e) => e.type === 'result')).toMatchObject({ ok: false, error: { name: 'NodeJoinError', status: 401, message: 'authKey is unknown or already used' } })
+    expect(h.status().started).toBe(false)
+    expect(h.dialed).toEqual([])
+  })
+
+  it('rejects bad join options and unknown calls without starting anything', async () => {
+    const h = harness()
+    h.call(1, { op: 'join', options: { controlURL: 42, hostname: 'me', storage: 'memory', keyName: 'node' } })
+    h.call(2, { op: 'fly' })
+    await until('both answers', () => h.events.filter((e) => e.type === 'result').length === 2)
+    expect(h.events.find((e) => e.type === 'result' && e.id === 1)).toMatchObject({ ok: false, error: { name: 'DataplaneError', code: 'bad-config' } })
+    expect(h.events.find((e) => e.type === 'result' && e.id === 2)).toMatchObject({ ok: false, error: { message: 'unknown node operation "fly"' } })
+    expect(h.status().started).toBe(false)
+    expect(h.sockets).toHaveLength(0)
+  })
+})
