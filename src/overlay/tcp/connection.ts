@@ -655,7 +655,7 @@ export class TcpConnection {
     if (this.state === 'CLOSED') return
 
     // Trim to what is new and inside the window; anything beyond is dropped and re-sent later.
-    let dataOffset = segOffset
+    const dataOffset = segOffset
     let fin = (flags & FIN) !== 0
     if (payload.length > 0 || fin) {
       if (!ACCEPTS_DATA.has(this.state)) {
