@@ -20,6 +20,10 @@ import {
   formatAddress,
   parseAddress,
   parseEcho,
+  parseIcmp,
+  ipDestination,
+  ipSource,
+  ipVersion,
   parseIp,
   parseTcp,
   parseUdp,
@@ -377,13 +381,40 @@ export class Stack implements TcpHost, UdpHost {
 
   private receiveIcmp(version: 4 | 6, src: IpAddress, dst: IpAddress, message: Uint8Array, now: number): void {
     const echo = parseEcho(message, version, src, dst)
-    if (!echo) return
+    if (!echo) {
+      const { type, code, body } = parseIcmp(message, version, src, dst)
+      if (type === (version === 4 ? ICMPV4_DEST_UNREACHABLE : ICMPV6_DEST_UNREACHABLE)) this.receiveUnreachable(version, code, body.subarray(4))
+      return
+    }
     if (echo.kind === 'request') {
       const reply = buildEcho({ kind: 'reply', id: echo.id, seq: echo.seq, data: echo.data }, version, dst, src)
       this.output(dst, src, version === 4 ? PROTO_ICMP : PROTO_ICMPV6, reply)
     } else {
       this.pings.reply(src, echo.id, echo.seq, now)
     }
+  }
+
+  /**
+   * A destination-unreachable error quoting one of our TCP segments. Only a connection still
+   * opening gives up on it (as Linux does); an established one treats it as soft (RFC 5461).
+   */
+  private receiveUnreachable(version: 4 | 6, code: number, original: Uint8Array): void {
+    const local = ipSource(original)
+    const remote = ipDestination(original)
+    if (!local || !remote || ipVersion(original) !== version) return
+    const protocol = version === 4 ? original[9] : original[6]
+    const headerLength = version === 4 ? (original[0]! & 0x0f) * 4 : 40
+    if (protocol !== PROTO_TCP || original.length < headerLength + 8) return
+    const view = new DataView(original.buffer, original.byteOffset + headerLength, 8)
+    const connection = this.connections.get(connectionKey(local, view.getUint16(0), remote, view.getUint16(2)))
+    if (!connection) return
+    const reason =
+      version === 4
+        ? code === 0 ? 'network unreachable' : code === 1 ? 'host unreachable' : code === 3 ? 'port unreachable' : code === 4 ? undefined : 'destination unreachable (prohibited)'
+        : code === 0 ? 'network unreachable' : code === 3 ? 'host unreachable' : code === 4 ? 'port unreachable' : 'destination unreachable (prohibited)'
+    if (reason === undefined) return // fragmentation needed: the MSS clamp already keeps segments within the tunnel MTU
+    connection.unreachable(view.getUint32(4), reason)
+    this.settle(connection)
   }
 
   // ---------------------------------------------------------------- helpers

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ACK, FIN, RST, SYN } from '../../wire/index.ts'
+import { ACK, FIN, PROTO_ICMP, RST, SYN, buildIcmpError, buildIp, parseAddress } from '../../wire/index.ts'
 import { ADDRESS_A, ADDRESS_B, decodeTcp, drain, encodeTcp, makePair, patternBytes, type WireSegment } from '../testing/pair.ts'
 import type { SimNetwork } from '../testing/sim-network.ts'
 import type { TcpConnection } from './connection.ts'
@@ -114,6 +114,25 @@ describe('TCP handshake and negotiation', () => {
     expect((closed.error() as TcpError).code).toBe('refused')
     expect(client.state).toBe('CLOSED')
     expect(net.a.connectionCount).toBe(0)
+  })
+
+  it('fails a connection attempt at once on ICMP host unreachable, but not an established one', () => {
+    const net = makePair({ delayMs: 5 })
+    const client = net.a.connect({ address: '100.64.0.77', port: 80 }, net.now)
+    const closed = closedWith(client)
+    const [syn] = net.a.takeOutgoing()
+    const router = parseAddress('100.64.0.254')
+    const icmp = (original: Uint8Array): Uint8Array =>
+      buildIp({ src: router, dst: parseAddress(ADDRESS_A), protocol: PROTO_ICMP, payload: buildIcmpError({ type: 3, code: 1, original }, 4, router, parseAddress(ADDRESS_A)) })
+    net.a.receive(icmp(syn!), net.now)
+    expect((closed.error() as TcpError).code).toBe('unreachable')
+    expect((closed.error() as TcpError).message).toBe('host unreachable')
+    expect(net.a.connectionCount).toBe(0)
+
+    const { net: net2, client: established, wire } = establish()
+    const lastData = encodeTcp(ADDRESS_A, ADDRESS_B, { srcPort: established.localPort, dstPort: established.remotePort, seq: wire.at(-1)!.seg.ack, flags: ACK })
+    net2.a.receive(icmp(lastData), net2.now)
+    expect(established.state).toBe('ESTABLISHED')
   })
 
   it('completes a simultaneous open (RFC 9293 figure 7)', () => {

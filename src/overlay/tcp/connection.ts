@@ -497,6 +497,12 @@ export class TcpConnection {
     if (!this.isDead) this.flush(now)
   }
 
+  /** An ICMP destination-unreachable quoted our segment with sequence number `seq`. */
+  unreachable(seq: number, reason: string): void {
+    // Only a SYN we sent (matching ISS, so the error is not forged blindly) aborts the attempt.
+    if (this.state === 'SYN_SENT' && seq >>> 0 === this.iss) this.finish(new TcpError('unreachable', reason))
+  }
+
   /** In TIME_WAIT, may a new SYN take over this 4-tuple (RFC 9293 §3.6.1, RFC 6191)? */
   acceptsNewSyn(seg: TcpSegment): boolean {
     if (this.state !== 'TIME_WAIT' || (seg.flags & (SYN | ACK | RST)) !== SYN) return false
@@ -733,6 +739,9 @@ export class TcpConnection {
       this.retransmissions = 0
       this.dupAcks = 0
       this.persistBackoff = 0
+      // After a retransmission timeout the sender slow-starts again from one segment (RFC 5681
+      // §3.1), so ACKs in timeout recovery must grow the window; fast recovery is paced by PRR.
+      const recoveryMode = this.recovery?.mode
       if (this.recovery) {
         if (ackOffset >= this.recovery.point) {
           this.recovery = undefined
@@ -741,9 +750,8 @@ export class TcpConnection {
           // NewReno partial ACK (RFC 6582 §3.2): the next hole is lost too.
           this.inFlight.markFirstLost()
         }
-      } else {
-        this.cc.onAck(acked, flightBefore, now, this.rtt.srtt)
       }
+      if (recoveryMode !== 'fast') this.cc.onAck(acked, flightBefore, now, this.rtt.srtt)
       this.rtoAt = this.sndUna < this.sndNxt ? now + this.rtt.rto : undefined
       // Progress: the tail probe is re-armed from now by the next flush.
       this.tlpEnd = undefined

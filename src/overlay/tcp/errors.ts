@@ -1,4 +1,4 @@
-export type TcpErrorCode = 'refused' | 'reset' | 'timeout' | 'aborted' | 'closed' | 'address-in-use' | 'bad-argument'
+export type TcpErrorCode = 'refused' | 'reset' | 'timeout' | 'unreachable' | 'aborted' | 'closed' | 'address-in-use' | 'bad-argument'
 
 /** A connection-level failure; the message is what an application shows its user. */
 export class TcpError extends Error {
