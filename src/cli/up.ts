@@ -59,7 +59,7 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
   }
   log('info', 'up', { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, relayURL: node.relayURL, stateDir, ephemeral: config.ephemeral })
 
-  node.addEventListener('state', () => log(node.state === 'online' ? 'info' : 'warn', 'state', { state: node.state as NodeState }))
+  node.addEventListener('state', () => log(node.state === 'online' || node.state === 'closed' ? 'info' : 'warn', 'state', { state: node.state as NodeState }))
   node.addEventListener('error', (event) => log('warn', 'node error', { error: (event as Event & { message: string }).message }))
   let known = new Map<string, BurrowPeer>()
   const logPeers = (): void => {

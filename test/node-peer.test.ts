@@ -1,0 +1,235 @@
+// `burrow up` as a real child process, joined to a real `burrow relay`, exposing a real Node HTTP
+// server and a WebSocket echo to Burrow peers in this process: bytes through the relay, --allow,
+// the status file and table, surviving a relay restart, and a clean SIGTERM.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, statSync, existsSync, readdirSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createSocket, type Socket as DgramSocket } from 'node:dgram'
+import { createInterface } from 'node:readline'
+import { Duplex } from 'node:stream'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocket, WebSocketServer } from 'ws'
+import { Burrow } from '../src/node.ts'
+import { patternBytes } from '../src/overlay/testing/pair.ts'
+import { type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
+
+const ROOT = join(import.meta.dirname, '..')
+const BODY = patternBytes(5 << 20, 21)
+
+interface UpProcess {
+  proc: ChildProcess
+  logs: Array<Record<string, unknown>>
+  exited: Promise<number | null>
+  stderr: () => string
+}
+
+function spawnUp(args: string[]): UpProcess {
+  const proc = spawn(process.execPath, ['bin/burrow.mjs', 'up', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const logs: Array<Record<string, unknown>> = []
+  let stderr = ''
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as Record<string, unknown>)
+    } catch {
+      logs.push({ raw: line })
+    }
+  })
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  return { proc, logs, exited, stderr: () => stderr }
+}
+
+function authKey(dataDir: string): string {
+  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', dataDir], { cwd: ROOT, encoding: 'utf8' }).trim()
+}
+
+function burrowStatus(stateDir: string): string {
+  return execFileSync(process.execPath, ['bin/burrow.mjs', 'status', '--state-dir', stateDir], { cwd: ROOT, encoding: 'utf8' })
+}
+
+/** An overlay TCP connection as a Node Duplex, so `ws` can run its handshake over it. */
+async function overlayDuplex(node: Burrow, host: string, port: number): Promise<Duplex> {
+  const socket = node.connect({ host, port })
+  const { readable, writable } = await socket.opened
+  // The DOM and node:stream/web typings of the same WHATWG streams differ only in iterator members.
+  return Duplex.fromWeb({ readable, writable } as unknown as Parameters<typeof Duplex.fromWeb>[0])
+}
+
+let relay: RelayProcess
+let up: UpProcess
+let http: Server
+let wss: WebSocketServer
+let udpEcho: DgramSocket
+let stateDir: string
+let key: string
+let serverAddress: string
+const nodes: Burrow[] = []
+let allowed: Burrow
+let intruder: Burrow
+
+beforeAll(async () => {
+  relay = await startRelayProcess()
+  key = authKey(relay.dataDir)
+  http = createServer((request, response) => {
+    if (request.url === '/blob') {
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BODY.length })
+      response.end(BODY)
+    } else {
+      response.writeHead(404).end()
+    }
+  })
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+  wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  wss.on('connection', (socket) => socket.on('message', (data, binary) => socket.send(data, { binary })))
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()))
+  udpEcho = createSocket('udp4')
+  udpEcho.on('message', (data, rinfo) => udpEcho.send(Buffer.concat([Buffer.from('echo:'), data]), rinfo.port, rinfo.address))
+  await new Promise<void>((resolve) => udpEcho.bind(0, '127.0.0.1', resolve))
+  stateDir = mkdtempSync(join(tmpdir(), 'burrow-up-'))
+  up = spawnUp([
+    '--control', `http://127.0.0.1:${relay.port}`,
+    '--authkey', key,
+    '--hostname', 'server',
+    '--state-dir', stateDir,
+    '--serve', `80=127.0.0.1:${(http.address() as AddressInfo).port}`,
+    '--serve', `81=127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    '--serve-udp', `53=127.0.0.1:${udpEcho.address().port}`,
+    '--allow', 'allowed',
+  ])
+  await waitFor('burrow up to join', () => up.logs.some((l) => l.msg === 'up') || up.proc.exitCode !== null, 30_000)
+  const joined = up.logs.find((l) => l.msg === 'up')
+  if (!joined) throw new Error(`burrow up did not join: ${up.stderr()}`)
+  serverAddress = (joined.addresses as string[])[0]!
+  allowed = await Burrow.start({ controlURL: `http://127.0.0.1:${relay.port}`, authKey: key, hostname: 'allowed', storage: 'memory' })
+  nodes.push(allowed)
+  intruder = await Burrow.start({ controlURL: `http://127.0.0.1:${relay.port}`, authKey: key, hostname: 'intruder', storage: 'memory' })
+  nodes.push(intruder)
+  await waitFor('the peers to see the server online', () => [allowed, intruder].every((n) => n.peers().some((p) => p.hostname === 'server' && p.online)))
+}, 60_000)
+
+afterAll(async () => {
+  for (const node of nodes) await node.close().catch(() => {})
+  if (up && up.proc.exitCode === null) {
+    up.proc.kill('SIGKILL')
+    await up.exited
+  }
+  await relay?.stop('SIGKILL')
+  removeRelayDataDirs()
+  wss?.close()
+  udpEcho?.close()
+  http?.closeAllConnections()
+  http?.close()
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true })
+})
+
+describe('burrow up', () => {
+  it('serves a real HTTP server to a Burrow peer: 5 MB byte-exact through the relay', async () => {
+    const response = await allowed.fetch(`http://${serverAddress}/blob`)
+    expect(response.status).toBe(200)
+    const body = new Uint8Array(await response.arrayBuffer())
+    expect(body.length).toBe(BODY.length)
+    expect(Buffer.compare(body, BODY)).toBe(0)
+    const connection = up.logs.find((l) => l.msg === 'connection' && l.port === 80)
+    expect(connection).toMatchObject({ level: 'info', proto: 'tcp', peer: 'allowed', rule: 'allowed', to: `127.0.0.1:${(http.address() as AddressInfo).port}` })
+    expect(connection!.from).toMatch(new RegExp(`^${allowed.addresses[0]!.replaceAll('.', '\\.')}:\\d+$`))
+    expect(typeof connection!.time).toBe('string')
+  }, 60_000)
+
+  it('bridges a WebSocket echo (ws) over the overlay', async () => {
+    const duplex = await overlayDuplex(allowed, serverAddress, 81)
+    const socket = new WebSocket(`ws://${serverAddress}:81/`, { createConnection: () => duplex as never })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve())
+      socket.once('error', reject)
+    })
+    const replies: Buffer[] = []
+    socket.on('message', (data) => replies.push(data as Buffer))
+    const messages = [Buffer.from('hello over burrow'), Buffer.from(patternBytes(200_000, 5))]
+    for (const message of messages) socket.send(message)
+    await waitFor('both echoes', () => replies.length === 2)
+    expect(replies[0]!.toString()).toBe('hello over burrow')
+    expect(Buffer.compare(replies[1]!, messages[1]!)).toBe(0)
+    socket.close()
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  }, 60_000)
+
+  it('forwards UDP to a real dgram service and back', async () => {
+    const socket = allowed.udp()
+    const { readable, writable } = await socket.opened
+    const writer = writable.getWriter()
+    const reader = readable.getReader()
+    // UDP through a relay may lose the first datagram while the path warms up: ask until answered.
+    const answered = (async () => (await reader.read()).value!)()
+    let reply: Awaited<typeof answered> | undefined
+    void answered.then((r) => (reply = r))
+    await waitFor('a UDP answer', () => {
+      if (reply === undefined) void writer.write({ data: new TextEncoder().encode('hi'), remoteAddress: serverAddress, remotePort: 53 })
+      return reply !== undefined
+    })
+    expect(Buffer.from(reply!.data).toString()).toBe('echo:hi')
+    expect(reply).toMatchObject({ remoteAddress: serverAddress, remotePort: 53 })
+    await socket.close()
+    expect(up.logs.find((l) => l.msg === 'udp flow')).toMatchObject({ proto: 'udp', port: 53, peer: 'allowed', to: `127.0.0.1:${udpEcho.address().port}` })
+  }, 60_000)
+
+  it('resets a peer that --allow does not list, and logs who it was', async () => {
+    const socket = intruder.connect({ host: serverAddress, port: 80 })
+    const { readable } = await socket.opened
+    await expect(readable.getReader().read()).rejects.toThrow(`${serverAddress}:80: connection reset by peer`)
+    await expect(intruder.fetch(`http://${serverAddress}/blob`)).rejects.toThrow()
+    await waitFor('the denial in the log', () => up.logs.some((l) => l.msg === 'connection denied'))
+    const denial = up.logs.find((l) => l.msg === 'connection denied')
+    expect(denial).toMatchObject({ level: 'warn', proto: 'tcp', port: 80, peer: 'intruder', reason: `intruder (${intruder.addresses[0]}) matches no --allow entry (allowed)` })
+  }, 60_000)
+
+  it('shows its peers in burrow status', async () => {
+    await waitFor('a status file', () => existsSync(join(stateDir, 'status.json')))
+    await waitFor('the status to list both peers', () => /\ballowed\b/.test(burrowStatus(stateDir)) && /\bintruder\b/.test(burrowStatus(stateDir)))
+    const lines = burrowStatus(stateDir).split('\n')
+    expect(lines[0]).toMatch(/^IPv4\s+IPv6\s+HOSTNAME\s+STATUS\s+PATH\s+RTT\s+RX\s+TX$/)
+    expect(lines.find((l) => l.includes(' server '))).toMatch(new RegExp(`^${serverAddress.replaceAll('.', '\\.')}\\s.*self, online`))
+    expect(lines.find((l) => l.includes(' allowed '))).toMatch(new RegExp(`^${allowed.addresses[0]!.replaceAll('.', '\\.')}\\s+\\S+\\s+allowed\\s+online\\s+relay\\s`))
+    // ACTIVE counts the peer's keep-alive connection from the first test, if its pool still holds it.
+    expect(lines.some((l) => new RegExp(`^tcp/80  127\\.0\\.0\\.1:${(http.address() as AddressInfo).port}  [01]$`).test(l))).toBe(true)
+    expect(lines.some((l) => /^tcp\/81  127\.0\.0\.1:\d+  0$/.test(l))).toBe(true)
+  }, 60_000)
+
+  it('reconnects after the relay restarts and keeps its addresses', async () => {
+    const port = relay.port
+    const dataDir = relay.dataDir
+    const onlineBefore = up.logs.filter((l) => l.msg === 'state' && l.state === 'online').length
+    await relay.stop('SIGTERM')
+    await waitFor('burrow up to notice', () => up.logs.some((l) => l.msg === 'state' && l.state === 'reconnecting'))
+    relay = await startRelayProcess([], { port, dataDir })
+    await waitFor('burrow up to be online again', () => up.logs.filter((l) => l.msg === 'state' && l.state === 'online').length > onlineBefore, 60_000)
+    await waitFor('the peer to see the server online again', () => allowed.state === 'online' && allowed.peers().some((p) => p.hostname === 'server' && p.online), 60_000)
+    expect(allowed.peers().find((p) => p.hostname === 'server')!.addresses[0]).toBe(serverAddress)
+    const response = await allowed.fetch(`http://${serverAddress}/blob`)
+    expect(Buffer.compare(new Uint8Array(await response.arrayBuffer()), BODY)).toBe(0)
+    expect(up.proc.exitCode).toBeNull()
+  }, 120_000)
+
+  it('closes connections and stops on SIGTERM, keeping its key (mode 0600) and removing the status file', async () => {
+    // An open keep-alive connection gets a FIN, not a reset, when the process stops.
+    const socket = allowed.connect({ host: serverAddress, port: 80 })
+    const { readable, writable } = await socket.opened
+    await writable.getWriter().write(new TextEncoder().encode('GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n'))
+    const reader = readable.getReader()
+    const head = await reader.read()
+    expect(Buffer.from(head.value!).toString()).toMatch(/^HTTP\/1\.1 404/)
+    up.proc.kill('SIGTERM')
+    expect(await up.exited).toBe(0)
+    for (let r = await reader.read(); !r.done; r = await reader.read());
+    expect(up.logs.find((l) => l.msg === 'shutting down')).toMatchObject({ signal: 'SIGTERM', ephemeral: false })
+    expect(up.logs.find((l) => l.msg === 'connection ended' && l.end === 'shutdown')).toBeDefined()
+    expect(up.logs.at(-1)).toMatchObject({ msg: 'stopped', identity: 'kept' })
+    expect(existsSync(join(stateDir, 'status.json'))).toBe(false)
+    const keyFiles = readdirSync(stateDir).filter((f) => f.endsWith('.key'))
+    expect(keyFiles.length).toBeGreaterThan(0)
+    for (const file of keyFiles) expect(statSync(join(stateDir, file)).mode & 0o777).toBe(0o600)
+    expect(statSync(stateDir).mode & 0o777).toBe(0o700)
+  }, 60_000)
+})
