@@ -1,0 +1,152 @@
+// Chromium inside a network namespace, for WebRTC between pages on one machine.
+//
+// Headless Chromium gathers no ICE candidates when loopback is its only interface (even with
+// --allow-loopback-in-peer-connection). Inside a test-made namespace whose veth end carries an
+// address and the default route, it gathers a host candidate on the veth and two pages connect
+// through it. Playwright
+// talks to Chromium over a pipe, so launching it through `ip netns exec` (a wrapper script as the
+// executable) costs nothing. Pages are served on the host end of the veth, which the namespace
+// reaches; host-only services (a relay on 127.0.0.1) are exposed there with `exposeToNamespace`.
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+import { createServer as createViteServer, type ViteDevServer } from 'vite'
+import { NetworkNamespace } from '../../test/helpers/netns.ts'
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, REPO_ROOT, type LaunchedBrowser } from './browser.ts'
+
+/** WebRTC switches: show real host addresses (not mDNS names, which nothing resolves in a namespace). */
+export const WEBRTC_FLAGS = ['--disable-features=WebRtcHideLocalIpsWithMdns', '--allow-loopback-in-peer-connection']
+
+export interface NamespacedBrowser {
+  namespace: NetworkNamespace
+  browser: LaunchedBrowser
+  /** Base URL of the page server, on the host end of the veth (reachable from the namespace). */
+  pagesUrl: string
+  /** Listens on the host end of the veth and forwards each TCP connection to `127.0.0.1:port`. Returns the address to use inside. */
+  exposeToNamespace(port: number): Promise<{ host: string; port: number }>
+  /** Closes the browser, servers and namespace; safe to call more than once and after a failed start. */
+  close(): Promise<void>
+}
+
+function listen(server: Server, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, host, () => {
+      const address = server.address()
+      if (typeof address === 'object' && address) resolve(address.port)
+      else reject(new Error('no port'))
+    })
+  })
+}
+
+/** Creates a namespace, serves the repository on its veth and launches Chromium inside it. */
+export async function launchChromiumInNamespace(options: { args?: string[] } = {}): Promise<NamespacedBrowser> {
+  const cleanups: Array<() => Promise<void> | void> = []
+  let closed = false
+  const close = async (): Promise<void> => {
+    if (closed) return
+    closed = true
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup()
+      } catch {
+        // Keep cleaning up the rest.
+      }
+    }
+  }
+  try {
+    const namespace = await NetworkNamespace.create()
+    cleanups.push(() => namespace.cleanup())
+    // Without permission to enumerate every interface, Chromium offers host candidates only on the
+    // interface of the default route; make that the veth.
+    await namespace.run('ip', ['route', 'add', 'default', 'via', namespace.hostAddress])
+    await namespace.run('ip', ['-6', 'route', 'add', 'default', 'via', namespace.hostAddress6])
+
+    const wrapperDir = mkdtempSync(join(tmpdir(), 'burrow-netns-chromium-'))
+    cleanups.push(() => rmSync(wrapperDir, { recursive: true, force: true }))
+    const wrapper = join(wrapperDir, 'chromium')
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${namespace.name} ${CHROMIUM_PATH} "$@"\n`)
+    chmodSync(wrapper, 0o755)
+
+    const vite: ViteDevServer = await createViteServer({
+      configFile: false,
+      root: REPO_ROOT,
+      logLevel: 'error',
+      clearScreen: false,
+      optimizeDeps: { noDiscovery: true, include: [] },
+      server: { host: namespace.hostAddress, port: 0, hmr: false, watch: null },
+      worker: { format: 'es' },
+    })
+    cleanups.push(() => vite.close())
+    await vite.listen()
+    const address = vite.httpServer?.address()
+    if (typeof address !== 'object' || !address) throw new Error('the page server has no address')
+    const pagesUrl = `http://${namespace.hostAddress}:${address.port}`
+
+    const forwarders: Server[] = []
+    const sockets = new Set<Socket>()
+    cleanups.push(() => {
+      for (const socket of sockets) socket.destroy()
+      for (const server of forwarders) server.close()
+    })
+    const exposeToNamespace = async (port: number): Promise<{ host: string; port: number }> => {
+      const server = createServer((inbound) => {
+        const outbound = connect(port, '127.0.0.1')
+        sockets.add(inbound).add(outbound)
+        inbound.pipe(outbound).pipe(inbound)
+        const done = (): void => {
+          inbound.destroy()
+          outbound.destroy()
+          sockets.delete(inbound)
+          sockets.delete(outbound)
+        }
+        inbound.on('error', done).on('close', done)
+        outbound.on('error', done).on('close', done)
+      })
+      forwarders.push(server)
+      return { host: namespace.hostAddress, port: await listen(server, namespace.hostAddress) }
+    }
+
+    // The page origin is plain http on a non-loopback address; treat it as secure like localhost.
+    const browser = await launchChromiumWith(wrapper, [...WEBRTC_FLAGS, `--unsafely-treat-insecure-origin-as-secure=${pagesUrl}`, ...(options.args ?? [])])
+    cleanups.push(() => browser.close())
+    return { namespace, browser, pagesUrl, exposeToNamespace, close }
+  } catch (error) {
+    await close()
+    throw error
+  }
+}
+
+async function launchChromiumWith(executable: string, args: string[]): Promise<LaunchedBrowser> {
+  // Like launchChromium (browser.ts), whose executable is fixed, but starting the namespace wrapper.
+  const userDataDir = mkdtempSync(join(tmpdir(), 'burrow-chromium-'))
+  const errors: string[] = []
+  try {
+    const context = await chromium.launchPersistentContext(userDataDir, { executablePath: executable, headless: true, args: [...CHROMIUM_FLAGS, ...args] })
+    return {
+      context,
+      userDataDir,
+      errors,
+      async newPage() {
+        const page = await context.newPage()
+        page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`))
+        page.on('console', (message) => {
+          if (message.type() === 'error') errors.push(`console: ${message.text()}`)
+        })
+        return page
+      },
+      async close() {
+        try {
+          await context.close()
+        } finally {
+          rmSync(userDataDir, { recursive: true, force: true })
+        }
+      },
+    }
+  } catch (error) {
+    rmSync(userDataDir, { recursive: true, force: true })
+    throw error
+  }
+}
