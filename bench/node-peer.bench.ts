@@ -1,0 +1,103 @@
+// `npm run bench -- --only node-peer`: downloading from a Node HTTP server exposed by a real
+// `burrow up` process, fetched by a Burrow peer in this process through a local `burrow relay`
+// (DERP over WebSocket), against the same download straight from the HTTP server in the same run.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { Burrow } from '../src/node.ts'
+import { removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import type { Bench, BenchResult } from './types.ts'
+
+const ROOT = join(import.meta.dirname, '..')
+const BODY_BYTES = 16 << 20
+const ROUNDS = 5
+
+async function download(fetcher: (url: string) => Promise<Response>, url: string): Promise<number> {
+  const start = performance.now()
+  const response = await fetcher(url)
+  const reader = response.body!.getReader()
+  let bytes = 0
+  for (let r = await reader.read(); !r.done; r = await reader.read()) bytes += r.value.length
+  const seconds = (performance.now() - start) / 1000
+  if (bytes !== BODY_BYTES) throw new Error(`downloaded ${bytes} bytes, expected ${BODY_BYTES}`)
+  return bytes / 1e6 / seconds
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+const bench: Bench = async () => {
+  const relay = await startRelayProcess()
+  const body = new Uint8Array(BODY_BYTES).fill(0x5a)
+  const http = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length })
+    response.end(body)
+  })
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+  const httpPort = (http.address() as AddressInfo).port
+  const stateDir = mkdtempSync(join(tmpdir(), 'burrow-bench-up-'))
+  let up: ChildProcess | undefined
+  let node: Burrow | undefined
+  try {
+    const key = execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', relay.dataDir], { cwd: ROOT, encoding: 'utf8' }).trim()
+    const controlURL = `http://127.0.0.1:${relay.port}`
+    up = spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', controlURL, '--authkey', key, '--hostname', 'bench-server', '--state-dir', stateDir, '--serve', `80=127.0.0.1:${httpPort}`], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let address: string | undefined
+    createInterface({ input: up.stdout! }).on('line', (line) => {
+      const entry = JSON.parse(line) as { msg?: string; addresses?: string[] }
+      if (entry.msg === 'up') address = entry.addresses![0]
+    })
+    await waitFor('burrow up to join', () => address !== undefined, 30_000)
+    node = await Burrow.start({ controlURL, authKey: key, hostname: 'bench-client', storage: 'memory', probeIntervalMs: 0 })
+    await waitFor('the server peer', () => node!.peers().some((p) => p.hostname === 'bench-server' && p.online))
+    const overlayURL = `http://${address}/`
+    const directURL = `http://127.0.0.1:${httpPort}/`
+    const overlayFetch = (url: string) => node!.fetch(url)
+    // Warm-up: handshakes, TCP windows, JIT.
+    await download(overlayFetch, overlayURL)
+    await download(fetch, directURL)
+    const overlay: number[] = []
+    const direct: number[] = []
+    // Interleaved so that the other engineers' load on the shared machine hits both alike.
+    for (let i = 0; i < ROUNDS; i++) {
+      overlay.push(await download(overlayFetch, overlayURL))
+      direct.push(await download(fetch, directURL))
+    }
+    const value = median(overlay)
+    const baseline = median(direct)
+    const results: BenchResult[] = [
+      {
+        name: 'node_peer.fetch_mb_per_s',
+        value: Math.round(value * 10) / 10,
+        unit: 'MB/s',
+        baseline: Math.round(baseline * 10) / 10,
+        ratio: Math.round((value / baseline) * 1000) / 1000,
+        note: `median of ${ROUNDS} downloads of ${BODY_BYTES >> 20} MiB: Burrow peer → local relay (DERP/WebSocket) → burrow up → node:http; baseline is fetch() straight from the same server`,
+      },
+    ]
+    return results
+  } finally {
+    await node?.close()
+    if (up && up.exitCode === null) {
+      const exited = new Promise((resolve) => up!.once('exit', resolve))
+      up.kill('SIGTERM')
+      await exited
+    }
+    await relay.stop('SIGTERM')
+    removeRelayDataDirs()
+    http.closeAllConnections()
+    http.close()
+    rmSync(stateDir, { recursive: true, force: true })
+  }
+}
+
+export default bench
