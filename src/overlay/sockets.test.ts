@@ -61,6 +61,16 @@ describe('Sockets API', () => {
     expect(new TextDecoder().decode(await readAll(serverInfo.readable, bed))).toBe('still here')
   })
 
+  it('connects over IPv6, with or without URL brackets', async () => {
+    const bed = new SocketTestbed()
+    const server = bed.b.listen({ port: 80 })
+    await bed.settle(server.opened)
+    for (const host of [ADDRESS_B6, `[${ADDRESS_B6}]`]) {
+      const info = await bed.settle(bed.a.connect({ host, port: 80 }).opened)
+      expect(info).toMatchObject({ remoteAddress: ADDRESS_B6, localAddress: ADDRESS_A6 })
+    }
+  })
+
   it('rejects a refused connection with host:port and "connection refused"', async () => {
     const bed = new SocketTestbed()
     const client = bed.a.connect({ host: ADDRESS_B, port: 4444 })

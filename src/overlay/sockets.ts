@@ -149,7 +149,7 @@ export class TCPSocket {
     try {
       let address: IpAddress
       try {
-        address = parseAddress(options.host)
+        address = parseAddress(options.host.replace(/^\[(.*)\]$/, '$1')) // URL-style [v6] accepted
       } catch {
         if (!resolve) throw new TcpError('bad-argument', `${this.label}: "${options.host}" is not an IP address and no resolver is configured`)
         address = parseAddress(await resolve(options.host))
