@@ -109,6 +109,7 @@ export class Stack implements TcpHost, UdpHost {
       throw new TcpError('bad-argument', `MTU ${options.mtu} is outside 1240..65535`)
     }
     this.tcpConfig = { ...DEFAULT_TCP_CONFIG, ...options.tcp }
+    checkTcpConfig(this.tcpConfig)
     const secret = options.secret ?? randomBytes(32)
     this.isn = new IsnGenerator(secret)
     const seed = new DataView(secret.buffer, secret.byteOffset, secret.byteLength)
@@ -470,6 +471,24 @@ export class Stack implements TcpHost, UdpHost {
       if (!taken(port)) return port
     }
     throw new TcpError('address-in-use', 'no free ephemeral port')
+  }
+}
+
+function checkTcpConfig(config: TcpConfig): void {
+  const range = (name: string, value: number, min: number, max: number): void => {
+    if (!Number.isFinite(value) || value < min || value > max) throw new TcpError('bad-argument', `tcp.${name} must be within ${min}..${max}, not ${value}`)
+  }
+  range('sendBufferSize', config.sendBufferSize, 4096, 1 << 30)
+  range('receiveBufferSize', config.receiveBufferSize, 4096, 1 << 30)
+  range('delayedAckMs', config.delayedAckMs, 0, 500) // RFC 9293 §3.8.6.3: under 0.5 s
+  range('timeWaitMs', config.timeWaitMs, 0, 240_000)
+  range('synRetries', config.synRetries, 0, 20)
+  range('maxRetransmissions', config.maxRetransmissions, 1, 30)
+  range('minRtoMs', config.minRtoMs, 1, 60_000)
+  if (config.keepAlive) {
+    range('keepAlive.idleMs', config.keepAlive.idleMs, 1, 2 ** 31)
+    range('keepAlive.intervalMs', config.keepAlive.intervalMs, 1, 2 ** 31)
+    range('keepAlive.count', config.keepAlive.count, 1, 1000)
   }
 }
 

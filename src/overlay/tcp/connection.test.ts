@@ -159,6 +159,16 @@ describe('TCP handshake and negotiation', () => {
   })
 })
 
+describe('Stack configuration', () => {
+  it('rejects nonsensical TCP settings with the setting named', async () => {
+    const { Stack } = await import('../stack.ts')
+    expect(() => new Stack({ addresses: [ADDRESS_A], tcp: { receiveBufferSize: 10 } })).toThrow(/tcp.receiveBufferSize must be within 4096/)
+    expect(() => new Stack({ addresses: [ADDRESS_A], tcp: { delayedAckMs: 600 } })).toThrow(/tcp.delayedAckMs/)
+    expect(() => new Stack({ addresses: [ADDRESS_A], mtu: 100 })).toThrow(/MTU 100/)
+    expect(() => new Stack({ addresses: ['not-an-ip'] })).toThrow()
+  })
+})
+
 describe('TCP closing', () => {
   it('half-closes: data keeps flowing towards the side that sent FIN', () => {
     const { net, client, server } = establish()
