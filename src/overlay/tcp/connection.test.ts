@@ -169,6 +169,34 @@ describe('Stack configuration', () => {
   })
 })
 
+describe('TCP sequence space', () => {
+  it('carries data across the 2^32 wrap of sequence numbers and timestamps', () => {
+    const net = makePair({ delayMs: 5, loss: 0.02, seed: 8 })
+    for (const stack of [net.a, net.b]) {
+      ;(stack as unknown as { isn: { generate: () => { isn: number; timestampOffset: number } } }).isn.generate = () => ({
+        isn: 0xffffff00,
+        timestampOffset: 0xfffffff0,
+      })
+    }
+    const listener = net.b.listen({ port: 80 })
+    let server: TcpConnection | undefined
+    listener.onConnection = () => (server = listener.accept())
+    const client = net.a.connect({ address: ADDRESS_B, port: 80 }, net.now)
+    net.runUntil(() => server !== undefined)
+    const up = collect(server!)
+    const down = collect(client)
+    const data = patternBytes(1_000_000)
+    client.write(data)
+    server!.write(data)
+    client.shutdown()
+    server!.shutdown()
+    net.runUntil(() => up.ended() && down.ended())
+    expectSameBytes(up.bytes(), data)
+    expectSameBytes(down.bytes(), data)
+    expect(client.stats.pawsDrops + server!.stats.pawsDrops).toBe(0)
+  })
+})
+
 describe('TCP closing', () => {
   it('half-closes: data keeps flowing towards the side that sent FIN', () => {
     const { net, client, server } = establish()
