@@ -100,6 +100,15 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
     return { spec, forwarder }
   })
 
+  try {
+    await Promise.all([...tcp.map(({ service }) => service.ready), ...udp.map(({ forwarder }) => forwarder.ready)])
+  } catch (error) {
+    io.stderr(`burrow up: cannot serve: ${(error as Error).message}\n`)
+    await Promise.all([...tcp.map(({ service }) => service.close()), ...udp.map(({ forwarder }) => forwarder.close())])
+    await node.close()
+    return 1
+  }
+
   const snapshot = (): NodeStatus => ({
     version: 1,
     pid: process.pid,

@@ -266,6 +266,20 @@ describe('TcpBridge', () => {
     expect(served.bridges).toHaveLength(0)
   })
 
+  it('reports a taken overlay port through ready', async () => {
+    const pair = overlayPair()
+    const first = pair.server.listen({ port: 80 })
+    cleanups.push(() => first.close())
+    const service = new TcpService(pair.server.listen({ port: 80 }), {
+      port: 80,
+      target: { host: '127.0.0.1', port: 1 },
+      policy: new AllowPolicy(),
+      peers: () => [],
+    })
+    await expect(service.ready).rejects.toThrow('TCP port 80 is already listening')
+    await service.close()
+  })
+
   it('admits a peer by hostname and closes active bridges on shutdown', async () => {
     const served = await serve(await listenReal(echoServer()), { allow: ['CLIENT'] })
     const info = await connect(served)

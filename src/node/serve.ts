@@ -27,16 +27,25 @@ export class TcpService {
   readonly active = new Set<TcpBridge>()
   private stopped = false
   private readonly loop: Promise<void>
+  /** Resolves once the overlay port is listening; rejects (e.g. port taken) with the listen error. */
+  readonly ready: Promise<void>
 
   constructor(
     private readonly server: TCPServerSocket,
     private readonly options: TcpServiceOptions,
   ) {
+    this.ready = server.opened.then(() => undefined)
+    this.ready.catch(() => {}) // reported through `ready` to whoever awaits it
     this.loop = this.acceptLoop()
   }
 
   private async acceptLoop(): Promise<void> {
-    const { readable } = await this.server.opened
+    let readable: ReadableStream<TCPSocket>
+    try {
+      ;({ readable } = await this.server.opened)
+    } catch {
+      return
+    }
     const reader = readable.getReader()
     for (;;) {
       const { done, value } = await reader.read().catch(() => ({ done: true as const, value: undefined }))

@@ -132,6 +132,13 @@ describe('UdpForwarder', () => {
     expect(forwarder.dropped).toBe(1)
   })
 
+  it('reports a taken overlay port through ready', async () => {
+    const pair = overlayPair()
+    const first = pair.server.udp({ localPort: 53 })
+    cleanups.push(() => first.close())
+    await expect(forward(pair, 1).forwarder.ready).rejects.toThrow('UDP port 53 is already bound')
+  })
+
   it('ends a session whose service port is closed (ICMP port unreachable)', async () => {
     const probe = createSocket('udp4')
     await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))

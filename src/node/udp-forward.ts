@@ -47,6 +47,8 @@ export class UdpForwarder {
   private writer: WritableStreamDefaultWriter<UdpMessage> | undefined
   private closed = false
   private readonly loop: Promise<void>
+  /** Resolves once the overlay port is bound; rejects (e.g. port taken) with the bind error. */
+  readonly ready: Promise<void>
   /** Datagrams denied by the policy or lost to a failing real socket. */
   dropped = 0
 
@@ -56,7 +58,9 @@ export class UdpForwarder {
   ) {
     this.sessions = new UdpSessionTable(options.idleMs ?? 60_000, options.maxSessions ?? 1024)
     this.now = options.now ?? (() => performance.now())
-    this.loop = this.run()
+    this.ready = overlay.opened.then(() => undefined)
+    this.ready.catch(() => {}) // reported through `ready` to whoever awaits it
+    this.loop = this.run().catch(() => {})
   }
 
   get sessionCount(): number {
