@@ -136,6 +136,11 @@ describe('Burrow.start in two browsers through a real relay', () => {
     relay = await startRelayProcess([], { port, dataDir })
     const got = await finished(pageB, id, 90_000)
     expect(got.done).toEqual({ bytes: MB5, sha256: (await sent).sha256 })
+    for (const page of [pageA, pageB]) {
+      const states = await page.evaluate(() => window.burrowNodeE2E.states())
+      expect(states).toContain('reconnecting')
+      expect(states.at(-1)).toBe('online')
+    }
   })
 
   it('keeps its node key and addresses across a reload; a closed tab goes offline for the other within 10 s', async () => {

@@ -11,6 +11,8 @@ interface Transfer {
   error?: string
 }
 const transfers = new Map<number, Transfer>()
+/** Every `state` event of the current node, in order. */
+const states: string[] = []
 const epochNow = (): number => performance.timeOrigin + performance.now()
 
 function hex(buffer: ArrayBuffer): string {
@@ -46,10 +48,15 @@ const api = {
   async start(options: BurrowStartOptions) {
     try {
       node = await Burrow.start(options)
+      const started = node
+      started.addEventListener('state', () => states.push(started.state))
       return { ok: true as const, nodeKey: node.nodeKey, hostname: node.hostname, addresses: node.addresses, state: node.state }
     } catch (error) {
       return { ok: false as const, error: describeError(error) }
     }
+  },
+  states(): string[] {
+    return states
   },
   peers(): BurrowPeer[] {
     return current().peers()
