@@ -88,6 +88,7 @@ describe('WebRTC signal (Burrow type 0x80)', () => {
     { type: 'webrtc-signal', signal: { session: 7, kind: 'candidate', candidate: 'candidate:1 1 udp 2122260223 10.1.0.2 50000 typ host', sdpMid: '0', sdpMLineIndex: 0 } },
     { type: 'webrtc-signal', signal: { session: 7, kind: 'candidate', candidate: '', sdpMid: null, sdpMLineIndex: null } },
     { type: 'webrtc-signal', signal: { session: 8, kind: 'bye' } },
+    { type: 'webrtc-signal', signal: { session: 0, kind: 'request' } },
   ]
 
   it('starts with type 0x80, version 0 and carries JSON', () => {

@@ -57,6 +57,8 @@ export interface DiscoCallMeMaybe {
 export type WebRtcSignal =
   | { session: number; kind: 'offer' | 'answer'; sdp: string }
   | { session: number; kind: 'candidate'; candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }
+  /** The sender wants a direct path and asks the receiver (the offering side) to start one. */
+  | { session: number; kind: 'request' }
   /** The sender gave up on this session (closed, failed or superseded). */
   | { session: number; kind: 'bye' }
 
@@ -211,9 +213,10 @@ function validateSignal(value: unknown, code: 'bad-signal' | 'bad-argument'): We
       if (index !== null && (typeof index !== 'number' || !Number.isInteger(index) || index < 0)) return fail('`sdpMLineIndex` must be a non-negative integer or null')
       return { session, kind: 'candidate', candidate, sdpMid: (sdpMid as string | null | undefined) ?? null, sdpMLineIndex: index as number | null }
     }
+    case 'request':
     case 'bye':
-      return { session, kind: 'bye' }
+      return { session, kind: signal.kind }
     default:
-      return fail(`unknown kind ${JSON.stringify(signal.kind)} (expected offer, answer, candidate or bye)`)
+      return fail(`unknown kind ${JSON.stringify(signal.kind)} (expected offer, answer, candidate, request or bye)`)
   }
 }

@@ -53,6 +53,7 @@ export class WebRtcUnderlay implements UnderlayTransport<Uint8Array> {
   private deliver: ((endpoint: Uint8Array, datagrams: Uint8Array[]) => void) | undefined
   private nextSession: number
   private stopped = false
+  private relayMirror: ((peer: Uint8Array, datagrams: Uint8Array[]) => void) | undefined
   /** Datagrams for a peer without an open channel. */
   droppedNoChannel = 0
 
@@ -139,7 +140,16 @@ export class WebRtcUnderlay implements UnderlayTransport<Uint8Array> {
 
   // ── UnderlayTransport ──────────────────────────────────────────────────────
 
+  /**
+   * Path selection's hook: called with every batch sent to a peer before it goes on the channel,
+   * so datagrams can also go over the relay while the direct path is not yet trusted.
+   */
+  setRelayMirror(mirror: ((peer: Uint8Array, datagrams: Uint8Array[]) => void) | undefined): void {
+    this.relayMirror = mirror
+  }
+
   send(endpoint: Uint8Array, datagrams: Uint8Array[]): void {
+    this.relayMirror?.(endpoint, datagrams)
     const link = this.sessions.get(toHex(endpoint))?.link
     if (link?.isOpen) link.send(datagrams)
     else this.droppedNoChannel += datagrams.length

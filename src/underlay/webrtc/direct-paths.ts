@@ -1,0 +1,269 @@
+// The worker-side shell of path selection: one PeerPathSelector per peer, driven by the
+// dataplane's clock. It answers disco pings, feeds pongs and WebRTC events to the selectors,
+// carries WebRTC signals as sealed disco messages over the relay, and moves each peer's route
+// between the relay and the WebRTC underlay as the selector decides.
+//
+// While a direct channel is open but not trusted, the peer's route points at the WebRTC underlay
+// and every datagram is also copied to the relay (the core has one route per peer; the fan-out
+// happens here, in `send`).
+import type { DataplaneCore, DiscoDatagram } from '../../dataplane/core.ts'
+import type { DataplaneDriver } from '../../dataplane/driver.ts'
+import { systemClock, type DriverClock, type Timer } from '../../dataplane/clock.ts'
+import type { UnderlayId } from '../../dataplane/transport.ts'
+import { equalBytes, toHex } from '../../crypto/index.ts'
+import { DiscoError } from '../disco/errors.ts'
+import { DiscoKeyring } from '../disco/envelope.ts'
+import { UNSPECIFIED_ADDR_PORT, type DiscoMessage } from '../disco/messages.ts'
+import { PeerPathSelector, type PathKind, type PathSelectorOptions, type PathStatus } from '../disco/path-selector.ts'
+import type { WebRtcUnderlay } from './webrtc-underlay.ts'
+
+export interface DirectPathsOptions {
+  driver: DataplaneDriver
+  /** Our disco private key (not the node key: disco keys are separate, as in Tailscale). */
+  discoPrivateKey: Uint8Array
+  /** The DERP underlay; its endpoint for a peer is the peer's node key. */
+  relayUnderlay: UnderlayId
+  webrtc: WebRtcUnderlay
+  /** The id `driver.addUnderlay(webrtc)` returned. */
+  webrtcUnderlay: UnderlayId
+  clock?: DriverClock
+  selector?: PathSelectorOptions
+  /** How often traffic counters are read to tell active peers from idle ones. */
+  activityCheckMs?: number
+  onPathChange?: (nodeKey: Uint8Array, path: PathKind, rttMs: number | undefined) => void
+  reportError?: (error: unknown) => void
+}
+
+export interface DirectPathCounters {
+  pingsSent: number
+  pingsAnswered: number
+  pongsMatched: number
+  signalsSent: number
+  signalsReceived: number
+  /** Disco messages that did not open or came from no known peer. */
+  discoRejected: number
+  /** Datagrams also copied to the relay while the direct path was untrusted. */
+  mirroredToRelay: number
+}
+
+interface PeerEntry {
+  nodeKey: Uint8Array
+  discoKey: Uint8Array
+  selector: PeerPathSelector
+  txPackets: number
+  rxPackets: number
+}
+
+export class DirectPaths {
+  readonly keyring: DiscoKeyring
+  readonly counters: DirectPathCounters = { pingsSent: 0, pingsAnswered: 0, pongsMatched: 0, signalsSent: 0, signalsReceived: 0, discoRejected: 0, mirroredToRelay: 0 }
+  private readonly peers = new Map<string, PeerEntry>()
+  private readonly byDisco = new Map<string, PeerEntry>()
+  private readonly clock: DriverClock
+  private readonly activityCheckMs: number
+  private timer: Timer | undefined
+  private timerAt: number | undefined
+  private stopped = false
+
+  constructor(private readonly options: DirectPathsOptions) {
+    this.keyring = new DiscoKeyring(options.discoPrivateKey)
+    this.clock = options.clock ?? systemClock
+    this.activityCheckMs = options.activityCheckMs ?? 1000
+    const { webrtc } = options
+    webrtc.on('signal', (peer, signal) => this.sendDisco(peer, options.relayUnderlay, { type: 'webrtc-signal', signal }, 'signal'))
+    webrtc.on('open', (peer) => this.withPeer(peer, (entry) => {
+      // Route through the WebRTC underlay now; `send` mirrors to the relay until a pong trusts it.
+      this.setRoute(entry, options.webrtcUnderlay)
+      entry.selector.directOpened(this.clock.now())
+    }))
+    webrtc.on('close', (peer) => this.withPeer(peer, (entry) => {
+      this.setRoute(entry, options.relayUnderlay)
+      entry.selector.directClosed(this.clock.now())
+    }))
+    webrtc.setRelayMirror((peer, datagrams) => this.mirror(peer, datagrams))
+    this.schedule()
+  }
+
+  /** Our disco public key (publish it with the node's coordination entry). */
+  get discoPublicKey(): Uint8Array {
+    return this.keyring.publicKey
+  }
+
+  /** Adds or updates a peer (from the coordination peer map). The core must already know its node key. */
+  setPeer(nodeKey: Uint8Array, discoKey: Uint8Array): void {
+    const id = toHex(nodeKey)
+    const existing = this.peers.get(id)
+    if (existing && equalBytes(existing.discoKey, discoKey)) return
+    if (existing) this.removePeer(nodeKey)
+    const entry: PeerEntry = { nodeKey: nodeKey.slice(), discoKey: discoKey.slice(), selector: new PeerPathSelector(this.options.selector), txPackets: 0, rxPackets: 0 }
+    this.peers.set(id, entry)
+    this.byDisco.set(toHex(discoKey), entry)
+    this.tick()
+  }
+
+  removePeer(nodeKey: Uint8Array): void {
+    const entry = this.peers.get(toHex(nodeKey))
+    if (!entry) return
+    this.peers.delete(toHex(nodeKey))
+    this.byDisco.delete(toHex(entry.discoKey))
+    this.keyring.forget(entry.discoKey)
+    this.options.webrtc.disconnect(nodeKey, 'the peer was removed')
+  }
+
+  status(nodeKey: Uint8Array): PathStatus | undefined {
+    return this.peers.get(toHex(nodeKey))?.selector.status(this.clock.now())
+  }
+
+  /** Give every disco datagram the dataplane hands out here (the worker extension's `onDisco`). */
+  handleDisco(disco: DiscoDatagram): void {
+    if (this.stopped) return
+    let opened: { sender: Uint8Array; message: DiscoMessage }
+    try {
+      opened = this.keyring.open(disco.datagram)
+    } catch (error) {
+      if (!(error instanceof DiscoError)) throw error
+      this.counters.discoRejected++
+      return
+    }
+    const entry = this.byDisco.get(toHex(opened.sender))
+    if (!entry) {
+      this.counters.discoRejected++
+      return
+    }
+    const now = this.clock.now()
+    const message = opened.message
+    switch (message.type) {
+      case 'ping':
+        this.counters.pingsAnswered++
+        // Neither a relay nor a datachannel has an IP endpoint to report.
+        this.sendDisco(entry.nodeKey, disco.underlay, { type: 'pong', txId: message.txId, source: UNSPECIFIED_ADDR_PORT }, 'pong', disco.endpoint)
+        break
+      case 'pong':
+        if (disco.underlay === this.options.webrtcUnderlay && entry.selector.handlePong(message.txId, now)) this.counters.pongsMatched++
+        break
+      case 'webrtc-signal':
+        this.counters.signalsReceived++
+        this.options.webrtc.handleSignal(entry.nodeKey, message.signal)
+        break
+      case 'call-me-maybe':
+        // Burrow nodes have no UDP endpoints to try; nothing to do.
+        break
+    }
+    this.tick()
+  }
+
+  /** Stops the timer and closes every direct session. */
+  stop(): void {
+    this.stopped = true
+    this.timer?.clear()
+    this.timer = undefined
+    for (const entry of [...this.peers.values()]) this.removePeer(entry.nodeKey)
+  }
+
+  /** Runs every selector that is due. Public for tests; the timer calls it. */
+  tick(): void {
+    if (this.stopped) return
+    const now = this.clock.now()
+    this.readActivity(now)
+    for (const entry of this.peers.values()) {
+      for (const action of entry.selector.poll(now)) {
+        switch (action.type) {
+          case 'ping':
+            this.counters.pingsSent++
+            this.sendDisco(entry.nodeKey, this.options.webrtcUnderlay, { type: 'ping', txId: action.txId, nodeKey: this.ourNodeKey(), padding: 0 }, 'ping')
+            break
+          case 'connect-direct':
+            this.options.webrtc.connect(entry.nodeKey)
+            break
+          case 'abandon-direct':
+            this.options.webrtc.disconnect(entry.nodeKey, 'the WebRTC attempt timed out')
+            break
+          case 'path-changed':
+            this.options.onPathChange?.(entry.nodeKey, action.path, action.rttMs)
+            break
+        }
+      }
+    }
+    this.schedule()
+  }
+
+  private ourNodeKey(): Uint8Array {
+    return this.options.driver.withCore((core) => core.publicKey)
+  }
+
+  private mirror(peer: Uint8Array, datagrams: Uint8Array[]): void {
+    const entry = this.peers.get(toHex(peer))
+    if (!entry || !entry.selector.routes(this.clock.now()).includes('relay')) return
+    this.counters.mirroredToRelay += datagrams.length
+    // The channel copies what it sends; the relay gets its own copies to own.
+    this.sendOn(this.options.relayUnderlay, entry.nodeKey, datagrams.map((d) => d.slice()))
+  }
+
+  private readActivity(now: number): void {
+    this.options.driver.withCore((core) => {
+      for (const entry of this.peers.values()) {
+        const peer = core.peerByKey(entry.nodeKey)
+        if (peer === undefined) continue
+        const stats = core.stats(peer)
+        if (stats.txPackets !== entry.txPackets || stats.rxPackets !== entry.rxPackets) {
+          entry.txPackets = stats.txPackets
+          entry.rxPackets = stats.rxPackets
+          entry.selector.noteActivity(now)
+        }
+      }
+    })
+  }
+
+  private schedule(): void {
+    if (this.stopped) return
+    const now = this.clock.now()
+    // Counters are read at this cadence so that a peer turning active is noticed promptly.
+    let at = now + this.activityCheckMs
+    for (const entry of this.peers.values()) {
+      const next = entry.selector.nextEvent()
+      if (next !== undefined && next < at) at = Math.max(next, now)
+    }
+    if (this.timer && this.timerAt === at) return
+    this.timer?.clear()
+    this.timerAt = at
+    this.timer = this.clock.setTimer(at, () => {
+      this.timer = undefined
+      this.timerAt = undefined
+      this.tick()
+    })
+  }
+
+  private withPeer(nodeKey: Uint8Array, run: (entry: PeerEntry) => void): void {
+    const entry = this.peers.get(toHex(nodeKey))
+    if (entry && !this.stopped) {
+      run(entry)
+      this.tick()
+    }
+  }
+
+  private setRoute(entry: PeerEntry, underlay: UnderlayId): void {
+    try {
+      this.options.driver.withCore((core: DataplaneCore) => {
+        const peer = core.peerByKey(entry.nodeKey)
+        if (peer !== undefined) core.setPeerRoute(peer, underlay, entry.nodeKey)
+      })
+    } catch (error) {
+      this.options.reportError?.(error)
+    }
+  }
+
+  private sendDisco(nodeKey: Uint8Array, underlay: UnderlayId, message: DiscoMessage, what: 'signal' | 'ping' | 'pong', endpoint: unknown = nodeKey): void {
+    const entry = this.peers.get(toHex(nodeKey))
+    if (!entry) return
+    if (what === 'signal') this.counters.signalsSent++
+    this.sendOn(underlay, endpoint, [this.keyring.seal(entry.discoKey, message)])
+  }
+
+  private sendOn(underlay: UnderlayId, endpoint: unknown, datagrams: Uint8Array[]): void {
+    try {
+      this.options.driver.sendDirect(underlay, endpoint, datagrams)
+    } catch (error) {
+      this.options.reportError?.(error)
+    }
+  }
+}

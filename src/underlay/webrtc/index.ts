@@ -1,0 +1,9 @@
+// Page side: WebRtcPageAgent. Worker side: WebRtcUnderlay, DirectPaths, registerWebRtcUnderlayKind
+// (import './register.ts' only in the worker: it pulls in the worker host).
+export { WebRtcPageAgent, type WebRtcPageAgentOptions } from './page-agent.ts'
+export { WebRtcUnderlay, WebRtcUnderlayError, type WebRtcUnderlayEvents, type WebRtcUnderlayOptions } from './webrtc-underlay.ts'
+export { DirectPaths, type DirectPathsOptions, type DirectPathCounters } from './direct-paths.ts'
+export { ChannelLink, CHANNEL_LINK_DEFAULTS, type ChannelLinkOptions, type ChannelLinkStats, type DatagramChannel } from './channel-link.ts'
+export { DatagramQueue, type DatagramQueueLimits } from './datagram-queue.ts'
+export { PortDatagramChannel, bridgeDataChannel, type BridgePortMessage } from './port-channel.ts'
+export { DATACHANNEL_INIT, DATACHANNEL_LABEL, type PageToWorkerMessage, type WorkerToPageMessage } from './control-protocol.ts'
