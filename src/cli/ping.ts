@@ -2,13 +2,13 @@
 import { readFile } from 'node:fs/promises'
 import { ConfigError, parseWgQuick, type WgQuickConfig } from '../control/wg-quick.ts'
 import { randomBytes } from '../crypto/index.ts'
+import { openUdpTunnel, type UdpTunnel } from '../node/udp-tunnel.ts'
 import { addressEquals, formatAddress, type IpAddress, parseAddress } from '../wire/address.ts'
 import { WireError } from '../wire/errors.ts'
 import { buildEcho, parseEcho } from '../wire/icmp.ts'
 import { buildIp, parseIp, PROTO_ICMP, PROTO_ICMPV6 } from '../wire/ip.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
 import { type Command, EXIT_USAGE } from './io.ts'
-import { openUdpTunnel } from './udp-tunnel-from-config.ts'
 
 const USAGE = 'usage: burrow ping --config FILE [--count N] [--interval S] [--timeout S] ADDRESS\n'
 /** Echo payload size, as ping(8) sends by default. */
@@ -84,6 +84,16 @@ function parsePingArgs(args: string[]): PingOptions {
   }
 }
 
+/** Why packets to `target` cannot leave (no peer's AllowedIPs hold it, or that peer has no endpoint), or undefined. */
+function whyUnreachable(tunnel: UdpTunnel, target: IpAddress): string | undefined {
+  if (tunnel.overlay.stack.addresses.some((local) => addressEquals(local, target))) return undefined
+  const peer = tunnel.core.routeFor(target)
+  const targetText = formatAddress(target)
+  if (peer === undefined) return `no [Peer] has AllowedIPs containing ${targetText}`
+  if (!tunnel.core.peerRoute(peer)) return `the [Peer] for ${targetText} has no Endpoint and has not been heard from`
+  return undefined
+}
+
 export const ping: Command = async (args, io) => {
   let options: PingOptions
   let config: WgQuickConfig
@@ -138,9 +148,10 @@ export const ping: Command = async (args, io) => {
     if (rtts.length === options.count) finish()
   }
 
-  let tunnel
+  let tunnel: UdpTunnel
   try {
-    tunnel = await openUdpTunnel(config, onPacket)
+    // The stack answers echo requests itself; our own probes' replies are read off the wire as ping(8) does.
+    tunnel = await openUdpTunnel(config, { capture: (packet, direction) => direction === 'in' && onPacket(packet) })
   } catch (error) {
     io.stderr(`burrow ping: ${(error as Error).message}\n`)
     return 1
@@ -148,18 +159,15 @@ export const ping: Command = async (args, io) => {
   let transmitted = 0
   process.once('SIGINT', interrupt)
   try {
+    const unreachable = whyUnreachable(tunnel, target)
+    if (unreachable) {
+      io.stderr(`burrow ping: ${unreachable}\n`)
+      return 1
+    }
     io.stdout(`PING ${targetText} from ${formatAddress(source.address)} through WireGuard (UDP port ${tunnel.underlay.port})\n`)
     for (let seq = 1; seq <= options.count && !interrupted; seq++) {
       sentAt.set(seq, performance.now())
-      const outcome = tunnel.loop.send(buildEchoRequest(source.address, target, id, seq))
-      if (outcome === 'no-route') {
-        io.stderr(`burrow ping: no [Peer] has AllowedIPs containing ${targetText}\n`)
-        return 1
-      }
-      if (outcome === 'no-endpoint') {
-        io.stderr(`burrow ping: the [Peer] for ${targetText} has no Endpoint and has not been heard from\n`)
-        return 1
-      }
+      tunnel.overlay.inject([buildEchoRequest(source.address, target, id, seq)])
       transmitted++
       if (seq < options.count) await wait(options.intervalMs)
     }

@@ -73,7 +73,9 @@ export class UdpTunnelLoop {
       for (const prefix of peer.allowedIps) this.routes.add(prefix, id)
       if (peer.endpoint) this.endpoints.set(id, peer.endpoint)
     }
-    this.underlay.onDatagram((datagram, from) => this.receive(datagram, from))
+    this.underlay.start((from, datagrams) => {
+      for (const datagram of datagrams) this.receive(datagram, from)
+    })
     this.schedule(this.now())
   }
 
@@ -102,7 +104,7 @@ export class UdpTunnelLoop {
       return 'no-endpoint'
     }
     const now = this.now()
-    for (const message of this.tunnel.send(peer, packet, now)) this.underlay.send(message, endpoint)
+    this.underlay.send(endpoint, this.tunnel.send(peer, packet, now))
     this.schedule(now)
     return 'sent'
   }
@@ -110,14 +112,13 @@ export class UdpTunnelLoop {
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.timer)
-    this.underlay.onDatagram(undefined)
   }
 
   private receive(datagram: Uint8Array, from: UdpEndpoint): void {
     if (this.closed) return
     const now = this.now()
     const result = this.tunnel.receive(datagram, now, endpointBytes(from))
-    for (const reply of result.replies) this.underlay.send(reply, from)
+    this.underlay.send(from, result.replies)
     const peer = result.peer
     if (peer !== undefined && result.dropped === undefined) {
       const known = this.endpoints.get(peer)
@@ -152,7 +153,7 @@ export class UdpTunnelLoop {
     const now = this.now()
     for (const { peer, message } of this.tunnel.poll(now)) {
       const endpoint = this.endpoints.get(peer)
-      if (endpoint) this.underlay.send(message, endpoint)
+      if (endpoint) this.underlay.send(endpoint, [message])
       else this.counters.noEndpoint++
     }
     this.schedule(now)

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { endpointBytes, formatEndpoint, type UdpEndpoint, UdpUnderlay } from './udp-underlay.ts'
+import { endpointBytes, formatEndpoint, type UdpEndpoint, UdpUnderlay, UdpUnderlayClosedError } from './udp-underlay.ts'
 
 const opened: UdpUnderlay[] = []
 afterEach(async () => {
@@ -13,7 +13,7 @@ async function open(ipv6 = true): Promise<UdpUnderlay> {
 }
 
 function nextDatagram(underlay: UdpUnderlay): Promise<{ datagram: Uint8Array; from: UdpEndpoint }> {
-  return new Promise((resolve) => underlay.onDatagram((datagram, from) => resolve({ datagram, from })))
+  return new Promise((resolve) => underlay.start((from, [datagram]) => resolve({ datagram: datagram!, from })))
 }
 
 describe('UdpUnderlay', () => {
@@ -22,7 +22,7 @@ describe('UdpUnderlay', () => {
     const b = await open()
     expect(a.port).toBeGreaterThan(0)
     const received = nextDatagram(b)
-    a.send(new Uint8Array([1, 2, 3]), { address: '127.0.0.1', port: b.port })
+    a.send({ address: '127.0.0.1', port: b.port }, [new Uint8Array([1, 2, 3])])
     const { datagram, from } = await received
     expect([...datagram]).toEqual([1, 2, 3])
     expect(from).toEqual({ address: '127.0.0.1', port: a.port })
@@ -33,7 +33,7 @@ describe('UdpUnderlay', () => {
     const b = await open()
     if (!a.hasIpv6) return expect.fail('this host has no IPv6 loopback')
     const received = nextDatagram(b)
-    a.send(new Uint8Array([4, 5]), { address: '::1', port: b.port })
+    a.send({ address: '::1', port: b.port }, [new Uint8Array([4, 5])])
     const { datagram, from } = await received
     expect([...datagram]).toEqual([4, 5])
     expect(from).toEqual({ address: '::1', port: a.port })
@@ -42,7 +42,7 @@ describe('UdpUnderlay', () => {
   it('counts an IPv6 send on an IPv4-only underlay instead of throwing', async () => {
     const a = await open(false)
     expect(a.hasIpv6).toBe(false)
-    a.send(new Uint8Array([1]), { address: '::1', port: 9 })
+    a.send({ address: '::1', port: 9 }, [new Uint8Array([1])])
     expect(a.counters.wrongFamily).toBe(1)
   })
 
@@ -52,15 +52,56 @@ describe('UdpUnderlay', () => {
     const b = await open(false)
     const received: number[] = []
     const all = new Promise<void>((resolve) =>
-      b.onDatagram((datagram) => {
-        received.push(datagram[0]!)
+      b.start((_from, [datagram]) => {
+        received.push(datagram![0]!)
         if (received.length === 200) resolve()
       }),
     )
     // 200 × 1400 bytes at once is more than the kernel's default receive buffer holds.
-    for (let i = 0; i < 200; i++) a.send(new Uint8Array(1400).fill(i), { address: '127.0.0.1', port: b.port })
+    a.send(
+      { address: '127.0.0.1', port: b.port },
+      Array.from({ length: 200 }, (_, i) => new Uint8Array(1400).fill(i)),
+    )
     await all
     expect(received).toHaveLength(200)
+  })
+
+  it('hands consecutive datagrams from one sender the same endpoint object, and caches its MAC2 bytes', async () => {
+    const a = await open(false)
+    const b = await open(false)
+    const from: UdpEndpoint[] = []
+    const both = new Promise<void>((resolve) =>
+      b.start((endpoint) => {
+        from.push(endpoint)
+        if (from.length === 2) resolve()
+      }),
+    )
+    a.send({ address: '127.0.0.1', port: b.port }, [new Uint8Array([1]), new Uint8Array([2])])
+    await both
+    expect(from[1]).toBe(from[0])
+    expect(b.endpointBytes(from[0]!)).toBe(b.endpointBytes(from[1]!))
+    expect([...b.endpointBytes(from[0]!)]).toEqual([127, 0, 0, 1, a.port >> 8, a.port & 0xff])
+  })
+
+  it('counts a send Node rejects (bad port) instead of throwing, and ignores sends after close', async () => {
+    const a = await open(false)
+    a.send({ address: '127.0.0.1', port: 70000 }, [new Uint8Array([1])])
+    expect(a.counters.sendErrors).toBe(1)
+    await a.close()
+    a.send({ address: '127.0.0.1', port: 9 }, [new Uint8Array([1])])
+    expect(a.counters).toMatchObject({ sent: 0, sendErrors: 1 })
+  })
+
+  it('stops delivering once stopped and cannot be started again', async () => {
+    const a = await open(false)
+    const b = await open(false)
+    let received = 0
+    b.start(() => received++)
+    b.stop()
+    a.send({ address: '127.0.0.1', port: b.port }, [new Uint8Array([1])])
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(received).toBe(0)
+    expect(() => b.start(() => {})).toThrow(UdpUnderlayClosedError)
   })
 
   it('refuses a port that is already taken', async () => {

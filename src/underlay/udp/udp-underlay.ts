@@ -1,5 +1,7 @@
-// WireGuard over plain UDP for Node: one IPv4 and one IPv6 socket bound to the same port.
+// WireGuard over plain UDP for Node: one IPv4 and one IPv6 socket bound to the same port, as a
+// dataplane underlay transport whose endpoint is the remote `{ address, port }`.
 import dgram from 'node:dgram'
+import type { UnderlayTransport } from '../../dataplane/transport.ts'
 import { parseAddress } from '../../wire/address.ts'
 
 export interface UdpEndpoint {
@@ -29,7 +31,15 @@ function enlargeBuffers(socket: dgram.Socket, bytes: number): void {
   }
 }
 
-export type DatagramHandler = (datagram: Uint8Array, from: UdpEndpoint) => void
+export type DatagramDelivery = (endpoint: UdpEndpoint, datagrams: Uint8Array[]) => void
+
+/** A closed underlay cannot be started again: open a new one. */
+export class UdpUnderlayClosedError extends Error {
+  override readonly name = 'UdpUnderlayClosedError'
+  constructor() {
+    super('this UDP underlay is closed; open a new one')
+  }
+}
 
 /** `1.2.3.4:51820` or `[fd00::1]:51820`. */
 export function formatEndpoint(endpoint: UdpEndpoint): string {
@@ -70,11 +80,18 @@ function closeSocket(socket: dgram.Socket): Promise<void> {
 /** Errors that mean "this host cannot do IPv6", as opposed to a real failure. */
 const NO_IPV6 = new Set(['EAFNOSUPPORT', 'EADDRNOTAVAIL', 'EPROTONOSUPPORT'])
 
-export class UdpUnderlay {
-  /** Datagrams handed to the handler, and sends the OS refused (unreachable network, no route…). */
+export class UdpUnderlay implements UnderlayTransport<UdpEndpoint> {
+  /** Datagrams received and sent, sends the OS refused (unreachable network, no route…), and sends to a family we have no socket for. */
   readonly counters = { received: 0, sent: 0, sendErrors: 0, wrongFamily: 0 }
-  private handler: DatagramHandler | undefined
-  private closed = false
+  private deliver: DatagramDelivery | undefined
+  private closing: Promise<void> | undefined
+  /**
+   * The last sender seen on each socket. Consecutive datagrams from one sender (the common case)
+   * then share one endpoint object, so the dataplane batches replies to it together and its
+   * MAC2 bytes are computed once, without keeping a table an attacker could grow.
+   */
+  private readonly lastSender = new Map<dgram.Socket, UdpEndpoint>()
+  private readonly macBytes = new WeakMap<UdpEndpoint, Uint8Array>()
 
   private constructor(
     readonly port: number,
@@ -83,8 +100,14 @@ export class UdpUnderlay {
   ) {
     for (const socket of [v4, v6]) {
       socket?.on('message', (message, remote) => {
+        if (!this.deliver) return
         this.counters.received++
-        this.handler?.(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), { address: remote.address, port: remote.port })
+        let from = this.lastSender.get(socket)
+        if (!from || from.port !== remote.port || from.address !== remote.address) {
+          from = { address: remote.address, port: remote.port }
+          this.lastSender.set(socket, from)
+        }
+        this.deliver(from, [new Uint8Array(message.buffer, message.byteOffset, message.byteLength)])
       })
       // Asynchronous socket errors (ICMP unreachable surfacing as ECONNREFUSED etc.) must not crash the process.
       socket?.on('error', () => this.counters.sendErrors++)
@@ -123,29 +146,51 @@ export class UdpUnderlay {
     return this.v6 !== undefined
   }
 
-  /** Sets the one receiver of incoming datagrams (the previous one is replaced). */
-  onDatagram(handler: DatagramHandler | undefined): void {
-    this.handler = handler
+  /** Begins handing received datagrams to `deliver`, one call per datagram. Datagrams before this are dropped. */
+  start(deliver: DatagramDelivery): void {
+    if (this.closing) throw new UdpUnderlayClosedError()
+    this.deliver = deliver
   }
 
-  /** Sends one datagram; failures are counted, never thrown, because a dead path must not stop the loop. */
-  send(datagram: Uint8Array, to: UdpEndpoint): void {
-    if (this.closed) return
-    const socket = to.address.includes(':') ? this.v6 : this.v4
+  /** Sends each datagram to `endpoint`; failures are counted, never thrown, because a dead path must not stop the dataplane. */
+  send(endpoint: UdpEndpoint, datagrams: Uint8Array[]): void {
+    if (this.closing) return
+    const socket = endpoint.address.includes(':') ? this.v6 : this.v4
     if (!socket) {
-      this.counters.wrongFamily++
+      this.counters.wrongFamily += datagrams.length
       return
     }
-    socket.send(datagram, to.port, to.address, (error) => {
-      if (error) this.counters.sendErrors++
-      else this.counters.sent++
-    })
+    for (const datagram of datagrams) {
+      try {
+        socket.send(datagram, endpoint.port, endpoint.address, (error) => {
+          if (error) this.counters.sendErrors++
+          else this.counters.sent++
+        })
+      } catch {
+        // An endpoint Node rejects outright (port out of range…) is a dead path like any other.
+        this.counters.sendErrors++
+      }
+    }
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    this.handler = undefined
-    await Promise.all([closeSocket(this.v4), this.v6 ? closeSocket(this.v6) : Promise.resolve()])
+  endpointBytes(endpoint: UdpEndpoint): Uint8Array {
+    let bytes = this.macBytes.get(endpoint)
+    if (!bytes) this.macBytes.set(endpoint, (bytes = endpointBytes(endpoint)))
+    return bytes
+  }
+
+  /** Stops delivering and closes the sockets (the dataplane driver calls this when the transport is removed). */
+  stop(): void {
+    void this.close()
+  }
+
+  /** Like `stop`, and resolves once both sockets are closed. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.deliver = undefined
+      this.lastSender.clear()
+      await Promise.all([closeSocket(this.v4), this.v6 ? closeSocket(this.v6) : Promise.resolve()])
+    })()
+    return this.closing
   }
 }
