@@ -42,8 +42,8 @@ function spawnUp(args: string[]): UpProcess {
   return { proc, logs, exited, stderr: () => stderr }
 }
 
-function authKey(dataDir: string): string {
-  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', dataDir], { cwd: ROOT, encoding: 'utf8' }).trim()
+function authKey(dataDir: string, kind = '--reusable'): string {
+  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', kind, '--data-dir', dataDir], { cwd: ROOT, encoding: 'utf8' }).trim()
 }
 
 function burrowStatus(stateDir: string): string {
@@ -231,5 +231,22 @@ describe('burrow up', () => {
     expect(keyFiles.length).toBeGreaterThan(0)
     for (const file of keyFiles) expect(statSync(join(stateDir, file)).mode & 0o777).toBe(0o600)
     expect(statSync(stateDir).mode & 0o777).toBe(0o700)
+  }, 60_000)
+
+  it('with --ephemeral keeps no key on disk and is gone from the network after it stops', async () => {
+    const ephemeralDir = mkdtempSync(join(tmpdir(), 'burrow-up-ephemeral-'))
+    try {
+      const temporary = spawnUp(['--control', `http://127.0.0.1:${relay.port}`, '--authkey', authKey(relay.dataDir, '--ephemeral'), '--hostname', 'fleeting', '--state-dir', ephemeralDir, '--ephemeral'])
+      await waitFor('the ephemeral node to join', () => temporary.logs.some((l) => l.msg === 'up') || temporary.proc.exitCode !== null, 30_000)
+      expect(temporary.logs.find((l) => l.msg === 'up'), temporary.stderr()).toMatchObject({ hostname: 'fleeting', ephemeral: true })
+      await waitFor('the peer to see it', () => allowed.peers().some((p) => p.hostname === 'fleeting' && p.online))
+      temporary.proc.kill('SIGINT')
+      expect(await temporary.exited).toBe(0)
+      expect(temporary.logs.at(-1)).toMatchObject({ msg: 'stopped', identity: 'discarded' })
+      await waitFor('the node to leave the peer map', () => !allowed.peers().some((p) => p.hostname === 'fleeting'))
+      expect(readdirSync(ephemeralDir).filter((f) => f.endsWith('.key'))).toEqual([])
+    } finally {
+      rmSync(ephemeralDir, { recursive: true, force: true })
+    }
   }, 60_000)
 })
