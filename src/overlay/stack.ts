@@ -493,7 +493,13 @@ function checkTcpConfig(config: TcpConfig): void {
 }
 
 function connectionKey(local: IpAddress, localPort: number, remote: IpAddress, remotePort: number): string {
-  return `${local.join('.')}|${localPort}|${remote.join('.')}|${remotePort}`
+  // Per packet: IPv4 addresses as one number each, which is cheaper than joining bytes.
+  if (local.length === 4) return `${v4Number(local)}|${localPort}|${v4Number(remote)}|${remotePort}`
+  return `${local.join(',')}|${localPort}|${remote.join(',')}|${remotePort}`
+}
+
+function v4Number(a: IpAddress): number {
+  return ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0
 }
 
 export { PingError }

@@ -389,11 +389,13 @@ export class TcpConnection {
   // ---------------------------------------------------------------- timers
 
   nextEvent(): number | undefined {
-    let next: number | undefined
-    for (const t of [this.rtoAt, this.delayedAckAt, this.persistAt, this.keepAliveDeadline(), this.timeWaitAt, this.inFlight.reorderDeadline, this.tlpAt]) {
-      if (t !== undefined && (next === undefined || t < next)) next = t
-    }
-    return next
+    // Called for every connection on every poll: plain comparisons, no arrays.
+    let next = earliest(this.rtoAt, this.delayedAckAt)
+    next = earliest(next, this.persistAt)
+    next = earliest(next, this.keepAliveDeadline())
+    next = earliest(next, this.timeWaitAt)
+    next = earliest(next, this.inFlight.reorderDeadline)
+    return earliest(next, this.tlpAt)
   }
 
   private keepAliveDeadline(): number | undefined {
@@ -1172,4 +1174,10 @@ export class TcpConnection {
   private seqToOffset(seq: number): number {
     return this.rcvNxt + ((seq - this.recvSeq(this.rcvNxt)) | 0)
   }
+}
+
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return a < b ? a : b
 }
