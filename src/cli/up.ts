@@ -206,6 +206,9 @@ function logUdpEvent(log: Logger, event: UdpForwardEvent): void {
     case 'udp-denied':
       log('warn', 'udp denied', { proto: 'udp', port: event.port, from: event.remote, peer: event.peer ?? null, reason: event.reason })
       break
+    case 'udp-dropped':
+      log('warn', 'udp dropped', { proto: 'udp', port: event.port, from: event.remote, peer: event.peer ?? null, reason: event.reason })
+      break
     case 'udp-session-ended':
       log(event.why === 'service-error' ? 'warn' : 'info', 'udp flow ended', {
         proto: 'udp',

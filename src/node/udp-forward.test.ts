@@ -132,6 +132,27 @@ describe('UdpForwarder', () => {
     expect(forwarder.dropped).toBe(1)
   })
 
+  it('drops a reply too big for the tunnel and keeps forwarding the next ones', async () => {
+    const service = createSocket('udp4')
+    service.on('message', (data, rinfo) => {
+      service.send(new Uint8Array(2000), rinfo.port, rinfo.address)
+      service.send(data, rinfo.port, rinfo.address)
+    })
+    await new Promise<void>((resolve) => service.bind(0, '127.0.0.1', resolve))
+    cleanups.push(() => new Promise<void>((resolve) => service.close(() => resolve())))
+    const pair = overlayPair()
+    const { forwarder, events } = forward(pair, service.address().port)
+    const client = await clientSocket(pair)
+    await client.send('small')
+    expect(await client.next()).toBe('small')
+    await client.send('again')
+    expect(await client.next()).toBe('again')
+    expect(forwarder.dropped).toBe(2)
+    expect(events.filter((e) => e.type === 'udp-dropped')[0]).toMatchObject({
+      reason: `a 2000-byte reply from 127.0.0.1:${service.address().port} exceeds the 1392-byte UDP payload the tunnel MTU allows`,
+    })
+  })
+
   it('reports a taken overlay port through ready', async () => {
     const pair = overlayPair()
     const first = pair.server.udp({ localPort: 53 })

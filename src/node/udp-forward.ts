@@ -3,7 +3,7 @@
 // peer), and sessions idle for `idleMs` are closed. UDP has no backpressure: a slow side drops.
 import { createSocket, type Socket as DgramSocket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
-import type { UDPSocket, UdpMessage } from '../overlay/index.ts'
+import { DEFAULT_MTU, type UDPSocket, type UdpMessage } from '../overlay/index.ts'
 import type { AllowPolicy, PeerIdentity } from './allow.ts'
 import { formatRemote, type ServiceTarget } from './bridge.ts'
 import { UdpSessionTable } from './udp-sessions.ts'
@@ -11,6 +11,7 @@ import { UdpSessionTable } from './udp-sessions.ts'
 export type UdpForwardEvent =
   | { type: 'udp-session'; port: number; target: ServiceTarget; remote: string; peer: string | undefined }
   | { type: 'udp-denied'; port: number; remote: string; peer: string | undefined; reason: string }
+  | { type: 'udp-dropped'; port: number; remote: string; peer: string | undefined; reason: string }
   | { type: 'udp-session-ended'; port: number; remote: string; peer: string | undefined; why: 'idle' | 'evicted' | 'service-error' | 'shutdown'; detail?: string; datagramsIn: number; datagramsOut: number }
 
 export interface UdpForwarderOptions {
@@ -24,6 +25,8 @@ export interface UdpForwarderOptions {
   /** Concurrent remotes; the least recently active is evicted beyond this. Default 1024. */
   maxSessions?: number
   now?: () => number
+  /** The overlay tunnel MTU (bigger replies cannot be sent back and are dropped). Default DEFAULT_MTU. */
+  mtu?: number
 }
 
 interface Session {
@@ -108,9 +111,22 @@ export class UdpForwarder {
     const { host, port } = this.options.target
     const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4')
     const session: Session = { remoteAddress: message.remoteAddress, remotePort: message.remotePort, peer, socket, connected: false, early: [], datagramsIn: 0, datagramsOut: 0 }
+    const limit = (this.options.mtu ?? DEFAULT_MTU) - (message.remoteAddress.includes(':') ? 40 : 20) - 8
     socket.on('message', (data) => {
-      session.datagramsOut++
       this.sessions.touch(key, this.now())
+      if (data.length > limit) {
+        // Checked here because an oversized write would error the overlay socket for every flow.
+        this.dropped++
+        this.options.onEvent?.({
+          type: 'udp-dropped',
+          port: this.options.port,
+          remote: formatRemote(session.remoteAddress, session.remotePort),
+          peer,
+          reason: `a ${data.length}-byte reply from ${host}:${port} exceeds the ${limit}-byte UDP payload the tunnel MTU allows`,
+        })
+        return
+      }
+      session.datagramsOut++
       this.writer?.write({ data, remoteAddress: session.remoteAddress, remotePort: session.remotePort }).catch(() => this.dropped++)
     })
     socket.on('error', (error: NodeJS.ErrnoException) => {
