@@ -71,6 +71,8 @@ export class BurrowErrorEvent extends Event {
 
 export interface BurrowHttpServer {
   readonly port: number
+  /** Settles once the port is listening; rejects (e.g. the port is taken) otherwise. */
+  readonly ready: Promise<void>
   /** Settles when the server has stopped. */
   readonly closed: Promise<void>
   close(): Promise<void>
@@ -234,8 +236,13 @@ export class BurrowNode extends EventTarget {
     const listener = this.running().listen({ port })
     const ready = listener.opened.then(({ readable }) => serveHttp(readable, handler, options))
     const closed = ready.then((server) => server.closed)
+    // Callers that never look at these promises must not get unhandled rejections.
+    const listening = ready.then(() => undefined)
+    closed.catch(() => {})
+    listening.catch(() => {})
     const server: BurrowHttpServer = {
       port,
+      ready: listening,
       closed,
       close: async () => {
         this.servers.delete(server)

@@ -85,6 +85,9 @@ describe('Burrow for Node through burrow relay --verify-clients', () => {
     expect(await b.ping(a.addresses[1]!)).toBeGreaterThan(0)
 
     const server = b.serve(8080, async (request) => new Response(`${request.method} ${new URL(request.url).pathname} ${await request.text()}`))
+    await server.ready
+    const taken = b.serve(8080, () => new Response('never'))
+    await expect(taken.ready).rejects.toThrow(/8080/)
     const response = await a.fetch('http://node-b:8080/echo', { method: 'POST', body: 'hi' })
     expect(response.status).toBe(200)
     expect(await response.text()).toBe('POST /echo hi')
