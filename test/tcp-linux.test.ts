@@ -7,14 +7,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../src/cli/main.ts'
-import { createOverlayNode, type OverlayNode } from '../src/cli/overlay-stack.ts'
 import { recordingIo } from '../src/cli/test-io.ts'
 import { formatKey, generateKeyPair, parseKey } from '../src/crypto/index.ts'
 import { httpFetch } from '../src/overlay/http/client.ts'
 import type { Sockets } from '../src/overlay/sockets.ts'
-import { UdpTunnelLoop } from '../src/underlay/udp/udp-tunnel-loop.ts'
-import { type UdpEndpoint, UdpUnderlay } from '../src/underlay/udp/udp-underlay.ts'
-import { parsePrefix } from '../src/wire/address.ts'
+import { openUdpTunnel } from '../src/node/udp-tunnel.ts'
+import type { UdpEndpoint } from '../src/underlay/udp/udp-underlay.ts'
+import { parseAddress, parsePrefix } from '../src/wire/address.ts'
 import { NetworkNamespace, type WireguardGo } from './helpers/netns.ts'
 
 const WG_PORT = 51830
@@ -51,7 +50,8 @@ afterAll(async () => {
   await ns?.cleanup()
 })
 
-interface BurrowNode extends OverlayNode {
+interface BurrowNode {
+  sockets: Sockets
   address: string
   address6: string
 }
@@ -59,32 +59,28 @@ interface BurrowNode extends OverlayNode {
 /** A Burrow node at 10.79.0.<n>, peered with wireguard-go via `viaEndpoint` (the forwarder) or directly. */
 async function startBurrow(n: number, viaEndpoint?: UdpEndpoint): Promise<BurrowNode> {
   const keys = generateKeyPair()
-  const underlay = await UdpUnderlay.open()
   const address = `10.79.0.${n}`
   const address6 = `fd79::${n}`
-  let loop: UdpTunnelLoop | undefined
-  const node = createOverlayNode({ addresses: [address, address6] }, () => loop!) as BurrowNode
-  node.address = address
-  node.address6 = address6
-  loop = new UdpTunnelLoop({
-    privateKey: keys.privateKey,
-    underlay,
-    localAddresses: [],
+  const endpoint = viaEndpoint ?? { address: ns.nsAddress, port: WG_PORT }
+  const tunnel = await openUdpTunnel({
+    interface: {
+      privateKey: keys.privateKey,
+      addresses: [
+        { address: parseAddress(address), bits: 24 },
+        { address: parseAddress(address6), bits: 64 },
+      ],
+    },
     peers: [
       {
         publicKey: parseKey(wg.publicKey),
         allowedIps: [parsePrefix('10.79.0.0/24'), parsePrefix('fd79::/64')],
-        endpoint: viaEndpoint ?? { address: ns.nsAddress, port: WG_PORT },
+        endpoint: { host: endpoint.address, port: endpoint.port },
       },
     ],
-    onPacket: node.deliver,
   })
-  await wg.setPeer({ publicKey: formatKey(keys.publicKey), allowedIps: [`${address}/32`, `${address6}/128`], endpoint: viaEndpoint ? undefined : `${ns.hostAddress}:${underlay.port}` })
-  cleanups.push(async () => {
-    await loop!.close()
-    await underlay.close()
-  })
-  return node
+  await wg.setPeer({ publicKey: formatKey(keys.publicKey), allowedIps: [`${address}/32`, `${address6}/128`], endpoint: viaEndpoint ? undefined : `${ns.hostAddress}:${tunnel.underlay.port}` })
+  cleanups.push(() => tunnel.close())
+  return { sockets: tunnel.sockets, address, address6 }
 }
 
 /** A UDP relay between Burrow and wireguard-go that drops, delays and reorders datagrams. */

@@ -3,12 +3,11 @@
 import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { ConfigError, parseWgQuick, type WgQuickConfig } from '../control/wg-quick.ts'
+import { openUdpTunnel, type UdpTunnel } from '../node/udp-tunnel.ts'
 import { httpFetch } from '../overlay/http/client.ts'
 import type { Sockets } from '../overlay/sockets.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
 import { type CliIo, type Command, EXIT_USAGE, processIo } from './io.ts'
-import { createOverlayNode } from './overlay-stack.ts'
-import { openUdpTunnel, type UdpTunnel } from './udp-tunnel-from-config.ts'
 
 const USAGE = 'usage: burrow fetch --config FILE [--output FILE | -o FILE] [--timeout S] URL\n'
 
@@ -91,20 +90,16 @@ export const fetchCommand: Command = async (args, io) => {
     io.stderr(`burrow fetch: ${options.configPath} has no [Interface] Address for the overlay stack\n`)
     return EXIT_USAGE
   }
-  let tunnel: UdpTunnel | undefined
-  const node = createOverlayNode(
-    { addresses: config.interface.addresses.map((a) => a.address), ...(config.interface.mtu !== undefined && { mtu: config.interface.mtu }) },
-    () => tunnel!.loop,
-  )
+  let tunnel: UdpTunnel
   try {
-    tunnel = await openUdpTunnel(config, (packet) => node.deliver(packet))
+    tunnel = await openUdpTunnel(config)
   } catch (error) {
     io.stderr(`burrow fetch: ${(error as Error).message}\n`)
     return 1
   }
   const signal = AbortSignal.timeout(options.timeoutMs)
   try {
-    const response = await httpFetch(opener(node.sockets), options.url, { signal })
+    const response = await httpFetch(opener(tunnel.sockets), options.url, { signal })
     io.stderr(`HTTP/1.1 ${response.status} ${response.statusText}\n`)
     const sink = bodySink(io, options.output)
     if (response.body) {
