@@ -12,7 +12,7 @@ import { systemClock, type DriverClock, type Timer } from '../../dataplane/clock
 import type { UnderlayId } from '../../dataplane/transport.ts'
 import { equalBytes, toHex } from '../../crypto/index.ts'
 import { DiscoError } from '../disco/errors.ts'
-import { DiscoKeyring } from '../disco/envelope.ts'
+import { DiscoKeyring, looksLikeDisco } from '../disco/envelope.ts'
 import { UNSPECIFIED_ADDR_PORT, type DiscoMessage } from '../disco/messages.ts'
 import { PeerPathSelector, type PathKind, type PathSelectorOptions, type PathStatus } from '../disco/path-selector.ts'
 import type { WebRtcUnderlay } from './webrtc-underlay.ts'
@@ -194,9 +194,13 @@ export class DirectPaths {
   private mirror(peer: Uint8Array, datagrams: Uint8Array[]): void {
     const entry = this.peers.get(toHex(peer))
     if (!entry || !entry.selector.routes(this.clock.now()).includes('relay')) return
-    this.counters.mirroredToRelay += datagrams.length
+    // Disco pings test the direct path itself; only WireGuard datagrams take both paths.
+    const copies: Uint8Array[] = []
     // The channel copies what it sends; the relay gets its own copies to own.
-    this.sendOn(this.options.relayUnderlay, entry.nodeKey, datagrams.map((d) => d.slice()))
+    for (const datagram of datagrams) if (!looksLikeDisco(datagram)) copies.push(datagram.slice())
+    if (copies.length === 0) return
+    this.counters.mirroredToRelay += copies.length
+    this.sendOn(this.options.relayUnderlay, entry.nodeKey, copies)
   }
 
   private readActivity(now: number): void {

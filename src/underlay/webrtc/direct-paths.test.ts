@@ -1,0 +1,242 @@
+// Two dataplanes joined by an in-memory relay, each with a WebRtcUnderlay and DirectPaths: the
+// page side is played by a Node stand-in that joins in-memory channels over the bridge port
+// (RTCPeerConnection itself is exercised by e2e/webrtc.test.ts). Everything above it is real:
+// disco sealing, signalling over the relay, path selection, routes and the WireGuard tunnel.
+import { describe, expect, it } from 'vitest'
+import { generateKeyPair, toHex } from '../../crypto/index.ts'
+import { ManualClock } from '../../dataplane/clock.ts'
+import { DataplaneCore } from '../../dataplane/core.ts'
+import { DataplaneDriver } from '../../dataplane/driver.ts'
+import type { OverlayTransport, UnderlayTransport } from '../../dataplane/transport.ts'
+import { PROTO_UDP, buildIp, parseAddress, parsePrefix } from '../../wire/index.ts'
+import { DiscoKeyring } from '../disco/envelope.ts'
+import { DirectPaths } from './direct-paths.ts'
+import { bridgeDataChannel } from './port-channel.ts'
+import type { PageToWorkerMessage, WorkerToPageMessage } from './control-protocol.ts'
+import { MemoryChannel } from './testing/memory-channel.ts'
+import { WebRtcUnderlay } from './webrtc-underlay.ts'
+
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 6; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+}
+
+async function runUntil(clock: ManualClock, until: number): Promise<void> {
+  await settle()
+  while (clock.fireNext(until)) await settle()
+  clock.set(until)
+  await settle()
+}
+
+class MemoryOverlay implements OverlayTransport {
+  received: Uint8Array[] = []
+  private deliver: ((packets: Uint8Array[]) => void) | undefined
+  start(deliver: (packets: Uint8Array[]) => void): void {
+    this.deliver = deliver
+  }
+  stop(): void {}
+  send(packets: Uint8Array[]): void {
+    this.received.push(...packets)
+  }
+  inject(packets: Uint8Array[]): void {
+    this.deliver!(packets)
+  }
+}
+
+/** The relay: endpoints are node keys, delivery is asynchronous; counts WireGuard data datagrams. */
+function relay() {
+  const ends = new Map<string, { deliver?: (from: Uint8Array, d: Uint8Array[]) => void }>()
+  const counts = { data: 0, disco: 0 }
+  const endFor = (me: Uint8Array): UnderlayTransport<Uint8Array> => {
+    const state: { deliver?: (from: Uint8Array, d: Uint8Array[]) => void } = {}
+    ends.set(toHex(me), state)
+    return {
+      start(deliver) {
+        state.deliver = deliver
+      },
+      stop() {},
+      send(to, datagrams) {
+        for (const d of datagrams) {
+          if (d[0] === 4) counts.data++
+          if (d[0] === 0x54) counts.disco++
+        }
+        setImmediate(() => ends.get(toHex(to))?.deliver?.(me, datagrams))
+      },
+    }
+  }
+  return { endFor, counts }
+}
+
+/** Plays the page: joins two in-memory channels when one side offers and the other answers. */
+class NodePageStandIn {
+  static pending = new Map<number, MemoryChannel>()
+  channels: MemoryChannel[] = []
+  constructor(private readonly port: MessagePort) {
+    port.onmessage = (event: MessageEvent) => this.onMessage(event.data as WorkerToPageMessage)
+  }
+  private onMessage(message: WorkerToPageMessage): void {
+    if (message.type === 'connect') {
+      const [mine, theirs] = MemoryChannel.pair()
+      NodePageStandIn.pending.set(message.session, theirs)
+      this.handOver(message.peer, message.session, mine)
+      this.post({ type: 'signal', peer: message.peer, signal: { session: message.session, kind: 'offer', sdp: `memory:${message.session}` } })
+    } else if (message.type === 'signal' && message.signal.kind === 'offer') {
+      const theirs = NodePageStandIn.pending.get(message.signal.session)!
+      this.handOver(message.peer, message.signal.session, theirs)
+      this.post({ type: 'signal', peer: message.peer, signal: { session: message.signal.session, kind: 'answer', sdp: 'memory' } })
+      theirs.open()
+    } else if (message.type === 'close') {
+      for (const channel of this.channels) channel.close()
+    }
+  }
+  private handOver(peer: string, session: number, channel: MemoryChannel): void {
+    this.channels.push(channel)
+    const { port1, port2 } = new MessageChannel()
+    bridgeDataChannel(channel, port1)
+    this.post({ type: 'bridged', peer, session, port: port2 }, [port2])
+  }
+  private post(message: PageToWorkerMessage, transfer: Transferable[] = []): void {
+    this.port.postMessage(message, transfer)
+  }
+  close(): void {
+    this.port.close()
+  }
+}
+
+function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>) {
+  const keys = generateKeyPair()
+  const disco = generateKeyPair()
+  const core = new DataplaneCore({ privateKey: keys.privateKey })
+  const driver = new DataplaneDriver(core, { clock, onDisco: (d) => paths.handleDisco(d) })
+  const overlay = new MemoryOverlay()
+  driver.addOverlay(overlay, [parsePrefix(address)])
+  const relayUnderlay = driver.addUnderlay(net.endFor(keys.publicKey))
+  const control = new MessageChannel()
+  const page = new NodePageStandIn(control.port1)
+  const webrtc = new WebRtcUnderlay(control.port2, { ourKey: keys.publicKey })
+  const webrtcUnderlay = driver.addUnderlay(webrtc)
+  const changes: string[] = []
+  const paths: DirectPaths = new DirectPaths({
+    driver, discoPrivateKey: disco.privateKey, relayUnderlay, webrtc, webrtcUnderlay, clock,
+    onPathChange: (_peer, path) => changes.push(path),
+  })
+  return { keys, disco, core, driver, overlay, relayUnderlay, webrtc, webrtcUnderlay, paths, page, changes }
+}
+
+function pair() {
+  const clock = new ManualClock(1000)
+  const net = relay()
+  const a = node(clock, '10.0.0.1/32', net)
+  const b = node(clock, '10.0.0.2/32', net)
+  for (const [me, other, ip] of [[a, b, '10.0.0.2/32'], [b, a, '10.0.0.1/32']] as const) {
+    me.driver.withCore((core) => {
+      const peer = core.addPeer({ publicKey: other.keys.publicKey, allowedIps: [parsePrefix(ip)] })
+      core.setPeerRoute(peer, me.relayUnderlay, other.keys.publicKey)
+    })
+    me.paths.setPeer(other.keys.publicKey, other.disco.publicKey)
+  }
+  const close = (): void => {
+    for (const n of [a, b]) {
+      n.paths.stop()
+      n.driver.stop()
+      n.page.close()
+    }
+  }
+  return { clock, net, a, b, close }
+}
+
+const udp = (src: string, dst: string, body: string): Uint8Array =>
+  buildIp({ src: parseAddress(src), dst: parseAddress(dst), protocol: PROTO_UDP, payload: new TextEncoder().encode(body) })
+
+/** Sends one packet each way every 500 ms until `until`, keeping both peers active. */
+async function talk(env: ReturnType<typeof pair>, until: number): Promise<void> {
+  const { clock, a, b } = env
+  while (clock.now() < until) {
+    a.overlay.inject([udp('10.0.0.1', '10.0.0.2', `a${clock.now()}`)])
+    b.overlay.inject([udp('10.0.0.2', '10.0.0.1', `b${clock.now()}`)])
+    await runUntil(clock, Math.min(until, clock.now() + 500))
+  }
+}
+
+describe('DirectPaths with WebRtcUnderlay', () => {
+  it('moves active peers to a trusted direct path, then data stops using the relay', async () => {
+    const env = pair()
+    try {
+      const { net, a, b } = env
+      await talk(env, 4000)
+      expect(a.webrtc.isOpen(b.keys.publicKey)).toBe(true)
+      expect(b.webrtc.isOpen(a.keys.publicKey)).toBe(true)
+      expect(a.changes).toEqual(['direct'])
+      expect(b.changes).toEqual(['direct'])
+      expect(a.paths.status(b.keys.publicKey)).toMatchObject({ path: 'direct', direct: 'open' })
+      expect(a.paths.counters.signalsSent + b.paths.counters.signalsSent).toBeGreaterThanOrEqual(2)
+      expect(a.paths.counters.pongsMatched).toBeGreaterThan(0)
+      const relayed = net.counts.data
+      const receivedBefore = b.overlay.received.length
+      await talk(env, 10_000)
+      expect(net.counts.data).toBe(relayed)
+      expect(b.overlay.received.length).toBeGreaterThan(receivedBefore + 10)
+      // Heartbeats every 3 s keep it trusted.
+      expect(a.changes).toEqual(['direct'])
+    } finally {
+      env.close()
+    }
+  })
+
+  it('falls back to the relay when the channel dies, and keeps delivering', async () => {
+    const env = pair()
+    try {
+      const { net, a, b } = env
+      await talk(env, 4000)
+      expect(a.changes).toEqual(['direct'])
+      for (const channel of [...a.page.channels, ...b.page.channels]) channel.close()
+      await talk(env, 4600)
+      expect(a.changes).toEqual(['direct', 'relay'])
+      expect(a.paths.status(b.keys.publicKey)).toMatchObject({ path: 'relay', direct: 'none', failures: 1 })
+      const relayed = net.counts.data
+      const received = b.overlay.received.length
+      await talk(env, 5200)
+      expect(net.counts.data).toBeGreaterThan(relayed)
+      expect(b.overlay.received.length).toBeGreaterThan(received)
+    } finally {
+      env.close()
+    }
+  })
+
+  it('sends on both paths once pongs stop, until they come back', async () => {
+    const env = pair()
+    try {
+      const { net, a, b } = env
+      await talk(env, 4000)
+      // B stops answering pings: drop disco messages it would send on the channel.
+      const realSend = b.webrtc.send.bind(b.webrtc)
+      b.webrtc.send = (endpoint, datagrams) => realSend(endpoint, datagrams.filter((d) => d[0] !== 0x54))
+      await talk(env, 12_000)
+      expect(a.changes).toEqual(['direct', 'relay'])
+      expect(a.paths.counters.mirroredToRelay).toBeGreaterThan(0)
+      const relayed = net.counts.data
+      await talk(env, 13_000)
+      expect(net.counts.data).toBeGreaterThan(relayed)
+      b.webrtc.send = realSend
+      await talk(env, 17_000)
+      expect(a.changes).toEqual(['direct', 'relay', 'direct'])
+    } finally {
+      env.close()
+    }
+  })
+
+  it('rejects disco from strangers and garbage without disturbing the peer', async () => {
+    const env = pair()
+    try {
+      const { a, b } = env
+      const stranger = generateKeyPair()
+      const forged = new DiscoKeyring(stranger.privateKey).seal(a.paths.discoPublicKey, { type: 'webrtc-signal', signal: { session: 1, kind: 'request' } })
+      a.paths.handleDisco({ underlay: a.relayUnderlay, endpoint: b.keys.publicKey, datagram: forged })
+      a.paths.handleDisco({ underlay: a.relayUnderlay, endpoint: b.keys.publicKey, datagram: new Uint8Array([0x54, 0x53, 0xf0, 0x9f, 0x92, 0xac, ...new Uint8Array(70)]) })
+      expect(a.paths.counters.discoRejected).toBe(2)
+      await talk(env, 4000)
+      expect(a.changes).toEqual(['direct'])
+    } finally {
+      env.close()
+    }
+  })
+})
