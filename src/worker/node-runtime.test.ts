@@ -174,6 +174,23 @@ describe('node runtime', () => {
       ['p2', 'relay', true],
       ['p3', 'relay', true],
     ])
+
+    // Path selection (another extension) moves peer 3 onto a direct underlay: reported as such.
+    const direct = new MessageChannel()
+    h.runtime.handle({ id: 500, request: { op: 'add-underlay', spec: { kind: 'port', port: direct.port1 } } })
+    const underlay = h.status().underlays.find((id) => !status.underlays.includes(id))!
+    h.runtime.handle({ id: 501, request: { op: 'set-peer-route', publicKey: peer(3).nodeKey, underlay } })
+    socket.deliver({ type: 'peers', upsert: [peer(3, { hostname: 'p3-renamed' })], remove: [] })
+    await until('the renamed peer', () => {
+      const last = latestPush()
+      return last?.type === 'peers' && last.peers.some((p) => p.hostname === 'p3-renamed')
+    })
+    const moved = latestPush()
+    expect(moved?.type === 'peers' && moved.peers.map((p) => [p.hostname, p.path])).toEqual([
+      ['p2', 'relay'],
+      ['p3-renamed', 'direct'],
+    ])
+    direct.port2.close()
   })
 
   it('a refused join answers with the server’s status and leaves the dataplane stopped', async () => {

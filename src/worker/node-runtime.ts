@@ -380,6 +380,7 @@ export class NodeRuntime {
     if (!client || !this.context) return
     const status = this.hostCall({ op: 'status' })
     const stats = new Map(status.peers.map((p) => [formatNodeKey(parseKey(p.publicKey)), p]))
+    const relayUnderlays = new Set([...this.relays.values()].map((link) => link.underlay))
     const peers: WorkerPeerInfo[] = client.peers().map((peer) => {
       const s = stats.get(peer.nodeKey)
       return {
@@ -387,7 +388,8 @@ export class NodeRuntime {
         hostname: peer.hostname,
         addresses: peer.addresses,
         online: peer.online,
-        path: 'relay',
+        // A path-selection extension may move a peer onto another underlay (e.g. WebRTC).
+        path: s?.route && !relayUnderlays.has(s.route.underlay) ? 'direct' : 'relay',
         relayURL: this.relayFor(peer),
         rxBytes: s?.rxBytes ?? 0,
         txBytes: s?.txBytes ?? 0,
