@@ -32,7 +32,7 @@ interface Served {
   bridges: TcpBridge[]
 }
 
-async function serve(targetPort: number, options: { allow?: string[]; overlayPort?: number } = {}): Promise<Served> {
+async function serve(targetPort: number, options: { allow?: string[]; overlayPort?: number; maxConnections?: number } = {}): Promise<Served> {
   const pair = overlayPair()
   const overlayPort = options.overlayPort ?? 80
   const events: ServiceEvent[] = []
@@ -42,6 +42,7 @@ async function serve(targetPort: number, options: { allow?: string[]; overlayPor
     policy: new AllowPolicy(options.allow ?? []),
     peers: () => [{ hostname: 'client', addresses: [CLIENT_ADDRESS] }],
     onEvent: (event) => events.push(event),
+    ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
   })
   const bridges: TcpBridge[] = []
   const add = service.active.add.bind(service.active)
@@ -264,6 +265,19 @@ describe('TcpBridge', () => {
       },
     ])
     expect(served.bridges).toHaveLength(0)
+  })
+
+  it('resets connections beyond maxConnections and keeps serving the open one', async () => {
+    const served = await serve(await listenReal(echoServer()), { maxConnections: 1 })
+    const first = await connect(served)
+    await waitFor('the first bridge', () => served.bridges.length === 1)
+    const second = await connect(served)
+    await expect(second.readable.getReader().read()).rejects.toThrow(/connection reset by peer/)
+    expect(served.events.find((e) => e.type === 'denied')).toMatchObject({ reason: '1 connections are already open on port 80' })
+    const writer = first.writable.getWriter()
+    await writer.write(new TextEncoder().encode('still here'))
+    await writer.close()
+    expect((await readAll(first.readable)).toString()).toBe('still here')
   })
 
   it('reports a taken overlay port through ready', async () => {

@@ -18,6 +18,8 @@ export interface TcpServiceOptions extends TcpBridgeOptions {
   /** The live peer map (for the policy and for naming peers in events). */
   peers: () => Iterable<PeerIdentity>
   onEvent?: (event: ServiceEvent) => void
+  /** Bridged connections at once; more are reset (each holds a real socket). Default 1024. */
+  maxConnections?: number
   /** Milliseconds for `durationMs`; performance.now by default. */
   now?: () => number
 }
@@ -69,14 +71,16 @@ export class TcpService {
     const remote = formatRemote(info.remoteAddress, info.remotePort)
     const decision = policy.check(info.remoteAddress, this.options.peers())
     const peer = decision.peer?.hostname
-    if (!decision.allowed) {
+    const limit = this.options.maxConnections ?? 1024
+    const refusal = !decision.allowed ? decision.reason : this.active.size >= limit ? `${limit} connections are already open on port ${port}` : undefined
+    if (refusal !== undefined) {
       // A reset, not a silent drop: the remote application gets an immediate, clear error.
       info.writable.abort().catch(() => {})
       info.readable.cancel().catch(() => {})
-      this.options.onEvent?.({ type: 'denied', port, remote, peer, reason: decision.reason })
+      this.options.onEvent?.({ type: 'denied', port, remote, peer, reason: refusal })
       return
     }
-    this.options.onEvent?.({ type: 'accepted', port, target, remote, peer, rule: decision.rule })
+    this.options.onEvent?.({ type: 'accepted', port, target, remote, peer, rule: decision.allowed ? decision.rule : undefined })
     const started = now()
     const bridge = TcpBridge.start(socket, target, this.options)
     this.active.add(bridge)
