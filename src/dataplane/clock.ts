@@ -12,6 +12,9 @@ export interface DriverClock {
   setTimer(at: number, callback: () => void): Timer
 }
 
+/** setTimeout cannot wait longer (Node fires a longer timer after 1 ms); a later instant is reached in several sleeps. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
 /** `performance.now()` and `setTimeout`, in Node, workers and pages. */
 export const systemClock: DriverClock = {
   now: () => performance.now(),
@@ -25,10 +28,10 @@ export const systemClock: DriverClock = {
         handle = undefined
         callback()
       } else {
-        handle = setTimeout(arm, Math.ceil(delay))
+        handle = setTimeout(arm, Math.min(MAX_TIMEOUT_MS, Math.ceil(delay)))
       }
     }
-    handle = setTimeout(arm, Math.max(0, Math.ceil(at - performance.now())))
+    handle = setTimeout(arm, Math.min(MAX_TIMEOUT_MS, Math.max(0, Math.ceil(at - performance.now()))))
     return {
       clear() {
         if (handle !== undefined) clearTimeout(handle)
