@@ -109,6 +109,8 @@ export const start: Command = async (args, io) => {
     logLevel: 'warn',
     clearScreen: false,
     server: { host: '127.0.0.1', port: demoPort, strictPort: false, fs: { allow: [REPO_ROOT] } },
+    // Every dependency is ESM already; discovering one mid-visit would make Vite reload the tab.
+    optimizeDeps: { noDiscovery: true, include: [] },
     worker: { format: 'es' },
     plugins: [
       {
