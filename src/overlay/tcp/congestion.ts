@@ -1,5 +1,7 @@
+import { HyStart } from './hystart.ts'
+
 // CUBIC congestion control (RFC 9438) with slow start (RFC 5681, appropriate byte counting
-// RFC 3465 with L = 2) and the Reno-friendly region. Windows are kept in bytes; the cubic
+// RFC 3465 with L = 2, HyStart++ RFC 9406) and the Reno-friendly region. Windows are kept in bytes; the cubic
 // function works in segments and seconds as the RFC states it.
 
 const BETA = 0.7
@@ -24,6 +26,7 @@ export class Cubic {
   private k = 0
   private epochStart: number | undefined
   private wEst = 0
+  private readonly hystart = new HyStart()
 
   constructor(private mss: number) {
     this.cwnd = INITIAL_WINDOW_SEGMENTS * mss
@@ -43,10 +46,11 @@ export class Cubic {
    * grows while it is actually limiting the sender (RFC 7661's concern: no growth while
    * application- or receiver-window-limited).
    */
-  onAck(acked: number, flight: number, now: number, srtt: number | undefined): void {
+  onAck(acked: number, flight: number, now: number, srtt: number | undefined, ackOffset = 0, sndNxt = 0): void {
+    if (this.inSlowStart && this.hystart.onAck(ackOffset, sndNxt)) this.ssthresh = this.cwnd
     if (2 * flight < this.cwnd) return
     if (this.inSlowStart) {
-      this.cwnd += Math.min(acked, 2 * this.mss)
+      this.cwnd += Math.min(acked, 2 * this.mss) / this.hystart.growthDivisor
       return
     }
     const mss = this.mss
@@ -69,6 +73,15 @@ export class Cubic {
     let next = this.cwnd + ((target - cwndSeg) / cwndSeg) * ackedSeg * mss
     if (this.wEst > wCubic * mss) next = Math.max(next, this.wEst)
     this.cwnd = Math.max(next, this.cwnd)
+  }
+
+  /** Feeds HyStart++ while in slow start. */
+  onRttSample(rtt: number): void {
+    if (this.inSlowStart) this.hystart.onRttSample(rtt)
+  }
+
+  get inConservativeSlowStart(): boolean {
+    return this.inSlowStart && this.hystart.inConservativeSlowStart
   }
 
   save(): CubicState {
@@ -97,6 +110,7 @@ export class Cubic {
   }
 
   private reduce(): void {
+    this.hystart.reset()
     // Fast convergence (RFC 9438 §4.7): release bandwidth when the plateau keeps dropping.
     this.wMax = this.cwnd < this.wMax ? (this.cwnd * (1 + BETA)) / 2 : this.cwnd
     this.ssthresh = Math.max(this.cwnd * BETA, 2 * this.mss)

@@ -753,7 +753,7 @@ export class TcpConnection {
           this.inFlight.markFirstLost()
         }
       }
-      if (recoveryMode !== 'fast') this.cc.onAck(acked, flightBefore, now, this.rtt.srtt)
+      if (recoveryMode !== 'fast') this.cc.onAck(acked, flightBefore, now, this.rtt.srtt, ackOffset, this.sndNxt)
       this.rtoAt = this.sndUna < this.sndNxt ? now + this.rtt.rto : undefined
       // Progress: the tail probe is re-armed from now by the next flush.
       this.tlpEnd = undefined
@@ -826,6 +826,7 @@ export class TcpConnection {
 
   private sampleRtt(rtt: number): void {
     this.rtt.sample(rtt)
+    this.cc.onRttSample(rtt)
     if (rtt < this.inFlight.minRtt) this.inFlight.minRtt = Math.max(rtt, 1)
   }
 

@@ -90,3 +90,27 @@ describe('InFlight (RACK, RFC 8985)', () => {
     expect(f.lostBytes).toBe(300)
   })
 })
+
+describe('HyStart++ (RFC 9406)', () => {
+  it('enters Conservative Slow Start when the round minimum RTT rises, and ends slow start after 5 CSS rounds', async () => {
+    const { HyStart } = await import('./hystart.ts')
+    const h = new HyStart()
+    let sent = 0
+    const round = (rtt: number): boolean => {
+      for (let i = 0; i < 8; i++) h.onRttSample(rtt)
+      sent += 10
+      return h.onAck(sent - 10, sent)
+    }
+    h.onAck(0, 0)
+    round(50)
+    round(50)
+    expect(h.growthDivisor).toBe(1)
+    round(60) // +10 ms ≥ clamp(50/8, 4, 16) = 6.25 ms
+    expect(h.inConservativeSlowStart).toBe(true)
+    expect(h.growthDivisor).toBe(4)
+    // The round that entered CSS is the first of its 5.
+    const ends = [round(60), round(60), round(60), round(60)]
+    expect(ends).toEqual([false, false, false, true])
+    expect(h.inConservativeSlowStart).toBe(false)
+  })
+})

@@ -121,6 +121,15 @@ describe('bulk transfer', () => {
     expect(r.client.stats.fastRecoveries).toBeLessThan(20)
   })
 
+  it('leaves slow start as a bottleneck queue builds (HyStart++), overflowing it far less', () => {
+    const r = transfer(10 << 20, { seed: 3, delayMs: 25, bandwidthBps: 20e6, queueBytes: 200_000 })
+    expect(r.ok).toBe(true)
+    expect(r.digestReceived).toBe(r.digestSent)
+    // Plain slow start doubles into the 200 kB queue and loses ~480 segments; CSS growth loses ~110.
+    expect(r.net.link.stats.queueDrops).toBeLessThan(200)
+    expect((r.received * 8) / r.elapsedMs / 1000).toBeGreaterThan(15) // Mbit/s of a 20 Mbit/s link
+  })
+
   it('is deterministic for a given seed', () => {
     const link = { seed: 5, delayMs: 10, loss: 0.03, reorder: 0.03 }
     const first = transfer(1 << 20, link)
