@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { WgQuickConfig } from '../control/wg-quick.ts'
 import { generateKeyPair, type KeyPair } from '../crypto/index.ts'
 import { ManualClock } from '../dataplane/clock.ts'
+import { MAX_IDLE_SLEEP } from '../dataplane/wakeup.ts'
 import { UdpUnderlay } from '../underlay/udp/udp-underlay.ts'
 import { buildEcho, parseEcho } from '../wire/icmp.ts'
 import { buildIp, parseIp, PROTO_ICMP, PROTO_UDP } from '../wire/ip.ts'
@@ -154,6 +155,18 @@ describe('openUdpTunnel', () => {
     expect(cookieReplies).toBe(1)
     // Only the first initiation lacked MAC2; a MAC2 over the wrong address bytes would have earned more cookie replies.
     expect(b.tunnel.core.drops()['bad-mac2']).toBe(1)
+  })
+
+  it('sleeps at most the 5 s idle cap when nothing is scheduled, and never wakes in vain', async () => {
+    const clock = new ManualClock(1000)
+    const tunnel = await openUdpTunnel(config(generateKeyPair(), A, { publicKey: generateKeyPair().publicKey, allowed: '10.0.0.0/24' }), { clock })
+    cleanups.push(() => tunnel.close())
+    await settle()
+    expect(tunnel.driver.wakeupAt).toBe(1000 + MAX_IDLE_SLEEP)
+    expect(clock.fireNext(1000 + MAX_IDLE_SLEEP)).toBe(true)
+    await settle()
+    expect(tunnel.driver.wakeupAt).toBe(1000 + 2 * MAX_IDLE_SLEEP)
+    expect(tunnel.driver.counters).toMatchObject({ timerWakeups: 1, idleWakeups: 1, wastedWakeups: 0 })
   })
 
   it('refuses a config without an overlay address and names an Endpoint host it cannot resolve', async () => {
