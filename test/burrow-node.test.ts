@@ -114,6 +114,29 @@ describe('Burrow for Node through burrow relay --verify-clients', () => {
     for await (const chunk of reply as unknown as AsyncIterable<Uint8Array>) text += new TextDecoder().decode(chunk)
     expect(await received).toBe(1 << 20)
     expect(text).toBe(`got ${1 << 20}`)
+    // UDP both ways over IPv6.
+    const echo = b.udp({ localPort: 5353 })
+    const { readable: echoIn, writable: echoOut } = await echo.opened
+    void (async () => {
+      const { value } = await echoIn.getReader().read()
+      const writer = echoOut.getWriter()
+      await writer.write({ data: value!.data.slice().reverse(), remoteAddress: value!.remoteAddress, remotePort: value!.remotePort })
+      writer.releaseLock()
+    })()
+    const client = a.udp({ remoteAddress: b.addresses[1]!, remotePort: 5353 })
+    const { readable: answers, writable: questions } = await client.opened
+    const udpWriter = questions.getWriter()
+    await udpWriter.write({ data: Uint8Array.of(1, 2, 3) })
+    // The first datagram may race the handshake; resend until the answer comes.
+    const reader = answers.getReader()
+    const resend = setInterval(() => void udpWriter.write({ data: Uint8Array.of(1, 2, 3) }), 200)
+    const answer = await reader.read()
+    clearInterval(resend)
+    expect([...answer.value!.data]).toEqual([3, 2, 1])
+    expect(answer.value!.remoteAddress).toBe(b.addresses[1])
+    await client.close()
+    await echo.close()
+
     // Counters arrive with the worker's next peer-map push.
     await new Promise<void>((resolve) => a.addEventListener('peers', () => resolve(), { once: true }))
     const counters = a.peers().find((p) => p.hostname === 'node-b')!
