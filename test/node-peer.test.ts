@@ -2,7 +2,7 @@
 // server and a WebSocket echo to Burrow peers in this process: bytes through the relay, --allow,
 // the status file and table, surviving a relay restart, and a clean SIGTERM.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, statSync, existsSync, readdirSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -249,4 +249,31 @@ describe('burrow up', () => {
       rmSync(ephemeralDir, { recursive: true, force: true })
     }
   }, 60_000)
+
+  it('stops with status 1 when another process takes over its identity', async () => {
+    const firstDir = mkdtempSync(join(tmpdir(), 'burrow-up-first-'))
+    const secondDir = mkdtempSync(join(tmpdir(), 'burrow-up-second-'))
+    const started: UpProcess[] = []
+    try {
+      const args = (dir: string) => ['--control', `http://127.0.0.1:${relay.port}`, '--authkey', key, '--hostname', 'twin', '--state-dir', dir]
+      const first = spawnUp(args(firstDir))
+      started.push(first)
+      await waitFor('the first to join', () => first.logs.some((l) => l.msg === 'up') || first.proc.exitCode !== null, 30_000)
+      for (const file of readdirSync(firstDir).filter((f) => f.endsWith('.key'))) copyFileSync(join(firstDir, file), join(secondDir, file))
+      const second = spawnUp(args(secondDir))
+      started.push(second)
+      expect(await first.exited).toBe(1)
+      expect(first.logs.find((l) => l.msg === 'shutting down')).toMatchObject({ level: 'error', signal: 'failed' })
+      expect(first.stderr()).toContain('burrow up: the node failed')
+      await waitFor('the second to join as the same node', () => second.logs.some((l) => l.msg === 'up'), 30_000)
+      expect(second.logs.find((l) => l.msg === 'up')!.addresses).toEqual(first.logs.find((l) => l.msg === 'up')!.addresses)
+    } finally {
+      for (const p of started) {
+        if (p.proc.exitCode === null) p.proc.kill('SIGKILL')
+        await p.exited
+      }
+      rmSync(firstDir, { recursive: true, force: true })
+      rmSync(secondDir, { recursive: true, force: true })
+    }
+  }, 90_000)
 })

@@ -130,14 +130,24 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
   writeStatus()
   const timer = setInterval(writeStatus, STATUS_INTERVAL_MS)
 
-  const reason = await stop
-  log('info', 'shutting down', { signal: reason, ephemeral: config.ephemeral })
+  // A node whose identity was taken over elsewhere (or that failed for good) ends the process.
+  const failed = new Promise<string>((resolve) => {
+    node.addEventListener('state', () => {
+      if (node.state === 'failed') resolve('failed')
+    })
+  })
+  const reason = await Promise.race([stop, failed])
+  log(reason === 'failed' ? 'error' : 'info', 'shutting down', { signal: reason, ephemeral: config.ephemeral })
   clearInterval(timer)
   await Promise.all([...tcp.map(({ service }) => service.close()), ...udp.map(({ forwarder }) => forwarder.close())])
   await node.close()
   await writing
   await removeStatusFile(stateDir).catch(() => {})
   log('info', 'stopped', config.ephemeral ? { identity: 'discarded' } : { identity: 'kept', stateDir })
+  if (reason === 'failed') {
+    io.stderr('burrow up: the node failed (see the log above); stopping\n')
+    return 1
+  }
   return 0
 }
 
