@@ -197,16 +197,32 @@ describe('burrow up', () => {
     expect(lines.some((l) => /^tcp\/81  127\.0\.0\.1:\d+  0$/.test(l))).toBe(true)
   }, 60_000)
 
-  it('reconnects after the relay restarts and keeps its addresses', async () => {
+  it('reconnects after the relay restarts, keeps its addresses, and a download in flight completes', async () => {
     const port = relay.port
     const dataDir = relay.dataDir
     const onlineBefore = up.logs.filter((l) => l.msg === 'state' && l.state === 'online').length
+    // A bridged download in progress across the restart: the overlay TCP connection outlives the relay.
+    const inFlight = allowed.connect({ host: serverAddress, port: 80 })
+    const { readable, writable } = await inFlight.opened
+    await writable.getWriter().write(new TextEncoder().encode('GET /blob HTTP/1.1\r\nHost: server\r\nConnection: close\r\n\r\n'))
+    const reader = readable.getReader()
+    const chunks: Uint8Array[] = []
+    let received = 0
+    while (received < 1 << 20) {
+      const { value } = await reader.read()
+      chunks.push(value!)
+      received += value!.length
+    }
     await relay.stop('SIGTERM')
     await waitFor('burrow up to notice', () => up.logs.some((l) => l.msg === 'state' && l.state === 'reconnecting'))
     relay = await startRelayProcess([], { port, dataDir })
     await waitFor('burrow up to be online again', () => up.logs.filter((l) => l.msg === 'state' && l.state === 'online').length > onlineBefore, 60_000)
     await waitFor('the peer to see the server online again', () => allowed.state === 'online' && allowed.peers().some((p) => p.hostname === 'server' && p.online), 60_000)
     expect(allowed.peers().find((p) => p.hostname === 'server')!.addresses[0]).toBe(serverAddress)
+    for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value)
+    const raw = Buffer.concat(chunks)
+    const bodyStart = raw.indexOf('\r\n\r\n') + 4
+    expect(Buffer.compare(raw.subarray(bodyStart), BODY)).toBe(0)
     const response = await allowed.fetch(`http://${serverAddress}/blob`)
     expect(Buffer.compare(new Uint8Array(await response.arrayBuffer()), BODY)).toBe(0)
     expect(up.proc.exitCode).toBeNull()
