@@ -171,12 +171,27 @@ export class BurrowNode extends EventTarget {
     const overlay = await this.dataplane.attachOverlay([`${joined.addresses[0]}/32`, `${joined.addresses[1]}/128`])
     this.overlay = overlay
     const stack = new Stack({ addresses: joined.addresses })
+    // The stack re-requests its deadline after every poll, and while data flows the deadline
+    // (a retransmission timer) moves later with each ACK. Keeping an earlier pending wake-up
+    // instead of replacing it costs one early poll per timer period and saves a message to the
+    // worker (and a timer reset there) per poll.
+    let pendingWake: number | undefined
     const host = new StackHost(stack, {
       sink: (packets) => overlay.send(packets),
-      clock: { now: sharedNow, wakeAt: (deadline) => overlay.wakeAt(deadline) },
+      clock: {
+        now: sharedNow,
+        wakeAt: (deadline) => {
+          if (pendingWake !== undefined && pendingWake <= deadline) return
+          pendingWake = deadline
+          overlay.wakeAt(deadline)
+        },
+      },
     })
     overlay.onpackets = (packets) => host.receive(packets)
-    overlay.onwake = () => host.poll()
+    overlay.onwake = () => {
+      pendingWake = undefined
+      host.poll()
+    }
     this.stack = stack
     this.stackHost = host
     this.sockets = new Sockets(host, { resolve: async (name) => this.resolve(name) })
