@@ -191,7 +191,12 @@ export class NodeRuntime {
     if (this.left) throw new DataplaneError('stopped', 'this node has left; start a new one')
     if (typeof options?.controlURL !== 'string') throw new DataplaneError('bad-config', 'controlURL must be a string like "http://relay.example:8080"')
     if (typeof options.hostname !== 'string') throw new DataplaneError('bad-config', 'hostname must be a string')
-    const relayURL = relayUrlOf(options.controlURL)
+    let relayURL: string
+    try {
+      relayURL = relayUrlOf(options.controlURL)
+    } catch (error) {
+      throw new DataplaneError('bad-config', `controlURL ${JSON.stringify(options.controlURL)} is not a relay URL: ${(error as Error).message}`)
+    }
     this.joining = true
     try {
       const store = this.env.keyStore(options)
