@@ -156,6 +156,23 @@ describe('Sockets API', () => {
     await expect(writer.write({ data: new Uint8Array(2000), remoteAddress: ADDRESS_B, remotePort: 53 })).rejects.toThrow(/exceeds/)
   })
 
+  it('answers a datagram to an unbound UDP port with ICMP port unreachable', async () => {
+    const bed = new SocketTestbed()
+    const client = bed.a.udp()
+    const info = await bed.settle(client.opened)
+    const writer = info.writable.getWriter()
+    const seen: number[] = []
+    const original = bed.stack('a').receive.bind(bed.stack('a'))
+    bed.stack('a').receive = (packet, now) => {
+      seen.push(packet[9]!)
+      original(packet, now)
+    }
+    await bed.settle(writer.write({ data: new Uint8Array([1]), remoteAddress: ADDRESS_B, remotePort: 9999 }))
+    await bed.runUntil(() => seen.length > 0, 1000)
+    expect(bed.stack('b').stats.udpNoPort).toBe(1)
+    expect(seen).toEqual([1]) // protocol 1: ICMP
+  })
+
   it('pings over ICMP and ICMPv6 and times out when nobody answers', async () => {
     const bed = new SocketTestbed({ delayMs: 7 })
     expect(await bed.settle(bed.a.ping(ADDRESS_B))).toBe(14)

@@ -49,6 +49,7 @@ const UDP_HEADER = 8
 const EPHEMERAL_LOW = 49152
 const EPHEMERAL_COUNT = 65536 - EPHEMERAL_LOW
 const DEFAULT_BACKLOG = 128
+const ICMP_ERRORS_PER_SECOND = 50
 
 export interface StackOptions {
   /** The stack's own overlay addresses (one IPv4 and/or one or more IPv6). */
@@ -83,13 +84,15 @@ export interface StackStats {
   unsupported: number
   resetsSent: number
   backlogDrops: number
+  /** UDP datagrams for a port nobody bound (answered with ICMP port unreachable, rate-limited). */
+  udpNoPort: number
 }
 
 export class Stack implements TcpHost, UdpHost {
   readonly addresses: IpAddress[]
   readonly mtu: number
   readonly tcpConfig: TcpConfig
-  readonly stats: StackStats = { packetsIn: 0, packetsOut: 0, malformed: 0, notForUs: 0, unsupported: 0, resetsSent: 0, backlogDrops: 0 }
+  readonly stats: StackStats = { packetsIn: 0, packetsOut: 0, malformed: 0, notForUs: 0, unsupported: 0, resetsSent: 0, backlogDrops: 0, udpNoPort: 0 }
   private outbox: Uint8Array[] = []
   private readonly connections = new Map<string, TcpConnection>()
   private readonly listeners = new Map<number, TcpListener>()
@@ -100,6 +103,8 @@ export class Stack implements TcpHost, UdpHost {
   private readonly isn: IsnGenerator
   private portState: number
   private ipId = 0
+  private icmpErrorWindowStart = -Infinity
+  private icmpErrorsInWindow = 0
 
   constructor(options: StackOptions) {
     if (options.addresses.length === 0) throw new TcpError('bad-argument', 'a stack needs at least one address')
@@ -133,7 +138,7 @@ export class Stack implements TcpHost, UdpHost {
           this.receiveTcp(ip.src, ip.dst, parseTcp(ip.payload, ip.src, ip.dst), now)
           break
         case PROTO_UDP:
-          this.receiveUdp(ip.src, ip.dst, ip.payload, packet)
+          this.receiveUdp(ip.src, ip.dst, ip.payload, packet, now)
           break
         case PROTO_ICMP:
         case PROTO_ICMPV6:
@@ -343,11 +348,17 @@ export class Stack implements TcpHost, UdpHost {
     if (this.udpEndpoints.get(endpoint.port) === endpoint) this.udpEndpoints.delete(endpoint.port)
   }
 
-  private receiveUdp(src: IpAddress, dst: IpAddress, payload: Uint8Array, packet: Uint8Array): void {
+  private receiveUdp(src: IpAddress, dst: IpAddress, payload: Uint8Array, packet: Uint8Array, now: number): void {
     const datagram = parseUdp(payload, src, dst)
     const endpoint = this.udpEndpoints.get(datagram.dstPort)
     if (!endpoint) {
-      // Port unreachable, as a host would answer (RFC 1122 §4.1.3.1).
+      this.stats.udpNoPort++
+      // Port unreachable, as a host answers (RFC 1122 §4.1.3.1), rate-limited (RFC 1812 §4.3.2.8).
+      if (now - this.icmpErrorWindowStart >= 1000) {
+        this.icmpErrorWindowStart = now
+        this.icmpErrorsInWindow = 0
+      }
+      if (++this.icmpErrorsInWindow > ICMP_ERRORS_PER_SECOND) return
       const version = src.length === 4 ? 4 : 6
       const error = buildIcmpError(
         { type: version === 4 ? ICMPV4_DEST_UNREACHABLE : ICMPV6_DEST_UNREACHABLE, code: version === 4 ? 3 : 4, original: packet },
