@@ -86,6 +86,7 @@ describe('Burrow.start in two browsers through a real relay', () => {
     const b = await joined(pageB, 'tab-b', authKey)
     addressA = a.addresses[0]!
     addressB = b.addresses[0]!
+    expect([a.state, b.state]).toEqual(['online', 'online'])
     expect(a.addresses).toHaveLength(2)
     expect(a.addresses[0]).toMatch(/^100\./)
     expect(b.addresses[1]).toMatch(/^fd/)

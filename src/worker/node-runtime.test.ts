@@ -88,6 +88,7 @@ function harness(): Harness {
       return socket
     },
     statsIntervalMs: 60_000,
+    relayLoginWaitMs: 10,
   })
   const channel = new MessageChannel()
   runtime.attachControl(channel.port2)

@@ -38,6 +38,8 @@ export interface NodeRuntimeEnvironment {
   statsIntervalMs?: number
   /** How long `join` waits for the first welcome before giving up. Default 20 s. */
   joinTimeoutMs?: number
+  /** How long `join` waits for the home relay's login before resolving anyway. Default 5 s. */
+  relayLoginWaitMs?: number
 }
 
 /** A join was refused: carries the coordination status (401 for a wrong auth key) when there is one. */
@@ -207,8 +209,13 @@ export class NodeRuntime {
       this.homeRelayURL = relayURL
       const self = await this.register(options, nodeKeys, discoKeys, relayURL)
       // The relay may admit only registered keys (--verify-clients), so DERP waits for the welcome.
-      this.acquireRelay(relayURL).connection.setPreferred(true)
+      const home = this.acquireRelay(relayURL).connection
+      home.setPreferred(true)
       this.syncPeers(this.coordination!.peers())
+      // Resolve once packets can flow, so a started node is `online`; a relay that is slow to
+      // log in does not fail the start (the connection keeps retrying and the state says so).
+      await this.untilConnected(home, this.env.relayLoginWaitMs ?? 5000)
+      if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       this.statsTimer = setInterval(() => this.pushPeers(), this.env.statsIntervalMs ?? 1000)
       this.updateState()
       return {
@@ -311,6 +318,19 @@ export class NodeRuntime {
     }
     connection.start()
     return link
+  }
+
+  private untilConnected(connection: DerpConnection, timeoutMs: number): Promise<void> {
+    if (connection.isConnected) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        connection.off('connected', done)
+        resolve()
+      }
+      const timer = setTimeout(done, timeoutMs)
+      connection.on('connected', done)
+    })
   }
 
   private releaseRelay(url: string): void {
