@@ -182,7 +182,7 @@ describe('TcpBridge', () => {
     const bridge = served.bridges[0]!
     // Nobody reads the overlay. The bridge must stop reading the service, so the service ends up
     // blocked on a full kernel buffer instead of handing all 48 MB to the bridge.
-    await waitFor('the service to block and the bridge to pause', () => serviceSocket?.writableNeedDrain === true && bridge.servicePaused)
+    await waitFor('the service to block and the bridge to pause', () => (serviceSocket?.writableNeedDrain === true && bridge.servicePaused) || finished)
     const heldAtStall = bridge.bytesToOverlay
     expect(finished).toBe(false)
     // Overlay receive window (1 MiB) + overlay send buffer (1 MiB) + one chunk in the writer.
@@ -192,6 +192,50 @@ describe('TcpBridge', () => {
     expect(finished).toBe(true)
     expect(received.length).toBe(total)
     expect(Buffer.compare(received, body)).toBe(0)
+  })
+
+  it('stops reading the overlay while the service does not read, then delivers everything', async () => {
+    const total = 48 << 20
+    const upload = patternBytes(total, 14)
+    let serviceSocket: Socket | undefined
+    const received: Buffer[] = []
+    const serviceDone = signal<void>()
+    const server = createServer((socket) => {
+      serviceSocket = socket
+      socket.pause() // a service that is busy and reads nothing yet
+      socket.on('data', (chunk: Buffer) => received.push(chunk))
+      socket.on('end', () => serviceDone.resolve())
+    })
+    const served = await serve(await listenReal(server))
+    const info = await connect(served)
+    const writer = info.writable.getWriter()
+    let accepted = 0
+    const uploading = (async () => {
+      for (let o = 0; o < total; o += 65536) {
+        await writer.write(upload.subarray(o, o + 65536))
+        accepted = o + 65536
+      }
+      await writer.close()
+    })()
+    await waitFor('the bridge to start', () => served.bridges.length === 1)
+    const bridge = served.bridges[0]!
+    // Until the whole path is full (nothing moves for 20 polls), watch the most Node ever held.
+    let maxBuffered = 0
+    let last = -1
+    let still = 0
+    await waitFor('the upload to stall behind the service', () => {
+      maxBuffered = Math.max(maxBuffered, bridge.bufferedBytes)
+      still = bridge.bytesToService === last ? still + 1 : 0
+      last = bridge.bytesToService
+      return (bridge.serviceWriteBlocked && still >= 20) || accepted >= total // the latter: unbounded buffering
+    })
+    // Node's socket buffer holds at most its high-water mark plus one overlay read (≤ 256 KiB).
+    expect(maxBuffered).toBeLessThanOrEqual((64 << 10) + (256 << 10))
+    expect(accepted).toBeLessThan(total)
+    serviceSocket!.resume()
+    await uploading
+    await serviceDone.promise
+    expect(Buffer.compare(Buffer.concat(received), upload)).toBe(0)
   })
 
   it('resets the overlay connection when the service refuses, and says so', async () => {

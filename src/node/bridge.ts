@@ -81,6 +81,11 @@ export class TcpBridge {
     return this.socket?.isPaused() ?? false
   }
 
+  /** True while overlay data waits for the real socket to drain (the overlay is not being read). */
+  get serviceWriteBlocked(): boolean {
+    return this.socket?.writableNeedDrain ?? false
+  }
+
   /** Bytes Node holds for this bridge in the real socket's buffers (read and write side). */
   get bufferedBytes(): number {
     return (this.socket?.readableLength ?? 0) + (this.socket?.writableLength ?? 0)
