@@ -16,9 +16,15 @@ worker.onmessage = (event: MessageEvent) => {
   resolve?.(event.data)
 }
 
+worker.onerror = (event) => errors.push(`worker error: ${event.message}`)
+
 function ask<T>(request: WorkerRequest, transfer: Transferable[] = []): Promise<T> {
-  return new Promise((resolve) => {
-    waiting = resolve
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker did not answer ${request.type} within 20 s; errors: ${errors.join('; ')}`)), 20_000)
+    waiting = (message) => {
+      clearTimeout(timer)
+      resolve(message)
+    }
     worker.postMessage(request, transfer)
   })
 }

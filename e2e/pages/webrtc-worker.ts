@@ -79,7 +79,7 @@ async function blast(count: number, size: number): Promise<void> {
     // The sender paces itself on backpressure, as TCP over the tunnel would.
     for (;;) {
       const link = underlay!.linkStats(target)
-      if (!link || (link.queued === 0 && link.buffered < 128 * 1024)) break
+      if (!link || (link.queued === 0 && link.buffered < 64 * 1024)) break
       await nextTask()
     }
     const burst = Math.min(64, count - sent)

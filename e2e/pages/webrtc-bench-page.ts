@@ -1,0 +1,83 @@
+// Raw datachannel throughput between two pages of one browser (no Burrow code on the data path):
+// the baseline that tunnelled TCP over a direct path is compared with. Pages find each other over
+// a BroadcastChannel named by `?run=`; the one with `?role=offer` makes the offer.
+const params = new URLSearchParams(location.search)
+const signalling = new BroadcastChannel(`webrtc-bench-${params.get('run')}`)
+const offerer = params.get('role') === 'offer'
+let channel: RTCDataChannel | undefined
+const received = { messages: 0, bytes: 0, first: 0, last: 0 }
+
+function connect(init: RTCDataChannelInit): Promise<void> {
+  const pc = new RTCPeerConnection()
+  pc.onicecandidate = (event) => {
+    if (event.candidate) signalling.postMessage({ candidate: event.candidate.toJSON() })
+  }
+  signalling.onmessage = async (event: MessageEvent) => {
+    const data = event.data as { sdp?: RTCSessionDescriptionInit; candidate?: RTCIceCandidateInit }
+    if (data.sdp) {
+      await pc.setRemoteDescription(data.sdp)
+      if (data.sdp.type === 'offer') {
+        await pc.setLocalDescription(await pc.createAnswer())
+        signalling.postMessage({ sdp: pc.localDescription!.toJSON() })
+      }
+    } else if (data.candidate) {
+      await pc.addIceCandidate(data.candidate)
+    }
+  }
+  return new Promise((resolve) => {
+    const adopt = (ch: RTCDataChannel): void => {
+      channel = ch
+      ch.binaryType = 'arraybuffer'
+      ch.onmessage = (event: MessageEvent<ArrayBuffer>) => {
+        const now = performance.now()
+        if (received.messages === 0) received.first = now
+        received.last = now
+        received.messages++
+        received.bytes += event.data.byteLength
+      }
+      if (ch.readyState === 'open') resolve()
+      else ch.onopen = () => resolve()
+    }
+    if (offerer) {
+      adopt(pc.createDataChannel('bench', init))
+      void pc.createOffer().then(async (offer) => {
+        await pc.setLocalDescription(offer)
+        signalling.postMessage({ sdp: pc.localDescription!.toJSON() })
+      })
+    } else {
+      pc.ondatachannel = (event) => adopt(event.channel)
+    }
+  })
+}
+
+/** Sends `count` messages of `size` bytes, keeping at most `window` bytes buffered. */
+async function send(count: number, size: number, window: number): Promise<number> {
+  const ch = channel!
+  ch.bufferedAmountLowThreshold = window / 2
+  const message = new Uint8Array(size)
+  const start = performance.now()
+  for (let sent = 0; sent < count;) {
+    while (sent < count && ch.bufferedAmount < window) {
+      ch.send(message)
+      sent++
+    }
+    if (sent < count) await new Promise<void>((resolve) => ch.addEventListener('bufferedamountlow', () => resolve(), { once: true }))
+  }
+  return performance.now() - start
+}
+
+const api = {
+  connect,
+  send,
+  received: () => ({ ...received }),
+}
+
+declare global {
+  interface Window {
+    webrtcBench: typeof api
+  }
+}
+window.webrtcBench = api
+document.title = 'ready'
+
+export {}
