@@ -154,7 +154,7 @@ describe('TcpBridge', () => {
   })
 
   it('leaves the real socket paused with bounded buffering while the overlay reader stalls', async () => {
-    const total = 48 << 20
+    const total = 32 << 20
     const body = patternBytes(total, 13)
     let written = 0
     let finished = false
@@ -181,7 +181,7 @@ describe('TcpBridge', () => {
     await waitFor('the bridge to start', () => served.bridges.length === 1)
     const bridge = served.bridges[0]!
     // Nobody reads the overlay. The bridge must stop reading the service, so the service ends up
-    // blocked on a full kernel buffer instead of handing all 48 MB to the bridge.
+    // blocked on a full kernel buffer instead of handing all 32 MB to the bridge.
     await waitFor('the service to block and the bridge to pause', () => (serviceSocket?.writableNeedDrain === true && bridge.servicePaused) || finished)
     const heldAtStall = bridge.bytesToOverlay
     expect(finished).toBe(false)
@@ -195,7 +195,7 @@ describe('TcpBridge', () => {
   })
 
   it('stops reading the overlay while the service does not read, then delivers everything', async () => {
-    const total = 48 << 20
+    const total = 32 << 20
     const upload = patternBytes(total, 14)
     let serviceSocket: Socket | undefined
     const received: Buffer[] = []
