@@ -28,7 +28,19 @@ export interface BurrowStartOptions {
   keyName?: string
   /** Each online peer is pinged this often to measure `rttMs`; 0 turns it off. Default 2000 ms. */
   probeIntervalMs?: number
+  /**
+   * Largest IP packet this node sends (TCP segments follow from it through the MSS option, so a
+   * peer with a smaller MTU still gets segments it can take). Default 16384: every path today is
+   * a DERP relay, which carries packets up to 64 KiB, and per-packet costs (headers, checksums,
+   * one seal and one message hop per packet) dominate in JavaScript, so big packets move about
+   * twice the bytes of 1420-byte ones. Use 1420 where packets must cross plain UDP paths unfragmented.
+   */
+  mtu?: number
 }
+
+export const DEFAULT_OVERLAY_MTU = 16384
+/** DERP carries packets up to 64 KiB; WireGuard adds 32 bytes and pads to 16. */
+export const MAX_OVERLAY_MTU = 65536 - 48
 
 export interface BurrowPeer {
   nodeKey: string
@@ -153,6 +165,8 @@ export class BurrowNode extends EventTarget {
       throw new BurrowError('bad-options', `controlURL ${JSON.stringify(options.controlURL)} is not an http(s) or ws(s) URL`)
     }
     if (options.authKey !== undefined && typeof options.authKey !== 'string') throw new BurrowError('bad-options', 'authKey must be a string')
+    const mtu = options.mtu ?? DEFAULT_OVERLAY_MTU
+    if (!Number.isInteger(mtu) || mtu < 1280 || mtu > MAX_OVERLAY_MTU) throw new BurrowError('bad-options', `mtu must be a whole number from 1280 to ${MAX_OVERLAY_MTU}, got ${mtu}`)
     const probeIntervalMs = options.probeIntervalMs ?? 2000
     if (!Number.isFinite(probeIntervalMs) || probeIntervalMs < 0) throw new BurrowError('bad-options', `probeIntervalMs must be ≥ 0, got ${probeIntervalMs}`)
     const join: JoinOptions = {
@@ -170,7 +184,7 @@ export class BurrowNode extends EventTarget {
     this.relayURL = joined.relayURL
     const overlay = await this.dataplane.attachOverlay([`${joined.addresses[0]}/32`, `${joined.addresses[1]}/128`])
     this.overlay = overlay
-    const stack = new Stack({ addresses: joined.addresses })
+    const stack = new Stack({ addresses: joined.addresses, mtu })
     // The stack re-requests its deadline after every poll, and while data flows the deadline
     // (a retransmission timer) moves later with each ACK. Keeping an earlier pending wake-up
     // instead of replacing it costs one early poll per timer period and saves a message to the

@@ -168,6 +168,8 @@ describe('Burrow for Node through burrow relay --verify-clients', () => {
     expect(missing).toMatchObject({ code: 'unauthorized', status: 401 })
     const bad = await rejection(Burrow.start({ controlURL: 'ftp://relay', storage: 'memory' }))
     expect(bad.code).toBe('bad-options')
+    const tiny = await rejection(Burrow.start({ controlURL, authKey, storage: 'memory', mtu: 576 }))
+    expect(tiny).toMatchObject({ code: 'bad-options', message: 'mtu must be a whole number from 1280 to 65488, got 576' })
     const unreachable = await rejection(Burrow.start({ controlURL: 'http://127.0.0.1:1', authKey, storage: 'memory' }))
     expect(unreachable.code).toBe('unreachable')
     expect(unreachable.message).toMatch(/cannot reach the coordination service at http:\/\/127\.0\.0\.1:1/)
