@@ -3,10 +3,15 @@
 
 /** Adds `data` as big-endian 16-bit words (odd trailing byte padded with zero) to `initial`. */
 export function onesComplementSum(data: Uint8Array, initial = 0): number {
+  return onesComplementSumOf(data, 0, data.length, initial)
+}
+
+/** `onesComplementSum` of `data[start..end)`, so builders can sum part of a packet without a view. */
+export function onesComplementSumOf(data: Uint8Array, start: number, end: number, initial: number): number {
   let sum = initial
-  const evenLength = data.length & ~1
-  for (let i = 0; i < evenLength; i += 2) sum += (data[i]! << 8) | data[i + 1]!
-  if (evenLength !== data.length) sum += data[evenLength]! << 8
+  const evenEnd = start + ((end - start) & ~1)
+  for (let i = start; i < evenEnd; i += 2) sum += (data[i]! << 8) | data[i + 1]!
+  if (evenEnd !== end) sum += data[evenEnd]! << 8
   return sum
 }
 

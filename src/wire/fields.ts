@@ -23,6 +23,9 @@ export function writeUint32(bytes: Uint8Array, offset: number, value: number): v
 
 /** Rejects values that do not fit an unsigned field of `bits` bits, so a builder never silently truncates. */
 export function checkUint(name: string, value: number, bits: 8 | 16 | 32): void {
+  // Fast path for the per-packet case: masking keeps exactly the integers 0..2^bits-1 unchanged
+  // (NaN, fractions, negatives and Infinity all come out different).
+  if ((bits === 32 ? value >>> 0 : value & ((1 << bits) - 1)) === value) return
   if (!Number.isInteger(value) || value < 0 || value > 2 ** bits - 1) {
     throw new WireError('bad-length', `${name} ${value} does not fit in ${bits} unsigned bits`)
   }

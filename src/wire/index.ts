@@ -58,3 +58,4 @@ export {
   parseTcp,
   buildTcp,
 } from './tcp.ts'
+export { type IpHeaderFields, buildIpTcp, buildIpUdp } from './ip-packet.ts'

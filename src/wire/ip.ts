@@ -1,5 +1,5 @@
 import { type IpAddress } from './address.ts'
-import { internetChecksum } from './checksum.ts'
+import { finishChecksum, internetChecksum, onesComplementSumOf } from './checksum.ts'
 import { WireError } from './errors.ts'
 import { checkAddressPair, checkUint, readUint16, writeUint16 } from './fields.ts'
 
@@ -153,18 +153,29 @@ export function parseIp(packet: Uint8Array): IpPacket {
   throw new WireError('bad-version', `IP version ${version} is neither 4 nor 6`)
 }
 
-/** Builds an IPv4 packet (when `src` has 4 bytes; DF set, no options) or IPv6 packet around `payload`. */
-export function buildIp({ src, dst, protocol, payload, ttl = 64, id = 0 }: IpBuildOptions): Uint8Array {
+/** Validates the IP fields of a packet and returns its header length (internal to src/wire). */
+export function ipHeaderLength(src: IpAddress, dst: IpAddress, protocol: number, ttl: number, id: number, payloadLength: number): number {
   checkAddressPair(src, dst)
   checkUint('IP protocol', protocol, 8)
   checkUint('IP ttl', ttl, 8)
   checkUint('IPv4 id', id, 16)
   if (src.length === 4) {
-    const totalLength = IPV4_HEADER_LENGTH + payload.length
+    const totalLength = IPV4_HEADER_LENGTH + payloadLength
     if (totalLength > 0xffff) throw new WireError('bad-length', `IPv4 packet of ${totalLength} bytes exceeds 65535`)
-    const packet = new Uint8Array(totalLength)
+    return IPV4_HEADER_LENGTH
+  }
+  if (payloadLength > 0xffff) throw new WireError('bad-length', `IPv6 payload of ${payloadLength} bytes exceeds 65535`)
+  return IPV6_HEADER_LENGTH
+}
+
+/**
+ * Writes a validated IP header at the start of zero-filled `packet`, whose length is the whole
+ * packet (internal to src/wire).
+ */
+export function writeIpHeader(packet: Uint8Array, src: IpAddress, dst: IpAddress, protocol: number, ttl: number, id: number): void {
+  if (src.length === 4) {
     packet[0] = 0x45
-    writeUint16(packet, 2, totalLength)
+    writeUint16(packet, 2, packet.length)
     writeUint16(packet, 4, id)
     // Don't Fragment: we never reassemble fragments, so ask the path for "fragmentation needed" instead.
     packet[6] = 0x40
@@ -172,18 +183,22 @@ export function buildIp({ src, dst, protocol, payload, ttl = 64, id = 0 }: IpBui
     packet[9] = protocol
     packet.set(src, 12)
     packet.set(dst, 16)
-    writeUint16(packet, 10, internetChecksum(packet.subarray(0, IPV4_HEADER_LENGTH)))
-    packet.set(payload, IPV4_HEADER_LENGTH)
-    return packet
+    writeUint16(packet, 10, finishChecksum(onesComplementSumOf(packet, 0, IPV4_HEADER_LENGTH, 0)))
+    return
   }
-  if (payload.length > 0xffff) throw new WireError('bad-length', `IPv6 payload of ${payload.length} bytes exceeds 65535`)
-  const packet = new Uint8Array(IPV6_HEADER_LENGTH + payload.length)
   packet[0] = 0x60
-  writeUint16(packet, 4, payload.length)
+  writeUint16(packet, 4, packet.length - IPV6_HEADER_LENGTH)
   packet[6] = protocol
   packet[7] = ttl
   packet.set(src, 8)
   packet.set(dst, 24)
-  packet.set(payload, IPV6_HEADER_LENGTH)
+}
+
+/** Builds an IPv4 packet (when `src` has 4 bytes; DF set, no options) or IPv6 packet around `payload`. */
+export function buildIp({ src, dst, protocol, payload, ttl = 64, id = 0 }: IpBuildOptions): Uint8Array {
+  const headerLength = ipHeaderLength(src, dst, protocol, ttl, id, payload.length)
+  const packet = new Uint8Array(headerLength + payload.length)
+  writeIpHeader(packet, src, dst, protocol, ttl, id)
+  packet.set(payload, headerLength)
   return packet
 }

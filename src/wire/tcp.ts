@@ -49,6 +49,10 @@ export interface TcpSegment {
   payload: Uint8Array
 }
 
+function checkOptionLength(expected: boolean, name: string, length: number): void {
+  if (!expected) throw new WireError('bad-option', `TCP ${name} option has bad length ${length}`)
+}
+
 function parseOptions(segment: Uint8Array, end: number): TcpOptions {
   const options: TcpOptions = {}
   let offset = TCP_HEADER_LENGTH
@@ -64,24 +68,21 @@ function parseOptions(segment: Uint8Array, end: number): TcpOptions {
     if (length < 2 || offset + length > end) {
       throw new WireError('bad-option', `TCP option ${kind} has length ${length} with ${end - offset} bytes left`)
     }
-    const expectLength = (expected: boolean, name: string): void => {
-      if (!expected) throw new WireError('bad-option', `TCP ${name} option has bad length ${length}`)
-    }
     switch (kind) {
       case OPT_MSS:
-        expectLength(length === 4, 'MSS')
+        checkOptionLength(length === 4, 'MSS', length)
         options.mss = readUint16(segment, offset + 2)
         break
       case OPT_WINDOW_SCALE:
-        expectLength(length === 3, 'window scale')
+        checkOptionLength(length === 3, 'window scale', length)
         options.windowScale = Math.min(segment[offset + 2]!, MAX_WINDOW_SCALE)
         break
       case OPT_SACK_PERMITTED:
-        expectLength(length === 2, 'SACK-permitted')
+        checkOptionLength(length === 2, 'SACK-permitted', length)
         options.sackPermitted = true
         break
       case OPT_SACK: {
-        expectLength(length >= 10 && (length - 2) % 8 === 0, 'SACK')
+        checkOptionLength(length >= 10 && (length - 2) % 8 === 0, 'SACK', length)
         const blocks: Array<[number, number]> = []
         for (let at = offset + 2; at < offset + length; at += 8) {
           blocks.push([readUint32(segment, at), readUint32(segment, at + 4)])
@@ -90,7 +91,7 @@ function parseOptions(segment: Uint8Array, end: number): TcpOptions {
         break
       }
       case OPT_TIMESTAMP:
-        expectLength(length === 10, 'timestamp')
+        checkOptionLength(length === 10, 'timestamp', length)
         options.timestamp = { value: readUint32(segment, offset + 2), echo: readUint32(segment, offset + 6) }
         break
       default:
@@ -206,9 +207,11 @@ function writeOptions(o: TcpOptions, out: Uint8Array, start: number): void {
   }
 }
 
-/** Builds a TCP header + options + payload with the checksum filled in (the IP header is not included). */
-export function buildTcp(seg: TcpSegment, src: IpAddress, dst: IpAddress): Uint8Array {
-  checkAddressPair(src, dst)
+/**
+ * Validates `seg` for encoding and returns its header length (20 + padded options). Internal to
+ * src/wire: shared by `buildTcp` and the single-buffer IP builders so both encode identically.
+ */
+export function tcpHeaderLength(seg: TcpSegment): number {
   checkUint('TCP source port', seg.srcPort, 16)
   checkUint('TCP destination port', seg.dstPort, 16)
   checkUint('TCP sequence number', seg.seq, 32)
@@ -224,17 +227,32 @@ export function buildTcp(seg: TcpSegment, src: IpAddress, dst: IpAddress): Uint8
   const headerLength = TCP_HEADER_LENGTH + optionBytes
   const length = headerLength + seg.payload.length
   if (length > 0xffff) throw new WireError('bad-length', `TCP segment of ${length} bytes exceeds 65535`)
-  const segment = new Uint8Array(length)
-  writeUint16(segment, 0, seg.srcPort)
-  writeUint16(segment, 2, seg.dstPort)
-  writeUint32(segment, 4, seg.seq)
-  writeUint32(segment, 8, seg.ack)
-  segment[12] = (headerLength / 4) << 4
-  segment[13] = seg.flags
-  writeUint16(segment, 14, seg.window)
-  writeUint16(segment, 18, seg.urgent)
-  writeOptions(seg.options, segment, TCP_HEADER_LENGTH)
-  segment.set(seg.payload, headerLength)
+  return headerLength
+}
+
+/**
+ * Writes the header, options and payload of an already validated `seg` at `out[at..]`, with the
+ * checksum field zero (internal to src/wire). `out` must be zero-filled there.
+ */
+export function writeTcpSegment(seg: TcpSegment, headerLength: number, out: Uint8Array, at: number): void {
+  writeUint16(out, at, seg.srcPort)
+  writeUint16(out, at + 2, seg.dstPort)
+  writeUint32(out, at + 4, seg.seq)
+  writeUint32(out, at + 8, seg.ack)
+  out[at + 12] = (headerLength / 4) << 4
+  out[at + 13] = seg.flags
+  writeUint16(out, at + 14, seg.window)
+  writeUint16(out, at + 18, seg.urgent)
+  writeOptions(seg.options, out, at + TCP_HEADER_LENGTH)
+  out.set(seg.payload, at + headerLength)
+}
+
+/** Builds a TCP header + options + payload with the checksum filled in (the IP header is not included). */
+export function buildTcp(seg: TcpSegment, src: IpAddress, dst: IpAddress): Uint8Array {
+  checkAddressPair(src, dst)
+  const headerLength = tcpHeaderLength(seg)
+  const segment = new Uint8Array(headerLength + seg.payload.length)
+  writeTcpSegment(seg, headerLength, segment, 0)
   writeUint16(segment, 16, transportChecksum(segment, src, dst, PROTO_TCP))
   return segment
 }

@@ -36,18 +36,29 @@ export function parseUdp(segment: Uint8Array, src: IpAddress, dst: IpAddress): U
   }
 }
 
-/** Builds the UDP header + payload with its checksum filled in (the IP header is not included). */
-export function buildUdp(d: UdpDatagram, src: IpAddress, dst: IpAddress): Uint8Array {
-  checkAddressPair(src, dst)
+/** Validates `d` for encoding and returns the datagram length (internal to src/wire). */
+export function udpLength(d: UdpDatagram): number {
   checkUint('UDP source port', d.srcPort, 16)
   checkUint('UDP destination port', d.dstPort, 16)
   const length = UDP_HEADER_LENGTH + d.payload.length
   if (length > 0xffff) throw new WireError('bad-length', `UDP datagram of ${length} bytes exceeds 65535`)
+  return length
+}
+
+/** Writes a validated datagram at `out[at..]` with the checksum field zero (internal to src/wire). */
+export function writeUdpDatagram(d: UdpDatagram, length: number, out: Uint8Array, at: number): void {
+  writeUint16(out, at, d.srcPort)
+  writeUint16(out, at + 2, d.dstPort)
+  writeUint16(out, at + 4, length)
+  out.set(d.payload, at + UDP_HEADER_LENGTH)
+}
+
+/** Builds the UDP header + payload with its checksum filled in (the IP header is not included). */
+export function buildUdp(d: UdpDatagram, src: IpAddress, dst: IpAddress): Uint8Array {
+  checkAddressPair(src, dst)
+  const length = udpLength(d)
   const datagram = new Uint8Array(length)
-  writeUint16(datagram, 0, d.srcPort)
-  writeUint16(datagram, 2, d.dstPort)
-  writeUint16(datagram, 4, length)
-  datagram.set(d.payload, UDP_HEADER_LENGTH)
+  writeUdpDatagram(d, length, datagram, 0)
   // A computed zero is sent as all ones: zero on the wire means "no checksum" (RFC 768).
   writeUint16(datagram, 6, transportChecksum(datagram, src, dst, PROTO_UDP) || 0xffff)
   return datagram
