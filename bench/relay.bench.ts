@@ -1,12 +1,15 @@
 // `npm run bench -- --only relay`: DERP forwarding through a real `burrow relay` process, against
-// the same bytes echoed by a plain `ws` server process, plus how many clients one relay holds.
+// the same client work through a plain `ws` server process that forwards between two sockets, plus
+// how many clients one relay holds. BURROW_BENCH_RELAY_FORWARD_ONLY=1 stops after the first figure.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import WebSocket from 'ws'
 import { generateKeyPair } from '../src/crypto/index.ts'
 import { DerpConnection } from '../src/underlay/derp/connection.ts'
 import { nodeWebSocketDialer } from '../src/underlay/derp/node.ts'
+import { FrameReader } from '../src/underlay/derp/frame-reader.ts'
+import { FRAME_HEADER_LENGTH, FrameType, KEY_LENGTH, decodeFrame, writeHeader } from '../src/underlay/derp/frames.ts'
+import { OutputBuffer } from '../src/underlay/derp/output-buffer.ts'
 import { removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
 import { launchChromium, startPageServer } from '../e2e/helpers/browser.ts'
 import { formatNodeKey } from '../src/crypto/index.ts'
@@ -22,85 +25,155 @@ const PACKET = 1420
 const FRAME = 5 + 32 + PACKET
 const WINDOW = 512
 const DURATION_MS = 2000
-const ROUNDS = 3
+const RAMP_MS = 150
+const SLICE_MS = 400
+const SLICES = Number(process.env.BURROW_BENCH_RELAY_SLICES ?? 15)
 const CLIENTS = Number(process.env.BURROW_BENCH_CLIENTS ?? 1000)
 
-async function relayForward(url: string): Promise<number> {
+/** One A→B flow kept at most WINDOW packets in flight while `pumping`; counts packets B received. */
+interface Flow {
+  pumping: boolean
+  sent: number
+  received: number
+  pump(): void
+  close(): void
+}
+
+function windowedFlow(send: () => void, close: () => void): Flow {
+  const flow: Flow = {
+    pumping: false,
+    sent: 0,
+    received: 0,
+    pump() {
+      while (flow.pumping && flow.sent - flow.received < WINDOW) {
+        send()
+        flow.sent++
+      }
+    },
+    close,
+  }
+  return flow
+}
+
+/** Two DerpConnections through the relay under test. */
+async function relayFlow(url: string): Promise<Flow> {
   const a = generateKeyPair()
   const b = generateKeyPair()
   const dial = nodeWebSocketDialer()
   const ca = new DerpConnection({ url, privateKey: a.privateKey, dial }).start()
   const cb = new DerpConnection({ url, privateKey: b.privateKey, dial }).start()
-  try {
-    await waitFor('bench clients', () => ca.isConnected && cb.isConnected)
-    const payload = new Uint8Array(PACKET).fill(7)
-    let sent = 0
-    let received = 0
-    let measuring = true
-    const pump = () => {
-      while (measuring && sent - received < WINDOW) {
-        ca.send(b.publicKey, payload)
-        sent++
+  await waitFor('bench clients', () => ca.isConnected && cb.isConnected)
+  const payload = new Uint8Array(PACKET).fill(7)
+  const flow = windowedFlow(
+    () => ca.send(b.publicKey, payload),
+    () => (ca.close(), cb.close()),
+  )
+  cb.on('packet', () => {
+    flow.received++
+    if (flow.received % 64 === 0) flow.pump()
+  })
+  return flow
+}
+
+/**
+ * The same client work against a forwarding `ws` server process: the same dialer and `ws` client,
+ * SendPacket frames coalesced by the same OutputBuffer on a microtask, the receiver parsing every
+ * frame with the same FrameReader and decodeFrame.
+ */
+async function forwarderFlow(port: number): Promise<Flow> {
+  const dial = nodeWebSocketDialer()
+  const pair = Math.random().toString(36).slice(2)
+  const opened = { a: false, b: false }
+  const reader = new FrameReader()
+  let flow: Flow | undefined
+  const receiver = dial(`ws://127.0.0.1:${port}/?pair=${pair}`, {
+    onOpen: () => (opened.b = true),
+    onData: (bytes) => {
+      reader.push(bytes)
+      for (let raw = reader.next(); raw; raw = reader.next()) {
+        if (decodeFrame(raw.type, raw.payload).type !== 'send-packet') continue
+        flow!.received++
+        if (flow!.received % 64 === 0) flow!.pump()
       }
+    },
+    onClose: () => {},
+  })
+  await waitFor('baseline receiver', () => opened.b)
+  const sender = dial(`ws://127.0.0.1:${port}/?pair=${pair}`, { onOpen: () => (opened.a = true), onData: () => {}, onClose: () => {} })
+  await waitFor('baseline sender', () => opened.a)
+  const destination = generateKeyPair().publicKey
+  const payload = new Uint8Array(PACKET).fill(7)
+  const output = new OutputBuffer()
+  let flushQueued = false
+  flow = windowedFlow(
+    () => {
+      const out = output.reserve(FRAME)
+      writeHeader(out, 0, FrameType.SendPacket, KEY_LENGTH + PACKET)
+      out.set(destination, FRAME_HEADER_LENGTH)
+      out.set(payload, FRAME_HEADER_LENGTH + KEY_LENGTH)
+      if (flushQueued) return
+      flushQueued = true
+      queueMicrotask(() => {
+        flushQueued = false
+        for (let message = output.take(); message; message = output.take()) sender.send(message)
+      })
+    },
+    () => (sender.close(), receiver.close()),
+  )
+  return flow
+}
+
+/** MB/s of one slice: ramp up, count packets delivered over SLICE_MS, then let the window drain. */
+async function slice(flow: Flow): Promise<number> {
+  flow.pumping = true
+  flow.pump()
+  await sleep(RAMP_MS)
+  const startCount = flow.received
+  const start = performance.now()
+  await sleep(SLICE_MS)
+  const count = flow.received - startCount
+  const elapsed = performance.now() - start
+  flow.pumping = false
+  const drainBy = performance.now() + 2000
+  while (flow.received < flow.sent && performance.now() < drainBy) await sleep(5)
+  // Whatever was lost (a relay may drop under load) no longer counts against the window.
+  flow.received = flow.sent
+  return (count * PACKET) / 1e6 / (elapsed / 1000)
+}
+
+/** Relay and baseline measured in alternating slices; each figure is its median slice. */
+async function forwardVsBaseline(url: string, forwarderPort: number): Promise<{ forward: number; baseline: number; slices: number }> {
+  const relay = await relayFlow(url)
+  const forwarder = await forwarderFlow(forwarderPort)
+  try {
+    await slice(relay)
+    await slice(forwarder)
+    const rates: [number[], number[]] = [[], []]
+    for (let i = 0; i < SLICES; i++) {
+      // Alternate which goes first so neither always follows the other's drain.
+      if (i % 2 === 0) (rates[0].push(await slice(relay)), rates[1].push(await slice(forwarder)))
+      else (rates[1].push(await slice(forwarder)), rates[0].push(await slice(relay)))
     }
-    cb.on('packet', () => {
-      received++
-      if (received % 64 === 0) pump()
-    })
-    pump()
-    await sleep(500) // warm-up
-    const startCount = received
-    const start = performance.now()
-    await sleep(DURATION_MS)
-    const count = received - startCount
-    const elapsed = performance.now() - start
-    measuring = false
-    return (count * PACKET) / 1e6 / (elapsed / 1000)
+    if (process.env.BURROW_BENCH_VERBOSE) process.stderr.write(`  slices relay ${rates[0].map((r) => r.toFixed(0))} baseline ${rates[1].map((r) => r.toFixed(0))}\n`)
+    return { forward: median(rates[0]), baseline: median(rates[1]), slices: SLICES }
   } finally {
-    ca.close()
-    cb.close()
+    relay.close()
+    forwarder.close()
   }
 }
 
-/** The same 1457-byte frames, coalesced the same way, echoed by a bare `ws` server in its own process. */
-async function wsEchoBaseline(): Promise<number> {
-  const server = spawn(
-    process.execPath,
-    ['-e', "const {WebSocketServer}=require('ws');const s=new WebSocketServer({host:'127.0.0.1',port:0,perMessageDeflate:false});s.on('listening',()=>console.log(s.address().port));s.on('connection',w=>w.on('message',(d)=>w.send(d)))"],
-    { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] },
-  )
-  try {
-    const port = await new Promise<number>((resolve) => createInterface({ input: server.stdout! }).once('line', (l) => resolve(Number(l))))
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false })
-    await new Promise((resolve) => ws.once('open', resolve))
-    const framesPerMessage = Math.floor((64 * 1024) / FRAME)
-    const message = new Uint8Array(framesPerMessage * FRAME).fill(7)
-    let sentFrames = 0
-    let receivedBytes = 0
-    let measuring = true
-    const pump = () => {
-      while (measuring && sentFrames - receivedBytes / FRAME < WINDOW) {
-        ws.send(message)
-        sentFrames += framesPerMessage
-      }
-    }
-    ws.on('message', (data: Buffer) => {
-      receivedBytes += data.length
-      pump()
-    })
-    pump()
-    await sleep(500)
-    const startBytes = receivedBytes
-    const start = performance.now()
-    await sleep(DURATION_MS)
-    const frames = (receivedBytes - startBytes) / FRAME
-    const elapsed = performance.now() - start
-    measuring = false
-    ws.close()
-    return (frames * PACKET) / 1e6 / (elapsed / 1000)
-  } finally {
-    stop(server)
-  }
+async function startForwarder(): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'ws-forward-server.mjs')], {
+    cwd: join(import.meta.dirname, '..'),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const port = await new Promise<number>((resolve) => createInterface({ input: child.stdout! }).once('line', (l) => resolve(Number(l))))
+  return { port, child }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y)
+  return sorted[sorted.length >> 1]!
 }
 
 async function clientsHeld(url: string): Promise<number> {
@@ -148,25 +221,22 @@ async function browserForward(url: string, messageBytes: number): Promise<number
 const bench: Bench = async () => {
   const results: BenchResult[] = []
   const relay = await startRelayProcess(['--queue-packets', '1024'])
+  const forwarder = await startForwarder()
   try {
-    // Interleaved rounds, best of each: the machine is shared, so a single pass is at the mercy of neighbours.
-    let forward = 0
-    let baseline = 0
-    for (let round = 0; round < ROUNDS; round++) {
-      forward = Math.max(forward, await relayForward(relay.url))
-      baseline = Math.max(baseline, await wsEchoBaseline())
-    }
+    const { forward, baseline, slices } = await forwardVsBaseline(relay.url, forwarder.port)
     results.push({
       name: 'relay.forward_mb_per_s',
       value: forward,
       unit: 'MB/s',
       baseline,
       ratio: forward / baseline,
-      note: `two clients, ${PACKET}-byte packets, A→B through burrow relay; baseline: the same frames echoed by a plain ws server process; best of ${ROUNDS} interleaved rounds`,
+      note: `two clients, ${PACKET}-byte packets, A→B through burrow relay; baseline: the same client work through a ws server process forwarding messages between two sockets; medians of ${slices} alternating ${SLICE_MS} ms slices`,
     })
   } finally {
+    stop(forwarder.child)
     await relay.stop('SIGKILL')
   }
+  if (process.env.BURROW_BENCH_RELAY_FORWARD_ONLY) return results
   const browserRelay = await startRelayProcess(['--queue-packets', '4096'])
   try {
     const coalesced = await browserForward(browserRelay.url, 64 * 1024)
