@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { build } from 'vite'
 import { launchChromium, REPO_ROOT, startPageServer } from '../e2e/helpers/browser.ts'
+import { DEFAULT_OVERLAY_MTU } from '../src/burrow.ts'
 import { startRelayProcess } from '../test/helpers/relay-process.ts'
 import type { Bench, BenchResult } from './types.ts'
 
@@ -112,7 +113,7 @@ const bench: Bench = async () => {
       unit: 'MB/s',
       baseline,
       ratio: rate / baseline,
-      note: `20 MiB browser → burrow relay → browser over TCP, median of ${ROUNDS} (${rates.map((r) => r.toFixed(1)).join(', ')}); baseline: @noble ChaCha20-Poly1305 seal of 1420-byte packets in a worker of the same browser (${baselines.map((r) => r.toFixed(1)).join(', ')}); goal ratio ≥ 0.6`,
+      note: `20 MiB browser → burrow relay → browser over TCP (overlay MTU ${DEFAULT_OVERLAY_MTU}), median of ${ROUNDS} (${rates.map((r) => r.toFixed(1)).join(', ')}); baseline: @noble ChaCha20-Poly1305 seal of 1420-byte packets in a worker of the same browser (${baselines.map((r) => r.toFixed(1)).join(', ')}); goal ratio ≥ 0.6`,
     })
 
     await pageB.evaluate(() => window.burrowNodeE2E.greeter(7))
