@@ -57,7 +57,7 @@ export interface BurrowPeer {
   lastHandshake: number | null
 }
 
-/** Dispatched as `peers` whenever the peer map or its counters change. */
+/** Dispatched as `peers` when the peer map changes, and once a second with fresh traffic counters. */
 export class BurrowPeersEvent extends Event {
   constructor(readonly peers: BurrowPeer[]) {
     super('peers')
