@@ -15,8 +15,8 @@ import {
   buildEcho,
   buildIcmpError,
   buildIp,
-  buildTcp,
-  buildUdp,
+  buildIpTcp,
+  buildIpUdp,
   formatAddress,
   parseAddress,
   parseEcho,
@@ -236,8 +236,8 @@ export class Stack implements TcpHost, UdpHost {
   }
 
   emit(connection: TcpConnection, segment: TcpSegment): void {
-    const tcp = buildTcp(segment, connection.localAddress, connection.remoteAddress)
-    this.output(connection.localAddress, connection.remoteAddress, PROTO_TCP, tcp)
+    const id = this.nextIpId()
+    this.push(buildIpTcp({ src: connection.localAddress, dst: connection.remoteAddress, id }, segment), id)
   }
 
   markDirty(connection: TcpConnection): void {
@@ -301,7 +301,8 @@ export class Stack implements TcpHost, UdpHost {
             options: {},
             payload: new Uint8Array(0),
           }
-    this.output(dst, src, PROTO_TCP, buildTcp(reply, dst, src))
+    const id = this.nextIpId()
+    this.push(buildIpTcp({ src: dst, dst: src, id }, reply), id)
   }
 
   /** Forgets a connection once it is fully closed. */
@@ -340,8 +341,8 @@ export class Stack implements TcpHost, UdpHost {
 
   sendUdp(endpoint: UdpEndpoint, data: Uint8Array, remoteAddress: IpAddress, remotePort: number): void {
     const local = this.sourceFor(remoteAddress)
-    const udp = buildUdp({ srcPort: endpoint.port, dstPort: remotePort, payload: data }, local, remoteAddress)
-    this.output(local, remoteAddress, PROTO_UDP, udp)
+    const id = this.nextIpId()
+    this.push(buildIpUdp({ src: local, dst: remoteAddress, id }, { srcPort: endpoint.port, dstPort: remotePort, payload: data }), id)
   }
 
   releaseUdp(endpoint: UdpEndpoint): void {
@@ -432,8 +433,18 @@ export class Stack implements TcpHost, UdpHost {
   // ---------------------------------------------------------------- helpers
 
   private output(src: IpAddress, dst: IpAddress, protocol: number, payload: Uint8Array): void {
-    this.ipId = (this.ipId + 1) & 0xffff
-    this.outbox.push(buildIp({ src, dst, protocol, payload, id: this.ipId }))
+    const id = this.nextIpId()
+    this.push(buildIp({ src, dst, protocol, payload, id }), id)
+  }
+
+  private nextIpId(): number {
+    return (this.ipId + 1) & 0xffff
+  }
+
+  /** Queues a packet built with IPv4 id `id`; the id is used up only once the build succeeded. */
+  private push(packet: Uint8Array, id: number): void {
+    this.ipId = id
+    this.outbox.push(packet)
     this.stats.packetsOut++
   }
 
