@@ -292,4 +292,35 @@ describe('burrow up', () => {
       rmSync(secondDir, { recursive: true, force: true })
     }
   }, 90_000)
+
+  it('keeps trying to join while the relay is down, and joins once it starts', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'burrow-late-relay-'))
+    const upDir = mkdtempSync(join(tmpdir(), 'burrow-up-early-'))
+    let early: UpProcess | undefined
+    let late: RelayProcess | undefined
+    try {
+      const lateKey = authKey(dataDir) // the store exists before the relay runs, as an operator may prepare it
+      const port = await new Promise<number>((resolve) => {
+        const probe = createServer().listen(0, '127.0.0.1', () => {
+          const { port } = probe.address() as AddressInfo
+          probe.close(() => resolve(port))
+        })
+      })
+      early = spawnUp(['--control', `http://127.0.0.1:${port}`, '--authkey', lateKey, '--hostname', 'early', '--state-dir', upDir])
+      await waitFor('a retry to be logged', () => early!.logs.some((l) => l.msg === 'cannot join yet; retrying'), 30_000)
+      expect(early.logs.find((l) => l.msg === 'cannot join yet; retrying')).toMatchObject({ level: 'warn', code: 'unreachable' })
+      late = await startRelayProcess([], { port, dataDir })
+      await waitFor('the node to join', () => early!.logs.some((l) => l.msg === 'up'), 30_000)
+      early.proc.kill('SIGINT')
+      expect(await early.exited).toBe(0)
+    } finally {
+      if (early && early.proc.exitCode === null) {
+        early.proc.kill('SIGKILL')
+        await early.exited
+      }
+      await late?.stop('SIGKILL')
+      rmSync(dataDir, { recursive: true, force: true })
+      rmSync(upDir, { recursive: true, force: true })
+    }
+  }, 90_000)
 })

@@ -161,7 +161,7 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
   void stop.then(() => (stopped = true))
   for (;;) {
     try {
-      return await Burrow.start({
+      const starting = Burrow.start({
         controlURL: config.controlURL,
         ...(config.authKey !== undefined ? { authKey: config.authKey } : {}),
         ...(config.hostname !== undefined ? { hostname: config.hostname } : {}),
@@ -170,6 +170,13 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         storage: config.ephemeral ? 'memory' : 'file',
         stateDir,
       })
+      // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.
+      const first = await Promise.race([starting, stop.then(() => undefined)])
+      if (first === undefined) {
+        void starting.then((node) => node.close(), () => {})
+        return undefined
+      }
+      return first
     } catch (error) {
       const burrowError = error instanceof BurrowError ? error : new BurrowError('worker', (error as Error).message)
       if (FATAL_CODES.has(burrowError.code)) return burrowError
