@@ -21,7 +21,7 @@ export interface DirectPathsOptions {
   driver: DataplaneDriver
   /** Our disco private key (not the node key: disco keys are separate, as in Tailscale). */
   discoPrivateKey: Uint8Array
-  /** The DERP underlay; its endpoint for a peer is the peer's node key. */
+  /** The DERP underlay for peers added without one; its endpoint for a peer is the peer's node key. */
   relayUnderlay: UnderlayId
   webrtc: WebRtcUnderlay
   /** The id `driver.addUnderlay(webrtc)` returned. */
@@ -49,6 +49,8 @@ export interface DirectPathCounters {
 interface PeerEntry {
   nodeKey: Uint8Array
   discoKey: Uint8Array
+  /** The relay (DERP underlay) this peer is reached through. */
+  relayUnderlay: UnderlayId
   selector: PeerPathSelector
   txPackets: number
   rxPackets: number
@@ -70,14 +72,17 @@ export class DirectPaths {
     this.clock = options.clock ?? systemClock
     this.activityCheckMs = options.activityCheckMs ?? 1000
     const { webrtc } = options
-    webrtc.on('signal', (peer, signal) => this.sendDisco(peer, options.relayUnderlay, { type: 'webrtc-signal', signal }, 'signal'))
+    webrtc.on('signal', (peer, signal) => {
+      const entry = this.peers.get(toHex(peer))
+      if (entry) this.sendDisco(peer, entry.relayUnderlay, { type: 'webrtc-signal', signal }, 'signal')
+    })
     webrtc.on('open', (peer) => this.withPeer(peer, (entry) => {
       // Route through the WebRTC underlay now; `send` mirrors to the relay until a pong trusts it.
       this.setRoute(entry, options.webrtcUnderlay)
       entry.selector.directOpened(this.clock.now())
     }))
     webrtc.on('close', (peer) => this.withPeer(peer, (entry) => {
-      this.setRoute(entry, options.relayUnderlay)
+      this.setRoute(entry, entry.relayUnderlay)
       entry.selector.directClosed(this.clock.now())
     }))
     webrtc.setRelayMirror((peer, datagrams) => this.mirror(peer, datagrams))
@@ -89,13 +94,23 @@ export class DirectPaths {
     return this.keyring.publicKey
   }
 
-  /** Adds or updates a peer (from the coordination peer map). The core must already know its node key. */
-  setPeer(nodeKey: Uint8Array, discoKey: Uint8Array): void {
+  /**
+   * Adds or updates a peer (from the coordination peer map). The core must already know its node
+   * key. `relayUnderlay` is the DERP underlay that reaches it (default: the one in the options).
+   */
+  setPeer(nodeKey: Uint8Array, discoKey: Uint8Array, relayUnderlay: UnderlayId = this.options.relayUnderlay): void {
     const id = toHex(nodeKey)
     const existing = this.peers.get(id)
-    if (existing && equalBytes(existing.discoKey, discoKey)) return
+    if (existing && equalBytes(existing.discoKey, discoKey)) {
+      existing.relayUnderlay = relayUnderlay
+      return
+    }
+    // A new disco key means the peer restarted: its old WebRTC session is gone too.
     if (existing) this.removePeer(nodeKey)
-    const entry: PeerEntry = { nodeKey: nodeKey.slice(), discoKey: discoKey.slice(), selector: new PeerPathSelector(this.options.selector), txPackets: 0, rxPackets: 0 }
+    const entry: PeerEntry = {
+      nodeKey: nodeKey.slice(), discoKey: discoKey.slice(), relayUnderlay,
+      selector: new PeerPathSelector(this.options.selector), txPackets: 0, rxPackets: 0,
+    }
     this.peers.set(id, entry)
     this.byDisco.set(toHex(discoKey), entry)
     this.tick()
@@ -200,7 +215,7 @@ export class DirectPaths {
     for (const datagram of datagrams) if (!looksLikeDisco(datagram)) copies.push(datagram.slice())
     if (copies.length === 0) return
     this.counters.mirroredToRelay += copies.length
-    this.sendOn(this.options.relayUnderlay, entry.nodeKey, copies)
+    this.sendOn(entry.relayUnderlay, entry.nodeKey, copies)
   }
 
   private readActivity(now: number): void {
