@@ -171,6 +171,12 @@ describe('burrow up', () => {
     })
     expect(Buffer.from(reply!.data).toString()).toBe('echo:hi')
     expect(reply).toMatchObject({ remoteAddress: serverAddress, remotePort: 53 })
+    // Datagrams bigger than a 1420-byte tunnel would allow pass: the overlay MTU is Burrow's 16384.
+    const big = patternBytes(6000, 9)
+    await writer.write({ data: big, remoteAddress: serverAddress, remotePort: 53 })
+    let bigReply = (await reader.read()).value!
+    while (bigReply.data.length < 100) bigReply = (await reader.read()).value! // late answers to the retried "hi"
+    expect(Buffer.compare(bigReply.data, Buffer.concat([Buffer.from('echo:'), big]))).toBe(0)
     await socket.close()
     expect(up.logs.find((l) => l.msg === 'udp flow')).toMatchObject({ proto: 'udp', port: 53, peer: 'allowed', to: `127.0.0.1:${udpEcho.address().port}` })
   }, 60_000)

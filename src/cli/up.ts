@@ -5,7 +5,7 @@
 // connections with FINs and leave; the identity stays registered unless --ephemeral.
 import { chmod, mkdir } from 'node:fs/promises'
 import { Burrow, BurrowError, defaultStateDir, type BurrowPeer } from '../node.ts'
-import type { NodeState } from '../burrow.ts'
+import { DEFAULT_OVERLAY_MTU, type NodeState } from '../burrow.ts'
 import { jsonLinesLogger, type Logger } from '../server/log.ts'
 import { TcpService, type ServiceEvent } from '../node/serve.ts'
 import { UdpForwarder, type UdpForwardEvent } from '../node/udp-forward.ts'
@@ -17,6 +17,8 @@ import { parseUpArgs, type UpConfig } from './up-args.ts'
 /** Errors that retrying cannot fix. */
 const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'bad-options', 'key-store'])
 const STATUS_INTERVAL_MS = 1000
+/** Given to Burrow explicitly so the UDP forwarder knows the largest reply it can send back. */
+const OVERLAY_MTU = DEFAULT_OVERLAY_MTU
 
 export const up: Command = async (args, io) => {
   let config: UpConfig
@@ -94,6 +96,7 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
       policy: config.policy,
       peers,
       idleMs: config.udpIdleSeconds * 1000,
+      mtu: OVERLAY_MTU,
       onEvent: (event) => logUdpEvent(log, event),
     })
     log('info', 'serving', { proto: 'udp', port: spec.port, to: `${spec.target.host}:${spec.target.port}`, allow: config.allow.length > 0 ? config.allow : 'every node' })
@@ -169,6 +172,7 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         // removes the node when it disconnects if the auth key itself was made --ephemeral.)
         storage: config.ephemeral ? 'memory' : 'file',
         stateDir,
+        mtu: OVERLAY_MTU,
       })
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.
       const first = await Promise.race([starting, stop.then(() => undefined)])

@@ -25,7 +25,7 @@ export interface UdpForwarderOptions {
   /** Concurrent remotes; the least recently active is evicted beyond this. Default 1024. */
   maxSessions?: number
   now?: () => number
-  /** The overlay tunnel MTU (bigger replies cannot be sent back and are dropped). Default DEFAULT_MTU. */
+  /** The overlay stack's MTU (bigger replies cannot be sent back and are dropped). Default the Stack's DEFAULT_MTU. */
   mtu?: number
 }
 
