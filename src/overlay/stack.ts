@@ -30,6 +30,7 @@ import {
   type IpAddress,
   type TcpSegment,
 } from '../wire/index.ts'
+import { ConnectionTable } from './connection-table.ts'
 import { PingError, PingTracker } from './icmp.ts'
 import { DEFAULT_KEEPALIVE, DEFAULT_TCP_CONFIG, type KeepAliveConfig, type TcpConfig } from './tcp/config.ts'
 import { TcpConnection, type TcpHost } from './tcp/connection.ts'
@@ -94,7 +95,7 @@ export class Stack implements TcpHost, UdpHost {
   readonly tcpConfig: TcpConfig
   readonly stats: StackStats = { packetsIn: 0, packetsOut: 0, malformed: 0, notForUs: 0, unsupported: 0, resetsSent: 0, backlogDrops: 0, udpNoPort: 0 }
   private outbox: Uint8Array[] = []
-  private readonly connections = new Map<string, TcpConnection>()
+  private readonly connections = new ConnectionTable<TcpConnection>()
   private readonly listeners = new Map<number, TcpListener>()
   private readonly udpEndpoints = new Map<number, UdpEndpoint>()
   private readonly dirty = new Set<TcpConnection>()
@@ -203,21 +204,20 @@ export class Stack implements TcpHost, UdpHost {
       throw new TcpError('bad-argument', `bad TCP port ${options.port}`)
     }
     const local = this.sourceFor(remote)
-    const localPort = options.localPort ?? this.ephemeralPort((port) => this.connections.has(connectionKey(local, port, remote, options.port)))
-    const key = connectionKey(local, localPort, remote, options.port)
-    const existing = this.connections.get(key)
+    const localPort = options.localPort ?? this.ephemeralPort((port) => this.connections.has(local, port, remote, options.port))
+    const existing = this.connections.get(local, localPort, remote, options.port)
     if (existing) {
       // A 4-tuple in TIME_WAIT may be reused: the clock-driven ISN moves past the old sequence space.
       if (existing.state !== 'TIME_WAIT') {
         throw new TcpError('address-in-use', `${formatAddress(local)}:${localPort} is already connected to ${formatAddress(remote)}:${options.port}`)
       }
-      this.connections.delete(key)
+      this.connections.delete(existing)
     }
     const config = this.configFor(options)
     const { isn, timestampOffset } = this.isn.generate(local, localPort, remote, options.port, now)
     const endpoints = { localAddress: local, localPort, remoteAddress: remote, remotePort: options.port }
     const connection = new TcpConnection(this, endpoints, config, this.mssFor(remote), isn, timestampOffset, now, false)
-    this.connections.set(key, connection)
+    this.connections.add(connection)
     connection.open(now)
     return connection
   }
@@ -245,10 +245,9 @@ export class Stack implements TcpHost, UdpHost {
   }
 
   private receiveTcp(src: IpAddress, dst: IpAddress, seg: TcpSegment, now: number): void {
-    const key = connectionKey(dst, seg.dstPort, src, seg.srcPort)
-    let connection = this.connections.get(key)
+    let connection = this.connections.get(dst, seg.dstPort, src, seg.srcPort)
     if (connection && connection.acceptsNewSyn(seg)) {
-      this.connections.delete(key)
+      this.connections.delete(connection)
       connection = undefined
     }
     if (connection) {
@@ -270,13 +269,15 @@ export class Stack implements TcpHost, UdpHost {
 
   private acceptSyn(listener: TcpListener, src: IpAddress, dst: IpAddress, seg: TcpSegment, now: number): void {
     const { isn, timestampOffset } = this.isn.generate(dst, seg.dstPort, src, seg.srcPort, now)
-    const endpoints = { localAddress: dst, localPort: seg.dstPort, remoteAddress: src, remotePort: seg.srcPort }
+    // Copies: `src`/`dst` view the inbound packet, whose buffer the caller may reuse, and the
+    // connection keeps them (they are its demultiplexing key).
+    const endpoints = { localAddress: dst.slice(), localPort: seg.dstPort, remoteAddress: src.slice(), remotePort: seg.srcPort }
     const connection = new TcpConnection(this, endpoints, this.tcpConfig, this.mssFor(src), isn, timestampOffset, now, true)
     connection.events = {
       established: () => listener.promote(connection),
       closed: () => listener.forget(connection),
     }
-    this.connections.set(connectionKey(dst, seg.dstPort, src, seg.srcPort), connection)
+    this.connections.add(connection)
     this.owners.set(connection, listener)
     listener.adopt(connection)
     connection.acceptSyn(seg, now)
@@ -308,8 +309,7 @@ export class Stack implements TcpHost, UdpHost {
   /** Forgets a connection once it is fully closed. */
   private settle(connection: TcpConnection): void {
     if (!connection.isDead) return
-    const key = connectionKey(connection.localAddress, connection.localPort, connection.remoteAddress, connection.remotePort)
-    if (this.connections.get(key) === connection) this.connections.delete(key)
+    this.connections.delete(connection)
     this.dirty.delete(connection)
     const owner = this.owners.get(connection)
     if (owner) {
@@ -419,7 +419,7 @@ export class Stack implements TcpHost, UdpHost {
     const headerLength = version === 4 ? (original[0]! & 0x0f) * 4 : 40
     if (protocol !== PROTO_TCP || original.length < headerLength + 8) return
     const view = new DataView(original.buffer, original.byteOffset + headerLength, 8)
-    const connection = this.connections.get(connectionKey(local, view.getUint16(0), remote, view.getUint16(2)))
+    const connection = this.connections.get(local, view.getUint16(0), remote, view.getUint16(2))
     if (!connection) return
     const reason =
       version === 4
@@ -512,16 +512,6 @@ function checkTcpConfig(config: TcpConfig): void {
     range('keepAlive.intervalMs', config.keepAlive.intervalMs, 1, 2 ** 31)
     range('keepAlive.count', config.keepAlive.count, 1, 1000)
   }
-}
-
-function connectionKey(local: IpAddress, localPort: number, remote: IpAddress, remotePort: number): string {
-  // Per packet: IPv4 addresses as one number each, which is cheaper than joining bytes.
-  if (local.length === 4) return `${v4Number(local)}|${localPort}|${v4Number(remote)}|${remotePort}`
-  return `${local.join(',')}|${localPort}|${remote.join(',')}|${remotePort}`
-}
-
-function v4Number(a: IpAddress): number {
-  return ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0
 }
 
 export { PingError }
