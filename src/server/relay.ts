@@ -10,6 +10,7 @@ import {
   FrameType,
   KEY_LENGTH,
   MAGIC,
+  MAX_PACKET_SIZE,
   PROTOCOL_VERSION,
   PeerGoneReason,
   decodeFrame,
@@ -56,6 +57,12 @@ export class RelayClient {
   serverInfoFrame: Uint8Array | undefined
   nextTimerAt: number
   lastActiveAt: number
+  /** This client's entry in the key table while it is logged in. */
+  keySet: KeySet | undefined
+  /** The last destination this client sent to, and where it led, while the key table is unchanged. */
+  readonly lastDestination = new Uint8Array(KEY_LENGTH)
+  lastTarget: KeySet | undefined
+  lastTargetVersion = -1
   /** Driver hook: the queue went from empty to non-empty. */
   onOutput: () => void = () => {}
   /** Driver hook: close the socket (after writing nothing more); `kind` is 'normal' or what went wrong. */
@@ -104,6 +111,8 @@ export class Relay {
   private readonly sendersTo = new Map<string, Set<string>>()
   private readonly sentBy = new Map<string, Set<string>>()
   private nextId = 1
+  /** Bumped whenever a key joins or leaves the table, invalidating every client's destination cache. */
+  private keysVersion = 0
   private readonly queuePackets: number
   private readonly queueBytes: number
   private readonly keepAliveMs: number
@@ -215,6 +224,7 @@ export class Relay {
         const raw = client.reader.next()
         if (!raw) return
         if (client.state === 'login') this.login(client, raw.type, raw.payload, now)
+        else if (raw.type === FrameType.SendPacket) this.forward(client, raw.payload, now)
         else this.handle(client, decodeFrame(raw.type, raw.payload), now)
       }
     } catch (error) {
@@ -264,13 +274,16 @@ export class Relay {
     client.serverInfoFrame = undefined
     client.nextTimerAt = now + this.keepAliveInterval()
     client.lastActiveAt = now
+    this.keysVersion++
     const set = this.keys.get(client.keyId)
     if (set) {
       set.clients.push(client)
       set.active = client
+      client.keySet = set
       this.log('info', 'duplicate key connected; newest connection receives', { client: client.name, connections: set.clients.length })
     } else {
-      this.keys.set(client.keyId, { clients: [client], active: client })
+      client.keySet = { clients: [client], active: client }
+      this.keys.set(client.keyId, client.keySet)
     }
     this.metrics.clients++
     this.log('info', 'client logged in', { client: client.name, remote: client.remote, canAckPings: client.info?.CanAckPings })
@@ -279,6 +292,9 @@ export class Relay {
   private unregister(client: RelayClient, _now: number): void {
     this.metrics.clients--
     if (client.preferred) this.metrics.homeClients--
+    this.keysVersion++
+    client.keySet = undefined
+    client.lastTarget = undefined
     const set = this.keys.get(client.keyId)
     if (!set) return
     set.clients = set.clients.filter((c) => c !== client)
@@ -305,7 +321,7 @@ export class Relay {
   private handle(client: RelayClient, frame: DerpFrame, now: number): void {
     switch (frame.type) {
       case 'send-packet':
-        this.forward(client, frame.destination, frame.packet, now)
+        // SendPacket frames take the fast path in process(); none arrive here.
         return
       case 'note-preferred':
         if (frame.preferred !== client.preferred) this.metrics.homeClients += frame.preferred ? 1 : -1
@@ -324,37 +340,53 @@ export class Relay {
     }
   }
 
-  private forward(client: RelayClient, destination: Uint8Array, packet: Uint8Array, now: number): void {
+  /**
+   * A SendPacket payload (destination key, packet) becomes a RecvPacket frame (source key, packet)
+   * written straight into the destination's queue: one copy, and no per-packet key strings or map
+   * lookups while a client keeps sending to the same destination.
+   */
+  private forward(client: RelayClient, payload: Uint8Array, now: number): void {
+    // decodeFrame throws the precise error for a malformed payload.
+    if (payload.length < KEY_LENGTH || payload.length - KEY_LENGTH > MAX_PACKET_SIZE) decodeFrame(FrameType.SendPacket, payload)
     client.lastActiveAt = now
-    const own = this.keys.get(client.keyId)
+    const own = client.keySet
     if (own && own.clients.length > 1) own.active = client
-    if (client.bucket && !client.bucket.take(FRAME_HEADER_LENGTH + KEY_LENGTH + packet.length, now)) {
+    if (client.bucket && !client.bucket.take(FRAME_HEADER_LENGTH + payload.length, now)) {
       this.metrics.drop('rate_limited')
       return
     }
-    const dstId = keyIdOf(destination)
-    const target = this.keys.get(dstId)?.active
-    if (!target) {
-      this.metrics.drop('unknown_dest')
-      if (looksLikeDisco(packet) && client.peerGoneLimit?.take(1, now)) {
-        this.pushControl(client, encodeFrame({ type: 'peer-gone', key: destination, reason: PeerGoneReason.NotHere }))
+    let targetSet = client.lastTargetVersion === this.keysVersion && sameKey(client.lastDestination, payload) ? client.lastTarget : undefined
+    if (!targetSet) {
+      const destination = payload.subarray(0, KEY_LENGTH)
+      const dstId = keyIdOf(destination)
+      targetSet = this.keys.get(dstId)
+      if (!targetSet) {
+        this.metrics.drop('unknown_dest')
+        if (looksLikeDisco(payload.subarray(KEY_LENGTH)) && client.peerGoneLimit?.take(1, now)) {
+          this.pushControl(client, encodeFrame({ type: 'peer-gone', key: destination, reason: PeerGoneReason.NotHere }))
+        }
+        return
       }
+      this.noteSent(client.keyId, dstId)
+      client.lastDestination.set(destination)
+      client.lastTarget = targetSet
+      client.lastTargetVersion = this.keysVersion
+    }
+    const target = targetSet.active
+    const queue = target.queue
+    const wasEmpty = queue.isEmpty
+    const frame = queue.reserveData(FRAME_HEADER_LENGTH + payload.length)
+    this.metrics.drop('queue_full_oldest', queue.evicted)
+    if (!frame) {
+      this.metrics.drop('queue_full_newest')
       return
     }
-    const frame = new Uint8Array(FRAME_HEADER_LENGTH + KEY_LENGTH + packet.length)
-    writeHeader(frame, 0, FrameType.RecvPacket, KEY_LENGTH + packet.length)
+    writeHeader(frame, 0, FrameType.RecvPacket, payload.length)
     frame.set(client.key!, FRAME_HEADER_LENGTH)
-    frame.set(packet, FRAME_HEADER_LENGTH + KEY_LENGTH)
-    const wasEmpty = target.queue.isEmpty
-    const drops = target.queue.pushData(frame)
-    this.metrics.drop('queue_full_oldest', drops.oldest)
-    this.metrics.drop('queue_full_newest', drops.newest)
-    if (drops.newest === 0) {
-      this.metrics.packetsForwarded++
-      this.metrics.bytesForwarded += packet.length
-    }
-    this.noteSent(client.keyId, dstId)
-    if (wasEmpty && !target.queue.isEmpty) target.onOutput()
+    frame.set(payload.subarray(KEY_LENGTH), FRAME_HEADER_LENGTH + KEY_LENGTH)
+    this.metrics.packetsForwarded++
+    this.metrics.bytesForwarded += payload.length - KEY_LENGTH
+    if (wasEmpty) target.onOutput()
   }
 
   private noteSent(srcId: string, dstId: string): void {
@@ -375,6 +407,11 @@ export class Relay {
   }
 }
 
+
+function sameKey(key: Uint8Array, payload: Uint8Array): boolean {
+  for (let i = 0; i < KEY_LENGTH; i++) if (key[i] !== payload[i]) return false
+  return true
+}
 
 function looksLikeDisco(packet: Uint8Array): boolean {
   if (packet.length < DISCO_MAGIC.length + 32 + 24) return false
