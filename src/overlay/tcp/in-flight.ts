@@ -28,6 +28,12 @@ export class InFlight {
   minRtt = Infinity
   /** Time a still-ambiguous segment would be declared lost (the RACK reorder timer). */
   reorderDeadline: number | undefined
+  /**
+   * Whether first transmissions were recorded with non-decreasing times, as they are when `now`
+   * is monotonic; `detectLosses` relies on it to stop scanning early, and scans everything if not.
+   */
+  private sendTimesOrdered = true
+  private lastFirstSentAt = -Infinity
 
   get isEmpty(): boolean {
     return this.head >= this.segments.length
@@ -39,6 +45,8 @@ export class InFlight {
 
   /** Records a first transmission; segments must be sent in offset order. */
   sent(start: number, end: number, now: number): void {
+    if (now < this.lastFirstSentAt) this.sendTimesOrdered = false
+    this.lastFirstSentAt = now
     this.segments.push({ start, end, sentAt: now, delivered: false, lost: false, retransmitted: false })
   }
 
@@ -124,6 +132,10 @@ export class InFlight {
     const s = this.segments
     for (let i = this.head; i < s.length; i++) {
       const seg = s[i]!
+      // Segments are in first-send order and a retransmission only moves a send time later, so
+      // past a never-retransmitted segment sent after the RACK segment, every segment was too:
+      // none of them can be lost yet. This keeps a per-ACK scan from walking the whole window.
+      if (seg.sentAt > this.rackSentAt && !seg.retransmitted && this.sendTimesOrdered) break
       if (seg.delivered || seg.lost) continue
       const sentBefore = seg.sentAt < this.rackSentAt || (seg.sentAt === this.rackSentAt && seg.end < this.rackEnd)
       if (!sentBefore) continue
