@@ -115,11 +115,20 @@ function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>
   const webrtc = new WebRtcUnderlay(control.port2, { ourKey: keys.publicKey })
   const webrtcUnderlay = driver.addUnderlay(webrtc)
   const changes: string[] = []
+  /** How far ahead each DirectPaths timer was set, to check its wake-up cadence. */
+  const pathTimerDelays: number[] = []
+  const pathsClock = {
+    now: () => clock.now(),
+    setTimer: (at: number, callback: () => void) => {
+      pathTimerDelays.push(at - clock.now())
+      return clock.setTimer(at, callback)
+    },
+  }
   const paths: DirectPaths = new DirectPaths({
-    driver, discoPrivateKey: disco.privateKey, relayUnderlay, webrtc, webrtcUnderlay, clock,
+    driver, discoPrivateKey: disco.privateKey, relayUnderlay, webrtc, webrtcUnderlay, clock: pathsClock,
     onPathChange: (_peer, path) => changes.push(path),
   })
-  return { keys, disco, core, driver, overlay, relayUnderlay, webrtc, webrtcUnderlay, paths, page, changes }
+  return { keys, disco, core, driver, overlay, relayUnderlay, webrtc, webrtcUnderlay, paths, page, changes, pathTimerDelays }
 }
 
 function pair() {
@@ -157,12 +166,15 @@ async function talk(env: ReturnType<typeof pair>, until: number): Promise<void> 
   }
 }
 
+/** Traffic starts at 1 s; an idle DirectPaths reads counters every 5 s, so by 7 s it is direct. */
+const DIRECT_BY = 7000
+
 describe('DirectPaths with WebRtcUnderlay', () => {
   it('moves active peers to a trusted direct path, then data stops using the relay', async () => {
     const env = pair()
     try {
       const { net, a, b } = env
-      await talk(env, 4000)
+      await talk(env, DIRECT_BY)
       expect(a.webrtc.isOpen(b.keys.publicKey)).toBe(true)
       expect(b.webrtc.isOpen(a.keys.publicKey)).toBe(true)
       expect(a.changes).toEqual(['direct'])
@@ -172,7 +184,7 @@ describe('DirectPaths with WebRtcUnderlay', () => {
       expect(a.paths.counters.pongsMatched).toBeGreaterThan(0)
       const relayed = net.counts.data
       const receivedBefore = b.overlay.received.length
-      await talk(env, 10_000)
+      await talk(env, DIRECT_BY + 6000)
       expect(net.counts.data).toBe(relayed)
       expect(b.overlay.received.length).toBeGreaterThan(receivedBefore + 10)
       // Heartbeats every 3 s keep it trusted.
@@ -186,15 +198,15 @@ describe('DirectPaths with WebRtcUnderlay', () => {
     const env = pair()
     try {
       const { net, a, b } = env
-      await talk(env, 4000)
+      await talk(env, DIRECT_BY)
       expect(a.changes).toEqual(['direct'])
       for (const channel of [...a.page.channels, ...b.page.channels]) channel.close()
-      await talk(env, 4600)
+      await talk(env, DIRECT_BY + 600)
       expect(a.changes).toEqual(['direct', 'relay'])
       expect(a.paths.status(b.keys.publicKey)).toMatchObject({ path: 'relay', direct: 'none', failures: 1 })
       const relayed = net.counts.data
       const received = b.overlay.received.length
-      await talk(env, 5200)
+      await talk(env, DIRECT_BY + 1200)
       expect(net.counts.data).toBeGreaterThan(relayed)
       expect(b.overlay.received.length).toBeGreaterThan(received)
     } finally {
@@ -206,19 +218,37 @@ describe('DirectPaths with WebRtcUnderlay', () => {
     const env = pair()
     try {
       const { net, a, b } = env
-      await talk(env, 4000)
+      await talk(env, DIRECT_BY)
       // B stops answering pings: drop disco messages it would send on the channel.
       const realSend = b.webrtc.send.bind(b.webrtc)
       b.webrtc.send = (endpoint, datagrams) => realSend(endpoint, datagrams.filter((d) => d[0] !== 0x54))
-      await talk(env, 12_000)
+      await talk(env, DIRECT_BY + 8000)
       expect(a.changes).toEqual(['direct', 'relay'])
       expect(a.paths.counters.mirroredToRelay).toBeGreaterThan(0)
       const relayed = net.counts.data
-      await talk(env, 13_000)
+      await talk(env, DIRECT_BY + 9000)
       expect(net.counts.data).toBeGreaterThan(relayed)
       b.webrtc.send = realSend
-      await talk(env, 17_000)
+      await talk(env, DIRECT_BY + 13_000)
       expect(a.changes).toEqual(['direct', 'relay', 'direct'])
+    } finally {
+      env.close()
+    }
+  })
+
+  it('an idle node reads traffic counters only every 5 s, and every second once a peer is active', async () => {
+    const env = pair()
+    try {
+      const { clock, a } = env
+      await runUntil(clock, 60_000)
+      expect(a.changes).toEqual([])
+      expect(a.paths.status(env.b.keys.publicKey)).toMatchObject({ active: false, direct: 'none' })
+      expect(a.pathTimerDelays.length).toBeGreaterThanOrEqual(11)
+      expect(new Set(a.pathTimerDelays)).toEqual(new Set([5000]))
+      a.pathTimerDelays.length = 0
+      await talk(env, 60_000 + DIRECT_BY)
+      expect(a.changes).toEqual(['direct'])
+      expect(Math.max(...a.pathTimerDelays.slice(2))).toBeLessThanOrEqual(1000)
     } finally {
       env.close()
     }
@@ -233,7 +263,7 @@ describe('DirectPaths with WebRtcUnderlay', () => {
       a.paths.handleDisco({ underlay: a.relayUnderlay, endpoint: b.keys.publicKey, datagram: forged })
       a.paths.handleDisco({ underlay: a.relayUnderlay, endpoint: b.keys.publicKey, datagram: new Uint8Array([0x54, 0x53, 0xf0, 0x9f, 0x92, 0xac, ...new Uint8Array(70)]) })
       expect(a.paths.counters.discoRejected).toBe(2)
-      await talk(env, 4000)
+      await talk(env, DIRECT_BY)
       expect(a.changes).toEqual(['direct'])
     } finally {
       env.close()

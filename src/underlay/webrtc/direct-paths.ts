@@ -28,8 +28,10 @@ export interface DirectPathsOptions {
   webrtcUnderlay: UnderlayId
   clock?: DriverClock
   selector?: PathSelectorOptions
-  /** How often traffic counters are read to tell active peers from idle ones. */
+  /** How often traffic counters are read while some peer is active (default 1 s). */
   activityCheckMs?: number
+  /** … and while every peer is idle (default 5 s, the dataplane's idle cap). */
+  idleCheckMs?: number
   onPathChange?: (nodeKey: Uint8Array, path: PathKind, rttMs: number | undefined) => void
   reportError?: (error: unknown) => void
 }
@@ -63,6 +65,7 @@ export class DirectPaths {
   private readonly byDisco = new Map<string, PeerEntry>()
   private readonly clock: DriverClock
   private readonly activityCheckMs: number
+  private readonly idleCheckMs: number
   private timer: Timer | undefined
   private timerAt: number | undefined
   private stopped = false
@@ -71,6 +74,7 @@ export class DirectPaths {
     this.keyring = new DiscoKeyring(options.discoPrivateKey)
     this.clock = options.clock ?? systemClock
     this.activityCheckMs = options.activityCheckMs ?? 1000
+    this.idleCheckMs = options.idleCheckMs ?? 5000
     const { webrtc } = options
     webrtc.on('signal', (peer, signal) => {
       const entry = this.peers.get(toHex(peer))
@@ -119,10 +123,11 @@ export class DirectPaths {
   removePeer(nodeKey: Uint8Array): void {
     const entry = this.peers.get(toHex(nodeKey))
     if (!entry) return
+    // While the entry still exists, so that the bye reaches the peer over its relay.
+    this.options.webrtc.disconnect(nodeKey, 'the peer was removed')
     this.peers.delete(toHex(nodeKey))
     this.byDisco.delete(toHex(entry.discoKey))
     this.keyring.forget(entry.discoKey)
-    this.options.webrtc.disconnect(nodeKey, 'the peer was removed')
   }
 
   status(nodeKey: Uint8Array): PathStatus | undefined {
@@ -236,8 +241,11 @@ export class DirectPaths {
   private schedule(): void {
     if (this.stopped) return
     const now = this.clock.now()
-    // Counters are read at this cadence so that a peer turning active is noticed promptly.
-    let at = now + this.activityCheckMs
+    // Counters are read at this cadence so that a peer turning active is noticed promptly; an
+    // idle worker wakes no more often than the dataplane's own idle cap.
+    let anyActive = false
+    for (const entry of this.peers.values()) if (entry.selector.status(now).active) anyActive = true
+    let at = now + (anyActive ? this.activityCheckMs : this.idleCheckMs)
     for (const entry of this.peers.values()) {
       const next = entry.selector.nextEvent()
       if (next !== undefined && next < at) at = Math.max(next, now)
