@@ -31,7 +31,9 @@ function createAuthKey(dataDir: string, ...flags: string[]): string {
 async function openPage(browser: LaunchedBrowser): Promise<Page> {
   const page = await browser.newPage()
   await page.goto(`${pages.url}/e2e/pages/burrow.html`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
+  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 }).catch((error: Error) => {
+    throw new Error(`${error.message}; page errors: ${browser.errors.join(' | ')}`)
+  })
   return page
 }
 
@@ -137,10 +139,10 @@ describe('Burrow.start in two browsers through a real relay', () => {
     relay = await startRelayProcess([], { port, dataDir })
     const got = await finished(pageB, id, 90_000)
     expect(got.done).toEqual({ bytes: MB5, sha256: (await sent).sha256 })
+    // The data path (DERP) may be back before the coordination session is; both come back.
     for (const page of [pageA, pageB]) {
-      const states = await page.evaluate(() => window.burrowNodeE2E.states())
-      expect(states).toContain('reconnecting')
-      expect(states.at(-1)).toBe('online')
+      await page.waitForFunction(() => window.burrowNodeE2E.states().at(-1) === 'online', undefined, { timeout: 30_000, polling: 100 })
+      expect(await page.evaluate(() => window.burrowNodeE2E.states())).toContain('reconnecting')
     }
   })
 
