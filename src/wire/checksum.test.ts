@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { finishChecksum, internetChecksum, onesComplementSum, pseudoHeaderSum, transportChecksum } from './checksum.ts'
+import { checksumWordSum, finishChecksum, internetChecksum, onesComplementSum, onesComplementSumOf, pseudoHeaderSum, transportChecksum } from './checksum.ts'
 import { hex } from './testing.ts'
 
 describe('Internet checksum (RFC 1071)', () => {
@@ -40,6 +40,23 @@ describe('Internet checksum (RFC 1071)', () => {
         expect(finishChecksum(chained)).toBe(internetChecksum(data))
       }),
     )
+  })
+
+  it('sums by 32-bit words to the same checksum as by 16-bit words, at any offset and alignment', () => {
+    const arbBytes = fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ min: 0xf0, maxLength: 300 }), fc.uint8Array({ max: 0, maxLength: 40 }))
+    fc.assert(
+      fc.property(arbBytes, fc.nat(7), fc.nat(), fc.nat(), fc.oneof(fc.constant(0), fc.nat({ max: 0x3fffe })), (bytes, skew, a, b, initial) => {
+        const backing = new Uint8Array(bytes.length + skew)
+        backing.set(bytes, skew)
+        const data = backing.subarray(skew) // exercises a byteOffset that is not word-aligned
+        const start = a % (data.length + 1)
+        const end = start + (b % (data.length - start + 1))
+        expect(finishChecksum(checksumWordSum(data, start, end, initial))).toBe(finishChecksum(onesComplementSumOf(data, start, end, initial)))
+      }),
+      { numRuns: 500 },
+    )
+    const allOnes = new Uint8Array(65535).fill(0xff)
+    expect(finishChecksum(checksumWordSum(allOnes, 0, allOnes.length, 0xffff))).toBe(finishChecksum(onesComplementSum(allOnes, 0xffff)))
   })
 
   it('never returns more than 16 bits and never loses carries', () => {

@@ -3,7 +3,7 @@
 // once over pseudo-header + segment. Byte for byte the same as buildIp(build{Tcp,Udp}(…)), which
 // copies the payload twice; this is the per-packet path of the userspace stack.
 import { type IpAddress } from './address.ts'
-import { finishChecksum, onesComplementSumOf, pseudoHeaderSum } from './checksum.ts'
+import { finishChecksum, checksumWordSum, pseudoHeaderSum } from './checksum.ts'
 import { checkAddressPair, writeUint16 } from './fields.ts'
 import { PROTO_TCP, PROTO_UDP, ipHeaderLength, writeIpHeader } from './ip.ts'
 import { type TcpSegment, tcpHeaderLength, writeTcpSegment } from './tcp.ts'
@@ -20,7 +20,7 @@ export interface IpHeaderFields {
 
 function transportChecksumAt(packet: Uint8Array, start: number, src: IpAddress, dst: IpAddress, protocol: number): number {
   const initial = pseudoHeaderSum(src, dst, protocol, packet.length - start)
-  return finishChecksum(onesComplementSumOf(packet, start, packet.length, initial))
+  return finishChecksum(checksumWordSum(packet, start, packet.length, initial))
 }
 
 /** `buildIp({ ...ip, protocol: PROTO_TCP, payload: buildTcp(seg, ip.src, ip.dst) })` in one allocation. */

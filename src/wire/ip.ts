@@ -1,5 +1,5 @@
 import { type IpAddress } from './address.ts'
-import { finishChecksum, internetChecksum, onesComplementSumOf } from './checksum.ts'
+import { finishChecksum, internetChecksum, checksumWordSum } from './checksum.ts'
 import { WireError } from './errors.ts'
 import { checkAddressPair, checkUint, readUint16, writeUint16 } from './fields.ts'
 
@@ -183,7 +183,7 @@ export function writeIpHeader(packet: Uint8Array, src: IpAddress, dst: IpAddress
     packet[9] = protocol
     packet.set(src, 12)
     packet.set(dst, 16)
-    writeUint16(packet, 10, finishChecksum(onesComplementSumOf(packet, 0, IPV4_HEADER_LENGTH, 0)))
+    writeUint16(packet, 10, finishChecksum(checksumWordSum(packet, 0, IPV4_HEADER_LENGTH, 0)))
     return
   }
   packet[0] = 0x60
