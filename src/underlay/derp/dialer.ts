@@ -55,8 +55,20 @@ export function webSocketUrl(url: string): string {
   return parsed.toString()
 }
 
+export interface WebSocketDialerOptions {
+  /**
+   * How the implementation delivers binary messages: 'arraybuffer' (browsers) or an implementation's
+   * own type of Uint8Array view (`ws`: 'nodebuffer', which spares a copy of every message).
+   */
+  binaryType?: string
+}
+
 /** DERP over WebSocket: subprotocol `derp`, binary messages, the socket treated as a byte stream. */
-export function webSocketDialer(WebSocketImpl: WebSocketConstructor = globalThis.WebSocket as unknown as WebSocketConstructor): DerpDialer {
+export function webSocketDialer(
+  WebSocketImpl: WebSocketConstructor = globalThis.WebSocket as unknown as WebSocketConstructor,
+  options: WebSocketDialerOptions = {},
+): DerpDialer {
+  const binaryType = options.binaryType ?? 'arraybuffer'
   if (!WebSocketImpl) throw new DerpUrlError('no WebSocket implementation: pass one (e.g. `ws` in Node 20)')
   return (url, handlers) => {
     let closed = false
@@ -72,7 +84,7 @@ export function webSocketDialer(WebSocketImpl: WebSocketConstructor = globalThis
       queueMicrotask(() => finish(`cannot open WebSocket: ${(error as Error).message}`))
       return { send() {}, bufferedAmount: 0, close() {} }
     }
-    ws.binaryType = 'arraybuffer'
+    ws.binaryType = binaryType
     ws.onopen = () => handlers.onOpen()
     ws.onmessage = (event) => {
       const data = event.data
