@@ -33,7 +33,7 @@ const api = {
   start: (relayUrl: string) => ask<{ type: 'ready'; nodeKey: string; discoKey: string }>({ type: 'start', relayUrl, control: port2 }, [port2]),
   setPeer: (nodeKey: string, discoKey: string) => ask({ type: 'peer', nodeKey, discoKey }),
   connect: () => ask({ type: 'connect' }),
-  blast: (count: number, size: number) => ask({ type: 'blast', count, size }),
+  blast: (count: number, size: number, window?: number) => ask({ type: 'blast', count, size, ...(window ? { window } : {}) }),
   stats: async () => ({ ...(await ask<{ stats: WorkerStats }>({ type: 'stats' })).stats, handover: agent.lastHandover, errors }),
   /** Gathered host candidates need a real interface: report what this page can see. */
   closeAgent: () => agent.close(),

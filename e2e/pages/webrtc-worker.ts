@@ -11,7 +11,7 @@ export type WorkerRequest =
   | { type: 'start'; relayUrl: string; control: MessagePort }
   | { type: 'peer'; nodeKey: string; discoKey: string }
   | { type: 'connect' }
-  | { type: 'blast'; count: number; size: number }
+  | { type: 'blast'; count: number; size: number; window?: number }
   | { type: 'stats' }
 
 export interface WorkerStats {
@@ -24,6 +24,10 @@ export interface WorkerStats {
   signalsSent: number
   signalsReceived: number
   discoRejected: number
+  /** Bytes received and when the first and last datagram arrived (performance.now()). */
+  bytes: number
+  firstAt: number
+  lastAt: number
   link?: { sent: number; received: number; dropped: number; queued: number; buffered: number }
 }
 
@@ -43,6 +47,9 @@ let duplicates = 0
 let signalsSent = 0
 let signalsReceived = 0
 let discoRejected = 0
+let bytes = 0
+let firstAt = 0
+let lastAt = 0
 
 function reply(message: unknown): void {
   postMessage(message)
@@ -57,11 +64,15 @@ function datagram(sequence: number, size: number): Uint8Array {
   return bytes
 }
 
-function check(bytes: Uint8Array): void {
+function check(datagram: Uint8Array): void {
+  const now = performance.now()
+  if (received === 0) firstAt = now
+  lastAt = now
   received++
-  const sequence = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4)
-  let ok = bytes[0] === 4
-  for (let i = 8; ok && i < bytes.length; i++) ok = bytes[i] === ((sequence + i) & 0xff)
+  bytes += datagram.length
+  const sequence = new DataView(datagram.buffer, datagram.byteOffset).getUint32(4)
+  let ok = datagram[0] === 4
+  for (let i = 8; ok && i < datagram.length; i++) ok = datagram[i] === ((sequence + i) & 0xff)
   if (!ok) outOfPattern++
   if (seen.has(sequence)) duplicates++
   seen.add(sequence)
@@ -73,13 +84,13 @@ const nextTask = (): Promise<void> => new Promise((resolve) => {
   port2.postMessage(null)
 })
 
-async function blast(count: number, size: number): Promise<void> {
+async function blast(count: number, size: number, window: number): Promise<void> {
   const target = peer!.nodeKey
   for (let sent = 0; sent < count;) {
     // The sender paces itself on backpressure, as TCP over the tunnel would.
     for (;;) {
       const link = underlay!.linkStats(target)
-      if (!link || (link.queued === 0 && link.buffered < 64 * 1024)) break
+      if (!link || (link.queued === 0 && link.buffered < window)) break
       await nextTask()
     }
     const burst = Math.min(64, count - sent)
@@ -139,11 +150,11 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
       reply({ type: 'ok' })
       return
     case 'blast':
-      blast(request.count, request.size).then(() => reply({ type: 'ok' }), (error: Error) => reply({ type: 'error', message: error.message }))
+      blast(request.count, request.size, request.window ?? 64 * 1024).then(() => reply({ type: 'ok' }), (error: Error) => reply({ type: 'error', message: error.message }))
       return
     case 'stats': {
       const stats: WorkerStats = {
-        open, received, outOfPattern, duplicates, closes, signalsSent, signalsReceived, discoRejected,
+        open, received, outOfPattern, duplicates, closes, signalsSent, signalsReceived, discoRejected, bytes, firstAt, lastAt,
         ...(how ? { how } : {}),
       }
       const link = peer && underlay?.linkStats(peer.nodeKey)
