@@ -1,5 +1,5 @@
 import { type IpAddress } from './address.ts'
-import { finishChecksum, internetChecksum, checksumWordSum } from './checksum.ts'
+import { checksumWordSum, finishChecksum } from './checksum.ts'
 import { WireError } from './errors.ts'
 import { checkAddressPair, checkUint, readUint16, writeUint16 } from './fields.ts'
 
@@ -81,7 +81,7 @@ function parseIpv4(packet: Uint8Array): IpPacket {
   if (packet.length < totalLength) {
     throw new WireError('truncated', `IPv4 total length ${totalLength} exceeds the ${packet.length} bytes received`)
   }
-  if (internetChecksum(packet.subarray(0, headerLength)) !== 0) {
+  if (finishChecksum(checksumWordSum(packet, 0, headerLength, 0)) !== 0) {
     throw new WireError('bad-checksum', 'IPv4 header checksum mismatch')
   }
   const moreFragments = (packet[6]! & 0x20) !== 0

@@ -8,6 +8,9 @@ import { RttEstimator, MAX_RTO_MS } from './rtt.ts'
 import { InFlight } from './in-flight.ts'
 import { SendBuffer } from './send-buffer.ts'
 
+/** Shared by every segment without data: zero bytes, so nothing can write into it. */
+const NO_PAYLOAD = new Uint8Array(0)
+
 // The RFC 9293 state machine. Internally every sequence number is turned into a stream offset
 // (a plain number that never wraps): send offset 0 is ISS+1, receive offset 0 is IRS+1, the SYN
 // sits at offset -1 and a FIN at the offset just past the last data byte. Only segment
@@ -45,6 +48,10 @@ export interface TcpEndpoints {
 
 /** What the connection needs from the stack that hosts it. */
 export interface TcpHost {
+  /**
+   * Sends `segment` now. The segment object and its options are reused for the connection's
+   * next segment: the host encodes it during the call and must not keep it.
+   */
   emit(connection: TcpConnection, segment: TcpSegment): void
   /** The application changed something that may let the connection send; flush on the next poll. */
   markDirty(connection: TcpConnection): void
@@ -139,6 +146,10 @@ export class TcpConnection {
   private readonly cc: Cubic
   /** Karn-compliant timing of one segment when timestamps are off. */
   private timed: { offset: number; sentAt: number } | undefined
+  /** Reused for every segment sent (see `TcpHost.emit`), so sending allocates no header objects. */
+  private readonly outSegment: TcpSegment
+  private readonly outOptions: TcpOptions = {}
+  private readonly outTimestamp = { value: 0, echo: 0 }
   private retransmissions = 0
   private tlpAt: number | undefined
   private reorderWindowMultiplier = 1
@@ -202,6 +213,7 @@ export class TcpConnection {
     this.localPort = endpoints.localPort
     this.remoteAddress = endpoints.remoteAddress
     this.remotePort = endpoints.remotePort
+    this.outSegment = { srcPort: this.localPort, dstPort: this.remotePort, seq: 0, ack: 0, flags: 0, window: 0, urgent: 0, options: this.outOptions, payload: NO_PAYLOAD }
     this.iss = iss >>> 0
     this.tsOffset = timestampOffset >>> 0
     this.ourMss = mss
@@ -268,7 +280,7 @@ export class TcpConnection {
       options.timestamp = { value: this.tsNow(now), echo: synAck ? this.tsRecent : 0 }
     }
     this.sndNxt = 0
-    this.emit(SYN | (synAck ? ACK : 0), -1, new Uint8Array(0), options)
+    this.emit(SYN | (synAck ? ACK : 0), -1, NO_PAYLOAD, options)
     if (this.rtoAt === undefined) this.rtoAt = now + this.rtt.rto
     if (this.timed === undefined && this.retransmissions === 0) this.timed = { offset: 0, sentAt: now }
   }
@@ -380,7 +392,7 @@ export class TcpConnection {
   abort(): void {
     if (this.state === 'CLOSED') return
     if (this.state !== 'SYN_SENT' && this.state !== 'TIME_WAIT') {
-      this.emit(RST | ACK, this.sndNxt, new Uint8Array(0), {})
+      this.emit(RST | ACK, this.sndNxt, NO_PAYLOAD, {})
     }
     this.finish(new TcpError('aborted', 'connection aborted locally'))
     this.host.markDirty(this)
@@ -466,7 +478,7 @@ export class TcpConnection {
     } else {
       // Probe with an already-acknowledged sequence number: any receiver answers with its window.
       this.stats.zeroWindowProbes++
-      this.emit(ACK, this.sndUna - 1, new Uint8Array(0), this.ackOptions(now))
+      this.emit(ACK, this.sndUna - 1, NO_PAYLOAD, this.ackOptions(now))
     }
     this.persistBackoff++
     this.armPersist(now)
@@ -481,7 +493,7 @@ export class TcpConnection {
     this.keepAliveProbes++
     this.stats.keepAliveProbes++
     this.keepAliveAt = now + ka.intervalMs
-    this.emit(ACK, this.sndUna - 1, new Uint8Array(0), this.ackOptions(now))
+    this.emit(ACK, this.sndUna - 1, NO_PAYLOAD, this.ackOptions(now))
   }
 
   // ---------------------------------------------------------------- input
@@ -895,7 +907,7 @@ export class TcpConnection {
     }
     if (this.ackNow && this.synReceived && this.state !== 'SYN_SENT' && this.state !== 'CLOSED') {
       if (this.state === 'SYN_RECEIVED') this.sendSyn(now)
-      else this.emit(ACK, this.sndNxt, new Uint8Array(0), this.ackOptions(now))
+      else this.emit(ACK, this.sndNxt, NO_PAYLOAD, this.ackOptions(now))
     }
   }
 
@@ -1032,7 +1044,7 @@ export class TcpConnection {
   /** Sends [start, end) of the send sequence space: data, plus FIN if the range covers it. */
   private sendRange(start: number, end: number, now: number, retransmission: boolean): void {
     const dataEnd = Math.min(end, this.finOffset ?? Infinity, this.sendBuffer.end)
-    const payload = dataEnd > start ? this.sendBuffer.slice(start, dataEnd - start) : new Uint8Array(0)
+    const payload = dataEnd > start ? this.sendBuffer.slice(start, dataEnd - start) : NO_PAYLOAD
     const fin = this.finOffset !== undefined && end > this.finOffset
     let flags = ACK
     if (fin) flags |= FIN
@@ -1062,9 +1074,16 @@ export class TcpConnection {
     }
   }
 
+  /** The options of a non-SYN segment, in an object reused per segment (see `TcpHost.emit`). */
   private ackOptions(now: number): TcpOptions {
-    const options: TcpOptions = {}
-    if (this.timestampsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent }
+    const options = this.outOptions
+    options.timestamp = undefined
+    options.sack = undefined
+    if (this.timestampsOk) {
+      this.outTimestamp.value = this.tsNow(now)
+      this.outTimestamp.echo = this.tsRecent
+      options.timestamp = this.outTimestamp
+    }
     if (this.sackOk && (this.receiveBuffer.hasHeld || this.duplicateReport)) {
       const room = this.timestampsOk ? 3 : 4
       const blocks = this.duplicateReport ? [this.duplicateReport] : []
@@ -1113,17 +1132,15 @@ export class TcpConnection {
       this.delayedAckAt = undefined
     }
     this.stats.segmentsSent++
-    this.host.emit(this, {
-      srcPort: this.localPort,
-      dstPort: this.remotePort,
-      seq: this.sendSeq(seqOffset),
-      ack,
-      flags,
-      window,
-      urgent: 0,
-      options,
-      payload,
-    })
+    const segment = this.outSegment
+    segment.seq = this.sendSeq(seqOffset)
+    segment.ack = ack
+    segment.flags = flags
+    segment.window = window
+    segment.options = options
+    segment.payload = payload
+    this.host.emit(this, segment)
+    segment.payload = NO_PAYLOAD // don't pin the send buffer's storage
   }
 
   /** A bare RST answering an unacceptable ACK (RFC 9293 §3.10.7.3): SEQ = SEG.ACK. */
@@ -1138,14 +1155,14 @@ export class TcpConnection {
       window: 0,
       urgent: 0,
       options: {},
-      payload: new Uint8Array(0),
+      payload: NO_PAYLOAD,
     })
   }
 
   // ---------------------------------------------------------------- bookkeeping
 
   private finish(error: TcpError | undefined, sendReset = false): void {
-    if (sendReset && this.state !== 'CLOSED') this.emit(RST | ACK, this.sndNxt, new Uint8Array(0), {})
+    if (sendReset && this.state !== 'CLOSED') this.emit(RST | ACK, this.sndNxt, NO_PAYLOAD, {})
     this.state = 'CLOSED'
     this.rtoAt = this.delayedAckAt = this.persistAt = this.keepAliveAt = this.timeWaitAt = undefined
     this.reportClosed(error)
