@@ -2,6 +2,7 @@
 // the same client work through a plain `ws` server process that forwards between two sockets, plus
 // how many clients one relay holds. BURROW_BENCH_RELAY_FORWARD_ONLY=1 stops after the first figure.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { generateKeyPair } from '../src/crypto/index.ts'
@@ -25,9 +26,11 @@ const PACKET = 1420
 const FRAME = 5 + 32 + PACKET
 const WINDOW = 512
 const DURATION_MS = 2000
-const RAMP_MS = 150
-const SLICE_MS = 400
-const SLICES = Number(process.env.BURROW_BENCH_RELAY_SLICES ?? 15)
+const RAMP_MS = 100
+const SLICE_MS = 300
+const SLICES = Number(process.env.BURROW_BENCH_RELAY_SLICES ?? 21)
+/** USER_HZ: Linux reports process times in 1/100 s on every architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100
 const CLIENTS = Number(process.env.BURROW_BENCH_CLIENTS ?? 1000)
 
 /** One A→B flow kept at most WINDOW packets in flight while `pumping`; counts packets B received. */
@@ -37,10 +40,17 @@ interface Flow {
   received: number
   pump(): void
   close(): void
+  /** The server process the flow goes through, and its CPU time and packets over measured windows. */
+  serverPid: number
+  serverCpuMs: number
+  measuredPackets: number
 }
 
-function windowedFlow(send: () => void, close: () => void): Flow {
+function windowedFlow(serverPid: number, send: () => void, close: () => void): Flow {
   const flow: Flow = {
+    serverPid,
+    serverCpuMs: 0,
+    measuredPackets: 0,
     pumping: false,
     sent: 0,
     received: 0,
@@ -56,7 +66,7 @@ function windowedFlow(send: () => void, close: () => void): Flow {
 }
 
 /** Two DerpConnections through the relay under test. */
-async function relayFlow(url: string): Promise<Flow> {
+async function relayFlow(url: string, pid: number): Promise<Flow> {
   const a = generateKeyPair()
   const b = generateKeyPair()
   const dial = nodeWebSocketDialer()
@@ -65,6 +75,7 @@ async function relayFlow(url: string): Promise<Flow> {
   await waitFor('bench clients', () => ca.isConnected && cb.isConnected)
   const payload = new Uint8Array(PACKET).fill(7)
   const flow = windowedFlow(
+    pid,
     () => ca.send(b.publicKey, payload),
     () => (ca.close(), cb.close()),
   )
@@ -80,7 +91,7 @@ async function relayFlow(url: string): Promise<Flow> {
  * SendPacket frames coalesced by the same OutputBuffer on a microtask, the receiver parsing every
  * frame with the same FrameReader and decodeFrame.
  */
-async function forwarderFlow(port: number): Promise<Flow> {
+async function forwarderFlow(port: number, pid: number): Promise<Flow> {
   const dial = nodeWebSocketDialer()
   const pair = Math.random().toString(36).slice(2)
   const opened = { a: false, b: false }
@@ -106,6 +117,7 @@ async function forwarderFlow(port: number): Promise<Flow> {
   const output = new OutputBuffer()
   let flushQueued = false
   flow = windowedFlow(
+    pid,
     () => {
       const out = output.reserve(FRAME)
       writeHeader(out, 0, FrameType.SendPacket, KEY_LENGTH + PACKET)
@@ -129,10 +141,13 @@ async function slice(flow: Flow): Promise<number> {
   flow.pump()
   await sleep(RAMP_MS)
   const startCount = flow.received
+  const startCpu = cpuMs(flow.serverPid)
   const start = performance.now()
   await sleep(SLICE_MS)
   const count = flow.received - startCount
   const elapsed = performance.now() - start
+  flow.serverCpuMs += cpuMs(flow.serverPid) - startCpu
+  flow.measuredPackets += count
   flow.pumping = false
   const drainBy = performance.now() + 2000
   while (flow.received < flow.sent && performance.now() < drainBy) await sleep(5)
@@ -141,13 +156,21 @@ async function slice(flow: Flow): Promise<number> {
   return (count * PACKET) / 1e6 / (elapsed / 1000)
 }
 
-/** Relay and baseline measured in alternating slices; each figure is its median slice. */
-async function forwardVsBaseline(url: string, forwarderPort: number): Promise<{ forward: number; baseline: number; slices: number }> {
-  const relay = await relayFlow(url)
-  const forwarder = await forwarderFlow(forwarderPort)
+/**
+ * Relay and baseline measured in alternating slices; each figure is its median slice, and the
+ * ratio is the median of the ratios of adjacent slices, which a neighbour's load spike (it hits
+ * both of a pair alike) disturbs least.
+ */
+async function forwardVsBaseline(
+  relayServer: { url: string; pid: number },
+  forwarderServer: { port: number; pid: number },
+): Promise<{ forward: number; baseline: number; ratio: number; slices: number; relayCpuPerGb: number; forwarderCpuPerGb: number }> {
+  const relay = await relayFlow(relayServer.url, relayServer.pid)
+  const forwarder = await forwarderFlow(forwarderServer.port, forwarderServer.pid)
   try {
     await slice(relay)
     await slice(forwarder)
+    for (const flow of [relay, forwarder]) (flow.serverCpuMs = 0), (flow.measuredPackets = 0)
     const rates: [number[], number[]] = [[], []]
     for (let i = 0; i < SLICES; i++) {
       // Alternate which goes first so neither always follows the other's drain.
@@ -155,7 +178,15 @@ async function forwardVsBaseline(url: string, forwarderPort: number): Promise<{ 
       else (rates[1].push(await slice(forwarder)), rates[0].push(await slice(relay)))
     }
     if (process.env.BURROW_BENCH_VERBOSE) process.stderr.write(`  slices relay ${rates[0].map((r) => r.toFixed(0))} baseline ${rates[1].map((r) => r.toFixed(0))}\n`)
-    return { forward: median(rates[0]), baseline: median(rates[1]), slices: SLICES }
+    const cpuPerGb = (flow: Flow) => flow.serverCpuMs / ((flow.measuredPackets * PACKET) / 1e9)
+    return {
+      forward: median(rates[0]),
+      baseline: median(rates[1]),
+      ratio: median(rates[0].map((r, i) => r / rates[1][i]!)),
+      slices: SLICES,
+      relayCpuPerGb: cpuPerGb(relay),
+      forwarderCpuPerGb: cpuPerGb(forwarder),
+    }
   } finally {
     relay.close()
     forwarder.close()
@@ -169,6 +200,14 @@ async function startForwarder(): Promise<{ port: number; child: ChildProcess }> 
   })
   const port = await new Promise<number>((resolve) => createInterface({ input: child.stdout! }).once('line', (l) => resolve(Number(l))))
   return { port, child }
+}
+
+/** CPU time (user + system) a process has used, from /proc (10 ms ticks; summed over many slices). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // Fields 14 and 15 of stat(5), counted after the command name: utime and stime in clock ticks.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND
 }
 
 function median(values: number[]): number {
@@ -223,14 +262,23 @@ const bench: Bench = async () => {
   const relay = await startRelayProcess(['--queue-packets', '1024'])
   const forwarder = await startForwarder()
   try {
-    const { forward, baseline, slices } = await forwardVsBaseline(relay.url, forwarder.port)
+    const cpu = await forwardVsBaseline({ url: relay.url, pid: relay.proc.pid! }, { port: forwarder.port, pid: forwarder.child.pid! })
+    const { forward, baseline, ratio, slices } = cpu
     results.push({
       name: 'relay.forward_mb_per_s',
       value: forward,
       unit: 'MB/s',
       baseline,
-      ratio: forward / baseline,
-      note: `two clients, ${PACKET}-byte packets, A→B through burrow relay; baseline: the same client work through a ws server process forwarding messages between two sockets; medians of ${slices} alternating ${SLICE_MS} ms slices`,
+      ratio,
+      note: `two clients, ${PACKET}-byte packets, A→B through burrow relay; baseline: the same client work through a ws server process forwarding messages between two sockets; medians of ${slices} alternating ${SLICE_MS} ms slices each; ratio: median of the ${slices} adjacent-slice ratios`,
+    })
+    results.push({
+      name: 'relay.forward_cpu_ms_per_gb',
+      value: cpu.relayCpuPerGb,
+      unit: 'CPU ms/GB',
+      baseline: cpu.forwarderCpuPerGb,
+      ratio: cpu.relayCpuPerGb / cpu.forwarderCpuPerGb,
+      note: 'CPU time of the server process per GB of packets delivered during the measured slices (from /proc/<pid>/stat); neighbours slow a process down but do not add to its CPU time, so this is the steadier comparison',
     })
   } finally {
     stop(forwarder.child)
