@@ -77,7 +77,8 @@ const bench: Bench = async () => {
     const open = async (browser: typeof browserA) => {
       const page = await browser.newPage()
       await page.goto(`${pages.url}/e2e/pages/burrow.html`)
-      await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
+      // Vite transforms the page on first load; on a busy machine that alone can take a minute.
+      await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 180_000 })
       return page
     }
     const pageA = await open(browserA)
