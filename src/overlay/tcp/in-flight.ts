@@ -56,6 +56,7 @@ export class InFlight {
       segment.lost = false
       this.lostBytes -= segment.end - segment.start
     }
+    if (now < segment.sentAt) this.sendTimesOrdered = false
     segment.sentAt = now
     segment.retransmitted = true
   }
@@ -132,12 +133,13 @@ export class InFlight {
     const s = this.segments
     for (let i = this.head; i < s.length; i++) {
       const seg = s[i]!
-      // Segments are in first-send order and a retransmission only moves a send time later, so
-      // past a never-retransmitted segment sent after the RACK segment, every segment was too:
-      // none of them can be lost yet. This keeps a per-ACK scan from walking the whole window.
-      if (seg.sentAt > this.rackSentAt && !seg.retransmitted && this.sendTimesOrdered) break
-      if (seg.delivered || seg.lost) continue
       const sentBefore = seg.sentAt < this.rackSentAt || (seg.sentAt === this.rackSentAt && seg.end < this.rackEnd)
+      // Segments are in first-send order (offsets ascending within a send time) and a
+      // retransmission only moves a send time later, so past a never-retransmitted segment that
+      // was not sent before the RACK segment, no segment was: none of them can be lost yet.
+      // This keeps the per-ACK scan from walking the whole window.
+      if (!sentBefore && !seg.retransmitted && this.sendTimesOrdered) break
+      if (seg.delivered || seg.lost) continue
       if (!sentBefore) continue
       const lostAt = seg.sentAt + rtt + reorderWindow
       if (this.rackSentAt - seg.sentAt >= reorderWindow || now >= lostAt) {
