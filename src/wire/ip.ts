@@ -1,5 +1,5 @@
 import { type IpAddress } from './address.ts'
-import { checksumWordSum, finishChecksum } from './checksum.ts'
+import { finishChecksum, onesComplementSumOf } from './checksum.ts'
 import { WireError } from './errors.ts'
 import { checkAddressPair, checkUint, readUint16, writeUint16 } from './fields.ts'
 
@@ -81,7 +81,8 @@ function parseIpv4(packet: Uint8Array): IpPacket {
   if (packet.length < totalLength) {
     throw new WireError('truncated', `IPv4 total length ${totalLength} exceeds the ${packet.length} bytes received`)
   }
-  if (finishChecksum(checksumWordSum(packet, 0, headerLength, 0)) !== 0) {
+  // A header is a few words: the plain 16-bit loop beats setting up the word-wise sum.
+  if (finishChecksum(onesComplementSumOf(packet, 0, headerLength, 0)) !== 0) {
     throw new WireError('bad-checksum', 'IPv4 header checksum mismatch')
   }
   const moreFragments = (packet[6]! & 0x20) !== 0
@@ -183,7 +184,7 @@ export function writeIpHeader(packet: Uint8Array, src: IpAddress, dst: IpAddress
     packet[9] = protocol
     packet.set(src, 12)
     packet.set(dst, 16)
-    writeUint16(packet, 10, finishChecksum(checksumWordSum(packet, 0, IPV4_HEADER_LENGTH, 0)))
+    writeUint16(packet, 10, finishChecksum(onesComplementSumOf(packet, 0, IPV4_HEADER_LENGTH, 0)))
     return
   }
   packet[0] = 0x60
