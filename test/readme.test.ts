@@ -1,0 +1,152 @@
+// The README's examples, run for real: the ```ts readme-node block against a real `burrow relay`
+// process, the ```sh readme-cli block through bin/burrow.mjs, and the ```ts readme-browser block
+// (and the Node one) through the TypeScript compiler. A README edit that breaks an example fails here.
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { formatKey, parseKey, publicKeyOf } from '../src/crypto/index.ts'
+import { Burrow } from '../src/node.ts'
+import { readmeBlock, replaceOnce } from './helpers/readme-blocks.ts'
+import { startRelayProcess, removeRelayDataDirs, type RelayProcess } from './helpers/relay-process.ts'
+
+const ROOT = join(import.meta.dirname, '..')
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8')
+/** What the Node example says where a reader puts their relay URL and auth key. */
+const CONTROL_URL_PLACEHOLDER = "'http://127.0.0.1:8080'"
+const AUTH_KEY_PLACEHOLDER = "'bwauth-0123456789abcdef0123456789abcdef0123456789abcdef'"
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
+    child.once('error', reject)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+// Inside the repository, so `import … from 'burrow/node'` resolves through package.json's self-reference.
+const workDir = join(ROOT, `.readme-test-${process.pid}`)
+const scratch = mkdtempSync(join(tmpdir(), 'burrow-readme-'))
+let relay: RelayProcess | undefined
+const nodes: Burrow[] = []
+
+beforeAll(() => {
+  mkdirSync(workDir, { recursive: true })
+})
+
+afterAll(async () => {
+  await Promise.allSettled(nodes.map((node) => node.close()))
+  await relay?.stop('SIGKILL')
+  removeRelayDataDirs()
+  rmSync(workDir, { recursive: true, force: true })
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+describe('README.md examples', () => {
+  it('the Node API example runs against a real burrow relay, and keeps its identities on a second run', async () => {
+    relay = await startRelayProcess()
+    const controlURL = new URL(relay.url).origin
+    const authKey = execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', relay.dataDir], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim()
+    let example = readmeBlock('ts', 'readme-node')
+    expect(example).toContain("from 'burrow/node'")
+    example = replaceOnce(example, CONTROL_URL_PLACEHOLDER, JSON.stringify(controlURL))
+    example = replaceOnce(example, AUTH_KEY_PLACEHOLDER, JSON.stringify(authKey))
+    const file = join(workDir, 'node-example.ts')
+    writeFileSync(file, example)
+    // The example uses the default state directory; point it at a temporary one.
+    const env = { XDG_STATE_HOME: join(scratch, 'state') }
+
+    const first = await run(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, env, timeoutMs: 90_000 })
+    expect(first.stderr).toBe('')
+    expect(first.code).toBe(0)
+    const lines = first.stdout.trimEnd().split('\n')
+    expect(lines).toHaveLength(5)
+    const [, v4, v6] = /^laptop is laptop at (100\.\d+\.\d+\.\d+), (fd[0-9a-f:]+)$/.exec(lines[0]!) ?? []
+    expect(v4, lines[0]).toBeDefined()
+    expect(v6).toBeDefined()
+    expect(lines[1]).toMatch(/^ping server: \d+\.\d ms$/)
+    expect(lines[2]).toBe('fetch: 200 hello from server: /readme')
+    expect(lines[3]).toBe('tcp echo: echo me')
+    expect(lines[4]).toBe('typed error: unknown-host')
+
+    // The README promises the printed output and that a second run keeps both nodes.
+    expect(README).toContain('fetch: 200 hello from server: /readme\ntcp echo: echo me\ntyped error: unknown-host')
+    const stateFiles = readFileSync(join(scratch, 'state', 'burrow', 'laptop.key'), 'utf8')
+    expect(stateFiles.trim()).toMatch(/^[A-Za-z0-9+/]{43}=$/)
+    const second = await run(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, env, timeoutMs: 90_000 })
+    expect(second.stderr).toBe('')
+    expect(second.code).toBe(0)
+    expect(second.stdout.split('\n')[0]).toBe(`laptop is laptop at ${v4}, ${v6}`)
+    expect(second.stdout).toContain('fetch: 200 hello from server: /readme')
+  })
+
+  it('the CLI key and auth key examples work: the public key matches, the auth key admits a node', async () => {
+    const block = readmeBlock('sh', 'readme-cli')
+    const cwd = join(scratch, 'cli')
+    mkdirSync(cwd, { recursive: true })
+    // `burrow` in the README is bin/burrow.mjs; the block runs as written, stopping at the first failure.
+    const script = `set -e\nburrow() { "${process.execPath}" "${join(ROOT, 'bin/burrow.mjs')}" "$@"; }\n${block}`
+    const result = await run('sh', ['-c', script], { cwd, timeoutMs: 60_000 })
+    expect(result.code, result.stderr).toBe(0)
+    const privateKey = readFileSync(join(cwd, 'node.key'), 'utf8').trim()
+    const [publicKey, authKey, ...rest] = result.stdout.trimEnd().split('\n')
+    expect(rest).toEqual([])
+    expect(publicKey).toBe(formatKey(publicKeyOf(parseKey(privateKey))))
+    expect(authKey).toMatch(/^bwauth-[0-9a-f]{48}$/)
+
+    // The auth key was made in ./relay-data: a relay on that data directory accepts it (twice: --reusable).
+    const cliRelay = await startRelayProcess([], { dataDir: join(cwd, 'relay-data') })
+    try {
+      const controlURL = new URL(cliRelay.url).origin
+      for (const hostname of ['cli-one', 'cli-two']) {
+        const node = await Burrow.start({ controlURL, authKey: authKey!, hostname, storage: 'memory' })
+        nodes.push(node)
+        expect(node.state).toBe('online')
+        expect(node.hostname).toBe(hostname)
+      }
+    } finally {
+      await Promise.allSettled(nodes.splice(0).map((node) => node.close()))
+      await cliRelay.stop('SIGKILL')
+    }
+  })
+
+  it('the browser and Node examples typecheck against the package exports', async () => {
+    const browser = readmeBlock('ts', 'readme-browser')
+    expect(browser).toContain("from 'burrow'")
+    const dir = join(workDir, 'typecheck')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, 'browser-example.ts'), `${browser}\nexport {}\n`)
+    writeFileSync(join(dir, 'node-example.ts'), `${readmeBlock('ts', 'readme-node')}\nexport {}\n`)
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({ extends: '../../tsconfig.json', include: ['browser-example.ts', 'node-example.ts'] }, null, 2),
+    )
+    const result = await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', dir], { cwd: ROOT, timeoutMs: 120_000 })
+    // The whole program is checked (the examples import src/); only errors in the examples are ours to
+    // judge here — the rest of the tree is `npm test`'s typecheck step.
+    const exampleErrors = (result.stdout + result.stderr).split('\n').filter((line) => /(browser|node)-example\.ts\(\d+,\d+\): error/.test(line))
+    expect(exampleErrors).toEqual([])
+    expect(result.stdout + result.stderr, 'tsc did not run').not.toMatch(/error TS5\d\d\d|Cannot find|ENOENT/)
+    expect([0, 2]).toContain(result.code)
+  })
+})
