@@ -220,12 +220,16 @@ export class Relay {
 
   private process(client: RelayClient, now: number): void {
     try {
+      const reader = client.reader
       while (client.state === 'login' || client.state === 'ready') {
-        const raw = client.reader.next()
-        if (!raw) return
-        if (client.state === 'login') this.login(client, raw.type, raw.payload, now)
-        else if (raw.type === FrameType.SendPacket) this.forward(client, raw.payload, now)
-        else this.handle(client, decodeFrame(raw.type, raw.payload), now)
+        if (!reader.advance()) return
+        if (reader.type === FrameType.SendPacket && client.state === 'ready') {
+          this.forward(client, reader.bytes, reader.start, reader.length, now)
+          continue
+        }
+        const payload = reader.bytes.subarray(reader.start, reader.start + reader.length)
+        if (client.state === 'login') this.login(client, reader.type, payload, now)
+        else this.handle(client, decodeFrame(reader.type, payload), now)
       }
     } catch (error) {
       if (error instanceof DerpFrameError || error instanceof DerpLoginError) {
@@ -345,24 +349,25 @@ export class Relay {
    * written straight into the destination's queue: one copy, and no per-packet key strings or map
    * lookups while a client keeps sending to the same destination.
    */
-  private forward(client: RelayClient, payload: Uint8Array, now: number): void {
+  private forward(client: RelayClient, bytes: Uint8Array, start: number, length: number, now: number): void {
     // decodeFrame throws the precise error for a malformed payload.
-    if (payload.length < KEY_LENGTH || payload.length - KEY_LENGTH > MAX_PACKET_SIZE) decodeFrame(FrameType.SendPacket, payload)
+    if (length < KEY_LENGTH || length - KEY_LENGTH > MAX_PACKET_SIZE) decodeFrame(FrameType.SendPacket, bytes.subarray(start, start + length))
     client.lastActiveAt = now
     const own = client.keySet
     if (own && own.clients.length > 1) own.active = client
-    if (client.bucket && !client.bucket.take(FRAME_HEADER_LENGTH + payload.length, now)) {
+    if (client.bucket && !client.bucket.take(FRAME_HEADER_LENGTH + length, now)) {
       this.metrics.drop('rate_limited')
       return
     }
-    let targetSet = client.lastTargetVersion === this.keysVersion && sameKey(client.lastDestination, payload) ? client.lastTarget : undefined
+    const packetStart = start + KEY_LENGTH
+    let targetSet = client.lastTargetVersion === this.keysVersion && sameKey(client.lastDestination, bytes, start) ? client.lastTarget : undefined
     if (!targetSet) {
-      const destination = payload.subarray(0, KEY_LENGTH)
+      const destination = bytes.subarray(start, packetStart)
       const dstId = keyIdOf(destination)
       targetSet = this.keys.get(dstId)
       if (!targetSet) {
         this.metrics.drop('unknown_dest')
-        if (looksLikeDisco(payload.subarray(KEY_LENGTH)) && client.peerGoneLimit?.take(1, now)) {
+        if (looksLikeDisco(bytes.subarray(packetStart, start + length)) && client.peerGoneLimit?.take(1, now)) {
           this.pushControl(client, encodeFrame({ type: 'peer-gone', key: destination, reason: PeerGoneReason.NotHere }))
         }
         return
@@ -375,17 +380,18 @@ export class Relay {
     const target = targetSet.active
     const queue = target.queue
     const wasEmpty = queue.isEmpty
-    const frame = queue.reserveData(FRAME_HEADER_LENGTH + payload.length)
+    const offset = queue.reserveData(FRAME_HEADER_LENGTH + length)
     this.metrics.drop('queue_full_oldest', queue.evicted)
-    if (!frame) {
+    if (offset < 0) {
       this.metrics.drop('queue_full_newest')
       return
     }
-    writeHeader(frame, 0, FrameType.RecvPacket, payload.length)
-    frame.set(client.key!, FRAME_HEADER_LENGTH)
-    frame.set(payload.subarray(KEY_LENGTH), FRAME_HEADER_LENGTH + KEY_LENGTH)
+    const slab = queue.slab
+    writeHeader(slab, offset, FrameType.RecvPacket, length)
+    slab.set(client.key!, offset + FRAME_HEADER_LENGTH)
+    slab.set(bytes.subarray(packetStart, start + length), offset + FRAME_HEADER_LENGTH + KEY_LENGTH)
     this.metrics.packetsForwarded++
-    this.metrics.bytesForwarded += payload.length - KEY_LENGTH
+    this.metrics.bytesForwarded += length - KEY_LENGTH
     if (wasEmpty) target.onOutput()
   }
 
@@ -408,8 +414,8 @@ export class Relay {
 }
 
 
-function sameKey(key: Uint8Array, payload: Uint8Array): boolean {
-  for (let i = 0; i < KEY_LENGTH; i++) if (key[i] !== payload[i]) return false
+function sameKey(key: Uint8Array, bytes: Uint8Array, start: number): boolean {
+  for (let i = 0; i < KEY_LENGTH; i++) if (key[i] !== bytes[start + i]) return false
   return true
 }
 

@@ -41,12 +41,16 @@ describe('SendQueue slabs', () => {
 
   it('reserveData reports evictions and refuses a frame that can never fit', () => {
     const q = new SendQueue(2, 1000)
-    q.reserveData(10)!.fill(1)
-    q.reserveData(10)!.fill(2)
+    const fill = (value: number) => {
+      const offset = q.reserveData(10)
+      q.slab.fill(value, offset, offset + 10)
+    }
+    fill(1)
+    fill(2)
     expect(q.evicted).toBe(0)
-    q.reserveData(10)!.fill(3)
+    fill(3)
     expect(q.evicted).toBe(1)
-    expect(q.reserveData(1001)).toBeUndefined()
+    expect(q.reserveData(1001)).toBe(-1)
     expect(q.packets).toBe(2)
     const out = q.take(1000)!
     expect([...out]).toEqual([...frame(10, 2), ...frame(10, 3)])

@@ -13,6 +13,11 @@ export class FrameReader {
   /** Bytes of chunks[0] already consumed. */
   private headOffset = 0
   private bufferedBytes = 0
+  /** The frame `advance` moved to. */
+  type = 0
+  bytes: Uint8Array = new Uint8Array(0)
+  start = 0
+  length = 0
 
   /** `limit` gives the longest payload accepted for a frame type (default: the protocol's limits). */
   constructor(private readonly limit: (type: number) => number = maxPayloadLength) {}
@@ -33,7 +38,17 @@ export class FrameReader {
    * a header announces a frame longer than the limit; the reader then stays at that header.
    */
   next(): RawFrame | undefined {
-    if (this.bufferedBytes < FRAME_HEADER_LENGTH) return undefined
+    if (!this.advance()) return undefined
+    return { type: this.type, payload: this.bytes.subarray(this.start, this.start + this.length) }
+  }
+
+  /**
+   * Moves to the next complete frame without allocating (unless it spans chunks): its type is in
+   * `type` and its payload is `bytes[start, start + length)`, valid until the next call. False
+   * until more bytes arrive; throws like `next`.
+   */
+  advance(): boolean {
+    if (this.bufferedBytes < FRAME_HEADER_LENGTH) return false
     const head = this.chunks[0]!
     let type: number
     let length: number
@@ -50,16 +65,20 @@ export class FrameReader {
       throw new DerpFrameError(`frame type 0x${type.toString(16)} announces ${length} bytes, over the ${max}-byte limit`)
     }
     const total = FRAME_HEADER_LENGTH + length
-    if (this.bufferedBytes < total) return undefined
+    if (this.bufferedBytes < total) return false
+    this.type = type
+    this.length = length
     if (head.length - this.headOffset >= total) {
-      const payload = head.subarray(this.headOffset + FRAME_HEADER_LENGTH, this.headOffset + total)
+      this.bytes = head
+      this.start = this.headOffset + FRAME_HEADER_LENGTH
       this.consume(total)
-      return { type, payload }
+      return true
     }
     this.consume(FRAME_HEADER_LENGTH)
-    const payload = this.peek(length)
+    this.bytes = this.peek(length)
+    this.start = 0
     this.consume(length)
-    return { type, payload }
+    return true
   }
 
   /** Copies the next `length` buffered bytes without consuming them. */

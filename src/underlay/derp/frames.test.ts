@@ -155,6 +155,23 @@ describe('FrameReader over a byte stream', () => {
     }
     expect(parsed.map(normalize)).toEqual(frames.map(normalize))
   })
+
+  it('advance points into the received chunk when a frame lies in one, and copies only a frame that spans chunks', () => {
+    const first = encodeFrame({ type: 'ping', data: new Uint8Array(8).fill(1) })
+    const second = encodeFrame({ type: 'pong', data: new Uint8Array(8).fill(2) })
+    const stream = concat([first, second])
+    const reader = new FrameReader()
+    reader.push(stream.subarray(0, first.length + 3))
+    expect(reader.advance()).toBe(true)
+    expect([reader.type, reader.start, reader.length]).toEqual([FrameType.Ping, 5, 8])
+    expect(reader.bytes.buffer).toBe(stream.buffer)
+    expect(reader.advance()).toBe(false)
+    reader.push(stream.subarray(first.length + 3))
+    expect(reader.advance()).toBe(true)
+    expect(reader.type).toBe(FrameType.Pong)
+    expect([...reader.bytes.subarray(reader.start, reader.start + reader.length)]).toEqual(Array(8).fill(2))
+    expect(reader.bytes.buffer).not.toBe(stream.buffer)
+  })
 })
 
 function concat(parts: Uint8Array[]): Uint8Array {
