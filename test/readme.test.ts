@@ -1,15 +1,17 @@
 // The README's examples, run for real: the ```ts readme-node block against a real `burrow relay`
 // process, the ```sh readme-cli block through bin/burrow.mjs, and the ```ts readme-browser block
 // (and the Node one) through the TypeScript compiler. A README edit that breaks an example fails here.
-import { execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatKey, parseKey, publicKeyOf } from '../src/crypto/index.ts'
 import { Burrow } from '../src/node.ts'
 import { readmeBlock, replaceOnce } from './helpers/readme-blocks.ts'
-import { startRelayProcess, removeRelayDataDirs, type RelayProcess } from './helpers/relay-process.ts'
+import { startRelayProcess, removeRelayDataDirs, waitFor, type RelayProcess } from './helpers/relay-process.ts'
 
 const ROOT = join(import.meta.dirname, '..')
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8')
@@ -39,11 +41,53 @@ function run(command: string, args: string[], options: { cwd: string; env?: Node
   })
 }
 
+
+/** The README's command lines: `\\` continuations joined, `#` comments dropped, split into argv. */
+function commandLines(block: string): string[][] {
+  return block
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.replace(/\s#.*$/, '').trim())
+    .filter((line) => line !== '')
+    .map((line) => line.split(/\s+/))
+}
+
+/** Replaces the value after `flag` (which must be present) in a README command line. */
+function withFlag(argv: string[], flag: string, expected: string, value: string): string[] {
+  const index = argv.indexOf(flag)
+  if (index < 0 || argv[index + 1] !== expected) throw new Error(`the README line ${argv.join(' ')} should have ${flag} ${expected}`)
+  return argv.map((arg, i) => (i === index + 1 ? value : arg))
+}
+
+interface Daemon {
+  proc: ChildProcess
+  logs: Array<Record<string, unknown>>
+  stderr: () => string
+}
+
+/** A long-running `burrow …` (relay, up) with its JSON-line logs collected. */
+function spawnBurrow(argv: string[], env: NodeJS.ProcessEnv): Daemon {
+  const proc = spawn(process.execPath, ['bin/burrow.mjs', ...argv], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  daemons.push(proc)
+  const logs: Array<Record<string, unknown>> = []
+  let stderr = ''
+  proc.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as Record<string, unknown>)
+    } catch {
+      logs.push({ raw: line })
+    }
+  })
+  return { proc, logs, stderr: () => stderr }
+}
+
 // Inside the repository, so `import … from 'burrow/node'` resolves through package.json's self-reference.
 const workDir = join(ROOT, `.readme-test-${process.pid}`)
 const scratch = mkdtempSync(join(tmpdir(), 'burrow-readme-'))
 let relay: RelayProcess | undefined
 const nodes: Burrow[] = []
+const daemons: ChildProcess[] = []
 
 beforeAll(() => {
   mkdirSync(workDir, { recursive: true })
@@ -51,6 +95,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   await Promise.allSettled(nodes.map((node) => node.close()))
+  for (const proc of daemons) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
   await relay?.stop('SIGKILL')
   removeRelayDataDirs()
   rmSync(workDir, { recursive: true, force: true })
@@ -127,6 +172,68 @@ describe('README.md examples', () => {
     } finally {
       await Promise.allSettled(nodes.splice(0).map((node) => node.close()))
       await cliRelay.stop('SIGKILL')
+    }
+  })
+
+  it('the relay / authkey / up / status example: tab fetches the served app, another node is refused', async () => {
+    const [relayLine, authKeyLine, upLine, statusLine, ...rest] = commandLines(readmeBlock('sh', 'readme-network'))
+    expect(rest).toEqual([])
+    for (const line of [relayLine, authKeyLine, upLine, statusLine]) expect(line?.[0]).toBe('burrow')
+    const dataDir = join(scratch, 'network-relay')
+    const env = { XDG_STATE_HOME: join(scratch, 'network-state') }
+
+    let argv = withFlag(relayLine!.slice(1), '--listen', '0.0.0.0:8080', '127.0.0.1:0')
+    argv = withFlag(argv, '--data-dir', '/var/lib/burrow/relay', dataDir)
+    const relayDaemon = spawnBurrow(argv, env)
+    await waitFor(`the relay to listen (${relayDaemon.stderr()})`, () => relayDaemon.logs.some((l) => l.msg === 'listening') || relayDaemon.proc.exitCode !== null, 30_000)
+    const listening = relayDaemon.logs.find((l) => l.msg === 'listening')
+    expect(listening, relayDaemon.stderr()).toMatchObject({ verifyClients: true })
+    const controlURL = new URL(listening!.url as string).origin
+
+    const authKey = execFileSync(process.execPath, ['bin/burrow.mjs', ...withFlag(authKeyLine!.slice(1), '--data-dir', '/var/lib/burrow/relay', dataDir)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim()
+    expect(authKey).toMatch(/^bwauth-[0-9a-f]{48}$/)
+
+    const app = createServer((request, response) => response.end(`the app on 3000 got ${request.url}`))
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve))
+    try {
+      const appPort = (app.address() as { port: number }).port
+      argv = withFlag(upLine!.slice(1), '--control', 'http://relay.example:8080', controlURL)
+      argv = withFlag(argv, '--authkey', 'bwauth-…', authKey)
+      argv = withFlag(argv, '--serve', '8080=127.0.0.1:3000', `8080=127.0.0.1:${appPort}`)
+      const up = spawnBurrow(argv, env)
+      await waitFor(`burrow up to join (${up.stderr()})`, () => up.logs.some((l) => l.msg === 'up') || up.proc.exitCode !== null, 30_000)
+      expect(up.logs.find((l) => l.msg === 'up'), up.stderr()).toMatchObject({ hostname: 'devbox' })
+
+      const tab = await Burrow.start({ controlURL, authKey, hostname: 'tab', storage: 'memory' })
+      nodes.push(tab)
+      const other = await Burrow.start({ controlURL, authKey, hostname: 'other', storage: 'memory' })
+      nodes.push(other)
+      const response = await tab.fetch('http://devbox:8080/')
+      expect(response.status).toBe(200)
+      expect(await response.text()).toBe('the app on 3000 got /')
+      await expect(other.fetch('http://devbox:8080/')).rejects.toThrow()
+      await waitFor('the denial in the log', () => up.logs.some((l) => l.msg === 'connection denied'))
+
+      let table = ''
+      await waitFor('burrow status to list tab', () => {
+        table = execFileSync(process.execPath, ['bin/burrow.mjs', ...statusLine!.slice(1)], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' })
+        return /\btab\b/.test(table)
+      })
+      expect(table).toMatch(/\bdevbox\b/)
+      expect(table).toMatch(/\bother\b/)
+
+      await Promise.allSettled(nodes.splice(0).map((node) => node.close()))
+      up.proc.kill('SIGTERM')
+      await new Promise((resolve) => (up.proc.exitCode !== null ? resolve(null) : up.proc.once('exit', resolve)))
+      expect(up.proc.exitCode).toBe(0)
+    } finally {
+      await new Promise((resolve) => app.close(resolve))
+      relayDaemon.proc.kill('SIGTERM')
     }
   })
 
