@@ -58,7 +58,8 @@ export class ReceiveBuffer {
     if (end <= start) return 0
     const liveEnd = this.heldEnd()
     this.ring.reserve(Math.max(end, liveEnd) - this.readOffset, this.readOffset, liveEnd)
-    this.ring.write(start, data.subarray(start - offset, end - offset))
+    // The usual in-order segment is stored whole: no view object per packet.
+    this.ring.write(start, start === offset && end - offset === data.length ? data : data.subarray(start - offset, end - offset))
     if (start === this.contiguousEnd) {
       this.contiguousEnd = end
       this.latest = undefined
