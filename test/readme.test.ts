@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatKey, parseKey, publicKeyOf } from '../src/crypto/index.ts'
 import { Burrow } from '../src/node.ts'
 import { readmeBlock, replaceOnce } from './helpers/readme-blocks.ts'
+import { NetworkNamespace } from './helpers/netns.ts'
 import { startRelayProcess, removeRelayDataDirs, waitFor, type RelayProcess } from './helpers/relay-process.ts'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -88,6 +89,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'burrow-readme-'))
 let relay: RelayProcess | undefined
 const nodes: Burrow[] = []
 const daemons: ChildProcess[] = []
+let namespace: NetworkNamespace | undefined
 
 beforeAll(() => {
   mkdirSync(workDir, { recursive: true })
@@ -97,6 +99,7 @@ afterAll(async () => {
   await Promise.allSettled(nodes.map((node) => node.close()))
   for (const proc of daemons) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
   await relay?.stop('SIGKILL')
+  await namespace?.cleanup()
   removeRelayDataDirs()
   rmSync(workDir, { recursive: true, force: true })
   rmSync(scratch, { recursive: true, force: true })
@@ -235,6 +238,47 @@ describe('README.md examples', () => {
       await new Promise((resolve) => app.close(resolve))
       relayDaemon.proc.kill('SIGTERM')
     }
+  })
+
+  it('the wg-quick example pings and fetches through wireguard-go (a standard WireGuard peer)', async () => {
+    const cwd = join(scratch, 'wireguard')
+    mkdirSync(cwd, { recursive: true })
+    const burrowKey = execFileSync(process.execPath, ['bin/burrow.mjs', 'keygen'], { cwd: ROOT, encoding: 'utf8' }).trim()
+    const burrowPublic = formatKey(publicKeyOf(parseKey(burrowKey)))
+    namespace = await NetworkNamespace.create()
+    // The other side, as the README describes it: 10.77.0.1 / fd77::1, Burrow's key with 10.77.0.2/32, fd77::2/128.
+    const wg = await namespace.startWireguardGo({
+      listenPort: 51820,
+      addresses: ['10.77.0.1/24', 'fd77::1/64'],
+      peers: [{ publicKey: burrowPublic, allowedIps: ['10.77.0.2/32', 'fd77::2/128'] }],
+    })
+    const site = join(cwd, 'site')
+    mkdirSync(site)
+    writeFileSync(join(site, 'index.html'), '<h1>served by the WireGuard peer</h1>\n')
+    const web = namespace.spawn('python3', ['-m', 'http.server', '8000', '--bind', '::', '--directory', site])
+    daemons.push(web)
+    for (let i = 0; i < 100; i++) {
+      const probe = await namespace.tryRun('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://10.77.0.1:8000/', '--max-time', '5'])
+      if (probe.stdout === '200') break
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+
+    let config = readmeBlock('ini', 'readme-wg-quick')
+    config = replaceOnce(config, '<contents of node.key>', burrowKey)
+    config = replaceOnce(config, "<the WireGuard peer's public key>", wg.publicKey)
+    config = replaceOnce(config, '192.0.2.10:51820', `${namespace.nsAddress}:51820`)
+    writeFileSync(join(cwd, 'burrow.conf'), config)
+
+    const block = readmeBlock('sh', 'readme-wireguard')
+    const script = `set -e\nburrow() { "${process.execPath}" "${join(ROOT, 'bin/burrow.mjs')}" "$@"; }\n${block}`
+    const result = await run('sh', ['-c', script], { cwd, timeoutMs: 90_000 })
+    expect(result.code, `${result.stdout}\n${result.stderr}\n${wg.output}`).toBe(0)
+    expect(result.stdout).toMatch(/^PING 10\.77\.0\.1 from 10\.77\.0\.2 through WireGuard/m)
+    expect(result.stdout).toMatch(/bytes from 10\.77\.0\.1: icmp_seq=\d+ ttl=\d+ time=/)
+    expect(result.stdout).toMatch(/^PING fd77::1 from fd77::2 through WireGuard/m)
+    expect(result.stdout).toMatch(/bytes from fd77::1: icmp_seq=\d+ ttl=\d+ time=/)
+    expect(result.stderr).toMatch(/200/)
+    expect(readFileSync(join(cwd, 'index.html'), 'utf8')).toBe('<h1>served by the WireGuard peer</h1>\n')
   })
 
   it('the browser and Node examples typecheck against the package exports', async () => {
