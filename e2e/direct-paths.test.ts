@@ -13,7 +13,9 @@ let relay: RelayProcess | undefined
 async function openPage(): Promise<Page> {
   const page = await env!.browser.newPage()
   await page.goto(`${env!.pagesUrl}/e2e/pages/direct.html`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 })
+  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 }).catch((error: Error) => {
+    throw new Error(`${error.message}\npage errors: ${env!.browser.errors.join('\n')}`)
+  })
   return page
 }
 

@@ -15,7 +15,9 @@ let relayUrl = ''
 async function openPage(query = ''): Promise<Page> {
   const page = await env!.browser.newPage()
   await page.goto(`${env!.pagesUrl}/e2e/pages/webrtc.html${query}`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 })
+  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 }).catch((error: Error) => {
+    throw new Error(`${error.message}\npage errors: ${env!.browser.errors.join('\n')}`)
+  })
   return page
 }
 

@@ -30,6 +30,20 @@ export interface NamespacedBrowser {
   close(): Promise<void>
 }
 
+/**
+ * Waits until no IPv6 address in the namespace is still tentative (the veth's link-local one goes
+ * through duplicate address detection after the link comes up). Chromium treats the moment it
+ * turns valid as a network change and fails every request in flight with ERR_NETWORK_CHANGED,
+ * which would break the first page load.
+ */
+async function waitForSettledAddresses(namespace: NetworkNamespace, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while ((await namespace.run('ip', ['-6', 'addr', 'show', 'tentative'])).trim() !== '') {
+    if (Date.now() > deadline) throw new Error(`addresses in ${namespace.name} still tentative after ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
 function listen(server: Server, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
@@ -63,6 +77,7 @@ export async function launchChromiumInNamespace(options: { args?: string[] } = {
     // interface of the default route; make that the veth.
     await namespace.run('ip', ['route', 'add', 'default', 'via', namespace.hostAddress])
     await namespace.run('ip', ['-6', 'route', 'add', 'default', 'via', namespace.hostAddress6])
+    await waitForSettledAddresses(namespace)
 
     const wrapperDir = mkdtempSync(join(tmpdir(), 'burrow-netns-chromium-'))
     cleanups.push(() => rmSync(wrapperDir, { recursive: true, force: true }))
@@ -70,9 +85,14 @@ export async function launchChromiumInNamespace(options: { args?: string[] } = {
     writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${namespace.name} ${CHROMIUM_PATH} "$@"\n`)
     chmodSync(wrapper, 0o755)
 
+    // A private dependency cache: other test runs' Vite servers share node_modules/.vite and may
+    // rewrite it underneath this one's pages.
+    const cacheDir = mkdtempSync(join(tmpdir(), 'burrow-netns-vite-'))
+    cleanups.push(() => rmSync(cacheDir, { recursive: true, force: true }))
     const vite: ViteDevServer = await createViteServer({
       configFile: false,
       root: REPO_ROOT,
+      cacheDir,
       logLevel: 'error',
       clearScreen: false,
       optimizeDeps: { noDiscovery: true, include: [] },
