@@ -9,7 +9,7 @@ import { StackHost } from './overlay/host.ts'
 import { Sockets, type TCPServerSocket, type TCPSocket, type TcpConnectOptions, type UDPSocket, type UdpOptions } from './overlay/sockets.ts'
 import { Stack } from './overlay/stack.ts'
 import { BurrowWorker, type OverlayPort, type WorkerLike } from './worker/client.ts'
-import type { JoinOptions, JoinResult, KeyStorage, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './worker/node-protocol.ts'
+import type { DirectDebugInfo, JoinOptions, JoinResult, KeyStorage, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './worker/node-protocol.ts'
 import { sharedNow, type SerializedError, type WorkerStatus } from './worker/protocol.ts'
 
 export { BurrowError, type BurrowErrorCode } from './burrow-errors.ts'
@@ -36,6 +36,25 @@ export interface BurrowStartOptions {
    * twice the bytes of 1420-byte ones. Use 1420 where packets must cross plain UDP paths unfragmented.
    */
   mtu?: number
+  /**
+   * STUN/TURN servers for direct WebRTC paths, e.g. `[{ urls: 'stun:stun.example:3478' }]`.
+   * None are needed between pages on one machine or one LAN.
+   */
+  iceServers?: BurrowIceServer[]
+  /**
+   * Try direct WebRTC datachannels to peers (browsers only; Node.js stays on relays). Traffic
+   * starts on the relay and moves to the direct path once it answers disco pings. Default true.
+   */
+  direct?: boolean
+  /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
+  _debugDropDirectSignals?: boolean
+}
+
+/** One STUN or TURN server (the shape of `RTCIceServer`). */
+export interface BurrowIceServer {
+  urls: string | string[]
+  username?: string
+  credential?: string
 }
 
 export const DEFAULT_OVERLAY_MTU = 16384
@@ -49,7 +68,10 @@ export interface BurrowPeer {
   addresses: [string, string]
   online: boolean
   path: 'relay' | 'direct'
-  /** Round-trip time of the last answered probe or `ping()`, or null if none was answered yet. */
+  /**
+   * On a direct path, the round-trip time of its last disco pong; else of the last answered
+   * probe or `ping()`; null if none was answered yet.
+   */
   rttMs: number | null
   rxBytes: number
   txBytes: number
@@ -61,6 +83,19 @@ export interface BurrowPeer {
 export class BurrowPeersEvent extends Event {
   constructor(readonly peers: BurrowPeer[]) {
     super('peers')
+  }
+}
+
+/** Dispatched as `path` when a peer moves between its relay and a direct path. */
+export class BurrowPathEvent extends Event {
+  constructor(
+    readonly nodeKey: string,
+    readonly hostname: string,
+    readonly path: 'relay' | 'direct',
+    /** The disco round-trip time that made a direct path trusted, or null. */
+    readonly rttMs: number | null,
+  ) {
+    super('path')
   }
 }
 
@@ -169,6 +204,8 @@ export class BurrowNode extends EventTarget {
     if (!Number.isInteger(mtu) || mtu < 1280 || mtu > MAX_OVERLAY_MTU) throw new BurrowError('bad-options', `mtu must be a whole number from 1280 to ${MAX_OVERLAY_MTU}, got ${mtu}`)
     const probeIntervalMs = options.probeIntervalMs ?? 2000
     if (!Number.isFinite(probeIntervalMs) || probeIntervalMs < 0) throw new BurrowError('bad-options', `probeIntervalMs must be ≥ 0, got ${probeIntervalMs}`)
+    if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
+    if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
     const join: JoinOptions = {
       controlURL: options.controlURL,
       hostname: options.hostname ?? 'node',
@@ -176,6 +213,8 @@ export class BurrowNode extends EventTarget {
       keyName: options.keyName ?? 'node',
       ...(options.authKey ? { authKey: options.authKey } : {}),
       ...(defaults.stateDir !== undefined ? { stateDir: defaults.stateDir } : {}),
+      direct: options.direct !== false,
+      ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
     }
     const joined = (await this.call({ op: 'join', options: join })) as JoinResult
     this.nodeKey = joined.nodeKey
@@ -221,7 +260,7 @@ export class BurrowNode extends EventTarget {
       addresses: peer.addresses,
       online: peer.online,
       path: peer.path,
-      rttMs: this.rtt.get(peer.nodeKey) ?? null,
+      rttMs: (peer.path === 'direct' ? peer.directRttMs : null) ?? this.rtt.get(peer.nodeKey) ?? null,
       rxBytes: peer.rxBytes,
       txBytes: peer.txBytes,
       lastHandshake: peer.lastHandshake,
@@ -288,6 +327,24 @@ export class BurrowNode extends EventTarget {
   /** The dataplane's counters (per peer, drops, driver wake-ups), for diagnostics. */
   status(): Promise<WorkerStatus> {
     return this.dataplane.status()
+  }
+
+  /**
+   * Test hook: ends the WebRTC session with a peer (hostname or node key), closing its
+   * datachannel; traffic returns to the relay and the direct path is set up again later.
+   * Resolves true if a channel was open.
+   */
+  async _debugCloseDirect(peer: string): Promise<boolean> {
+    this.running()
+    const found = this.workerPeers.find((p) => p.hostname === peer || p.nodeKey === peer)
+    if (!found) throw new BurrowError('unknown-host', `${JSON.stringify(peer)} is not a peer`)
+    return (await this.call({ op: 'debug-close-direct', nodeKey: found.nodeKey })) as boolean
+  }
+
+  /** Diagnostics of the direct paths: counters and, per peer, selector state and datachannel counters. */
+  async _debugDirect(): Promise<DirectDebugInfo> {
+    this.running()
+    return (await this.call({ op: 'debug-direct' })) as DirectDebugInfo
   }
 
   /** Leaves: stops probes and servers, disconnects from the coordination and the relay, ends the worker. */
@@ -374,6 +431,15 @@ export class BurrowNode extends EventTarget {
         for (const key of this.rtt.keys()) if (!message.peers.some((p) => p.nodeKey === key)) this.rtt.delete(key)
         this.dispatchEvent(new BurrowPeersEvent(this.peers()))
         break
+      case 'path': {
+        const peer = this.workerPeers.find((p) => p.nodeKey === message.nodeKey)
+        if (peer) {
+          peer.path = message.path
+          peer.directRttMs = message.rttMs
+        }
+        this.dispatchEvent(new BurrowPathEvent(message.nodeKey, peer?.hostname ?? '', message.path, message.rttMs))
+        break
+      }
       case 'state':
         this.setState(message.state)
         break

@@ -14,6 +14,7 @@ import type { WorkerLike } from './worker/client.ts'
 export {
   BurrowError,
   BurrowErrorEvent,
+  BurrowPathEvent,
   BurrowPeersEvent,
   BurrowStateEvent,
   type BurrowErrorCode,

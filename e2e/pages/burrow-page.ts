@@ -1,5 +1,5 @@
 // The public `Burrow` API in a page, driven by the Playwright test through `window.burrowNodeE2E`.
-import { Burrow, BurrowError, type BurrowPeer, type BurrowStartOptions } from '../../src/index.ts'
+import { Burrow, BurrowError, BurrowPathEvent, type BurrowPeer, type BurrowStartOptions } from '../../src/index.ts'
 
 let node: Burrow | undefined
 interface Transfer {
@@ -13,6 +13,8 @@ interface Transfer {
 const transfers = new Map<number, Transfer>()
 /** Every `state` event of the current node, in order. */
 const states: string[] = []
+/** Every `path` event of the current node, in order, with the page's clock. */
+const pathEvents: Array<{ hostname: string; path: string; rttMs: number | null; at: number }> = []
 const epochNow = (): number => performance.timeOrigin + performance.now()
 
 function hex(buffer: ArrayBuffer): string {
@@ -50,6 +52,10 @@ const api = {
       node = await Burrow.start(options)
       const started = node
       started.addEventListener('state', () => states.push(started.state))
+      started.addEventListener('path', (event) => {
+        const { hostname, path, rttMs } = event as BurrowPathEvent
+        pathEvents.push({ hostname, path, rttMs, at: performance.now() })
+      })
       return { ok: true as const, nodeKey: node.nodeKey, hostname: node.hostname, addresses: node.addresses, state: node.state }
     } catch (error) {
       return { ok: false as const, error: describeError(error) }
@@ -57,6 +63,40 @@ const api = {
   },
   states(): string[] {
     return states
+  },
+  pathEvents() {
+    return pathEvents
+  },
+  /** Resolves with the ms it took until the peer named `hostname` is on `path`. */
+  waitForPath(hostname: string, path: 'direct' | 'relay', timeoutMs: number): Promise<number> {
+    const started = performance.now()
+    const n = current()
+    const check = (): boolean => n.peers().some((p) => p.hostname === hostname && p.path === path)
+    return new Promise((resolve, reject) => {
+      if (check()) return resolve(0)
+      const done = (): void => {
+        clearTimeout(timer)
+        n.removeEventListener('path', listener)
+        n.removeEventListener('peers', listener)
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`peer ${hostname} not on the ${path} path after ${timeoutMs} ms: ${JSON.stringify(n.peers())}`))
+      }, timeoutMs)
+      const listener = (): void => {
+        if (!check()) return
+        done()
+        resolve(performance.now() - started)
+      }
+      n.addEventListener('path', listener)
+      n.addEventListener('peers', listener)
+    })
+  },
+  direct() {
+    return current()._debugDirect()
+  },
+  closeDirect(peer: string) {
+    return current()._debugCloseDirect(peer)
   },
   peers(): BurrowPeer[] {
     return current().peers()

@@ -3,7 +3,9 @@
 // They travel on their own MessagePort (the "node control port"), handed to the worker once with
 // `{ type: NODE_CONTROL_MESSAGE, port }`, so the dataplane protocol (protocol.ts) stays as it is.
 // The page calls (`join`, `leave`), the runtime answers each call once and pushes the peer map,
-// its state and errors on its own. Private keys never appear in any of these messages.
+// its state and errors on its own. The page may also hand over a WebRTC control port
+// (`webrtcPort` next to `port`), served by a WebRtcPageAgent, for direct paths.
+// Private keys never appear in any of these messages.
 import type { NetworkInfo } from '../control/protocol.ts'
 import type { SerializedError } from './protocol.ts'
 
@@ -22,6 +24,10 @@ export interface JoinOptions {
   keyName: string
   /** Only for `file` storage (Node). */
   stateDir?: string
+  /** Try WebRTC direct paths to peers (needs the page's WebRTC port; default true). */
+  direct?: boolean
+  /** Test hook: drop every WebRTC signal (disco 0x80) that arrives, so direct setup always fails. */
+  dropDirectSignals?: boolean
 }
 
 export interface JoinResult {
@@ -43,6 +49,8 @@ export interface WorkerPeerInfo {
   addresses: [string, string]
   online: boolean
   path: 'relay' | 'direct'
+  /** Round-trip time of the last disco pong on the direct path (only while `path` is direct). */
+  directRttMs: number | null
   /** The relay this peer receives on (its home relay, or ours when it reported none). */
   relayURL: string
   rxBytes: number
@@ -51,7 +59,29 @@ export interface WorkerPeerInfo {
   lastHandshake: number | null
 }
 
-export type NodeCall = { op: 'join'; options: JoinOptions } | { op: 'leave' }
+/** Direct-path diagnostics for one peer (tests and debugging). */
+export interface DirectPathInfo {
+  nodeKey: string
+  path: 'relay' | 'direct'
+  direct: 'none' | 'connecting' | 'open'
+  rttMs: number | null
+  failures: number
+  /** Datagrams on the datachannel, or null without one. */
+  channel: { sent: number; received: number; dropped: number } | null
+}
+
+export interface DirectDebugInfo {
+  enabled: boolean
+  counters: Record<string, number>
+  peers: DirectPathInfo[]
+}
+
+export type NodeCall =
+  | { op: 'join'; options: JoinOptions }
+  | { op: 'leave' }
+  /** Test hook: ends the WebRTC session with a peer (its datachannel closes; the relay takes over). */
+  | { op: 'debug-close-direct'; nodeKey: string }
+  | { op: 'debug-direct' }
 
 export interface NodeCallEnvelope {
   type: 'call'
@@ -63,5 +93,6 @@ export type NodeWorkerMessage =
   | { type: 'result'; id: number; ok: true; value: unknown }
   | { type: 'result'; id: number; ok: false; error: SerializedError & { status?: number } }
   | { type: 'peers'; peers: WorkerPeerInfo[] }
+  | { type: 'path'; nodeKey: string; path: 'relay' | 'direct'; rttMs: number | null }
   | { type: 'state'; state: NodeState; reason?: string }
   | { type: 'error'; error: SerializedError & { status?: number } }

@@ -5,6 +5,7 @@
 //  - registers with the coordination service and mirrors its live peer map into the dataplane
 //    (AllowedIPs = the peer's /32 and /128, routed over DERP to the peer's home relay),
 //  - keeps a DERP connection to our home relay (the relay serving the coordination) as an underlay,
+//  - with a WebRTC port from the page, runs direct paths (node-direct.ts) and moves peers onto them,
 //  - pushes the peer map with traffic counters, its state and errors to the page.
 import { formatNodeKey, parseKey, type KeyPair } from '../crypto/index.ts'
 import { CoordinationClient, CoordinationClientError, type CoordinationState, type SocketFactory } from '../control/coordination-client.ts'
@@ -14,6 +15,7 @@ import { DataplaneError } from '../dataplane/errors.ts'
 import { DerpConnection } from '../underlay/derp/connection.ts'
 import { webSocketUrl, type DerpDialer } from '../underlay/derp/dialer.ts'
 import { DerpUnderlay } from '../underlay/derp/underlay.ts'
+import { NodeDirect } from './node-direct.ts'
 import { WorkerHost, registerUnderlayKind, registerWorkerExtension, type WorkerContext } from './host.ts'
 import {
   NODE_CONTROL_MESSAGE,
@@ -100,6 +102,8 @@ export class NodeRuntime {
   private readonly internalResults = new Map<number, ResultMessage>()
   private nextInternalId = -1
   private controlPort: MessagePort | undefined
+  private webrtcPort: MessagePort | undefined
+  private direct: NodeDirect | undefined
   private context: WorkerContext | undefined
   private nodePrivateKey: Uint8Array | undefined
   private coordination: CoordinationClient | undefined
@@ -125,10 +129,14 @@ export class NodeRuntime {
 
   /** Every message the page posts to the worker: the node control port, or a dataplane request. */
   handle(data: unknown): void {
-    const message = data as { type?: unknown; port?: unknown }
+    const message = data as { type?: unknown; port?: unknown; webrtcPort?: unknown }
     if (typeof message === 'object' && message !== null && message.type === NODE_CONTROL_MESSAGE) {
       if (message.port && typeof (message.port as MessagePort).postMessage === 'function') this.attachControl(message.port as MessagePort)
       else this.host.reportError(new DataplaneError('bad-config', `${NODE_CONTROL_MESSAGE} needs a MessagePort in \`port\``))
+      if (message.webrtcPort !== undefined) {
+        if (typeof (message.webrtcPort as MessagePort)?.postMessage === 'function') this.attachWebRtc(message.webrtcPort as MessagePort)
+        else this.host.reportError(new DataplaneError('bad-config', `${NODE_CONTROL_MESSAGE}: \`webrtcPort\` must be a MessagePort`))
+      }
       return
     }
     this.host.handle(data)
@@ -139,6 +147,13 @@ export class NodeRuntime {
     this.controlPort?.close()
     this.controlPort = port
     port.onmessage = (event: MessageEvent) => void this.onCall(event.data as NodeCallEnvelope)
+  }
+
+  /** The port a WebRtcPageAgent serves in the page; without one every peer stays on its relay. */
+  attachWebRtc(port: MessagePort): void {
+    if (this.context) throw new DataplaneError('bad-config', 'the WebRTC port must be attached before joining')
+    this.webrtcPort?.close()
+    this.webrtcPort = port
   }
 
   /** Stops everything (the worker is going away). */
@@ -172,6 +187,11 @@ export class NodeRuntime {
       case 'leave':
         this.shutdown()
         return null
+      case 'debug-close-direct':
+        if (typeof call.nodeKey !== 'string') throw new DataplaneError('bad-config', 'debug-close-direct needs a nodeKey')
+        return this.direct?.closeDirect(call.nodeKey) ?? false
+      case 'debug-direct':
+        return this.direct?.debugInfo([...this.dataplanePeers.keys()]) ?? { enabled: false, counters: {}, peers: [] }
       default:
         throw new DataplaneError('bad-config', `unknown node operation ${JSON.stringify((call as { op?: unknown })?.op)}`)
     }
@@ -209,8 +229,10 @@ export class NodeRuntime {
       this.homeRelayURL = relayURL
       const self = await this.register(options, nodeKeys, discoKeys, relayURL)
       // The relay may admit only registered keys (--verify-clients), so DERP waits for the welcome.
-      const home = this.acquireRelay(relayURL).connection
+      const homeLink = this.acquireRelay(relayURL)
+      const home = homeLink.connection
       home.setPreferred(true)
+      if (this.webrtcPort && options.direct !== false) this.startDirect(this.webrtcPort, discoKeys.privateKey, homeLink.underlay, options.dropDirectSignals === true)
       this.syncPeers(this.coordination!.peers())
       // Resolve once packets can flow, so a started node is `online`; a relay that is slow to
       // log in does not fail the start (the connection keeps retrying and the state says so).
@@ -231,6 +253,20 @@ export class NodeRuntime {
     } finally {
       this.joining = false
     }
+  }
+
+  private startDirect(port: MessagePort, discoPrivateKey: Uint8Array, homeRelayUnderlay: number, dropSignals: boolean): void {
+    this.direct = new NodeDirect({
+      context: this.context!,
+      webrtcPort: port,
+      discoPrivateKey,
+      homeRelayUnderlay,
+      dropSignals,
+      onPathChange: (nodeKey, path, rttMs) => {
+        this.post({ type: 'path', nodeKey, path, rttMs })
+        this.pushPeers()
+      },
+    })
   }
 
   private startDataplane(nodeKeys: KeyPair): void {
@@ -362,6 +398,7 @@ export class NodeRuntime {
     for (const [nodeKey, known] of this.dataplanePeers) {
       if (wanted.has(nodeKey)) continue
       this.dataplanePeers.delete(nodeKey)
+      this.guard(() => this.direct?.removePeer(nodeKey))
       this.guard(() => this.hostCall({ op: 'remove-peer', publicKey: nodeKey }))
       this.guard(() => this.releaseRelay(known.relayURL))
     }
@@ -389,6 +426,15 @@ export class NodeRuntime {
         this.dataplanePeers.set(peer.nodeKey, { relayURL })
       })
     }
+    const direct = this.direct
+    if (direct) {
+      for (const peer of peers) {
+        const known = this.dataplanePeers.get(peer.nodeKey)
+        const link = known && this.relays.get(known.relayURL)
+        // Also for known peers: a new disco key means the peer restarted and its session is gone.
+        if (link) this.guard(() => direct.setPeer(peer.nodeKey, peer.discoKey, link.underlay))
+      }
+    }
     this.pushPeers()
   }
 
@@ -408,13 +454,16 @@ export class NodeRuntime {
     const relayUnderlays = new Set([...this.relays.values()].map((link) => link.underlay))
     const peers: WorkerPeerInfo[] = client.peers().map((peer) => {
       const s = stats.get(peer.nodeKey)
+      const direct = this.direct && this.dataplanePeers.has(peer.nodeKey) ? this.direct.pathOf(peer.nodeKey) : undefined
       return {
         nodeKey: peer.nodeKey,
         hostname: peer.hostname,
         addresses: peer.addresses,
         online: peer.online,
-        // A path-selection extension may move a peer onto another underlay (e.g. WebRTC).
-        path: s?.route && !relayUnderlays.has(s.route.underlay) ? 'direct' : 'relay',
+        // Direct once a disco pong over the datachannel trusts it (the route moves there earlier,
+        // while datagrams are still mirrored to the relay); else whatever underlay the route names.
+        path: direct ? direct.path : s?.route && !relayUnderlays.has(s.route.underlay) ? 'direct' : 'relay',
+        directRttMs: direct?.rttMs ?? null,
         relayURL: this.relayFor(peer),
         rxBytes: s?.rxBytes ?? 0,
         txBytes: s?.txBytes ?? 0,
@@ -446,6 +495,13 @@ export class NodeRuntime {
     if (this.statsTimer !== undefined) clearInterval(this.statsTimer)
     this.statsTimer = undefined
     this.coordination?.stop()
+    try {
+      this.direct?.stop()
+    } catch {
+      // The sessions end with the dataplane regardless.
+    }
+    this.direct = undefined
+    this.webrtcPort = undefined
     for (const link of this.relays.values()) link.connection.close()
     this.relays.clear()
     this.dataplanePeers.clear()
