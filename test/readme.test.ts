@@ -106,6 +106,41 @@ afterAll(async () => {
 })
 
 describe('README.md examples', () => {
+  it('npm start prints what the quick start shows, serves the demo and its relay config, and stops on ^C', async () => {
+    const sample = readmeBlock('text', 'readme-start-output')
+    // The sample with its run-specific parts (ports, key, log path) as wildcards.
+    const pattern = sample
+      .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+      .replace('http://127\\.0\\.0\\.1:5173/', 'http://127\\.0\\.0\\.1:(\\d+)/')
+      .replaceAll('http://127\\.0\\.0\\.1:41234', 'http://127\\.0\\.0\\.1:\\d+')
+      .replaceAll('bwauth-…', 'bwauth-[0-9a-f]{48}')
+      .replace('…/\\.data/relay/relay\\.log', '\\S+/relay\\.log')
+    const dataDir = join(scratch, 'start-data')
+    // npm start is `burrow start`; a free demo port and a temporary data dir keep it off the developer's.
+    const start = spawnBurrow(['start', '--port', '0', '--data-dir', dataDir], {})
+    let stdout = ''
+    start.proc.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    await waitFor(`burrow start to be ready (${start.stderr()})`, () => stdout.includes('Press Ctrl-C to stop.') || start.proc.exitCode !== null, 60_000)
+    const match = new RegExp(`^${pattern}$`).exec(stdout)
+    expect(match, stdout).not.toBeNull()
+    expect(start.stderr()).toContain(`created a reusable dev auth key in ${join(dataDir, 'dev-authkey')}`)
+    const demo = `http://127.0.0.1:${match![1]}/`
+    const page = await fetch(demo)
+    expect(page.status).toBe(200)
+    expect(await page.text()).toContain('<h1>Burrow</h1>')
+    const config = (await (await fetch(new URL('/burrow-demo-config.json', demo))).json()) as { controlURL: string; authKey: string }
+    expect(stdout).toContain(`relay    ${config.controlURL} `)
+    expect(stdout).toContain(`authkey  ${config.authKey} `)
+    // The printed Node line joins the network.
+    const node = await Burrow.start({ controlURL: config.controlURL, authKey: config.authKey, hostname: 'laptop', storage: 'memory' })
+    nodes.push(node)
+    expect(node.state).toBe('online')
+    await Promise.allSettled(nodes.splice(0).map((n) => n.close()))
+    start.proc.kill('SIGINT')
+    await new Promise((resolve) => (start.proc.exitCode !== null ? resolve(null) : start.proc.once('exit', resolve)))
+    expect(start.proc.exitCode, start.stderr()).toBe(0)
+  })
+
   it('the Node API example runs against a real burrow relay, and keeps its identities on a second run', async () => {
     relay = await startRelayProcess()
     const controlURL = new URL(relay.url).origin
