@@ -91,7 +91,7 @@ async function bareUdpRate(): Promise<{ rate: number; lost: number }> {
   try {
     return await pump(
       () => a.send(to, [datagram]),
-      (count) => b.start(() => count()),
+      (count) => b.start((_from, datagrams) => datagrams.forEach(() => count())),
     )
   } finally {
     await a.close()

@@ -52,8 +52,8 @@ describe('UdpUnderlay', () => {
     const b = await open(false)
     const received: number[] = []
     const all = new Promise<void>((resolve) =>
-      b.start((_from, [datagram]) => {
-        received.push(datagram![0]!)
+      b.start((_from, datagrams) => {
+        for (const datagram of datagrams) received.push(datagram[0]!)
         if (received.length === 200) resolve()
       }),
     )
@@ -66,21 +66,34 @@ describe('UdpUnderlay', () => {
     expect(received).toHaveLength(200)
   })
 
-  it('hands consecutive datagrams from one sender the same endpoint object, and caches its MAC2 bytes', async () => {
+  it('delivers a burst from one sender as one batch', async () => {
     const a = await open(false)
     const b = await open(false)
-    const from: UdpEndpoint[] = []
-    const both = new Promise<void>((resolve) =>
-      b.start((endpoint) => {
-        from.push(endpoint)
-        if (from.length === 2) resolve()
+    const batches: number[][] = []
+    const all = new Promise<void>((resolve) =>
+      b.start((_from, datagrams) => {
+        batches.push(datagrams.map((d) => d[0]!))
+        if (batches.flat().length === 20) resolve()
       }),
     )
-    a.send({ address: '127.0.0.1', port: b.port }, [new Uint8Array([1]), new Uint8Array([2])])
-    await both
-    expect(from[1]).toBe(from[0])
-    expect(b.endpointBytes(from[0]!)).toBe(b.endpointBytes(from[1]!))
-    expect([...b.endpointBytes(from[0]!)]).toEqual([127, 0, 0, 1, a.port >> 8, a.port & 0xff])
+    a.send({ address: '127.0.0.1', port: b.port }, Array.from({ length: 20 }, (_, i) => new Uint8Array([i])))
+    await all
+    expect(batches.flat()).toEqual(Array.from({ length: 20 }, (_, i) => i))
+    expect(batches.length).toBeLessThan(20)
+  })
+
+  it('gives later datagrams from the same sender the same endpoint object, and caches its MAC2 bytes', async () => {
+    const a = await open(false)
+    const b = await open(false)
+    const to = { address: '127.0.0.1', port: b.port }
+    const first = nextDatagram(b)
+    a.send(to, [new Uint8Array([1])])
+    const { from } = await first
+    const second = nextDatagram(b)
+    a.send(to, [new Uint8Array([2])])
+    expect((await second).from).toBe(from)
+    expect(b.endpointBytes(from)).toBe(b.endpointBytes(from))
+    expect([...b.endpointBytes(from)]).toEqual([127, 0, 0, 1, a.port >> 8, a.port & 0xff])
   })
 
   it('counts a send Node rejects (bad port) instead of throwing, and ignores sends after close', async () => {

@@ -92,6 +92,17 @@ export class UdpUnderlay implements UnderlayTransport<UdpEndpoint> {
    */
   private readonly lastSender = new Map<dgram.Socket, UdpEndpoint>()
   private readonly macBytes = new WeakMap<UdpEndpoint, Uint8Array>()
+  /**
+   * Datagrams read in the current event-loop turn, grouped by consecutive sender. The kernel hands
+   * Node several datagrams per poll; delivering them together after the poll phase lets the
+   * dataplane (and the stack behind it) handle a burst in one pass instead of one pass each.
+   */
+  private pending: Array<{ from: UdpEndpoint; datagrams: Uint8Array[] }> = []
+  private readonly flush = (): void => {
+    const batches = this.pending
+    this.pending = []
+    for (const { from, datagrams } of batches) this.deliver?.(from, datagrams)
+  }
 
   private constructor(
     readonly port: number,
@@ -107,7 +118,11 @@ export class UdpUnderlay implements UnderlayTransport<UdpEndpoint> {
           from = { address: remote.address, port: remote.port }
           this.lastSender.set(socket, from)
         }
-        this.deliver(from, [new Uint8Array(message.buffer, message.byteOffset, message.byteLength)])
+        const datagram = new Uint8Array(message.buffer, message.byteOffset, message.byteLength)
+        const last = this.pending.at(-1)
+        if (last && last.from === from) last.datagrams.push(datagram)
+        else this.pending.push({ from, datagrams: [datagram] })
+        if (last === undefined) setImmediate(this.flush)
       })
       // Asynchronous socket errors (ICMP unreachable surfacing as ECONNREFUSED etc.) must not crash the process.
       socket?.on('error', () => this.counters.sendErrors++)
@@ -146,7 +161,7 @@ export class UdpUnderlay implements UnderlayTransport<UdpEndpoint> {
     return this.v6 !== undefined
   }
 
-  /** Begins handing received datagrams to `deliver`, one call per datagram. Datagrams before this are dropped. */
+  /** Begins handing received datagrams to `deliver`, in batches per sender. Datagrams before this are dropped. */
   start(deliver: DatagramDelivery): void {
     if (this.closing) throw new UdpUnderlayClosedError()
     this.deliver = deliver
@@ -189,6 +204,7 @@ export class UdpUnderlay implements UnderlayTransport<UdpEndpoint> {
     this.closing ??= (async () => {
       this.deliver = undefined
       this.lastSender.clear()
+      this.pending = []
       await Promise.all([closeSocket(this.v4), this.v6 ? closeSocket(this.v6) : Promise.resolve()])
     })()
     return this.closing
