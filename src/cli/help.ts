@@ -11,6 +11,15 @@ commands:
                              default 1; waits up to --timeout S, default 5, for the last replies;
                              ^C stops early). Exits 0 when at least one reply came back, 1 when
                              none did, 2 for bad arguments or a bad config file
+  fetch --config FILE [-o FILE] [--timeout S] URL
+                             HTTP/1.1 GET of URL through the WireGuard tunnel described by the
+                             wg-quick FILE, with Burrow's TCP/IP stack; status line on stderr, body
+                             on stdout or FILE. Exits 1 on HTTP >= 400 or a network error
+  relay [--listen HOST:PORT] [--data-dir DIR] [--verify-clients] [--rate-limit B/S --rate-burst B] …
+                             the relay: DERP at /derp, coordination at /control, /healthz, /metrics
+                             ("burrow relay --help" for every flag)
+  relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]
+                             print a new auth key for the relay's network
   up --control URL [--authkey KEY] [--hostname NAME] [--state-dir DIR] [--serve PORT=HOST:PORT]…
      [--serve-udp PORT=HOST:PORT]… [--allow CIDR|ADDRESS|HOSTNAME]… [--udp-idle S] [--ephemeral]
                              join the network as a Node peer and stay connected (reconnecting as
@@ -25,7 +34,8 @@ commands:
   status [--state-dir DIR] [--json]
                              the peers of the running "burrow up" (address, name, online, path,
                              RTT, bytes) from DIR/status.json, which it rewrites every second
-  start                      what "npm start" runs
+  start [--relay-port N] [--port N] [--data-dir DIR]
+                             what "npm start" runs: a relay on 127.0.0.1 and the demo
   help                       this text
 `
 

@@ -48,6 +48,10 @@ export async function readAllowedKeys(path: string): Promise<Set<string>> {
 
 export async function relay(argv: string[], io: CliIo = processIo): Promise<number> {
   if (argv[0] === 'authkey') return runAuthKeyCommand(argv.slice(1), io)
+  if (argv.includes('--help') || argv.includes('-h')) {
+    io.stdout(RELAY_USAGE)
+    return 0
+  }
   const log = jsonLinesLogger(io.stdout)
   let coordination: CoordinationHandler | undefined
   let options
