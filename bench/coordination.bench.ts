@@ -32,7 +32,9 @@ const bench: Bench = async () => {
     let fanout: Output[] = []
     const fanStart = performance.now()
     for (let r = 0; r < rounds; r++) {
-      fanout = service.receive(1, JSON.stringify({ type: 'update', homeRelay: { url: `wss://relay${r % 2}.example/derp` } }), 2 + r)
+      // 200 ms apart in service time: the service rate-limits a node to 10 updates per second.
+      fanout = service.receive(1, JSON.stringify({ type: 'update', homeRelay: { url: `wss://relay${r % 2}.example/derp` } }), 2 + r * 200)
+      if (!fanout.some((output) => output.kind === 'send' && output.connection !== 1)) throw new Error(`round ${r} pushed nothing: ${JSON.stringify(fanout[0])}`)
       for (const output of fanout) if (output.kind === 'send') JSON.stringify(output.message)
     }
     const fanMs = performance.now() - fanStart
