@@ -111,6 +111,7 @@ async function exchangeWithGo(goBinary: string, url: string, transport: 'ws' | '
   go.child.kill('SIGKILL')
 }
 
+// Skipped without a Go toolchain: the derper and test/go/derpclient are built from Tailscale's source at TAILSCALE_VERSION.
 describe.skipIf(!hasGo)(`interop with Tailscale ${TAILSCALE_VERSION}`, () => {
   let derperUrl = ''
   let goClient = ''
