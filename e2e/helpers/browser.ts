@@ -24,6 +24,8 @@ export const CHROMIUM_FLAGS = [
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
 export interface LaunchOptions {
+  /** The browser to start instead of CHROMIUM_PATH (e.g. a wrapper that runs it in a network namespace). */
+  executablePath?: string
   /** Extra Chromium flags (e.g. WebRTC switches). */
   args?: string[]
   /** Environment for the browser process (e.g. to run it inside a network namespace wrapper). */
@@ -47,7 +49,7 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Launc
   let context: BrowserContext
   try {
     context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM_PATH,
+      executablePath: options.executablePath ?? CHROMIUM_PATH,
       headless: true,
       args: [...CHROMIUM_FLAGS, ...(options.args ?? [])],
       ...(options.env ? { env: options.env } : {}),
@@ -103,25 +105,37 @@ export interface PageServerOptions {
    * discovery stays off, because discovering a dependency mid-test makes Vite reload the page.
    */
   prebundle?: string[]
+  /** Address to listen on; 127.0.0.1 unless given. */
+  host?: string
+  /** Vite's dependency cache; node_modules/.vite (shared with every other Vite server) unless given. */
+  cacheDir?: string
 }
 
-/** Serves the repository root with Vite's dev server on 127.0.0.1 and a free port. */
+/** Serves the repository root with Vite's dev server on a free port (of 127.0.0.1 unless `host` is given). */
 export async function startPageServer(options: PageServerOptions = {}): Promise<PageServer> {
-  const port = await freePort()
+  const host = options.host ?? '127.0.0.1'
   const server = await createViteServer({
     configFile: false,
     root: REPO_ROOT,
+    ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
     logLevel: 'error',
     clearScreen: false,
     optimizeDeps: { noDiscovery: true, include: options.prebundle ?? [] },
-    server: { host: '127.0.0.1', port, strictPort: true, hmr: false, watch: null },
+    server: { host, port: 0, hmr: false, watch: null },
     worker: { format: 'es' },
   })
-  await server.listen()
-  return {
-    url: `http://127.0.0.1:${port}`,
-    server,
-    close: () => server.close(),
+  try {
+    await server.listen()
+    const address = server.httpServer?.address()
+    if (typeof address !== 'object' || !address) throw new Error('the page server has no address')
+    return {
+      url: `http://${host}:${address.port}`,
+      server,
+      close: () => server.close(),
+    }
+  } catch (error) {
+    await server.close()
+    throw error
   }
 }
 

@@ -11,10 +11,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
-import { createServer as createViteServer, type ViteDevServer } from 'vite'
 import { NetworkNamespace } from '../../test/helpers/netns.ts'
-import { CHROMIUM_FLAGS, CHROMIUM_PATH, REPO_ROOT, type LaunchedBrowser } from './browser.ts'
+import { CHROMIUM_PATH, launchChromium, startPageServer, type LaunchedBrowser } from './browser.ts'
 
 /** WebRTC switches: show real host addresses (not mDNS names, which nothing resolves in a namespace). */
 export const WEBRTC_FLAGS = ['--disable-features=WebRtcHideLocalIpsWithMdns', '--allow-loopback-in-peer-connection']
@@ -89,21 +87,9 @@ export async function launchChromiumInNamespace(options: { args?: string[] } = {
     // rewrite it underneath this one's pages.
     const cacheDir = mkdtempSync(join(tmpdir(), 'burrow-netns-vite-'))
     cleanups.push(() => rmSync(cacheDir, { recursive: true, force: true }))
-    const vite: ViteDevServer = await createViteServer({
-      configFile: false,
-      root: REPO_ROOT,
-      cacheDir,
-      logLevel: 'error',
-      clearScreen: false,
-      optimizeDeps: { noDiscovery: true, include: [] },
-      server: { host: namespace.hostAddress, port: 0, hmr: false, watch: null },
-      worker: { format: 'es' },
-    })
-    cleanups.push(() => vite.close())
-    await vite.listen()
-    const address = vite.httpServer?.address()
-    if (typeof address !== 'object' || !address) throw new Error('the page server has no address')
-    const pagesUrl = `http://${namespace.hostAddress}:${address.port}`
+    const pages = await startPageServer({ host: namespace.hostAddress, cacheDir })
+    cleanups.push(() => pages.close())
+    const pagesUrl = pages.url
 
     const forwarders: Server[] = []
     const sockets = new Set<Socket>()
@@ -130,43 +116,14 @@ export async function launchChromiumInNamespace(options: { args?: string[] } = {
     }
 
     // The page origin is plain http on a non-loopback address; treat it as secure like localhost.
-    const browser = await launchChromiumWith(wrapper, [...WEBRTC_FLAGS, `--unsafely-treat-insecure-origin-as-secure=${pagesUrl}`, ...(options.args ?? [])])
+    const browser = await launchChromium({
+      executablePath: wrapper,
+      args: [...WEBRTC_FLAGS, `--unsafely-treat-insecure-origin-as-secure=${pagesUrl}`, ...(options.args ?? [])],
+    })
     cleanups.push(() => browser.close())
     return { namespace, browser, pagesUrl, exposeToNamespace, close }
   } catch (error) {
     await close()
-    throw error
-  }
-}
-
-async function launchChromiumWith(executable: string, args: string[]): Promise<LaunchedBrowser> {
-  // Like launchChromium (browser.ts), whose executable is fixed, but starting the namespace wrapper.
-  const userDataDir = mkdtempSync(join(tmpdir(), 'burrow-chromium-'))
-  const errors: string[] = []
-  try {
-    const context = await chromium.launchPersistentContext(userDataDir, { executablePath: executable, headless: true, args: [...CHROMIUM_FLAGS, ...args] })
-    return {
-      context,
-      userDataDir,
-      errors,
-      async newPage() {
-        const page = await context.newPage()
-        page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`))
-        page.on('console', (message) => {
-          if (message.type() === 'error') errors.push(`console: ${message.text()}`)
-        })
-        return page
-      },
-      async close() {
-        try {
-          await context.close()
-        } finally {
-          rmSync(userDataDir, { recursive: true, force: true })
-        }
-      },
-    }
-  } catch (error) {
-    rmSync(userDataDir, { recursive: true, force: true })
     throw error
   }
 }
