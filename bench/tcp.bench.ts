@@ -5,6 +5,7 @@ import { createServer, connect, type AddressInfo } from 'node:net'
 import { generateKeyPair } from '../src/crypto/index.ts'
 import { Stack } from '../src/overlay/stack.ts'
 import type { TcpConnection } from '../src/overlay/tcp/connection.ts'
+import type { TcpListener } from '../src/overlay/tcp/listener.ts'
 import { makePair, patternBytes } from '../src/overlay/testing/pair.ts'
 import type { SimLinkOptions } from '../src/overlay/testing/sim-link.ts'
 import { Tunnel } from '../src/tunnel/index.ts'
@@ -14,14 +15,8 @@ const MEMORY_BYTES = 256 << 20
 const SIM_BYTES = 64 << 20
 const CHUNK = patternBytes(256 * 1024)
 
-/** Streams `total` bytes from a client on `a` to a server on `b`; returns wall-clock MB/s. */
-function backToBack(total: number, carry: (from: 'a' | 'b', packets: Uint8Array[], now: number) => Uint8Array[]): number {
-  const a = new Stack({ addresses: ['100.64.0.1'] })
-  const b = new Stack({ addresses: ['100.64.0.2'] })
-  const listener = b.listen({ port: 5001 })
-  let now = performance.now()
-  const client = a.connect({ address: '100.64.0.2', port: 5001 }, now)
-  let server: TcpConnection | undefined
+/** Writes `total` bytes from `client` as fast as it takes them to the connection `listener` accepts; returns the count read there. */
+function upload(client: TcpConnection, listener: TcpListener, total: number): () => number {
   let received = 0
   let written = 0
   const pump = (): void => {
@@ -34,20 +29,31 @@ function backToBack(total: number, carry: (from: 'a' | 'b', packets: Uint8Array[
   client.events.established = pump
   client.events.writable = pump
   listener.onConnection = () => {
-    server = listener.accept()
-    server!.events.readable = () => {
-      for (let c = server!.read(); c; c = server!.read()) received += c.length
+    const server = listener.accept()!
+    server.events.readable = () => {
+      for (let c = server.read(); c; c = server.read()) received += c.length
     }
   }
+  return () => received
+}
+
+/** Streams `total` bytes from a client on `a` to a server on `b`; returns wall-clock MB/s. */
+function backToBack(total: number, carry: (from: 'a' | 'b', packets: Uint8Array[], now: number) => Uint8Array[]): number {
+  const a = new Stack({ addresses: ['100.64.0.1'] })
+  const b = new Stack({ addresses: ['100.64.0.2'] })
+  const listener = b.listen({ port: 5001 })
+  let now = performance.now()
+  const client = a.connect({ address: '100.64.0.2', port: 5001 }, now)
+  const received = upload(client, listener, total)
   const start = performance.now()
-  while (received < total) {
+  while (received() < total) {
     now = performance.now()
     a.poll(now)
     b.poll(now)
     let moved = 0
     for (const p of carry('a', a.takeOutgoing(), now)) (b.receive(p, now), moved++)
     for (const p of carry('b', b.takeOutgoing(), now)) (a.receive(p, now), moved++)
-    if (now - start > 120_000) throw new Error(`stalled after ${received} of ${total} bytes`)
+    if (now - start > 120_000) throw new Error(`stalled after ${received()} of ${total} bytes`)
     void moved
   }
   return total / 1e6 / ((performance.now() - start) / 1000)
@@ -115,25 +121,8 @@ function simulated(link: SimLinkOptions, total: number): number {
   const net = makePair(link)
   const listener = net.b.listen({ port: 5001 })
   const client = net.a.connect({ address: '100.64.0.2', port: 5001 }, net.now)
-  let server: TcpConnection | undefined
-  let received = 0
-  let written = 0
-  const pump = (): void => {
-    while (written < total) {
-      const n = client.write(CHUNK.subarray(0, Math.min(CHUNK.length, total - written)))
-      if (n === 0) return
-      written += n
-    }
-  }
-  client.events.established = pump
-  client.events.writable = pump
-  listener.onConnection = () => {
-    server = listener.accept()
-    server!.events.readable = () => {
-      for (let c = server!.read(); c; c = server!.read()) received += c.length
-    }
-  }
-  if (!net.runUntil(() => received === total)) throw new Error('simulated transfer did not finish')
+  const received = upload(client, listener, total)
+  if (!net.runUntil(() => received() === total)) throw new Error('simulated transfer did not finish')
   return (total * 8) / (net.now / 1000) / 1e6
 }
 
