@@ -78,6 +78,9 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
   logPeers()
 
   const peers = (): BurrowPeer[] => node.peers()
+  const allow = config.allow.length > 0 ? config.allow : 'every node'
+  const logServing = (proto: 'tcp' | 'udp', spec: { port: number; target: { host: string; port: number } }): void =>
+    log('info', 'serving', { proto, port: spec.port, to: `${spec.target.host}:${spec.target.port}`, allow })
   const tcp = config.serveTcp.map((spec) => {
     const service = new TcpService(node.listen({ port: spec.port }), {
       port: spec.port,
@@ -86,7 +89,7 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
       peers,
       onEvent: (event) => logServiceEvent(log, event),
     })
-    log('info', 'serving', { proto: 'tcp', port: spec.port, to: `${spec.target.host}:${spec.target.port}`, allow: config.allow.length > 0 ? config.allow : 'every node' })
+    logServing('tcp', spec)
     return { spec, service }
   })
   const udp = config.serveUdp.map((spec) => {
@@ -99,7 +102,7 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
       mtu: OVERLAY_MTU,
       onEvent: (event) => logUdpEvent(log, event),
     })
-    log('info', 'serving', { proto: 'udp', port: spec.port, to: `${spec.target.host}:${spec.target.port}`, allow: config.allow.length > 0 ? config.allow : 'every node' })
+    logServing('udp', spec)
     return { spec, forwarder }
   })
 
