@@ -6,4 +6,4 @@ export { KEY_LENGTH, type KeyPair, generateKeyPair, publicKeyOf, dh, clamp, Weak
 export { BOX_NONCE_LENGTH, BOX_OVERHEAD, boxKey, boxSeal, boxOpen, xchachaSeal, xchachaOpen } from './box.ts'
 export { randomBytes } from './random.ts'
 export { KeyFormatError, parseKey, formatKey, formatNodeKey } from './keys.ts'
-export { equalBytes, toHex, fromHex, toBase64, fromBase64 } from './bytes.ts'
+export { concatBytes, equalBytes, toHex, fromHex, toBase64, fromBase64 } from './bytes.ts'

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { concatBytes } from '../crypto/index.ts'
 import { ADDRESS_A, ADDRESS_A6, ADDRESS_B, ADDRESS_B6, patternBytes } from './testing/pair.ts'
 import { SocketTestbed } from './testing/socket-testbed.ts'
 import type { TCPSocket } from './sockets.ts'
@@ -6,20 +7,12 @@ import type { TCPSocket } from './sockets.ts'
 async function readAll(readable: ReadableStream<Uint8Array>, bed: SocketTestbed): Promise<Uint8Array> {
   const reader = readable.getReader()
   const chunks: Uint8Array[] = []
-  let total = 0
   for (;;) {
     const { done, value } = await bed.settle(reader.read())
     if (done) break
     chunks.push(value)
-    total += value.length
   }
-  const out = new Uint8Array(total)
-  let o = 0
-  for (const c of chunks) {
-    out.set(c, o)
-    o += c.length
-  }
-  return out
+  return concatBytes(chunks)
 }
 
 describe('Sockets API', () => {

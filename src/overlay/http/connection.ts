@@ -1,3 +1,4 @@
+import { concatBytes } from '../../crypto/index.ts'
 import { HttpConnectionError } from './errors.ts'
 import type { HttpEvent, HttpParser } from './parser.ts'
 
@@ -14,16 +15,7 @@ const JOIN_LIMIT = 64 * 1024
 const LARGE_PIECE = 16 * 1024
 
 function join(pieces: Uint8Array[]): Uint8Array {
-  if (pieces.length === 1) return pieces[0]!
-  let total = 0
-  for (const piece of pieces) total += piece.length
-  const joined = new Uint8Array(total)
-  let offset = 0
-  for (const piece of pieces) {
-    joined.set(piece, offset)
-    offset += piece.length
-  }
-  return joined
+  return pieces.length === 1 ? pieces[0]! : concatBytes(pieces)
 }
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
+import { concatBytes } from '../../crypto/index.ts'
 import { HttpParser, type HeaderList, type MessageHead } from './parser.ts'
 import { HttpParseError } from './errors.ts'
 
@@ -339,13 +340,7 @@ describe('HttpParser is indifferent to how the input is split', () => {
       head += `Content-Length: ${m.body.length}${eol}${eol}`
       parts.push(enc.encode(head), m.body)
     }
-    const total = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-    let at = 0
-    for (const part of parts) {
-      total.set(part, at)
-      at += part.length
-    }
-    return total
+    return concatBytes(parts)
   }
 
   it('generated requests: any split gives the same messages, matching what was encoded', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { concatBytes } from '../../crypto/index.ts'
 import { ACK, FIN, PROTO_ICMP, RST, SYN, buildIcmpError, buildIp, parseAddress } from '../../wire/index.ts'
 import { ADDRESS_A, ADDRESS_B, decodeTcp, drain, encodeTcp, makePair, patternBytes, type WireSegment } from '../testing/pair.ts'
 import type { SimNetwork } from '../testing/sim-network.ts'
@@ -40,13 +41,7 @@ function collect(connection: TcpConnection): { bytes: () => Uint8Array; length: 
   return {
     bytes: () => {
       take()
-      const out = new Uint8Array(length)
-      let o = 0
-      for (const c of chunks) {
-        out.set(c, o)
-        o += c.length
-      }
-      return out
+      return concatBytes(chunks)
     },
     length: () => length,
     ended: () => connection.readEnded,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { fromHex, toHex } from '../../crypto/index.ts'
+import { concatBytes, fromHex, toHex } from '../../crypto/index.ts'
 import { type DerpFrame, DerpFrameError, FrameType, decodeFrame, encodeFrame, MAX_PACKET_SIZE } from './frames.ts'
 import { FrameReader } from './frame-reader.ts'
 
@@ -115,7 +115,7 @@ describe('FrameReader over a byte stream', () => {
   it('parses the same frames whatever the chunk boundaries', () => {
     fc.assert(
       fc.property(fc.array(arbFrame, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), (frames, cutSeeds) => {
-        const stream = concat(frames.map(encodeFrame))
+        const stream = concatBytes(frames.map(encodeFrame))
         const cuts = [...new Set(cutSeeds.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b)
         const reader = new FrameReader()
         const parsed: DerpFrame[] = []
@@ -133,7 +133,7 @@ describe('FrameReader over a byte stream', () => {
 
   it('parses correctly when cut at every single byte boundary', () => {
     const frames = golden.map(([, f]) => f)
-    const stream = concat(frames.map(encodeFrame))
+    const stream = concatBytes(frames.map(encodeFrame))
     for (let cut = 0; cut <= stream.length; cut++) {
       const reader = new FrameReader()
       reader.push(stream.subarray(0, cut))
@@ -146,7 +146,7 @@ describe('FrameReader over a byte stream', () => {
 
   it('parses a stream fed one byte at a time', () => {
     const frames = golden.map(([, f]) => f)
-    const stream = concat(frames.map(encodeFrame))
+    const stream = concatBytes(frames.map(encodeFrame))
     const reader = new FrameReader()
     const parsed: DerpFrame[] = []
     for (let i = 0; i < stream.length; i++) {
@@ -159,7 +159,7 @@ describe('FrameReader over a byte stream', () => {
   it('advance points into the received chunk when a frame lies in one, and copies only a frame that spans chunks', () => {
     const first = encodeFrame({ type: 'ping', data: new Uint8Array(8).fill(1) })
     const second = encodeFrame({ type: 'pong', data: new Uint8Array(8).fill(2) })
-    const stream = concat([first, second])
+    const stream = concatBytes([first, second])
     const reader = new FrameReader()
     reader.push(stream.subarray(0, first.length + 3))
     expect(reader.advance()).toBe(true)
@@ -173,13 +173,3 @@ describe('FrameReader over a byte stream', () => {
     expect(reader.bytes.buffer).not.toBe(stream.buffer)
   })
 })
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let o = 0
-  for (const p of parts) {
-    out.set(p, o)
-    o += p.length
-  }
-  return out
-}
