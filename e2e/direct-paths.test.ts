@@ -5,28 +5,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import { type RelayProcess, removeRelayDataDirs, startRelayProcess } from '../test/helpers/relay-process.ts'
-import { launchChromiumInNamespace, type NamespacedBrowser } from './helpers/netns-browser.ts'
+import { launchChromiumInNamespace, openReadyPage, type NamespacedBrowser } from './helpers/netns-browser.ts'
+import { until } from './helpers/until.ts'
 
 let env: NamespacedBrowser | undefined
 let relay: RelayProcess | undefined
 
-async function openPage(): Promise<Page> {
-  const page = await env!.browser.newPage()
-  await page.goto(`${env!.pagesUrl}/e2e/pages/direct.html`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 }).catch((error: Error) => {
-    throw new Error(`${error.message}\npage errors: ${env!.browser.errors.join('\n')}`)
-  })
-  return page
-}
-
-async function until<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (done(value)) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`)
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
+function openPage(): Promise<Page> {
+  return openReadyPage(env!, 'e2e/pages/direct.html')
 }
 
 describe('direct paths with the dataplane worker (Chromium in a network namespace)', () => {

@@ -11,6 +11,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Page } from 'playwright-core'
 import { NetworkNamespace } from '../../test/helpers/netns.ts'
 import { CHROMIUM_PATH, launchChromium, startPageServer, type LaunchedBrowser } from './browser.ts'
 
@@ -126,4 +127,14 @@ export async function launchChromiumInNamespace(options: { args?: string[] } = {
     await close()
     throw error
   }
+}
+
+/** Opens `path` (e.g. `e2e/pages/direct.html?x=1`) from the page server and waits for the page to title itself 'ready'. */
+export async function openReadyPage(env: NamespacedBrowser, path: string): Promise<Page> {
+  const page = await env.browser.newPage()
+  await page.goto(`${env.pagesUrl}/${path}`)
+  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 }).catch((error: Error) => {
+    throw new Error(`${error.message}\npage errors: ${env.browser.errors.join('\n')}`)
+  })
+  return page
 }
