@@ -28,6 +28,22 @@ function establish(link = {}, port = 7000): Established {
   return { net, client, server: server!, wire }
 }
 
+/** Writes `data` whenever the connection has room (shutting down after the last byte if asked); returns the count written so far. */
+function writeAll(connection: TcpConnection, data: Uint8Array, { shutdownAtEnd = false } = {}): () => number {
+  let written = 0
+  const pump = (): void => {
+    while (written < data.length) {
+      const n = connection.write(data.subarray(written))
+      if (n === 0) break
+      written += n
+    }
+    if (shutdownAtEnd && written === data.length) connection.shutdown()
+  }
+  connection.events.writable = pump
+  pump()
+  return () => written
+}
+
 function collect(connection: TcpConnection): { bytes: () => Uint8Array; length: () => number; ended: () => boolean } {
   const chunks: Uint8Array[] = []
   let length = 0
@@ -385,16 +401,7 @@ describe('TCP SACK', () => {
       }
       return true
     }
-    let written = 0
-    const pump = (): void => {
-      while (written < data.length) {
-        const n = client.write(data.subarray(written))
-        if (n === 0) break
-        written += n
-      }
-    }
-    client.events.writable = pump
-    pump()
+    writeAll(client, data)
     net.runUntil(() => got.length() === data.length)
     expect(dropped).toBe(3)
     expectSameBytes(got.bytes(), data)
@@ -447,16 +454,7 @@ describe('TCP spurious retransmission undo (Eifel, RFC 3522 / RFC 4015)', () => 
     const { net, client, server } = establish({ delayMs: 10 })
     const got = collect(server)
     const data = patternBytes(8 << 20)
-    let written = 0
-    const pump = (): void => {
-      while (written < data.length) {
-        const n = client.write(data.subarray(written))
-        if (n === 0) break
-        written += n
-      }
-    }
-    client.events.writable = pump
-    pump()
+    writeAll(client, data)
     net.runUntil(() => got.length() > 2 << 20)
     const cwndBefore = client.congestionWindow
     // Head-of-line blocking: nothing is delivered for 600 ms, then everything at once.
@@ -473,22 +471,12 @@ describe('TCP flow control and timers', () => {
   it('probes a zero window and resumes when the reader does, losing nothing', () => {
     const { net, client, server } = establish({ delayMs: 25 })
     const data = patternBytes(5_000_000)
-    let written = 0
-    const pump = (): void => {
-      while (written < data.length) {
-        const n = client.write(data.subarray(written))
-        if (n === 0) break
-        written += n
-      }
-      if (written === data.length) client.shutdown()
-    }
-    client.events.writable = pump
-    pump()
+    const written = writeAll(client, data, { shutdownAtEnd: true })
     // The server does not read for 10 simulated seconds.
     net.advance(10_000)
     // Full, to the window-scale granularity (2^5 bytes).
     expect(server.readableLength).toBeGreaterThan((1 << 20) - 32)
-    expect(written).toBeLessThan(data.length)
+    expect(written()).toBeLessThan(data.length)
     expect(client.stats.zeroWindowProbes).toBeGreaterThan(0)
     const probesBefore = client.stats.zeroWindowProbes
     // Lose the reader's window update: only a probe can restart the flow.
