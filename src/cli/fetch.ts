@@ -1,13 +1,12 @@
 // `burrow fetch`: one HTTP/1.1 GET through the WireGuard tunnel of a wg-quick file, over Burrow's
 // own userspace TCP/IP stack. Status line to stderr, body to stdout or --output FILE.
 import { createWriteStream } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { ConfigError, parseWgQuick, type WgQuickConfig } from '../control/wg-quick.ts'
 import { openUdpTunnel, type UdpTunnel } from '../node/udp-tunnel.ts'
 import { httpFetch } from '../overlay/http/client.ts'
 import type { Sockets } from '../overlay/sockets.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
 import { type CliIo, type Command, EXIT_USAGE, processIo } from './io.ts'
+import { readWgQuickFile } from './wg-quick-file.ts'
 
 const USAGE = 'usage: burrow fetch --config FILE [--output FILE | -o FILE] [--timeout S] URL\n'
 
@@ -71,7 +70,6 @@ function bodySink(io: CliIo, output: string | undefined): { write: (chunk: Uint8
 
 export const fetchCommand: Command = async (args, io) => {
   let options: FetchOptions
-  let config: WgQuickConfig
   try {
     options = parseFetchArgs(args)
   } catch (error) {
@@ -79,13 +77,8 @@ export const fetchCommand: Command = async (args, io) => {
     io.stderr(`burrow fetch: ${error.message}\n${USAGE}`)
     return EXIT_USAGE
   }
-  try {
-    config = parseWgQuick(await readFile(options.configPath, 'utf8'))
-  } catch (error) {
-    if (error instanceof ConfigError) io.stderr(`burrow fetch: ${options.configPath}: ${error.message}\n`)
-    else io.stderr(`burrow fetch: cannot read ${options.configPath}: ${(error as Error).message}\n`)
-    return EXIT_USAGE
-  }
+  const config = await readWgQuickFile('fetch', options.configPath, io)
+  if (!config) return EXIT_USAGE
   if (config.interface.addresses.length === 0) {
     io.stderr(`burrow fetch: ${options.configPath} has no [Interface] Address for the overlay stack\n`)
     return EXIT_USAGE

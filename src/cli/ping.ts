@@ -1,6 +1,4 @@
 // `burrow ping`: ICMP/ICMPv6 echo through a WireGuard tunnel described by a wg-quick file.
-import { readFile } from 'node:fs/promises'
-import { ConfigError, parseWgQuick, type WgQuickConfig } from '../control/wg-quick.ts'
 import { randomBytes } from '../crypto/index.ts'
 import { openUdpTunnel, type UdpTunnel } from '../node/udp-tunnel.ts'
 import { addressEquals, formatAddress, type IpAddress, parseAddress } from '../wire/address.ts'
@@ -9,6 +7,7 @@ import { buildEcho, parseEcho } from '../wire/icmp.ts'
 import { buildIp, parseIp, PROTO_ICMP, PROTO_ICMPV6 } from '../wire/ip.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
 import { type Command, EXIT_USAGE } from './io.ts'
+import { readWgQuickFile } from './wg-quick-file.ts'
 
 const USAGE = 'usage: burrow ping --config FILE [--count N] [--interval S] [--timeout S] ADDRESS\n'
 /** Echo payload size, as ping(8) sends by default. */
@@ -96,7 +95,6 @@ function whyUnreachable(tunnel: UdpTunnel, target: IpAddress): string | undefine
 
 export const ping: Command = async (args, io) => {
   let options: PingOptions
-  let config: WgQuickConfig
   try {
     options = parsePingArgs(args)
   } catch (error) {
@@ -104,13 +102,8 @@ export const ping: Command = async (args, io) => {
     io.stderr(`burrow ping: ${error.message}\n${USAGE}`)
     return EXIT_USAGE
   }
-  try {
-    config = parseWgQuick(await readFile(options.configPath, 'utf8'))
-  } catch (error) {
-    if (error instanceof ConfigError) io.stderr(`burrow ping: ${options.configPath}: ${error.message}\n`)
-    else io.stderr(`burrow ping: cannot read ${options.configPath}: ${(error as Error).message}\n`)
-    return EXIT_USAGE
-  }
+  const config = await readWgQuickFile('ping', options.configPath, io)
+  if (!config) return EXIT_USAGE
   const { target } = options
   const targetText = formatAddress(target)
   const source = config.interface.addresses.find((a) => a.address.length === target.length)
