@@ -1,45 +1,28 @@
 // `burrow up` as a real child process, joined to a real `burrow relay`, exposing a real Node HTTP
 // server and a WebSocket echo to Burrow peers in this process: bytes through the relay, --allow,
 // the status file and table, surviving a relay restart, and a clean SIGTERM.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createSocket, type Socket as DgramSocket } from 'node:dgram'
-import { createInterface } from 'node:readline'
 import { Duplex } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
 import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
+import { type BurrowProcess, spawnBurrow } from './helpers/burrow-process.ts'
 import { type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
 
 const ROOT = join(import.meta.dirname, '..')
 const BODY = patternBytes(5 << 20, 21)
 
-interface UpProcess {
-  proc: ChildProcess
-  logs: Array<Record<string, unknown>>
-  exited: Promise<number | null>
-  stderr: () => string
-}
+type UpProcess = BurrowProcess
 
 function spawnUp(args: string[]): UpProcess {
-  const proc = spawn(process.execPath, ['bin/burrow.mjs', 'up', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  const logs: Array<Record<string, unknown>> = []
-  let stderr = ''
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  createInterface({ input: proc.stdout! }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line) as Record<string, unknown>)
-    } catch {
-      logs.push({ raw: line })
-    }
-  })
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-  return { proc, logs, exited, stderr: () => stderr }
+  return spawnBurrow(['up', ...args])
 }
 
 function authKey(dataDir: string, kind = '--reusable'): string {

@@ -6,10 +6,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatKey, parseKey, publicKeyOf } from '../src/crypto/index.ts'
 import { Burrow } from '../src/node.ts'
+import { type BurrowProcess, spawnBurrow } from './helpers/burrow-process.ts'
 import { readmeBlock, replaceOnce } from './helpers/readme-blocks.ts'
 import { NetworkNamespace } from './helpers/netns.ts'
 import { startRelayProcess, removeRelayDataDirs, waitFor, type RelayProcess } from './helpers/relay-process.ts'
@@ -60,27 +60,11 @@ function withFlag(argv: string[], flag: string, expected: string, value: string)
   return argv.map((arg, i) => (i === index + 1 ? value : arg))
 }
 
-interface Daemon {
-  proc: ChildProcess
-  logs: Array<Record<string, unknown>>
-  stderr: () => string
-}
-
-/** A long-running `burrow …` (relay, up) with its JSON-line logs collected. */
-function spawnBurrow(argv: string[], env: NodeJS.ProcessEnv): Daemon {
-  const proc = spawn(process.execPath, ['bin/burrow.mjs', ...argv], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  daemons.push(proc)
-  const logs: Array<Record<string, unknown>> = []
-  let stderr = ''
-  proc.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  createInterface({ input: proc.stdout! }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line) as Record<string, unknown>)
-    } catch {
-      logs.push({ raw: line })
-    }
-  })
-  return { proc, logs, stderr: () => stderr }
+/** A long-running `burrow …` (relay, up) with its JSON-line logs collected, stopped in afterAll. */
+function spawnDaemon(argv: string[], env: NodeJS.ProcessEnv): BurrowProcess {
+  const daemon = spawnBurrow(argv, env)
+  daemons.push(daemon.proc)
+  return daemon
 }
 
 // Inside the repository, so `import … from 'burrow/node'` resolves through package.json's self-reference.
@@ -117,7 +101,7 @@ describe('README.md examples', () => {
       .replace('…/\\.data/relay/relay\\.log', '\\S+/relay\\.log')
     const dataDir = join(scratch, 'start-data')
     // npm start is `burrow start`; a free demo port and a temporary data dir keep it off the developer's.
-    const start = spawnBurrow(['start', '--port', '0', '--data-dir', dataDir], {})
+    const start = spawnDaemon(['start', '--port', '0', '--data-dir', dataDir], {})
     let stdout = ''
     start.proc.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
     await waitFor(`burrow start to be ready (${start.stderr()})`, () => stdout.includes('Press Ctrl-C to stop.') || start.proc.exitCode !== null, 60_000)
@@ -222,7 +206,7 @@ describe('README.md examples', () => {
 
     let argv = withFlag(relayLine!.slice(1), '--listen', '0.0.0.0:8080', '127.0.0.1:0')
     argv = withFlag(argv, '--data-dir', '/var/lib/burrow/relay', dataDir)
-    const relayDaemon = spawnBurrow(argv, env)
+    const relayDaemon = spawnDaemon(argv, env)
     await waitFor(`the relay to listen (${relayDaemon.stderr()})`, () => relayDaemon.logs.some((l) => l.msg === 'listening') || relayDaemon.proc.exitCode !== null, 30_000)
     const listening = relayDaemon.logs.find((l) => l.msg === 'listening')
     expect(listening, relayDaemon.stderr()).toMatchObject({ verifyClients: true })
@@ -243,7 +227,7 @@ describe('README.md examples', () => {
       argv = withFlag(upLine!.slice(1), '--control', 'http://relay.example:8080', controlURL)
       argv = withFlag(argv, '--authkey', 'bwauth-…', authKey)
       argv = withFlag(argv, '--serve', '8080=127.0.0.1:3000', `8080=127.0.0.1:${appPort}`)
-      const up = spawnBurrow(argv, env)
+      const up = spawnDaemon(argv, env)
       await waitFor(`burrow up to join (${up.stderr()})`, () => up.logs.some((l) => l.msg === 'up') || up.proc.exitCode !== null, 30_000)
       expect(up.logs.find((l) => l.msg === 'up'), up.stderr()).toMatchObject({ hostname: 'devbox' })
 
