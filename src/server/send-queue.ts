@@ -6,6 +6,7 @@
 // frames leaves as one view of a slab: one copy per packet (into the slab) and none when taking.
 // Slab bytes are never rewritten because views of them may still sit in a socket's write queue.
 import { Buffer } from 'node:buffer'
+import { concatBytes } from '../crypto/index.ts'
 
 export interface DropCounts {
   oldest: number
@@ -141,14 +142,7 @@ export class SendQueue {
       }
       this.compact()
     }
-    if (parts.length === 1) return parts[0]!
-    const out = new Uint8Array(total)
-    let offset = 0
-    for (const part of parts) {
-      out.set(part, offset)
-      offset += part.length
-    }
-    return out
+    return parts.length === 1 ? parts[0]! : concatBytes(parts)
   }
 
   private compact(): void {
