@@ -4,6 +4,7 @@
 import {
   sharedNow,
   transferables,
+  unpackPackets,
   WorkerOperationError,
   type KeyInput,
   type OverlayPortMessage,
@@ -182,9 +183,10 @@ export class OverlayPort {
   ) {
     port.onmessage = (event: MessageEvent) => {
       const message = event.data as OverlayPortMessage
-      if (message?.type === 'packets' && Array.isArray(message.buffers)) {
-        const packets = message.buffers.map((buffer) => new Uint8Array(buffer))
-        this.onpackets?.(packets)
+      if (message?.type === 'packets') {
+        const packets = unpackPackets(message)
+        if (typeof packets === 'string') owner.emitError(new Error(`overlay port: ${packets}`))
+        else this.onpackets?.(packets)
       } else if (message?.type === 'wake') {
         this.onwake?.(message.now)
       } else {
@@ -195,7 +197,8 @@ export class OverlayPort {
 
   /**
    * Sends IP packets. Their buffers are transferred (detached here) when each view covers its
-   * whole buffer; other views are copied first.
+   * whole buffer; other views are copied first. (The stack builds each packet in a buffer of its
+   * own, so transferring beats packing them into one on this side.)
    */
   send(packets: Uint8Array[]): void {
     const buffers = transferables(packets)

@@ -2,7 +2,7 @@
 // `PortOverlay` is the page's TCP/IP stack as seen from the worker; `PortUnderlay` is a
 // point-to-point link to another worker (or a datachannel bridged through the page).
 import type { OverlayTransport, UnderlayTransport } from '../dataplane/transport.ts'
-import { sharedNow, transferables, type OverlayPortMessage, type UnderlayPortMessage } from './protocol.ts'
+import { packPackets, sharedNow, transferables, unpackPackets, type OverlayPortMessage, type UnderlayPortMessage } from './protocol.ts'
 
 function buffersOf(data: unknown): ArrayBuffer[] | undefined {
   if (typeof data !== 'object' || data === null) return undefined
@@ -18,6 +18,14 @@ function asPackets(buffers: ArrayBuffer[]): Uint8Array[] {
   return packets
 }
 
+/**
+ * Runs `callback` in a later task, after the tasks already queued (in a worker: the socket
+ * messages that arrived meanwhile). Node has setImmediate; a browser's setTimeout(0) is not
+ * clamped until timers nest.
+ */
+const nextTask: (callback: () => void) => void =
+  typeof setImmediate === 'function' ? (callback) => setImmediate(callback) : (callback) => setTimeout(callback, 0)
+
 export class PortProtocolError extends Error {
   override readonly name = 'PortProtocolError'
 }
@@ -25,6 +33,8 @@ export class PortProtocolError extends Error {
 /** The worker's end of an overlay port: IP packets both ways, plus the page's wake-up requests. */
 export class PortOverlay implements OverlayTransport {
   private wakeTimer: ReturnType<typeof setTimeout> | undefined
+  private outgoing: Uint8Array[] = []
+  private flushScheduled = false
 
   constructor(
     private readonly port: MessagePort,
@@ -35,9 +45,9 @@ export class PortOverlay implements OverlayTransport {
     this.port.onmessage = (event: MessageEvent) => {
       const message = event.data as OverlayPortMessage
       if (message?.type === 'packets') {
-        const buffers = buffersOf(message)
-        if (buffers) deliver(asPackets(buffers))
-        else this.onError(new PortProtocolError('overlay port: "packets" message without an array of ArrayBuffers'))
+        const packets = unpackPackets(message)
+        if (typeof packets === 'string') this.onError(new PortProtocolError(`overlay port: ${packets}`))
+        else deliver(packets)
       } else if (message?.type === 'wake-at') {
         if (message.at === null || typeof message.at === 'number') this.wakeAt(message.at)
         else this.onError(new PortProtocolError('overlay port: "wake-at" needs a number or null'))
@@ -48,12 +58,27 @@ export class PortOverlay implements OverlayTransport {
   }
 
   send(packets: Uint8Array[]): void {
-    const buffers = transferables(packets)
-    const message: OverlayPortMessage = { type: 'packets', buffers }
-    this.port.postMessage(message, buffers)
+    for (const packet of packets) this.outgoing.push(packet)
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    nextTask(this.flush)
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false
+    if (this.outgoing.length === 0) return
+    const packets = this.outgoing
+    this.outgoing = []
+    this.post(packets)
+  }
+
+  private post(packets: Uint8Array[]): void {
+    const message = packPackets(packets)
+    this.port.postMessage(message, message.buffers)
   }
 
   stop(): void {
+    this.outgoing = []
     this.wakeAt(null)
     this.port.onmessage = null
     this.port.close()
