@@ -9,6 +9,7 @@ import { AllowPolicy } from './allow.ts'
 import type { TcpBridge } from './bridge.ts'
 import { TcpService, type ServiceEvent } from './serve.ts'
 import { CLIENT_ADDRESS, SERVER_ADDRESS, overlayPair, type OverlayPair } from './testing/overlay-pair.ts'
+import { waitFor } from './testing/wait-for.ts'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -63,15 +64,6 @@ async function readAll(readable: ReadableStream<Uint8Array>): Promise<Buffer> {
   const reader = readable.getReader()
   for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value)
   return Buffer.concat(chunks)
-}
-
-/** Polls a condition on the event loop (not a timed sleep); fails with `what` if it never holds. */
-async function waitFor(what: string, condition: () => boolean, limitMs = 20_000): Promise<void> {
-  const deadline = Date.now() + limitMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 function echoServer(): Server {

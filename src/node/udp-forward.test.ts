@@ -5,6 +5,7 @@ import type { UDPSocketOpenInfo, UdpMessage } from '../overlay/index.ts'
 import { AllowPolicy } from './allow.ts'
 import { UdpForwarder, type UdpForwardEvent } from './udp-forward.ts'
 import { CLIENT_ADDRESS, SERVER_ADDRESS, overlayPair, type OverlayPair } from './testing/overlay-pair.ts'
+import { waitFor } from './testing/wait-for.ts'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -52,14 +53,6 @@ async function clientSocket(pair: OverlayPair): Promise<{ info: UDPSocketOpenInf
       expect(value).toMatchObject({ remoteAddress: SERVER_ADDRESS, remotePort: 53 })
       return Buffer.from(value!.data).toString()
     },
-  }
-}
-
-async function waitFor(what: string, condition: () => boolean, limitMs = 10_000): Promise<void> {
-  const deadline = Date.now() + limitMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
   }
 }
 
