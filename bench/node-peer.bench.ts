@@ -1,7 +1,7 @@
 // `npm run bench -- --only node-peer`: downloading from a Node HTTP server exposed by a real
 // `burrow up` process, fetched by a Burrow peer in this process through a local `burrow relay`
 // (DERP over WebSocket), against the same download straight from the HTTP server in the same run.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Burrow } from '../src/node.ts'
-import { removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import { createAuthKey, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
 import type { Bench, BenchResult } from './types.ts'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -45,7 +45,7 @@ const bench: Bench = async () => {
   let up: ChildProcess | undefined
   let node: Burrow | undefined
   try {
-    const key = execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', relay.dataDir], { cwd: ROOT, encoding: 'utf8' }).trim()
+    const key = createAuthKey(relay.dataDir, '--reusable')
     const controlURL = `http://127.0.0.1:${relay.port}`
     up = spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', controlURL, '--authkey', key, '--hostname', 'bench-server', '--state-dir', stateDir, '--serve', `80=127.0.0.1:${httpPort}`], {
       cwd: ROOT,

@@ -1,6 +1,6 @@
 // A browser tab fetching from a Node HTTP server that `burrow up` (a real child process) exposes
 // on the overlay, through a real `burrow relay`: the issue's "local services to browser tabs".
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
-import { type RelayProcess, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import { createAuthKey, type RelayProcess, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
 import { launchChromium, REPO_ROOT, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 
 // Text, because the page helper hands response bodies back as text; 2 MB of numbered lines makes
@@ -28,7 +28,7 @@ let page: Page
 beforeAll(async () => {
   relay = await startRelayProcess()
   const controlURL = `http://127.0.0.1:${relay.port}`
-  const authKey = execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', relay.dataDir], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
+  const authKey = createAuthKey(relay.dataDir, '--reusable')
   http = createServer((request, response) => {
     const body = request.url === '/body' ? BODY : 'not here\n'
     response.writeHead(request.url === '/body' ? 200 : 404, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) })

@@ -3,13 +3,12 @@
 // HTTP on 8080 and a TCP echo on 7. Only the relay URL, the auth key and the import specifier are
 // substituted (Vite here serves the repository, so `'burrow'` becomes `/src/index.ts`, the file the
 // package's browser export names; test/readme.test.ts typechecks the block with `'burrow'` as written).
-import { execFileSync } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Burrow } from '../src/node.ts'
 import { readmeBlock, replaceOnce } from '../test/helpers/readme-blocks.ts'
-import { removeRelayDataDirs, startRelayProcess, type RelayProcess } from '../test/helpers/relay-process.ts'
+import { createAuthKey, removeRelayDataDirs, startRelayProcess, type RelayProcess } from '../test/helpers/relay-process.ts'
 import { launchChromium, REPO_ROOT, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 
 const pageDir = join(REPO_ROOT, `.readme-browser-${process.pid}`)
@@ -31,12 +30,7 @@ describe('README.md browser example', () => {
   it('runs in Chromium: starts, sees laptop, fetches from it, echoes over TCP, pings, closes', async () => {
     relay = await startRelayProcess()
     const controlURL = new URL(relay.url).origin
-    const authKey = execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', relay.dataDir], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    })
-      .toString()
-      .trim()
+    const authKey = createAuthKey(relay.dataDir, '--reusable')
 
     laptop = await Burrow.start({ controlURL, authKey, hostname: 'laptop', storage: 'memory' })
     const served = laptop.serve(8080, () => new Response('hello from laptop'))

@@ -1,12 +1,11 @@
 // `import { Burrow } from 'burrow/node'` against a real `burrow relay --verify-clients` process:
 // the API `burrow up` builds on. Keys in a state directory survive a restart; errors are typed.
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Burrow, BurrowError, type BurrowPeer } from '../src/node.ts'
-import { startRelayProcess, type RelayProcess } from './helpers/relay-process.ts'
+import { createAuthKey as createRelayAuthKey, startRelayProcess, type RelayProcess } from './helpers/relay-process.ts'
 
 let relay: RelayProcess
 let controlURL: string
@@ -15,12 +14,7 @@ let stateDir: string
 const nodes: Burrow[] = []
 
 function createAuthKey(...flags: string[]): string {
-  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', ...flags, '--data-dir', relay.dataDir], {
-    cwd: join(import.meta.dirname, '..'),
-    stdio: ['ignore', 'pipe', 'ignore'],
-  })
-    .toString()
-    .trim()
+  return createRelayAuthKey(relay.dataDir, ...flags)
 }
 
 async function start(options: Parameters<typeof Burrow.start>[0]): Promise<Burrow> {

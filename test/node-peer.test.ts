@@ -14,7 +14,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { type BurrowProcess, spawnBurrow } from './helpers/burrow-process.ts'
-import { type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
+import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
 
 const ROOT = join(import.meta.dirname, '..')
 const BODY = patternBytes(5 << 20, 21)
@@ -26,7 +26,7 @@ function spawnUp(args: string[]): UpProcess {
 }
 
 function authKey(dataDir: string, kind = '--reusable'): string {
-  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', kind, '--data-dir', dataDir], { cwd: ROOT, encoding: 'utf8' }).trim()
+  return createAuthKey(dataDir, kind)
 }
 
 function burrowStatus(stateDir: string): string {

@@ -12,7 +12,7 @@ import { Burrow } from '../src/node.ts'
 import { type BurrowProcess, spawnBurrow } from './helpers/burrow-process.ts'
 import { readmeBlock, replaceOnce } from './helpers/readme-blocks.ts'
 import { NetworkNamespace } from './helpers/netns.ts'
-import { startRelayProcess, removeRelayDataDirs, waitFor, type RelayProcess } from './helpers/relay-process.ts'
+import { createAuthKey, startRelayProcess, removeRelayDataDirs, waitFor, type RelayProcess } from './helpers/relay-process.ts'
 
 const ROOT = join(import.meta.dirname, '..')
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8')
@@ -128,12 +128,7 @@ describe('README.md examples', () => {
   it('the Node API example runs against a real burrow relay, and keeps its identities on a second run', async () => {
     relay = await startRelayProcess()
     const controlURL = new URL(relay.url).origin
-    const authKey = execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', relay.dataDir], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    })
-      .toString()
-      .trim()
+    const authKey = createAuthKey(relay.dataDir, '--reusable')
     let example = readmeBlock('ts', 'readme-node')
     expect(example).toContain("from 'burrow/node'")
     example = replaceOnce(example, CONTROL_URL_PLACEHOLDER, JSON.stringify(controlURL))

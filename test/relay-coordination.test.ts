@@ -1,7 +1,6 @@
 // The coordination service inside a real `burrow relay` process: auth keys from the CLI,
 // registration over /control, --verify-clients admitting only registered node keys, and state
 // that survives a restart of the process.
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,9 +9,8 @@ import { generateKeyPair } from '../src/crypto/index.ts'
 import { CoordinationClient } from '../src/control/coordination-client.ts'
 import { DerpConnection } from '../src/underlay/derp/connection.ts'
 import { nodeWebSocketDialer } from '../src/underlay/derp/node.ts'
-import { type RelayProcess, startRelayProcess, waitFor } from './helpers/relay-process.ts'
+import { createAuthKey, type RelayProcess, startRelayProcess, waitFor } from './helpers/relay-process.ts'
 
-const ROOT = join(import.meta.dirname, '..')
 const relays: RelayProcess[] = []
 const cleanups: Array<() => void> = []
 
@@ -22,7 +20,7 @@ afterEach(async () => {
 })
 
 function authKey(dataDir: string, ...flags: string[]): string {
-  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--data-dir', dataDir, ...flags], { cwd: ROOT, encoding: 'utf8' }).trim()
+  return createAuthKey(dataDir, ...flags)
 }
 
 function coordinationClient(port: number, options: { key?: string; hostname: string; pair?: ReturnType<typeof generateKeyPair> }): CoordinationClient {

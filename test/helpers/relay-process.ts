@@ -1,5 +1,5 @@
 // Spawns a real `burrow relay` child process and waits for its "listening" log line.
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -66,6 +66,15 @@ export async function startRelayProcess(extraArgs: string[] = [], options: { por
       return exited
     },
   }
+}
+
+/** Runs `burrow relay authkey create <flags…> --data-dir <dataDir>` and returns the key it prints (its stderr goes into the error if it fails). */
+export function createAuthKey(dataDir: string, ...flags: string[]): string {
+  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', ...flags, '--data-dir', dataDir], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim()
 }
 
 export async function waitFor(what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
