@@ -1,4 +1,6 @@
 // Minimal `--flag value` / `--flag=value` parsing for the CLI commands.
+import type { CliIo } from './io.ts'
+
 export class UsageError extends Error {
   constructor(message: string) {
     super(message)
@@ -47,4 +49,18 @@ export function numberFlag(parsed: ParsedArgs, name: string, fallback: number, m
     throw new UsageError(`--${name} must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(text)}`)
   }
   return value
+}
+
+/**
+ * Parses a command's arguments with `parse`; a UsageError is printed as `burrow <command>: <message>`
+ * (followed by `usage`, if given) and becomes undefined, so the command can return EXIT_USAGE.
+ */
+export function parseCommandArgs<T>(command: string, io: CliIo, parse: () => T, usage = ''): T | undefined {
+  try {
+    return parse()
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`burrow ${command}: ${error.message}\n${usage}`)
+    return undefined
+  }
 }

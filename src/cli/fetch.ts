@@ -4,7 +4,7 @@ import { createWriteStream } from 'node:fs'
 import { openUdpTunnel, type UdpTunnel } from '../node/udp-tunnel.ts'
 import { httpFetch } from '../overlay/http/client.ts'
 import type { Sockets } from '../overlay/sockets.ts'
-import { numberFlag, parseArgs, UsageError } from './args.ts'
+import { numberFlag, parseArgs, parseCommandArgs, UsageError } from './args.ts'
 import { type CliIo, type Command, EXIT_USAGE, processIo } from './io.ts'
 import { readWgQuickFile } from './wg-quick-file.ts'
 
@@ -69,14 +69,8 @@ function bodySink(io: CliIo, output: string | undefined): { write: (chunk: Uint8
 }
 
 export const fetchCommand: Command = async (args, io) => {
-  let options: FetchOptions
-  try {
-    options = parseFetchArgs(args)
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    io.stderr(`burrow fetch: ${error.message}\n${USAGE}`)
-    return EXIT_USAGE
-  }
+  const options = parseCommandArgs('fetch', io, () => parseFetchArgs(args), USAGE)
+  if (!options) return EXIT_USAGE
   const config = await readWgQuickFile('fetch', options.configPath, io)
   if (!config) return EXIT_USAGE
   if (config.interface.addresses.length === 0) {

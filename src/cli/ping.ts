@@ -5,7 +5,7 @@ import { addressEquals, formatAddress, type IpAddress, parseAddress } from '../w
 import { WireError } from '../wire/errors.ts'
 import { buildEcho, parseEcho } from '../wire/icmp.ts'
 import { buildIp, parseIp, PROTO_ICMP, PROTO_ICMPV6 } from '../wire/ip.ts'
-import { numberFlag, parseArgs, UsageError } from './args.ts'
+import { numberFlag, parseArgs, parseCommandArgs, UsageError } from './args.ts'
 import { type Command, EXIT_USAGE } from './io.ts'
 import { readWgQuickFile } from './wg-quick-file.ts'
 
@@ -94,14 +94,8 @@ function whyUnreachable(tunnel: UdpTunnel, target: IpAddress): string | undefine
 }
 
 export const ping: Command = async (args, io) => {
-  let options: PingOptions
-  try {
-    options = parsePingArgs(args)
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    io.stderr(`burrow ping: ${error.message}\n${USAGE}`)
-    return EXIT_USAGE
-  }
+  const options = parseCommandArgs('ping', io, () => parsePingArgs(args), USAGE)
+  if (!options) return EXIT_USAGE
   const config = await readWgQuickFile('ping', options.configPath, io)
   if (!config) return EXIT_USAGE
   const { target } = options

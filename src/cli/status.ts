@@ -2,23 +2,18 @@
 // read from the status file it rewrites every second (see src/node/status-file.ts).
 import { defaultStateDir } from '../node.ts'
 import { StatusFileError, formatStatus, readStatusFile, statusPath } from '../node/status-file.ts'
-import { UsageError, parseArgs } from './args.ts'
+import { UsageError, parseArgs, parseCommandArgs } from './args.ts'
 import { EXIT_USAGE, type Command } from './io.ts'
 
 export const status: Command = async (args, io) => {
-  let stateDir: string
-  let json = false
-  try {
+  const options = parseCommandArgs('status', io, () => {
     const rest = args.filter((a) => a !== '--json')
-    json = rest.length !== args.length
     const parsed = parseArgs(rest, ['state-dir'])
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`)
-    stateDir = parsed.flags.get('state-dir') ?? defaultStateDir()
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    io.stderr(`burrow status: ${error.message}\n`)
-    return EXIT_USAGE
-  }
+    return { json: rest.length !== args.length, stateDir: parsed.flags.get('state-dir') ?? defaultStateDir() }
+  })
+  if (!options) return EXIT_USAGE
+  const { json, stateDir } = options
   let current
   try {
     current = await readStatusFile(stateDir)

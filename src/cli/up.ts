@@ -10,7 +10,7 @@ import { jsonLinesLogger, type Logger } from '../server/log.ts'
 import { TcpService, type ServiceEvent } from '../node/serve.ts'
 import { UdpForwarder, type UdpForwardEvent } from '../node/udp-forward.ts'
 import { removeStatusFile, writeStatusFile, type NodeStatus } from '../node/status-file.ts'
-import { UsageError } from './args.ts'
+import { parseCommandArgs } from './args.ts'
 import { EXIT_USAGE, type CliIo, type Command } from './io.ts'
 import { parseUpArgs, type UpConfig } from './up-args.ts'
 
@@ -21,14 +21,8 @@ const STATUS_INTERVAL_MS = 1000
 const OVERLAY_MTU = DEFAULT_OVERLAY_MTU
 
 export const up: Command = async (args, io) => {
-  let config: UpConfig
-  try {
-    config = parseUpArgs(args)
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    io.stderr(`burrow up: ${error.message}\n`)
-    return EXIT_USAGE
-  }
+  const config = parseCommandArgs('up', io, () => parseUpArgs(args))
+  if (!config) return EXIT_USAGE
   const stop = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))
