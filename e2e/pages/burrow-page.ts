@@ -15,6 +15,8 @@ const transfers = new Map<number, Transfer>()
 const states: string[] = []
 /** Every `path` event of the current node, in order, with the page's clock. */
 const pathEvents: Array<{ hostname: string; path: string; rttMs: number | null; at: number }> = []
+/** `performance.now()` when the current node's `Burrow.start` was called. */
+let startCalledAt = 0
 const epochNow = (): number => performance.timeOrigin + performance.now()
 
 function hex(buffer: ArrayBuffer): string {
@@ -49,6 +51,7 @@ function current(): Burrow {
 const api = {
   async start(options: BurrowStartOptions) {
     try {
+      startCalledAt = performance.now()
       node = await Burrow.start(options)
       const started = node
       started.addEventListener('state', () => states.push(started.state))
@@ -91,6 +94,11 @@ const api = {
       n.addEventListener('path', listener)
       n.addEventListener('peers', listener)
     })
+  },
+  /** ms from this node's `Burrow.start` call to the first `path` event making `hostname` direct, or null. */
+  startToDirectMs(hostname: string): number | null {
+    const event = pathEvents.find((e) => e.hostname === hostname && e.path === 'direct' && e.at >= startCalledAt)
+    return event ? event.at - startCalledAt : null
   },
   direct() {
     return current()._debugDirect()
