@@ -105,9 +105,8 @@ describe('Burrow.start with direct WebRTC paths (Chromium in a network namespace
     addressA = a.addresses[0]!
     addressB = b.addresses[0]!
     // From the second join (the first moment both are in the network) to both sides trusting the path.
-    const [waitedA, waitedB] = await Promise.all([waitForPath(pageA, 'tab-b', 'direct', 5000), waitForPath(pageB, 'tab-a', 'direct', 5000)])
-    expect(waitedA).toBeLessThanOrEqual(5000)
-    expect(waitedB).toBeLessThanOrEqual(5000)
+    // Rejects unless both sides report the direct path within 5 s.
+    await Promise.all([waitForPath(pageA, 'tab-b', 'direct', 5000), waitForPath(pageB, 'tab-a', 'direct', 5000)])
     const peersA = await pageA.evaluate(() => window.burrowNodeE2E.peers())
     expect(peersA).toHaveLength(1)
     expect(peersA[0]).toMatchObject({ hostname: 'tab-b', path: 'direct' })

@@ -93,12 +93,11 @@ describe('Burrow.start in two browsers through a real relay', () => {
     expect(a.addresses[0]).toMatch(/^100\./)
     expect(b.addresses[1]).toMatch(/^fd/)
     expect(a.nodeKey).not.toBe(b.nodeKey)
-    const [waitedA, waitedB] = await Promise.all([
+    // The deadline: each sees the other online within 2 s (the wait rejects past it).
+    await Promise.all([
       pageA.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-b', true, 2000)),
       pageB.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-a', true, 2000)),
     ])
-    expect(waitedA).toBeLessThanOrEqual(2000)
-    expect(waitedB).toBeLessThanOrEqual(2000)
     const rtt = await pageA.evaluate((address) => window.burrowNodeE2E.ping(address), addressB)
     expect(rtt).toBeGreaterThan(0)
     // By hostname and over IPv6 too.
@@ -160,8 +159,8 @@ describe('Burrow.start in two browsers through a real relay', () => {
     await pageA.evaluate((address) => window.burrowNodeE2E.ping(address), addressB)
 
     await pageA.close()
-    const waited = await pageB.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-a', false, 10_000))
-    expect(waited).toBeLessThanOrEqual(10_000)
+    // Rejects unless the closed tab is seen offline within 10 s.
+    await pageB.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-a', false, 10_000))
   })
 
   it('rejects Burrow.start with a clear error for a wrong auth key', async () => {
