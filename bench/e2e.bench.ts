@@ -1,5 +1,5 @@
 // End-to-end figures of the public API in real Chromium through a real `burrow relay` process:
-//   e2e.relay_tcp_mb_per_s      browser → relay → browser TCP (20 MiB), baseline: the same browser's
+//   e2e.relay_tcp_mb_per_s      browser → relay → browser TCP (20 MiB, direct paths off so the relay carries it), baseline: the same browser's
 //                               worker sealing 1420-byte packets with @noble ChaCha20-Poly1305
 //   e2e.start_to_first_byte_ms  Burrow.start (fresh key, registration) until the first TCP byte from a peer
 //   bundle.gzip_kb              production build of the library entry (page + worker), gzipped
@@ -84,7 +84,7 @@ const bench: Bench = async () => {
     const pageA = await open(browserA)
     const pageB = await open(browserB)
     const start = (page: typeof pageA, hostname: string) =>
-      page.evaluate(([url, key, name]) => window.burrowNodeE2E.start({ controlURL: url!, authKey: key!, hostname: name!, storage: 'memory', probeIntervalMs: 0 }), [controlURL, authKey, hostname] as const)
+      page.evaluate(([url, key, name]) => window.burrowNodeE2E.start({ controlURL: url!, authKey: key!, hostname: name!, storage: 'memory', probeIntervalMs: 0, direct: false }), [controlURL, authKey, hostname] as const)
     const a = await start(pageA, 'bench-a')
     const b = await start(pageB, 'bench-b')
     if (!a.ok || !b.ok) throw new Error(`Burrow.start failed: ${JSON.stringify(a.ok ? b : a)}`)
