@@ -183,7 +183,7 @@ async function wake(delayMs: number) {
 /**
  * Page ⇄ worker throughput: batches of `batch` packets addressed to the overlay's own address,
  * so the worker's core loops them straight back. The same buffers travel back and forth
- * (transferred both ways), with at most `window` batches in flight.
+ * (transferred both ways), with at most `window` batches worth of packets in flight.
  */
 async function transferBench(durationMs: number, batch = 64, window = 8, size = 1420) {
   const keys = generateKeyPair()
@@ -197,12 +197,13 @@ async function transferBench(durationMs: number, batch = 64, window = 8, size = 
   let stopAt = Infinity
   let finish!: () => void
   const finished = new Promise<void>((resolve) => (finish = resolve))
+  // Counted in packets, not batches: the worker may coalesce several returned batches into one message.
   const sendBatch = (packets: Uint8Array[]) => {
-    inFlight++
+    inFlight += packets.length
     overlay.send(packets)
   }
   overlay.onpackets = (packets) => {
-    inFlight--
+    inFlight -= packets.length
     returned += packets.length
     if (performance.now() < stopAt) sendBatch(packets)
     else if (inFlight === 0) finish()
