@@ -9,11 +9,11 @@
 import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
+import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
 import { type RelayProcess, removeRelayDataDirs, startRelayProcess } from '../test/helpers/relay-process.ts'
 import { REPO_ROOT } from './helpers/browser.ts'
 import { launchChromiumInNamespace, type NamespacedBrowser } from './helpers/netns-browser.ts'
 
-const MB5 = 5 * 1024 * 1024
 
 let env: NamespacedBrowser | undefined
 let relay: RelayProcess | undefined
@@ -23,7 +23,6 @@ let pageA: Page
 let pageB: Page
 let addressA: string
 let addressB: string
-let transferId = 1
 
 function createAuthKey(dataDir: string): string {
   return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', dataDir], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
@@ -58,18 +57,7 @@ async function join(page: Page, hostname: string, extra: { dropSignals?: boolean
   return result
 }
 
-/** Starts a transfer of `size` bytes from `from` to `to` (listening on `port`). */
-async function transfer(from: Page, to: Page, toAddress: string, port: number, seed: number, size = MB5) {
-  const id = transferId++
-  await to.evaluate(([p, i]) => window.burrowNodeE2E.sink(p!, i!), [port, id] as const)
-  const sent = from.evaluate(([host, p, s, sd]) => window.burrowNodeE2E.send(host as string, p as number, s as number, sd as number), [toAddress, port, size, seed] as const)
-  return { id, sent }
-}
 
-async function finished(to: Page, id: number, timeoutMs = 90_000) {
-  await to.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, { timeout: timeoutMs, polling: 100 })
-  return (await to.evaluate((i) => window.burrowNodeE2E.progress(i), id))!
-}
 
 const waitForPath = (page: Page, hostname: string, path: 'direct' | 'relay', timeoutMs: number) =>
   page.evaluate(([h, p, t]) => window.burrowNodeE2E.waitForPath(h as string, p as 'direct' | 'relay', t as number), [hostname, path, timeoutMs] as const)
@@ -117,8 +105,8 @@ describe('Burrow.start with direct WebRTC paths (Chromium in a network namespace
 
     const relayBefore = await relayForwardedBytes()
     const channelBefore = await channelDatagrams(pageA)
-    const { id, sent } = await transfer(pageA, pageB, addressB, 9001, 11)
-    const got = await finished(pageB, id)
+    const { id, sent } = await startTransfer(pageA, pageB, addressB, 9001, 11)
+    const got = await transferResult(pageB, id, 90_000)
     expect(got.done).toEqual({ bytes: MB5, sha256: (await sent).sha256 })
     const relayDelta = (await relayForwardedBytes()) - relayBefore
     const channelDelta = (await channelDatagrams(pageA)) - channelBefore
@@ -130,13 +118,13 @@ describe('Burrow.start with direct WebRTC paths (Chromium in a network namespace
 
   it('(c) closing the datachannel mid-transfer moves traffic to the relay without a reset; the direct path comes back', async () => {
     const relayBefore = await relayForwardedBytes()
-    const { id, sent } = await transfer(pageA, pageB, addressB, 9002, 22)
+    const { id, sent } = await startTransfer(pageA, pageB, addressB, 9002, 22)
     await pageB.waitForFunction((i) => (window.burrowNodeE2E.progress(i)?.received ?? 0) > 512 * 1024, id, { timeout: 30_000, polling: 5 })
     const closed = await pageA.evaluate(() => window.burrowNodeE2E.closeDirect('tab-b'))
     expect(closed).toBe(true)
     const receivedAtClose = (await pageB.evaluate((i) => window.burrowNodeE2E.progress(i)!.received, id))
     expect(receivedAtClose).toBeLessThan(MB5)
-    const got = await finished(pageB, id)
+    const got = await transferResult(pageB, id, 90_000)
     expect(got.error).toBeUndefined()
     expect(got.done).toEqual({ bytes: MB5, sha256: (await sent).sha256 })
     // The rest of the transfer (or most of it) crossed the relay.
@@ -155,8 +143,8 @@ describe('Burrow.start with direct WebRTC paths (Chromium in a network namespace
       await pageA.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-c', true, 5000))
       const rtt = await pageA.evaluate((address) => window.burrowNodeE2E.ping(address), c.addresses[0]!)
       expect(rtt).toBeGreaterThan(0)
-      const { id, sent } = await transfer(pageA, pageC, c.addresses[0]!, 9003, 33, 1024 * 1024)
-      const got = await finished(pageC, id)
+      const { id, sent } = await startTransfer(pageA, pageC, c.addresses[0]!, 9003, 33, 1024 * 1024)
+      const got = await transferResult(pageC, id, 90_000)
       expect(got.done).toEqual({ bytes: 1024 * 1024, sha256: (await sent).sha256 })
       // Long enough for an attempt to have been made and refused (signals arrive within a second).
       await new Promise((resolve) => setTimeout(resolve, 3000))
@@ -179,12 +167,12 @@ describe('Burrow.start with direct WebRTC paths (Chromium in a network namespace
     await waitForPath(pageA, 'tab-b', 'direct', 20_000)
     // 20 MB: 5 MB can finish on a datachannel before the kill lands.
     const size = 4 * MB5
-    const { id, sent } = await transfer(pageA, pageB, addressB, 9004, 44, size)
+    const { id, sent } = await startTransfer(pageA, pageB, addressB, 9004, 44, size)
     await pageB.waitForFunction((i) => (window.burrowNodeE2E.progress(i)?.received ?? 0) > 256 * 1024, id, { timeout: 30_000, polling: 5 })
     await relay!.stop('SIGKILL')
     const receivedAtKill = await pageB.evaluate((i) => window.burrowNodeE2E.progress(i)!.received, id)
     expect(receivedAtKill).toBeLessThan(size)
-    const got = await finished(pageB, id)
+    const got = await transferResult(pageB, id, 90_000)
     expect(got.done).toEqual({ bytes: size, sha256: (await sent).sha256 })
     // Still direct, with the relay gone.
     expect((await pageA.evaluate(() => window.burrowNodeE2E.peers())).find((p) => p.hostname === 'tab-b')!.path).toBe('direct')

@@ -5,10 +5,10 @@
 import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
+import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
 import { type RelayProcess, startRelayProcess } from '../test/helpers/relay-process.ts'
 import { launchChromium, REPO_ROOT, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 
-const MB5 = 5 * 1024 * 1024
 
 let pages: PageServer
 let browserA: LaunchedBrowser
@@ -20,7 +20,6 @@ let pageA: Page
 let pageB: Page
 let addressA: string
 let addressB: string
-let transferId = 1
 
 function createAuthKey(dataDir: string, ...flags: string[]): string {
   return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', ...flags, '--data-dir', dataDir], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
@@ -51,18 +50,7 @@ async function joined(page: Page, hostname: string, key?: string) {
   return result
 }
 
-/** Runs a 5 MB transfer from `from` to `to` (listening on `port`); resolves with both hashes. */
-async function transfer(from: Page, to: Page, toAddress: string, port: number, seed: number) {
-  const id = transferId++
-  await to.evaluate(([p, i]) => window.burrowNodeE2E.sink(p!, i!), [port, id] as const)
-  const sent = from.evaluate(([host, p, size, s]) => window.burrowNodeE2E.send(host as string, p as number, size as number, s as number), [toAddress, port, MB5, seed] as const)
-  return { id, sent }
-}
 
-async function finished(to: Page, id: number, timeoutMs = 60_000) {
-  await to.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, { timeout: timeoutMs, polling: 100 })
-  return (await to.evaluate((i) => window.burrowNodeE2E.progress(i), id))!
-}
 
 describe('Burrow.start in two browsers through a real relay', () => {
   beforeAll(async () => {
@@ -110,10 +98,10 @@ describe('Burrow.start in two browsers through a real relay', () => {
   })
 
   it('moves 5 MB over TCP byte-exact in both directions at once', async () => {
-    const ab = await transfer(pageA, pageB, addressB, 9001, 11)
-    const ba = await transfer(pageB, pageA, addressA, 9002, 22)
+    const ab = await startTransfer(pageA, pageB, addressB, 9001, 11)
+    const ba = await startTransfer(pageB, pageA, addressA, 9002, 22)
     const [sentAB, sentBA] = await Promise.all([ab.sent, ba.sent])
-    const [gotAB, gotBA] = await Promise.all([finished(pageB, ab.id), finished(pageA, ba.id)])
+    const [gotAB, gotBA] = await Promise.all([transferResult(pageB, ab.id), transferResult(pageA, ba.id)])
     expect(gotAB.done).toEqual({ bytes: MB5, sha256: sentAB.sha256 })
     expect(gotBA.done).toEqual({ bytes: MB5, sha256: sentBA.sha256 })
     expect(sentAB.sha256).not.toBe(sentBA.sha256)
@@ -130,13 +118,13 @@ describe('Burrow.start in two browsers through a real relay', () => {
   })
 
   it('completes a 5 MB transfer intact while the relay is killed and restarted', async () => {
-    const { id, sent } = await transfer(pageA, pageB, addressB, 9003, 33)
+    const { id, sent } = await startTransfer(pageA, pageB, addressB, 9003, 33)
     await pageB.waitForFunction((i) => (window.burrowNodeE2E.progress(i)?.received ?? 0) > 1024 * 1024, id, { timeout: 30_000, polling: 20 })
     const { port, dataDir } = relay
     await relay.stop('SIGKILL')
     await new Promise((resolve) => setTimeout(resolve, 500))
     relay = await startRelayProcess([], { port, dataDir })
-    const got = await finished(pageB, id, 90_000)
+    const got = await transferResult(pageB, id, 90_000)
     expect(got.done).toEqual({ bytes: MB5, sha256: (await sent).sha256 })
     // The data path (DERP) may be back before the coordination session is; both come back.
     for (const page of [pageA, pageB]) {
