@@ -14,7 +14,7 @@ import type { Sockets } from '../src/overlay/sockets.ts'
 import { openUdpTunnel } from '../src/node/udp-tunnel.ts'
 import type { UdpEndpoint } from '../src/underlay/udp/udp-underlay.ts'
 import { parseAddress, parsePrefix } from '../src/wire/address.ts'
-import { NetworkNamespace, type WireguardGo } from './helpers/netns.ts'
+import { NetworkNamespace, runCommand, type WireguardGo } from './helpers/netns.ts'
 
 const WG_PORT = 51830
 const LINUX = '10.79.0.1'
@@ -302,4 +302,37 @@ describe('burrow fetch', () => {
     expect(await main(['fetch', '--config', configPath, `http://${LINUX}:1/`], refused)).toBe(1)
     expect(refused.err).toContain(`${LINUX}:1: connection refused`)
   }, 120_000)
+
+  it('--pcap writes both directions of the overlay as a capture tcpdump reads: the TCP handshake, the request and the data', async () => {
+    const keys = generateKeyPair()
+    const configPath = join(scratch, 'fetch-pcap.conf')
+    writeFileSync(
+      configPath,
+      `[Interface]\nPrivateKey = ${formatKey(keys.privateKey)}\nAddress = 10.79.0.5/32\n\n[Peer]\nPublicKey = ${wg.publicKey}\nAllowedIPs = 10.79.0.0/24\nEndpoint = ${ns.nsAddress}:${WG_PORT}\n`,
+    )
+    await wg.setPeer({ publicKey: formatKey(keys.publicKey), allowedIps: ['10.79.0.5/32'] })
+    writeFileSync(join(scratch, 'hello.txt'), 'hello through the burrow\n')
+    const capture = join(scratch, 'fetch.pcap')
+    const io = recordingIo()
+    const code = await main(['fetch', '--config', configPath, '--pcap', capture, `http://${LINUX}:${HTTP_PORT}/hello.txt`], io)
+    expect(code, io.err).toBe(0)
+    expect(io.out).toBe('hello through the burrow\n')
+    const dump = await runCommand('tcpdump', ['-r', capture, '-nn', '-A'])
+    expect(dump.code, dump.stderr).toBe(0)
+    expect(dump.stderr).toContain('link-type RAW')
+    // The three-way handshake, in order, between Burrow's stack and the kernel's.
+    const handshake = [`10.79.0.5.\\d+ > ${LINUX}.${HTTP_PORT}: Flags \\[S\\]`, `${LINUX}.${HTTP_PORT} > 10.79.0.5.\\d+: Flags \\[S\\.\\]`, `10.79.0.5.\\d+ > ${LINUX}.${HTTP_PORT}: Flags \\[\\.\\]`]
+    expect(dump.stdout).toMatch(new RegExp(handshake.join('[\\s\\S]*')))
+    expect(dump.stdout).toContain('GET /hello.txt HTTP/1.1')
+    expect(dump.stdout).toContain('hello through the burrow')
+  }, 120_000)
+
+  it('--pcap names the capture file it cannot write and exits 1 before opening the tunnel', async () => {
+    const io = recordingIo()
+    const configPath = join(scratch, 'fetch-unwritable-pcap.conf')
+    writeFileSync(configPath, `[Interface]\nPrivateKey = ${formatKey(generateKeyPair().privateKey)}\nAddress = 10.79.0.6/32\n\n[Peer]\nPublicKey = ${wg.publicKey}\nAllowedIPs = 10.79.0.0/24\nEndpoint = ${ns.nsAddress}:${WG_PORT}\n`)
+    const code = await main(['fetch', '--config', configPath, '--pcap', join(scratch, 'no', 'such', 'dir.pcap'), `http://${LINUX}:${HTTP_PORT}/hello.txt`], io)
+    expect(code).toBe(1)
+    expect(io.err).toMatch(/burrow fetch: cannot write the packet capture .*no\/such\/dir\.pcap/)
+  })
 })
