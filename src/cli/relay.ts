@@ -1,12 +1,10 @@
 // `burrow relay --listen HOST:PORT [--data-dir DIR] …`: runs the DERP relay until SIGTERM/SIGINT.
 import { readFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
-import { join } from 'node:path'
 import { formatNodeKey, parseKey, publicKeyOf, toHex } from '../crypto/index.ts'
 import { jsonLinesLogger } from '../server/log.ts'
 import { loadOrCreateRelayKey } from '../server/relay-key.ts'
 import { startRelayServer } from '../server/relay-server.ts'
-import { runAuthKeyCommand } from '../server/coordination/authkey.ts'
+import { defaultDataDir, runAuthKeyCommand } from './authkey.ts'
 import { createCoordinationHandler, type CoordinationHandler } from '../server/coordination/http.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
 import { type CliIo, EXIT_USAGE, processIo } from './io.ts'
@@ -63,7 +61,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     )
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`)
     const { host, port } = parseListen(parsed.flags.get('listen') ?? '127.0.0.1:8080')
-    const dataDir = parsed.flags.get('data-dir') ?? join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'burrow', 'relay')
+    const dataDir = parsed.flags.get('data-dir') ?? defaultDataDir()
     const rate = numberFlag(parsed, 'rate-limit', 0, 0, 2 ** 40, true)
     const burst = numberFlag(parsed, 'rate-burst', rate === 0 ? 0 : Math.max(rate, 65_568), 0, 2 ** 40, true)
     const allowedKeysFile = parsed.flags.get('allowed-keys')
