@@ -6,6 +6,7 @@ import { formatNodeKey, parseKey, publicKeyOf, toHex } from '../crypto/index.ts'
 import { jsonLinesLogger } from '../server/log.ts'
 import { loadOrCreateRelayKey } from '../server/relay-key.ts'
 import { startRelayServer } from '../server/relay-server.ts'
+import { TlsConfigError } from '../server/tls.ts'
 import { runAuthKeyCommand } from '../server/coordination/authkey.ts'
 import { createCoordinationHandler, type CoordinationHandler } from '../server/coordination/http.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
@@ -13,16 +14,17 @@ import { type CliIo, EXIT_USAGE, processIo } from './io.ts'
 
 export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir DIR] [--queue-packets N] [--queue-bytes N]
                     [--rate-limit BYTES_PER_S --rate-burst BYTES] [--write-timeout MS]
-                    [--verify-clients [--allowed-keys FILE]]
+                    [--verify-clients [--allowed-keys FILE]] [--tls-cert FILE --tls-key FILE]
        burrow relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]
   Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics,
   and the coordination service (registration, live peer map) as a WebSocket at /control.
   --verify-clients admits only node keys registered with the coordination service (or, with
-  --allowed-keys FILE, the keys listed there). \`authkey create\` prints a new auth key.
+  --allowed-keys FILE, the keys listed there). --tls-cert/--tls-key (PEM) serve https and wss
+  (SIGHUP re-reads both files). \`authkey create\` prints a new auth key.
   Logs are JSON lines on stdout; the first says "listening" with the bound address (port 0 picks one).
 `
 
-const FLAGS = ['listen', 'data-dir', 'queue-packets', 'queue-bytes', 'rate-limit', 'rate-burst', 'write-timeout', 'allowed-keys'] as const
+const FLAGS = ['listen', 'data-dir', 'queue-packets', 'queue-bytes', 'rate-limit', 'rate-burst', 'write-timeout', 'allowed-keys', 'tls-cert', 'tls-key'] as const
 
 export function parseListen(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text)
@@ -69,7 +71,11 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     const allowedKeysFile = parsed.flags.get('allowed-keys')
     if (allowedKeysFile && !verifyClients) throw new UsageError('--allowed-keys only applies with --verify-clients')
     if (allowedKeysFile) await readAllowedKeys(allowedKeysFile) // fail early on a bad file
+    const certFile = parsed.flags.get('tls-cert')
+    const keyFile = parsed.flags.get('tls-key')
+    if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together')
     options = {
+      tls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
       host,
       port,
       dataDir,
@@ -112,20 +118,33 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     server = await startRelayServer({ ...options, privateKey: key.privateKey, log, mounts: [coordination] })
   } catch (error) {
     await coordination.close()
-    io.stderr(`burrow relay: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}\n`)
+    if (error instanceof TlsConfigError) io.stderr(`burrow relay: ${error.message}\n`)
+    else io.stderr(`burrow relay: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}\n`)
     return 1
   }
+  const onHangup = () => {
+    if (!options.tls) return log('info', 'SIGHUP ignored: no TLS files to reload')
+    try {
+      server.reloadTls()
+      log('info', 'reloaded the TLS certificate and key', { cert: options.tls.certFile, key: options.tls.keyFile })
+    } catch (error) {
+      log('error', 'TLS reload failed; still serving the previous certificate', { error: (error as Error).message })
+    }
+  }
+  process.on('SIGHUP', onHangup)
   log('info', 'listening', {
     address: `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
     url: server.url,
     publicKey: formatNodeKey(publicKeyOf(key.privateKey)),
     verifyClients: options.admit !== undefined,
+    tls: options.tls !== undefined,
   })
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))
   })
+  process.off('SIGHUP', onHangup)
   log('info', 'shutting down: telling clients to reconnect', { signal })
   await server.close()
   log('info', 'stopped')
