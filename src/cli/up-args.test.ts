@@ -6,7 +6,7 @@ describe('parseUpArgs', () => {
     const config = parseUpArgs([
       '--control', 'http://127.0.0.1:8080', '--authkey=bwauth-1', '--hostname', 'web', '--state-dir', '/tmp/s',
       '--serve', '80=127.0.0.1:8080', '--serve=443=localhost:8443', '--serve-udp', '53=[::1]:5353',
-      '--allow', '100.64.0.0/24', '--allow', 'laptop', '--ephemeral', '--udp-idle', '30',
+      '--allow', '100.64.0.0/24', '--allow', 'laptop', '--ephemeral', '--udp-idle', '30', '--pcap', '/tmp/up.pcap',
     ])
     expect(config).toMatchObject({
       controlURL: 'http://127.0.0.1:8080',
@@ -21,13 +21,14 @@ describe('parseUpArgs', () => {
       serveUdp: [{ port: 53, target: { host: '::1', port: 5353 } }],
       allow: ['100.64.0.0/24', 'laptop'],
       udpIdleSeconds: 30,
+      pcapPath: '/tmp/up.pcap',
     })
     expect(config.policy.entries.map((e) => e.text)).toEqual(['100.64.0.0/24', 'laptop'])
   })
 
   it('defaults: no services, everyone allowed, persistent identity', () => {
     const config = parseUpArgs(['--control', 'https://relay.example'])
-    expect(config).toMatchObject({ authKey: undefined, hostname: undefined, stateDir: undefined, ephemeral: false, serveTcp: [], serveUdp: [], allow: [], udpIdleSeconds: 60 })
+    expect(config).toMatchObject({ authKey: undefined, hostname: undefined, stateDir: undefined, ephemeral: false, serveTcp: [], serveUdp: [], allow: [], udpIdleSeconds: 60, pcapPath: undefined })
     expect(config.policy.allowsEveryone).toBe(true)
   })
 

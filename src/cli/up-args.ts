@@ -25,9 +25,11 @@ export interface UpConfig {
   policy: AllowPolicy
   /** Seconds a forwarded UDP flow may stay silent before its real socket is closed. */
   udpIdleSeconds: number
+  /** Write the overlay's packets here as a pcap. */
+  pcapPath: string | undefined
 }
 
-const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle'] as const
+const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle', 'pcap'] as const
 const REPEATABLE = new Set(['serve', 'serve-udp', 'allow'])
 const BOOLEAN_FLAGS = ['ephemeral'] as const
 
@@ -88,6 +90,7 @@ export function parseUpArgs(args: string[]): UpConfig {
     allow,
     policy,
     udpIdleSeconds,
+    pcapPath: single.get('pcap'),
   }
 }
 
