@@ -5,7 +5,8 @@
 // connections with FINs and leave; the identity stays registered unless --ephemeral.
 import { chmod, mkdir } from 'node:fs/promises'
 import { Burrow, BurrowError, defaultStateDir, type BurrowPeer } from '../node.ts'
-import { DEFAULT_OVERLAY_MTU, type NodeState } from '../burrow.ts'
+import { DEFAULT_OVERLAY_MTU, type NodeState, type PacketTap } from '../burrow.ts'
+import { summarizePacket } from '../wire/summary.ts'
 import { jsonLinesLogger, type Logger } from '../server/log.ts'
 import { TcpService, type ServiceEvent } from '../node/serve.ts'
 import { UdpForwarder, type UdpForwardEvent } from '../node/udp-forward.ts'
@@ -33,7 +34,7 @@ export const up: Command = async (args, io) => {
 
 /** Runs until `stop` settles (with the reason to log); returns the exit status. */
 export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>): Promise<number> {
-  const log = jsonLinesLogger(io.stdout)
+  const log = jsonLinesLogger(io.stdout, config.logLevel)
   const stateDir = config.stateDir ?? defaultStateDir()
   try {
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
@@ -55,6 +56,16 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
     return await runJoined(config, io, stop, log, stateDir, pcap)
   } finally {
     pcap?.close()
+  }
+}
+
+/** What sees each overlay packet: the --pcap file and, at --log-level debug, a one-line summary in the log. */
+export function tapFor(config: UpConfig, pcap: PcapFile | undefined, log: Logger): PacketTap | undefined {
+  const debug = config.logLevel === 'debug'
+  if (!pcap && !debug) return undefined
+  return (packet, direction) => {
+    pcap?.record(packet)
+    if (debug) log('debug', 'packet', { direction, summary: summarizePacket(packet) })
   }
 }
 
@@ -179,6 +190,7 @@ async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log
  * Returns the node, a fatal error, or undefined when stopped first.
  */
 async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, stop: Promise<string>, pcap: PcapFile | undefined): Promise<Burrow | BurrowError | undefined> {
+  const tap = tapFor(config, pcap, log)
   let delay = 500
   let stopped = false
   void stop.then(() => (stopped = true))
@@ -193,7 +205,7 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         storage: config.ephemeral ? 'memory' : 'file',
         stateDir,
         mtu: OVERLAY_MTU,
-        ...(pcap && { capture: (packet: Uint8Array) => pcap.record(packet) }),
+        ...(tap && { capture: tap }),
       })
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.
       const first = await Promise.race([starting, stop.then(() => undefined)])
