@@ -1,9 +1,34 @@
 // The page's TCP/IP stack on an overlay port: packets both ways, and the stack's timers run on
 // the worker's clock (page timers are throttled in background tabs; the worker's are not).
+import type { DriverClock } from './clock/clock.ts'
 import { StackHost } from './overlay/host.ts'
 import { Stack } from './overlay/stack.ts'
 import type { OverlayPort } from './worker/client.ts'
 import { sharedNow } from './worker/protocol.ts'
+
+/** The worker's clock as the stack sees it: a timer is one wake-up the worker sends at its instant. */
+function overlayClock(overlay: OverlayPort): DriverClock {
+  let due: (() => void) | undefined
+  overlay.onwake = () => {
+    const callback = due
+    due = undefined
+    callback?.()
+  }
+  return {
+    now: sharedNow,
+    setTimer(at, callback) {
+      // The worker keeps one wake-up per overlay and replaces it with each request, so a
+      // cleared timer needs no message: the stale wake-up, if it comes, finds nothing due.
+      due = callback
+      overlay.wakeAt(at)
+      return {
+        clear: () => {
+          if (due === callback) due = undefined
+        },
+      }
+    },
+  }
+}
 
 export function attachStack(overlay: OverlayPort, addresses: readonly string[], mtu: number): { stack: Stack; host: StackHost } {
   const stack = new Stack({ addresses: [...addresses], mtu })
@@ -11,22 +36,7 @@ export function attachStack(overlay: OverlayPort, addresses: readonly string[], 
   // (a retransmission timer) moves later with each ACK. Keeping an earlier pending wake-up
   // instead of replacing it costs one early poll per timer period and saves a message to the
   // worker (and a timer reset there) per poll.
-  let pendingWake: number | undefined
-  const host = new StackHost(stack, {
-    sink: (packets) => overlay.send(packets),
-    clock: {
-      now: sharedNow,
-      wakeAt: (deadline) => {
-        if (pendingWake !== undefined && pendingWake <= deadline) return
-        pendingWake = deadline
-        overlay.wakeAt(deadline)
-      },
-    },
-  })
+  const host = new StackHost(stack, { sink: (packets) => overlay.send(packets), clock: overlayClock(overlay), keepEarlierWake: true })
   overlay.onpackets = (packets) => host.receive(packets)
-  overlay.onwake = () => {
-    pendingWake = undefined
-    host.poll()
-  }
   return { stack, host }
 }

@@ -13,7 +13,7 @@
 import { formatNodeKey, parseKey, type KeyPair } from '../crypto/index.ts'
 import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap } from '../control/control-plane.ts'
 import { loadOrCreateKeyPair, type KeyStore } from '../control/key-store.ts'
-import { systemClock, type DriverClock, type Timer } from '../dataplane/clock.ts'
+import { systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import { DataplaneError } from '../dataplane/errors.ts'
 import type { DerpConnection } from '../underlay/derp/connection.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'

@@ -8,7 +8,7 @@
 // happens here, in `send`).
 import type { DataplaneCore, DiscoDatagram } from '../../dataplane/core.ts'
 import type { DataplaneDriver } from '../../dataplane/driver.ts'
-import { systemClock, type DriverClock, type Timer } from '../../dataplane/clock.ts'
+import { systemClock, type DriverClock, type Timer } from '../../clock/clock.ts'
 import type { UnderlayId } from '../../dataplane/transport.ts'
 import { equalBytes, toHex } from '../../crypto/index.ts'
 import { DiscoError } from '../disco/errors.ts'
