@@ -114,7 +114,7 @@ export class CoordinationClient {
     this.random = options.random ?? Math.random
     this.clock = options.clock ?? wallClock
     this.sessionTimer = new DeadlineTimer(this.clock, () => {
-      if (this.session) this.apply(this.session.tick(this.clock.now()))
+      if (this.session) this.apply(this.session.poll(this.clock.now()))
     })
     this.homeRelay = options.homeRelay
     this.discoPublicKey = options.discoPublicKey

@@ -265,7 +265,7 @@ export class DataplaneDriver {
     if (fired || (deadline !== undefined && deadline <= now)) {
       this.count.eventPasses++
       try {
-        this.sendUnderlay(this.core.processEvents(now).toUnderlay)
+        this.sendUnderlay(this.core.poll(now).toUnderlay)
       } catch (error) {
         this.report(error)
       }

@@ -1,5 +1,5 @@
 // The thin driver: WebSocket upgrades on /control feed the sans-IO service, its outputs go to
-// the sockets, and one timer (a DeadlineTimer) runs `tick` at the service's next deadline. Everything else on the
+// the sockets, and one timer (a DeadlineTimer) runs `poll` at the service's next deadline. Everything else on the
 // HTTP server (the DERP relay on /derp, static files) is left alone.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -69,7 +69,7 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
   const sockets = new Map<ConnectionId, WebSocket>()
   let nextConnection = 1
   let closed = false
-  const timer = new DeadlineTimer(clock, () => apply(service.tick(now())))
+  const timer = new DeadlineTimer(clock, () => apply(service.poll(now())))
 
   const apply = (outputs: Output[]): void => {
     for (const output of outputs) {

@@ -194,7 +194,7 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
 
   /** Drains events, flushes output, and re-arms the timer after anything touched the session. */
   private afterSessionWork(session: DerpClientSession): void {
-    for (let event = session.poll(); event; event = session.poll()) {
+    for (let event = session.takeEvent(); event; event = session.takeEvent()) {
       switch (event.type) {
         case 'packet':
           this.stats.packetsReceived++
@@ -262,7 +262,7 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
       this.dial()
       return
     }
-    session.handleTimers(this.clock.now())
+    session.poll(this.clock.now())
     this.afterSessionWork(session)
   }
 
