@@ -4,7 +4,7 @@
 // clocked by the worker's (unthrottled) timers through the overlay port.
 import { formatAddress, parseAddress } from './wire/index.ts'
 import { BurrowError, codeForStatus } from './burrow-errors.ts'
-import { createHttpClient, serveHttp, type HttpClient, type HttpHandler, type ServeHttpOptions } from './overlay/http/index.ts'
+import { createHttpClient, serveHttp, type HttpClient, type HttpHandler, type ServeHttpOptions } from './http/index.ts'
 import { StackHost } from './overlay/host.ts'
 import { Sockets, type TCPServerSocket, type TCPSocket, type TcpConnectOptions, type UDPSocket, type UdpOptions } from './overlay/sockets.ts'
 import { Stack } from './overlay/stack.ts'
