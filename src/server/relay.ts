@@ -351,7 +351,7 @@ export class Relay {
     }
   }
 
-  private handle(client: RelayClient, frame: DerpFrame, _now: number): void {
+  private handle(client: RelayClient, frame: DerpFrame, now: number): void {
     switch (frame.type) {
       case 'send-packet':
         // SendPacket frames take the fast path in process(); none arrive here.
