@@ -17,6 +17,7 @@
 //   node scripts/check-boundaries.mjs            check the repository (exit 1 on a violation)
 //   node scripts/check-boundaries.mjs --root DIR check another tree (the test uses a scratch copy)
 //   node scripts/check-boundaries.mjs --write    regenerate the table in DEVELOPERS.md
+// It also checks that tsconfig.browser.json excludes exactly the Node-only paths of LAYERS.
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { builtinModules } from 'node:module'
 import { dirname, join, posix, resolve } from 'node:path'
@@ -285,6 +286,24 @@ function nodeCryptoFiles(root) {
   )
 }
 
+/** Where LAYERS and tsconfig.browser.json disagree about which paths are Node-only. */
+export function browserProjectProblems(root) {
+  const path = join(root, 'tsconfig.browser.json')
+  if (!existsSync(path)) return ['tsconfig.browser.json is missing']
+  const { config, error } = ts.readConfigFile(path, ts.sys.readFile)
+  if (error) return [`tsconfig.browser.json: ${ts.flattenDiagnosticMessageText(error.messageText, ' ')}`]
+  const excluded = new Set((config.exclude ?? []).filter((p) => !p.includes('*') && p.startsWith('src')))
+  const nodeOnly = new Set([...nodeCryptoFiles(root)])
+  for (const row of LAYERS) {
+    if (row.runs === 'node') for (const p of row.paths) if (p.startsWith('src')) nodeOnly.add(p)
+    for (const f of row.nodeOnly ?? []) nodeOnly.add(f)
+  }
+  const problems = []
+  for (const p of nodeOnly) if (!excluded.has(p)) problems.push(`tsconfig.browser.json must exclude ${p} (Node-only in LAYERS)`)
+  for (const p of excluded) if (!nodeOnly.has(p)) problems.push(`tsconfig.browser.json excludes ${p}, which LAYERS says runs in browsers`)
+  return problems
+}
+
 export function check(root) {
   const violations = []
   const used = new Set()
@@ -388,6 +407,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const violations = check(root)
   const table = developersTableProblem(root)
   if (table) violations.push(table)
+  violations.push(...browserProjectProblems(root))
   if (violations.length > 0) {
     console.error(`import boundaries: ${violations.length} problem${violations.length === 1 ? '' : 's'}`)
     for (const v of violations) console.error(`  ${v}`)

@@ -24,7 +24,7 @@ afterEach(() => {
 function tree(extra: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'burrow-boundaries-'))
   scratch.push(dir)
-  for (const part of ['src', 'demo', 'e2e/pages', 'package.json', 'DEVELOPERS.md']) cpSync(join(ROOT, part), join(dir, part), { recursive: true })
+  for (const part of ['src', 'demo', 'e2e/pages', 'package.json', 'DEVELOPERS.md', 'tsconfig.browser.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true })
   for (const [path, source] of Object.entries(extra)) {
     mkdirSync(dirname(join(dir, path)), { recursive: true })
     writeFileSync(join(dir, path), source)
@@ -103,6 +103,15 @@ describe('scripts/check-boundaries.mjs', { timeout: 90_000 }, () => {
     const { status, output } = run(dir)
     expect(status).toBe(1)
     expect(output).toContain("DEVELOPERS.md's layer table differs from LAYERS")
+  })
+
+  it('fails when tsconfig.browser.json stops excluding a Node-only path of the table', () => {
+    const dir = tree()
+    const config = join(dir, 'tsconfig.browser.json')
+    writeFileSync(config, readFileSync(config, 'utf8').replace('"src/server",', ''))
+    const { status, output } = run(dir)
+    expect(status).toBe(1)
+    expect(output).toContain('tsconfig.browser.json must exclude src/server (Node-only in LAYERS)')
   })
 
   it('fails when a listed exception no longer occurs, so the table gets cleaned up', () => {
