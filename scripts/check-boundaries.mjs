@@ -266,12 +266,15 @@ function listFiles(root) {
   return out.sort()
 }
 
+/** Source with comments blanked (a comment may quote `new URL(…)`); `://` in strings survives. */
+const withoutComments = (source) => source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1')
+
 /** Every module specifier in a file: static and type imports, `export … from`, `import()`, worker URLs. */
 export function specifiersOf(source) {
   const info = ts.preProcessFile(source, true, true)
   const specs = info.importedFiles.map((f) => f.fileName)
   for (const ref of info.typeReferenceDirectives) specs.push(ref.fileName)
-  for (const m of source.matchAll(/new\s+URL\(\s*(['"])([^'"]+)\1\s*,\s*import\.meta\.url\s*\)/g)) specs.push(m[2])
+  for (const m of withoutComments(source).matchAll(/new\s+URL\(\s*(['"])([^'"]+)\1\s*,\s*import\.meta\.url\s*\)/g)) specs.push(m[2])
   return specs
 }
 
