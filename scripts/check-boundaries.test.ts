@@ -116,10 +116,10 @@ describe('scripts/check-boundaries.mjs', { timeout: 90_000 }, () => {
 
   it('fails when a listed exception no longer occurs, so the table gets cleaned up', () => {
     const dir = tree()
-    // register.ts stops importing the worker host: its allowed-for-now exception is now stale.
-    writeFileSync(join(dir, 'src/underlay/webrtc/register.ts'), 'export {}\n')
+    // The coordination control plane stops importing the DERP dialer: its allowed-for-now exception is stale.
+    writeFileSync(join(dir, 'src/control/coordination-control-plane.ts'), 'export {}\n')
     const { status, output } = run(dir)
     expect(status).toBe(1)
-    expect(output).toContain('src/underlay/webrtc/register.ts: the listed exception "underlay/webrtc imports worker" no longer occurs')
+    expect(output).toContain('src/control/coordination-control-plane.ts: the listed exception "control imports underlay/derp" no longer occurs')
   })
 })

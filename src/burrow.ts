@@ -1,19 +1,20 @@
 // The public node object, the same in browsers (src/index.ts) and Node (src/node.ts). The
-// dataplane and the node runtime (keys, coordination, DERP) run behind a "worker link" — a real
+// dataplane and the node agent (src/agent: keys, control plane, DERP) run behind a "worker link" — a real
 // dedicated worker in a page, the same code in-process in Node — and the TCP/IP stack runs here,
 // clocked by the worker's (unthrottled) timers through the overlay port.
 import { formatAddress, parseAddress } from './wire/index.ts'
 import { BurrowError, codeForStatus } from './burrow-errors.ts'
 import { createHttpClient, serveHttp, type HttpClient, type HttpHandler, type ServeHttpOptions } from './http/index.ts'
 import { StackHost } from './overlay/host.ts'
+import { PacketCapture } from './wire/pcap.ts'
 import { Sockets, type TCPServerSocket, type TCPSocket, type TcpConnectOptions, type UDPSocket, type UdpOptions } from './overlay/sockets.ts'
 import { Stack } from './overlay/stack.ts'
 import { BurrowWorker, type OverlayPort, type WorkerLike } from './worker/client.ts'
-import type { DirectDebugInfo, JoinOptions, JoinResult, KeyStorage, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './worker/node-protocol.ts'
+import type { DirectDebugInfo, JoinOptions, JoinResult, KeyStorage, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './agent/protocol.ts'
 import { sharedNow, type SerializedError, type WorkerStatus } from './worker/protocol.ts'
 
 export { BurrowError, type BurrowErrorCode } from './burrow-errors.ts'
-export type { NodeState } from './worker/node-protocol.ts'
+export type { NodeState } from './agent/protocol.ts'
 
 export interface BurrowStartOptions {
   /** The relay's base URL, e.g. `http://127.0.0.1:8080` (coordination at /control, DERP at /derp). */
@@ -46,9 +47,19 @@ export interface BurrowStartOptions {
    * starts on the relay and moves to the direct path once it answers disco pings. Default true.
    */
   direct?: boolean
+  /**
+   * Packet capture of the overlay: every IP packet between this node's TCP/IP stack and the
+   * network, both directions. `true` keeps a pcap in memory (up to 64 MiB; `{ maxBytes }` to
+   * change) for `captureBlob()`; a function is called with each packet instead (Node writes a
+   * file this way: `burrow up --pcap FILE`). The packet must not be kept or changed.
+   */
+  capture?: boolean | { maxBytes?: number } | PacketTap
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
 }
+
+/** Sees one overlay IP packet: `in` from the network to this node, `out` from this node. */
+export type PacketTap = (packet: Uint8Array, direction: 'in' | 'out') => void
 
 /** One STUN or TURN server (the shape of `RTCIceServer`). */
 export interface BurrowIceServer {
@@ -125,7 +136,7 @@ export interface BurrowHttpServer {
   close(): Promise<void>
 }
 
-/** What the node object drives: the dataplane requests and the node runtime's control port. */
+/** What the node object drives: the dataplane requests and the node agent's control port. */
 export interface NodeWorkerLink {
   worker: WorkerLike
   control: MessagePort
@@ -177,6 +188,7 @@ export class BurrowNode extends EventTarget {
   private readonly rtt = new Map<string, number>()
   private readonly probing = new Set<string>()
   private probeTimer: ReturnType<typeof setInterval> | undefined
+  private packetCapture: PacketCapture | undefined
   private closing: Promise<void> | undefined
 
   protected constructor(private readonly link: NodeWorkerLink) {
@@ -206,6 +218,7 @@ export class BurrowNode extends EventTarget {
     if (!Number.isFinite(probeIntervalMs) || probeIntervalMs < 0) throw new BurrowError('bad-options', `probeIntervalMs must be ≥ 0, got ${probeIntervalMs}`)
     if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
     if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
+    const tap = this.openCapture(options.capture)
     const join: JoinOptions = {
       controlURL: options.controlURL,
       hostname: options.hostname ?? 'node',
@@ -230,7 +243,11 @@ export class BurrowNode extends EventTarget {
     // worker (and a timer reset there) per poll.
     let pendingWake: number | undefined
     const host = new StackHost(stack, {
-      sink: (packets) => overlay.send(packets),
+      sink: (packets) => {
+        // Before the send: the packets' buffers are transferred to the worker (detached) by it.
+        if (tap) for (const packet of packets) tap(packet, 'out')
+        overlay.send(packets)
+      },
       clock: {
         now: sharedNow,
         wakeAt: (deadline) => {
@@ -240,7 +257,10 @@ export class BurrowNode extends EventTarget {
         },
       },
     })
-    overlay.onpackets = (packets) => host.receive(packets)
+    overlay.onpackets = (packets) => {
+      if (tap) for (const packet of packets) tap(packet, 'in')
+      host.receive(packets)
+    }
     overlay.onwake = () => {
       pendingWake = undefined
       host.poll()
@@ -250,6 +270,32 @@ export class BurrowNode extends EventTarget {
     this.sockets = new Sockets(host, { resolve: async (name) => this.resolve(name) })
     this.http = createHttpClient((hostname, port) => this.openConnection(hostname, port))
     if (probeIntervalMs > 0) this.probeTimer = setInterval(() => this.probePeers(), probeIntervalMs)
+  }
+
+  private openCapture(option: BurrowStartOptions['capture']): PacketTap | undefined {
+    if (option === undefined || option === false) return undefined
+    if (typeof option === 'function') return option
+    if (option !== true && (typeof option !== 'object' || option === null)) throw new BurrowError('bad-options', 'capture must be true, { maxBytes }, or a function (packet, direction) => void')
+    const maxBytes = option === true ? undefined : option.maxBytes
+    if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= 1024)) throw new BurrowError('bad-options', `capture.maxBytes must be a whole number ≥ 1024, got ${maxBytes}`)
+    const capture = new PacketCapture(maxBytes === undefined ? {} : { maxBytes })
+    this.packetCapture = capture
+    return (packet) => capture.record(packet)
+  }
+
+  /**
+   * The capture so far as a pcap file (classic libpcap, LINKTYPE_RAW: Wireshark and `tcpdump -r`
+   * read it), e.g. for a download link: `URL.createObjectURL(node.captureBlob())`. Needs
+   * `capture: true` at start. `captureStats` says how many packets it holds and how many did not fit.
+   */
+  captureBlob(): Blob {
+    if (!this.packetCapture) throw new BurrowError('bad-options', 'this node was started without capture: true')
+    return new Blob([...this.packetCapture.parts()] as unknown as BlobPart[], { type: 'application/vnd.tcpdump.pcap' })
+  }
+
+  get captureStats(): { packets: number; dropped: number; bytes: number } | undefined {
+    const capture = this.packetCapture
+    return capture && { packets: capture.packets, dropped: capture.dropped, bytes: capture.byteLength }
   }
 
   /** The peers as last reported by the worker, with the round-trip times measured here. */

@@ -157,7 +157,7 @@ export function controlErrorCode(status: number): ControlPlaneErrorCode {
 
 /** A control plane failed or refused us. `status` is HTTP-like (0: never reached the server). */
 export class ControlPlaneError extends Error {
-  override readonly name: string = 'ControlPlaneError'
+  override name = 'ControlPlaneError'
   readonly code: ControlPlaneErrorCode
   constructor(
     readonly status: number,
