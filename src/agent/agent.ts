@@ -188,6 +188,7 @@ export class NodeAgent {
           keys: { node: nodeKeys, disco: discoKeys },
           hostname: options.hostname,
           ...(options.authKey ? { authKey: options.authKey } : {}),
+          ...(this.env.clock ? { clock: this.env.clock } : {}),
         })
       } catch (error) {
         throw new DataplaneError('bad-config', (error as Error).message)
