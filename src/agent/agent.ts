@@ -116,7 +116,7 @@ export class NodeAgent {
     this.host.handle(data)
   }
 
-  /** The port the page's `Burrow` object talks to the runtime on. */
+  /** The port the page's `Burrow` object talks to the agent on. */
   attachControl(port: MessagePort): void {
     this.controlPort?.close()
     this.controlPort = port
