@@ -34,8 +34,30 @@ export interface BurrowStartOptions {
    * starts on the relay and moves to the direct path once it answers disco pings. Default true.
    */
   direct?: boolean
+  /**
+   * Packet capture of the overlay: every IP packet between this node's TCP/IP stack and the
+   * network, both directions. `true` keeps a pcap in memory (up to 64 MiB; `{ maxBytes }` to
+   * change) for `captureBlob()`; a function is called with each packet instead (Node writes a
+   * file this way: `burrow up --pcap FILE`). The packet must not be kept or changed.
+   */
+  capture?: boolean | { maxBytes?: number } | PacketTap
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
+}
+
+/** Sees one overlay IP packet: `in` from the network to this node, `out` from this node. */
+export type PacketTap = (packet: Uint8Array, direction: 'in' | 'out') => void
+
+/** What `capture` asks for: an in-memory pcap (with its cap, undefined for the default) or a tap. */
+export type CaptureRequest = { kind: 'memory'; maxBytes: number | undefined } | { kind: 'tap'; tap: PacketTap }
+
+function parseCapture(option: BurrowStartOptions['capture']): CaptureRequest | undefined {
+  if (option === undefined || option === false) return undefined
+  if (typeof option === 'function') return { kind: 'tap', tap: option }
+  if (option !== true && (typeof option !== 'object' || option === null)) throw new BurrowError('bad-options', 'capture must be true, { maxBytes }, or a function (packet, direction) => void')
+  const maxBytes = option === true ? undefined : option.maxBytes
+  if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= 1024)) throw new BurrowError('bad-options', `capture.maxBytes must be a whole number ≥ 1024, got ${maxBytes}`)
+  return { kind: 'memory', maxBytes }
 }
 
 /** One STUN or TURN server (the shape of `RTCIceServer`). */
@@ -55,7 +77,7 @@ export interface StartDefaults {
 }
 
 /** The join request for the agent and the settings the page keeps (the TCP/IP stack's MTU). */
-export function parseStartOptions(options: BurrowStartOptions, defaults: StartDefaults): { join: JoinOptions; mtu: number } {
+export function parseStartOptions(options: BurrowStartOptions, defaults: StartDefaults): { join: JoinOptions; mtu: number; capture: CaptureRequest | undefined } {
   if (typeof options !== 'object' || options === null) throw new BurrowError('bad-options', 'Burrow.start needs an options object')
   if (typeof options.controlURL !== 'string') throw new BurrowError('bad-options', 'controlURL must be the relay URL, e.g. "http://127.0.0.1:8080"')
   try {
@@ -71,6 +93,7 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
   if (!Number.isFinite(probeIntervalMs) || probeIntervalMs < 0) throw new BurrowError('bad-options', `probeIntervalMs must be ≥ 0, got ${probeIntervalMs}`)
   if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
   if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
+  const capture = parseCapture(options.capture)
   const join: JoinOptions = {
     controlURL: options.controlURL,
     hostname: options.hostname ?? 'node',
@@ -82,5 +105,5 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
     probeIntervalMs,
     ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
   }
-  return { join, mtu }
+  return { join, mtu, capture }
 }

@@ -3,6 +3,7 @@
 import type { DriverClock } from './clock/clock.ts'
 import { StackHost } from './overlay/host.ts'
 import { Stack } from './overlay/stack.ts'
+import type { PacketTap } from './burrow-options.ts'
 import type { OverlayPort } from './worker/client.ts'
 import { sharedNow } from './worker/protocol.ts'
 
@@ -30,13 +31,26 @@ function overlayClock(overlay: OverlayPort): DriverClock {
   }
 }
 
-export function attachStack(overlay: OverlayPort, addresses: readonly string[], mtu: number): { stack: Stack; host: StackHost } {
+/** `tap`, if given, sees every packet both ways (packet capture) before it is handed on. */
+export function attachStack(overlay: OverlayPort, addresses: readonly string[], mtu: number, tap?: PacketTap): { stack: Stack; host: StackHost } {
   const stack = new Stack({ addresses: [...addresses], mtu })
   // The stack re-requests its deadline after every poll, and while data flows the deadline
   // (a retransmission timer) moves later with each ACK. Keeping an earlier pending wake-up
   // instead of replacing it costs one early poll per timer period and saves a message to the
   // worker (and a timer reset there) per poll.
-  const host = new StackHost(stack, { sink: (packets) => overlay.send(packets), clock: overlayClock(overlay), keepEarlierWake: true })
-  overlay.onpackets = (packets) => host.receive(packets)
+  const sink = tap
+    ? (packets: Uint8Array[]) => {
+        // Before the send: sending transfers (detaches) the packets' buffers to the worker.
+        for (const packet of packets) tap(packet, 'out')
+        overlay.send(packets)
+      }
+    : (packets: Uint8Array[]) => overlay.send(packets)
+  const host = new StackHost(stack, { sink, clock: overlayClock(overlay), keepEarlierWake: true })
+  overlay.onpackets = tap
+    ? (packets) => {
+        for (const packet of packets) tap(packet, 'in')
+        host.receive(packets)
+      }
+    : (packets) => host.receive(packets)
   return { stack, host }
 }

@@ -11,12 +11,13 @@ import type { Stack } from './overlay/stack.ts'
 import { BurrowWorker, RequestTable, type OverlayPort, type WorkerLike } from './worker/client.ts'
 import type { DirectDebugInfo, JoinResult, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './agent/protocol.ts'
 import type { SerializedError, WorkerStatus } from './worker/protocol.ts'
-import { parseStartOptions, type BurrowStartOptions, type StartDefaults } from './burrow-options.ts'
+import { parseStartOptions, type BurrowStartOptions, type PacketTap, type StartDefaults } from './burrow-options.ts'
+import { PacketCapture } from './wire/pcap.ts'
 import { attachStack } from './burrow-stack.ts'
 
 export { BurrowError, type BurrowErrorCode } from './burrow-errors.ts'
 export type { NodeState } from './agent/protocol.ts'
-export { DEFAULT_OVERLAY_MTU, MAX_OVERLAY_MTU, type BurrowIceServer, type BurrowStartOptions } from './burrow-options.ts'
+export { DEFAULT_OVERLAY_MTU, MAX_OVERLAY_MTU, type BurrowIceServer, type BurrowStartOptions, type PacketTap } from './burrow-options.ts'
 
 export interface BurrowPeer {
   nodeKey: string
@@ -129,6 +130,7 @@ export class BurrowNode extends EventTarget {
   private readonly rtt = new Map<string, number>()
   private readonly probing = new Set<string>()
   private closing: Promise<void> | undefined
+  private packetCapture: PacketCapture | undefined
 
   protected constructor(private readonly link: NodeWorkerLink) {
     super()
@@ -142,7 +144,7 @@ export class BurrowNode extends EventTarget {
 
   /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
   protected async init(options: BurrowStartOptions, defaults: StartDefaults): Promise<void> {
-    const { join, mtu } = parseStartOptions(options, defaults)
+    const { join, mtu, capture } = parseStartOptions(options, defaults)
     const joined = (await this.call({ op: 'join', options: join })) as JoinResult
     this.nodeKey = joined.nodeKey
     this.hostname = joined.hostname
@@ -150,7 +152,13 @@ export class BurrowNode extends EventTarget {
     this.relayURL = joined.relayURL
     const overlay = await this.dataplane.attachOverlay([`${joined.addresses[0]}/32`, `${joined.addresses[1]}/128`])
     this.overlay = overlay
-    const { stack, host } = attachStack(overlay, joined.addresses, mtu)
+    let tap: PacketTap | undefined
+    if (capture?.kind === 'tap') tap = capture.tap
+    else if (capture?.kind === 'memory') {
+      const memory = (this.packetCapture = new PacketCapture(capture.maxBytes === undefined ? {} : { maxBytes: capture.maxBytes }))
+      tap = (packet) => memory.record(packet)
+    }
+    const { stack, host } = attachStack(overlay, joined.addresses, mtu, tap)
     this.stack = stack
     this.stackHost = host
     this.sockets = new Sockets(host, { resolve: async (name) => this.resolve(name) })
@@ -158,6 +166,21 @@ export class BurrowNode extends EventTarget {
   }
 
   /** The peers as last reported by the worker, with the round-trip times measured here. */
+  /**
+   * The capture so far as a pcap file (classic libpcap, LINKTYPE_RAW: Wireshark and `tcpdump -r`
+   * read it), e.g. for a download link: `URL.createObjectURL(node.captureBlob())`. Needs
+   * `capture: true` at start; `captureStats` says how many packets it holds and how many did not fit.
+   */
+  captureBlob(): Blob {
+    if (!this.packetCapture) throw new BurrowError('bad-options', 'this node was started without capture: true')
+    return new Blob([...this.packetCapture.parts()] as unknown as BlobPart[], { type: 'application/vnd.tcpdump.pcap' })
+  }
+
+  get captureStats(): { packets: number; dropped: number; bytes: number } | undefined {
+    const capture = this.packetCapture
+    return capture && { packets: capture.packets, dropped: capture.dropped, bytes: capture.byteLength }
+  }
+
   peers(): BurrowPeer[] {
     return this.workerPeers.map((peer) => ({
       nodeKey: peer.nodeKey,
