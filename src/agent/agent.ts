@@ -116,7 +116,7 @@ export class NodeAgent {
     this.host.handle(data)
   }
 
-  /** The port the page's `Burrow` object talks to the runtime on. */
+  /** The port the page's `Burrow` object talks to the agent on. */
   attachControl(port: MessagePort): void {
     this.controlPort?.close()
     this.controlPort = port
@@ -188,6 +188,7 @@ export class NodeAgent {
           keys: { node: nodeKeys, disco: discoKeys },
           hostname: options.hostname,
           ...(options.authKey ? { authKey: options.authKey } : {}),
+          ...(this.env.clock ? { clock: this.env.clock } : {}),
         })
       } catch (error) {
         throw new DataplaneError('bad-config', (error as Error).message)

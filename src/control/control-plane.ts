@@ -8,6 +8,7 @@
 //
 // Types only (and one error class): every layer above `control` may import this file, and a
 // control plane implementation imports nothing of the agent or the worker.
+import type { DriverClock } from '../clock/clock.ts'
 import type { KeyPair } from '../crypto/index.ts'
 
 /** The key material the agent owns; it lends the control plane what its protocol needs. */
@@ -206,6 +207,8 @@ export interface ControlPlaneParams {
   hostname: string
   /** Pre-authorized key; without one a control plane that supports it starts interactive login. */
   authKey?: string
+  /** The agent's clock, when it was given one (tests: a ManualClock); else the control plane picks. */
+  clock?: DriverClock
 }
 
 export type ControlPlaneFactory = (params: ControlPlaneParams) => ControlPlane

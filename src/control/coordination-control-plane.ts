@@ -67,6 +67,7 @@ export class CoordinationControlPlane implements ControlPlane {
       ...(options.authKey ? { authKey: options.authKey } : {}),
       homeRelay: { url: this.relayURL },
       ...(options.socketFactory ? { socketFactory: options.socketFactory } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
       ...options.client,
     })
     this.client.on('peers', (_peers, change) => this.changed(change.upsert.map((p) => p.nodeKey), change.remove))

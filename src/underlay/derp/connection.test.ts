@@ -3,7 +3,7 @@
 // several of them (home and peers' regions) is src/agent/relay-pool.ts.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { equalBytes, generateKeyPair } from '../../crypto/index.ts'
-import { wallClock } from '../../clock/clock.ts'
+import { ManualClock, wallClock } from '../../clock/clock.ts'
 import { DerpConnection } from './connection.ts'
 import { MemoryNetwork } from './testing/memory-network.ts'
 import { DerpUnderlay } from './underlay.ts'
@@ -92,5 +92,49 @@ describe('DERP drivers over an in-memory network', () => {
     expect(batches).toHaveLength(1)
     ca.close()
     cb.close()
+  })
+
+  it('runs on a ManualClock: pings at the manual instants and reconnects after the manual backoff', async () => {
+    vi.useRealTimers()
+    const clock = new ManualClock(0)
+    const flush = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => queueMicrotask(resolve))
+    }
+    /** Fires every timer due by `until`, letting the in-memory streams deliver in between. */
+    const advance = async (until: number): Promise<void> => {
+      await flush()
+      while (clock.fireNext(until)) await flush()
+      clock.set(until)
+      await flush()
+    }
+    const net = new MemoryNetwork()
+    const ca = new DerpConnection({
+      dial: net.dial, url: 'http://r1/derp', privateKey: generateKeyPair().privateKey, clock,
+      pingIntervalMs: 5000, pingTimeoutMs: 2000, backoff: { baseMs: 1000, random: () => 0.5 },
+    }).start()
+    await advance(0)
+    expect(ca.isConnected).toBe(true)
+    await advance(20_000)
+    expect(ca.stats.connects).toBe(1)
+    const relay = net.relay('http://r1/derp')
+    const receive = relay.receive
+    relay.receive = () => {}
+    const events: string[] = []
+    ca.on('disconnected', (reason, retryIn) => events.push(`${clock.now()} ${reason} retry ${retryIn}`))
+    ca.on('connected', () => events.push(`${clock.now()} connected`))
+    // The next ping is due by 25 s and unanswered 2 s later; the retry comes 500 ms after that.
+    await advance(27_000)
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatch(/relay stopped responding.* retry 500$/)
+    relay.receive = receive
+    const lostAt = Number(events[0]!.split(' ')[0])
+    expect(lostAt).toBeLessThanOrEqual(27_000)
+    await advance(lostAt + 499)
+    expect(ca.stats.connects).toBe(1)
+    await advance(lostAt + 500)
+    expect(events[1]).toBe(`${lostAt + 500} connected`)
+    expect(ca.stats.connects).toBe(2)
+    ca.close()
+    expect(clock.pending).toBe(0)
   })
 })
