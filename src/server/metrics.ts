@@ -1,6 +1,6 @@
 // Relay counters, rendered in the Prometheus text exposition format for /metrics.
 
-export type DropReason = 'unknown_dest' | 'queue_full_oldest' | 'queue_full_newest' | 'queue_full_over_share' | 'rate_limited' | 'gone'
+export type DropReason = 'unknown_dest' | 'queue_full_oldest' | 'queue_full_newest' | 'queue_full_over_share' | 'rate_limited' | 'handshake_rate_limited' | 'gone'
 
 export class RelayMetrics {
   clients = 0
@@ -36,7 +36,7 @@ export class RelayMetrics {
     metric('burrow_relay_bytes_forwarded_total', 'counter', 'Packet bytes queued to a destination client.', [['', this.bytesForwarded]])
     metric('burrow_relay_control_frames_dropped_total', 'counter', 'Control frames not queued to a client that was not reading.', [['', this.controlDropped]])
     metric('burrow_relay_connections_refused_total', 'counter', 'Connections refused with 503 at a connection limit.', [['', this.connectionsRefused]])
-    const reasons: DropReason[] = ['unknown_dest', 'queue_full_oldest', 'queue_full_newest', 'queue_full_over_share', 'rate_limited', 'gone']
+    const reasons: DropReason[] = ['unknown_dest', 'queue_full_oldest', 'queue_full_newest', 'queue_full_over_share', 'rate_limited', 'handshake_rate_limited', 'gone']
     metric('burrow_relay_packets_dropped_total', 'counter', 'Packets dropped, by reason.', reasons.map((r) => [`{reason="${r}"}`, this.drops.get(r) ?? 0]))
     metric('burrow_relay_connections_closed_total', 'counter', 'Connections closed, by kind.', [...this.closes].map(([k, v]) => [`{kind="${k}"}`, v]))
     return lines.join('\n') + '\n'

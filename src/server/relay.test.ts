@@ -303,3 +303,26 @@ describe('Relay core under attack', () => {
     expect(a.conn.closeReason).toMatch(/over the 65568-byte limit/)
   })
 })
+
+describe('Relay core: WireGuard handshake messages', () => {
+  it('relays at most a burst of 10, then 5 a second, per source and destination, and pauses a source that keeps flooding', () => {
+    const h = new Harness({ controlFrameRate: { perSecond: 50, burst: 20 } })
+    const flooder = h.connect()
+    const victim = h.connect()
+    const honest = h.connect()
+    let paused = 0
+    flooder.conn.onPause = () => paused++
+    const initiation = new Uint8Array(148)
+    initiation[0] = 1
+    for (let i = 0; i < 100; i++) flooder.session.send(victim.session.publicKey, initiation, h.now)
+    h.pump()
+    expect(packets(victim)).toHaveLength(10)
+    expect(h.relay.metrics.drops.get('handshake_rate_limited')).toBe(20) // then its control budget ran out…
+    expect(paused).toBe(1) // …and the relay stopped reading it
+    honest.session.send(victim.session.publicKey, initiation, h.now)
+    const data = new Uint8Array(148) // not a handshake (type 0): never limited this way
+    for (let i = 0; i < 50; i++) honest.session.send(victim.session.publicKey, data, h.now)
+    h.pump()
+    expect(packets(victim)).toHaveLength(10 + 1 + 50)
+  })
+})

@@ -76,6 +76,8 @@ export class RelayClient {
   probed = false
   /** Bytes of this client's partial frame counted in the relay's total. */
   accountedBytes = 0
+  /** Per destination key id: WireGuard handshake messages this client may still relay to it. */
+  readonly handshakeBuckets = new Map<string, TokenBucket>()
   bucket: TokenBucket | undefined
   peerGoneLimit: TokenBucket | undefined
   serverInfoFrame: Uint8Array | undefined
@@ -122,6 +124,7 @@ export class RelayClient {
 }
 
 interface KeySet {
+  id: string
   clients: RelayClient[]
   /** The connection that receives: the most recently active of duplicates. */
   active: RelayClient
@@ -135,6 +138,24 @@ const DISCO_MAGIC = [0x54, 0x53, 0xf0, 0x9f, 0x92, 0xac]
 const MAX_PENDING_CONTROL_FOR_PONG = 4
 /** Frames a relay client sends are small except packets: nothing else may make a connection hold more than a packet's worth. */
 const MAX_OTHER_FRAME = KEY_LENGTH + MAX_PACKET_SIZE
+
+/**
+ * WireGuard handshake messages (initiation, response, cookie reply) one client may relay to one
+ * destination per second, with a burst. A real peer sends at most one initiation per
+ * REKEY_TIMEOUT (5 s) and wireguard-go caps its own at 50/s (HandshakeInitationRate); a member
+ * flooding another node's key with MAC1-valid initiations is cut off here, before it costs the
+ * victim anything, and what it sends past the limit draws on its control-frame budget.
+ */
+const HANDSHAKES_PER_SECOND_PER_PAIR = 5
+const HANDSHAKE_BURST_PER_PAIR = 10
+const MAX_HANDSHAKE_BUCKETS = 4096
+
+function isWireGuardHandshake(bytes: Uint8Array, start: number, length: number): boolean {
+  const type = bytes[start]!
+  if (type < 1 || type > 3 || (bytes[start + 1]! | bytes[start + 2]! | bytes[start + 3]!) !== 0) return false
+  // whitepaper §5.4.2–5.4.7: initiation 148, response 92, cookie reply 64 bytes
+  return type === 1 ? length === 148 : type === 2 ? length === 92 : length === 64
+}
 
 function relayFrameLimit(type: number): number {
   return type === FrameType.ForwardPacket ? 2 * KEY_LENGTH + MAX_PACKET_SIZE : MAX_OTHER_FRAME
@@ -407,7 +428,7 @@ export class Relay {
       client.keySet = set
       this.log('info', 'duplicate key connected; newest connection receives', { client: client.name, connections: set.clients.length })
     } else {
-      client.keySet = { clients: [client], active: client }
+      client.keySet = { id: client.keyId, clients: [client], active: client }
       this.keys.set(client.keyId, client.keySet)
     }
     this.metrics.clients++
@@ -500,6 +521,7 @@ export class Relay {
       client.lastTarget = targetSet
       client.lastTargetVersion = this.keysVersion
     }
+    if (isWireGuardHandshake(bytes, packetStart, length - KEY_LENGTH) && !this.allowHandshake(client, targetSet.id, now)) return
     const target = targetSet.active
     const queue = target.queue
     const wasEmpty = queue.isEmpty
@@ -516,6 +538,19 @@ export class Relay {
     this.metrics.packetsForwarded++
     this.metrics.bytesForwarded += length - KEY_LENGTH
     if (wasEmpty) target.onOutput()
+  }
+
+  private allowHandshake(client: RelayClient, dstId: string, now: number): boolean {
+    let bucket = client.handshakeBuckets.get(dstId)
+    if (!bucket) {
+      if (client.handshakeBuckets.size >= MAX_HANDSHAKE_BUCKETS) client.handshakeBuckets.clear()
+      bucket = new TokenBucket(HANDSHAKES_PER_SECOND_PER_PAIR, HANDSHAKE_BURST_PER_PAIR, now)
+      client.handshakeBuckets.set(dstId, bucket)
+    }
+    if (bucket.take(1, now)) return true
+    this.metrics.drop('handshake_rate_limited')
+    client.controlBucket?.take(1, now)
+    return false
   }
 
   private noteSent(srcId: string, dstId: string): void {

@@ -1,0 +1,82 @@
+// `npm run bench -- --only attack`: relay.under_attack_ratio, issue 17. Two Burrow nodes (in this
+// process) ping each other through a real `burrow relay` process, one echo at a time; a hostile
+// client in its own process then floods. Each figure is the pair's round trips per second during
+// the attack divided by the same pair's rate measured just before it, in the same run (goal ≥ 0.7).
+//   ping flood:      a DERP client sends Ping frames as fast as the relay takes them
+//   handshake flood: a member sends the victim WireGuard initiations with a valid MAC1, as fast
+//                    as the relay forwards them (every member knows every node key)
+import { generateKeyPair, parseKey, toHex } from '../src/crypto/index.ts'
+import { Burrow } from '../src/node.ts'
+import { Tunnel } from '../src/tunnel/index.ts'
+import { type Attacker, startAttacker } from '../test/helpers/attack.ts'
+import { createAuthKey, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import type { Bench, BenchResult } from './types.ts'
+
+const MEASURE_MS = Number(process.env.BURROW_BENCH_ATTACK_MS ?? 5000)
+
+async function roundTripsPerSecond(ping: () => Promise<number>, ms: number): Promise<number> {
+  let count = 0
+  const start = performance.now()
+  while (performance.now() - start < ms) {
+    await ping()
+    count++
+  }
+  return (count * 1000) / (performance.now() - start)
+}
+
+const bench: Bench = async () => {
+  const relay = await startRelayProcess()
+  const nodes: Burrow[] = []
+  const results: BenchResult[] = []
+  try {
+    const authKey = createAuthKey(relay.dataDir, '--reusable')
+    const controlURL = `http://127.0.0.1:${relay.port}`
+    const victim = await Burrow.start({ controlURL, authKey, hostname: 'victim', storage: 'memory' })
+    nodes.push(victim)
+    const laptop = await Burrow.start({ controlURL, authKey, hostname: 'laptop', storage: 'memory' })
+    nodes.push(laptop)
+    await waitFor('the victim online', () => laptop.peers().some((peer) => peer.hostname === 'victim' && peer.online), 30_000)
+    const ping = () => laptop.ping('victim', { timeout: 10_000 })
+    for (let i = 0; i < 50; i++) await ping() // warm-up: handshake done, JIT warm
+
+    const victimKey = parseKey(victim.nodeKey)
+    const forger = new Tunnel({ privateKey: generateKeyPair().privateKey })
+    const [initiation] = forger.send(forger.addPeer({ publicKey: victimKey }), new Uint8Array(20), 0)
+    const attacks: Array<{ name: string; note: string; start: () => Promise<Attacker> }> = [
+      { name: 'ping_flood', note: 'a DERP client flooding Ping frames', start: () => startAttacker('ping', relay.url) },
+      {
+        name: 'handshake_flood',
+        note: 'a member flooding the victim with MAC1-valid WireGuard initiations',
+        start: () => startAttacker('packets', relay.url, toHex(victimKey), toHex(initiation!)),
+      },
+    ]
+    for (const attack of attacks) {
+      const quiet = await roundTripsPerSecond(ping, MEASURE_MS)
+      const attacker = await attack.start()
+      let loud: number
+      let sent: number
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 500)) // let the flood build up
+        loud = await roundTripsPerSecond(ping, MEASURE_MS)
+        sent = attacker.sent
+      } finally {
+        await attacker.stop()
+      }
+      results.push({
+        name: `relay.under_attack_ratio.${attack.name}`,
+        value: loud,
+        unit: 'round trips/s',
+        baseline: quiet,
+        ratio: loud / quiet,
+        note: `the same pair just before, without ${attack.note} (${Math.round(sent / ((MEASURE_MS + 500) / 1000))} frames/s sent); goal ≥ 0.7`,
+      })
+    }
+  } finally {
+    for (const node of nodes) await node.close()
+    await relay.stop('SIGKILL')
+    removeRelayDataDirs()
+  }
+  return results
+}
+
+export default bench
