@@ -1,6 +1,15 @@
 // Relay counters, rendered in the Prometheus text exposition format for /metrics.
 
-export type DropReason = 'unknown_dest' | 'queue_full_oldest' | 'queue_full_newest' | 'queue_full_over_share' | 'rate_limited' | 'handshake_rate_limited' | 'gone'
+export type DropReason =
+  | 'unknown_dest'
+  | 'queue_full_oldest'
+  | 'queue_full_newest'
+  | 'queue_full_over_share'
+  | 'rate_limited'
+  | 'handshake_rate_limited'
+  | 'gone'
+  | 'mesh_unavailable'
+  | 'unknown_dest_on_forward'
 
 export class RelayMetrics {
   clients = 0
@@ -12,6 +21,11 @@ export class RelayMetrics {
   controlDropped = 0
   /** Connections refused with 503 because a connection limit was reached. */
   connectionsRefused = 0
+  /** Packets handed to a mesh peer (ForwardPacket out) and received from one (ForwardPacket in). */
+  packetsMeshForwardedOut = 0
+  packetsMeshForwardedIn = 0
+  /** Mesh connections to the other relays of the region that are logged in. */
+  meshPeersConnected = 0
   readonly drops = new Map<DropReason, number>()
   readonly closes = new Map<string, number>()
 
@@ -36,7 +50,12 @@ export class RelayMetrics {
     metric('burrow_relay_bytes_forwarded_total', 'counter', 'Packet bytes queued to a destination client.', [['', this.bytesForwarded]])
     metric('burrow_relay_control_frames_dropped_total', 'counter', 'Control frames not queued to a client that was not reading.', [['', this.controlDropped]])
     metric('burrow_relay_connections_refused_total', 'counter', 'Connections refused with 503 at a connection limit.', [['', this.connectionsRefused]])
-    const reasons: DropReason[] = ['unknown_dest', 'queue_full_oldest', 'queue_full_newest', 'queue_full_over_share', 'rate_limited', 'handshake_rate_limited', 'gone']
+    metric('burrow_relay_mesh_packets_forwarded_total', 'counter', 'Packets exchanged with other relays of the region (ForwardPacket).', [
+      ['{direction="out"}', this.packetsMeshForwardedOut],
+      ['{direction="in"}', this.packetsMeshForwardedIn],
+    ])
+    metric('burrow_relay_mesh_peers', 'gauge', 'Mesh connections to other relays of the region that are logged in.', [['', this.meshPeersConnected]])
+    const reasons: DropReason[] = ['unknown_dest', 'queue_full_oldest', 'queue_full_newest', 'queue_full_over_share', 'rate_limited', 'handshake_rate_limited', 'gone', 'mesh_unavailable', 'unknown_dest_on_forward']
     metric('burrow_relay_packets_dropped_total', 'counter', 'Packets dropped, by reason.', reasons.map((r) => [`{reason="${r}"}`, this.drops.get(r) ?? 0]))
     metric('burrow_relay_connections_closed_total', 'counter', 'Connections closed, by kind.', [...this.closes].map(([k, v]) => [`{kind="${k}"}`, v]))
     return lines.join('\n') + '\n'

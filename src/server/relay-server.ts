@@ -1,6 +1,7 @@
 // The Node shell around the relay core: HTTP endpoints, DERP over WebSocket (`/derp`, subprotocol
 // `derp`) and over a plain `Upgrade: DERP`, write timeouts, timers and graceful shutdown.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -9,6 +10,7 @@ import { FRAME_HEADER_LENGTH, KEY_LENGTH, MAX_PACKET_SIZE, PROTOCOL_VERSION } fr
 import { type Logger, silentLogger } from './log.ts'
 import { RelayMetrics } from './metrics.ts'
 import { Relay, type RelayClient, type RelayOptions } from './relay.ts'
+import { loadTlsFiles, TlsConfigError, type TlsFiles } from './tls.ts'
 
 export interface RelayHandlerOptions extends Omit<RelayOptions, 'log' | 'metrics' | 'verifyClients'> {
   /** When given, each client's node key must be admitted before it may send or receive. */
@@ -144,7 +146,7 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
   // removed from the coordination store (or the allow-list) stops relaying.
   const reverifyTimer = options.admit
     ? setInterval(() => {
-        for (const client of relay.readyClients()) {
+        for (const client of relay.admittedClients()) {
           const key = client.key!
           Promise.resolve()
             .then(() => options.admit!(key))
@@ -302,8 +304,10 @@ export interface RelayServer {
   readonly server: Server
   readonly host: string
   readonly port: number
-  /** `http://host:port/derp` */
+  /** `http://host:port/derp`, or `https://…` with TLS */
   readonly url: string
+  /** Re-reads the TLS certificate and key (SIGHUP); new connections use them, open ones keep theirs. Throws TlsConfigError and keeps the old ones when the files are bad. */
+  reloadTls(): void
   close(): Promise<void>
 }
 
@@ -315,23 +319,25 @@ export interface MountedHandler {
 }
 
 export async function startRelayServer(
-  options: RelayHandlerOptions & RelayServerLimits & { host: string; port: number; mounts?: MountedHandler[] },
+  options: RelayHandlerOptions & RelayServerLimits & { host: string; port: number; mounts?: MountedHandler[]; tls?: TlsFiles },
 ): Promise<RelayServer> {
+  const tlsFiles = options.tls
+  // Read the files before anything listens, so a bad path is an error at start, not a broken port.
+  const initialTls = tlsFiles ? loadTlsFiles(tlsFiles) : undefined
   const handler = createRelayHandler(options)
   const log = options.log ?? silentLogger
   const mounts = options.mounts ?? []
   const maxConnections = options.maxConnections ?? 10_000
   const maxPerIp = options.maxConnectionsPerIp ?? 2_000
   const headerTimeoutMs = options.headerTimeoutMs ?? 10_000
-  const server = createServer(
-    {
-      // Node checks these deadlines only every connectionsCheckingInterval (30 s by default), which
-      // is how slowloris headers used to survive for over a minute.
-      headersTimeout: headerTimeoutMs,
-      requestTimeout: Math.max(headerTimeoutMs, 30_000),
-      connectionsCheckingInterval: Math.min(1000, headerTimeoutMs),
-    },
-    (req, res) => {
+  const timeouts = {
+    // Node checks these deadlines only every connectionsCheckingInterval (30 s by default), which
+    // is how slowloris headers used to survive for over a minute.
+    headersTimeout: headerTimeoutMs,
+    requestTimeout: Math.max(headerTimeoutMs, 30_000),
+    connectionsCheckingInterval: Math.min(1000, headerTimeoutMs),
+  }
+  const onRequest: RequestListener = (req, res) => {
     if (handler.handleRequest(req, res)) return
     if (mounts.some((mount) => mount.handleRequest(req, res))) return
     if ((req.url ?? '/') === '/') {
@@ -339,11 +345,13 @@ export async function startRelayServer(
       return
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
-    },
-  )
+  }
+  const secureServer = initialTls ? createHttpsServer({ ...initialTls, ...timeouts }, onRequest) : undefined
+  const server: Server = secureServer ?? createServer(timeouts, onRequest)
   let open = 0
   const perIp = new Map<string, number>()
-  server.on('connection', (socket: Socket) => {
+  // With TLS the limit applies once the handshake is done, so the 503 can be read by the client.
+  server.on(secureServer ? 'secureConnection' : 'connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? '?'
     const fromIp = perIp.get(ip) ?? 0
     if (open >= maxConnections || fromIp >= maxPerIp) {
@@ -387,7 +395,11 @@ export async function startRelayServer(
     server,
     host: address.address,
     port: address.port,
-    url: `http://${host}:${address.port}/derp`,
+    url: `${initialTls ? 'https' : 'http'}://${host}:${address.port}/derp`,
+    reloadTls() {
+      if (!tlsFiles || !secureServer) throw new TlsConfigError('this relay was started without --tls-cert/--tls-key')
+      secureServer.setSecureContext(loadTlsFiles(tlsFiles))
+    },
     async close() {
       await handler.shutdown()
       for (const mount of mounts) await mount.close()
