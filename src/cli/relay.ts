@@ -13,7 +13,7 @@ import { type CliIo, EXIT_USAGE, processIo } from './io.ts'
 
 export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir DIR] [--queue-packets N] [--queue-bytes N]
                     [--rate-limit BYTES_PER_S --rate-burst BYTES] [--write-timeout MS]
-                    [--control-rate FRAMES_PER_S --control-burst FRAMES] [--idle-timeout MS]
+                    [--control-rate FRAMES_PER_S --control-burst FRAMES] [--handshake-rate N] [--idle-timeout MS]
                     [--max-connections N] [--max-connections-per-ip N] [--header-timeout MS] [--max-buffered-bytes N]
                     [--verify-clients [--allowed-keys FILE] [--reverify-interval MS]] [--tls-cert FILE --tls-key FILE]
                     [--mesh-key HEX | --mesh-key-file FILE] [--mesh-with HOST:PORT|URL[,…]]
@@ -46,6 +46,7 @@ const FLAGS = [
   'header-timeout',
   'max-buffered-bytes',
   'reverify-interval',
+  'handshake-rate',
   'tls-cert',
   'tls-key',
   'mesh-key',
@@ -151,6 +152,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
       rateLimit: rate > 0 ? { bytesPerSecond: rate, burstBytes: burst } : undefined,
       controlFrameRate: { perSecond: controlRate, burst: numberFlag(parsed, 'control-burst', Math.max(200, Math.ceil(controlRate)), 1, 1_000_000, true) },
       idleTimeoutMs: numberFlag(parsed, 'idle-timeout', 120_000, 1000, 86_400_000, true),
+      handshakesPerSecond: numberFlag(parsed, 'handshake-rate', 5, 0, 1_000_000, false),
       maxConnections: numberFlag(parsed, 'max-connections', 10_000, 1, 1_000_000, true),
       maxConnectionsPerIp: numberFlag(parsed, 'max-connections-per-ip', 2_000, 1, 1_000_000, true),
       headerTimeoutMs: numberFlag(parsed, 'header-timeout', 10_000, 100, 600_000, true),

@@ -49,6 +49,8 @@ export interface RelayOptions {
   idleTimeoutMs?: number
   /** Bytes of partly received frames held over all connections; the connection that would pass it is closed (default 64 MiB). */
   maxBufferedBytes?: number
+  /** WireGuard handshake messages one client may relay to one destination per second, burst twice that (default 5; 0 turns the limit off). */
+  handshakesPerSecond?: number
   /** Uniform [0, 1), for keepalive jitter. */
   random?: () => number
   log?: Logger
@@ -163,8 +165,7 @@ const MAX_OTHER_FRAME = KEY_LENGTH + MAX_PACKET_SIZE
  * flooding another node's key with MAC1-valid initiations is cut off here, before it costs the
  * victim anything, and what it sends past the limit draws on its control-frame budget.
  */
-const HANDSHAKES_PER_SECOND_PER_PAIR = 5
-const HANDSHAKE_BURST_PER_PAIR = 10
+const DEFAULT_HANDSHAKES_PER_SECOND_PER_PAIR = 5
 const MAX_HANDSHAKE_BUCKETS = 4096
 
 function isWireGuardHandshake(bytes: Uint8Array, start: number, length: number): boolean {
@@ -202,6 +203,7 @@ export class Relay {
   private readonly maxControlFrames: number
   private readonly maxBufferedBytes: number
   private readonly controlFrameRate: { perSecond: number; burst: number }
+  private readonly handshakesPerSecond: number
   private readonly random: () => number
   private readonly log: Logger
   /** Bytes of partial frames held by every connection's reader. */
@@ -218,6 +220,8 @@ export class Relay {
     this.maxControlFrames = options.maxControlFrames ?? 64
     this.maxBufferedBytes = options.maxBufferedBytes ?? 64 << 20
     this.controlFrameRate = options.controlFrameRate ?? { perSecond: 50, burst: 200 }
+    this.handshakesPerSecond = options.handshakesPerSecond ?? DEFAULT_HANDSHAKES_PER_SECOND_PER_PAIR
+    if (!(this.handshakesPerSecond >= 0)) throw new RangeError('handshakes per second must be 0 (off) or positive')
     if (!(this.controlFrameRate.perSecond > 0 && this.controlFrameRate.burst >= 1)) throw new RangeError('control frame rate and burst must be positive')
     if (!(this.idleTimeoutMs > 0)) throw new RangeError('idle timeout must be positive')
     this.random = options.random ?? Math.random
@@ -565,7 +569,7 @@ export class Relay {
       client.lastTarget = targetSet
       client.lastTargetVersion = this.keysVersion
     }
-    if (isWireGuardHandshake(bytes, packetStart, length - KEY_LENGTH) && !this.allowHandshake(client, targetSet.id, now)) return
+    if (this.handshakesPerSecond > 0 && isWireGuardHandshake(bytes, packetStart, length - KEY_LENGTH) && !this.allowHandshake(client, targetSet.id, now)) return
     const target = targetSet.active
     const queue = target.queue
     const wasEmpty = queue.isEmpty
@@ -588,7 +592,7 @@ export class Relay {
     let bucket = client.handshakeBuckets.get(dstId)
     if (!bucket) {
       if (client.handshakeBuckets.size >= MAX_HANDSHAKE_BUCKETS) client.handshakeBuckets.clear()
-      bucket = new TokenBucket(HANDSHAKES_PER_SECOND_PER_PAIR, HANDSHAKE_BURST_PER_PAIR, now)
+      bucket = new TokenBucket(this.handshakesPerSecond, 2 * this.handshakesPerSecond, now)
       client.handshakeBuckets.set(dstId, bucket)
     }
     if (bucket.take(1, now)) return true
