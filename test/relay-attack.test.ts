@@ -91,13 +91,14 @@ async function rawDerp(port: number, keys: KeyPair = generateKeyPair()): Promise
 }
 
 describe('relay under a Ping flood (issue 17, finding 1)', () => {
-  it('a Ping flooder that reads and one that never reads stall neither the pair nor /healthz, and memory stays bounded', async () => {
+  it('Ping flooders that read (Upgrade: DERP and WebSocket) and one that never reads stall neither the pair nor /healthz, and memory stays bounded', async () => {
     const r = await relay()
     const p = await pair(r)
     await sleep(1000)
     p.take()
     const baseline = rssMb(r.proc.pid!)
     const reading = await attacker('ping', r.url)
+    const overWebSocket = await attacker('ping-ws', r.url)
     const deaf = await attacker('ping-noread', r.url)
     const seen = await observe(r, 10_000)
     expectPairHealthy(p.take(), 20)
@@ -106,6 +107,7 @@ describe('relay under a Ping flood (issue 17, finding 1)', () => {
     // The floods were real: each attacker wrote far more Pings than the relay answered.
     expect(reading.sent).toBeGreaterThan(10_000)
     expect(deaf.sent).toBeGreaterThan(10_000)
+    expect(overWebSocket.sent).toBeGreaterThan(10_000)
     expect(await metric(r, 'burrow_relay_clients')).toBeGreaterThanOrEqual(2)
   }, 90_000)
 })

@@ -31,7 +31,7 @@ export interface Attacker {
 }
 
 /** Starts `test/helpers/derp-attacker.ts` in its own process and waits for its login. */
-export async function startAttacker(mode: 'ping' | 'ping-noread' | 'packets', url: string, ...args: string[]): Promise<Attacker> {
+export async function startAttacker(mode: 'ping' | 'ping-noread' | 'ping-ws' | 'packets', url: string, ...args: string[]): Promise<Attacker> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/derp-attacker.ts', mode, url, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
