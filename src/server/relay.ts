@@ -86,6 +86,8 @@ export class RelayClient {
   readonly queue: SendQueue
   /** Budget for frames other than SendPacket (see RelayOptions.controlFrameRate). */
   controlBucket: TokenBucket | undefined
+  /** Something was taken from controlBucket since it was last seen to hold a token: check before the next frame. */
+  spentControl = false
   /** While set, the relay processes nothing more from this client before this time (the driver stops reading). */
   pausedUntil: number | undefined
   /** The last time any byte arrived from this client. */
@@ -267,6 +269,8 @@ export class Relay {
       return
     }
     client.pausedUntil = undefined
+    // What waited unread while it was paused counts as heard, or a throttled client would look idle.
+    if (client.reader.buffered > 0) client.lastHeardAt = now
     this.process(client, now)
     this.account(client, now)
   }
@@ -377,13 +381,15 @@ export class Relay {
       const reader = client.reader
       while (client.state === 'login' || client.state === 'ready') {
         const bucket = client.controlBucket
-        if (bucket !== undefined && bucket.available(now) < 1) {
+        // Checked only after a spend, so a client sending nothing but packets pays nothing for it.
+        if (client.spentControl && bucket !== undefined && bucket.available(now) < 1) {
           // Out of control-frame budget: read nothing more from it (packets included) until the
           // bucket refills; its bytes wait in the kernel and its sender is slowed by flow control.
           client.pausedUntil = now + Math.max(1, Math.ceil(((1 - bucket.available(now)) * 1000) / this.controlFrameRate.perSecond))
           client.onPause(client.pausedUntil)
           return
         }
+        client.spentControl = false
         if (!reader.advance()) return
         if (reader.type === FrameType.SendPacket && client.state === 'ready') {
           this.forward(client, reader.bytes, reader.start, reader.length, now)
@@ -392,7 +398,10 @@ export class Relay {
         const payload = reader.bytes.subarray(reader.start, reader.start + reader.length)
         if (client.state === 'login') this.login(client, reader.type, payload, now)
         else {
-          bucket?.take(1, now)
+          if (bucket !== undefined) {
+            bucket.take(1, now)
+            client.spentControl = true
+          }
           this.handle(client, decodeFrame(reader.type, payload), now)
         }
       }
@@ -598,6 +607,7 @@ export class Relay {
     if (bucket.take(1, now)) return true
     this.metrics.drop('handshake_rate_limited')
     client.controlBucket?.take(1, now)
+    client.spentControl = client.controlBucket !== undefined
     return false
   }
 
