@@ -267,7 +267,7 @@ describe('queue fairness and verification for life (issue 17, finding 10)', () =
     const aName = formatNodeKey(aKeys.publicKey)
     b.socket.on('data', (data: Buffer) => {
       b.session.receive(new Uint8Array(data), 0)
-      for (let e = b.session.poll(); e; e = b.session.poll()) {
+      for (let e = b.session.takeEvent(); e; e = b.session.takeEvent()) {
         if (e.type === 'packet' && formatNodeKey(e.source) === aName) fromA.push(new DataView(e.packet.buffer, e.packet.byteOffset).getUint32(0))
       }
     })

@@ -46,7 +46,7 @@ if (mode === 'ping-ws') {
     const wasReady = session.state === 'ready'
     session.receive(new Uint8Array(data), performance.now())
     for (let out = session.takeOutput(); out; out = session.takeOutput()) ws.send(out)
-    for (let e = session.poll(); e; e = session.poll()) if (e.type === 'packet') received++
+    for (let e = session.takeEvent(); e; e = session.takeEvent()) if (e.type === 'packet') received++
     if (!wasReady && session.state === 'ready') {
       process.stdout.write(JSON.stringify({ ready: true, key: Buffer.from(keys.publicKey).toString('hex') }) + '\n')
       pump()
@@ -80,7 +80,7 @@ socket?.on('data', (data: Buffer) => {
   const wasReady = session.state === 'ready'
   session.receive(new Uint8Array(data), performance.now())
   for (let out = session.takeOutput(); out; out = session.takeOutput()) socket!.write(out)
-  for (let e = session.poll(); e; e = session.poll()) if (e.type === 'packet') received++
+  for (let e = session.takeEvent(); e; e = session.takeEvent()) if (e.type === 'packet') received++
   if (!wasReady && session.state === 'ready') {
     process.stdout.write(JSON.stringify({ ready: true, key: Buffer.from(keys.publicKey).toString('hex') }) + '\n')
     if (mode === 'ping-noread') socket!.pause()
