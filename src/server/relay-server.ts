@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { formatNodeKey, toHex } from '../crypto/index.ts'
 import { FRAME_HEADER_LENGTH, KEY_LENGTH, MAX_PACKET_SIZE, PROTOCOL_VERSION } from '../underlay/derp/frames.ts'
+import { type DriverClock, type Timer, timerClock } from '../clock/clock.ts'
 import { type Logger, silentLogger } from './log.ts'
 import { RelayMetrics } from './metrics.ts'
 import { Relay, type RelayClient, type RelayOptions } from './relay.ts'
@@ -53,26 +54,24 @@ class ConnectionDriver {
   stalledSince: number | undefined
   private flushQueued = false
 
-  private resumeTimer: ReturnType<typeof setTimeout> | undefined
+  private resumeTimer: Timer | undefined
 
   constructor(
     readonly client: RelayClient,
     private readonly sink: Sink,
     private readonly clock: () => number,
     relay: Relay,
+    timers: DriverClock,
   ) {
     client.onOutput = () => this.scheduleFlush()
     client.onPause = (until) => {
       this.sink.pauseReading(true)
-      clearTimeout(this.resumeTimer)
-      this.resumeTimer = setTimeout(
-        () => {
-          this.resumeTimer = undefined
-          relay.resume(client, this.clock())
-          if (client.pausedUntil === undefined && client.state !== 'closed') this.sink.pauseReading(false)
-        },
-        Math.max(1, until - this.clock()),
-      )
+      this.resumeTimer?.clear()
+      this.resumeTimer = timers.setTimer(until, () => {
+        this.resumeTimer = undefined
+        relay.resume(client, this.clock())
+        if (client.pausedUntil === undefined && client.state !== 'closed') this.sink.pauseReading(false)
+      })
     }
   }
 
@@ -101,7 +100,7 @@ class ConnectionDriver {
   }
 
   close(code: number, reason: string): void {
-    clearTimeout(this.resumeTimer)
+    this.resumeTimer?.clear()
     this.sink.close(code, reason)
   }
 }
@@ -121,7 +120,9 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
   const log = options.log ?? silentLogger
   const metrics = new RelayMetrics()
   const relay = new Relay({ ...options, log, metrics, verifyClients: options.admit !== undefined })
-  const clock = () => performance.now()
+  // Pause/resume and re-admission timers; their deadlines are on performance.now(), like `clock`.
+  const timers = timerClock(() => performance.now(), { unref: true })
+  const clock = () => timers.now()
   const writeTimeoutMs = options.writeTimeoutMs ?? 10_000
   const drivers = new Set<ConnectionDriver>()
   const wss = new WebSocketServer({
@@ -144,26 +145,27 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
 
   // The admission decision holds for the life of a connection: ask again now and then, so a node
   // removed from the coordination store (or the allow-list) stops relaying.
-  const reverifyTimer = options.admit
-    ? setInterval(() => {
-        for (const client of relay.admittedClients()) {
-          const key = client.key!
-          Promise.resolve()
-            .then(() => options.admit!(key))
-            .then(
-              (ok) => {
-                if (ok !== true) relay.close(client, 'client no longer admitted', clock(), 'not_admitted')
-              },
-              (error: unknown) => log('error', 'admission hook failed', { client: formatNodeKey(key), error: String(error) }),
-            )
-        }
-      }, options.reverifyMs ?? 10_000)
-    : undefined
-  reverifyTimer?.unref()
+  const reverifyMs = options.reverifyMs ?? 10_000
+  let reverifyTimer: Timer | undefined
+  const reverify = (): void => {
+    for (const client of relay.admittedClients()) {
+      const key = client.key!
+      Promise.resolve()
+        .then(() => options.admit!(key))
+        .then(
+          (ok) => {
+            if (ok !== true) relay.close(client, 'client no longer admitted', clock(), 'not_admitted')
+          },
+          (error: unknown) => log('error', 'admission hook failed', { client: formatNodeKey(key), error: String(error) }),
+        )
+    }
+    reverifyTimer = timers.setTimer(clock() + reverifyMs, reverify)
+  }
+  if (options.admit) reverifyTimer = timers.setTimer(clock() + reverifyMs, reverify)
 
   function attach(remote: string, makeSink: (client: RelayClient) => Sink): ConnectionDriver {
     const client = relay.accept(clock(), remote)
-    const driver = new ConnectionDriver(client, makeSink(client), clock, relay)
+    const driver = new ConnectionDriver(client, makeSink(client), clock, relay, timers)
     drivers.add(driver)
     client.onClose = (reason, kind) => {
       drivers.delete(driver)
@@ -292,7 +294,7 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
       clearInterval(timer)
-      clearInterval(reverifyTimer)
+      reverifyTimer?.clear()
       for (const driver of [...drivers]) relay.close(driver.client, 'relay shutting down', clock(), 'normal')
       wss.close()
     },
