@@ -142,7 +142,7 @@ describe('WireGuard handshake flood (issue 17, finding 7)', () => {
     return { pings, slowest }
   }
 
-  it('the relay passes a node at most a burst and 5 a second of one member\'s handshake messages, pausing the flooder, and the pair keeps pinging', async () => {
+  it("the relay passes a node at most a burst and 5 a second of one member's handshake messages, pausing the flooder, and the pair keeps pinging", async () => {
     const r = await relay()
     const { laptop, victimKey, initiation } = await victimAndPeer(r)
     const flooder = await attacker('packets', r.url, toHex(victimKey), toHex(initiation))
@@ -155,7 +155,7 @@ describe('WireGuard handshake flood (issue 17, finding 7)', () => {
     expect(flooder.sent).toBeLessThan(200_000)
   }, 120_000)
 
-  it('with the relay\'s handshake limit off, the node under load itself answers one flooding member about 20 times a second, not once per initiation', async () => {
+  it("with the relay's handshake limit off, the node under load itself answers one flooding member about 20 times a second, not once per initiation", async () => {
     const r = await relay(['--handshake-rate', '0'])
     const { laptop, victimKey, initiation } = await victimAndPeer(r)
     const started = performance.now()
