@@ -31,6 +31,22 @@ describe('burrow relay flags', () => {
     expect(third.out.stderr).toMatch(/--queue-packets must be a whole number from 1/)
   })
 
+  it('rejects bad limit flags with exit status 2 and a message naming the flag', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--reverify-interval', '1000'], /--reverify-interval only applies with --verify-clients/],
+      [['--control-rate', '0'], /--control-rate must be a number from 1/],
+      [['--idle-timeout', '10'], /--idle-timeout must be a whole number from 1000/],
+      [['--max-connections-per-ip', 'many'], /--max-connections-per-ip must be a whole number/],
+      [['--handshake-rate', '-1'], /--handshake-rate must be a number from 0/],
+      [['--max-buffered-bytes', '1000'], /--max-buffered-bytes must be a whole number from 1048576/],
+    ]
+    for (const [argv, message] of cases) {
+      const { out, io } = capture()
+      expect(await relay(argv, io)).toBe(2)
+      expect(out.stderr).toMatch(message)
+    }
+  })
+
   it('reads an allow-list in either key format and names a bad line', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'burrow-allow-'))
     const a = generateKeyPair().publicKey

@@ -13,7 +13,9 @@ import { type CliIo, EXIT_USAGE, processIo } from './io.ts'
 
 export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir DIR] [--queue-packets N] [--queue-bytes N]
                     [--rate-limit BYTES_PER_S --rate-burst BYTES] [--write-timeout MS]
-                    [--verify-clients [--allowed-keys FILE]] [--tls-cert FILE --tls-key FILE]
+                    [--control-rate FRAMES_PER_S --control-burst FRAMES] [--handshake-rate N] [--idle-timeout MS]
+                    [--max-connections N] [--max-connections-per-ip N] [--header-timeout MS] [--max-buffered-bytes N]
+                    [--verify-clients [--allowed-keys FILE] [--reverify-interval MS]] [--tls-cert FILE --tls-key FILE]
                     [--mesh-key HEX | --mesh-key-file FILE] [--mesh-with HOST:PORT|URL[,…]]
        burrow relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]
   Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics,
@@ -27,7 +29,30 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
   Logs are JSON lines on stdout; the first says "listening" with the bound address (port 0 picks one).
 `
 
-const FLAGS = ['listen', 'data-dir', 'queue-packets', 'queue-bytes', 'rate-limit', 'rate-burst', 'write-timeout', 'allowed-keys', 'tls-cert', 'tls-key', 'mesh-key', 'mesh-key-file', 'mesh-with'] as const
+const FLAGS = [
+  'listen',
+  'data-dir',
+  'queue-packets',
+  'queue-bytes',
+  'rate-limit',
+  'rate-burst',
+  'write-timeout',
+  'allowed-keys',
+  'control-rate',
+  'control-burst',
+  'idle-timeout',
+  'max-connections',
+  'max-connections-per-ip',
+  'header-timeout',
+  'max-buffered-bytes',
+  'reverify-interval',
+  'handshake-rate',
+  'tls-cert',
+  'tls-key',
+  'mesh-key',
+  'mesh-key-file',
+  'mesh-with',
+] as const
 
 export function parseListen(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text)
@@ -103,6 +128,14 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     const allowedKeysFile = parsed.flags.get('allowed-keys')
     if (allowedKeysFile && !verifyClients) throw new UsageError('--allowed-keys only applies with --verify-clients')
     if (allowedKeysFile) await readAllowedKeys(allowedKeysFile) // fail early on a bad file
+    if (parsed.flags.has('reverify-interval') && !verifyClients) throw new UsageError('--reverify-interval only applies with --verify-clients')
+    const controlRate = numberFlag(parsed, 'control-rate', 50, 1, 1_000_000, false)
+    // The allow-list is read again at most once a second, however many clients are re-checked.
+    let allowed: { at: number; keys: Promise<Set<string>> } | undefined
+    const allowedKeys = (path: string): Promise<Set<string>> => {
+      if (!allowed || Date.now() - allowed.at >= 1000) allowed = { at: Date.now(), keys: readAllowedKeys(path) }
+      return allowed.keys
+    }
     const certFile = parsed.flags.get('tls-cert')
     const keyFile = parsed.flags.get('tls-key')
     if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together')
@@ -117,8 +150,16 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
       queueBytes: numberFlag(parsed, 'queue-bytes', 4 << 20, 70_000, 2 ** 32, true),
       writeTimeoutMs: numberFlag(parsed, 'write-timeout', 10_000, 100, 600_000, true),
       rateLimit: rate > 0 ? { bytesPerSecond: rate, burstBytes: burst } : undefined,
+      controlFrameRate: { perSecond: controlRate, burst: numberFlag(parsed, 'control-burst', Math.max(200, Math.ceil(controlRate)), 1, 1_000_000, true) },
+      idleTimeoutMs: numberFlag(parsed, 'idle-timeout', 120_000, 1000, 86_400_000, true),
+      handshakesPerSecond: numberFlag(parsed, 'handshake-rate', 5, 0, 1_000_000, false),
+      maxConnections: numberFlag(parsed, 'max-connections', 10_000, 1, 1_000_000, true),
+      maxConnectionsPerIp: numberFlag(parsed, 'max-connections-per-ip', 2_000, 1, 1_000_000, true),
+      headerTimeoutMs: numberFlag(parsed, 'header-timeout', 10_000, 100, 600_000, true),
+      maxBufferedBytes: numberFlag(parsed, 'max-buffered-bytes', 64 << 20, 1 << 20, 2 ** 40, true),
+      reverifyMs: numberFlag(parsed, 'reverify-interval', 10_000, 100, 86_400_000, true),
       admit: allowedKeysFile
-        ? async (key: Uint8Array) => (await readAllowedKeys(allowedKeysFile)).has(toHex(key))
+        ? async (key: Uint8Array) => (await allowedKeys(allowedKeysFile)).has(toHex(key))
         : verifyClients
           ? (key: Uint8Array) => coordination?.service.isRegistered(key) === true
           : undefined,

@@ -6,7 +6,8 @@ import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { formatNodeKey, toHex } from '../crypto/index.ts'
-import { MAX_FRAME_LENGTH, PROTOCOL_VERSION } from '../underlay/derp/frames.ts'
+import { FRAME_HEADER_LENGTH, KEY_LENGTH, MAX_PACKET_SIZE, PROTOCOL_VERSION } from '../underlay/derp/frames.ts'
+import { type DriverClock, type Timer, timerClock } from '../clock/clock.ts'
 import { type Logger, silentLogger } from './log.ts'
 import { RelayMetrics } from './metrics.ts'
 import { Relay, type RelayClient, type RelayOptions } from './relay.ts'
@@ -17,16 +18,34 @@ export interface RelayHandlerOptions extends Omit<RelayOptions, 'log' | 'metrics
   admit?: (nodeKey: Uint8Array) => boolean | Promise<boolean>
   /** A client whose socket accepts no bytes for this long is disconnected (default 10 s). */
   writeTimeoutMs?: number
+  /** With `admit`: how often every logged-in client is checked again, so a removed node stops relaying (default 10 s). */
+  reverifyMs?: number
   log?: Logger
+}
+
+export interface RelayServerLimits {
+  /** Open TCP connections (HTTP and DERP) before new ones get a 503 (default 10 000). */
+  maxConnections?: number
+  /** Open TCP connections from one IP address before new ones from it get a 503 (default 2 000). */
+  maxConnectionsPerIp?: number
+  /** A connection must finish its request headers within this long (default 10 s); slowloris senders are cut off. */
+  headerTimeoutMs?: number
 }
 
 /** Bytes handed to a socket but not yet accepted by it before we stop taking from the queue. */
 const MAX_IN_FLIGHT_BYTES = 1 << 20
 const MESSAGE_BYTES = 64 * 1024
+/**
+ * The longest WebSocket message accepted: two packet frames. ws buffers a message whole before
+ * handing it over, so a client sending half of a huge message would otherwise pin that much.
+ */
+const MAX_MESSAGE_BYTES = 2 * (FRAME_HEADER_LENGTH + KEY_LENGTH + MAX_PACKET_SIZE)
 
 interface Sink {
   write(bytes: Uint8Array, done: (error?: Error | null) => void): void
   close(code: number, reason: string): void
+  /** Stops (true) or restarts (false) reading from the socket. */
+  pauseReading(paused: boolean): void
 }
 
 class ConnectionDriver {
@@ -35,12 +54,25 @@ class ConnectionDriver {
   stalledSince: number | undefined
   private flushQueued = false
 
+  private resumeTimer: Timer | undefined
+
   constructor(
     readonly client: RelayClient,
     private readonly sink: Sink,
     private readonly clock: () => number,
+    relay: Relay,
+    timers: DriverClock,
   ) {
     client.onOutput = () => this.scheduleFlush()
+    client.onPause = (until) => {
+      this.sink.pauseReading(true)
+      this.resumeTimer?.clear()
+      this.resumeTimer = timers.setTimer(until, () => {
+        this.resumeTimer = undefined
+        relay.resume(client, this.clock())
+        if (client.pausedUntil === undefined && client.state !== 'closed') this.sink.pauseReading(false)
+      })
+    }
   }
 
   scheduleFlush(): void {
@@ -68,6 +100,7 @@ class ConnectionDriver {
   }
 
   close(code: number, reason: string): void {
+    this.resumeTimer?.clear()
     this.sink.close(code, reason)
   }
 }
@@ -87,13 +120,15 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
   const log = options.log ?? silentLogger
   const metrics = new RelayMetrics()
   const relay = new Relay({ ...options, log, metrics, verifyClients: options.admit !== undefined })
-  const clock = () => performance.now()
+  // Pause/resume and re-admission timers; their deadlines are on performance.now(), like `clock`.
+  const timers = timerClock(() => performance.now(), { unref: true })
+  const clock = () => timers.now()
   const writeTimeoutMs = options.writeTimeoutMs ?? 10_000
   const drivers = new Set<ConnectionDriver>()
   const wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
-    maxPayload: MAX_FRAME_LENGTH + 64,
+    maxPayload: MAX_MESSAGE_BYTES,
     handleProtocols: (protocols) => (protocols.has('derp') ? 'derp' : false),
   })
 
@@ -108,9 +143,29 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
   }, 1000)
   timer.unref()
 
+  // The admission decision holds for the life of a connection: ask again now and then, so a node
+  // removed from the coordination store (or the allow-list) stops relaying.
+  const reverifyMs = options.reverifyMs ?? 10_000
+  let reverifyTimer: Timer | undefined
+  const reverify = (): void => {
+    for (const client of relay.admittedClients()) {
+      const key = client.key!
+      Promise.resolve()
+        .then(() => options.admit!(key))
+        .then(
+          (ok) => {
+            if (ok !== true) relay.close(client, 'client no longer admitted', clock(), 'not_admitted')
+          },
+          (error: unknown) => log('error', 'admission hook failed', { client: formatNodeKey(key), error: String(error) }),
+        )
+    }
+    reverifyTimer = timers.setTimer(clock() + reverifyMs, reverify)
+  }
+  if (options.admit) reverifyTimer = timers.setTimer(clock() + reverifyMs, reverify)
+
   function attach(remote: string, makeSink: (client: RelayClient) => Sink): ConnectionDriver {
     const client = relay.accept(clock(), remote)
-    const driver = new ConnectionDriver(client, makeSink(client), clock)
+    const driver = new ConnectionDriver(client, makeSink(client), clock, relay, timers)
     drivers.add(driver)
     client.onClose = (reason, kind) => {
       drivers.delete(driver)
@@ -148,6 +203,7 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
         ws.close(code, truncateReason(reason))
         setTimeout(() => ws.terminate(), 2000).unref()
       },
+      pauseReading: (paused) => (paused ? ws.pause() : ws.resume()),
     }))
     const client = driver.client
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -176,9 +232,13 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
         socket.write(bytes, done)
       },
       close: () => socket.destroy(),
+      pauseReading: (paused) => (paused ? socket.pause() : socket.resume()),
     }))
     const client = driver.client
     socket.on('data', (data: Buffer) => relay.receive(client, new Uint8Array(data.buffer, data.byteOffset, data.length), clock()))
+    // The HTTP server's sockets allow half-open connections: a client's FIN only ends its side, and
+    // without this the slot lingers until a later write fails. A DERP client that closed is gone.
+    socket.on('end', () => relay.close(client, 'connection closed by the client', clock(), 'normal'))
     socket.on('close', () => relay.close(client, 'connection closed', clock(), 'normal'))
     socket.on('error', (error) => relay.close(client, `socket error: ${error.message}`, clock(), 'socket_error'))
     if (head.length > 0) relay.receive(client, head, clock())
@@ -234,6 +294,7 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
       clearInterval(timer)
+      reverifyTimer?.clear()
       for (const driver of [...drivers]) relay.close(driver.client, 'relay shutting down', clock(), 'normal')
       wss.close()
     },
@@ -260,7 +321,7 @@ export interface MountedHandler {
 }
 
 export async function startRelayServer(
-  options: RelayHandlerOptions & { host: string; port: number; mounts?: MountedHandler[]; tls?: TlsFiles },
+  options: RelayHandlerOptions & RelayServerLimits & { host: string; port: number; mounts?: MountedHandler[]; tls?: TlsFiles },
 ): Promise<RelayServer> {
   const tlsFiles = options.tls
   // Read the files before anything listens, so a bad path is an error at start, not a broken port.
@@ -268,6 +329,16 @@ export async function startRelayServer(
   const handler = createRelayHandler(options)
   const log = options.log ?? silentLogger
   const mounts = options.mounts ?? []
+  const maxConnections = options.maxConnections ?? 10_000
+  const maxPerIp = options.maxConnectionsPerIp ?? 2_000
+  const headerTimeoutMs = options.headerTimeoutMs ?? 10_000
+  const timeouts = {
+    // Node checks these deadlines only every connectionsCheckingInterval (30 s by default), which
+    // is how slowloris headers used to survive for over a minute.
+    headersTimeout: headerTimeoutMs,
+    requestTimeout: Math.max(headerTimeoutMs, 30_000),
+    connectionsCheckingInterval: Math.min(1000, headerTimeoutMs),
+  }
   const onRequest: RequestListener = (req, res) => {
     if (handler.handleRequest(req, res)) return
     if (mounts.some((mount) => mount.handleRequest(req, res))) return
@@ -277,8 +348,34 @@ export async function startRelayServer(
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
   }
-  const secureServer = initialTls ? createHttpsServer(initialTls, onRequest) : undefined
-  const server: Server = secureServer ?? createServer(onRequest)
+  const secureServer = initialTls ? createHttpsServer({ ...initialTls, ...timeouts }, onRequest) : undefined
+  const server: Server = secureServer ?? createServer(timeouts, onRequest)
+  let open = 0
+  const perIp = new Map<string, number>()
+  // With TLS the limit applies once the handshake is done, so the 503 can be read by the client.
+  server.on(secureServer ? 'secureConnection' : 'connection', (socket: Socket) => {
+    const ip = socket.remoteAddress ?? '?'
+    const fromIp = perIp.get(ip) ?? 0
+    if (open >= maxConnections || fromIp >= maxPerIp) {
+      handler.metrics.connectionsRefused++
+      const which = open >= maxConnections ? `the relay's limit of ${maxConnections} connections` : `the limit of ${maxPerIp} connections per address`
+      log('warn', 'connection refused: limit reached', { remote: `${ip}:${socket.remotePort ?? '?'}`, limit: which })
+      socket.pause() // parse nothing from it: the answer is already decided
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\nConnection: close\r\n\r\nrelay busy: ${which} is reached\n`,
+      )
+      setTimeout(() => socket.destroy(), 1000).unref()
+      return
+    }
+    open++
+    perIp.set(ip, fromIp + 1)
+    socket.once('close', () => {
+      open--
+      const left = perIp.get(ip)! - 1
+      if (left === 0) perIp.delete(ip)
+      else perIp.set(ip, left)
+    })
+  })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!handler.handleUpgrade(req, socket, head) && !mounts.some((mount) => mount.handleUpgrade(req, socket, head))) {
       log('warn', 'unsupported upgrade refused', { remote: remoteOf(req), upgrade: req.headers.upgrade, path: req.url })

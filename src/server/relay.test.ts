@@ -62,7 +62,7 @@ describe('Relay core with client sessions', () => {
   })
 
   it('answers pings and sends keepalives on schedule', () => {
-    const h = new Harness({ keepAliveMs: 60_000 })
+    const h = new Harness({ keepAliveMs: 60_000, idleTimeoutMs: 600_000 })
     const a = h.connect()
     a.session.ping(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]))
     h.pump()
@@ -225,5 +225,104 @@ describe('Relay core with client sessions', () => {
     const out = conn.takeOutput()!
     expect(out[0]).toBe(0x03)
     expect(openJson(shared, out.subarray(5), 'ServerInfo')).toEqual({ version: 2 })
+  })
+})
+
+describe('Relay core under attack', () => {
+  const ping = encodeFrame({ type: 'ping', data: new Uint8Array(8) })
+
+  it('a client that pings without reading gets a few pongs queued, never an unbounded pile', () => {
+    const h = new Harness({ controlFrameRate: { perSecond: 1e9, burst: 1e9 } })
+    const flooder = h.connect()
+    flooder.closed = 'stop pumping it'
+    const flood = new Uint8Array(ping.length * 10_000)
+    for (let i = 0; i < 10_000; i++) flood.set(ping, i * ping.length)
+    h.relay.receive(flooder.conn, flood, h.now)
+    expect(flooder.conn.queue.controlFrames).toBeLessThanOrEqual(4)
+    expect(h.relay.metrics.controlDropped).toBeGreaterThan(9_990)
+  })
+
+  it('stops processing a client past its control-frame budget and resumes when the bucket refills', () => {
+    const h = new Harness({ controlFrameRate: { perSecond: 10, burst: 20 } })
+    const a = h.connect()
+    const b = h.connect()
+    const pauses: number[] = []
+    a.conn.onPause = (until) => pauses.push(until)
+    const burst = new Uint8Array(ping.length * 100)
+    for (let i = 0; i < 100; i++) burst.set(ping, i * ping.length)
+    h.relay.receive(a.conn, burst, h.now)
+    expect(pauses).toEqual([h.now + 100])
+    expect(a.conn.reader.buffered).toBe(80 * ping.length) // 20 taken, the rest wait unread
+    h.now += 50
+    h.relay.resume(a.conn, h.now) // too early: paused again for the rest of the wait
+    expect(pauses.at(-1)).toBe(h.now + 50)
+    h.now += 1000
+    h.relay.resume(a.conn, h.now)
+    expect(a.conn.reader.buffered).toBe(70 * ping.length) // 10 more per second
+    // The other client was never slowed down.
+    b.session.ping(new Uint8Array(8))
+    h.pump()
+    expect(b.events.at(-1)).toMatchObject({ type: 'pong' })
+  })
+
+  it('pings a silent client at half the idle timeout and closes it at the full timeout', () => {
+    const h = new Harness({ idleTimeoutMs: 10_000, keepAliveMs: 600_000 })
+    const answering = h.connect()
+    const vanished = h.connect()
+    vanished.closed = 'no longer answers'
+    h.now += 5_000
+    h.relay.poll(h.now)
+    h.pump() // the live client answers the probe with a Pong
+    expect(vanished.conn.takeOutput()?.[0]).toBe(0x12) // Ping
+    h.now += 5_000
+    h.relay.poll(h.now)
+    expect(vanished.conn.state).toBe('closed')
+    expect(vanished.conn.closeReason).toMatch(/^idle timeout/)
+    expect(answering.conn.state).toBe('ready')
+    expect(h.relay.metrics.clients).toBe(1)
+  })
+
+  it('caps the bytes of unfinished frames over all connections, closing the one that passes it', () => {
+    const h = new Harness({ maxBufferedBytes: 200_000 })
+    const victims = [h.connect(), h.connect(), h.connect(), h.connect()]
+    const half = new Uint8Array(60_000)
+    half.set([0x04, 0x00, 0x01, 0x00, 0x00]) // SendPacket announcing 65 536 bytes, then 59 995 of them
+    for (const v of victims) h.relay.receive(v.conn, half, h.now)
+    expect(victims.map((v) => v.conn.state)).toEqual(['ready', 'ready', 'ready', 'closed'])
+    expect(victims[3]!.conn.closeReason).toMatch(/unfinished frames/)
+    expect(h.relay.partialFrameBytes).toBe(180_000)
+    h.relay.close(victims[0]!.conn, 'gone', h.now, 'normal')
+    expect(h.relay.partialFrameBytes).toBe(120_000)
+  })
+
+  it('refuses a non-packet frame longer than a packet before buffering it', () => {
+    const h = new Harness()
+    const a = h.connect()
+    h.relay.receive(a.conn, new Uint8Array([0x12, 0x00, 0x10, 0x00, 0x00]), h.now) // Ping announcing 1 MiB
+    expect(a.conn.state).toBe('closed')
+    expect(a.conn.closeReason).toMatch(/over the 65568-byte limit/)
+  })
+})
+
+describe('Relay core: WireGuard handshake messages', () => {
+  it('relays at most a burst of 10, then 5 a second, per source and destination, and pauses a source that keeps flooding', () => {
+    const h = new Harness({ controlFrameRate: { perSecond: 50, burst: 20 } })
+    const flooder = h.connect()
+    const victim = h.connect()
+    const honest = h.connect()
+    let paused = 0
+    flooder.conn.onPause = () => paused++
+    const initiation = new Uint8Array(148)
+    initiation[0] = 1
+    for (let i = 0; i < 100; i++) flooder.session.send(victim.session.publicKey, initiation, h.now)
+    h.pump()
+    expect(packets(victim)).toHaveLength(10)
+    expect(h.relay.metrics.drops.get('handshake_rate_limited')).toBe(20) // then its control budget ran out…
+    expect(paused).toBe(1) // …and the relay stopped reading it
+    honest.session.send(victim.session.publicKey, initiation, h.now)
+    const data = new Uint8Array(148) // not a handshake (type 0): never limited this way
+    for (let i = 0; i < 50; i++) honest.session.send(victim.session.publicKey, data, h.now)
+    h.pump()
+    expect(packets(victim)).toHaveLength(10 + 1 + 50)
   })
 })

@@ -36,6 +36,21 @@ export interface RelayOptions {
   verifyClients?: boolean
   keepAliveMs?: number
   loginTimeoutMs?: number
+  /**
+   * Frames other than SendPacket (Ping, NotePreferred, Pong, unknown types) a client may send per
+   * second, with a burst; past it the relay stops reading that client until the budget refills, so
+   * its own TCP or WebSocket flow control slows it down (Tailscale's derper paces reads by frame
+   * the same way, derp/derpserver/derpserver.go rateLimit). Default 50/s, burst 200.
+   */
+  controlFrameRate?: { perSecond: number; burst: number }
+  /** Control frames (pongs, keepalives, PeerGone…) queued for a client that is not reading, before more are dropped (default 64). */
+  maxControlFrames?: number
+  /** A logged-in client heard from for none of this long is closed; at half of it the relay pings it (default 120 s). */
+  idleTimeoutMs?: number
+  /** Bytes of partly received frames held over all connections; the connection that would pass it is closed (default 64 MiB). */
+  maxBufferedBytes?: number
+  /** WireGuard handshake messages one client may relay to one destination per second, burst twice that (default 5; 0 turns the limit off). */
+  handshakesPerSecond?: number
   /** Uniform [0, 1), for keepalive jitter. */
   random?: () => number
   log?: Logger
@@ -67,8 +82,23 @@ export class RelayClient {
   /** Logged in with the region's mesh key: another relay of the region. */
   canMesh = false
   closeReason: string | undefined
-  readonly reader = new FrameReader()
+  readonly reader = new FrameReader(relayFrameLimit)
   readonly queue: SendQueue
+  /** Budget for frames other than SendPacket (see RelayOptions.controlFrameRate). */
+  controlBucket: TokenBucket | undefined
+  /** Something was taken from controlBucket since it was last seen to hold a token: check before the next frame. */
+  spentControl = false
+  /** While set, the relay processes nothing more from this client before this time (the driver stops reading). */
+  pausedUntil: number | undefined
+  /** The last time any byte arrived from this client. */
+  lastHeardAt: number
+  keepAliveAt = Infinity
+  /** Whether an idle probe (Ping) went out since the client was last heard from. */
+  probed = false
+  /** Bytes of this client's partial frame counted in the relay's total. */
+  accountedBytes = 0
+  /** Per destination key id: WireGuard handshake messages this client may still relay to it. */
+  readonly handshakeBuckets = new Map<string, TokenBucket>()
   bucket: TokenBucket | undefined
   peerGoneLimit: TokenBucket | undefined
   serverInfoFrame: Uint8Array | undefined
@@ -86,18 +116,22 @@ export class RelayClient {
   onClose: (reason: string, kind: string) => void = () => {}
   /** Driver hook (verifyClients): decide, then call relay.completeAdmission. */
   onAdmission: (key: Uint8Array) => void = () => {}
+  /** Driver hook: stop reading this client's socket, and call relay.resume at `until`. */
+  onPause: (until: number) => void = () => {}
 
   constructor(
     readonly id: number,
     readonly remote: string,
     queuePackets: number,
     queueBytes: number,
+    maxControlFrames: number,
     now: number,
     loginDeadline: number,
   ) {
-    this.queue = new SendQueue(queuePackets, queueBytes)
+    this.queue = new SendQueue(queuePackets, queueBytes, maxControlFrames)
     this.nextTimerAt = loginDeadline
     this.lastActiveAt = now
+    this.lastHeardAt = now
   }
 
   /** Up to `maxBytes` of queued frames as one buffer (one message for WebSocket). */
@@ -111,12 +145,41 @@ export class RelayClient {
 }
 
 interface KeySet {
+  id: string
   clients: RelayClient[]
   /** The connection that receives: the most recently active of duplicates. */
   active: RelayClient
 }
 
 const DISCO_MAGIC = [0x54, 0x53, 0xf0, 0x9f, 0x92, 0xac]
+/**
+ * Pongs queued for one client before further Pings go unanswered: derper keeps one pending pong
+ * and ignores Pings while it is queued ("They're pinging too fast", handleFramePing).
+ */
+const MAX_PENDING_CONTROL_FOR_PONG = 4
+/** Frames a relay client sends are small except packets: nothing else may make a connection hold more than a packet's worth. */
+const MAX_OTHER_FRAME = KEY_LENGTH + MAX_PACKET_SIZE
+
+/**
+ * WireGuard handshake messages (initiation, response, cookie reply) one client may relay to one
+ * destination per second, with a burst. A real peer sends at most one initiation per
+ * REKEY_TIMEOUT (5 s) and wireguard-go caps its own at 50/s (HandshakeInitationRate); a member
+ * flooding another node's key with MAC1-valid initiations is cut off here, before it costs the
+ * victim anything, and what it sends past the limit draws on its control-frame budget.
+ */
+const DEFAULT_HANDSHAKES_PER_SECOND_PER_PAIR = 5
+const MAX_HANDSHAKE_BUCKETS = 4096
+
+function isWireGuardHandshake(bytes: Uint8Array, start: number, length: number): boolean {
+  const type = bytes[start]!
+  if (type < 1 || type > 3 || (bytes[start + 1]! | bytes[start + 2]! | bytes[start + 3]!) !== 0) return false
+  // whitepaper §5.4.2–5.4.7: initiation 148, response 92, cookie reply 64 bytes
+  return type === 1 ? length === 148 : type === 2 ? length === 92 : length === 64
+}
+
+function relayFrameLimit(type: number): number {
+  return type === FrameType.ForwardPacket ? 2 * KEY_LENGTH + MAX_PACKET_SIZE : MAX_OTHER_FRAME
+}
 
 export class Relay {
   readonly publicKey: Uint8Array
@@ -138,8 +201,15 @@ export class Relay {
   private readonly queueBytes: number
   private readonly keepAliveMs: number
   private readonly loginTimeoutMs: number
+  private readonly idleTimeoutMs: number
+  private readonly maxControlFrames: number
+  private readonly maxBufferedBytes: number
+  private readonly controlFrameRate: { perSecond: number; burst: number }
+  private readonly handshakesPerSecond: number
   private readonly random: () => number
   private readonly log: Logger
+  /** Bytes of partial frames held by every connection's reader. */
+  private bufferedBytes = 0
 
   constructor(private readonly options: RelayOptions) {
     this.privateKey = options.privateKey
@@ -148,6 +218,14 @@ export class Relay {
     this.queueBytes = options.queueBytes ?? 4 << 20
     this.keepAliveMs = options.keepAliveMs ?? 60_000
     this.loginTimeoutMs = options.loginTimeoutMs ?? 10_000
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 120_000
+    this.maxControlFrames = options.maxControlFrames ?? 64
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 64 << 20
+    this.controlFrameRate = options.controlFrameRate ?? { perSecond: 50, burst: 200 }
+    this.handshakesPerSecond = options.handshakesPerSecond ?? DEFAULT_HANDSHAKES_PER_SECOND_PER_PAIR
+    if (!(this.handshakesPerSecond >= 0)) throw new RangeError('handshakes per second must be 0 (off) or positive')
+    if (!(this.controlFrameRate.perSecond > 0 && this.controlFrameRate.burst >= 1)) throw new RangeError('control frame rate and burst must be positive')
+    if (!(this.idleTimeoutMs > 0)) throw new RangeError('idle timeout must be positive')
     this.random = options.random ?? Math.random
     this.log = options.log ?? silentLogger
     this.metrics = options.metrics ?? new RelayMetrics()
@@ -162,7 +240,7 @@ export class Relay {
 
   /** A new connection; the ServerKey greeting is queued at once. */
   accept(now: number, remote: string): RelayClient {
-    const client = new RelayClient(this.nextId++, remote, this.queuePackets, this.queueBytes, now, now + this.loginTimeoutMs)
+    const client = new RelayClient(this.nextId++, remote, this.queuePackets, this.queueBytes, this.maxControlFrames, now, now + this.loginTimeoutMs)
     this.connections.add(client)
     this.metrics.connectionsAccepted++
     const greeting = new Uint8Array(FRAME_HEADER_LENGTH + MAGIC.length + KEY_LENGTH)
@@ -176,8 +254,39 @@ export class Relay {
   /** Bytes from a client's stream. Protocol violations close that client only. */
   receive(client: RelayClient, bytes: Uint8Array, now: number): void {
     if (client.state === 'closed') return
+    client.lastHeardAt = now
+    client.probed = false
     client.reader.push(bytes)
+    if (client.pausedUntil === undefined) this.process(client, now)
+    this.account(client, now)
+  }
+
+  /** The driver's wake-up for a paused client: processes what it buffered once the budget allows. */
+  resume(client: RelayClient, now: number): void {
+    if (client.state === 'closed' || client.pausedUntil === undefined) return
+    if (now < client.pausedUntil) {
+      client.onPause(client.pausedUntil)
+      return
+    }
+    client.pausedUntil = undefined
+    // What waited unread while it was paused counts as heard, or a throttled client would look idle.
+    if (client.reader.buffered > 0) client.lastHeardAt = now
     this.process(client, now)
+    this.account(client, now)
+  }
+
+  get partialFrameBytes(): number {
+    return this.bufferedBytes
+  }
+
+  /** Keeps the total of partial-frame bytes, closing the client that pushes it over the cap. */
+  private account(client: RelayClient, now: number): void {
+    const held = client.state === 'closed' ? 0 : client.reader.buffered
+    this.bufferedBytes += held - client.accountedBytes
+    client.accountedBytes = held
+    if (this.bufferedBytes > this.maxBufferedBytes && held > 0) {
+      this.close(client, `relay holds over ${this.maxBufferedBytes} bytes of unfinished frames`, now, 'memory_limit')
+    }
   }
 
   /** A driver-detected violation (text message, write timeout, socket error). */
@@ -187,6 +296,8 @@ export class Relay {
     client.state = 'closed'
     client.closeReason = reason
     client.queue.clear()
+    this.bufferedBytes -= client.accountedBytes
+    client.accountedBytes = 0
     this.connections.delete(client)
     this.metrics.closed(kind)
     if (wasReady) this.unregister(client, now)
@@ -204,17 +315,43 @@ export class Relay {
     this.process(client, now)
   }
 
-  /** Keepalives and login deadlines that are due. */
+  /** Keepalives, idle probes and timeouts, and login deadlines that are due. */
   poll(now: number): void {
     for (const client of this.connections) {
       if (client.nextTimerAt > now) continue
       if (client.state === 'login' || client.state === 'admitting') {
         this.close(client, 'login timed out', now, 'login_timeout')
-      } else if (client.state === 'ready') {
-        this.pushControl(client, encodeFrame({ type: 'keep-alive' }))
-        client.nextTimerAt = now + this.keepAliveInterval()
+        continue
       }
+      if (client.state !== 'ready') continue
+      const silent = now - client.lastHeardAt
+      if (silent >= this.idleTimeoutMs) {
+        // Nothing at all for the whole timeout, not even a Pong to our probe: the client vanished
+        // without a close (a FIN that never came), so its slot and key are freed.
+        this.close(client, `idle timeout: nothing received for ${Math.round(silent)} ms`, now, 'idle_timeout')
+        continue
+      }
+      if (silent >= this.idleTimeoutMs / 2 && !client.probed) {
+        // Every DERP client answers a Ping with a Pong (derp.go: "Ping … the other side should reply with a Pong").
+        client.probed = true
+        this.pushControl(client, encodeFrame({ type: 'ping', data: new Uint8Array(8).map(() => Math.floor(this.random() * 256)) }))
+      }
+      if (client.keepAliveAt <= now) {
+        this.pushControl(client, encodeFrame({ type: 'keep-alive' }))
+        client.keepAliveAt = now + this.keepAliveInterval()
+      }
+      client.nextTimerAt = this.nextTimerFor(client)
     }
+  }
+
+  private nextTimerFor(client: RelayClient): number {
+    const idleAt = client.lastHeardAt + (client.probed ? this.idleTimeoutMs : this.idleTimeoutMs / 2)
+    return Math.min(client.keepAliveAt, idleAt)
+  }
+
+  /** Logged-in clients that went through admission (for the driver's periodic re-admission; mesh peers never do). */
+  admittedClients(): RelayClient[] {
+    return [...this.connections].filter((c) => c.state === 'ready' && !c.canMesh)
   }
 
   nextEvent(): number | undefined {
@@ -243,6 +380,16 @@ export class Relay {
     try {
       const reader = client.reader
       while (client.state === 'login' || client.state === 'ready') {
+        const bucket = client.controlBucket
+        // Checked only after a spend, so a client sending nothing but packets pays nothing for it.
+        if (client.spentControl && bucket !== undefined && bucket.available(now) < 1) {
+          // Out of control-frame budget: read nothing more from it (packets included) until the
+          // bucket refills; its bytes wait in the kernel and its sender is slowed by flow control.
+          client.pausedUntil = now + Math.max(1, Math.ceil(((1 - bucket.available(now)) * 1000) / this.controlFrameRate.perSecond))
+          client.onPause(client.pausedUntil)
+          return
+        }
+        client.spentControl = false
         if (!reader.advance()) return
         if (reader.type === FrameType.SendPacket && client.state === 'ready') {
           this.forward(client, reader.bytes, reader.start, reader.length, now)
@@ -250,7 +397,13 @@ export class Relay {
         }
         const payload = reader.bytes.subarray(reader.start, reader.start + reader.length)
         if (client.state === 'login') this.login(client, reader.type, payload, now)
-        else this.handle(client, decodeFrame(reader.type, payload), now)
+        else {
+          if (bucket !== undefined) {
+            bucket.take(1, now)
+            client.spentControl = true
+          }
+          this.handle(client, decodeFrame(reader.type, payload), now)
+        }
       }
     } catch (error) {
       if (error instanceof DerpFrameError || error instanceof DerpLoginError) {
@@ -288,6 +441,8 @@ export class Relay {
       client.bucket = new TokenBucket(this.options.rateLimit.bytesPerSecond, this.options.rateLimit.burstBytes, now)
     }
     client.peerGoneLimit = new TokenBucket(3, 3, now)
+    // Mesh peers carry a whole relay's ForwardPackets and are exempt, as derper exempts them from its rate limits.
+    if (!client.canMesh) client.controlBucket = new TokenBucket(this.controlFrameRate.perSecond, this.controlFrameRate.burst, now)
     client.serverInfoFrame = encodeFrame({ type: 'server-info', sealed: sealJson(shared, serverInfo) })
     // A mesh peer is a relay, not a node of the network: the admission list cannot know it.
     if (this.options.verifyClients && !client.canMesh) {
@@ -302,8 +457,9 @@ export class Relay {
     client.state = 'ready'
     this.pushControl(client, client.serverInfoFrame!)
     client.serverInfoFrame = undefined
-    client.nextTimerAt = now + this.keepAliveInterval()
+    client.keepAliveAt = now + this.keepAliveInterval()
     client.lastActiveAt = now
+    client.nextTimerAt = this.nextTimerFor(client)
     this.keysVersion++
     const set = this.keys.get(client.keyId)
     if (set) {
@@ -312,7 +468,7 @@ export class Relay {
       client.keySet = set
       this.log('info', 'duplicate key connected; newest connection receives', { client: client.name, connections: set.clients.length })
     } else {
-      client.keySet = { clients: [client], active: client }
+      client.keySet = { id: client.keyId, clients: [client], active: client }
       this.keys.set(client.keyId, client.keySet)
       this.tellWatchers(client, true)
     }
@@ -361,7 +517,9 @@ export class Relay {
         client.preferred = frame.preferred
         return
       case 'ping':
-        this.pushControl(client, encodeFrame({ type: 'pong', data: frame.data }))
+        // A client pinging faster than it reads gets no more pongs: they would only pile up.
+        if (client.queue.controlFrames >= MAX_PENDING_CONTROL_FOR_PONG) this.metrics.controlDropped++
+        else this.pushControl(client, encodeFrame({ type: 'pong', data: frame.data }))
         return
       case 'forward-packet':
       case 'watch-conns':
@@ -420,13 +578,14 @@ export class Relay {
       client.lastTarget = targetSet
       client.lastTargetVersion = this.keysVersion
     }
+    if (this.handshakesPerSecond > 0 && isWireGuardHandshake(bytes, packetStart, length - KEY_LENGTH) && !this.allowHandshake(client, targetSet.id, now)) return
     const target = targetSet.active
     const queue = target.queue
     const wasEmpty = queue.isEmpty
-    const offset = queue.reserveData(FRAME_HEADER_LENGTH + length)
+    const offset = queue.reserveData(FRAME_HEADER_LENGTH + length, client.id)
     this.metrics.drop('queue_full_oldest', queue.evicted)
     if (offset < 0) {
-      this.metrics.drop('queue_full_newest')
+      this.metrics.drop(queue.refusedOverShare ? 'queue_full_over_share' : 'queue_full_newest')
       return
     }
     const slab = queue.slab
@@ -436,6 +595,20 @@ export class Relay {
     this.metrics.packetsForwarded++
     this.metrics.bytesForwarded += length - KEY_LENGTH
     if (wasEmpty) target.onOutput()
+  }
+
+  private allowHandshake(client: RelayClient, dstId: string, now: number): boolean {
+    let bucket = client.handshakeBuckets.get(dstId)
+    if (!bucket) {
+      if (client.handshakeBuckets.size >= MAX_HANDSHAKE_BUCKETS) client.handshakeBuckets.clear()
+      bucket = new TokenBucket(this.handshakesPerSecond, 2 * this.handshakesPerSecond, now)
+      client.handshakeBuckets.set(dstId, bucket)
+    }
+    if (bucket.take(1, now)) return true
+    this.metrics.drop('handshake_rate_limited')
+    client.controlBucket?.take(1, now)
+    client.spentControl = client.controlBucket !== undefined
+    return false
   }
 
   /** A mesh connection of ours now reaches `key` (a client of another relay of the region). */
@@ -534,7 +707,10 @@ export class Relay {
   private pushControl(client: RelayClient, frame: Uint8Array): void {
     if (client.state === 'closed') return
     const wasEmpty = client.queue.isEmpty
-    client.queue.pushControl(frame)
+    if (!client.queue.pushControl(frame)) {
+      this.metrics.controlDropped++
+      return
+    }
     if (wasEmpty) client.onOutput()
   }
 }

@@ -56,3 +56,67 @@ describe('SendQueue slabs', () => {
     expect([...out]).toEqual([...frame(10, 2), ...frame(10, 3)])
   })
 })
+
+describe('SendQueue control ring', () => {
+  it('keeps control frames in order and refuses them once the ring is full, without growing', () => {
+    const q = new SendQueue(10, 10_000, 4)
+    for (let i = 0; i < 4; i++) expect(q.pushControl(frame(3, i))).toBe(true)
+    expect(q.pushControl(frame(3, 9))).toBe(false)
+    expect(q.controlFrames).toBe(4)
+    expect(q.bytes).toBe(12)
+    expect([...q.take(6)!]).toEqual([0, 0, 0, 1, 1, 1])
+    expect(q.pushControl(frame(3, 4))).toBe(true)
+    expect(q.pushControl(frame(3, 5))).toBe(true)
+    const rest: number[] = []
+    for (let out = q.take(3); out; out = q.take(3)) rest.push(out[0]!)
+    expect(rest).toEqual([2, 3, 4, 5])
+    expect(q.isEmpty).toBe(true)
+  })
+
+  it('stays O(1) per frame: a million push/take pairs through a small ring finish quickly', () => {
+    const q = new SendQueue(10, 10_000, 8)
+    const ping = frame(13, 1)
+    let taken = 0
+    for (let i = 0; i < 1_000_000; i++) {
+      q.pushControl(ping)
+      if (i % 4 === 3) while (q.take(64)) taken++
+    }
+    expect(taken).toBeGreaterThan(100_000)
+    expect(q.controlFrames).toBeLessThanOrEqual(8)
+  })
+})
+
+describe('SendQueue fairness between sources', () => {
+  it('a flooding source loses its own packets, never those of a source under its fair share', () => {
+    const q = new SendQueue(100, 1 << 20)
+    for (let i = 0; i < 100; i++) q.pushData(frame(10, 0xff), 1) // the flooder fills the queue
+    let refused = 0
+    for (let i = 0; i < 20; i++) {
+      expect(q.pushData(frame(10, i), 2).newest).toBe(0) // a legit sender still gets in…
+      if (q.pushData(frame(10, 0xff), 1).newest === 1) refused++ // …while the flooder is refused
+    }
+    expect(refused).toBe(20)
+    expect(q.packetsFrom(2)).toBe(20)
+    const legit: number[] = []
+    for (let out = q.take(1 << 20); out; out = q.take(1 << 20)) {
+      for (let o = 0; o < out.length; o += 10) if (out[o] !== 0xff) legit.push(out[o]!)
+    }
+    expect(legit).toEqual(Array.from({ length: 20 }, (_, i) => i))
+  })
+
+  it('with one source it still drops the oldest first, and byte bounds hold', () => {
+    const q = new SendQueue(1000, 100)
+    for (let i = 0; i < 20; i++) q.pushData(frame(10, i), 7)
+    expect(q.bytes).toBe(100)
+    const out = q.take(1000)!
+    expect(out[0]).toBe(10)
+    expect(out.length).toBe(100)
+  })
+
+  it('does not pile up tombstones when two sources evict each other and nobody reads', () => {
+    const q = new SendQueue(8, 1 << 20)
+    for (let i = 0; i < 100_000; i++) q.pushData(frame(4, i & 0xff), i % 3 === 0 ? 1 : 2)
+    expect(q.packets).toBe(8)
+    expect(q['frameSlabs'].length).toBeLessThan(2 * 8 + 1024 + 2)
+  })
+})

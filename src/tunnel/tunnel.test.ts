@@ -395,6 +395,23 @@ describe('cookies under load', () => {
     expect(pair.b.receive(accepted.replies[0]!, now).packets).toHaveLength(1)
   })
 
+  it('under load, answers a flood of MAC1-valid initiations from one source 5 + 20/s times, not once each, and still serves other sources', () => {
+    const pair = new Pair()
+    const flooder = new Uint8Array([198, 51, 100, 7, 0x30, 0x39])
+    const honest = new Uint8Array([192, 0, 2, 1, 0x30, 0x39])
+    pair.b.underLoad = true
+    const [initiation] = pair.a.send(pair.toB, ipv4Packet(20), T0)
+    let replies = 0
+    // 1000 copies a second for 2 s: every member knows b's public key, so each carries a valid MAC1.
+    for (let i = 0; i < 2000; i++) replies += pair.b.receive(initiation!, T0 + i, flooder).replies.length
+    expect(replies).toBe(5 + 2 * 20 - 1)
+    expect(pair.b.drops['rate-limited']).toBe(2000 - replies)
+    expect(pair.b.receive(initiation!, T0 + 2000, honest).replies).toHaveLength(1)
+    // Not under load, nothing is rate limited.
+    pair.b.underLoad = false
+    expect(pair.b.receive(initiation!, T0 + 2000, flooder).dropped).not.toBe('rate-limited')
+  })
+
   it('does not demand MAC2 when not under load', () => {
     const pair = new Pair()
     const [initiation] = pair.a.send(pair.toB, ipv4Packet(20), T0)

@@ -3,6 +3,7 @@
 
 import { equalBytes, randomBytes, toHex } from '../crypto/index.ts'
 import { CookieChecker } from './cookie.ts'
+import { HandshakeRateLimiter } from './ratelimiter.ts'
 import { authenticateInitiation, consumeResponse, localIdentity, openInitiation, remoteIdentity, type LocalIdentity } from './handshake.ts'
 import {
   COOKIE_REPLY_LENGTH,
@@ -61,6 +62,7 @@ export class Tunnel {
   private readonly peersByKey = new Map<string, Peer>()
   private readonly indices = new Map<number, IndexEntry>()
   private readonly checker: CookieChecker
+  private readonly limiter = new HandshakeRateLimiter()
   private readonly context: TunnelContext
   private nextPeerId = 1
 
@@ -206,10 +208,15 @@ export class Tunnel {
     return { packets: [], replies: [] }
   }
 
-  /** MAC1 always; under load also MAC2, answering a missing or stale one with a cookie reply. */
+  /**
+   * MAC1 always; under load also a per-source rate limit (covering the cookie replies as well as
+   * the handshakes that carry MAC2) and MAC2, answering a missing or stale one with a cookie reply.
+   */
   private admit(datagram: Uint8Array, now: number, source: Uint8Array | undefined, senderIndex: number): ReceiveResult | undefined {
     if (!this.checker.checkMac1(datagram)) return this.drop('bad-mac1')
-    if (!this.underLoad || this.checker.checkMac2(datagram, source, now)) return undefined
+    if (!this.underLoad) return undefined
+    if (!this.limiter.allow(source === undefined ? '' : sourceKey(source), now)) return this.drop('rate-limited')
+    if (this.checker.checkMac2(datagram, source, now)) return undefined
     countDrop(this.drops, 'bad-mac2')
     return { packets: [], replies: [this.checker.createReply(datagram, senderIndex, source, now)], dropped: 'bad-mac2' }
   }
@@ -252,6 +259,11 @@ export class Tunnel {
     if (peer === undefined) throw new UnknownPeerError(id)
     return peer
   }
+}
+
+/** A Map key for an endpoint's bytes (an address and port, or a DERP node key), without hex work. */
+function sourceKey(source: Uint8Array): string {
+  return String.fromCharCode.apply(null, source as unknown as number[])
 }
 
 /** Test hook: the internal state of one peer (sessions, queue), for scenarios that cannot be reached by traffic alone. */

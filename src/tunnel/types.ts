@@ -37,6 +37,8 @@ export type DropReason =
   | 'handshake-failed'
   | 'queue-overflow'
   | 'weak-key'
+  /** Under load, a handshake message from a source over its rate (see ratelimiter.ts). */
+  | 'rate-limited'
 
 export interface ReceiveResult {
   /** The authenticated peer this datagram came from (undefined when none was authenticated). */
