@@ -9,20 +9,29 @@ import { startRelayServer } from '../server/relay-server.ts'
 import { runAuthKeyCommand } from '../server/coordination/authkey.ts'
 import { createCoordinationHandler, type CoordinationHandler } from '../server/coordination/http.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
+import { parseDuration } from './duration.ts'
+import { relayNodes } from './relay-nodes.ts'
 import { type CliIo, EXIT_USAGE, processIo } from './io.ts'
 
 export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir DIR] [--queue-packets N] [--queue-bytes N]
                     [--rate-limit BYTES_PER_S --rate-burst BYTES] [--write-timeout MS]
-                    [--verify-clients [--allowed-keys FILE]]
+                    [--verify-clients [--allowed-keys FILE]] [--relay-url URL[,URL…]] [--node-expiry DURATION]
        burrow relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]
+       burrow relay nodes list [--json] [--data-dir DIR]
+       burrow relay nodes remove ID|HOSTNAME|NODEKEY [--data-dir DIR]
   Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics,
   and the coordination service (registration, live peer map) as a WebSocket at /control.
   --verify-clients admits only node keys registered with the coordination service (or, with
   --allowed-keys FILE, the keys listed there). \`authkey create\` prints a new auth key.
+  --relay-url lists the DERP URLs nodes may name as their home relay, as nodes reach them
+  (default: this relay's own listening URL); any other is not passed on to other nodes.
+  --node-expiry (e.g. 30d) removes nodes offline for longer than that.
+  The data dir's files are created readable only by their owner; the relay refuses to start
+  on a key or database file that other users can read.
   Logs are JSON lines on stdout; the first says "listening" with the bound address (port 0 picks one).
 `
 
-const FLAGS = ['listen', 'data-dir', 'queue-packets', 'queue-bytes', 'rate-limit', 'rate-burst', 'write-timeout', 'allowed-keys'] as const
+const FLAGS = ['listen', 'data-dir', 'queue-packets', 'queue-bytes', 'rate-limit', 'rate-burst', 'write-timeout', 'allowed-keys', 'relay-url', 'node-expiry'] as const
 
 export function parseListen(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text)
@@ -47,13 +56,18 @@ export async function readAllowedKeys(path: string): Promise<Set<string>> {
 }
 
 export async function relay(argv: string[], io: CliIo = processIo): Promise<number> {
+  // Everything the relay writes to its data dir (keys, the database and its WAL) is private.
+  process.umask(0o077)
   if (argv[0] === 'authkey') return runAuthKeyCommand(argv.slice(1), io)
+  if (argv[0] === 'nodes') return relayNodes(argv.slice(1), io)
   if (argv.includes('--help') || argv.includes('-h')) {
     io.stdout(RELAY_USAGE)
     return 0
   }
   const log = jsonLinesLogger(io.stdout)
   let coordination: CoordinationHandler | undefined
+  let nodeExpiryMs: number | undefined
+  let relayMap: Array<{ url: string }> | undefined
   let options
   try {
     const verifyClients = argv.includes('--verify-clients')
@@ -69,6 +83,13 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     const allowedKeysFile = parsed.flags.get('allowed-keys')
     if (allowedKeysFile && !verifyClients) throw new UsageError('--allowed-keys only applies with --verify-clients')
     if (allowedKeysFile) await readAllowedKeys(allowedKeysFile) // fail early on a bad file
+    const relayUrls = parsed.flags.get('relay-url')?.split(',').map((u) => u.trim()).filter((u) => u !== '')
+    for (const url of relayUrls ?? []) {
+      if (!/^(wss?|https?):\/\/[^\s]+$/.test(url)) throw new UsageError(`--relay-url must list http(s) or ws(s) URLs, got ${JSON.stringify(url)}`)
+    }
+    const expiry = parsed.flags.get('node-expiry')
+    nodeExpiryMs = expiry === undefined ? undefined : parseDuration(expiry, '--node-expiry')
+    relayMap = relayUrls?.map((url) => ({ url }))
     options = {
       host,
       port,
@@ -101,7 +122,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   if (key.created) log('info', 'created relay key', { path: key.path })
 
   try {
-    coordination = createCoordinationHandler({ dataDir: options.dataDir, log })
+    coordination = createCoordinationHandler({ dataDir: options.dataDir, log, ...(nodeExpiryMs !== undefined ? { nodeExpiryMs } : {}) })
   } catch (error) {
     io.stderr(`burrow relay: cannot open the coordination store in ${options.dataDir}: ${(error as Error).message}\n`)
     return 1
@@ -115,6 +136,8 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     io.stderr(`burrow relay: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}\n`)
     return 1
   }
+  // Only relays the operator named may be a node's home relay: by default this one, as it listens.
+  coordination.service.setRelayMap(relayMap ?? [{ url: server.url }])
   log('info', 'listening', {
     address: `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
     url: server.url,

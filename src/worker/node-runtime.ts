@@ -29,6 +29,9 @@ import {
 } from './node-protocol.ts'
 import { serializeError, WorkerOperationError, type Request, type Responses, type ResultMessage, type SerializedError, type WorkerMessage } from './protocol.ts'
 
+/** How long a peer-map change may wait before the peer list goes to the page (changes in between are pushed together). */
+const PEER_PUSH_DELAY_MS = 50
+
 export interface NodeRuntimeEnvironment {
   /** Opens DERP byte streams (the browser's WebSocket in a worker, `ws` in Node). */
   dial: DerpDialer
@@ -108,6 +111,7 @@ export class NodeRuntime {
   private nodePrivateKey: Uint8Array | undefined
   private coordination: CoordinationClient | undefined
   private homeRelayURL = ''
+  private pushTimer: ReturnType<typeof setTimeout> | undefined
   private readonly relays = new Map<string, RelayLink>()
   private readonly dataplanePeers = new Map<string, DataplanePeer>()
   private statsTimer: ReturnType<typeof setInterval> | undefined
@@ -294,8 +298,9 @@ export class NodeRuntime {
     })
     this.coordination = client
     let lastError: CoordinationClientError | undefined
-    client.on('peers', (peers) => {
-      if (this.context && this.relays.size > 0) this.syncPeers(peers)
+    // Only the change: a busy network must not cost every node its map's size per change.
+    client.on('change', (change) => {
+      if (this.context && this.relays.size > 0) this.applyPeerChange(change.upsert, change.remove)
     })
     client.on('state', () => this.updateState())
     let failJoin: ((error: NodeJoinError) => void) | undefined
@@ -393,16 +398,24 @@ export class NodeRuntime {
     }
   }
 
+  /** Makes the dataplane match the whole peer map (after the first welcome). */
   private syncPeers(peers: PeerEntry[]): void {
-    const wanted = new Map(peers.map((peer) => [peer.nodeKey, peer]))
-    for (const [nodeKey, known] of this.dataplanePeers) {
-      if (wanted.has(nodeKey)) continue
+    const wanted = new Set(peers.map((peer) => peer.nodeKey))
+    const gone = [...this.dataplanePeers.keys()].filter((nodeKey) => !wanted.has(nodeKey))
+    this.applyPeerChange(peers, gone)
+  }
+
+  /** Applies one peer-map change to the dataplane: work proportional to the change, not the map. */
+  private applyPeerChange(upsert: readonly PeerEntry[], remove: readonly string[]): void {
+    for (const nodeKey of remove) {
+      const known = this.dataplanePeers.get(nodeKey)
+      if (known === undefined) continue
       this.dataplanePeers.delete(nodeKey)
       this.guard(() => this.direct?.removePeer(nodeKey))
       this.guard(() => this.hostCall({ op: 'remove-peer', publicKey: nodeKey }))
       this.guard(() => this.releaseRelay(known.relayURL))
     }
-    for (const peer of peers) {
+    for (const peer of upsert) {
       const relayURL = this.relayFor(peer)
       const known = this.dataplanePeers.get(peer.nodeKey)
       if (known?.relayURL === relayURL) continue
@@ -428,14 +441,23 @@ export class NodeRuntime {
     }
     const direct = this.direct
     if (direct) {
-      for (const peer of peers) {
+      for (const peer of upsert) {
         const known = this.dataplanePeers.get(peer.nodeKey)
         const link = known && this.relays.get(known.relayURL)
         // Also for known peers: a new disco key means the peer restarted and its session is gone.
         if (link) this.guard(() => direct.setPeer(peer.nodeKey, peer.discoKey, link.underlay))
       }
     }
-    this.pushPeers()
+    this.schedulePushPeers()
+  }
+
+  /** Pushing the peer list costs the map's size, so a burst of changes is pushed once. */
+  private schedulePushPeers(): void {
+    if (this.pushTimer !== undefined) return
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = undefined
+      this.pushPeers()
+    }, PEER_PUSH_DELAY_MS)
   }
 
   private guard(work: () => void): void {
@@ -494,6 +516,8 @@ export class NodeRuntime {
     this.left = true
     if (this.statsTimer !== undefined) clearInterval(this.statsTimer)
     this.statsTimer = undefined
+    if (this.pushTimer !== undefined) clearTimeout(this.pushTimer)
+    this.pushTimer = undefined
     this.coordination?.stop()
     try {
       this.direct?.stop()

@@ -3,6 +3,7 @@
 // the service and dies with the process.
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
+import { assertPrivateFile, createPrivateFile } from '../data-dir.ts'
 import { join } from 'node:path'
 import type { HomeRelay } from '../../control/protocol.ts'
 
@@ -128,7 +129,12 @@ export class CoordinationStore {
   /** Opens (creating if needed) `<dataDir>/coordination.sqlite` and migrates it to SCHEMA_VERSION. */
   static open(dataDir: string): CoordinationStore {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-    return new CoordinationStore(join(dataDir, DATABASE_FILE))
+    const path = join(dataDir, DATABASE_FILE)
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) assertPrivateFile(file, "the coordination server's private key and every node's registration")
+    // SQLite gives the -wal and -shm files the mode of the database file (os_unix.c,
+    // findCreateFileMode), so creating that one 0600 first keeps all three private whatever the umask.
+    createPrivateFile(path)
+    return new CoordinationStore(path)
   }
 
   /** `path` may be ':memory:' for a throwaway store. */
@@ -140,6 +146,14 @@ export class CoordinationStore {
     this.db.pragma('synchronous = NORMAL')
     this.db.pragma('foreign_keys = ON')
     this.migrate()
+  }
+
+  /**
+   * Changes whenever another connection (another process, e.g. `burrow relay nodes remove`)
+   * commits to the database; our own commits leave it alone (SQLite `PRAGMA data_version`).
+   */
+  externalVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number
   }
 
   get schemaVersion(): number {
