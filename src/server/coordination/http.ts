@@ -102,11 +102,15 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
     schedule()
   }
 
+  let timerAt: number | undefined
+  /** Arms the one timer for the service's next deadline; left alone when that has not changed (most messages). */
   const schedule = (): void => {
+    const next = closed ? undefined : service.nextEvent()
+    if (next === timerAt && timer !== undefined) return
     if (timer !== undefined) clearTimeout(timer)
     timer = undefined
-    const next = service.nextEvent()
-    if (next === undefined || closed) return
+    timerAt = next
+    if (next === undefined) return
     timer = setTimeout(() => {
       timer = undefined
       apply(service.tick(now()))
@@ -146,6 +150,8 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
   }
 
   log('info', 'coordination: ready', { path: CONTROL_PATH, database: store.path, ipv6Prefix: service.network.ipv6Prefix })
+  // The service may have work before any connection (the node expiry).
+  schedule()
 
   return {
     service,

@@ -15,6 +15,22 @@ describe('TokenBucket', () => {
     expect(bucket.full(100_000)).toBe(true)
   })
 
+  it('holds to its rate over many fractional refills: take agrees with readyAt despite float error', () => {
+    const bucket = new TokenBucket(40, 250, 0)
+    let taken = 0
+    // Ten callers every 20 ms for 8 s: the burst plus one per 250 ms, no more.
+    for (let t = 0; t < 8000; t += 20) {
+      for (let i = 0; i < 10; i++) {
+        if (bucket.readyAt(t) <= t) {
+          expect(bucket.take(t)).toBe(true)
+          taken++
+        }
+      }
+    }
+    expect(taken).toBeLessThanOrEqual(40 + 8000 / 250)
+    expect(taken).toBeGreaterThanOrEqual(40 + 8000 / 250 - 1)
+  })
+
   it('does not refill when the clock goes backwards', () => {
     const bucket = new TokenBucket(1, 1000, 5000)
     expect(bucket.take(5000)).toBe(true)

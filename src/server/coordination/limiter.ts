@@ -3,6 +3,9 @@
 // buckets forget keys whose bucket is full again, so an attacker cycling through source
 // addresses or identities costs memory only for as long as its tokens take to come back.
 
+/** Fractional refills leave float error (0.9999999999999962 after four 0.25s): that much short of a token counts as one. */
+const EPSILON = 1e-9
+
 export class TokenBucket {
   private tokens: number
   private stamp: number
@@ -26,28 +29,29 @@ export class TokenBucket {
   /** Whole tokens available at `now`. */
   available(now: number): number {
     this.refill(now)
-    return Math.floor(this.tokens)
+    return Math.floor(this.tokens + EPSILON)
   }
 
   /** Takes one token if there is one. */
   take(now: number): boolean {
     this.refill(now)
-    if (this.tokens < 1) return false
-    this.tokens -= 1
+    if (this.tokens < 1 - EPSILON) return false
+    this.tokens = Math.max(0, this.tokens - 1)
     return true
   }
 
   /** The earliest time at which `take` succeeds (`now` if it would now). */
   readyAt(now: number): number {
     this.refill(now)
-    // The epsilon absorbs float error from fractional refills (0.999 tokens must mean 1 ms, not 2).
-    return this.tokens >= 1 ? now : now + Math.ceil((1 - this.tokens) * this.intervalMs - 1e-6)
+    if (this.tokens >= 1 - EPSILON) return now
+    // The slack keeps float error from rounding 1 ms up to 2.
+    return now + Math.max(1, Math.ceil((1 - this.tokens) * this.intervalMs - 1e-6))
   }
 
   /** True when the bucket is back to `burst`: forgetting it changes nothing. */
   full(now: number): boolean {
     this.refill(now)
-    return this.tokens >= this.burst
+    return this.tokens >= this.burst - EPSILON
   }
 }
 
