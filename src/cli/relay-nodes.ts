@@ -2,7 +2,7 @@
 // relay on the same data dir. A removal is written to the store; the running relay notices it
 // within a few seconds (CoordinationService reconcile), closes that node's session with 410 and
 // tells every other node it is gone.
-import { defaultDataDir } from '../server/coordination/authkey.ts'
+import { defaultDataDir } from './authkey.ts'
 import { CoordinationStore, type NodeRecord } from '../server/coordination/store.ts'
 import { parseArgs, UsageError } from './args.ts'
 import { EXIT_USAGE, type CliIo } from './io.ts'
