@@ -237,3 +237,35 @@ describe('data-dir permissions (issue 17)', () => {
     expect(statSync(path).mode & 0o777).toBe(0o644)
   }, 60_000)
 })
+
+describe('auth keys and hostnames (issue 17)', () => {
+  it('an auth key made with --expires stops registering once expired, a revoked one at once, and nodes it registered stay', async () => {
+    const relay = await relayWith()
+    const expiring = createAuthKey(relay.dataDir, '--reusable', '--expires', '2s')
+    await member(relay, expiring, 'early').ready()
+    await new Promise((resolve) => setTimeout(resolve, 2_500))
+    await expect(member(relay, expiring, 'late').ready()).rejects.toMatchObject({ status: 401, message: expect.stringMatching(/^authKey expired at \d{4}-/) })
+
+    const revocable = createAuthKey(relay.dataDir, '--reusable')
+    const pair = generateKeyPair()
+    const kept = member(relay, revocable, 'kept', { nodeKeyPair: pair })
+    await kept.ready()
+    burrow('relay', 'authkey', 'revoke', revocable, '--data-dir', relay.dataDir)
+    await expect(member(relay, revocable, 'refused').ready()).rejects.toMatchObject({ status: 401, message: 'authKey was revoked' })
+    kept.stop()
+    const again = member(relay, revocable, 'kept', { nodeKeyPair: pair })
+    expect((await again.ready()).hostname).toBe('kept')
+    expect(burrow('relay', 'authkey', 'list', '--data-dir', relay.dataDir)).toMatch(/\n2 {2}reusable {2}- {2}\S+ {2}never {2}revoked\n/)
+  }, 60_000)
+
+  it('refuses a node that asks to be called localhost or relay, with a clear error, while a pair keeps working', async () => {
+    const relay = await relayWith()
+    const key = createAuthKey(relay.dataDir, '--reusable')
+    const pair = await pairOn(relay, key)
+    for (const name of ['localhost', 'relay']) {
+      await expect(member(relay, key, name).ready()).rejects.toMatchObject({ status: 400, message: `hostname "${name}" is reserved (it already means something else on every node); choose another` })
+    }
+    expect(pair.a.peers().map((p) => p.hostname)).not.toContain('localhost')
+    expectPairHeldUp(await pair.run(2_000))
+  }, 60_000)
+})

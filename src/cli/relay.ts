@@ -18,7 +18,9 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
                     [--verify-clients [--allowed-keys FILE]] [--tls-cert FILE --tls-key FILE]
                     [--mesh-key HEX | --mesh-key-file FILE] [--mesh-with HOST:PORT|URL[,…]]
                     [--relay-url URL[,URL…]] [--node-expiry DURATION]
-       burrow relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]
+       burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR]
+       burrow relay authkey list [--data-dir DIR]
+       burrow relay authkey revoke ID|KEY [--data-dir DIR]
        burrow relay nodes list [--json] [--data-dir DIR]
        burrow relay nodes remove ID|HOSTNAME|NODEKEY [--data-dir DIR]
   Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics,

@@ -452,6 +452,37 @@ describe('hardening (issue 17)', () => {
   })
 })
 
+describe('auth-key expiry and revocation, reserved hostnames (issue 17)', () => {
+  it('refuses an expired key and a revoked one with a 401 that says which', () => {
+    const expiring = service.createAuthKey({ reusable: true, expiresInMs: 60_000 }, 1000)
+    expect(join({ authKey: expiring }, generateKeyPair(), 60_999).self.online).toBe(true)
+    const late = connect(generateKeyPair(), { authKey: expiring }, 61_000)
+    expect(errorOf(late.out, late.connection)).toEqual({ status: 401, error: `authKey expired at ${new Date(61_000).toISOString()}` })
+    const revocable = service.createAuthKey({ reusable: true }, 1000)
+    const member = join({ authKey: revocable })
+    store.revokeAuthKey(store.listAuthKeys().at(-1)!.id, 2000)
+    const refused = connect(generateKeyPair(), { authKey: revocable }, 3000)
+    expect(errorOf(refused.out, refused.connection)).toEqual({ status: 401, error: 'authKey was revoked' })
+    // Nodes it registered stay: they reconnect without a key.
+    service.closed(member.connection, 3000)
+    expect(join({}, member.pair, 4000).self.id).toBe(member.self.id)
+  })
+
+  it.each(['localhost', 'LocalHost', 'relay', 'wpad'])('refuses the reserved hostname %s in a hello and in an update, with a clear 400', (name) => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const refused = connect(generateKeyPair(), { authKey: key, hostname: name })
+    expect(errorOf(refused.out, refused.connection)).toEqual({ status: 400, error: `hostname "${name.toLowerCase()}" is reserved (it already means something else on every node); choose another` })
+    expect(closes(refused.out, refused.connection)[0]?.code).toBe(4400)
+    const member = join({ authKey: key, hostname: 'fine' })
+    const out = service.receive(member.connection, JSON.stringify({ type: 'update', hostname: name }), 2000)
+    expect(errorOf(out, member.connection)?.status).toBe(400)
+    expect(closes(out, member.connection)).toEqual([])
+    expect(service.nodes().find((n) => n.id === member.self.id)?.hostname).toBe('fine')
+    // A name that merely contains one is fine.
+    expect(join({ authKey: key, hostname: `${name}-box` }).self.hostname).toBe(`${name.toLowerCase()}-box`)
+  })
+})
+
 describe('removal by another process', () => {
   it('notices a node deleted through another connection to the database and disconnects it with 410', () => {
     const dir = mkdtempSync(joinPath(tmpdir(), 'burrow-reconcile-'))

@@ -43,7 +43,7 @@ import {
   type UpdateMessage,
 } from '../../control/protocol.ts'
 import { IPV4_PREFIX, allocateIpv4, generateUlaPrefix, ipv6For } from './allocator.ts'
-import { createAuthKey, hashAuthKey, type AuthKeyOptions } from './authkey.ts'
+import { authKeyRefusal, createAuthKey, hashAuthKey, type AuthKeyOptions } from './authkey.ts'
 import { KeyedLimiter } from './limiter.ts'
 import type { CoordinationStore, NodeRecord } from './store.ts'
 
@@ -145,6 +145,31 @@ export function sanitizeHostname(requested: string): string {
     .slice(0, MAX_HOSTNAME_LENGTH)
     .replace(/-+$/, '')
   return label === '' ? 'node' : label
+}
+
+/**
+ * Names a node may not have: every node resolves them to something else already (the loopback,
+ * the relay itself, autodiscovery hosts that browsers and OSes look up on their own), so another
+ * member's `fetch('http://localhost:…')` could otherwise reach that peer.
+ */
+export const RESERVED_HOSTNAMES: ReadonlySet<string> = new Set([
+  'localhost',
+  'localdomain',
+  'local',
+  'ip6-localhost',
+  'ip6-loopback',
+  'broadcasthost',
+  'relay',
+  'wpad',
+  'isatap',
+])
+
+/** Throws a 400 naming the hostname when its DNS-label form is reserved. */
+export function checkHostname(requested: string): void {
+  const label = sanitizeHostname(requested)
+  if (RESERVED_HOSTNAMES.has(label)) {
+    throw new CoordinationError(400, `hostname ${JSON.stringify(label)} is reserved (it already means something else on every node); choose another`)
+  }
 }
 
 export class CoordinationService {
@@ -446,6 +471,7 @@ export class CoordinationService {
 
   private hello(connection: Connection, hello: HelloMessage, now: number): Output[] {
     this.verifyProof(hello.nodeKey, hello.proof, connection.challenge, 'proof')
+    checkHostname(hello.hostname)
     // A node removed by another process must not be in the map this welcome sends.
     const reconciled = this.reconcile()
     if (hello.previousNodeKey !== undefined) {
@@ -517,9 +543,8 @@ export class CoordinationService {
   private register(hello: HelloMessage, now: number): NodeRecord {
     if (hello.authKey === undefined) throw new CoordinationError(401, 'authKey is required to register a new node key')
     const authKey = this.store.findAuthKey(hashAuthKey(hello.authKey))
-    if (authKey === undefined || (!authKey.reusable && authKey.usedAt !== null)) {
-      throw new CoordinationError(401, 'authKey is unknown or already used')
-    }
+    const refusal = authKeyRefusal(authKey, now)
+    if (refusal !== undefined || authKey === undefined) throw new CoordinationError(401, refusal ?? 'authKey is unknown or already used')
     const ipv4 = allocateIpv4(keyBytes(hello.nodeKey), (address) => this.store.ipv4Taken(address))
     const node = this.store.insertNode({
       nodeKey: hello.nodeKey,
@@ -569,6 +594,7 @@ export class CoordinationService {
    * merged into the connection's pending update, which `tick` applies once both have a token.
    */
   private receiveUpdate(connection: Connection, nodeId: number, update: UpdateMessage, now: number): Output[] {
+    if (update.hostname !== undefined) checkHostname(update.hostname)
     if (update.homeRelay !== undefined && update.homeRelay !== null && this.mapRelay(update.homeRelay) === null) {
       throw new CoordinationError(400, `homeRelay.url ${JSON.stringify(update.homeRelay.url.slice(0, 200))} is not a relay of this network (not in the relay map); the update was ignored`)
     }

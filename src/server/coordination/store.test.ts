@@ -49,7 +49,7 @@ describe('CoordinationStore', () => {
 
     store = CoordinationStore.open(dir)
     expect(store.getMeta('prefix')).toBe('first')
-    expect(store.findAuthKey('hash-1')).toEqual({ id: key.id, reusable: false, ephemeral: true, createdAt: 5, usedAt: 9 })
+    expect(store.findAuthKey('hash-1')).toEqual({ id: key.id, reusable: false, ephemeral: true, createdAt: 5, usedAt: 9, expiresAt: null, revokedAt: null })
     expect(store.nodeByKey(inserted.nodeKey)).toEqual(inserted)
     expect(store.nodeById(inserted.id)).toEqual(inserted)
     expect(store.hostnameOwner('alpha')).toBe(inserted.id)

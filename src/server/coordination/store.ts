@@ -35,9 +35,14 @@ const MIGRATIONS: readonly string[] = [
      home_relay_url TEXT,
      home_relay_region TEXT
    );`,
+  // Auth-key expiry (`authkey create --expires`) and revocation (`authkey revoke`).
+  `ALTER TABLE auth_keys ADD COLUMN expires_at INTEGER;
+   ALTER TABLE auth_keys ADD COLUMN revoked_at INTEGER;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
+
+const AUTH_KEY_COLUMNS = 'id, reusable, ephemeral, created_at, used_at, expires_at, revoked_at'
 
 export class StoreError extends Error {
   constructor(message: string) {
@@ -52,6 +57,10 @@ export interface AuthKeyRecord {
   ephemeral: boolean
   createdAt: number
   usedAt: number | null
+  /** Epoch ms after which the key registers nothing; null: never expires. */
+  expiresAt: number | null
+  /** When `authkey revoke` withdrew it; null: not revoked. */
+  revokedAt: number | null
 }
 
 export interface NodeRecord {
@@ -94,6 +103,8 @@ interface AuthKeyRow {
   ephemeral: number
   created_at: number
   used_at: number | null
+  expires_at: number | null
+  revoked_at: number | null
 }
 
 function nodeFromRow(row: NodeRow): NodeRecord {
@@ -118,7 +129,15 @@ function nodeFromRow(row: NodeRow): NodeRecord {
 }
 
 function authKeyFromRow(row: AuthKeyRow): AuthKeyRecord {
-  return { id: row.id, reusable: row.reusable !== 0, ephemeral: row.ephemeral !== 0, createdAt: row.created_at, usedAt: row.used_at }
+  return {
+    id: row.id,
+    reusable: row.reusable !== 0,
+    ephemeral: row.ephemeral !== 0,
+    createdAt: row.created_at,
+    usedAt: row.used_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+  }
 }
 
 export class CoordinationStore {
@@ -216,18 +235,27 @@ export class CoordinationStore {
 
   // ---- auth keys ----
 
-  insertAuthKey(keyHash: string, options: { reusable: boolean; ephemeral: boolean; now: number }): AuthKeyRecord {
+  insertAuthKey(keyHash: string, options: { reusable: boolean; ephemeral: boolean; now: number; expiresAt?: number | null }): AuthKeyRecord {
+    const expiresAt = options.expiresAt ?? null
     const info = this
-      .sql('INSERT INTO auth_keys (key_hash, reusable, ephemeral, created_at) VALUES (?, ?, ?, ?)')
-      .run(keyHash, options.reusable ? 1 : 0, options.ephemeral ? 1 : 0, options.now)
-    return { id: Number(info.lastInsertRowid), reusable: options.reusable, ephemeral: options.ephemeral, createdAt: options.now, usedAt: null }
+      .sql('INSERT INTO auth_keys (key_hash, reusable, ephemeral, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
+      .run(keyHash, options.reusable ? 1 : 0, options.ephemeral ? 1 : 0, options.now, expiresAt)
+    return { id: Number(info.lastInsertRowid), reusable: options.reusable, ephemeral: options.ephemeral, createdAt: options.now, usedAt: null, expiresAt, revokedAt: null }
   }
 
   findAuthKey(keyHash: string): AuthKeyRecord | undefined {
-    const row = this.sql('SELECT id, reusable, ephemeral, created_at, used_at FROM auth_keys WHERE key_hash = ?').get(keyHash) as
-      | AuthKeyRow
-      | undefined
+    const row = this.sql(`SELECT ${AUTH_KEY_COLUMNS} FROM auth_keys WHERE key_hash = ?`).get(keyHash) as AuthKeyRow | undefined
     return row === undefined ? undefined : authKeyFromRow(row)
+  }
+
+  authKeyById(id: number): AuthKeyRecord | undefined {
+    const row = this.sql(`SELECT ${AUTH_KEY_COLUMNS} FROM auth_keys WHERE id = ?`).get(id) as AuthKeyRow | undefined
+    return row === undefined ? undefined : authKeyFromRow(row)
+  }
+
+  /** Marks the key revoked (keeping the first revocation time); false if there is no such key. */
+  revokeAuthKey(id: number, now: number): boolean {
+    return this.sql('UPDATE auth_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?').run(now, id).changes === 1
   }
 
   markAuthKeyUsed(id: number, now: number): void {
@@ -235,7 +263,7 @@ export class CoordinationStore {
   }
 
   listAuthKeys(): AuthKeyRecord[] {
-    return (this.sql('SELECT id, reusable, ephemeral, created_at, used_at FROM auth_keys ORDER BY id').all() as AuthKeyRow[]).map(authKeyFromRow)
+    return (this.sql(`SELECT ${AUTH_KEY_COLUMNS} FROM auth_keys ORDER BY id`).all() as AuthKeyRow[]).map(authKeyFromRow)
   }
 
   // ---- nodes ----
