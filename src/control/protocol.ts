@@ -127,7 +127,7 @@ export interface KeepaliveMessage {
 
 export interface ErrorMessage {
   type: 'error'
-  /** HTTP-like status: 400 malformed, 401 auth key, 403 proof, 408 timeout, 409 replaced, 429 too many updates, 500 server. */
+  /** HTTP-like status: 400 malformed, 401 auth key, 403 proof, 408 timeout, 409 replaced, 410 removed, 500 server. */
   status: number
   error: string
   /** True when the server closes the connection right after; false when the session goes on (the request was ignored). */
