@@ -13,7 +13,7 @@
 import { formatNodeKey, parseKey, type KeyPair } from '../crypto/index.ts'
 import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap, NetmapChange } from '../control/control-plane.ts'
 import { loadOrCreateKeyPair, type KeyStore } from '../control/key-store.ts'
-import { systemClock, type DriverClock, type Timer } from '../dataplane/clock.ts'
+import { systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import { DataplaneError } from '../dataplane/errors.ts'
 import type { DerpConnection } from '../underlay/derp/connection.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
@@ -89,6 +89,7 @@ export class NodeAgent {
   private statsTimer: Timer | undefined
   /** A peer-list push waiting to go to the page (changes in between go with it). */
   private pushTimer: Timer | undefined
+  private probeTimer: Timer | undefined
   private state: NodeState = 'connecting'
   private wasOnline = false
   private joining = false
@@ -213,6 +214,7 @@ export class NodeAgent {
       await this.untilConnected(homeLink.connection, this.env.relayLoginWaitMs ?? 5000)
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       this.armStats()
+      if (options.probeIntervalMs !== undefined && options.probeIntervalMs > 0) this.armProbes(options.probeIntervalMs)
       this.updateState()
       const self = (this.netmap ?? netmap).self
       return {
@@ -325,6 +327,13 @@ export class NodeAgent {
     this.statsTimer = this.clock.setTimer(this.clock.now() + interval, () => {
       this.pushPeers()
       if (!this.left) this.armStats()
+    })
+  }
+
+  private armProbes(interval: number): void {
+    this.probeTimer = this.clock.setTimer(this.clock.now() + interval, () => {
+      this.post({ type: 'probe' })
+      if (!this.left) this.armProbes(interval)
     })
   }
 
@@ -479,9 +488,11 @@ export class NodeAgent {
     if (this.left) return
     this.left = true
     this.statsTimer?.clear()
+    this.probeTimer?.clear()
     this.statsTimer = undefined
     this.pushTimer?.clear()
     this.pushTimer = undefined
+    this.probeTimer = undefined
     this.control?.stop()
     try {
       this.direct?.stop()

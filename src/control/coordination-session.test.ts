@@ -78,8 +78,8 @@ describe('CoordinationSession', () => {
   it('gives up on a server that never welcomes', () => {
     const s = session(100)
     expect(s.nextEvent()).toBe(100 + WELCOME_TIMEOUT_MS)
-    expect(s.tick(99 + WELCOME_TIMEOUT_MS)).toEqual([])
-    expect(s.tick(100 + WELCOME_TIMEOUT_MS)[0]?.kind).toBe('failed')
+    expect(s.poll(99 + WELCOME_TIMEOUT_MS)).toEqual([])
+    expect(s.poll(100 + WELCOME_TIMEOUT_MS)[0]?.kind).toBe('failed')
   })
 
   it('pings when idle and fails when the pong does not come', () => {
@@ -87,14 +87,14 @@ describe('CoordinationSession', () => {
     s.receive(challengeText, 0)
     s.receive(welcomeText, 1000)
     expect(s.nextEvent()).toBe(1000 + PING_INTERVAL_MS)
-    expect(s.tick(1000 + PING_INTERVAL_MS)).toEqual([{ kind: 'send', message: { type: 'ping', id: 1 } }])
+    expect(s.poll(1000 + PING_INTERVAL_MS)).toEqual([{ kind: 'send', message: { type: 'ping', id: 1 } }])
     expect(s.nextEvent()).toBe(1000 + PING_INTERVAL_MS + PONG_TIMEOUT_MS)
     // A pong clears the wait; the next ping is an interval after the last one.
     s.receive('{"type":"pong","id":1}', 1000 + PING_INTERVAL_MS + 5)
     expect(s.nextEvent()).toBe(1000 + 2 * PING_INTERVAL_MS)
     const t = 1000 + 2 * PING_INTERVAL_MS
-    expect(s.tick(t)[0]).toMatchObject({ kind: 'send', message: { type: 'ping', id: 2 } })
-    const [failure] = s.tick(t + PONG_TIMEOUT_MS)
+    expect(s.poll(t)[0]).toMatchObject({ kind: 'send', message: { type: 'ping', id: 2 } })
+    const [failure] = s.poll(t + PONG_TIMEOUT_MS)
     expect(failure?.kind === 'failed' && failure.error.message).toBe('server stopped answering pings')
     expect(s.nextEvent()).toBeUndefined()
   })
@@ -108,7 +108,7 @@ describe('CoordinationSession', () => {
     // A busy network: a change every 5 s for three minutes (the server's silence timeout is 60 s).
     for (let t = 0; t <= 180_000; t += 1000) {
       if (t % 5000 === 0) s.receive(change, t)
-      for (const out of s.tick(t)) {
+      for (const out of s.poll(t)) {
         if (out.kind === 'send' && out.message.type === 'ping') {
           pings.push(t)
           s.receive(JSON.stringify({ type: 'pong', id: out.message.id }), t)
@@ -128,7 +128,7 @@ describe('CoordinationSession', () => {
     let t = 0
     for (; t < 55_000; t += 1000) {
       if (t % 20_000 === 0) expect(s.receive('{"type":"keepalive"}', t)).toEqual([])
-      const out = s.tick(t)
+      const out = s.poll(t)
       if (out.some((o) => o.kind === 'failed')) break
     }
     expect(s.phase).toBe('failed') // no pong within PONG_TIMEOUT_MS of the first ping
@@ -136,7 +136,7 @@ describe('CoordinationSession', () => {
     quiet.receive(challengeText, 0)
     quiet.receive(welcomeText, 0)
     // Nothing at all from the server for the silence timeout: the connection is dead.
-    expect(quiet.tick(61_000)).toEqual([{ kind: 'failed', error: new CoordinationClientError(0, 'server sent nothing (not even a keepalive) for too long') }])
+    expect(quiet.poll(61_000)).toEqual([{ kind: 'failed', error: new CoordinationClientError(0, 'server sent nothing (not even a keepalive) for too long') }])
   })
 
   it('assembles an initial map sent in chunks before reporting the welcome', () => {

@@ -312,8 +312,8 @@ describe('bad input and timeouts', () => {
     expect(update(98, 5000)).toEqual([])
     expect(update(99, 5000)).toEqual([])
     expect(service.nodes().find((n) => n.id === b.self.id)?.homeRelay?.url).toBe(`wss://r${NODE_UPDATE_BURST - 1}/derp`)
-    expect(sent(service.tick(4999 + NODE_UPDATE_INTERVAL_MS), a.connection)).toEqual([])
-    const flushed = service.tick(5000 + NODE_UPDATE_INTERVAL_MS)
+    expect(sent(service.poll(4999 + NODE_UPDATE_INTERVAL_MS), a.connection)).toEqual([])
+    const flushed = service.poll(5000 + NODE_UPDATE_INTERVAL_MS)
     // The two deferred updates went out as one change, with the later value.
     expect(sent(flushed, a.connection)).toEqual([{ type: 'peers', upsert: [expect.objectContaining({ homeRelay: { url: 'wss://r99/derp' } })], remove: [] }])
     expect(sent(flushed, b.connection)).toEqual([{ type: 'self', self: expect.objectContaining({ homeRelay: { url: 'wss://r99/derp' } }) }])
@@ -337,18 +337,18 @@ describe('bad input and timeouts', () => {
     const pending = nextId++
     service.open(pending, 0)
     expect(service.nextEvent()).toBe(10_000)
-    expect(service.tick(9_999)).toEqual([])
-    const timedOut = service.tick(10_000)
+    expect(service.poll(9_999)).toEqual([])
+    const timedOut = service.poll(10_000)
     expect(closes(timedOut, pending)).toEqual([{ code: 4408, reason: 'no valid hello within the handshake timeout' }])
     expect(service.nextEvent()).toBeUndefined()
 
     const a = join({ authKey: key }, generateKeyPair(), 20_000)
     expect(service.nextEvent()).toBe(20_000 + 2_000) // maintenance: looking for nodes removed elsewhere
-    service.tick(22_000)
-    expect(sent(service.tick(40_000), a.connection)).toEqual([{ type: 'keepalive' }]) // the server's own keepalive schedule
+    service.poll(22_000)
+    expect(sent(service.poll(40_000), a.connection)).toEqual([{ type: 'keepalive' }]) // the server's own keepalive schedule
     service.receive(a.connection, '{"type":"ping","id":1}', 50_000)
-    for (let t = 50_000; t < 110_000; t += 2_000) expect(closes(service.tick(t), a.connection)).toEqual([])
-    const silent = service.tick(110_000)
+    for (let t = 50_000; t < 110_000; t += 2_000) expect(closes(service.poll(t), a.connection)).toEqual([])
+    const silent = service.poll(110_000)
     expect(closes(silent, a.connection)[0]?.code).toBe(4408)
     expect(service.nodes()[0]).toMatchObject({ online: false, lastSeen: 110_000 })
   })
@@ -447,7 +447,7 @@ describe('hardening (issue 17)', () => {
     join2(3, 1000)
     expiring.closed(2, 2000)
     expiring.closed(3, 3_000_000)
-    expect(expiring.tick(1000 + 3_600_000 + 60_000).flatMap((o) => (o.kind === 'send' && o.connection === 1 && o.message.type === 'peers' ? o.message.remove : []))).toHaveLength(1)
+    expect(expiring.poll(1000 + 3_600_000 + 60_000).flatMap((o) => (o.kind === 'send' && o.connection === 1 && o.message.type === 'peers' ? o.message.remove : []))).toHaveLength(1)
     expect(expiring.nodes().map((n) => n.hostname)).toEqual(['n1', 'n3'])
   })
 })
@@ -498,7 +498,7 @@ describe('removal by another process', () => {
       const cli = CoordinationStore.open(dir) // as `burrow relay nodes remove` does
       cli.deleteNode(cli.nodeByKey(nodeKeyText(pairs[1]!.publicKey))!.id)
       cli.close()
-      const out = live.tick(1000 + MAINTENANCE_INTERVAL_MS)
+      const out = live.poll(1000 + MAINTENANCE_INTERVAL_MS)
       expect(errorOf(out, 2)).toEqual({ status: 410, error: 'this node was removed by the operator' })
       expect(sent(out, 1)).toEqual([{ type: 'peers', upsert: [], remove: [nodeKeyText(pairs[1]!.publicKey)] }])
       expect(live.nodes().map((n) => n.hostname)).toEqual(['n0'])

@@ -1,7 +1,7 @@
 // The coordination logic, sans-IO: the driver (http.ts) reports connections opening, messages
 // arriving and connections closing, each with `now` (epoch ms, because last-seen times are
 // stored and shown), and sends/closes whatever the returned outputs say. Nothing here touches
-// a socket or a timer; `nextEvent()` says when `tick(now)` must run for timeouts.
+// a socket or a timer; `nextEvent()` says when `poll(now)` must run for timeouts.
 import {
   boxKey,
   boxOpen,
@@ -211,7 +211,7 @@ export class CoordinationService {
     this.nodeLimiter = new KeyedLimiter(limits.nodeBurst ?? NODE_UPDATE_BURST, limits.nodeIntervalMs ?? NODE_UPDATE_INTERVAL_MS)
     this.sourceLimiter = new KeyedLimiter(limits.sourceBurst ?? SOURCE_UPDATE_BURST, limits.sourceIntervalMs ?? SOURCE_UPDATE_INTERVAL_MS)
     this.setRelayMap(options.relayMap ?? [])
-    // With an expiry, the first tick (whenever the driver runs it) checks for expired nodes.
+    // With an expiry, the first poll (whenever the driver runs it) checks for expired nodes.
     if (this.nodeExpiryMs !== undefined) this.nextMaintenanceAt = 0
     const privateText = this.store.getOrCreateMeta(SERVER_KEY_META, () => formatKey(generateKeyPair().privateKey))
     this.serverPrivateKey = fromBase64(privateText)
@@ -372,7 +372,7 @@ export class CoordinationService {
     return this.drop(id, now)
   }
 
-  tick(now: number): Output[] {
+  poll(now: number): Output[] {
     const out: Output[] = []
     if (this.nextMaintenanceAt !== undefined && now >= this.nextMaintenanceAt) {
       this.nextMaintenanceAt = this.online.size > 0 || this.nodeExpiryMs !== undefined ? now + MAINTENANCE_INTERVAL_MS : undefined
@@ -591,7 +591,7 @@ export class CoordinationService {
   /**
    * Every update is pushed to every online node, so each node, and each source address, gets a
    * token bucket. An update past the limit is not refused (that would lose a real change) but
-   * merged into the connection's pending update, which `tick` applies once both have a token.
+   * merged into the connection's pending update, which `poll` applies once both have a token.
    */
   private receiveUpdate(connection: Connection, nodeId: number, update: UpdateMessage, now: number): Output[] {
     if (update.hostname !== undefined) checkHostname(update.hostname)
