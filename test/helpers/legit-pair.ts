@@ -53,13 +53,14 @@ export async function startLegitPair(controlURL: string, authKey: string, names:
   const same = (x: Uint8Array, y: Uint8Array) => x.length === y.length && x.every((byte, i) => byte === y[i])
   /**
    * One round trip: sends 256 random bytes and waits for them to come back; resends (new bytes)
-   * every 500 ms. An answer to an earlier resend is skipped; an answer matching nothing sent is corruption.
+   * every 500 ms. A late answer to anything sent recently (this round trip's resends, or an
+   * earlier round trip given up on) is skipped; an answer matching nothing sent is corruption.
    */
   const roundTrip = async (deadline: number): Promise<'ok' | 'corrupt' | 'timeout'> => {
-    const sent: Uint8Array[] = []
     for (;;) {
       const payload = new Uint8Array(randomBytes(256))
-      sent.push(payload)
+      recent.set(key(payload), payload)
+      if (recent.size > 4096) recent.delete(recent.keys().next().value!)
       await writer.write({ data: payload })
       const resendAt = Date.now() + 500
       for (;;) {
@@ -70,11 +71,15 @@ export async function startLegitPair(controlURL: string, authKey: string, names:
         const data = answer.value?.data
         if (!data) return 'timeout'
         if (same(data, payload)) return 'ok'
-        if (!sent.some((earlier) => same(data, earlier))) return 'corrupt'
+        const earlier = recent.get(key(data))
+        if (earlier === undefined || !same(data, earlier)) return 'corrupt'
       }
       if (Date.now() > deadline) return 'timeout'
     }
   }
+  /** Payloads sent lately, by their first 16 bytes (random, so unique). */
+  const recent = new Map<string, Uint8Array>()
+  const key = (bytes: Uint8Array) => Buffer.from(bytes.subarray(0, 16)).toString('hex')
   let pending: Promise<ReadableStreamReadResult<{ data: Uint8Array }>> | undefined
 
   // Until the first round trip works, the pair is not up (handshake, relay login).
