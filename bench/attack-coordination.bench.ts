@@ -34,7 +34,10 @@ const bench: Bench = async () => {
     pair = await startLegitPair(controlURL, key)
     // The attackers run in their own process: their CPU is theirs, as on another machine.
     const root = join(import.meta.dirname, '..')
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/update-flood.ts', controlURL, key, String(ATTACKERS), '20'], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/update-flood.ts', controlURL, key, String(ATTACKERS), '20'], {
+      cwd: root,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
     flooder = child
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve())

@@ -116,10 +116,14 @@ describe('coordination under attack (issue 17)', () => {
     fillNodes(relay.dataDir, 2, { lastSeen: Date.now() - 60_000, prefix: 'fresh' })
     relay = await startRelayProcess(['--node-expiry', '1h'], { dataDir: relay.dataDir })
     cleanups.push(() => relay.stop('SIGKILL'))
-    await waitFor('stale nodes to expire', () => {
-      const nodes = JSON.parse(burrow('relay', 'nodes', 'list', '--json', '--data-dir', relay.dataDir)) as Array<{ hostname: string }>
-      return nodes.length === 2
-    }, 20_000)
+    await waitFor(
+      'stale nodes to expire',
+      () => {
+        const nodes = JSON.parse(burrow('relay', 'nodes', 'list', '--json', '--data-dir', relay.dataDir)) as Array<{ hostname: string }>
+        return nodes.length === 2
+      },
+      20_000,
+    )
     const nodes = JSON.parse(burrow('relay', 'nodes', 'list', '--json', '--data-dir', relay.dataDir)) as Array<{ hostname: string }>
     expect(nodes.map((n) => n.hostname).sort()).toEqual(['fresh-0', 'fresh-1'])
   }, 60_000)
@@ -228,14 +232,18 @@ describe('data-dir permissions (issue 17)', () => {
     }
   }, 60_000)
 
-  it.each(['relay.key', 'coordination.sqlite'])('refuses to start on a world-readable %s, naming it, and leaves its mode alone', async (file) => {
-    const first = await startRelayProcess()
-    await first.stop('SIGTERM')
-    const path = join(first.dataDir, file)
-    chmodSync(path, 0o644)
-    await expect(startRelayProcess([], { dataDir: first.dataDir })).rejects.toThrow(`permissions 0644 for ${path} are too open`)
-    expect(statSync(path).mode & 0o777).toBe(0o644)
-  }, 60_000)
+  it.each(['relay.key', 'coordination.sqlite'])(
+    'refuses to start on a world-readable %s, naming it, and leaves its mode alone',
+    async (file) => {
+      const first = await startRelayProcess()
+      await first.stop('SIGTERM')
+      const path = join(first.dataDir, file)
+      chmodSync(path, 0o644)
+      await expect(startRelayProcess([], { dataDir: first.dataDir })).rejects.toThrow(`permissions 0644 for ${path} are too open`)
+      expect(statSync(path).mode & 0o777).toBe(0o644)
+    },
+    60_000,
+  )
 })
 
 describe('auth keys and hostnames (issue 17)', () => {
@@ -263,7 +271,10 @@ describe('auth keys and hostnames (issue 17)', () => {
     const key = createAuthKey(relay.dataDir, '--reusable')
     const pair = await pairOn(relay, key)
     for (const name of ['localhost', 'relay']) {
-      await expect(member(relay, key, name).ready()).rejects.toMatchObject({ status: 400, message: `hostname "${name}" is reserved (it already means something else on every node); choose another` })
+      await expect(member(relay, key, name).ready()).rejects.toMatchObject({
+        status: 400,
+        message: `hostname "${name}" is reserved (it already means something else on every node); choose another`,
+      })
     }
     expect(pair.a.peers().map((p) => p.hostname)).not.toContain('localhost')
     expectPairHeldUp(await pair.run(2_000))
