@@ -20,7 +20,7 @@ const clients: CoordinationClient[] = []
 
 async function startServer(port = 0): Promise<void> {
   server = createServer()
-  coordination = attachCoordination(server, { dataDir })
+  coordination = attachCoordination(server, { dataDir, relayMap: [{ url: 'wss://relay.example/derp', region: 'ams' }] })
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }

@@ -11,7 +11,7 @@
 // and pushes the peer map with traffic counters, its state and errors to the page. Every part is
 // passed in through the constructor; nothing registers itself globally.
 import { formatNodeKey, parseKey, type KeyPair } from '../crypto/index.ts'
-import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap } from '../control/control-plane.ts'
+import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap, NetmapChange } from '../control/control-plane.ts'
 import { loadOrCreateKeyPair, type KeyStore } from '../control/key-store.ts'
 import { systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import { DataplaneError } from '../dataplane/errors.ts'
@@ -21,7 +21,7 @@ import { DerpUnderlay } from '../underlay/derp/underlay.ts'
 import { WorkerHost, type WorkerContext } from '../worker/host.ts'
 import { serializeError, type SerializedError, type WorkerMessage } from '../worker/protocol.ts'
 import { NodeDirect } from './direct.ts'
-import { chooseHome, planPeerSync, relayOf, type AppliedPeer, type PeerOp } from './peer-sync.ts'
+import { chooseHome, planPeerChange, planPeerSync, relayOf, type AppliedPeer, type PeerOp } from './peer-sync.ts'
 import {
   NODE_CONTROL_MESSAGE,
   type JoinOptions,
@@ -33,6 +33,9 @@ import {
   type WorkerPeerInfo,
 } from './protocol.ts'
 import { RelayPool } from './relay-pool.ts'
+
+/** How long a peer-map change may wait before the peer list goes to the page. */
+const PEER_PUSH_DELAY_MS = 50
 
 /** Makes the control plane for one join; throws when the join's options do not suit it. */
 export type ControlPlaneFor = (options: JoinOptions, params: ControlPlaneParams) => ControlPlane
@@ -84,6 +87,8 @@ export class NodeAgent {
   private netmap: Netmap | undefined
   private readonly applied = new Map<string, AppliedPeer>()
   private statsTimer: Timer | undefined
+  /** A peer-list push waiting to go to the page (changes in between go with it). */
+  private pushTimer: Timer | undefined
   private probeTimer: Timer | undefined
   private state: NodeState = 'connecting'
   private wasOnline = false
@@ -263,8 +268,8 @@ export class NodeAgent {
   /** Starts the control plane and waits for its first netmap (or its refusal, or the deadline). */
   private register(control: ControlPlane, options: JoinOptions): Promise<Netmap> {
     let lastError: ControlPlaneError | undefined
-    control.on('netmap', (netmap) => {
-      if (this.relays?.home) this.applyNetmap(netmap)
+    control.on('netmap', (netmap, change) => {
+      if (this.relays?.home) this.applyNetmap(netmap, change)
     })
     control.on('state', () => this.updateState())
     let failJoin: ((error: NodeJoinError) => void) | undefined
@@ -341,13 +346,37 @@ export class NodeAgent {
     this.control?.setHomeRelay(region)
   }
 
-  /** Brings the dataplane in line with `netmap` (see planPeerSync); a failed operation is reported and planned again next time. */
-  private applyNetmap(netmap: Netmap): void {
+  /**
+   * Brings the dataplane in line with `netmap` (see planPeerSync); a failed operation is reported
+   * and planned again at the next full plan. With a change hint (and a netmap that indexes its
+   * peers) only the changed peers are looked at, and the page gets the peer list at most every
+   * PEER_PUSH_DELAY_MS: a busy network costs each node the size of its changes, not of its map.
+   */
+  private applyNetmap(netmap: Netmap, change?: NetmapChange): void {
     if (this.left || !this.relays) return
+    const previous = this.netmap
     this.netmap = netmap
-    this.relays.setRelayMap(netmap.relayMap)
-    for (const op of planPeerSync(this.applied, netmap, this.homeRegion)) this.guard(() => this.perform(op))
-    this.pushPeers()
+    if (previous === undefined || change === undefined || change.other) this.relays.setRelayMap(netmap.relayMap)
+    const ops = (change && previous !== undefined && !this.planFailed ? planPeerChange(this.applied, netmap, this.homeRegion, change) : undefined) ?? this.planAll(netmap)
+    for (const op of ops) this.guard(() => this.perform(op))
+    if (change === undefined) this.pushPeers()
+    else this.schedulePushPeers()
+  }
+
+  /** The whole-netmap plan; a failed operation in it makes the next netmap be planned whole again. */
+  private planAll(netmap: Netmap): PeerOp[] {
+    this.planFailed = false
+    return planPeerSync(this.applied, netmap, this.homeRegion)
+  }
+
+  private planFailed = false
+
+  private schedulePushPeers(): void {
+    if (this.pushTimer !== undefined || this.left) return
+    this.pushTimer = this.clock.setTimer(this.clock.now() + PEER_PUSH_DELAY_MS, () => {
+      this.pushTimer = undefined
+      this.pushPeers()
+    })
   }
 
   private perform(op: PeerOp): void {
@@ -406,6 +435,7 @@ export class NodeAgent {
     try {
       work()
     } catch (error) {
+      this.planFailed = true
       this.post({ type: 'error', error: errorWithStatus(error) })
     }
   }
@@ -461,6 +491,8 @@ export class NodeAgent {
     this.statsTimer?.clear()
     this.probeTimer?.clear()
     this.statsTimer = undefined
+    this.pushTimer?.clear()
+    this.pushTimer = undefined
     this.probeTimer = undefined
     this.control?.stop()
     try {

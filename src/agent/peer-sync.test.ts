@@ -1,7 +1,7 @@
 // Peer sync as a table: applied state + netmap in, dataplane operations out.
 import { describe, expect, it } from 'vitest'
 import type { Netmap, NetmapPeer, RelayRegion } from '../control/control-plane.ts'
-import { chooseHome, planPeerSync, type AppliedPeer, type PeerOp } from './peer-sync.ts'
+import { chooseHome, planPeerChange, planPeerSync, type AppliedPeer, type PeerOp } from './peer-sync.ts'
 
 const key = (n: number): string => `nodekey:${n.toString(16).padStart(2, '0').repeat(32)}`
 const disco = (n: number): string => `discokey:${n.toString(16).padStart(2, '0').repeat(32)}`
@@ -148,5 +148,34 @@ describe('chooseHome', () => {
     expect(chooseHome(undefined, map([region(3, true), region(4)]))).toBe(4)
     expect(chooseHome(undefined, map([region(3, true)]))).toBe(3)
     expect(chooseHome(undefined, map([]))).toBeUndefined()
+  })
+})
+
+describe('planPeerChange', () => {
+  const indexed = (peers: NetmapPeer[], regions?: RelayRegion[]): Netmap => {
+    const map = netmap(peers, regions)
+    return { ...map, peerIndex: new Map(peers.map((p) => [p.nodeKey, p])) }
+  }
+  const big = Array.from({ length: 150 }, (_, i) => peer(i + 1))
+  const all = applied(big.map((p, i) => [i + 1, { relay: 1, allowedIPs: p.allowedIPs, discoKey: p.discoKey }]))
+
+  it('plans the same operations as a whole-netmap plan, looking only at the changed peers', () => {
+    const moved = peer(7, { homeRelay: 2 })
+    const rekeyed = peer(9, { discoKey: disco(99) })
+    const readdressed = peer(11, { allowedIPs: ['100.64.9.9/32'] })
+    const next = indexed([...big.filter((p) => ![5, 7, 9, 11].includes(Number.parseInt(p.nodeKey.slice(8, 10), 16))), moved, rekeyed, readdressed, peer(160)])
+    const change = { upsert: [moved.nodeKey, rekeyed.nodeKey, readdressed.nodeKey, key(160)], remove: [key(5)], other: false }
+    const incremental = planPeerChange(all, next, 1, change)!
+    const whole = planPeerSync(all, next, 1)
+    const sorted = (ops: PeerOp[]) => ops.map((op) => JSON.stringify(op)).sort()
+    expect(sorted(incremental)).toEqual(sorted(whole))
+    expect(incremental.length).toBeGreaterThan(0)
+  })
+
+  it('declines (so the agent plans the whole netmap) without an index, on a relay-map change, or when home would move', () => {
+    const change = { upsert: [key(1)], remove: [], other: false }
+    expect(planPeerChange(all, netmap(big), 1, change)).toBeUndefined()
+    expect(planPeerChange(all, indexed(big), 1, { ...change, other: true })).toBeUndefined()
+    expect(planPeerChange(all, indexed(big, [region(2)]), 1, change)).toBeUndefined()
   })
 })

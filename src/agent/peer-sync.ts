@@ -52,21 +52,61 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
  * relay region at all: a netmap without relays cannot route anyone.
  */
 export function planPeerSync(applied: ReadonlyMap<string, AppliedPeer>, netmap: Netmap, home: number | undefined): PeerOp[] {
-  const ops: PeerOp[] = []
   const nextHome = chooseHome(home, netmap.relayMap)
-  if (nextHome === undefined) return ops
-  if (nextHome !== home) ops.push({ op: 'set-home', region: nextHome })
+  if (nextHome === undefined) return []
   const wanted = new Map(netmap.peers.filter((peer) => peer.nodeKey !== netmap.self.nodeKey).map((peer) => [peer.nodeKey, peer]))
+  const gone = [...applied.keys()].filter((nodeKey) => !wanted.has(nodeKey) || !sameList(wanted.get(nodeKey)!.allowedIPs, applied.get(nodeKey)!.allowedIPs))
+  return plan(applied, netmap, home, nextHome, gone, wanted.values())
+}
+
+/**
+ * The same plan as planPeerSync, for a netmap that differs from the applied one only in the peers
+ * `change` names (and with the same relay map): it looks at those peers alone, through
+ * `netmap.peerIndex`, so a change costs its own size. Undefined when it cannot be used (no index,
+ * a relay-map change, or our home region would move): then plan the whole netmap.
+ */
+export function planPeerChange(
+  applied: ReadonlyMap<string, AppliedPeer>,
+  netmap: Netmap,
+  home: number | undefined,
+  change: { upsert: readonly string[]; remove: readonly string[]; other: boolean },
+): PeerOp[] | undefined {
+  const index = netmap.peerIndex
+  if (index === undefined || change.other || home === undefined || chooseHome(home, netmap.relayMap) !== home) return undefined
+  const keys = new Set([...change.remove, ...change.upsert])
+  keys.delete(netmap.self.nodeKey)
+  const gone: string[] = []
+  const wanted: NetmapPeer[] = []
+  for (const nodeKey of keys) {
+    const peer = index.get(nodeKey)
+    const known = applied.get(nodeKey)
+    if (known && (!peer || !sameList(peer.allowedIPs, known.allowedIPs))) gone.push(nodeKey)
+    if (peer) wanted.push(peer)
+  }
+  return plan(applied, netmap, home, home, gone, wanted)
+}
+
+/** Removals of `gone` (re-adding those still wanted), then additions/moves and direct-path updates for `wanted`. */
+function plan(
+  applied: ReadonlyMap<string, AppliedPeer>,
+  netmap: Netmap,
+  home: number | undefined,
+  nextHome: number,
+  gone: readonly string[],
+  wanted: Iterable<NetmapPeer>,
+): PeerOp[] {
+  const ops: PeerOp[] = []
+  if (nextHome !== home) ops.push({ op: 'set-home', region: nextHome })
   const readd = new Set<string>()
-  for (const [nodeKey, known] of applied) {
-    const peer = wanted.get(nodeKey)
+  for (const nodeKey of gone) {
+    const known = applied.get(nodeKey)!
     // The dataplane keys AllowedIPs by peer, so a change re-adds it (the next handshake is fresh).
-    if (peer && sameList(peer.allowedIPs, known.allowedIPs)) continue
     ops.push({ op: 'remove-peer', nodeKey, relay: known.relay })
-    if (peer) readd.add(nodeKey)
+    readd.add(nodeKey)
   }
   const direct: PeerOp[] = []
-  for (const peer of wanted.values()) {
+  for (const peer of wanted) {
+    if (peer.nodeKey === netmap.self.nodeKey) continue
     const relay = relayOf(peer, netmap.relayMap, nextHome)
     const known = readd.has(peer.nodeKey) ? undefined : applied.get(peer.nodeKey)
     if (!known) ops.push({ op: 'add-peer', nodeKey: peer.nodeKey, allowedIPs: [...peer.allowedIPs], relay })

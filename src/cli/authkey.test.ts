@@ -29,7 +29,9 @@ describe('burrow relay authkey', () => {
 
   it('names the bad argument', () => {
     expect(() => parseAuthKeyArgs([])).toThrow(UsageError)
-    expect(() => parseAuthKeyArgs(['list'])).toThrow('unknown authkey action "list"')
+    expect(() => parseAuthKeyArgs(['delete'])).toThrow('unknown authkey action "delete"')
+    expect(() => parseAuthKeyArgs(['create', '--expires', 'soon'])).toThrow('--expires must be a duration like 90s, 30m, 24h or 7d, got "soon"')
+    expect(() => parseAuthKeyArgs(['revoke'])).toThrow('authkey revoke needs exactly one key')
     expect(() => parseAuthKeyArgs(['create', '--forever'])).toThrow('unknown option "--forever"')
     expect(() => parseAuthKeyArgs(['create', '--data-dir'])).toThrow('--data-dir needs a directory')
   })
@@ -44,6 +46,26 @@ describe('burrow relay authkey', () => {
     expect(store.findAuthKey(hashAuthKey(key))).toMatchObject({ reusable: true, ephemeral: false, usedAt: null })
     expect(store.findAuthKey(key)).toBeUndefined()
     store.close()
+  })
+
+  it('creates a key that expires (--expires 24h), lists keys and revokes one by id or by its text', () => {
+    expect(parseAuthKeyArgs(['create', '--expires', '24h'])).toMatchObject({ action: 'create', expiresInMs: 24 * 3_600_000 })
+    const before = Date.now()
+    const created = run(['create', '--expires=24h', '--data-dir', dir])
+    expect(created.stderr).toMatch(/created a single-use auth key \(id 1, expiring at \d{4}-/)
+    const second = run(['create', '--reusable', '--data-dir', dir]).stdout.trim()
+    const store = CoordinationStore.open(dir)
+    const expiresAt = store.findAuthKey(hashAuthKey(created.stdout.trim()))!.expiresAt!
+    expect(expiresAt - before).toBeGreaterThanOrEqual(24 * 3_600_000)
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(24 * 3_600_000)
+    store.close()
+    expect(run(['revoke', '1', '--data-dir', dir])).toMatchObject({ code: 0, stderr: expect.stringContaining('revoked auth key 1') })
+    expect(run(['revoke', second, '--data-dir', dir]).code).toBe(0)
+    expect(run(['revoke', '99', '--data-dir', dir])).toMatchObject({ code: 1, stderr: expect.stringContaining('no auth key with id 99') })
+    const listed = run(['list', '--data-dir', dir]).stdout.trim().split('\n')
+    expect(listed).toHaveLength(3)
+    expect(listed[1]).toMatch(/^1 {2}single-use {2}- {2}\S+ {2}\d{4}-\S+ {2}revoked$/)
+    expect(listed[2]).toMatch(/^2 {2}reusable {2}- {2}\S+ {2}never {2}revoked$/)
   })
 
   it('exits 2 with usage on bad arguments and creates nothing', () => {

@@ -18,8 +18,10 @@ commands:
   relay [--listen HOST:PORT] [--data-dir DIR] [--verify-clients] [--rate-limit B/S --rate-burst B] …
                              the relay: DERP at /derp, coordination at /control, /healthz, /metrics
                              ("burrow relay --help" for every flag)
-  relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]
+  relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR]
                              print a new auth key for the relay's network
+  relay authkey list|revoke ID|KEY, relay nodes list|remove ID|HOSTNAME|NODEKEY
+                             list and revoke auth keys, list and remove registered nodes
   up --control URL [--authkey KEY] [--hostname NAME] [--state-dir DIR] [--serve PORT=HOST:PORT]…
      [--serve-udp PORT=HOST:PORT]… [--allow CIDR|ADDRESS|HOSTNAME]… [--udp-idle S] [--ephemeral]
      [--pcap FILE] [--log-level debug|info|warn|error]

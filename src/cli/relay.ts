@@ -9,6 +9,8 @@ import { MeshConfigError, meshPeerURL, parseMeshKey, startMesh } from '../server
 import { defaultDataDir, runAuthKeyCommand } from './authkey.ts'
 import { createCoordinationHandler, type CoordinationHandler } from '../server/coordination/http.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
+import { parseDuration } from './duration.ts'
+import { relayNodes } from './relay-nodes.ts'
 import { type CliIo, EXIT_USAGE, processIo } from './io.ts'
 
 export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir DIR] [--queue-packets N] [--queue-bytes N]
@@ -17,7 +19,12 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
                     [--max-connections N] [--max-connections-per-ip N] [--header-timeout MS] [--max-buffered-bytes N]
                     [--verify-clients [--allowed-keys FILE] [--reverify-interval MS]] [--tls-cert FILE --tls-key FILE]
                     [--mesh-key HEX | --mesh-key-file FILE] [--mesh-with HOST:PORT|URL[,…]]
-       burrow relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]
+                    [--relay-url URL[,URL…]] [--node-expiry DURATION]
+       burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR]
+       burrow relay authkey list [--data-dir DIR]
+       burrow relay authkey revoke ID|KEY [--data-dir DIR]
+       burrow relay nodes list [--json] [--data-dir DIR]
+       burrow relay nodes remove ID|HOSTNAME|NODEKEY [--data-dir DIR]
   Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics,
   and the coordination service (registration, live peer map) as a WebSocket at /control.
   --verify-clients admits only node keys registered with the coordination service (or, with
@@ -25,6 +32,11 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
   (SIGHUP re-reads both files). --mesh-key (64 hex digits, derper's mesh PSK format) lets other
   relays of the region log in as mesh peers; --mesh-with dials them, so clients on any of the
   region's relays reach each other (wire-compatible with Tailscale's derper mesh).
+  --relay-url lists the DERP URLs nodes may name as their home relay, as nodes reach them
+  (default: this relay's own listening URL); any other is not passed on to other nodes.
+  --node-expiry (e.g. 30d) removes nodes offline for longer than that.
+  The data dir's files are created readable only by their owner; the relay refuses to start
+  on a key or database file that other users can read.
   \`authkey create\` prints a new auth key.
   Logs are JSON lines on stdout; the first says "listening" with the bound address (port 0 picks one).
 `
@@ -52,6 +64,8 @@ const FLAGS = [
   'mesh-key',
   'mesh-key-file',
   'mesh-with',
+  'relay-url',
+  'node-expiry',
 ] as const
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -105,13 +119,18 @@ async function parseMeshFlags(flags: Map<string, string>): Promise<{ key: { hex:
 }
 
 export async function relay(argv: string[], io: CliIo = processIo): Promise<number> {
+  // Everything the relay writes to its data dir (keys, the database and its WAL) is private.
+  process.umask(0o077)
   if (argv[0] === 'authkey') return runAuthKeyCommand(argv.slice(1), io)
+  if (argv[0] === 'nodes') return relayNodes(argv.slice(1), io)
   if (argv.includes('--help') || argv.includes('-h')) {
     io.stdout(RELAY_USAGE)
     return 0
   }
   const log = jsonLinesLogger(io.stdout)
   let coordination: CoordinationHandler | undefined
+  let nodeExpiryMs: number | undefined
+  let relayMap: Array<{ url: string }> | undefined
   let meshFlags: Awaited<ReturnType<typeof parseMeshFlags>>
   let options
   try {
@@ -136,6 +155,13 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
       if (!allowed || Date.now() - allowed.at >= 1000) allowed = { at: Date.now(), keys: readAllowedKeys(path) }
       return allowed.keys
     }
+    const relayUrls = parsed.flags.get('relay-url')?.split(',').map((u) => u.trim()).filter((u) => u !== '')
+    for (const url of relayUrls ?? []) {
+      if (!/^(wss?|https?):\/\/[^\s]+$/.test(url)) throw new UsageError(`--relay-url must list http(s) or ws(s) URLs, got ${JSON.stringify(url)}`)
+    }
+    const expiry = parsed.flags.get('node-expiry')
+    nodeExpiryMs = expiry === undefined ? undefined : parseDuration(expiry, '--node-expiry')
+    relayMap = relayUrls?.map((url) => ({ url }))
     const certFile = parsed.flags.get('tls-cert')
     const keyFile = parsed.flags.get('tls-key')
     if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together')
@@ -182,7 +208,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   if (key.created) log('info', 'created relay key', { path: key.path })
 
   try {
-    coordination = createCoordinationHandler({ dataDir: options.dataDir, log })
+    coordination = createCoordinationHandler({ dataDir: options.dataDir, log, ...(nodeExpiryMs !== undefined ? { nodeExpiryMs } : {}) })
   } catch (error) {
     io.stderr(`burrow relay: cannot open the coordination store in ${options.dataDir}: ${(error as Error).message}\n`)
     return 1
@@ -197,6 +223,8 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     else io.stderr(`burrow relay: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}\n`)
     return 1
   }
+  // Only relays the operator named may be a node's home relay: by default this one, as it listens.
+  coordination.service.setRelayMap(relayMap ?? [{ url: server.url }])
   const onHangup = () => {
     if (!options.tls) return log('info', 'SIGHUP ignored: no TLS files to reload')
     try {

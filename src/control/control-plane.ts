@@ -113,6 +113,13 @@ export interface Netmap {
   self: NetmapSelf
   /** Every peer (ourselves excluded), in a stable order. */
   peers: NetmapPeer[]
+  /**
+   * The same peers by node key, when the control plane keeps such an index: with it and a
+   * change hint the agent plans only the changed peers, so a change costs its own size rather
+   * than the netmap's (issue 17: a busy 850-node network). It may be the control plane's live
+   * index: read it only through the latest netmap.
+   */
+  peerIndex?: ReadonlyMap<string, NetmapPeer>
   relayMap: RelayMap
   /** The overlay prefixes addresses are handed out from, when the control plane says. */
   network?: { ipv4Prefix: string; ipv6Prefix: string }

@@ -57,8 +57,13 @@ export interface PeersChange {
 }
 
 export interface CoordinationEvents {
-  /** The whole current peer map (ourselves excluded) and what changed. */
+  /**
+   * The whole current peer map (ourselves excluded) and what changed. Building the list costs
+   * the map's size on every change; a large network should listen to `change` instead.
+   */
   peers: (peers: PeerEntry[], change: PeersChange) => void
+  /** What changed in the peer map (after a (re)connect: everything, with removals of peers gone meanwhile). Costs only the change. */
+  change: (change: PeersChange) => void
   state: (state: CoordinationState, detail?: { error?: CoordinationClientError; retryInMs?: number }) => void
   error: (error: CoordinationClientError) => void
   /** Our own entry: addresses, hostname as assigned, home relay as recorded. */
@@ -92,7 +97,7 @@ export class CoordinationClient {
   private readonly options: CoordinationClientOptions
   private readonly socketFactory: SocketFactory
   private readonly random: () => number
-  private readonly listeners: Listeners = { peers: new Set(), state: new Set(), error: new Set(), self: new Set() }
+  private readonly listeners: Listeners = { peers: new Set(), change: new Set(), state: new Set(), error: new Set(), self: new Set() }
   private readonly peerMap = new Map<string, PeerEntry>()
   private currentState: CoordinationState = 'idle'
   private socket: SocketLike | undefined
@@ -135,6 +140,15 @@ export class CoordinationClient {
 
   peers(): PeerEntry[] {
     return [...this.peerMap.values()]
+  }
+
+  /** One peer by node key (`nodekey:…`), without copying the map. */
+  peer(nodeKey: string): PeerEntry | undefined {
+    return this.peerMap.get(nodeKey)
+  }
+
+  get peerCount(): number {
+    return this.peerMap.size
   }
 
   on<K extends keyof CoordinationEvents>(event: K, listener: CoordinationEvents[K]): () => void {
@@ -241,14 +255,15 @@ export class CoordinationClient {
           const remove = [...previous].filter((key) => !this.peerMap.has(key))
           this.setState('connected')
           this.emit('self', output.self)
-          this.emit('peers', this.peers(), { upsert: output.peers, remove })
+          this.emitChange({ upsert: output.peers, remove })
           for (const waiter of this.readyWaiters.splice(0)) waiter.resolve(output.self)
           break
         }
         case 'peers':
+          // Applied entry by entry: a change costs its own size, not the map's.
           for (const key of output.remove) this.peerMap.delete(key)
           for (const peer of output.upsert) if (peer.nodeKey !== this.selfEntry?.nodeKey) this.peerMap.set(peer.nodeKey, peer)
-          this.emit('peers', this.peers(), { upsert: output.upsert, remove: output.remove })
+          this.emitChange({ upsert: output.upsert, remove: output.remove })
           break
         case 'self':
           this.selfEntry = output.self
@@ -320,6 +335,12 @@ export class CoordinationClient {
   private setState(state: CoordinationState, detail?: { error?: CoordinationClientError; retryInMs?: number }): void {
     this.currentState = state
     this.emit('state', state, detail)
+  }
+
+  private emitChange(change: PeersChange): void {
+    this.emit('change', change)
+    // The whole list only for those who asked for it.
+    if (this.listeners.peers.size > 0) this.emit('peers', this.peers(), change)
   }
 
   private emit<K extends keyof CoordinationEvents>(event: K, ...args: Parameters<CoordinationEvents[K]>): void {

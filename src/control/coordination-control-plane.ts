@@ -48,6 +48,8 @@ export class CoordinationControlPlane implements ControlPlane {
   private readonly regionByUrl = new Map<string, number>()
   private readonly regions = new Map<number, RelayRegion>()
   private current: Netmap | undefined
+  /** The netmap's peers by node key, kept up to date change by change (never rebuilt whole). */
+  private readonly peerIndex = new Map<string, NetmapPeer>()
   private pending: NetmapChange | undefined
   private homeRegion: number = HOME_REGION
 
@@ -70,7 +72,8 @@ export class CoordinationControlPlane implements ControlPlane {
       ...(options.clock ? { clock: options.clock } : {}),
       ...options.client,
     })
-    this.client.on('peers', (_peers, change) => this.changed(change.upsert.map((p) => p.nodeKey), change.remove))
+    // The delta only: each change costs its size here and in the agent (issue 17).
+    this.client.on('change', (change) => this.changed(change.upsert.map((p) => p.nodeKey), change.remove))
     this.client.on('self', () => this.changed([], []))
     this.client.on('state', (state, detail) => this.emit('state', state, detail))
     this.client.on('error', (error) => this.emit('error', error))
@@ -96,7 +99,9 @@ export class CoordinationControlPlane implements ControlPlane {
 
   async ready(): Promise<Netmap> {
     await this.client.ready()
-    return this.current ?? this.build()
+    if (this.current) return this.current
+    this.reindex(this.client.peers().map((p) => p.nodeKey), [])
+    return this.build()
   }
 
   setHomeRelay(region: number | null): void {
@@ -153,13 +158,23 @@ export class CoordinationControlPlane implements ControlPlane {
     }
   }
 
+  /** Brings the index in line with the client's map for the keys that changed. */
+  private reindex(upsert: readonly string[], remove: readonly string[]): void {
+    for (const nodeKey of [...remove, ...upsert]) {
+      const entry = this.client.peer(nodeKey)
+      if (entry === undefined) this.peerIndex.delete(nodeKey)
+      else this.peerIndex.set(nodeKey, this.peerOf(entry))
+    }
+  }
+
   private build(): Netmap {
     const self = this.client.self!
-    const peers = this.client.peers().map((entry) => this.peerOf(entry))
     const network = this.client.network
     this.current = {
       self: { nodeKey: self.nodeKey, name: self.hostname, addresses: [...self.addresses], homeRelay: this.homeRelayOf(self) },
-      peers,
+      // A copy of references only; the entries themselves were made when they changed.
+      peers: [...this.peerIndex.values()],
+      peerIndex: this.peerIndex,
       relayMap: { regions: new Map(this.regions), suggestedHome: HOME_REGION },
       ...(network ? { network: { ...network } } : {}),
     }
@@ -184,6 +199,7 @@ export class CoordinationControlPlane implements ControlPlane {
       this.pending = undefined
       if (this.client.state === 'stopped') return
       const regionsBefore = this.current?.relayMap.regions.size ?? 0
+      this.reindex(change.upsert, change.remove)
       const netmap = this.build()
       change.other = netmap.relayMap.regions.size !== regionsBefore
       this.emit('netmap', netmap, change)

@@ -89,14 +89,70 @@ describe('CoordinationSession', () => {
     expect(s.nextEvent()).toBe(1000 + PING_INTERVAL_MS)
     expect(s.poll(1000 + PING_INTERVAL_MS)).toEqual([{ kind: 'send', message: { type: 'ping', id: 1 } }])
     expect(s.nextEvent()).toBe(1000 + PING_INTERVAL_MS + PONG_TIMEOUT_MS)
-    // A pong clears the wait; the next ping is an interval later.
+    // A pong clears the wait; the next ping is an interval after the last one.
     s.receive('{"type":"pong","id":1}', 1000 + PING_INTERVAL_MS + 5)
-    expect(s.nextEvent()).toBe(1000 + 2 * PING_INTERVAL_MS + 5)
-    const t = 1000 + 2 * PING_INTERVAL_MS + 5
+    expect(s.nextEvent()).toBe(1000 + 2 * PING_INTERVAL_MS)
+    const t = 1000 + 2 * PING_INTERVAL_MS
     expect(s.poll(t)[0]).toMatchObject({ kind: 'send', message: { type: 'ping', id: 2 } })
     const [failure] = s.poll(t + PONG_TIMEOUT_MS)
     expect(failure?.kind === 'failed' && failure.error.message).toBe('server stopped answering pings')
     expect(s.nextEvent()).toBeUndefined()
+  })
+
+  it('pings on its own schedule while the server sends changes more often than the ping interval', () => {
+    const s = session()
+    s.receive(challengeText, 0)
+    s.receive(welcomeText, 0)
+    const change = JSON.stringify({ type: 'peers', upsert: [peer], remove: [] })
+    const pings: number[] = []
+    // A busy network: a change every 5 s for three minutes (the server's silence timeout is 60 s).
+    for (let t = 0; t <= 180_000; t += 1000) {
+      if (t % 5000 === 0) s.receive(change, t)
+      for (const out of s.poll(t)) {
+        if (out.kind === 'send' && out.message.type === 'ping') {
+          pings.push(t)
+          s.receive(JSON.stringify({ type: 'pong', id: out.message.id }), t)
+        }
+        expect(out.kind).not.toBe('failed')
+      }
+    }
+    expect(pings.length).toBeGreaterThanOrEqual(180_000 / PING_INTERVAL_MS)
+    for (let i = 1; i < pings.length; i++) expect(pings[i]! - pings[i - 1]!).toBeLessThanOrEqual(PING_INTERVAL_MS + 1000)
+  })
+
+  it('stays up on server keepalives alone and fails when the server goes silent', () => {
+    const s = session()
+    s.receive(challengeText, 0)
+    s.receive(welcomeText, 0)
+    // Pongs never come back here, but a ping's deadline counts from the ping: keepalives don't clear it.
+    let t = 0
+    for (; t < 55_000; t += 1000) {
+      if (t % 20_000 === 0) expect(s.receive('{"type":"keepalive"}', t)).toEqual([])
+      const out = s.poll(t)
+      if (out.some((o) => o.kind === 'failed')) break
+    }
+    expect(s.phase).toBe('failed') // no pong within PONG_TIMEOUT_MS of the first ping
+    const quiet = session()
+    quiet.receive(challengeText, 0)
+    quiet.receive(welcomeText, 0)
+    // Nothing at all from the server for the silence timeout: the connection is dead.
+    expect(quiet.poll(61_000)).toEqual([{ kind: 'failed', error: new CoordinationClientError(0, 'server sent nothing (not even a keepalive) for too long') }])
+  })
+
+  it('assembles an initial map sent in chunks before reporting the welcome', () => {
+    const s = session()
+    s.receive(challengeText, 0)
+    const peers = Array.from({ length: 5 }, (_, i) => ({ ...peer, id: 10 + i, nodeKey: `nodekey:${(10 + i).toString(16).padStart(64, '0')}` }))
+    const welcome = JSON.parse(welcomeText) as Record<string, unknown>
+    expect(s.receive(JSON.stringify({ ...welcome, peers: peers.slice(0, 2), more: 2 }), 1)).toEqual([])
+    expect(s.phase).toBe('loading')
+    expect(s.receive('{"type":"keepalive"}', 2)).toEqual([])
+    expect(s.receive(JSON.stringify({ type: 'peers', upsert: peers.slice(2, 4), remove: [] }), 3)).toEqual([])
+    const [out] = s.receive(JSON.stringify({ type: 'peers', upsert: peers.slice(4), remove: [] }), 4)
+    expect(out).toMatchObject({ kind: 'welcome', peers })
+    expect(s.phase).toBe('ready')
+    // A delta after the map is a delta again.
+    expect(s.receive(JSON.stringify({ type: 'peers', upsert: [], remove: [peers[0]!.nodeKey] }), 5)).toEqual([{ kind: 'peers', upsert: [], remove: [peers[0]!.nodeKey] }])
   })
 
   it('sends home relay and disco key updates only once ready, and uses them in the hello', () => {

@@ -8,6 +8,7 @@ import {
   PING_INTERVAL_MS,
   PROTOCOL_VERSION,
   ProtocolError,
+  SILENCE_TIMEOUT_MS,
   discoKeyText,
   nodeKeyText,
   parseServerMessage,
@@ -66,7 +67,8 @@ export type SessionOutput =
   /** The server refused us or stopped answering; the driver closes the socket. */
   | { kind: 'failed'; error: CoordinationClientError }
 
-export type SessionPhase = 'challenge' | 'ready' | 'failed'
+/** `loading`: welcomed, receiving the rest of the initial peer map (`welcome.more` chunks). */
+export type SessionPhase = 'challenge' | 'loading' | 'ready' | 'failed'
 
 function proofFor(privateKey: Uint8Array, serverKey: Uint8Array, challenge: Uint8Array): Proof {
   const nonce = randomBytes(24)
@@ -81,6 +83,8 @@ export class CoordinationSession {
   private lastPingSent: number
   private pingId = 0
   private awaitingPong = false
+  /** While loading: the welcome being completed and how many chunks are still to come. */
+  private loading: { self: PeerEntry; network: NetworkInfo; peers: PeerEntry[]; more: number } | undefined
 
   constructor(config: SessionConfig, now: number) {
     this.config = config
@@ -92,7 +96,6 @@ export class CoordinationSession {
   receive(text: string | Uint8Array, now: number): SessionOutput[] {
     if (this.phase === 'failed') return []
     this.lastHeard = now
-    this.awaitingPong = false
     let message
     try {
       message = parseServerMessage(text)
@@ -102,16 +105,26 @@ export class CoordinationSession {
     }
     if (message.type === 'error') {
       const error = new CoordinationClientError(message.status, message.error)
-      return message.closing || this.phase !== 'ready' ? this.fail(error) : [{ kind: 'server-error', error }]
+      return message.closing || this.phase === 'challenge' ? this.fail(error) : [{ kind: 'server-error', error }]
     }
     if (this.phase === 'challenge') {
       if (message.type === 'challenge') return [{ kind: 'send', message: this.hello(fromBase64(message.serverKey), fromBase64(message.challenge)) }]
       if (message.type === 'welcome') {
-        this.phase = 'ready'
         this.lastPingSent = now
-        return [{ kind: 'welcome', self: message.self, network: message.network, peers: message.peers }]
+        this.phase = 'loading'
+        this.loading = { self: message.self, network: message.network, peers: message.peers, more: message.more }
+        return this.loaded()
       }
       return this.fail(new CoordinationClientError(0, `server sent ${message.type} before welcome`))
+    }
+    if (this.phase === 'loading') {
+      // The server queues every chunk of the initial map right after the welcome, before any change.
+      if (message.type === 'keepalive' || message.type === 'pong') return []
+      if (message.type !== 'peers' || message.remove.length > 0) return this.fail(new CoordinationClientError(0, `server sent ${message.type} while sending the initial peer map`))
+      const loading = this.loading!
+      for (const peer of message.upsert) loading.peers.push(peer)
+      loading.more--
+      return this.loaded()
     }
     switch (message.type) {
       case 'peers':
@@ -119,21 +132,33 @@ export class CoordinationSession {
       case 'self':
         return [{ kind: 'self', self: message.self }]
       case 'pong':
+        if (message.id === this.pingId) this.awaitingPong = false
+        return []
+      case 'keepalive':
         return []
       default:
         return this.fail(new CoordinationClientError(0, `server sent an unexpected ${message.type}`))
     }
   }
 
+  /** The initial map is complete once every announced chunk has arrived. */
+  private loaded(): SessionOutput[] {
+    const loading = this.loading!
+    if (loading.more > 0) return []
+    this.loading = undefined
+    this.phase = 'ready'
+    return [{ kind: 'welcome', self: loading.self, network: loading.network, peers: loading.peers }]
+  }
+
   /** Reports a new home relay; sent now if the session is up, and in every later hello. */
   setHomeRelay(homeRelay: HomeRelay | null): SessionOutput[] {
     this.config.homeRelay = homeRelay
-    return this.phase === 'ready' ? [{ kind: 'send', message: { type: 'update', homeRelay } }] : []
+    return this.phase === 'ready' || this.phase === 'loading' ? [{ kind: 'send', message: { type: 'update', homeRelay } }] : []
   }
 
   setDiscoKey(discoPublicKey: Uint8Array): SessionOutput[] {
     this.config.discoPublicKey = discoPublicKey
-    return this.phase === 'ready' ? [{ kind: 'send', message: { type: 'update', discoKey: discoKeyText(discoPublicKey) } }] : []
+    return this.phase === 'ready' || this.phase === 'loading' ? [{ kind: 'send', message: { type: 'update', discoKey: discoKeyText(discoPublicKey) } }] : []
   }
 
   poll(now: number): SessionOutput[] {
@@ -142,10 +167,17 @@ export class CoordinationSession {
       if (now >= this.openedAt + WELCOME_TIMEOUT_MS) return this.fail(new CoordinationClientError(0, 'server did not welcome us in time'))
       return []
     }
+    if (this.phase === 'loading') {
+      if (now >= this.lastHeard + SILENCE_TIMEOUT_MS) return this.fail(new CoordinationClientError(0, 'server stopped sending the initial peer map'))
+      return []
+    }
     if (this.awaitingPong && now >= this.lastPingSent + PONG_TIMEOUT_MS) {
       return this.fail(new CoordinationClientError(0, 'server stopped answering pings'))
     }
-    if (!this.awaitingPong && now >= Math.max(this.lastHeard, this.lastPingSent) + PING_INTERVAL_MS) {
+    if (now >= this.lastHeard + SILENCE_TIMEOUT_MS) return this.fail(new CoordinationClientError(0, 'server sent nothing (not even a keepalive) for too long'))
+    // On our own schedule, however busy the server is: the server times out a client it has not
+    // heard from, and a stream of peer changes from it says nothing about whether it hears us.
+    if (!this.awaitingPong && now >= this.lastPingSent + PING_INTERVAL_MS) {
       this.awaitingPong = true
       this.lastPingSent = now
       return [{ kind: 'send', message: { type: 'ping', id: ++this.pingId } }]
@@ -156,8 +188,9 @@ export class CoordinationSession {
   nextEvent(): number | undefined {
     if (this.phase === 'failed') return undefined
     if (this.phase === 'challenge') return this.openedAt + WELCOME_TIMEOUT_MS
-    if (this.awaitingPong) return this.lastPingSent + PONG_TIMEOUT_MS
-    return Math.max(this.lastHeard, this.lastPingSent) + PING_INTERVAL_MS
+    const silence = this.lastHeard + SILENCE_TIMEOUT_MS
+    if (this.phase === 'loading') return silence
+    return Math.min(silence, this.awaitingPong ? this.lastPingSent + PONG_TIMEOUT_MS : this.lastPingSent + PING_INTERVAL_MS)
   }
 
   private fail(error: CoordinationClientError): SessionOutput[] {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ProtocolError, parseClientMessage, parseServerMessage, type PeerEntry } from './protocol.ts'
+import { MAX_CLIENT_MESSAGE_BYTES, MAX_JSON_DEPTH, MAX_PRE_HELLO_BYTES, ProtocolError, parseClientMessage, parseServerMessage, type PeerEntry } from './protocol.ts'
 
 const nodeKey = `nodekey:${'ab'.repeat(32)}`
 const discoKey = `discokey:${'cd'.repeat(32)}`
@@ -52,6 +52,18 @@ describe('parseClientMessage', () => {
     expect(fieldOf(() => parseClientMessage(text))).toEqual({ field, message })
   })
 
+  it('refuses a client message over the limit by its length alone (a smaller limit before hello)', () => {
+    const big = JSON.stringify({ ...hello, hostname: 'x'.repeat(MAX_PRE_HELLO_BYTES) })
+    expect(fieldOf(() => parseClientMessage(big, MAX_PRE_HELLO_BYTES))).toEqual({ field: 'message', message: `message is larger than ${MAX_PRE_HELLO_BYTES} bytes` })
+    expect(fieldOf(() => parseClientMessage(big))).toEqual({ field: 'hostname', message: 'hostname is longer than 256 characters' })
+    expect(fieldOf(() => parseClientMessage(' '.repeat(MAX_CLIENT_MESSAGE_BYTES + 1)))).toEqual({ field: 'message', message: `message is larger than ${MAX_CLIENT_MESSAGE_BYTES} bytes` })
+  })
+
+  it('refuses deeply nested JSON without parsing it', () => {
+    const nested = `{"type":"ping","id":1,"x":${'{"a":'.repeat(1000)}1${'}'.repeat(1000)}}`
+    expect(fieldOf(() => parseClientMessage(nested))).toEqual({ field: 'message', message: `message nests deeper than ${MAX_JSON_DEPTH} levels` })
+  })
+
   it('rejects binary frames', () => {
     expect(fieldOf(() => parseClientMessage(new Uint8Array([1])))).toEqual({ field: 'message', message: 'message must be JSON text, got a binary frame' })
   })
@@ -66,13 +78,20 @@ describe('parseServerMessage', () => {
   it('round-trips every server message', () => {
     const messages = [
       { type: 'challenge', version: 1, serverKey: b64(32), challenge: b64(32) },
-      { type: 'welcome', self: peer, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [peer] },
+      { type: 'welcome', self: peer, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [peer], more: 3 },
+      { type: 'keepalive' },
       { type: 'peers', upsert: [peer], remove: [nodeKey] },
       { type: 'self', self: peer },
       { type: 'pong', id: 1 },
       { type: 'error', status: 401, error: 'authKey is unknown or already used', closing: true },
     ]
     for (const m of messages) expect(parseServerMessage(JSON.stringify(m))).toEqual(m)
+  })
+
+  it('refuses JSON nested deeper than the limit before parsing it, but not brackets inside strings', () => {
+    const deep = `{"type":"pong","id":1,"x":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`
+    expect(fieldOf(() => parseServerMessage(deep))).toEqual({ field: 'message', message: `message nests deeper than ${MAX_JSON_DEPTH} levels` })
+    expect(parseServerMessage(JSON.stringify({ type: 'error', status: 400, error: '[[[[[[[[[[[[{{{{{{{{{{\\"', closing: false }))).toMatchObject({ status: 400 })
   })
 
   it('names the bad field deep in a peer list', () => {

@@ -4,16 +4,43 @@ import { fromBase64, fromHex, toHex } from '../crypto/index.ts'
 
 export const PROTOCOL_VERSION = 1
 export const CONTROL_PATH = '/control'
-/** Largest message either side accepts; a full peer map of a few hundred nodes fits easily. */
+/**
+ * Largest server → client message. The peer map is streamed in chunks of at most
+ * PEERS_PER_MESSAGE entries (each entry is bounded: hostname ≤ 63, home relay from the
+ * operator's relay map), so no network of any size needs a larger one.
+ */
 export const MAX_MESSAGE_BYTES = 1 << 20
+/**
+ * Largest client → server message. A hello with an auth key, two proofs and a home relay is
+ * under 3 KiB; anything bigger is refused by the WebSocket layer before it is buffered.
+ */
+export const MAX_CLIENT_MESSAGE_BYTES = 16 << 10
+/** Largest message before `hello` is accepted: what an unauthenticated client may make the server parse. */
+export const MAX_PRE_HELLO_BYTES = 8 << 10
+/** Deepest JSON nesting either side parses (the deepest real message, a welcome, has 4 levels). */
+export const MAX_JSON_DEPTH = 8
+/** Peer entries per `welcome`/`peers` message; a bigger map or change is split across messages. */
+export const PEERS_PER_MESSAGE = 256
 export const CHALLENGE_LENGTH = 32
 export const MAX_HOSTNAME_LENGTH = 63
 export const MAX_AUTH_KEY_LENGTH = 200
 export const MAX_URL_LENGTH = 2048
-/** An online node may change its entry this many times per UPDATE_WINDOW_MS; more are refused with 429. */
-export const MAX_UPDATES_PER_WINDOW = 10
-export const UPDATE_WINDOW_MS = 1000
-/** Client sends `ping` this often; the server drops connections silent for SILENCE_TIMEOUT_MS. */
+/**
+ * Each update is pushed to every online node, so each is paid for by the whole network. A node
+ * may burst this many, then one per UPDATE_INTERVAL_MS; so may all nodes behind one source
+ * address together (SOURCE_UPDATE_*), which caps what a member can do by adding identities.
+ * Updates past the limit are merged and applied once the limit allows (the latest value wins).
+ */
+export const NODE_UPDATE_BURST = 10
+export const NODE_UPDATE_INTERVAL_MS = 1000
+export const SOURCE_UPDATE_BURST = 40
+export const SOURCE_UPDATE_INTERVAL_MS = 250
+/**
+ * Each side sends a keepalive on its own schedule, whatever else it sends (the client a `ping`,
+ * the server a `keepalive`), every PING_INTERVAL_MS, and drops a connection it heard nothing on
+ * for SILENCE_TIMEOUT_MS: three keepalives fit in one timeout, so a busy or a quiet network alike
+ * never trips it.
+ */
 export const PING_INTERVAL_MS = 20_000
 export const SILENCE_TIMEOUT_MS = 60_000
 export const HANDSHAKE_TIMEOUT_MS = 10_000
@@ -68,7 +95,10 @@ export interface WelcomeMessage {
   type: 'welcome'
   self: PeerEntry
   network: NetworkInfo
+  /** The first chunk of the peer map (at most PEERS_PER_MESSAGE entries). */
   peers: PeerEntry[]
+  /** How many `peers` messages follow that complete the initial map (0 when it fit here). */
+  more: number
 }
 
 export interface PeersMessage {
@@ -90,16 +120,21 @@ export interface PongMessage {
   id: number
 }
 
+/** Sent by the server every PING_INTERVAL_MS so the client can tell a live quiet server from a dead one. */
+export interface KeepaliveMessage {
+  type: 'keepalive'
+}
+
 export interface ErrorMessage {
   type: 'error'
-  /** HTTP-like status: 400 malformed, 401 auth key, 403 proof, 408 timeout, 409 replaced, 429 too many updates, 500 server. */
+  /** HTTP-like status: 400 malformed, 401 auth key, 403 proof, 408 timeout, 409 replaced, 410 removed, 500 server. */
   status: number
   error: string
   /** True when the server closes the connection right after; false when the session goes on (the request was ignored). */
   closing: boolean
 }
 
-export type ServerMessage = ChallengeMessage | WelcomeMessage | PeersMessage | SelfMessage | PongMessage | ErrorMessage
+export type ServerMessage = ChallengeMessage | WelcomeMessage | PeersMessage | SelfMessage | PongMessage | KeepaliveMessage | ErrorMessage
 
 // ---- client → server ----
 
@@ -146,9 +181,30 @@ export class ProtocolError extends Error {
 
 type Json = Record<string, unknown>
 
-function parseObject(text: string | Uint8Array): Json {
+/**
+ * Throws if `text` nests arrays/objects deeper than `maxDepth`. One pass over the characters,
+ * skipping string contents, so it costs far less than the JSON.parse it protects.
+ */
+export function checkJsonDepth(text: string, maxDepth: number): void {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) throw new ProtocolError('message', `message nests deeper than ${maxDepth} levels`)
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+}
+
+function parseObject(text: string | Uint8Array, maxBytes: number = MAX_MESSAGE_BYTES): Json {
   if (typeof text !== 'string') throw new ProtocolError('message', 'message must be JSON text, got a binary frame')
-  if (text.length > MAX_MESSAGE_BYTES) throw new ProtocolError('message', `message is larger than ${MAX_MESSAGE_BYTES} bytes`)
+  // UTF-16 length ≤ UTF-8 length, so this bound is never stricter than the byte limit it stands for.
+  if (text.length > maxBytes) throw new ProtocolError('message', `message is larger than ${maxBytes} bytes`)
+  checkJsonDepth(text, MAX_JSON_DEPTH)
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -177,6 +233,12 @@ function optional<T>(o: Json, field: string, read: () => T): T | undefined {
 function integer(o: Json, field: string, path: string): number {
   const value = o[field]
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new ProtocolError(path, `${path} must be an integer`)
+  return value
+}
+
+function count(o: Json, field: string): number {
+  const value = integer(o, field, field)
+  if (value < 0) throw new ProtocolError(field, `${field} must not be negative`)
   return value
 }
 
@@ -245,8 +307,9 @@ function messageType(o: Json): string {
   return string(o, 'type', 'type', 40)
 }
 
-export function parseClientMessage(text: string | Uint8Array): ClientMessage {
-  const o = parseObject(text)
+/** `maxBytes`: MAX_CLIENT_MESSAGE_BYTES, or MAX_PRE_HELLO_BYTES before the sender is authenticated. */
+export function parseClientMessage(text: string | Uint8Array, maxBytes: number = MAX_CLIENT_MESSAGE_BYTES): ClientMessage {
+  const o = parseObject(text, maxBytes)
   const type = messageType(o)
   switch (type) {
     case 'hello': {
@@ -330,6 +393,7 @@ export function parseServerMessage(text: string | Uint8Array): ServerMessage {
         self: peerEntry(o['self'], 'self'),
         network: { ipv4Prefix: string(network, 'ipv4Prefix', 'network.ipv4Prefix', 64), ipv6Prefix: string(network, 'ipv6Prefix', 'network.ipv6Prefix', 64) },
         peers: peerList(o, 'peers'),
+        more: o['more'] === undefined ? 0 : count(o, 'more'),
       }
     }
     case 'peers': {
@@ -345,6 +409,8 @@ export function parseServerMessage(text: string | Uint8Array): ServerMessage {
       return { type, self: peerEntry(o['self'], 'self') }
     case 'pong':
       return { type, id: integer(o, 'id', 'id') }
+    case 'keepalive':
+      return { type }
     case 'error':
       return { type, status: integer(o, 'status', 'status'), error: string(o, 'error', 'error', 2000), closing: boolean(o, 'closing', 'closing') }
     default:

@@ -17,6 +17,20 @@ export function hashAuthKey(text: string): string {
 export interface AuthKeyOptions {
   reusable?: boolean
   ephemeral?: boolean
+  /** How long after `now` the key stops registering nodes; undefined: never. */
+  expiresInMs?: number
+}
+
+/**
+ * Why `key` may not register a node at `now`, or undefined when it may. A rule of the service,
+ * not of a store: any store (SQLite today, PostgreSQL later) only records the fields.
+ */
+export function authKeyRefusal(key: AuthKeyRecord | undefined, now: number): string | undefined {
+  if (key === undefined) return 'authKey is unknown or already used'
+  if (key.revokedAt !== null) return 'authKey was revoked'
+  if (key.expiresAt !== null && now >= key.expiresAt) return `authKey expired at ${new Date(key.expiresAt).toISOString()}`
+  if (!key.reusable && key.usedAt !== null) return 'authKey is unknown or already used'
+  return undefined
 }
 
 /** Stores a new auth key and returns its text; the text is not recoverable afterwards. */
@@ -27,6 +41,11 @@ export function createAuthKey(
   random: (length: number) => Uint8Array = randomBytes,
 ): { key: string; record: AuthKeyRecord } {
   const key = generateAuthKeyText(random)
-  const record = store.insertAuthKey(hashAuthKey(key), { reusable: options.reusable ?? false, ephemeral: options.ephemeral ?? false, now })
+  const record = store.insertAuthKey(hashAuthKey(key), {
+    reusable: options.reusable ?? false,
+    ephemeral: options.ephemeral ?? false,
+    now,
+    expiresAt: options.expiresInMs === undefined ? null : now + options.expiresInMs,
+  })
   return { key, record }
 }

@@ -5,7 +5,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { DeadlineTimer, timerClock, type DriverClock } from '../../clock/clock.ts'
-import { CONTROL_PATH, MAX_MESSAGE_BYTES } from '../../control/protocol.ts'
+import { CONTROL_PATH, MAX_CLIENT_MESSAGE_BYTES, type HomeRelay, type ServerMessage } from '../../control/protocol.ts'
 import { CoordinationService, type ConnectionId, type Output } from './service.ts'
 import { CoordinationStore } from './store.ts'
 
@@ -16,6 +16,10 @@ export interface CoordinationOptions {
   log?: CoordinationLog
   /** Epoch ms and timers; tests may pass their own (a ManualClock). */
   clock?: DriverClock
+  /** The relays nodes may name as home relay (see CoordinationServiceOptions.relayMap); also settable later with `service.setRelayMap`. */
+  relayMap?: readonly HomeRelay[]
+  /** Remove nodes offline for this long (default: never). */
+  nodeExpiryMs?: number
 }
 
 export interface AttachedCoordination {
@@ -64,14 +68,22 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
   const clock = options.clock ?? serverClock
   const now = (): number => clock.now()
   const store = CoordinationStore.open(options.dataDir)
-  const service = new CoordinationService({ store, log: (level, msg) => log(level, msg) })
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false })
+  const service = new CoordinationService({
+    store,
+    log: (level, msg) => log(level, msg),
+    ...(options.relayMap !== undefined ? { relayMap: options.relayMap } : {}),
+    ...(options.nodeExpiryMs !== undefined ? { nodeExpiryMs: options.nodeExpiryMs } : {}),
+  })
+  // Client messages are small; a bigger frame is refused (1009) by ws before it is buffered whole.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES, perMessageDeflate: false })
   const sockets = new Map<ConnectionId, WebSocket>()
   let nextConnection = 1
   let closed = false
   const timer = new DeadlineTimer(clock, () => apply(service.poll(now())))
 
   const apply = (outputs: Output[]): void => {
+    // A change goes to every online node as one shared message object: serialise it once.
+    const texts = new Map<ServerMessage, string>()
     for (const output of outputs) {
       const socket = sockets.get(output.connection)
       if (socket === undefined || socket.readyState !== socket.OPEN) continue
@@ -81,7 +93,12 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
           socket.terminate()
           continue
         }
-        socket.send(JSON.stringify(output.message))
+        let text = texts.get(output.message)
+        if (text === undefined) {
+          text = JSON.stringify(output.message)
+          texts.set(output.message, text)
+        }
+        socket.send(text)
       } else {
         socket.close(output.code, output.reason)
         setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
@@ -122,10 +139,12 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
       if (!closed) step(connection, () => service.closed(connection, now()))
     })
     socket.on('error', (error) => log('warn', 'coordination: socket error', { connection, error: error.message }))
-    step(connection, () => service.open(connection, now()))
+    step(connection, () => service.open(connection, now(), req.socket.remoteAddress))
   }
 
   log('info', 'coordination: ready', { path: CONTROL_PATH, database: store.path, ipv6Prefix: service.network.ipv6Prefix })
+  // The service may have work before any connection (the node expiry).
+  schedule()
 
   return {
     service,

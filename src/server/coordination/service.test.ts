@@ -1,17 +1,21 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join as joinPath } from 'node:path'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { boxKey, boxSeal, generateKeyPair, toBase64, type KeyPair } from '../../crypto/index.ts'
-import { MAX_UPDATES_PER_WINDOW, UPDATE_WINDOW_MS, nodeKeyText, type PeerEntry, type ServerMessage } from '../../control/protocol.ts'
+import { MAX_PRE_HELLO_BYTES, NODE_UPDATE_BURST, NODE_UPDATE_INTERVAL_MS, PEERS_PER_MESSAGE, nodeKeyText, type PeerEntry, type ServerMessage } from '../../control/protocol.ts'
 import { CoordinationStore } from './store.ts'
-import { CoordinationService, sanitizeHostname, type Output } from './service.ts'
+import { CoordinationService, MAINTENANCE_INTERVAL_MS, sanitizeHostname, type Output } from './service.ts'
 import { helloFor, type HelloOptions } from './test-helpers.ts'
 
+const RELAY_MAP = [{ url: 'wss://relay.example/derp', region: 'fra' }, { url: 'wss://r/derp' }]
 let store: CoordinationStore
 let service: CoordinationService
 let nextId: number
 
 beforeEach(() => {
   store = new CoordinationStore(':memory:')
-  service = new CoordinationService({ store })
+  service = new CoordinationService({ store, relayMap: RELAY_MAP })
   nextId = 1
 })
 
@@ -271,7 +275,7 @@ describe('the in-memory node list', () => {
     join({ hostname: 'b', previous: b.pair }, generateKeyPair(), 3000)
     service.closed(a.connection, 4000)
     const offline = (entries: PeerEntry[]) => entries.map((e) => ({ ...e, online: false }))
-    expect(offline(service.nodes())).toEqual(offline(new CoordinationService({ store }).nodes()))
+    expect(offline(service.nodes())).toEqual(offline(new CoordinationService({ store, relayMap: RELAY_MAP }).nodes()))
     expect(service.nodes().map((n) => n.hostname)).toEqual(['renamed', 'b', 'a-2'])
   })
 })
@@ -298,16 +302,21 @@ describe('bad input and timeouts', () => {
     expect(sent(service.receive(a.connection, '{"type":"ping","id":7}', 2000), a.connection)).toEqual([{ type: 'pong', id: 7 }])
   })
 
-  it('refuses more than the allowed updates per window with 429, keeping the session and ignoring the excess', () => {
+  it('defers updates past the per-node budget and applies the latest value once a token is back, keeping the session', () => {
     const key = service.createAuthKey({ reusable: true }, 1)
     const a = join({ authKey: key })
     const b = join({ authKey: key })
+    service.setRelayMap(Array.from({ length: 200 }, (_, n) => ({ url: `wss://r${n}/derp` })))
     const update = (n: number, now: number) => service.receive(b.connection, JSON.stringify({ type: 'update', homeRelay: { url: `wss://r${n}/derp` } }), now)
-    for (let i = 0; i < MAX_UPDATES_PER_WINDOW; i++) expect(sent(update(i, 5000), a.connection)).toHaveLength(1)
-    const refused = update(99, 5000)
-    expect(refused).toEqual([{ kind: 'send', connection: b.connection, message: { type: 'error', status: 429, error: 'too many updates: at most 10 per 1000 ms; this one was ignored', closing: false } }])
-    expect(service.nodes().find((n) => n.id === b.self.id)?.homeRelay?.url).toBe(`wss://r${MAX_UPDATES_PER_WINDOW - 1}/derp`)
-    expect(sent(update(100, 5000 + UPDATE_WINDOW_MS), a.connection)).toHaveLength(1)
+    for (let i = 0; i < NODE_UPDATE_BURST; i++) expect(sent(update(i, 5000), a.connection)).toHaveLength(1)
+    expect(update(98, 5000)).toEqual([])
+    expect(update(99, 5000)).toEqual([])
+    expect(service.nodes().find((n) => n.id === b.self.id)?.homeRelay?.url).toBe(`wss://r${NODE_UPDATE_BURST - 1}/derp`)
+    expect(sent(service.poll(4999 + NODE_UPDATE_INTERVAL_MS), a.connection)).toEqual([])
+    const flushed = service.poll(5000 + NODE_UPDATE_INTERVAL_MS)
+    // The two deferred updates went out as one change, with the later value.
+    expect(sent(flushed, a.connection)).toEqual([{ type: 'peers', upsert: [expect.objectContaining({ homeRelay: { url: 'wss://r99/derp' } })], remove: [] }])
+    expect(sent(flushed, b.connection)).toEqual([{ type: 'self', self: expect.objectContaining({ homeRelay: { url: 'wss://r99/derp' } }) }])
   })
 
   it('refuses binary frames by name', () => {
@@ -334,11 +343,168 @@ describe('bad input and timeouts', () => {
     expect(service.nextEvent()).toBeUndefined()
 
     const a = join({ authKey: key }, generateKeyPair(), 20_000)
-    expect(service.nextEvent()).toBe(80_000)
+    expect(service.nextEvent()).toBe(20_000 + 2_000) // maintenance: looking for nodes removed elsewhere
+    service.poll(22_000)
+    expect(sent(service.poll(40_000), a.connection)).toEqual([{ type: 'keepalive' }]) // the server's own keepalive schedule
     service.receive(a.connection, '{"type":"ping","id":1}', 50_000)
-    expect(service.nextEvent()).toBe(110_000)
+    for (let t = 50_000; t < 110_000; t += 2_000) expect(closes(service.poll(t), a.connection)).toEqual([])
     const silent = service.poll(110_000)
     expect(closes(silent, a.connection)[0]?.code).toBe(4408)
     expect(service.nodes()[0]).toMatchObject({ online: false, lastSeen: 110_000 })
+  })
+})
+
+describe('hardening (issue 17)', () => {
+  it('streams a large initial map in bounded chunks that add up to the whole network', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const total = 2 * PEERS_PER_MESSAGE + 17
+    for (let i = 0; i < total; i++) join({ authKey: key, hostname: `n${i}` })
+    for (let i = 1; i < nextId; i++) service.closed(i, 1500)
+    const { connection, out } = connect(generateKeyPair(), { authKey: key, hostname: 'late' }, 2000)
+    const mine = sent(out, connection)
+    const [welcome, ...chunks] = mine
+    if (welcome?.type !== 'welcome') throw new Error('expected a welcome first')
+    expect(welcome.more).toBe(2)
+    expect(chunks.map((m) => m.type)).toEqual(['peers', 'peers'])
+    const all = [...welcome.peers, ...chunks.flatMap((m) => (m.type === 'peers' ? m.upsert : []))]
+    expect(all).toHaveLength(total)
+    expect(new Set(all.map((p) => p.nodeKey)).size).toBe(total)
+    for (const m of mine) expect(m.type === 'welcome' ? m.peers.length : m.type === 'peers' ? m.upsert.length : 0).toBeLessThanOrEqual(PEERS_PER_MESSAGE)
+  })
+
+  it('passes on only home relays from the relay map, as the map spells them', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key, homeRelay: { url: 'https://attacker.example/x' } })
+    expect(a.self.homeRelay).toBeNull()
+    // ws ↔ http, default port and trailing slash do not matter; the region comes from the map.
+    const b = join({ authKey: key, homeRelay: { url: 'https://relay.example:443/derp/', region: 'evil' } })
+    expect(b.self.homeRelay).toEqual({ url: 'wss://relay.example/derp', region: 'fra' })
+    const refused = service.receive(b.connection, JSON.stringify({ type: 'update', homeRelay: { url: 'http://10.0.0.1/' } }), 2000)
+    expect(errorOf(refused, b.connection)).toEqual({ status: 400, error: 'homeRelay.url "http://10.0.0.1/" is not a relay of this network (not in the relay map); the update was ignored' })
+    expect(closes(refused, b.connection)).toEqual([])
+    expect(service.nodes().find((n) => n.id === b.self.id)?.homeRelay).toEqual({ url: 'wss://relay.example/derp', region: 'fra' })
+    // A relay dropped from the map stops being passed on, even though it is stored.
+    service.setRelayMap([])
+    expect(service.nodes().find((n) => n.id === b.self.id)?.homeRelay).toBeNull()
+  })
+
+  it('shares one update budget between every node of a source address, and keeps a node budget across reconnects', () => {
+    const limited = new CoordinationService({ store, relayMap: RELAY_MAP, limits: { nodeBurst: 3, nodeIntervalMs: 1000, sourceBurst: 4, sourceIntervalMs: 1000 } })
+    const key = limited.createAuthKey({ reusable: true }, 1)
+    const hello = (id: number, pair: KeyPair, source: string, now: number) => {
+      const [challenge] = limited.open(id, now, source)
+      return limited.receive(id, JSON.stringify(helloFor(pair, challenge!, { authKey: key })), now)
+    }
+    const watcher = generateKeyPair()
+    hello(1, watcher, '192.0.2.9', 1000)
+    const pairs = [generateKeyPair(), generateKeyPair()]
+    hello(2, pairs[0]!, '198.51.100.1', 1000)
+    hello(3, pairs[1]!, '198.51.100.1', 1000)
+    const toggle = (id: number, n: number) => limited.receive(id, JSON.stringify({ type: 'update', homeRelay: n % 2 ? null : { url: 'wss://r/derp' } }), 1000)
+    let pushed = 0
+    for (let n = 0; n < 10; n++) for (const id of [2, 3]) pushed += sent(toggle(id, n), 1).length
+    expect(pushed).toBe(4) // the source's burst, though each node alone could have made 3
+    // A node that spends its budget and reconnects (from elsewhere) does not get a fresh one.
+    const roaming = generateKeyPair()
+    hello(5, roaming, '203.0.113.1', 1000)
+    for (let n = 0; n < 3; n++) expect(sent(toggle(5, n), 1)).toHaveLength(1)
+    limited.closed(5, 1000)
+    hello(6, roaming, '203.0.113.2', 1000)
+    expect(sent(toggle(6, 3), 1)).toEqual([])
+  })
+
+  it('refuses a large message before hello, long before the 1 MiB limit', () => {
+    const connection = nextId++
+    service.open(connection, 0)
+    const out = service.receive(connection, JSON.stringify({ type: 'hello', padding: 'x'.repeat(MAX_PRE_HELLO_BYTES) }), 0)
+    expect(errorOf(out, connection)).toEqual({ status: 400, error: `message is larger than ${MAX_PRE_HELLO_BYTES} bytes` })
+    expect(closes(out, connection)[0]?.code).toBe(4400)
+  })
+
+  it('removes a node: its session is closed with 410 and the others are told', () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const a = join({ authKey: key, hostname: 'a' })
+    const b = join({ authKey: key, hostname: 'b' })
+    const out = service.removeNode(b.self.id)
+    expect(errorOf(out, b.connection)).toEqual({ status: 410, error: 'this node was removed by the operator' })
+    expect(closes(out, b.connection)[0]?.code).toBe(4410)
+    expect(sent(out, a.connection)).toEqual([{ type: 'peers', upsert: [], remove: [b.self.nodeKey] }])
+    expect(service.isRegistered(b.pair.publicKey)).toBe(false)
+    expect(service.nodes().map((n) => n.hostname)).toEqual(['a'])
+    // The same key now needs an auth key again.
+    expect(errorOf(connect(b.pair, {}, 2000).out, nextId - 1)?.status).toBe(401)
+  })
+
+  it('expires nodes offline for longer than the expiry, and only those', () => {
+    const expiring = new CoordinationService({ store, relayMap: RELAY_MAP, nodeExpiryMs: 3_600_000 })
+    const key = expiring.createAuthKey({ reusable: true }, 1)
+    const join2 = (id: number, now: number) => {
+      const [challenge] = expiring.open(id, now)
+      return expiring.receive(id, JSON.stringify(helloFor(generateKeyPair(), challenge!, { authKey: key, hostname: `n${id}` })), now)
+    }
+    join2(1, 1000)
+    join2(2, 1000)
+    join2(3, 1000)
+    expiring.closed(2, 2000)
+    expiring.closed(3, 3_000_000)
+    expect(expiring.poll(1000 + 3_600_000 + 60_000).flatMap((o) => (o.kind === 'send' && o.connection === 1 && o.message.type === 'peers' ? o.message.remove : []))).toHaveLength(1)
+    expect(expiring.nodes().map((n) => n.hostname)).toEqual(['n1', 'n3'])
+  })
+})
+
+describe('auth-key expiry and revocation, reserved hostnames (issue 17)', () => {
+  it('refuses an expired key and a revoked one with a 401 that says which', () => {
+    const expiring = service.createAuthKey({ reusable: true, expiresInMs: 60_000 }, 1000)
+    expect(join({ authKey: expiring }, generateKeyPair(), 60_999).self.online).toBe(true)
+    const late = connect(generateKeyPair(), { authKey: expiring }, 61_000)
+    expect(errorOf(late.out, late.connection)).toEqual({ status: 401, error: `authKey expired at ${new Date(61_000).toISOString()}` })
+    const revocable = service.createAuthKey({ reusable: true }, 1000)
+    const member = join({ authKey: revocable })
+    store.revokeAuthKey(store.listAuthKeys().at(-1)!.id, 2000)
+    const refused = connect(generateKeyPair(), { authKey: revocable }, 3000)
+    expect(errorOf(refused.out, refused.connection)).toEqual({ status: 401, error: 'authKey was revoked' })
+    // Nodes it registered stay: they reconnect without a key.
+    service.closed(member.connection, 3000)
+    expect(join({}, member.pair, 4000).self.id).toBe(member.self.id)
+  })
+
+  it.each(['localhost', 'LocalHost', 'relay', 'wpad'])('refuses the reserved hostname %s in a hello and in an update, with a clear 400', (name) => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const refused = connect(generateKeyPair(), { authKey: key, hostname: name })
+    expect(errorOf(refused.out, refused.connection)).toEqual({ status: 400, error: `hostname "${name.toLowerCase()}" is reserved (it already means something else on every node); choose another` })
+    expect(closes(refused.out, refused.connection)[0]?.code).toBe(4400)
+    const member = join({ authKey: key, hostname: 'fine' })
+    const out = service.receive(member.connection, JSON.stringify({ type: 'update', hostname: name }), 2000)
+    expect(errorOf(out, member.connection)?.status).toBe(400)
+    expect(closes(out, member.connection)).toEqual([])
+    expect(service.nodes().find((n) => n.id === member.self.id)?.hostname).toBe('fine')
+    // A name that merely contains one is fine.
+    expect(join({ authKey: key, hostname: `${name}-box` }).self.hostname).toBe(`${name.toLowerCase()}-box`)
+  })
+})
+
+describe('removal by another process', () => {
+  it('notices a node deleted through another connection to the database and disconnects it with 410', () => {
+    const dir = mkdtempSync(joinPath(tmpdir(), 'burrow-reconcile-'))
+    try {
+      const fileStore = CoordinationStore.open(dir)
+      const live = new CoordinationService({ store: fileStore })
+      const key = live.createAuthKey({ reusable: true }, 1)
+      const pairs = [generateKeyPair(), generateKeyPair()]
+      pairs.forEach((pair, i) => {
+        const [challenge] = live.open(i + 1, 1000)
+        live.receive(i + 1, JSON.stringify(helloFor(pair, challenge!, { authKey: key, hostname: `n${i}` })), 1000)
+      })
+      const cli = CoordinationStore.open(dir) // as `burrow relay nodes remove` does
+      cli.deleteNode(cli.nodeByKey(nodeKeyText(pairs[1]!.publicKey))!.id)
+      cli.close()
+      const out = live.poll(1000 + MAINTENANCE_INTERVAL_MS)
+      expect(errorOf(out, 2)).toEqual({ status: 410, error: 'this node was removed by the operator' })
+      expect(sent(out, 1)).toEqual([{ type: 'peers', upsert: [], remove: [nodeKeyText(pairs[1]!.publicKey)] }])
+      expect(live.nodes().map((n) => n.hostname)).toEqual(['n0'])
+      fileStore.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -20,10 +20,16 @@ import {
   CHALLENGE_LENGTH,
   CLOSE_CODE_BASE,
   HANDSHAKE_TIMEOUT_MS,
+  MAX_CLIENT_MESSAGE_BYTES,
   MAX_HOSTNAME_LENGTH,
-  MAX_UPDATES_PER_WINDOW,
-  UPDATE_WINDOW_MS,
+  MAX_PRE_HELLO_BYTES,
+  NODE_UPDATE_BURST,
+  NODE_UPDATE_INTERVAL_MS,
+  PEERS_PER_MESSAGE,
+  PING_INTERVAL_MS,
   PROTOCOL_VERSION,
+  SOURCE_UPDATE_BURST,
+  SOURCE_UPDATE_INTERVAL_MS,
   ProtocolError,
   SILENCE_TIMEOUT_MS,
   keyBytes,
@@ -37,7 +43,8 @@ import {
   type UpdateMessage,
 } from '../../control/protocol.ts'
 import { IPV4_PREFIX, allocateIpv4, generateUlaPrefix, ipv6For } from './allocator.ts'
-import { createAuthKey, hashAuthKey, type AuthKeyOptions } from './authkey.ts'
+import { authKeyRefusal, createAuthKey, hashAuthKey, type AuthKeyOptions } from './authkey.ts'
+import { KeyedLimiter } from './limiter.ts'
 import type { CoordinationStore, NodeRecord } from './store.ts'
 
 export type ConnectionId = number
@@ -55,6 +62,19 @@ export interface CoordinationServiceOptions {
   log?: Log
   handshakeTimeoutMs?: number
   silenceTimeoutMs?: number
+  /** How often every session gets a `keepalive` (default PING_INTERVAL_MS). */
+  keepaliveIntervalMs?: number
+  /**
+   * The relays nodes may name as their home relay (the operator's relay map). A `homeRelay`
+   * whose URL is not in it is not stored or passed on: otherwise one member could make every
+   * other node dial any URL it likes. Default: empty (no home relay is passed on; nodes then
+   * use their own relay for every peer). See `setRelayMap`.
+   */
+  relayMap?: readonly HomeRelay[]
+  /** Remove nodes that have been offline this long (default: never). */
+  nodeExpiryMs?: number
+  /** Update limits (defaults in protocol.ts); tests make them small. */
+  limits?: { nodeBurst?: number; nodeIntervalMs?: number; sourceBurst?: number; sourceIntervalMs?: number }
 }
 
 /** A request the service refuses; becomes an `error` message and, before authentication, a close. */
@@ -74,9 +94,36 @@ interface Connection {
   nodeId: number | undefined
   openedAt: number
   lastHeard: number
-  /** Start of the current rate-limit window for updates, and how many were accepted in it. */
-  updateWindowStart: number
-  updatesInWindow: number
+  /** Where the connection comes from (the remote address), for per-source limits; undefined when unknown. */
+  source: string | undefined
+  /** Updates that arrived past the limits, merged (latest value wins), applied when the limits allow. */
+  pending: UpdateMessage | undefined
+  /** When the pending update may go (re-checked then: the source's budget is shared). */
+  pendingAt: number
+}
+
+/** How often the service looks for nodes removed by another process (`burrow relay nodes remove`) and prunes limiters. */
+export const MAINTENANCE_INTERVAL_MS = 2_000
+/** How often offline nodes are checked against the inactivity expiry. */
+const EXPIRY_CHECK_INTERVAL_MS = 60_000
+
+/**
+ * A relay URL in the form used to compare it with the relay map: ws(s) as http(s) (a node
+ * names its relay by the URL it dials), default ports and a trailing slash dropped. Undefined
+ * when it is not an absolute http(s)/ws(s) URL.
+ */
+export function relayUrlKey(url: string): string | undefined {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return undefined
+  }
+  const scheme = parsed.protocol === 'ws:' ? 'http:' : parsed.protocol === 'wss:' ? 'https:' : parsed.protocol
+  if (scheme !== 'http:' && scheme !== 'https:') return undefined
+  const defaultPort = scheme === 'http:' ? '80' : '443'
+  const port = parsed.port === '' || parsed.port === defaultPort ? '' : `:${parsed.port}`
+  return `${scheme}//${parsed.hostname}${port}${parsed.pathname.replace(/\/+$/, '')}${parsed.search}`
 }
 
 const SERVER_KEY_META = 'server_private_key'
@@ -100,6 +147,31 @@ export function sanitizeHostname(requested: string): string {
   return label === '' ? 'node' : label
 }
 
+/**
+ * Names a node may not have: every node resolves them to something else already (the loopback,
+ * the relay itself, autodiscovery hosts that browsers and OSes look up on their own), so another
+ * member's `fetch('http://localhost:…')` could otherwise reach that peer.
+ */
+export const RESERVED_HOSTNAMES: ReadonlySet<string> = new Set([
+  'localhost',
+  'localdomain',
+  'local',
+  'ip6-localhost',
+  'ip6-loopback',
+  'broadcasthost',
+  'relay',
+  'wpad',
+  'isatap',
+])
+
+/** Throws a 400 naming the hostname when its DNS-label form is reserved. */
+export function checkHostname(requested: string): void {
+  const label = sanitizeHostname(requested)
+  if (RESERVED_HOSTNAMES.has(label)) {
+    throw new CoordinationError(400, `hostname ${JSON.stringify(label)} is reserved (it already means something else on every node); choose another`)
+  }
+}
+
 export class CoordinationService {
   readonly serverPublicKey: Uint8Array
   readonly network: NetworkInfo
@@ -114,6 +186,18 @@ export class CoordinationService {
   private readonly online = new Map<number, ConnectionId>()
   /** Every registered node by id, written through after each committed store change; welcomes read it instead of SQLite. */
   private readonly registered = new Map<number, NodeRecord>()
+  private readonly keepaliveIntervalMs: number
+  private readonly nodeExpiryMs: number | undefined
+  private readonly nodeLimiter: KeyedLimiter<number>
+  private readonly sourceLimiter: KeyedLimiter<string>
+  /** Relay map by relayUrlKey. */
+  private relayMap = new Map<string, HomeRelay>()
+  /** Stored home-relay URL → what members are told (the map's entry, or null); bounded by the distinct URLs stored. */
+  private readonly relayShown = new Map<string, HomeRelay | null>()
+  private nextKeepaliveAt: number | undefined
+  private nextMaintenanceAt: number | undefined
+  private nextExpiryCheckAt = 0
+  private storeVersion: number
 
   constructor(options: CoordinationServiceOptions) {
     this.store = options.store
@@ -121,6 +205,14 @@ export class CoordinationService {
     this.log = options.log ?? (() => {})
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS
     this.silenceTimeoutMs = options.silenceTimeoutMs ?? SILENCE_TIMEOUT_MS
+    this.keepaliveIntervalMs = options.keepaliveIntervalMs ?? PING_INTERVAL_MS
+    this.nodeExpiryMs = options.nodeExpiryMs
+    const limits = options.limits ?? {}
+    this.nodeLimiter = new KeyedLimiter(limits.nodeBurst ?? NODE_UPDATE_BURST, limits.nodeIntervalMs ?? NODE_UPDATE_INTERVAL_MS)
+    this.sourceLimiter = new KeyedLimiter(limits.sourceBurst ?? SOURCE_UPDATE_BURST, limits.sourceIntervalMs ?? SOURCE_UPDATE_INTERVAL_MS)
+    this.setRelayMap(options.relayMap ?? [])
+    // With an expiry, the first poll (whenever the driver runs it) checks for expired nodes.
+    if (this.nodeExpiryMs !== undefined) this.nextMaintenanceAt = 0
     const privateText = this.store.getOrCreateMeta(SERVER_KEY_META, () => formatKey(generateKeyPair().privateKey))
     this.serverPrivateKey = fromBase64(privateText)
     this.serverPublicKey = publicKeyOf(this.serverPrivateKey)
@@ -131,6 +223,30 @@ export class CoordinationService {
       for (const node of this.store.allNodes()) if (node.ephemeral) this.store.deleteNode(node.id)
     })
     for (const node of this.store.allNodes()) this.registered.set(node.id, node)
+    this.storeVersion = this.store.externalVersion()
+  }
+
+  /** Replaces the relay map (see `relayMap`); entries a node names from now on are checked against it. */
+  setRelayMap(relays: readonly HomeRelay[]): void {
+    const map = new Map<string, HomeRelay>()
+    for (const relay of relays) {
+      const key = relayUrlKey(relay.url)
+      if (key === undefined) throw new TypeError(`relay map entry ${JSON.stringify(relay.url)} is not an http(s) or ws(s) URL`)
+      map.set(key, relay.region === undefined ? { url: relay.url } : { url: relay.url, region: relay.region })
+    }
+    this.relayMap = map
+    this.relayShown.clear()
+  }
+
+  relays(): HomeRelay[] {
+    return [...this.relayMap.values()]
+  }
+
+  /** The relay map's entry for `relay`, or null when it names a relay the operator did not configure. */
+  private mapRelay(relay: HomeRelay | null): HomeRelay | null {
+    if (relay === null) return null
+    const key = relayUrlKey(relay.url)
+    return (key === undefined ? undefined : this.relayMap.get(key)) ?? null
   }
 
   get serverKeyPair(): KeyPair {
@@ -152,16 +268,72 @@ export class CoordinationService {
     return [...this.registered.values()].map((node) => this.entry(node))
   }
 
+  /**
+   * Removes a registered node (by id or node key): its session, if any, is closed with 410 and
+   * every other node is told it is gone. Returns the outputs for the driver; none if unknown.
+   */
+  removeNode(which: number | string): Output[] {
+    const node = typeof which === 'number' ? this.store.nodeById(which) : this.store.nodeByKey(which)
+    if (node !== undefined) this.store.deleteNode(node.id)
+    const known = node ?? (typeof which === 'number' ? this.registered.get(which) : undefined)
+    if (known === undefined) return []
+    return this.forget(known, 'this node was removed by the operator')
+  }
+
+  /** Drops a node that is gone from the store: closes its session (410) and pushes its removal. */
+  private forget(node: NodeRecord, why: string): Output[] {
+    const out: Output[] = []
+    this.registered.delete(node.id)
+    const connectionId = this.online.get(node.id)
+    if (connectionId !== undefined) {
+      this.online.delete(node.id)
+      const connection = this.connections.get(connectionId)
+      if (connection !== undefined) {
+        connection.nodeId = undefined
+        this.connections.delete(connectionId)
+        out.push({ kind: 'send', connection: connectionId, message: { type: 'error', status: 410, error: why, closing: true } })
+        out.push({ kind: 'close', connection: connectionId, code: CLOSE_CODE_BASE + 410, reason: closeReason(why) })
+      }
+    }
+    this.log('info', `coordination: ${node.hostname} (${node.nodeKey.slice(0, 16)}…) removed: ${why}`)
+    out.push(...this.broadcastPeers(node.id, [], [node.nodeKey]))
+    return out
+  }
+
+  /** Picks up removals made by another process on the same store (`burrow relay nodes remove`). */
+  private reconcile(): Output[] {
+    const version = this.store.externalVersion()
+    if (version === this.storeVersion) return []
+    this.storeVersion = version
+    const present = new Set(this.store.allNodes().map((node) => node.id))
+    const out: Output[] = []
+    for (const node of [...this.registered.values()]) if (!present.has(node.id)) out.push(...this.forget(node, 'this node was removed by the operator'))
+    return out
+  }
+
+  /** Removes nodes offline for longer than the inactivity expiry. */
+  private expire(now: number): Output[] {
+    if (this.nodeExpiryMs === undefined) return []
+    const out: Output[] = []
+    for (const node of [...this.registered.values()]) {
+      if (this.online.has(node.id) || node.lastSeen === null || now - node.lastSeen < this.nodeExpiryMs) continue
+      this.store.deleteNode(node.id)
+      out.push(...this.forget(node, `offline for longer than the node expiry (${this.nodeExpiryMs} ms)`))
+    }
+    return out
+  }
+
   connectionCount(): number {
     return this.connections.size
   }
 
   // ---- events from the driver ----
 
-  open(id: ConnectionId, now: number): Output[] {
+  /** `source`: the remote address, for the per-source update limit. */
+  open(id: ConnectionId, now: number, source?: string): Output[] {
     if (this.connections.has(id)) throw new RangeError(`connection ${id} is already open`)
     const challenge = this.random(CHALLENGE_LENGTH)
-    this.connections.set(id, { id, challenge, nodeId: undefined, openedAt: now, lastHeard: now, updateWindowStart: now, updatesInWindow: 0 })
+    this.connections.set(id, { id, challenge, nodeId: undefined, openedAt: now, lastHeard: now, source, pending: undefined, pendingAt: 0 })
     return [
       {
         kind: 'send',
@@ -176,7 +348,8 @@ export class CoordinationService {
     if (connection === undefined) return []
     connection.lastHeard = now
     try {
-      const message = parseClientMessage(data)
+      // Before hello the sender is anonymous: it gets only a small message parsed.
+      const message = parseClientMessage(data, connection.nodeId === undefined ? MAX_PRE_HELLO_BYTES : MAX_CLIENT_MESSAGE_BYTES)
       if (connection.nodeId === undefined) {
         if (message.type !== 'hello') throw new CoordinationError(400, `expected a hello message first, got ${message.type}`)
         return this.hello(connection, message, now)
@@ -185,8 +358,7 @@ export class CoordinationService {
         case 'hello':
           throw new CoordinationError(400, 'hello was already accepted on this connection')
         case 'update':
-          this.countUpdate(connection, now)
-          return this.update(connection, connection.nodeId, message)
+          return this.receiveUpdate(connection, connection.nodeId, message, now)
         case 'ping':
           return [{ kind: 'send', connection: id, message: { type: 'pong', id: message.id } }]
       }
@@ -202,6 +374,33 @@ export class CoordinationService {
 
   poll(now: number): Output[] {
     const out: Output[] = []
+    if (this.nextMaintenanceAt !== undefined && now >= this.nextMaintenanceAt) {
+      this.nextMaintenanceAt = this.online.size > 0 || this.nodeExpiryMs !== undefined ? now + MAINTENANCE_INTERVAL_MS : undefined
+      out.push(...this.reconcile())
+      if (now >= this.nextExpiryCheckAt) {
+        this.nextExpiryCheckAt = now + EXPIRY_CHECK_INTERVAL_MS
+        out.push(...this.expire(now))
+      }
+      this.nodeLimiter.prune(now)
+      this.sourceLimiter.prune(now)
+    }
+    if (this.nextKeepaliveAt !== undefined && now >= this.nextKeepaliveAt) {
+      this.nextKeepaliveAt = this.online.size > 0 ? now + this.keepaliveIntervalMs : undefined
+      for (const connection of this.online.values()) out.push({ kind: 'send', connection, message: { type: 'keepalive' } })
+    }
+    for (const connection of [...this.connections.values()]) {
+      if (connection.pending === undefined || connection.nodeId === undefined || now < connection.pendingAt) continue
+      connection.pendingAt = this.updateReadyAt(connection, now)
+      if (connection.pendingAt <= now) {
+        const pending = connection.pending
+        connection.pending = undefined
+        try {
+          out.push(...this.applyUpdate(connection, connection.nodeId, pending, now))
+        } catch (error) {
+          out.push(...this.refuse(connection, error, now))
+        }
+      }
+    }
     for (const connection of [...this.connections.values()]) {
       if (connection.nodeId === undefined && now >= connection.openedAt + this.handshakeTimeoutMs) {
         out.push(...this.fail(connection, 408, 'no valid hello within the handshake timeout', now))
@@ -214,10 +413,15 @@ export class CoordinationService {
 
   nextEvent(): number | undefined {
     let next: number | undefined
-    for (const c of this.connections.values()) {
-      const deadline = c.nodeId === undefined ? c.openedAt + this.handshakeTimeoutMs : c.lastHeard + this.silenceTimeoutMs
-      if (next === undefined || deadline < next) next = deadline
+    const consider = (deadline: number | undefined): void => {
+      if (deadline !== undefined && (next === undefined || deadline < next)) next = deadline
     }
+    for (const c of this.connections.values()) {
+      consider(c.nodeId === undefined ? c.openedAt + this.handshakeTimeoutMs : c.lastHeard + this.silenceTimeoutMs)
+      if (c.pending !== undefined) consider(c.pendingAt)
+    }
+    if (this.online.size > 0 || this.nodeExpiryMs !== undefined) consider(this.nextMaintenanceAt)
+    consider(this.nextKeepaliveAt)
     return next
   }
 
@@ -267,12 +471,15 @@ export class CoordinationService {
 
   private hello(connection: Connection, hello: HelloMessage, now: number): Output[] {
     this.verifyProof(hello.nodeKey, hello.proof, connection.challenge, 'proof')
+    checkHostname(hello.hostname)
+    // A node removed by another process must not be in the map this welcome sends.
+    const reconciled = this.reconcile()
     if (hello.previousNodeKey !== undefined) {
       if (hello.previousNodeKey === hello.nodeKey) throw new CoordinationError(400, 'previousNodeKey is the same as nodeKey')
       this.verifyProof(hello.previousNodeKey, hello.previousProof!, connection.challenge, 'previousProof')
     }
 
-    const out: Output[] = []
+    const out: Output[] = [...reconciled]
     const removedKeys: string[] = []
     const node = this.store.transaction(() => {
       let node = this.store.nodeByKey(hello.nodeKey)
@@ -295,7 +502,7 @@ export class CoordinationService {
         node.requestedHostname = hello.hostname
         node.hostname = this.uniqueHostname(hello.hostname, node.id)
       }
-      if (hello.homeRelay !== undefined) node.homeRelay = hello.homeRelay
+      if (hello.homeRelay !== undefined) node.homeRelay = this.acceptedRelay(hello.homeRelay)
       node.lastSeen = now
       this.store.updateNode(node)
       return node
@@ -316,12 +523,19 @@ export class CoordinationService {
     }
     connection.nodeId = node.id
     this.online.set(node.id, connection.id)
+    if (this.nextKeepaliveAt === undefined) this.nextKeepaliveAt = now + this.keepaliveIntervalMs
+    if (this.nextMaintenanceAt === undefined) this.nextMaintenanceAt = now + MAINTENANCE_INTERVAL_MS
 
+    // The map goes out in chunks of PEERS_PER_MESSAGE, all queued here, so no delta can come between them.
     const self = this.entry(node)
     const peers: PeerEntry[] = []
     for (const n of this.registered.values()) if (n.id !== node.id) peers.push(this.entry(n))
-    out.push({ kind: 'send', connection: connection.id, message: { type: 'welcome', self, network: this.network, peers } })
-    out.push(...this.broadcast(node.id, { type: 'peers', upsert: [self], remove: removedKeys }))
+    const more = Math.max(0, Math.ceil(peers.length / PEERS_PER_MESSAGE) - 1)
+    out.push({ kind: 'send', connection: connection.id, message: { type: 'welcome', self, network: this.network, peers: peers.slice(0, PEERS_PER_MESSAGE), more } })
+    for (let i = 1; i <= more; i++) {
+      out.push({ kind: 'send', connection: connection.id, message: { type: 'peers', upsert: peers.slice(i * PEERS_PER_MESSAGE, (i + 1) * PEERS_PER_MESSAGE), remove: [] } })
+    }
+    out.push(...this.broadcastPeers(node.id, [self], removedKeys))
     this.log('info', `coordination: ${node.hostname} (${node.nodeKey.slice(0, 16)}…) online at ${node.ipv4}`)
     return out
   }
@@ -329,9 +543,8 @@ export class CoordinationService {
   private register(hello: HelloMessage, now: number): NodeRecord {
     if (hello.authKey === undefined) throw new CoordinationError(401, 'authKey is required to register a new node key')
     const authKey = this.store.findAuthKey(hashAuthKey(hello.authKey))
-    if (authKey === undefined || (!authKey.reusable && authKey.usedAt !== null)) {
-      throw new CoordinationError(401, 'authKey is unknown or already used')
-    }
+    const refusal = authKeyRefusal(authKey, now)
+    if (refusal !== undefined || authKey === undefined) throw new CoordinationError(401, refusal ?? 'authKey is unknown or already used')
     const ipv4 = allocateIpv4(keyBytes(hello.nodeKey), (address) => this.store.ipv4Taken(address))
     const node = this.store.insertNode({
       nodeKey: hello.nodeKey,
@@ -344,7 +557,7 @@ export class CoordinationService {
       authKeyId: authKey.id,
       createdAt: now,
       lastSeen: now,
-      homeRelay: hello.homeRelay ?? null,
+      homeRelay: this.acceptedRelay(hello.homeRelay ?? null),
     })
     this.store.markAuthKeyUsed(authKey.id, now)
     return node
@@ -361,25 +574,46 @@ export class CoordinationService {
     }
   }
 
-  /** Every update is pushed to the whole network, so one node must not be able to flood it. */
-  private countUpdate(connection: Connection, now: number): void {
-    if (now >= connection.updateWindowStart + UPDATE_WINDOW_MS) {
-      connection.updateWindowStart = now
-      connection.updatesInWindow = 0
-    }
-    if (connection.updatesInWindow >= MAX_UPDATES_PER_WINDOW) {
-      throw new CoordinationError(429, `too many updates: at most ${MAX_UPDATES_PER_WINDOW} per ${UPDATE_WINDOW_MS} ms; this one was ignored`)
-    }
-    connection.updatesInWindow++
+  /** The relay-map entry a hello names, or null (logged) when it names no configured relay. */
+  private acceptedRelay(relay: HomeRelay | null): HomeRelay | null {
+    const mapped = this.mapRelay(relay)
+    if (relay !== null && mapped === null) this.log('warn', `coordination: ignoring homeRelay ${JSON.stringify(relay.url.slice(0, 200))}: not in the relay map`)
+    return mapped
   }
 
-  private update(connection: Connection, nodeId: number, update: UpdateMessage): Output[] {
+  /** When both this node's and this source's update budgets have a token (`now` when they do now). */
+  private updateReadyAt(connection: Connection, now: number): number {
+    const nodeReady = connection.nodeId === undefined ? now : this.nodeLimiter.readyAt(connection.nodeId, now)
+    const sourceReady = connection.source === undefined ? now : this.sourceLimiter.readyAt(connection.source, now)
+    return Math.max(nodeReady, sourceReady)
+  }
+
+  /**
+   * Every update is pushed to every online node, so each node, and each source address, gets a
+   * token bucket. An update past the limit is not refused (that would lose a real change) but
+   * merged into the connection's pending update, which `poll` applies once both have a token.
+   */
+  private receiveUpdate(connection: Connection, nodeId: number, update: UpdateMessage, now: number): Output[] {
+    if (update.hostname !== undefined) checkHostname(update.hostname)
+    if (update.homeRelay !== undefined && update.homeRelay !== null && this.mapRelay(update.homeRelay) === null) {
+      throw new CoordinationError(400, `homeRelay.url ${JSON.stringify(update.homeRelay.url.slice(0, 200))} is not a relay of this network (not in the relay map); the update was ignored`)
+    }
+    if (connection.pending === undefined && this.updateReadyAt(connection, now) <= now) return this.applyUpdate(connection, nodeId, update, now)
+    if (connection.pending === undefined) connection.pendingAt = this.updateReadyAt(connection, now)
+    connection.pending = { ...connection.pending, ...update, type: 'update' }
+    return []
+  }
+
+  private applyUpdate(connection: Connection, nodeId: number, update: UpdateMessage, now: number): Output[] {
+    this.nodeLimiter.take(nodeId, now)
+    if (connection.source !== undefined) this.sourceLimiter.take(connection.source, now)
     const node = this.store.transaction(() => {
       const node = this.store.nodeById(nodeId)
       if (node === undefined) throw new CoordinationError(410, 'this node was removed')
       let changed = false
-      if (update.homeRelay !== undefined && !sameRelay(update.homeRelay, node.homeRelay)) {
-        node.homeRelay = update.homeRelay
+      const homeRelay = update.homeRelay === undefined ? undefined : this.mapRelay(update.homeRelay)
+      if (homeRelay !== undefined && !sameRelay(homeRelay, node.homeRelay)) {
+        node.homeRelay = homeRelay
         changed = true
       }
       if (update.discoKey !== undefined && update.discoKey !== node.discoKey) {
@@ -397,7 +631,7 @@ export class CoordinationService {
     if (node === undefined) return []
     this.registered.set(node.id, node)
     const self = this.entry(node)
-    return [{ kind: 'send', connection: connection.id, message: { type: 'self', self } }, ...this.broadcast(node.id, { type: 'peers', upsert: [self], remove: [] })]
+    return [{ kind: 'send', connection: connection.id, message: { type: 'self', self } }, ...this.broadcastPeers(node.id, [self], [])]
   }
 
   /** Forgets a connection; if it was a node's session, the node goes offline (or away, if ephemeral). */
@@ -414,21 +648,41 @@ export class CoordinationService {
       this.store.deleteNode(node.id)
       this.registered.delete(node.id)
       this.log('info', `coordination: ephemeral ${node.hostname} left`)
-      return this.broadcast(node.id, { type: 'peers', upsert: [], remove: [node.nodeKey] })
+      return this.broadcastPeers(node.id, [], [node.nodeKey])
     }
     node.lastSeen = now
     this.store.updateNode(node)
     this.registered.set(node.id, node)
     this.log('info', `coordination: ${node.hostname} offline`)
-    return this.broadcast(node.id, { type: 'peers', upsert: [this.entry(node)], remove: [] })
+    return this.broadcastPeers(node.id, [this.entry(node)], [])
   }
 
-  private broadcast(exceptNodeId: number, message: ServerMessage): Output[] {
+  /**
+   * One change, pushed to every online node but `exceptNodeId`, in messages of at most
+   * PEERS_PER_MESSAGE entries. Each recipient gets the same message objects, so the driver
+   * serialises each once.
+   */
+  private broadcastPeers(exceptNodeId: number, upsert: PeerEntry[], remove: string[]): Output[] {
+    const messages: ServerMessage[] = []
+    for (let i = 0; i < Math.max(upsert.length, remove.length); i += PEERS_PER_MESSAGE) {
+      messages.push({ type: 'peers', upsert: upsert.slice(i, i + PEERS_PER_MESSAGE), remove: remove.slice(i, i + PEERS_PER_MESSAGE) })
+    }
     const out: Output[] = []
     for (const [nodeId, connection] of this.online) {
-      if (nodeId !== exceptNodeId) out.push({ kind: 'send', connection, message })
+      if (nodeId !== exceptNodeId) for (const message of messages) out.push({ kind: 'send', connection, message })
     }
     return out
+  }
+
+  /** A stored home relay as members see it: re-checked against the current map (it may have changed since). */
+  private shownRelay(relay: HomeRelay | null): HomeRelay | null {
+    if (relay === null) return null
+    let shown = this.relayShown.get(relay.url)
+    if (shown === undefined && !this.relayShown.has(relay.url)) {
+      shown = this.mapRelay(relay)
+      this.relayShown.set(relay.url, shown)
+    }
+    return shown ?? null
   }
 
   private entry(node: NodeRecord): PeerEntry {
@@ -439,7 +693,7 @@ export class CoordinationService {
       hostname: node.hostname,
       addresses: [node.ipv4, node.ipv6],
       online: this.online.has(node.id),
-      homeRelay: node.homeRelay,
+      homeRelay: this.shownRelay(node.homeRelay),
       lastSeen: node.lastSeen,
       ephemeral: node.ephemeral,
     }

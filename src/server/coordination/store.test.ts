@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import Database from 'better-sqlite3'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CoordinationStore, DATABASE_FILE, SCHEMA_VERSION, StoreError, type NewNode } from './store.ts'
@@ -49,7 +49,7 @@ describe('CoordinationStore', () => {
 
     store = CoordinationStore.open(dir)
     expect(store.getMeta('prefix')).toBe('first')
-    expect(store.findAuthKey('hash-1')).toEqual({ id: key.id, reusable: false, ephemeral: true, createdAt: 5, usedAt: 9 })
+    expect(store.findAuthKey('hash-1')).toEqual({ id: key.id, reusable: false, ephemeral: true, createdAt: 5, usedAt: 9, expiresAt: null, revokedAt: null })
     expect(store.nodeByKey(inserted.nodeKey)).toEqual(inserted)
     expect(store.nodeById(inserted.id)).toEqual(inserted)
     expect(store.hostnameOwner('alpha')).toBe(inserted.id)
@@ -106,6 +106,27 @@ describe('CoordinationStore', () => {
     const raw = new Database(path)
     raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
     raw.close()
+    chmodSync(path, 0o600)
     expect(() => CoordinationStore.open(dir)).toThrow(/newer than this Burrow/)
+  })
+
+  it('creates the database and its -wal/-shm files readable only by the owner, whatever the umask', () => {
+    const old = process.umask(0o022)
+    try {
+      const store = CoordinationStore.open(join(dir, 'fresh'))
+      store.setMeta('a', '1')
+      for (const suffix of ['', '-wal', '-shm']) expect(statSync(`${store.path}${suffix}`).mode & 0o777, `coordination.sqlite${suffix}`).toBe(0o600)
+      store.close()
+    } finally {
+      process.umask(old)
+    }
+  })
+
+  it('refuses to open a database other users can read, naming the file, and leaves its mode alone', () => {
+    const path = join(dir, DATABASE_FILE)
+    new Database(path).close()
+    chmodSync(path, 0o644)
+    expect(() => CoordinationStore.open(dir)).toThrow(`permissions 0644 for ${path} are too open`)
+    expect(statSync(path).mode & 0o777).toBe(0o644)
   })
 })

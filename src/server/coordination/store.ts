@@ -3,6 +3,7 @@
 // the service and dies with the process.
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
+import { assertPrivateFile, createPrivateFile } from '../data-dir.ts'
 import { join } from 'node:path'
 import type { HomeRelay } from '../../control/protocol.ts'
 
@@ -34,9 +35,14 @@ const MIGRATIONS: readonly string[] = [
      home_relay_url TEXT,
      home_relay_region TEXT
    );`,
+  // Auth-key expiry (`authkey create --expires`) and revocation (`authkey revoke`).
+  `ALTER TABLE auth_keys ADD COLUMN expires_at INTEGER;
+   ALTER TABLE auth_keys ADD COLUMN revoked_at INTEGER;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
+
+const AUTH_KEY_COLUMNS = 'id, reusable, ephemeral, created_at, used_at, expires_at, revoked_at'
 
 export class StoreError extends Error {
   constructor(message: string) {
@@ -51,6 +57,10 @@ export interface AuthKeyRecord {
   ephemeral: boolean
   createdAt: number
   usedAt: number | null
+  /** Epoch ms after which the key registers nothing; null: never expires. */
+  expiresAt: number | null
+  /** When `authkey revoke` withdrew it; null: not revoked. */
+  revokedAt: number | null
 }
 
 export interface NodeRecord {
@@ -93,6 +103,8 @@ interface AuthKeyRow {
   ephemeral: number
   created_at: number
   used_at: number | null
+  expires_at: number | null
+  revoked_at: number | null
 }
 
 function nodeFromRow(row: NodeRow): NodeRecord {
@@ -117,7 +129,15 @@ function nodeFromRow(row: NodeRow): NodeRecord {
 }
 
 function authKeyFromRow(row: AuthKeyRow): AuthKeyRecord {
-  return { id: row.id, reusable: row.reusable !== 0, ephemeral: row.ephemeral !== 0, createdAt: row.created_at, usedAt: row.used_at }
+  return {
+    id: row.id,
+    reusable: row.reusable !== 0,
+    ephemeral: row.ephemeral !== 0,
+    createdAt: row.created_at,
+    usedAt: row.used_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+  }
 }
 
 export class CoordinationStore {
@@ -128,7 +148,12 @@ export class CoordinationStore {
   /** Opens (creating if needed) `<dataDir>/coordination.sqlite` and migrates it to SCHEMA_VERSION. */
   static open(dataDir: string): CoordinationStore {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-    return new CoordinationStore(join(dataDir, DATABASE_FILE))
+    const path = join(dataDir, DATABASE_FILE)
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) assertPrivateFile(file, "the coordination server's private key and every node's registration")
+    // SQLite gives the -wal and -shm files the mode of the database file (os_unix.c,
+    // findCreateFileMode), so creating that one 0600 first keeps all three private whatever the umask.
+    createPrivateFile(path)
+    return new CoordinationStore(path)
   }
 
   /** `path` may be ':memory:' for a throwaway store. */
@@ -140,6 +165,14 @@ export class CoordinationStore {
     this.db.pragma('synchronous = NORMAL')
     this.db.pragma('foreign_keys = ON')
     this.migrate()
+  }
+
+  /**
+   * Changes whenever another connection (another process, e.g. `burrow relay nodes remove`)
+   * commits to the database; our own commits leave it alone (SQLite `PRAGMA data_version`).
+   */
+  externalVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number
   }
 
   get schemaVersion(): number {
@@ -202,18 +235,27 @@ export class CoordinationStore {
 
   // ---- auth keys ----
 
-  insertAuthKey(keyHash: string, options: { reusable: boolean; ephemeral: boolean; now: number }): AuthKeyRecord {
+  insertAuthKey(keyHash: string, options: { reusable: boolean; ephemeral: boolean; now: number; expiresAt?: number | null }): AuthKeyRecord {
+    const expiresAt = options.expiresAt ?? null
     const info = this
-      .sql('INSERT INTO auth_keys (key_hash, reusable, ephemeral, created_at) VALUES (?, ?, ?, ?)')
-      .run(keyHash, options.reusable ? 1 : 0, options.ephemeral ? 1 : 0, options.now)
-    return { id: Number(info.lastInsertRowid), reusable: options.reusable, ephemeral: options.ephemeral, createdAt: options.now, usedAt: null }
+      .sql('INSERT INTO auth_keys (key_hash, reusable, ephemeral, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
+      .run(keyHash, options.reusable ? 1 : 0, options.ephemeral ? 1 : 0, options.now, expiresAt)
+    return { id: Number(info.lastInsertRowid), reusable: options.reusable, ephemeral: options.ephemeral, createdAt: options.now, usedAt: null, expiresAt, revokedAt: null }
   }
 
   findAuthKey(keyHash: string): AuthKeyRecord | undefined {
-    const row = this.sql('SELECT id, reusable, ephemeral, created_at, used_at FROM auth_keys WHERE key_hash = ?').get(keyHash) as
-      | AuthKeyRow
-      | undefined
+    const row = this.sql(`SELECT ${AUTH_KEY_COLUMNS} FROM auth_keys WHERE key_hash = ?`).get(keyHash) as AuthKeyRow | undefined
     return row === undefined ? undefined : authKeyFromRow(row)
+  }
+
+  authKeyById(id: number): AuthKeyRecord | undefined {
+    const row = this.sql(`SELECT ${AUTH_KEY_COLUMNS} FROM auth_keys WHERE id = ?`).get(id) as AuthKeyRow | undefined
+    return row === undefined ? undefined : authKeyFromRow(row)
+  }
+
+  /** Marks the key revoked (keeping the first revocation time); false if there is no such key. */
+  revokeAuthKey(id: number, now: number): boolean {
+    return this.sql('UPDATE auth_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?').run(now, id).changes === 1
   }
 
   markAuthKeyUsed(id: number, now: number): void {
@@ -221,7 +263,7 @@ export class CoordinationStore {
   }
 
   listAuthKeys(): AuthKeyRecord[] {
-    return (this.sql('SELECT id, reusable, ephemeral, created_at, used_at FROM auth_keys ORDER BY id').all() as AuthKeyRow[]).map(authKeyFromRow)
+    return (this.sql(`SELECT ${AUTH_KEY_COLUMNS} FROM auth_keys ORDER BY id`).all() as AuthKeyRow[]).map(authKeyFromRow)
   }
 
   // ---- nodes ----
