@@ -28,7 +28,7 @@ const nodeGlobals = Object.fromEntries(
 )
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.data/', '.cache/', 'coverage/', 'test/go/', 'public/burrow-sw.js', '.*.mts'] },
+  { ignores: ['node_modules/', 'dist/', '.data/', '.cache/', 'coverage/', 'test/go/', 'public/burrow-sw.js', 'public/burrow-proxy.html', '.*.mts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,7 +1,7 @@
 // A clone alone is complete: the docs' relative links resolve to files inside the repository, and
 // nothing points outside it to a sibling folder of notes.
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, lstatSync, readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
@@ -54,7 +54,9 @@ describe('documentation links', () => {
 
   it('no tracked file sends readers to the shared notes folder outside the repository', () => {
     const outside = ['..', 'shared', ''].join('/')
-    const hits = tracked().filter((f) => !f.endsWith('package-lock.json') && existsSync(join(ROOT, f)) && readFileSync(join(ROOT, f), 'utf8').includes(outside))
+    const hits = tracked().filter(
+      (f) => !f.endsWith('package-lock.json') && existsSync(join(ROOT, f)) && lstatSync(join(ROOT, f)).isFile() && readFileSync(join(ROOT, f), 'utf8').includes(outside),
+    )
     expect(hits).toEqual([])
   })
 })
