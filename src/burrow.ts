@@ -8,6 +8,7 @@ import { createHttpClient, serveHttp, type HttpClient, type HttpHandler, type Se
 import { StackHost } from './overlay/host.ts'
 import { Sockets, type TCPServerSocket, type TCPSocket, type TcpConnectOptions, type UDPSocket, type UdpOptions } from './overlay/sockets.ts'
 import { Stack } from './overlay/stack.ts'
+import { startProxy, type BurrowProxy, type ProxyOptions } from './proxy/page.ts'
 import { BurrowWorker, type OverlayPort, type WorkerLike } from './worker/client.ts'
 import type { DirectDebugInfo, JoinOptions, JoinResult, KeyStorage, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './worker/node-protocol.ts'
 import { sharedNow, type SerializedError, type WorkerStatus } from './worker/protocol.ts'
@@ -297,6 +298,21 @@ export class BurrowNode extends EventTarget {
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     this.running()
     return this.http!.fetch(input, init)
+  }
+
+  /**
+   * Web pages only: after this resolves, requests under `<origin><prefix><peer>/<port>/<path>`
+   * (default prefix `/.burrow/`) — from this page or its iframes, navigations and subresources —
+   * are answered over the overlay by `http://<peer>:<port>/<path>`, through the Service Worker at
+   * `/burrow-sw.js`. See the README's "Browse a peer's web app" section.
+   */
+  async proxy(options: ProxyOptions = {}): Promise<BurrowProxy> {
+    this.running()
+    try {
+      return await startProxy((request, signal) => this.running() && this.http!.send(request, signal), options)
+    } catch (error) {
+      throw new BurrowError((error as Error).name === 'ProxyPathError' ? 'bad-options' : 'proxy', (error as Error).message)
+    }
   }
 
   /** Serves HTTP/1.1 on `port` of this node's overlay addresses. */
