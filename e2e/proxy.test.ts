@@ -190,6 +190,25 @@ describe('the Service Worker proxy, through the demo Browse panel', () => {
     expect(new URL(redirected.url).pathname).toBe('/.burrow/laptop/80/done')
     expect(redirected.text).toContain('cookie=session=abc123')
 
+    // A ReadableStream upload (over 1 MiB, so the worker streams it on rather than buffering it).
+    const streamed = await done.evaluate(async () => {
+      const part = new TextEncoder().encode('x'.repeat(64 * 1024))
+      let left = 40
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (left-- === 0) controller.close()
+          else controller.enqueue(part)
+        },
+      })
+      try {
+        const response = await fetch('/api/x', { method: 'POST', body, duplex: 'half' } as RequestInit)
+        return ((await response.json()) as { body: string }).body.length
+      } catch (error) {
+        return String(error)
+      }
+    })
+    expect(streamed).toBe(40 * 64 * 1024)
+
     // WebSockets cannot go through a Service Worker: the app gets an error at once, not a hang.
     const ws = await done.evaluate(
       () =>
@@ -256,7 +275,11 @@ describe('the Service Worker proxy, through the demo Browse panel', () => {
       return { status: response!.status(), text: (await viewer.textContent('body'))!.trim() }
     }
     expect(await load()).toEqual({ status: 200, text: 'hello through the proxy' })
+    const secondHost = (await second.textContent('#self'))!.split(' · ')[0]!
+    await demo.waitForFunction((name) => document.getElementById('peers')!.textContent!.includes(name), secondHost)
     await second.close()
+    // Demo tabs join with an ephemeral key: a closed tab leaves the peer list rather than stay "offline".
+    await demo.waitForFunction((name) => !document.getElementById('peers')!.textContent!.includes(name), secondHost, { timeout: 30_000 })
     expect(await load()).toEqual({ status: 200, text: 'hello through the proxy' })
     await demo.close()
     const orphaned = await load()
