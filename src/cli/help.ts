@@ -34,7 +34,7 @@ commands:
   status [--state-dir DIR] [--json]
                              the peers of the running "burrow up" (address, name, online, path,
                              RTT, bytes) from DIR/status.json, which it rewrites every second
-  start [--relay-port N] [--port N] [--data-dir DIR]
+  start [--relay-port N] [--port N] [--proxy-port N] [--data-dir DIR]
                              what "npm start" runs: a relay on 127.0.0.1 and the demo
   help                       this text
 `

@@ -36,7 +36,7 @@ export function devAuthKey(dataDir: string, io: CliIo, options: { ephemeral?: bo
   const status = runAuthKeyCommand(['create', ...flags, '--data-dir', dataDir], { stdout: (text) => (key += text), stderr: () => {} })
   if (status !== 0 || !key.trim()) throw new Error(`cannot create a dev auth key in ${dataDir}`)
   writeFileSync(path, `${key.trim()}\n`, { mode: 0o600 })
-  io.stderr(`created a reusable dev auth key in ${path}\n`)
+  io.stderr(`created a reusable${options.ephemeral ? ' ephemeral' : ''} dev auth key in ${path}\n`)
   return key.trim()
 }
 
@@ -151,6 +151,13 @@ export const start: Command = async (args, io) => {
             res.setHeader('content-type', 'application/json')
             res.setHeader('cache-control', 'no-store')
             res.end(config)
+          })
+          // Opened without the proxy origin (?proxyOrigin= pointing here), the proxy shares the demo's
+          // origin; a request under its prefix that no Service Worker took gets a clear 503, not the demo.
+          dev.middlewares.use('/.burrow/', (req, res) => {
+            res.statusCode = 503
+            res.setHeader('content-type', 'text/plain; charset=utf-8')
+            res.end(`Burrow proxy: ${req.originalUrl ?? req.url} reached the server, so no proxy Service Worker handled it. Open the demo first (it starts the proxy), then reload.\n`)
           })
         },
       },
