@@ -174,6 +174,7 @@ export class BurrowNode extends EventTarget {
   private sockets: Sockets | undefined
   private http: HttpClient | undefined
   private readonly servers = new Set<BurrowHttpServer>()
+  private readonly proxies = new Set<BurrowProxy>()
   private workerPeers: WorkerPeerInfo[] = []
   private readonly rtt = new Map<string, number>()
   private readonly probing = new Set<string>()
@@ -309,7 +310,9 @@ export class BurrowNode extends EventTarget {
   async proxy(options: ProxyOptions = {}): Promise<BurrowProxy> {
     this.running()
     try {
-      return await startProxy((request, signal) => this.running() && this.http!.send(request, signal), options)
+      const proxy = await startProxy((request, signal) => this.running() && this.http!.send(request, signal), options)
+      this.proxies.add(proxy)
+      return proxy
     } catch (error) {
       throw new BurrowError((error as Error).name === 'ProxyPathError' ? 'bad-options' : 'proxy', (error as Error).message)
     }
@@ -372,6 +375,9 @@ export class BurrowNode extends EventTarget {
   private async shutdown(): Promise<void> {
     if (this.probeTimer !== undefined) clearInterval(this.probeTimer)
     this.probeTimer = undefined
+    // Another open page with a node takes the proxy's requests from here on.
+    for (const proxy of this.proxies) proxy.close()
+    this.proxies.clear()
     await Promise.allSettled([...this.servers].map((server) => server.close()))
     this.http?.close()
     try {

@@ -5,7 +5,22 @@ import type { HeaderPairs } from './protocol.ts'
 // Fields about this hop, or that a Service Worker response cannot or must not carry:
 // set-cookie goes to the worker's jar; clear-site-data would wipe the embedding app's storage;
 // service-worker-allowed would let the app widen a worker's scope on this origin.
-const DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer', 'set-cookie', 'set-cookie2', 'clear-site-data', 'service-worker-allowed'])
+// X-Frame-Options guards an app against being framed by sites that cannot otherwise read it; the
+// page that frames it here owns the node and can already fetch all of it, and without dropping
+// it apps that send DENY (many admin UIs) could not be browsed at all.
+const DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'proxy-connection',
+  'upgrade',
+  'trailer',
+  'set-cookie',
+  'set-cookie2',
+  'clear-site-data',
+  'service-worker-allowed',
+  'x-frame-options',
+])
 
 /**
  * WebSockets never reach a Service Worker (they bypass fetch interception), so a proxied app's

@@ -117,7 +117,7 @@ describe('proxy cookie jar', () => {
 describe('proxied response heads', () => {
   const upstream = new URL('http://laptop/login')
 
-  it('moves Set-Cookie to the jar, drops hop-by-hop and storage-clearing fields, rewrites Location and forbids WebSockets', () => {
+  it('moves Set-Cookie to the jar, drops hop-by-hop, storage-clearing and frame-blocking fields, rewrites Location and forbids WebSockets', () => {
     const head = browserResponseHead(
       P,
       upstream,
@@ -128,6 +128,7 @@ describe('proxied response heads', () => {
         ['Connection', 'keep-alive'],
         ['Clear-Site-Data', '"*"'],
         ['Service-Worker-Allowed', '/'],
+        ['X-Frame-Options', 'DENY'],
         ['Content-Type', 'text/html'],
         ['Content-Length', '10'],
       ],
