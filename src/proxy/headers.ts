@@ -59,7 +59,7 @@ export function browserResponseHead(prefix: string, upstream: URL, fields: Heade
   return { headers, cookies }
 }
 
-/** True if the overlay HTTP client undoes this coding (see src/overlay/http/exchange.ts `decoded`). */
+/** True if the overlay HTTP client undoes this coding (see src/http/exchange.ts `decoded`). */
 export function isDecodedCoding(contentEncoding: string | null): boolean {
   const coding = (contentEncoding ?? '').trim().toLowerCase()
   return coding === 'gzip' || coding === 'x-gzip' || coding === 'deflate'

@@ -2,7 +2,7 @@
 // overlay with the node's HTTP client, bodies streamed both ways (a ReadableStream transferred
 // through the MessagePort keeps its backpressure: the page reads the next overlay chunk only when
 // the browser has taken the last one).
-import { responseFields, type OutgoingRequest, type RequestBody } from '../overlay/http/index.ts'
+import { responseFields, type OutgoingRequest, type RequestBody } from '../http/index.ts'
 import type { ProxyReplyMessage, ProxyRequestMessage } from './protocol.ts'
 
 /** What the proxy needs of a node: one unfiltered HTTP exchange over the overlay. */

@@ -1,33 +1,17 @@
-// The node runtime against a scripted coordination server and relays that never answer: the peer
+// The node agent against a scripted coordination server and relays that never answer: the peer
 // map becomes dataplane peers (AllowedIPs /32 + /128, routed to their home relay over a `derp`
 // underlay), deltas add, move and remove them, and a refused join leaves nothing running.
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPair, toBase64 } from '../crypto/index.ts'
-import type { SocketLike } from '../control/coordination-client.ts'
+import { coordinationControlPlanes, relayUrlOf } from '../control/coordination-control-plane.ts'
 import { MemoryKeyStore } from '../control/key-store.ts'
+import { ManualClock, type DriverClock } from '../clock/clock.ts'
+import { ScriptedSocket } from '../control/testing/scripted-socket.ts'
 import type { PeerEntry } from '../control/protocol.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
-import { NodeRuntime, relayUrlOf } from './node-runtime.ts'
-import type { NodeWorkerMessage } from './node-protocol.ts'
-import type { WorkerMessage, WorkerStatus } from './protocol.ts'
-
-class ScriptedSocket implements SocketLike {
-  readyState = 1
-  readonly sent: Array<{ type: string }> = []
-  private readonly listeners = new Map<string, Array<(event: never) => void>>()
-  send(data: string): void {
-    this.sent.push(JSON.parse(data) as { type: string })
-  }
-  close(): void {
-    this.readyState = 3
-  }
-  addEventListener(type: string, listener: (event: never) => void): void {
-    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener])
-  }
-  deliver(message: unknown): void {
-    for (const l of this.listeners.get('message') ?? []) (l as (e: { data: unknown }) => void)({ data: JSON.stringify(message) })
-  }
-}
+import type { WorkerMessage, WorkerStatus } from '../worker/protocol.ts'
+import { NodeAgent } from './agent.ts'
+import type { NodeWorkerMessage } from './protocol.ts'
 
 const serverKeys = generateKeyPair()
 const challenge = { type: 'challenge', version: 1, serverKey: toBase64(serverKeys.publicKey), challenge: toBase64(new Uint8Array(32)) }
@@ -57,7 +41,7 @@ async function until(what: string, condition: () => boolean): Promise<void> {
 }
 
 interface Harness {
-  runtime: NodeRuntime
+  runtime: NodeAgent
   sockets: ScriptedSocket[]
   dialed: string[]
   closedStreams: string[]
@@ -69,7 +53,7 @@ interface Harness {
 
 const harnesses: Harness[] = []
 
-function harness(): Harness {
+function harness(clock?: DriverClock): Harness {
   const sockets: ScriptedSocket[] = []
   const dialed: string[] = []
   const closedStreams: string[] = []
@@ -79,16 +63,19 @@ function harness(): Harness {
     dialed.push(url)
     return { send() {}, bufferedAmount: 0, close: () => closedStreams.push(url) }
   }
-  const runtime = new NodeRuntime((message) => hostMessages.push(message), {
+  const runtime = new NodeAgent((message) => hostMessages.push(message), {
     dial,
     keyStore: () => new MemoryKeyStore(),
-    socketFactory: () => {
-      const socket = new ScriptedSocket()
-      sockets.push(socket)
-      return socket
-    },
+    controlPlane: coordinationControlPlanes({
+      socketFactory: () => {
+        const socket = new ScriptedSocket()
+        sockets.push(socket)
+        return socket
+      },
+    }),
     statsIntervalMs: 60_000,
     relayLoginWaitMs: 10,
+    ...(clock ? { clock } : {}),
   })
   const channel = new MessageChannel()
   runtime.attachControl(channel.port2)
@@ -114,8 +101,8 @@ function harness(): Harness {
   return h
 }
 
-async function joined(h: Harness, peers: PeerEntry[]): Promise<void> {
-  h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
+async function joined(h: Harness, peers: PeerEntry[], extra: Record<string, unknown> = {}): Promise<void> {
+  h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x', ...extra } })
   await until('the control socket', () => h.sockets.length === 1)
   const socket = h.sockets[0]!
   socket.deliver(challenge)
@@ -134,7 +121,7 @@ afterEach(() => {
   }
 })
 
-describe('node runtime', () => {
+describe('node agent', () => {
   it('derives the DERP URL from the control URL', () => {
     expect(relayUrlOf('http://relay.test:8080')).toBe('ws://relay.test:8080/derp')
     expect(relayUrlOf('https://relay.test/control?x=1')).toBe('wss://relay.test/derp')
@@ -218,5 +205,27 @@ describe('node runtime', () => {
     expect(h.events.find((e) => e.type === 'result' && e.id === 2)).toMatchObject({ ok: false, error: { message: 'unknown node operation "fly"' } })
     expect(h.status().started).toBe(false)
     expect(h.sockets).toHaveLength(0)
+  })
+
+  it('is the clock for the page’s probes: asks for one every probeIntervalMs of its own time, and stops when it leaves', async () => {
+    const clock = new ManualClock(0)
+    const h = harness(clock)
+    const joining = joined(h, [peer(1)], { probeIntervalMs: 500 })
+    // The relays never log in: the join resolves after relayLoginWaitMs on the agent's clock.
+    await until('the wait for the relay to be armed', () => clock.pending > 0 && h.sockets[0]?.sent.some((m) => m.type === 'hello') === true)
+    await until('the join result', () => {
+      clock.fireNext(clock.now() + 10)
+      return h.events.some((e) => e.type === 'result' && e.id === 1)
+    })
+    await joining
+    const probes = () => h.events.filter((e) => e.type === 'probe').length
+    const start = clock.now()
+    while (clock.fireNext(start + 1250));
+    await until('two probe requests', () => probes() === 2)
+    h.call(2, { op: 'leave' })
+    await until('the leave', () => h.events.some((e) => e.type === 'result' && e.id === 2))
+    while (clock.fireNext(start + 10_000));
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(probes()).toBe(2)
   })
 })

@@ -1,13 +1,13 @@
-// The messages between the page's `Burrow` object and the node runtime in the dataplane worker.
+// The messages between the page's `Burrow` object and the node agent in the dataplane worker.
 //
 // They travel on their own MessagePort (the "node control port"), handed to the worker once with
-// `{ type: NODE_CONTROL_MESSAGE, port }`, so the dataplane protocol (protocol.ts) stays as it is.
-// The page calls (`join`, `leave`), the runtime answers each call once and pushes the peer map,
+// `{ type: NODE_CONTROL_MESSAGE, port }`, so the dataplane protocol (src/worker/protocol.ts) stays as it is.
+// The page calls (`join`, `leave`), the agent answers each call once and pushes the peer map,
 // its state and errors on its own. The page may also hand over a WebRTC control port
 // (`webrtcPort` next to `port`), served by a WebRtcPageAgent, for direct paths.
 // Private keys never appear in any of these messages.
 import type { NetworkInfo } from '../control/protocol.ts'
-import type { SerializedError } from './protocol.ts'
+import type { SerializedError } from '../worker/protocol.ts'
 
 export const NODE_CONTROL_MESSAGE = 'burrow-node-control'
 
@@ -28,6 +28,8 @@ export interface JoinOptions {
   direct?: boolean
   /** Test hook: drop every WebRTC signal (disco 0x80) that arrives, so direct setup always fails. */
   dropDirectSignals?: boolean
+  /** How often the agent asks the page to probe its peers' round-trip times (`probe`); 0 or absent: never. */
+  probeIntervalMs?: number
 }
 
 export interface JoinResult {
@@ -35,7 +37,8 @@ export interface JoinResult {
   hostname: string
   /** [IPv4, IPv6]. */
   addresses: [string, string]
-  network: NetworkInfo
+  /** The overlay prefixes, when the control plane says. */
+  network?: NetworkInfo
   /** The DERP URL of our home relay. */
   relayURL: string
 }
@@ -96,3 +99,5 @@ export type NodeWorkerMessage =
   | { type: 'path'; nodeKey: string; path: 'relay' | 'direct'; rttMs: number | null }
   | { type: 'state'; state: NodeState; reason?: string }
   | { type: 'error'; error: SerializedError & { status?: number } }
+  /** Time to ping the online peers (the page's stack sends the echoes; the worker keeps time). */
+  | { type: 'probe' }
