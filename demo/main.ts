@@ -203,7 +203,9 @@ async function main(): Promise<void> {
         const last = rates.at(-1) ?? { rx: 0, tx: 0 }
         const legend = el('div', '', 'legend')
         legend.append(el('span', `▼ rx ${formatRate(last.rx)}`, 'rx'), document.createTextNode(' · '), el('span', `▲ tx ${formatRate(last.tx)}`, 'tx'), document.createTextNode(` · peak ${formatRate(peak)}`))
-        box.append(head, svg, legend)
+        const axis = el('div', '', 'axis')
+        axis.append(el('span', '60 s ago'), el('span', 'now'))
+        box.append(head, svg, axis, legend)
         return box
       }),
     )

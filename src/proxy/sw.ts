@@ -47,7 +47,8 @@ interface Server {
 }
 /** Newest first: the page that offered itself last serves. */
 const servers: Server[] = []
-let serverArrived: (() => void) | undefined
+/** Requests waiting for a page to offer itself (each is woken by the next offer). */
+const awaitingServer = new Set<() => void>()
 
 /** clientId → the peer prefix its document lives under (null: not a proxied document). */
 const clientTargets = new Map<string, ProxyTarget | null>()
@@ -99,7 +100,8 @@ sw.addEventListener('message', (event: MessageEvent & { source: SwClient | null 
   }
   if (data?.type !== 'burrow-proxy-serve' || !(data.port instanceof MessagePort) || !event.source) return
   servers.unshift({ port: data.port, clientId: event.source.id })
-  serverArrived?.()
+  for (const wake of awaitingServer) wake()
+  awaitingServer.clear()
 })
 
 sw.addEventListener('fetch', (event: FetchEventLike) => {
@@ -154,10 +156,12 @@ async function liveServer(): Promise<Server | undefined> {
     }
     if (attempt === 1) break
     // None known (the worker may have been restarted): ask every open page.
-    const arrived = new Promise<void>((resolve) => (serverArrived = resolve))
+    let wake = (): void => {}
+    const arrived = new Promise<void>((resolve) => awaitingServer.add((wake = resolve)))
     const message: NeedServerMessage = { type: 'burrow-proxy-need-server' }
     for (const client of await sw.clients.matchAll({ type: 'window', includeUncontrolled: true })) client.postMessage(message)
     await Promise.race([arrived, new Promise((resolve) => setTimeout(resolve, SERVER_WAIT_MS))])
+    awaitingServer.delete(wake)
   }
   return undefined
 }
