@@ -4,6 +4,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs, UsageError } from './args.ts'
+import { type Command, EXIT_USAGE } from './io.ts'
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const PUBLIC_DIR = join(REPO_ROOT, 'public')
@@ -46,4 +48,32 @@ ${bridge.replace(/<\/script/gi, '<\\/script')}
 `
   writeFileSync(bridgePath, html)
   return [workerPath, bridgePath]
+}
+
+export const PROXY_FILES_USAGE = `usage: burrow proxy-files [--out DIR]
+  Writes burrow-sw.js (the node.proxy() Service Worker) and burrow-proxy.html (its bridge page for
+  a proxy on another origin) into DIR (default ./public); serve both at the root of the origin.
+`
+
+/** `burrow proxy-files`: the proxy's browser files for an app's own static folder. */
+export const proxyFiles: Command = async (args, io) => {
+  let out: string
+  try {
+    const parsed = parseArgs(args, ['out'])
+    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`)
+    out = resolve(parsed.flags.get('out') ?? 'public')
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr(`burrow proxy-files: ${error.message}\n\n${PROXY_FILES_USAGE}`)
+      return EXIT_USAGE
+    }
+    throw error
+  }
+  try {
+    for (const path of await buildProxyAssets(out)) io.stdout(`wrote ${path}\n`)
+  } catch (error) {
+    io.stderr(`burrow proxy-files: ${(error as Error).message} (it bundles src/proxy with Vite: npm install vite)\n`)
+    return 1
+  }
+  return 0
 }
