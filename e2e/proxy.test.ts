@@ -233,6 +233,27 @@ describe('the Service Worker proxy, through the demo Browse panel', () => {
     expect(browser.errors.filter((e) => !/WebSocket|Content Security Policy/.test(e))).toEqual([])
   }, 120_000)
 
+  it('after the browser stops the idle worker, the next request restarts it, gets a port from the open page and still sends the peer’s cookie', async () => {
+    const frame = await browse(demo, '/done')
+    expect(await frame.textContent('#done')).toBe('cookie=session=abc123')
+    const cdp = await demo.context().newCDPSession(demo)
+    const statuses: string[] = []
+    cdp.on('ServiceWorker.workerVersionUpdated', (event: { versions: Array<{ scriptURL: string; runningStatus: string }> }) => {
+      for (const version of event.versions) if (version.scriptURL.includes('/burrow-sw.js')) statuses.push(version.runningStatus)
+    })
+    await cdp.send('ServiceWorker.enable')
+    await cdp.send('ServiceWorker.stopAllWorkers')
+    await waitFor('the proxy worker to stop', () => statuses.at(-1) === 'stopped', 10_000)
+    // The restarted worker has no ports (they lived in its memory) and an empty jar until it reads Cache Storage.
+    const api = await frame.evaluate(async () => {
+      const response = await fetch('/api/x', { method: 'POST', body: 'after restart' })
+      return { status: response.status, body: response.status === 200 ? await response.json() : await response.text() }
+    })
+    expect(api).toEqual({ status: 200, body: { method: 'POST', body: 'after restart', cookie: 'session=abc123' } })
+    expect(statuses.at(-1)).toBe('running')
+    await cdp.detach()
+  }, 120_000)
+
   it('streams a 200 MB download through the proxy with the page heap, array buffers included, under 100 MB', async () => {
     const frame = await browse(demo, '/hello')
     const cdp: CDPSession = await demo.context().newCDPSession(demo)
