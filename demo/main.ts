@@ -1,5 +1,6 @@
-// The Burrow demo: join, list peers, chat over TCP, serve HTTP from this tab, send files.
-import { Burrow, type BurrowPeer, type TCPSocket } from '../src/index.ts'
+// The Burrow demo: join, list peers, browse a peer's web app through the Service Worker proxy,
+// watch per-peer throughput and path changes, chat over TCP, serve HTTP from this tab, send files.
+import { Burrow, type BurrowPathEvent, type BurrowPeer, type BurrowProxy, type TCPSocket } from '../src/index.ts'
 
 const CHAT_PORT = 7000
 const FILE_PORT = 7001
@@ -10,6 +11,8 @@ const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) 
 interface DemoConfig {
   controlURL: string
   authKey?: string
+  /** Where `npm start` serves the proxy origin (see proxyOrigin). */
+  proxyPort?: number
 }
 
 /** `npm start` serves the relay URL and its dev auth key; `?control=…&authKey=…` overrides them. */
@@ -25,7 +28,7 @@ async function loadConfig(): Promise<DemoConfig> {
   const controlURL = query.get('control') ?? config?.controlURL
   if (!controlURL) throw new Error('no relay configured: run `npm start`, or open this page with ?control=http://relay:port&authKey=…')
   const authKey = query.get('authKey') ?? config?.authKey
-  return authKey ? { controlURL, authKey } : { controlURL }
+  return { controlURL, ...(authKey ? { authKey } : {}), ...(config?.proxyPort ? { proxyPort: config.proxyPort } : {}) }
 }
 
 /** One identity per tab (sessionStorage is per tab and survives reloads), so two tabs are two nodes. */
@@ -42,6 +45,28 @@ function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
   return `${(n / 1024 / 1024).toFixed(1)} MiB`
+}
+
+/** The path column: relay/direct, plus the ICE candidate type where the node reports one. */
+function pathText(peer: BurrowPeer): string {
+  const candidate = (peer as BurrowPeer & { candidateType?: string | null }).candidateType
+  return candidate ? `${peer.path} (${candidate})` : peer.path
+}
+
+function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(Math.round(bytesPerSecond))}/s`
+}
+
+/**
+ * Proxied apps get their own origin — this host on the proxy port `npm start` serves — so they
+ * cannot reach this page's DOM, storage (the node's key) or node. Same host, so same site: a
+ * cross-site iframe could not register the proxy's Service Worker where third-party storage is
+ * blocked. `?proxyOrigin=` overrides; without either the proxy shares this page's origin.
+ */
+function proxyOrigin(config: DemoConfig): string | undefined {
+  const query = new URLSearchParams(location.search).get('proxyOrigin')
+  if (query) return query
+  return config.proxyPort ? `${location.protocol}//${location.hostname}:${config.proxyPort}` : undefined
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = '', className = ''): HTMLElementTagNameMap[K] {
@@ -85,7 +110,7 @@ function showError(error: unknown): void {
 
 async function main(): Promise<void> {
   const config = await loadConfig()
-  const node = await Burrow.start({ ...config, hostname: `tab-${Math.floor(Math.random() * 900 + 100)}`, keyName: tabKeyName() })
+  const node = await Burrow.start({ controlURL: config.controlURL, ...(config.authKey ? { authKey: config.authKey } : {}), hostname: `tab-${Math.floor(Math.random() * 900 + 100)}`, keyName: tabKeyName() })
   const self = $('self')
   const showSelf = (): void => {
     self.textContent = `${node.hostname} · ${node.addresses.join(' · ')} · ${node.state}`
@@ -106,15 +131,19 @@ async function main(): Promise<void> {
         fetchButton.onclick = () => void fetchFrom(peer)
         const cell = el('td')
         cell.append(fetchButton)
-        row.append(
-          el('td', peer.hostname),
+        const cells = [
+          el('td', peer.hostname, 'host'),
           el('td', peer.addresses.join('\n'), 'addr'),
           el('td', peer.online ? 'online' : 'offline', peer.online ? 'online' : 'offline'),
-          el('td', peer.path),
+          el('td', pathText(peer), `path-${peer.path}`),
           el('td', peer.rttMs === null ? '–' : `${peer.rttMs.toFixed(1)} ms`),
           el('td', `${formatBytes(peer.rxBytes)} / ${formatBytes(peer.txBytes)}`),
           cell,
-        )
+        ]
+        // Labels for the phone layout, where each row is a card and the header row is hidden.
+        const labels = ['', 'addresses', 'state', 'path', 'RTT', 'rx / tx', '']
+        cells.forEach((td, i) => labels[i] && (td.dataset.label = labels[i]))
+        row.append(...cells)
         return row
       }),
     )
@@ -125,6 +154,130 @@ async function main(): Promise<void> {
   }
   node.addEventListener('peers', () => renderPeers(node.peers()))
   renderPeers(node.peers())
+
+  // ---- network: throughput per peer over the last minute, path, RTT, path changes ----
+  interface Sample {
+    at: number
+    rx: number
+    tx: number
+  }
+  const history = new Map<string, Sample[]>()
+  const WINDOW_MS = 60_000
+  const timeline = $('timeline')
+  const logPath = (text: string, className = ''): void => {
+    if (timeline.querySelector('.hint')) timeline.replaceChildren()
+    const line = el('li', '', className)
+    line.append(el('time', new Date().toLocaleTimeString()), document.createTextNode(text))
+    timeline.prepend(line)
+  }
+  const wasOnline = new Map<string, boolean>()
+  const renderCharts = (peers: BurrowPeer[]): void => {
+    const now = performance.now()
+    const charts = $('charts')
+    const shown = peers.filter((p) => p.online || (history.get(p.nodeKey)?.length ?? 0) > 0)
+    charts.replaceChildren(
+      ...shown.map((peer) => {
+        let samples = history.get(peer.nodeKey)
+        if (!samples) history.set(peer.nodeKey, (samples = []))
+        samples.push({ at: now, rx: peer.rxBytes, tx: peer.txBytes })
+        while (samples.length > 2 && samples[0]!.at < now - WINDOW_MS) samples.shift()
+        const rates = samples.slice(1).map((s, i) => {
+          const prev = samples![i]!
+          const seconds = Math.max((s.at - prev.at) / 1000, 0.001)
+          return { at: s.at, rx: Math.max(0, s.rx - prev.rx) / seconds, tx: Math.max(0, s.tx - prev.tx) / seconds }
+        })
+        const peak = Math.max(1024, ...rates.map((r) => Math.max(r.rx, r.tx)))
+        const line = (key: 'rx' | 'tx'): string =>
+          rates.map((r) => `${(((r.at - (now - WINDOW_MS)) / WINDOW_MS) * 300).toFixed(1)},${(58 - (r[key] / peak) * 54).toFixed(1)}`).join(' ')
+        const box = el('div', '', 'chart')
+        box.dataset.peer = peer.hostname
+        const head = el('header')
+        const pathBadge = el('span', pathText(peer), `path-${peer.path}`)
+        head.append(el('b', peer.hostname), pathBadge, el('span', peer.rttMs === null ? 'RTT –' : `RTT ${peer.rttMs.toFixed(1)} ms`))
+        const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg')
+        svg.setAttribute('viewBox', '0 0 300 60')
+        svg.setAttribute('preserveAspectRatio', 'none')
+        svg.setAttribute('role', 'img')
+        svg.setAttribute('aria-label', `throughput of ${peer.hostname}`)
+        svg.innerHTML = `<line x1="0" y1="58" x2="300" y2="58" stroke="#ddd"/><polyline fill="none" stroke="#2a6fdb" stroke-width="1.5" vector-effect="non-scaling-stroke" points="${line('rx')}"/><polyline fill="none" stroke="#d9822b" stroke-width="1.5" vector-effect="non-scaling-stroke" points="${line('tx')}"/>`
+        const last = rates.at(-1) ?? { rx: 0, tx: 0 }
+        const legend = el('div', '', 'legend')
+        legend.append(el('span', `▼ rx ${formatRate(last.rx)}`, 'rx'), document.createTextNode(' · '), el('span', `▲ tx ${formatRate(last.tx)}`, 'tx'), document.createTextNode(` · peak ${formatRate(peak)}`))
+        const axis = el('div', '', 'axis')
+        axis.append(el('span', '60 s ago'), el('span', 'now'))
+        box.append(head, svg, axis, legend)
+        return box
+      }),
+    )
+    if (shown.length === 0) charts.replaceChildren(el('p', 'No peers online yet.', 'hint'))
+    for (const peer of peers) {
+      const before = wasOnline.get(peer.nodeKey)
+      if (before !== undefined && before !== peer.online) logPath(`${peer.hostname} went ${peer.online ? 'online' : 'offline'}`, peer.online ? 'online' : 'offline')
+      wasOnline.set(peer.nodeKey, peer.online)
+    }
+  }
+  node.addEventListener('peers', () => renderCharts(node.peers()))
+  renderCharts(node.peers())
+  node.addEventListener('path', (event) => {
+    const { hostname, path, rttMs } = event as BurrowPathEvent
+    const peer = node.peers().find((p) => p.hostname === hostname)
+    logPath(`${hostname} → ${peer ? pathText(peer) : path}${rttMs === null ? '' : ` (disco RTT ${rttMs.toFixed(1)} ms)`}`, `path-${path}`)
+  })
+
+  // ---- browse: a peer's web app in a sandboxed iframe, through the proxy ----
+  // allow-same-origin is what lets the proxy's Service Worker control the frame; the frame's
+  // origin is the proxy origin, not this page's, so it still cannot reach this page or its node.
+  // No allow-top-navigation or allow-popups: the app stays in its frame.
+  const browseStatus = $('browse-status')
+  const browseForm = $<HTMLFormElement>('browse-form')
+  const frame = $<HTMLIFrameElement>('browse-frame')
+  let proxy: BurrowProxy | undefined
+  const renderBrowsePeers = (): void => {
+    const select = $<HTMLSelectElement>('browse-peer')
+    const chosen = select.value
+    const online = node.peers().filter((p) => p.online)
+    select.replaceChildren(...online.map((p) => Object.assign(el('option', p.hostname), { value: p.hostname })))
+    if (online.some((p) => p.hostname === chosen)) select.value = chosen
+  }
+  node.addEventListener('peers', renderBrowsePeers)
+  renderBrowsePeers()
+  const origin = proxyOrigin(config)
+  const proxyReady = node.proxy(origin ? { origin } : {}).then(
+    (started) => {
+      proxy = started
+      browseStatus.textContent = `Proxy ready on ${started.origin}${started.prefix}<peer>/<port>/ — pick a peer and a port.`
+      browseStatus.className = 'hint'
+      return started
+    },
+    (error: unknown) => {
+      browseStatus.textContent = `⚠ the proxy did not start: ${(error as Error).message}`
+      browseStatus.className = 'error'
+      return undefined
+    },
+  )
+  browseForm.onsubmit = async (event) => {
+    event.preventDefault()
+    const started = proxy ?? (await proxyReady)
+    const peer = $<HTMLSelectElement>('browse-peer').value
+    const port = Number($<HTMLInputElement>('browse-port').value)
+    let path = $<HTMLInputElement>('browse-path').value.trim() || '/'
+    if (!path.startsWith('/')) path = `/${path}`
+    if (!started) return
+    if (!peer) {
+      browseStatus.textContent = '⚠ no peer is online to browse'
+      browseStatus.className = 'error'
+      return
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      browseStatus.textContent = `⚠ ${JSON.stringify($<HTMLInputElement>('browse-port').value)} is not a port (1–65535)`
+      browseStatus.className = 'error'
+      return
+    }
+    const url = started.url(peer, port, path)
+    frame.src = url
+    browseStatus.replaceChildren(document.createTextNode(`http://${peer}:${port}${path} → `), Object.assign(el('a', url), { href: url, target: '_blank', rel: 'noopener' }))
+    browseStatus.className = 'hint'
+  }
 
   // ---- chat ----
   const say = (who: string, text: string): void => {
@@ -273,7 +426,7 @@ async function main(): Promise<void> {
     })().catch((error: unknown) => view.fail(error))
   }
 
-  Object.assign(window, { burrowNode: node })
+  Object.assign(window, { burrowNode: node, burrowProxy: proxyReady })
 }
 
 main().catch((error: unknown) => {

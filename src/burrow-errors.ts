@@ -21,6 +21,8 @@ export type BurrowErrorCode =
   | 'closed'
   /** A name given to connect/fetch/ping is neither an IP address nor a peer's hostname. */
   | 'unknown-host'
+  /** `node.proxy()` could not start (no Service Worker support, or the worker script or bridge failed to load). */
+  | 'proxy'
 
 export class BurrowError extends Error {
   override readonly name = 'BurrowError'

@@ -8,6 +8,7 @@ import { createHttpClient, serveHttp, type HttpClient, type HttpHandler, type Se
 import type { StackHost } from './overlay/host.ts'
 import { Sockets, type TCPServerSocket, type TCPSocket, type TcpConnectOptions, type UDPSocket, type UdpOptions } from './overlay/sockets.ts'
 import type { Stack } from './overlay/stack.ts'
+import { startProxy, type BurrowProxy, type ProxyOptions } from './proxy/page.ts'
 import { BurrowWorker, RequestTable, type OverlayPort, type WorkerLike } from './worker/client.ts'
 import type { DirectDebugInfo, JoinResult, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './agent/protocol.ts'
 import type { SerializedError, WorkerStatus } from './worker/protocol.ts'
@@ -126,6 +127,7 @@ export class BurrowNode extends EventTarget {
   private sockets: Sockets | undefined
   private http: HttpClient | undefined
   private readonly servers = new Set<BurrowHttpServer>()
+  private readonly proxies = new Set<BurrowProxy>()
   private workerPeers: WorkerPeerInfo[] = []
   private readonly rtt = new Map<string, number>()
   private readonly probing = new Set<string>()
@@ -227,6 +229,23 @@ export class BurrowNode extends EventTarget {
     return this.http!.fetch(input, init)
   }
 
+  /**
+   * Web pages only: after this resolves, requests under `<origin><prefix><peer>/<port>/<path>`
+   * (default prefix `/.burrow/`) — from this page or its iframes, navigations and subresources —
+   * are answered over the overlay by `http://<peer>:<port>/<path>`, through the Service Worker at
+   * `/burrow-sw.js`. See the README's "Browse a peer's web app" section.
+   */
+  async proxy(options: ProxyOptions = {}): Promise<BurrowProxy> {
+    this.running()
+    try {
+      const proxy = await startProxy((request, signal) => this.running() && this.http!.send(request, signal), options)
+      this.proxies.add(proxy)
+      return proxy
+    } catch (error) {
+      throw new BurrowError((error as Error).name === 'ProxyPathError' ? 'bad-options' : 'proxy', (error as Error).message)
+    }
+  }
+
   /** Serves HTTP/1.1 on `port` of this node's overlay addresses. */
   serve(port: number, handler: HttpHandler, options: ServeHttpOptions = {}): BurrowHttpServer {
     const listener = this.running().listen({ port })
@@ -282,6 +301,9 @@ export class BurrowNode extends EventTarget {
   }
 
   private async shutdown(): Promise<void> {
+    // Another open page with a node takes the proxy's requests from here on.
+    for (const proxy of this.proxies) proxy.close()
+    this.proxies.clear()
     await Promise.allSettled([...this.servers].map((server) => server.close()))
     this.http?.close()
     try {

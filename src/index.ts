@@ -18,6 +18,7 @@ export {
   type BurrowStartOptions,
   type NodeState,
 } from './burrow.ts'
+export type { BurrowProxy, ProxyOptions } from './proxy/page.ts'
 export type { TCPSocket, TCPServerSocket, UDPSocket, TcpConnectOptions, UdpOptions, UdpMessage } from './overlay/sockets.ts'
 
 function launchWorker(options: BurrowStartOptions): NodeWorkerLink {

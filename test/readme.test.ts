@@ -97,6 +97,7 @@ describe('README.md examples', () => {
       .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
       .replace('http://127\\.0\\.0\\.1:5173/', 'http://127\\.0\\.0\\.1:(\\d+)/')
       .replaceAll('http://127\\.0\\.0\\.1:41234', 'http://127\\.0\\.0\\.1:\\d+')
+      .replace('http://127\\.0\\.0\\.1:41235', 'http://127\\.0\\.0\\.1:(\\d+)')
       .replaceAll('bwauth-…', 'bwauth-[0-9a-f]{48}')
       .replace('…/\\.data/relay/relay\\.log', '\\S+/relay\\.log')
     const dataDir = join(scratch, 'start-data')
@@ -112,11 +113,22 @@ describe('README.md examples', () => {
     const page = await fetch(demo)
     expect(page.status).toBe(200)
     expect(await page.text()).toContain('<h1>Burrow</h1>')
-    const config = (await (await fetch(new URL('/burrow-demo-config.json', demo))).json()) as { controlURL: string; authKey: string }
+    const config = (await (await fetch(new URL('/burrow-demo-config.json', demo))).json()) as { controlURL: string; authKey: string; proxyPort: number }
     expect(stdout).toContain(`relay    ${config.controlURL} `)
-    expect(stdout).toContain(`authkey  ${config.authKey} `)
+    // The demo's tabs get the ephemeral key; the printed one is for nodes that should stay listed.
+    const printedKey = /authkey {2}(\S+) /.exec(stdout)![1]!
+    expect(config.authKey).toMatch(/^bwauth-[0-9a-f]{48}$/)
+    expect(config.authKey).not.toBe(printedKey)
+    expect(start.stderr()).toContain(`created a reusable ephemeral dev auth key in ${join(dataDir, 'dev-authkey-ephemeral')}`)
+    // The proxy origin serves the Service Worker built from src/proxy, and nothing of the demo.
+    expect(config.proxyPort).toBe(Number(match![2]))
+    const worker = await fetch(`http://127.0.0.1:${config.proxyPort}/burrow-sw.js`)
+    expect(worker.status).toBe(200)
+    expect(worker.headers.get('content-type')).toMatch(/^text\/javascript/)
+    expect(await worker.text()).toContain('burrow-proxy-serve')
+    expect((await fetch(`http://127.0.0.1:${config.proxyPort}/`)).status).toBe(404)
     // The printed Node line joins the network.
-    const node = await Burrow.start({ controlURL: config.controlURL, authKey: config.authKey, hostname: 'laptop', storage: 'memory' })
+    const node = await Burrow.start({ controlURL: config.controlURL, authKey: printedKey, hostname: 'laptop', storage: 'memory' })
     nodes.push(node)
     expect(node.state).toBe('online')
     await Promise.allSettled(nodes.splice(0).map((n) => n.close()))

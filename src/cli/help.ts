@@ -39,8 +39,10 @@ commands:
   status [--state-dir DIR] [--json]
                              the peers of the running "burrow up" (address, name, online, path,
                              RTT, bytes) from DIR/status.json, which it rewrites every second
-  start [--relay-port N] [--port N] [--data-dir DIR]
+  start [--relay-port N] [--port N] [--proxy-port N] [--data-dir DIR]
                              what "npm start" runs: a relay on 127.0.0.1 and the demo
+  proxy-files [--out DIR]    writes burrow-sw.js and burrow-proxy.html (node.proxy()'s Service
+                             Worker and bridge page) into DIR (default ./public)
   help                       this text
 `
 

@@ -1,4 +1,5 @@
 // Entry point of the `burrow` command (bin/burrow.mjs): dispatches to one file per command.
+import { proxyFiles } from './build-proxy.ts'
 import { fetchCommand } from './fetch.ts'
 import { help, USAGE } from './help.ts'
 import { type CliIo, type Command, EXIT_USAGE, processIo } from './io.ts'
@@ -15,6 +16,7 @@ const commands: Record<string, Command> = {
   keygen,
   pubkey,
   ping,
+  'proxy-files': proxyFiles,
   relay,
   start,
   up,

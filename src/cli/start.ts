@@ -9,25 +9,34 @@ import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { runAuthKeyCommand } from './authkey.ts'
+import { buildProxyAssets } from './build-proxy.ts'
+import { startProxyOrigin } from './proxy-origin.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
 import { type CliIo, type Command, EXIT_USAGE } from './io.ts'
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
-export const START_USAGE = `usage: burrow start [--relay-port N] [--port N] [--data-dir DIR]
+export const START_USAGE = `usage: burrow start [--relay-port N] [--port N] [--proxy-port N] [--data-dir DIR]
   Starts a relay (DERP + coordination) on 127.0.0.1 and serves the demo; open the printed URL in
-  two tabs. State (relay key, node registry, dev auth key) lives in DIR (default .data/relay).
+  two tabs. Apps browsed through the demo's proxy are served from a second port (--proxy-port,
+  default any free one), so they never share the demo's origin. State (relay key, node registry,
+  dev auth keys) lives in DIR (default .data/relay).
 `
 
-/** The dev auth key kept next to the relay's database (only a hash of it is in the database). */
-export function devAuthKey(dataDir: string, io: CliIo): string {
-  const path = join(dataDir, 'dev-authkey')
+/**
+ * The dev auth key kept next to the relay's database (only a hash of it is in the database).
+ * `ephemeral`: a second key, for the demo's tabs, whose nodes the coordination service forgets
+ * when they disconnect, so closed tabs leave the peer list instead of piling up as offline.
+ */
+export function devAuthKey(dataDir: string, io: CliIo, options: { ephemeral?: boolean } = {}): string {
+  const path = join(dataDir, options.ephemeral ? 'dev-authkey-ephemeral' : 'dev-authkey')
   if (existsSync(path)) return readFileSync(path, 'utf8').trim()
   let key = ''
-  const status = runAuthKeyCommand(['create', '--reusable', '--data-dir', dataDir], { stdout: (text) => (key += text), stderr: () => {} })
+  const flags = options.ephemeral ? ['--reusable', '--ephemeral'] : ['--reusable']
+  const status = runAuthKeyCommand(['create', ...flags, '--data-dir', dataDir], { stdout: (text) => (key += text), stderr: () => {} })
   if (status !== 0 || !key.trim()) throw new Error(`cannot create a dev auth key in ${dataDir}`)
   writeFileSync(path, `${key.trim()}\n`, { mode: 0o600 })
-  io.stderr(`created a reusable dev auth key in ${path}\n`)
+  io.stderr(`created a reusable${options.ephemeral ? ' ephemeral' : ''} dev auth key in ${path}\n`)
   return key.trim()
 }
 
@@ -66,12 +75,14 @@ function startRelay(port: number, dataDir: string, logPath: string): Promise<Run
 export const start: Command = async (args, io) => {
   let relayPort: number
   let demoPort: number
+  let proxyPort: number
   let dataDir: string
   try {
-    const parsed = parseArgs(args, ['relay-port', 'port', 'data-dir'])
+    const parsed = parseArgs(args, ['relay-port', 'port', 'proxy-port', 'data-dir'])
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`)
     relayPort = numberFlag(parsed, 'relay-port', 0, 0, 65535, true)
     demoPort = numberFlag(parsed, 'port', 5173, 0, 65535, true)
+    proxyPort = numberFlag(parsed, 'proxy-port', 0, 0, 65535, true)
     dataDir = resolve(parsed.flags.get('data-dir') ?? join(REPO_ROOT, '.data', 'relay'))
   } catch (error) {
     if (error instanceof UsageError) {
@@ -83,6 +94,7 @@ export const start: Command = async (args, io) => {
 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const authKey = devAuthKey(dataDir, io)
+  const tabAuthKey = devAuthKey(dataDir, io, { ephemeral: true })
   const relay = await startRelay(relayPort, dataDir, join(dataDir, 'relay.log'))
   // Vite's dev server answers SIGTERM with process.exit(); the relay must not outlive us either way.
   const stopRelay = (): void => {
@@ -101,7 +113,26 @@ export const start: Command = async (args, io) => {
     io.stderr('burrow start: the demo needs Vite (npm install in the Burrow repository)\n')
     return 1
   }
-  const config = JSON.stringify({ controlURL, authKey })
+  // The proxy's Service Worker and bridge page are built from src/proxy into public/ (not committed).
+  try {
+    await buildProxyAssets()
+  } catch (error) {
+    relay.child.kill('SIGTERM')
+    io.stderr(`burrow start: building the proxy Service Worker failed: ${(error as Error).message}\n`)
+    return 1
+  }
+  let proxyServer: import('node:http').Server
+  try {
+    proxyServer = await startProxyOrigin('127.0.0.1', proxyPort)
+  } catch (error) {
+    relay.child.kill('SIGTERM')
+    io.stderr(`burrow start: cannot listen for the proxy origin on 127.0.0.1:${proxyPort}: ${(error as Error).message}\n`)
+    return 1
+  }
+  const proxyAddress = proxyServer.address()
+  const proxyListenPort = typeof proxyAddress === 'object' && proxyAddress ? proxyAddress.port : proxyPort
+  // The demo puts proxied apps on its own host name with this port (see demo/main.ts proxyOrigin).
+  const config = JSON.stringify({ controlURL, authKey: tabAuthKey, proxyPort: proxyListenPort })
   const server = await vite.createServer({
     configFile: false,
     root: join(REPO_ROOT, 'demo'),
@@ -121,6 +152,13 @@ export const start: Command = async (args, io) => {
             res.setHeader('cache-control', 'no-store')
             res.end(config)
           })
+          // Opened without the proxy origin (?proxyOrigin= pointing here), the proxy shares the demo's
+          // origin; a request under its prefix that no Service Worker took gets a clear 503, not the demo.
+          dev.middlewares.use('/.burrow/', (req, res) => {
+            res.statusCode = 503
+            res.setHeader('content-type', 'text/plain; charset=utf-8')
+            res.end(`Burrow proxy: ${req.originalUrl ?? req.url} reached the server, so no proxy Service Worker handled it. Open the demo first (it starts the proxy), then reload.\n`)
+          })
         },
       },
     ],
@@ -131,8 +169,9 @@ export const start: Command = async (args, io) => {
   io.stdout(`Burrow is running.
 
   demo     ${demoURL}     ← open it in two tabs (or two browsers)
+  proxy    http://127.0.0.1:${proxyListenPort}/.burrow/<peer>/<port>/  (the demo's Browse panel)
   relay    ${controlURL}  (DERP at /derp, coordination at /control; log: ${join(dataDir, 'relay.log')})
-  authkey  ${authKey}  (reusable dev key, injected into the demo)
+  authkey  ${authKey}  (reusable dev key; demo tabs use a second, ephemeral one)
 
 Join from Node:  import { Burrow } from 'burrow/node'
                  await Burrow.start({ controlURL: '${controlURL}', authKey: '${authKey}', hostname: 'laptop' })
@@ -145,6 +184,8 @@ Press Ctrl-C to stop.
     void relay.exited.then((code) => done(`relay exited (${code})`))
   })
   await server.close()
+  proxyServer.closeAllConnections()
+  proxyServer.close()
   if (relay.child.exitCode === null && relay.child.signalCode === null) {
     relay.child.kill('SIGTERM')
     await relay.exited

@@ -3,6 +3,7 @@ import type { HttpParserLimits } from './parser.ts'
 import { ConnectionPool, freshConnections, type ConnectionSource, type OpenConnection, type PoolOptions } from './pool.ts'
 
 export type { ClientSocket, OpenConnection, PoolOptions } from './pool.ts'
+export type { OutgoingRequest, RequestBody } from './exchange.ts'
 
 export interface HttpFetchOptions {
   limits?: Partial<HttpParserLimits>
@@ -30,6 +31,12 @@ export function httpFetch(
 export interface HttpClient {
   /** Like `httpFetch`, but reusing kept-alive connections per host:port. */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>
+  /**
+   * One exchange exactly as given: the header list goes out unfiltered (a browser's Request would
+   * drop Cookie, Origin, Referer), redirects are returned rather than followed, and
+   * `responseFields(response)` has the fields as received. What a proxy needs.
+   */
+  send(request: OutgoingRequest, signal?: AbortSignal): Promise<Response>
   /** Idle connections held right now. */
   readonly idleConnections: number
   /** Closes idle connections; later fetches are refused. */
@@ -41,6 +48,13 @@ export function createHttpClient(open: OpenConnection, options: PoolOptions = {}
   const pool = new ConnectionPool(open, options)
   return {
     fetch: (input, init) => fetchVia(pool, input, init),
+    send: async (request, signal = new AbortController().signal) => {
+      signal.throwIfAborted()
+      checkScheme(request.url)
+      const response = await exchange(pool, request, signal)
+      markUrl(response, request.url, false)
+      return response
+    },
     get idleConnections() {
       return pool.idleCount
     },

@@ -6,6 +6,17 @@ import { BodySourceError, HOP_BY_HOP, arraySource, encodeHead, framingHeader, st
 
 const NULL_BODY_STATUSES = new Set([204, 205, 304])
 
+/**
+ * Each response's fields exactly as received. A browser's Response drops Set-Cookie (a
+ * forbidden response header), which a proxy needs to see; this keeps them reachable.
+ */
+const receivedFields = new WeakMap<Response, HeaderList>()
+
+/** The response head's fields as the server sent them, Set-Cookie included (undefined for other Responses). */
+export function responseFields(response: Response): HeaderList | undefined {
+  return receivedFields.get(response)
+}
+
 export type RequestBody = { kind: 'bytes'; bytes: Uint8Array } | { kind: 'stream'; stream: ReadableStream<Uint8Array> } | null
 
 export interface OutgoingRequest {
@@ -137,7 +148,9 @@ async function exchangeOn(source: ConnectionSource, lease: Lease, outgoing: Outg
       { highWaterMark: 0 },
     )
   }
-  return new Response(body === null ? null : decoded(body, headers), { status: head.status, statusText: head.reason, headers })
+  const response = new Response(body === null ? null : decoded(body, headers), { status: head.status, statusText: head.reason, headers })
+  receivedFields.set(response, head.headers)
+  return response
 }
 
 async function sendRequest(connection: HttpConnection, outgoing: OutgoingRequest, keepAlive: boolean): Promise<void> {
