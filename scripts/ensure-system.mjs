@@ -11,6 +11,12 @@ const needed = [
   { command: 'ping', apt: 'iputils-ping' },
   { command: 'python3', apt: 'python3' },
   { command: 'curl', apt: 'curl' },
+  // NAT lab (test/helpers/nat.ts) and the STUN/TURN tests of issue 13.
+  { command: 'iptables', apt: 'iptables' },
+  { command: 'conntrack', apt: 'conntrack' },
+  { command: 'tcpdump', apt: 'tcpdump' },
+  { command: 'stun', apt: 'stun-client' },
+  { command: 'turnserver', apt: 'coturn' },
 ]
 
 const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0

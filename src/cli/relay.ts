@@ -6,6 +6,8 @@ import { formatNodeKey, parseKey, publicKeyOf, toHex } from '../crypto/index.ts'
 import { jsonLinesLogger } from '../server/log.ts'
 import { loadOrCreateRelayKey } from '../server/relay-key.ts'
 import { startRelayServer } from '../server/relay-server.ts'
+import { type IceConfig, iceServersFor, hostOfHostHeader } from '../server/ice-servers.ts'
+import { startStunServer, type StunServer } from '../server/stun/udp.ts'
 import { runAuthKeyCommand } from '../server/coordination/authkey.ts'
 import { createCoordinationHandler, type CoordinationHandler } from '../server/coordination/http.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
@@ -13,16 +15,44 @@ import { type CliIo, EXIT_USAGE, processIo } from './io.ts'
 
 export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir DIR] [--queue-packets N] [--queue-bytes N]
                     [--rate-limit BYTES_PER_S --rate-burst BYTES] [--write-timeout MS]
-                    [--verify-clients [--allowed-keys FILE]]
+                    [--verify-clients [--allowed-keys FILE]] [--stun-port N]
+                    [--turn URL[,URL…] [--turn-secret-file FILE] [--turn-ttl SECONDS]]
        burrow relay authkey create [--reusable] [--ephemeral] [--data-dir DIR]
   Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics,
   and the coordination service (registration, live peer map) as a WebSocket at /control.
   --verify-clients admits only node keys registered with the coordination service (or, with
   --allowed-keys FILE, the keys listed there). \`authkey create\` prints a new auth key.
+  --stun-port answers STUN Binding requests (RFC 8489) on that UDP port of the listen address
+  (default 3478; 0 disables it); nodes get it as their default ICE server. --turn hands out TURN
+  servers too, with time-limited credentials (TURN REST: HMAC-SHA1 of the secret in FILE, the
+  secret coturn calls static-auth-secret) valid for --turn-ttl seconds (default 43200).
   Logs are JSON lines on stdout; the first says "listening" with the bound address (port 0 picks one).
 `
 
-const FLAGS = ['listen', 'data-dir', 'queue-packets', 'queue-bytes', 'rate-limit', 'rate-burst', 'write-timeout', 'allowed-keys'] as const
+const FLAGS = [
+  'listen',
+  'data-dir',
+  'queue-packets',
+  'queue-bytes',
+  'rate-limit',
+  'rate-burst',
+  'write-timeout',
+  'allowed-keys',
+  'stun-port',
+  'turn',
+  'turn-secret-file',
+  'turn-ttl',
+] as const
+
+export const DEFAULT_STUN_PORT = 3478
+
+/** `--turn a,b`: each a turn:/turns: URL (RFC 7065). */
+export function parseTurnUrls(text: string): string[] {
+  const urls = text.split(',').map((u) => u.trim()).filter((u) => u !== '')
+  if (urls.length === 0) throw new UsageError('--turn needs at least one turn: or turns: URL')
+  for (const url of urls) if (!/^turns?:[^\s,]+$/.test(url)) throw new UsageError(`--turn: ${JSON.stringify(url)} is not a turn: or turns: URL (e.g. turn:turn.example:3478?transport=udp)`)
+  return urls
+}
 
 export function parseListen(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text)
@@ -69,10 +99,31 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     const allowedKeysFile = parsed.flags.get('allowed-keys')
     if (allowedKeysFile && !verifyClients) throw new UsageError('--allowed-keys only applies with --verify-clients')
     if (allowedKeysFile) await readAllowedKeys(allowedKeysFile) // fail early on a bad file
+    const stunPortGiven = parsed.flags.has('stun-port')
+    const stunPort = numberFlag(parsed, 'stun-port', DEFAULT_STUN_PORT, 0, 65535, true)
+    const turnText = parsed.flags.get('turn')
+    const turnSecretFile = parsed.flags.get('turn-secret-file')
+    if ((turnSecretFile !== undefined || parsed.flags.has('turn-ttl')) && turnText === undefined) throw new UsageError('--turn-secret-file and --turn-ttl only apply with --turn')
+    let turnSecret: string | undefined
+    if (turnSecretFile !== undefined) {
+      try {
+        turnSecret = (await readFile(turnSecretFile, 'utf8')).trim()
+      } catch (error) {
+        throw new UsageError(`--turn-secret-file: cannot read ${turnSecretFile}: ${(error as Error).message}`)
+      }
+      if (turnSecret === '') throw new UsageError(`--turn-secret-file: ${turnSecretFile} is empty`)
+    }
+    const turn =
+      turnText === undefined
+        ? undefined
+        : { urls: parseTurnUrls(turnText), ttlSeconds: numberFlag(parsed, 'turn-ttl', 43_200, 60, 30 * 86_400, true), ...(turnSecret ? { secret: turnSecret } : {}) }
     options = {
       host,
       port,
       dataDir,
+      stunPort,
+      stunPortGiven,
+      turn,
       queuePackets: numberFlag(parsed, 'queue-packets', 1024, 1, 1 << 20, true),
       queueBytes: numberFlag(parsed, 'queue-bytes', 4 << 20, 70_000, 2 ** 32, true),
       writeTimeoutMs: numberFlag(parsed, 'write-timeout', 10_000, 100, 600_000, true),
@@ -100,9 +151,33 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   }
   if (key.created) log('info', 'created relay key', { path: key.path })
 
+  // STUN first: its port decides what the welcome's iceServers say.
+  let stun: StunServer | undefined
+  if (options.stunPort > 0) {
+    try {
+      stun = await startStunServer({ host: options.host, port: options.stunPort, log })
+    } catch (error) {
+      if (options.stunPortGiven) {
+        io.stderr(`burrow relay: cannot listen for STUN on UDP ${options.host}:${options.stunPort}: ${(error as Error).message}\n`)
+        return 1
+      }
+      // The default port taken (another relay on this host): run without STUN, and say so.
+      log('warn', 'STUN disabled: the default port is not available (pass --stun-port N to choose one, 0 to silence this)', {
+        port: options.stunPort,
+        error: (error as Error).message,
+      })
+    }
+  }
+  const ice: IceConfig = { ...(stun ? { stunPort: stun.port } : {}), ...(options.turn ? { turn: options.turn } : {}) }
+
   try {
-    coordination = createCoordinationHandler({ dataDir: options.dataDir, log })
+    coordination = createCoordinationHandler({
+      dataDir: options.dataDir,
+      log,
+      iceServers: (node, hostHeader, now) => iceServersFor(ice, hostOfHostHeader(hostHeader), now, node.nodeKey.slice('nodekey:'.length, 'nodekey:'.length + 16)),
+    })
   } catch (error) {
+    await stun?.close()
     io.stderr(`burrow relay: cannot open the coordination store in ${options.dataDir}: ${(error as Error).message}\n`)
     return 1
   }
@@ -112,14 +187,18 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     server = await startRelayServer({ ...options, privateKey: key.privateKey, log, mounts: [coordination] })
   } catch (error) {
     await coordination.close()
+    await stun?.close()
     io.stderr(`burrow relay: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}\n`)
     return 1
   }
+  if (stun) server.handler.metrics.extra.push(() => stun.counters.render())
   log('info', 'listening', {
     address: `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
     url: server.url,
     publicKey: formatNodeKey(publicKeyOf(key.privateKey)),
     verifyClients: options.admit !== undefined,
+    stun: stun ? `${stun.host.includes(':') ? `[${stun.host}]` : stun.host}:${stun.port}` : null,
+    turn: options.turn ? { urls: options.turn.urls, credentials: options.turn.secret !== undefined } : null,
   })
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -128,6 +207,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   })
   log('info', 'shutting down: telling clients to reconnect', { signal })
   await server.close()
+  await stun?.close()
   log('info', 'stopped')
   return 0
 }

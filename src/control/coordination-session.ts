@@ -3,6 +3,7 @@
 // keeps the peer map, and says when to ping and when the server has gone quiet.
 import { boxKey, boxSeal, fromBase64, randomBytes, toBase64, type KeyPair } from '../crypto/index.ts'
 import {
+  type IceServer,
   CLOSE_CODE_BASE,
   PING_INTERVAL_MS,
   PROTOCOL_VERSION,
@@ -61,7 +62,7 @@ export interface SessionConfig {
 
 export type SessionOutput =
   | { kind: 'send'; message: ClientMessage }
-  | { kind: 'welcome'; self: PeerEntry; network: NetworkInfo; peers: PeerEntry[] }
+  | { kind: 'welcome'; self: PeerEntry; network: NetworkInfo; peers: PeerEntry[]; iceServers?: IceServer[] }
   | { kind: 'peers'; upsert: PeerEntry[]; remove: string[] }
   | { kind: 'self'; self: PeerEntry }
   /** The server refused one request but keeps the session (e.g. 429 too many updates). */
@@ -112,7 +113,9 @@ export class CoordinationSession {
       if (message.type === 'welcome') {
         this.phase = 'ready'
         this.lastPingSent = now
-        return [{ kind: 'welcome', self: message.self, network: message.network, peers: message.peers }]
+        const welcome: SessionOutput = { kind: 'welcome', self: message.self, network: message.network, peers: message.peers }
+        if (message.iceServers !== undefined) welcome.iceServers = message.iceServers
+        return [welcome]
       }
       return this.fail(new CoordinationClientError(0, `server sent ${message.type} before welcome`))
     }

@@ -4,7 +4,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
-import { CONTROL_PATH, MAX_MESSAGE_BYTES } from '../../control/protocol.ts'
+import { CONTROL_PATH, MAX_MESSAGE_BYTES, type IceServer, type PeerEntry } from '../../control/protocol.ts'
 import { CoordinationService, type ConnectionId, type Output } from './service.ts'
 import { CoordinationStore } from './store.ts'
 
@@ -15,6 +15,8 @@ export interface CoordinationOptions {
   log?: CoordinationLog
   /** Wall clock in epoch ms; tests may pass their own. */
   now?: () => number
+  /** ICE servers for a node's welcome; `host` is the Host header of its /control request. */
+  iceServers?: (node: PeerEntry, host: string | undefined, now: number) => IceServer[]
 }
 
 export interface AttachedCoordination {
@@ -62,6 +64,8 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
   const service = new CoordinationService({ store, log: (level, msg) => log(level, msg) })
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false })
   const sockets = new Map<ConnectionId, WebSocket>()
+  /** The Host header each connection arrived with, for the welcome's iceServers. */
+  const hosts = new Map<ConnectionId, string | undefined>()
   let nextConnection = 1
   let timer: ReturnType<typeof setTimeout> | undefined
   let closed = false
@@ -76,7 +80,12 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
           socket.terminate()
           continue
         }
-        socket.send(JSON.stringify(output.message))
+        let message = output.message
+        if (message.type === 'welcome' && options.iceServers) {
+          const iceServers = options.iceServers(message.self, hosts.get(output.connection), now())
+          if (iceServers.length > 0) message = { ...message, iceServers }
+        }
+        socket.send(JSON.stringify(message))
       } else {
         socket.close(output.code, output.reason)
         setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
@@ -114,6 +123,7 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
   const onConnection = (socket: WebSocket, req: IncomingMessage): void => {
     const connection = nextConnection++
     sockets.set(connection, socket)
+    hosts.set(connection, req.headers.host)
     log('info', 'coordination: connection', { connection, remote: req.socket.remoteAddress })
     socket.on('message', (data: RawData, isBinary: boolean) => {
       // Binary frames are passed on only so the service can refuse them by name.
@@ -122,6 +132,7 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
     })
     socket.on('close', () => {
       sockets.delete(connection)
+      hosts.delete(connection)
       if (!closed) step(connection, () => service.closed(connection, now()))
     })
     socket.on('error', (error) => log('warn', 'coordination: socket error', { connection, error: error.message }))
