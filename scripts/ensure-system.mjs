@@ -11,10 +11,10 @@ const needed = [
   { command: 'ping', apt: 'iputils-ping' },
   { command: 'python3', apt: 'python3' },
   { command: 'curl', apt: 'curl' },
+  { command: 'tcpdump', apt: 'tcpdump' },
   // NAT lab (test/helpers/nat.ts) and the STUN/TURN tests of issue 13.
   { command: 'iptables', apt: 'iptables' },
   { command: 'conntrack', apt: 'conntrack' },
-  { command: 'tcpdump', apt: 'tcpdump' },
   { command: 'stun', apt: 'stun-client' },
   { command: 'turnserver', apt: 'coturn' },
 ]
