@@ -38,12 +38,14 @@ export interface BurrowStartOptions {
   mtu?: number
   /**
    * STUN/TURN servers for direct WebRTC paths, e.g. `[{ urls: 'stun:stun.example:3478' }]`.
-   * None are needed between pages on one machine or one LAN.
+   * Default: what the relay hands out (its own STUN server, and TURN if it is configured with
+   * one); setting this replaces those. None are needed between nodes on one LAN.
    */
   iceServers?: BurrowIceServer[]
   /**
-   * Try direct WebRTC datachannels to peers (browsers only; Node.js stays on relays). Traffic
-   * starts on the relay and moves to the direct path once it answers disco pings. Default true.
+   * Try direct WebRTC datachannels to peers (in Node.js through @roamhq/wrtc; where that binding
+   * does not load the node says so once and stays on relays). Traffic starts on the relay and
+   * moves to the direct path once it answers disco pings. Default true.
    */
   direct?: boolean
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
@@ -77,6 +79,21 @@ export interface BurrowPeer {
   txBytes: number
   /** When the last WireGuard handshake completed (epoch ms), or null. */
   lastHandshake: number | null
+  /**
+   * On a direct path, how ICE connected: `relay` if either end of the selected candidate pair is
+   * a TURN relay, else `srflx`/`prflx` if either is a NAT mapping (STUN, or learnt from the peer),
+   * else `host`. null on the relay, or before the browser reported its stats.
+   */
+  candidateType: 'host' | 'srflx' | 'prflx' | 'relay' | null
+  /** Both ends of that candidate pair, as `RTCIceCandidate.type`s; null with `candidateType`. */
+  candidates: { local: string; remote: string } | null
+}
+
+/** The type that says most about how a candidate pair crosses the network (relay > srflx > prflx > host). */
+export function pairCandidateType(pair: { local: string; remote: string } | null | undefined): BurrowPeer['candidateType'] {
+  if (!pair) return null
+  for (const type of ['relay', 'srflx', 'prflx', 'host'] as const) if (pair.local === type || pair.remote === type) return type
+  return null
 }
 
 /** Dispatched as `peers` when the peer map changes, and once a second with fresh traffic counters. */
@@ -264,6 +281,8 @@ export class BurrowNode extends EventTarget {
       rxBytes: peer.rxBytes,
       txBytes: peer.txBytes,
       lastHandshake: peer.lastHandshake,
+      candidateType: peer.path === 'direct' ? pairCandidateType(peer.directCandidates) : null,
+      candidates: peer.path === 'direct' ? (peer.directCandidates ?? null) : null,
     }))
   }
 

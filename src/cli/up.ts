@@ -4,7 +4,7 @@
 // is in <state dir>/status.json for `burrow status`. SIGINT/SIGTERM close the bridged
 // connections with FINs and leave; the identity stays registered unless --ephemeral.
 import { chmod, mkdir } from 'node:fs/promises'
-import { Burrow, BurrowError, defaultStateDir, type BurrowPeer } from '../node.ts'
+import { Burrow, BurrowError, BurrowPathEvent, defaultStateDir, nodeWebRtcSupport, type BurrowPeer } from '../node.ts'
 import { DEFAULT_OVERLAY_MTU, type NodeState } from '../burrow.ts'
 import { jsonLinesLogger, type Logger } from '../server/log.ts'
 import { TcpService, type ServiceEvent } from '../node/serve.ts'
@@ -54,6 +54,14 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
     return 0
   }
   log('info', 'up', { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, relayURL: node.relayURL, stateDir, ephemeral: config.ephemeral })
+  const webrtc = nodeWebRtcSupport()
+  if (webrtc.available) log('info', 'direct paths: WebRTC (@roamhq/wrtc) available; peers move off the relay when a direct path answers')
+  else log('warn', 'direct paths off: every peer stays on its relay', { reason: webrtc.reason })
+  node.addEventListener('path', (event) => {
+    const { nodeKey, path } = event as BurrowPathEvent
+    const peer = node.peers().find((p) => p.nodeKey === nodeKey)
+    log('info', 'path', { peer: peer?.hostname ?? nodeKey, path })
+  })
 
   node.addEventListener('state', () => log(node.state === 'online' || node.state === 'closed' ? 'info' : 'warn', 'state', { state: node.state as NodeState }))
   node.addEventListener('error', (event) => log('warn', 'node error', { error: (event as Event & { message: string }).message }))
@@ -114,7 +122,16 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
     pid: process.pid,
     updatedAt: Date.now(),
     self: { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, state: node.state, relayURL: node.relayURL },
-    peers: node.peers().map((p) => ({ hostname: p.hostname, addresses: p.addresses, online: p.online, path: p.path, rttMs: p.rttMs, rxBytes: p.rxBytes, txBytes: p.txBytes })),
+    peers: node.peers().map((p) => ({
+      hostname: p.hostname,
+      addresses: p.addresses,
+      online: p.online,
+      path: p.path,
+      candidateType: p.candidateType,
+      rttMs: p.rttMs,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+    })),
     services: [
       ...tcp.map(({ spec, service }) => ({ proto: 'tcp' as const, port: spec.port, target: `${spec.target.host}:${spec.target.port}`, active: service.active.size })),
       ...udp.map(({ spec, forwarder }) => ({ proto: 'udp' as const, port: spec.port, target: `${spec.target.host}:${spec.target.port}`, active: forwarder.sessionCount })),

@@ -267,6 +267,14 @@ export class NodeRuntime {
         this.pushPeers()
       },
     })
+    // The relay's STUN server (and TURN) from the welcome; each later welcome brings fresh TURN credentials.
+    const client = this.coordination
+    if (client) {
+      if (client.iceServers.length > 0) this.direct.setIceServers(client.iceServers)
+      client.on('self', () => {
+        if (client.iceServers.length > 0) this.direct?.setIceServers(client.iceServers)
+      })
+    }
   }
 
   private startDataplane(nodeKeys: KeyPair): void {
@@ -464,6 +472,7 @@ export class NodeRuntime {
         // while datagrams are still mirrored to the relay); else whatever underlay the route names.
         path: direct ? direct.path : s?.route && !relayUnderlays.has(s.route.underlay) ? 'direct' : 'relay',
         directRttMs: direct?.rttMs ?? null,
+        directCandidates: direct?.candidates ?? null,
         relayURL: this.relayFor(peer),
         rxBytes: s?.rxBytes ?? 0,
         txBytes: s?.txBytes ?? 0,

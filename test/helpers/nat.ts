@@ -122,6 +122,15 @@ export class NatLab {
       await side.router.run('ip', ['route', 'add', 'default', 'via', gateway])
       await side.router.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1'])
       await side.router.run('iptables', ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MASQUERADE', ...(side.symmetric ? ['--random-fully'] : [])])
+      // The firewall every home router has: nothing from the WAN unless it answers something sent
+      // out. It also matters to NAT traversal: an unsolicited packet accepted by the router's own
+      // stack leaves a confirmed conntrack entry whose reply tuple then clashes with the mapping
+      // a LAN host's answer needs, so the router picks another port (symmetric by accident).
+      // Dropped in the filter table, the packet's entry is never confirmed.
+      for (const chain of ['INPUT', 'FORWARD']) {
+        await side.router.run('iptables', ['-A', chain, '-i', 'wan', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'])
+        await side.router.run('iptables', ['-A', chain, '-i', 'wan', '-j', 'DROP'])
+      }
       // Chromium gathers candidates only on the interface of the default route.
       await side.host.run('ip', ['route', 'add', 'default', 'via', `${lan}.1`])
     }
