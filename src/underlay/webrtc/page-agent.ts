@@ -74,7 +74,14 @@ interface PageSession {
 let defaultLoad: Promise<SimplePeerConstructor> | undefined
 /** simple-peer's self-contained build: the plain package needs Node globals (`global`, `process`) a bundler does not provide. */
 export function loadBundledSimplePeer(): Promise<SimplePeerConstructor> {
-  defaultLoad ??= import('simple-peer/simplepeer.min.js').then((m) => ((m as { default?: unknown }).default ?? m) as unknown as SimplePeerConstructor)
+  defaultLoad ??= import('simple-peer/simplepeer.min.js').then((m) => {
+    // A bundler that converts the UMD wrapper hands back module.exports as `default`; one that
+    // serves the file untouched as ESM runs its browser branch, which sets `SimplePeer` globally.
+    const candidates = [(m as { default?: unknown }).default, ((m as { default?: { default?: unknown } }).default ?? {}).default, (globalThis as { SimplePeer?: unknown }).SimplePeer]
+    const found = candidates.find((c) => typeof c === 'function')
+    if (!found) throw new Error('simple-peer/simplepeer.min.js loaded but exported no constructor')
+    return found as SimplePeerConstructor
+  })
   return defaultLoad
 }
 
