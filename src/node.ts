@@ -1,15 +1,16 @@
 // Burrow for Node.js: the same API as in browsers, plus `stateDir` for the key files. The worker
-// side (dataplane host and node runtime) runs in-process behind a MessageChannel, exactly the code
+// side (dataplane host and node agent) runs in-process behind a MessageChannel, exactly the code
 // a browser runs in its dedicated worker; DERP and coordination use the `ws` package.
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { homedir } from 'node:os'
 import { BurrowNode, startNode, type BurrowStartOptions, type NodeWorkerLink } from './burrow.ts'
 import { BurrowError } from './burrow-errors.ts'
+import { NodeAgent } from './agent/agent.ts'
+import { coordinationControlPlanes } from './control/coordination-control-plane.ts'
 import { KeyStoreError, MemoryKeyStore } from './control/key-store.ts'
 import { FileKeyStore } from './control/key-store-node.ts'
 import { nodeWebSocketDialer } from './underlay/derp/node.ts'
-import { NodeRuntime } from './worker/node-runtime.ts'
 import { WebRtcPageAgent, type SimplePeerConstructor, type WrtcImplementation } from './underlay/webrtc/page-agent.ts'
 import type { WorkerLike } from './worker/client.ts'
 
@@ -68,20 +69,21 @@ let warnedNoWebRtc = false
 function launchInProcess(options: BurrowNodeStartOptions): NodeWorkerLink {
   const main = new MessageChannel()
   const control = new MessageChannel()
-  const runtime = new NodeRuntime((message) => main.port2.postMessage(message), {
+  const agent = new NodeAgent((message) => main.port2.postMessage(message), {
     dial: nodeWebSocketDialer(),
+    controlPlane: coordinationControlPlanes(),
     keyStore(options) {
       if (options.storage === 'memory') return new MemoryKeyStore()
       if (options.storage === 'file') return new FileKeyStore(options.stateDir ?? defaultStateDir())
       throw new KeyStoreError(`storage ${JSON.stringify(options.storage)} is not available in Node (use "file" or "memory")`)
     },
   })
-  main.port2.onmessage = (event: MessageEvent) => runtime.handle(event.data)
-  runtime.attachControl(control.port2)
+  main.port2.onmessage = (event: MessageEvent) => agent.handle(event.data)
+  agent.attachControl(control.port2)
   // Direct paths as in a browser tab: simple-peer over node-webrtc runs the connections, the
-  // runtime (the worker side) moves the datagrams over the channels it is handed (bridged over a
+  // node agent (the worker side) moves the datagrams over the channels it is handed (bridged over a
   // MessagePort: a native channel object cannot be posted).
-  let agent: WebRtcPageAgent | undefined
+  let webrtcAgent: WebRtcPageAgent | undefined
   if (options?.direct !== false) {
     const loaded = loadWebRtc()!
     if ('error' in loaded) {
@@ -89,12 +91,12 @@ function launchInProcess(options: BurrowNodeStartOptions): NodeWorkerLink {
       warnedNoWebRtc = true
     } else {
       const webrtc = new MessageChannel()
-      agent = new WebRtcPageAgent(webrtc.port1, {
+      webrtcAgent = new WebRtcPageAgent(webrtc.port1, {
         ...(Array.isArray(options.iceServers) ? { iceServers: options.iceServers } : {}),
         wrtc: loaded.wrtc,
         loadSimplePeer: () => Promise.resolve(loaded.SimplePeer),
       })
-      runtime.attachWebRtc(webrtc.port2)
+      agent.attachWebRtc(webrtc.port2)
     }
   }
   const page = main.port1
@@ -107,8 +109,8 @@ function launchInProcess(options: BurrowNodeStartOptions): NodeWorkerLink {
     worker,
     control: control.port1,
     terminate() {
-      runtime.dispose()
-      agent?.close()
+      agent.dispose()
+      webrtcAgent?.close()
       main.port1.close()
       main.port2.close()
       control.port2.close()

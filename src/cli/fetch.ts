@@ -3,7 +3,7 @@
 import { createWriteStream } from 'node:fs'
 import { PcapFile } from '../node/pcap-file.ts'
 import { openUdpTunnel, type UdpTunnel } from '../node/udp-tunnel.ts'
-import { httpFetch } from '../overlay/http/client.ts'
+import { httpFetch } from '../http/client.ts'
 import type { Sockets } from '../overlay/sockets.ts'
 import { numberFlag, parseArgs, parseCommandArgs, UsageError } from './args.ts'
 import { type CliIo, type Command, EXIT_USAGE, processIo } from './io.ts'
