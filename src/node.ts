@@ -110,7 +110,9 @@ function launchInProcess(options: BurrowNodeStartOptions): NodeWorkerLink {
     control: control.port1,
     terminate() {
       agent.dispose()
-      webrtcAgent?.close()
+      // The last datagrams (a FIN, the byes) are still crossing the bridge ports to the channels;
+      // closing the connections now would drop them. One short turn later nothing is in flight.
+      if (webrtcAgent) setTimeout(() => webrtcAgent.close(), 200)
       main.port1.close()
       main.port2.close()
       control.port2.close()

@@ -55,7 +55,8 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
   }
   log('info', 'up', { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, relayURL: node.relayURL, stateDir, ephemeral: config.ephemeral })
   const webrtc = nodeWebRtcSupport()
-  if (webrtc.available) log('info', 'direct paths: WebRTC (@roamhq/wrtc) available; peers move off the relay when a direct path answers')
+  if (config.noDirect) log('info', 'direct paths off (--no-direct): every peer stays on its relay')
+  else if (webrtc.available) log('info', 'direct paths: WebRTC (@roamhq/wrtc) available; peers move off the relay when a direct path answers')
   else log('warn', 'direct paths off: every peer stays on its relay', { reason: webrtc.reason })
   node.addEventListener('path', (event) => {
     const { nodeKey, path } = event as BurrowPathEvent
@@ -187,6 +188,7 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         storage: config.ephemeral ? 'memory' : 'file',
         stateDir,
         mtu: OVERLAY_MTU,
+        ...(config.noDirect ? { direct: false } : {}),
       })
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.
       const first = await Promise.race([starting, stop.then(() => undefined)])
