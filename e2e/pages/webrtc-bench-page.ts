@@ -6,6 +6,26 @@ const signalling = new BroadcastChannel(`webrtc-bench-${params.get('run')}`)
 const offerer = params.get('role') === 'offer'
 let channel: RTCDataChannel | undefined
 const received = { messages: 0, bytes: 0, first: 0, last: 0 }
+/** `?worker=1`: the channel is transferred to a worker that sends and counts (Burrow's arrangement). */
+const worker = params.get('worker') === '1' ? new Worker(new URL('./webrtc-bench-worker.ts', import.meta.url), { type: 'module' }) : undefined
+const pending = new Map<number, (value: unknown) => void>()
+let nextId = 1
+let workerOpen: (() => void) | undefined
+worker?.addEventListener('message', (event: MessageEvent) => {
+  const m = event.data as { type: string; id?: number; value?: unknown }
+  if (m.type === 'open') workerOpen?.()
+  else if (m.type === 'result') {
+    pending.get(m.id!)?.(m.value)
+    pending.delete(m.id!)
+  }
+})
+function askWorker<T>(message: Record<string, unknown>): Promise<T> {
+  const id = nextId++
+  return new Promise((resolve) => {
+    pending.set(id, resolve as (value: unknown) => void)
+    worker!.postMessage({ ...message, id })
+  })
+}
 
 function connect(init: RTCDataChannelInit): Promise<void> {
   const pc = new RTCPeerConnection()
@@ -26,6 +46,12 @@ function connect(init: RTCDataChannelInit): Promise<void> {
   }
   return new Promise((resolve) => {
     const adopt = (ch: RTCDataChannel): void => {
+      if (worker) {
+        // In the task that made the channel: only then is it transferable.
+        workerOpen = resolve
+        worker.postMessage({ type: 'channel', channel: ch }, [ch as unknown as Transferable])
+        return
+      }
       channel = ch
       ch.binaryType = 'arraybuffer'
       ch.onmessage = (event: MessageEvent<ArrayBuffer>) => {
@@ -52,6 +78,7 @@ function connect(init: RTCDataChannelInit): Promise<void> {
 
 /** Sends `count` messages of `size` bytes, keeping at most `window` bytes buffered. */
 async function send(count: number, size: number, window: number): Promise<number> {
+  if (worker) return askWorker<number>({ type: 'send', count, size, window })
   const ch = channel!
   ch.bufferedAmountLowThreshold = window / 2
   const message = new Uint8Array(size)
@@ -69,7 +96,7 @@ async function send(count: number, size: number, window: number): Promise<number
 const api = {
   connect,
   send,
-  received: () => ({ ...received }),
+  received: () => (worker ? askWorker<typeof received>({ type: 'received' }) : Promise.resolve({ ...received })),
 }
 
 declare global {
