@@ -29,12 +29,16 @@ function askWorker<T>(message: Record<string, unknown>): Promise<T> {
 
 function connect(init: RTCDataChannelInit): Promise<void> {
   const pc = new RTCPeerConnection()
+  let resend: ReturnType<typeof setInterval> | undefined
   pc.onicecandidate = (event) => {
     if (event.candidate) signalling.postMessage({ candidate: event.candidate.toJSON() })
   }
   signalling.onmessage = async (event: MessageEvent) => {
     const data = event.data as { sdp?: RTCSessionDescriptionInit; candidate?: RTCIceCandidateInit }
     if (data.sdp) {
+      // The offer is re-sent until answered (an answering page may not have been listening yet).
+      if (data.sdp.type === 'offer' && pc.remoteDescription) return
+      if (data.sdp.type === 'answer') clearInterval(resend)
       await pc.setRemoteDescription(data.sdp)
       if (data.sdp.type === 'offer') {
         await pc.setLocalDescription(await pc.createAnswer())
@@ -69,6 +73,7 @@ function connect(init: RTCDataChannelInit): Promise<void> {
       void pc.createOffer().then(async (offer) => {
         await pc.setLocalDescription(offer)
         signalling.postMessage({ sdp: pc.localDescription!.toJSON() })
+        resend = setInterval(() => signalling.postMessage({ sdp: pc.localDescription!.toJSON() }), 500)
       })
     } else {
       pc.ondatachannel = (event) => adopt(event.channel)
