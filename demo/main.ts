@@ -110,7 +110,8 @@ async function main(): Promise<void> {
           el('td', peer.hostname),
           el('td', peer.addresses.join('\n'), 'addr'),
           el('td', peer.online ? 'online' : 'offline', peer.online ? 'online' : 'offline'),
-          el('td', peer.path),
+          // How the direct path crosses the network: host (same LAN), srflx/prflx (through NATs), relay (TURN).
+          el('td', peer.path === 'direct' && peer.candidateType ? `direct (${peer.candidateType})` : peer.path),
           el('td', peer.rttMs === null ? '–' : `${peer.rttMs.toFixed(1)} ms`),
           el('td', `${formatBytes(peer.rxBytes)} / ${formatBytes(peer.txBytes)}`),
           cell,
