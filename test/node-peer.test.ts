@@ -81,6 +81,7 @@ beforeAll(async () => {
     '--serve', `81=127.0.0.1:${(wss.address() as AddressInfo).port}`,
     '--serve-udp', `53=127.0.0.1:${udpEcho.address().port}`,
     '--allow', 'allowed',
+    '--pcap', join(stateDir, 'up.pcap'),
     // This suite is about the relay path (direct paths across NATs: test/nat-direct.test.ts), and
     // in the host namespace ICE would use the machine's own interface addresses.
     '--no-direct',
@@ -186,8 +187,19 @@ describe('burrow up', () => {
     expect(lines.find((l) => l.includes(' allowed '))).toMatch(new RegExp(`^${allowed.addresses[0]!.replaceAll('.', '\\.')}\\s+\\S+\\s+allowed\\s+online\\s+relay\\s`))
     // ACTIVE counts the peer's keep-alive connection from the first test, if its pool still holds it.
     expect(lines.some((l) => new RegExp(`^tcp/80  127\\.0\\.0\\.1:${(http.address() as AddressInfo).port}  [01]$`).test(l))).toBe(true)
-    expect(lines.some((l) => /^tcp\/81  127\.0\.0\.1:\d+  0$/.test(l))).toBe(true)
+    expect(lines.some((l) => /^tcp\/81 {2}127\.0\.0\.1:\d+ {2}0$/.test(l))).toBe(true)
   }, 60_000)
+
+  it('--pcap writes its overlay packets while it runs, and tcpdump reads them', async () => {
+    const response = await allowed.fetch(`http://server/blob`)
+    expect((await response.arrayBuffer()).byteLength).toBe(BODY.length)
+    const capture = join(stateDir, 'up.pcap')
+    // burrow up flushes the capture every second.
+    await waitFor('the capture to hold the download', () => existsSync(capture) && statSync(capture).size > BODY.length, 10_000)
+    const dump = execFileSync('tcpdump', ['-r', capture, '-nn', 'tcp port 80'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    expect(dump).toMatch(new RegExp(`IP ${serverAddress.replace(/\./g, '\\.')}\\.80 > [\\d.]+: Flags \\[S\\.\\]`))
+    expect(dump).toMatch(/length 1\d{3,4}/)
+  })
 
   it('reconnects after the relay restarts, keeps its addresses, and a download in flight completes', async () => {
     const port = relay.port
