@@ -2,7 +2,8 @@
 // host candidate) against a real `burrow relay` process:
 //   e2e.direct_tcp_mb_per_s   page → WebRTC datachannel → page TCP (20 MiB, default overlay MTU),
 //                             baseline: a raw datachannel between two pages of the same browser in
-//                             the same run, configured as Burrow's (no Burrow code on it)
+//                             the same run, transferred to a worker at each end (as Burrow's is),
+//                             configured as Burrow's, same message size (no Burrow code on it)
 //   e2e.direct_tcp_mtu1420_mb_per_s  the same with `mtu: 1420` (one SCTP packet per datagram)
 //   e2e.path_upgrade_ms       the second node's Burrow.start call until its peer is on the direct
 //                             path (the first disco pong over the channel trusted it)
@@ -34,22 +35,23 @@ async function openPage(env: NamespacedBrowser, path: string): Promise<Page> {
  * and reliable with 16 KiB messages; otherwise the kind Burrow uses (unordered, maxRetransmits 0)
  * with messages the size of a full WireGuard datagram at the default MTU. ≤ 1 MiB buffered.
  */
-async function rawChannel(env: NamespacedBrowser, run: string, reliable: boolean): Promise<number> {
+async function rawChannel(env: NamespacedBrowser, run: string, reliable: boolean, inWorker = false): Promise<number> {
   // The bench page signals over a BroadcastChannel and an offer that lands before the answering
   // page listens is lost, which hangs that attempt: give each one 30 s and try again.
   for (let attempt = 1; ; attempt++) {
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('raw datachannel attempt timed out')), 30_000).unref())
     try {
-      return await Promise.race([rawChannelOnce(env, `${run}-${attempt}`, reliable), timeout])
+      return await Promise.race([rawChannelOnce(env, `${run}-${attempt}`, reliable, inWorker), timeout])
     } catch (error) {
       if (attempt >= 3) throw error
     }
   }
 }
 
-async function rawChannelOnce(env: NamespacedBrowser, run: string, reliable: boolean): Promise<number> {
-  const sender = await openPage(env, `/e2e/pages/webrtc-bench.html?run=${run}&role=offer`)
-  const receiver = await openPage(env, `/e2e/pages/webrtc-bench.html?run=${run}&role=answer`)
+async function rawChannelOnce(env: NamespacedBrowser, run: string, reliable: boolean, inWorker: boolean): Promise<number> {
+  const worker = inWorker ? '&worker=1' : ''
+  const sender = await openPage(env, `/e2e/pages/webrtc-bench.html?run=${run}&role=offer${worker}`)
+  const receiver = await openPage(env, `/e2e/pages/webrtc-bench.html?run=${run}&role=answer${worker}`)
   try {
     const init: RTCDataChannelInit = reliable ? { ordered: true } : { ordered: false, maxRetransmits: 0 }
     await Promise.all([sender.evaluate((i) => window.webrtcBench.connect(i), init), receiver.evaluate(() => window.webrtcBench.connect({}))])
@@ -138,6 +140,7 @@ const bench: Bench = async () => {
       const rates: number[] = []
       const baselines: number[] = []
       const reliables: number[] = []
+      const pageBaselines: number[] = []
       const notes: string[] = []
       try {
         // Interleaved with the baseline so both see the same machine load.
@@ -147,7 +150,8 @@ const bench: Bench = async () => {
           rates.push(t.rate)
           notes.push(`${t.rate.toFixed(1)}${t.dropped ? ` (${t.dropped} dropped in the link queue)` : ''}`)
           if (mtu === undefined) {
-            baselines.push(await rawChannel(env, `d${round}`, false))
+            baselines.push(await rawChannel(env, `d${round}`, false, true))
+            pageBaselines.push(await rawChannel(env, `p${round}`, false))
             reliables.push(await rawChannel(env, `r${round}`, true))
           }
         }
@@ -163,7 +167,7 @@ const bench: Bench = async () => {
           unit: 'MB/s',
           baseline,
           ratio: rate / baseline,
-          note: `20 MiB page → WebRTC datachannel → page over overlay TCP (MTU ${DEFAULT_OVERLAY_MTU}), median of ${ROUNDS} (${notes.join(', ')}); baseline: raw datachannel between two pages of the same browser as Burrow configures it (unordered, maxRetransmits 0, ${DEFAULT_OVERLAY_MTU + 32}-byte messages), MB/s delivered (${baselines.map((r) => r.toFixed(1)).join(', ')}); a raw ordered reliable channel with 16 KiB messages: ${reliables.map((r) => r.toFixed(1)).join(', ')}`,
+          note: `20 MiB page → WebRTC datachannel → page over overlay TCP (MTU ${DEFAULT_OVERLAY_MTU}), median of ${ROUNDS} (${notes.join(', ')}); baseline: raw datachannel between two pages of the same browser, transferred to a worker at each end which sends and counts, as Burrow configures it (unordered, maxRetransmits 0, ${DEFAULT_OVERLAY_MTU + 32}-byte messages), MB/s delivered (${baselines.map((r) => r.toFixed(1)).join(', ')}); the same channel driven from the pages' main threads: ${pageBaselines.map((r) => r.toFixed(1)).join(', ')}; a raw ordered reliable channel with 16 KiB messages: ${reliables.map((r) => r.toFixed(1)).join(', ')}`,
         })
         results.push({
           name: 'e2e.path_upgrade_ms',

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Burrow } from '../src/node.ts'
+import { BLOB_BYTES, patternSha256, startNatBrowser, waitForPath } from '../e2e/helpers/nat-browser.ts'
 import { createAuthKey, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
 import type { Bench, BenchResult } from './types.ts'
 
@@ -32,7 +33,52 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!
 }
 
-const bench: Bench = async () => {
+/**
+ * node_peer.direct_fetch_mb_per_s: a tab behind NAT A downloading from `burrow up` behind NAT B
+ * (e2e/helpers/nat-browser.ts) over the direct path, next to a second tab of the same browser whose
+ * WebRTC signals are dropped (so it stays on the relay), interleaved in the same run.
+ */
+async function directFetch(): Promise<BenchResult> {
+  const setup = await startNatBrowser()
+  try {
+    const direct = await setup.startTab('tab-direct')
+    const relayed = await setup.startTab('tab-relay', { dropDirectSignals: true })
+    for (const page of [direct, relayed]) await page.evaluate(() => window.burrowNodeE2E.waitForPeer('server', true, 30_000))
+    await waitForPath(direct, 'server', 'direct', 60_000)
+    const fetchRate = async (page: typeof direct, path: 'direct' | 'relay'): Promise<number> => {
+      const r = await page.evaluate(() => window.burrowNodeE2E.fetchDigest('http://server/blob'))
+      if (r.bytes !== BLOB_BYTES || r.sha256 !== patternSha256(BLOB_BYTES)) throw new Error(`download over the ${path} path was not byte-exact: ${JSON.stringify(r)}`)
+      const peer = (await page.evaluate(() => window.burrowNodeE2E.peers())).find((p) => p.hostname === 'server')
+      if (peer?.path !== path) throw new Error(`expected the ${path} path, the peer is on ${peer?.path}`)
+      return BLOB_BYTES / 1e6 / (r.ms / 1000)
+    }
+    await fetchRate(direct, 'direct')
+    await fetchRate(relayed, 'relay')
+    const viaDirect: number[] = []
+    const viaRelay: number[] = []
+    for (let i = 0; i < ROUNDS; i++) {
+      viaDirect.push(await fetchRate(direct, 'direct'))
+      viaRelay.push(await fetchRate(relayed, 'relay'))
+    }
+    const value = median(viaDirect)
+    const baseline = median(viaRelay)
+    const candidate = (await direct.evaluate(() => window.burrowNodeE2E.peers())).find((p) => p.hostname === 'server')?.candidateType
+    return {
+      name: 'node_peer.direct_fetch_mb_per_s',
+      value: Math.round(value * 10) / 10,
+      unit: 'MB/s',
+      baseline: Math.round(baseline * 10) / 10,
+      ratio: Math.round((value / baseline) * 1000) / 1000,
+      note: `median of ${ROUNDS} fetch() downloads of ${BLOB_BYTES >> 20} MiB by a tab behind NAT A from burrow up behind NAT B over the direct path (${candidate ?? '?'} candidates; ${viaDirect.map((r) => r.toFixed(1)).join(', ')}); baseline: the same download by a second tab of the same browser kept on the relay (${viaRelay.map((r) => r.toFixed(1)).join(', ')})`,
+    }
+  } finally {
+    await setup.close()
+  }
+}
+
+const bench: Bench = async () => [...(await relayFetch()), await directFetch()]
+
+async function relayFetch(): Promise<BenchResult[]> {
   const relay = await startRelayProcess()
   const body = new Uint8Array(BODY_BYTES).fill(0x5a)
   const http = createServer((_request, response) => {
@@ -47,7 +93,7 @@ const bench: Bench = async () => {
   try {
     const key = createAuthKey(relay.dataDir, '--reusable')
     const controlURL = `http://127.0.0.1:${relay.port}`
-    up = spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', controlURL, '--authkey', key, '--hostname', 'bench-server', '--state-dir', stateDir, '--serve', `80=127.0.0.1:${httpPort}`], {
+    up = spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', controlURL, '--authkey', key, '--hostname', 'bench-server', '--state-dir', stateDir, '--serve', `80=127.0.0.1:${httpPort}`, '--no-direct'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     })
@@ -57,7 +103,7 @@ const bench: Bench = async () => {
       if (entry.msg === 'up') address = entry.addresses![0]
     })
     await waitFor('burrow up to join', () => address !== undefined, 30_000)
-    node = await Burrow.start({ controlURL, authKey: key, hostname: 'bench-client', storage: 'memory', probeIntervalMs: 0 })
+    node = await Burrow.start({ controlURL, authKey: key, hostname: 'bench-client', storage: 'memory', probeIntervalMs: 0, direct: false })
     await waitFor('the server peer', () => node!.peers().some((p) => p.hostname === 'bench-server' && p.online))
     const overlayURL = `http://${address}/`
     const directURL = `http://127.0.0.1:${httpPort}/`

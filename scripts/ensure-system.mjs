@@ -12,6 +12,11 @@ const needed = [
   { command: 'python3', apt: 'python3' },
   { command: 'curl', apt: 'curl' },
   { command: 'tcpdump', apt: 'tcpdump' },
+  // NAT lab (test/helpers/nat.ts) and the STUN/TURN tests of issue 13.
+  { command: 'iptables', apt: 'iptables' },
+  { command: 'conntrack', apt: 'conntrack' },
+  { command: 'stun', apt: 'stun-client' },
+  { command: 'turnserver', apt: 'coturn' },
 ]
 
 const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0

@@ -26,12 +26,14 @@ export interface BurrowStartOptions {
   mtu?: number
   /**
    * STUN/TURN servers for direct WebRTC paths, e.g. `[{ urls: 'stun:stun.example:3478' }]`.
-   * None are needed between pages on one machine or one LAN.
+   * Default: what the relay hands out (its own STUN server, and TURN if it is configured with
+   * one); setting this replaces those. None are needed between nodes on one LAN.
    */
   iceServers?: BurrowIceServer[]
   /**
-   * Try direct WebRTC datachannels to peers (browsers only; Node.js stays on relays). Traffic
-   * starts on the relay and moves to the direct path once it answers disco pings. Default true.
+   * Try direct WebRTC datachannels to peers (in Node.js through @roamhq/wrtc; where that binding
+   * does not load the node says so once and stays on relays). Traffic starts on the relay and
+   * moves to the direct path once it answers disco pings. Default true.
    */
   direct?: boolean
   /**

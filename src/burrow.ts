@@ -36,6 +36,21 @@ export interface BurrowPeer {
   txBytes: number
   /** When the last WireGuard handshake completed (epoch ms), or null. */
   lastHandshake: number | null
+  /**
+   * On a direct path, how ICE connected: `relay` if either end of the selected candidate pair is
+   * a TURN relay, else `srflx`/`prflx` if either is a NAT mapping (STUN, or learnt from the peer),
+   * else `host`. null on the relay, or before the browser reported its stats.
+   */
+  candidateType: 'host' | 'srflx' | 'prflx' | 'relay' | null
+  /** Both ends of that candidate pair, as `RTCIceCandidate.type`s; null with `candidateType`. */
+  candidates: { local: string; remote: string } | null
+}
+
+/** The type that says most about how a candidate pair crosses the network (relay > srflx > prflx > host). */
+export function pairCandidateType(pair: { local: string; remote: string } | null | undefined): BurrowPeer['candidateType'] {
+  if (!pair) return null
+  for (const type of ['relay', 'srflx', 'prflx', 'host'] as const) if (pair.local === type || pair.remote === type) return type
+  return null
 }
 
 /** Dispatched as `peers` when the peer map changes, and once a second with fresh traffic counters. */
@@ -194,6 +209,8 @@ export class BurrowNode extends EventTarget {
       rxBytes: peer.rxBytes,
       txBytes: peer.txBytes,
       lastHandshake: peer.lastHandshake,
+      candidateType: peer.path === 'direct' ? pairCandidateType(peer.directCandidates) : null,
+      candidates: peer.path === 'direct' ? (peer.directCandidates ?? null) : null,
     }))
   }
 

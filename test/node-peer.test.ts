@@ -82,14 +82,17 @@ beforeAll(async () => {
     '--serve-udp', `53=127.0.0.1:${udpEcho.address().port}`,
     '--allow', 'allowed',
     '--pcap', join(stateDir, 'up.pcap'),
+    // This suite is about the relay path (direct paths across NATs: test/nat-direct.test.ts), and
+    // in the host namespace ICE would use the machine's own interface addresses.
+    '--no-direct',
   ])
   await waitFor('burrow up to join', () => up.logs.some((l) => l.msg === 'up') || up.proc.exitCode !== null, 30_000)
   const joined = up.logs.find((l) => l.msg === 'up')
   if (!joined) throw new Error(`burrow up did not join: ${up.stderr()}`)
   serverAddress = (joined.addresses as string[])[0]!
-  allowed = await Burrow.start({ controlURL: `http://127.0.0.1:${relay.port}`, authKey: key, hostname: 'allowed', storage: 'memory' })
+  allowed = await Burrow.start({ controlURL: `http://127.0.0.1:${relay.port}`, authKey: key, hostname: 'allowed', storage: 'memory', direct: false })
   nodes.push(allowed)
-  intruder = await Burrow.start({ controlURL: `http://127.0.0.1:${relay.port}`, authKey: key, hostname: 'intruder', storage: 'memory' })
+  intruder = await Burrow.start({ controlURL: `http://127.0.0.1:${relay.port}`, authKey: key, hostname: 'intruder', storage: 'memory', direct: false })
   nodes.push(intruder)
   await waitFor('the peers to see the server online', () => [allowed, intruder].every((n) => n.peers().some((p) => p.hostname === 'server' && p.online)))
 }, 60_000)

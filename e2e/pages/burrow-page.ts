@@ -201,6 +201,15 @@ const api = {
       return new Response(`${greeting} ${request.method} ${url.pathname} ${text}`, { headers: { 'content-type': 'text/plain', 'x-served-by': current().hostname } })
     })
   },
+  /** GETs `url` over the overlay and reports its length and SHA-256, not the body (large downloads); `ms` is the download alone. */
+  async fetchDigest(url: string) {
+    const started = performance.now()
+    const response = await current().fetch(url)
+    const body = new Uint8Array(await response.arrayBuffer())
+    const ms = performance.now() - started
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', body))
+    return { status: response.status, bytes: body.length, sha256: [...digest].map((b) => b.toString(16).padStart(2, '0')).join(''), ms }
+  },
   async fetch(url: string, init?: { method?: string; body?: string }) {
     const response = await current().fetch(url, init)
     return { status: response.status, text: await response.text(), servedBy: response.headers.get('x-served-by'), type: response.constructor.name }

@@ -6,15 +6,39 @@ const signalling = new BroadcastChannel(`webrtc-bench-${params.get('run')}`)
 const offerer = params.get('role') === 'offer'
 let channel: RTCDataChannel | undefined
 const received = { messages: 0, bytes: 0, first: 0, last: 0 }
+/** `?worker=1`: the channel is transferred to a worker that sends and counts (Burrow's arrangement). */
+const worker = params.get('worker') === '1' ? new Worker(new URL('./webrtc-bench-worker.ts', import.meta.url), { type: 'module' }) : undefined
+const pending = new Map<number, (value: unknown) => void>()
+let nextId = 1
+let workerOpen: (() => void) | undefined
+worker?.addEventListener('message', (event: MessageEvent) => {
+  const m = event.data as { type: string; id?: number; value?: unknown }
+  if (m.type === 'open') workerOpen?.()
+  else if (m.type === 'result') {
+    pending.get(m.id!)?.(m.value)
+    pending.delete(m.id!)
+  }
+})
+function askWorker<T>(message: Record<string, unknown>): Promise<T> {
+  const id = nextId++
+  return new Promise((resolve) => {
+    pending.set(id, resolve as (value: unknown) => void)
+    worker!.postMessage({ ...message, id })
+  })
+}
 
 function connect(init: RTCDataChannelInit): Promise<void> {
   const pc = new RTCPeerConnection()
+  let resend: ReturnType<typeof setInterval> | undefined
   pc.onicecandidate = (event) => {
     if (event.candidate) signalling.postMessage({ candidate: event.candidate.toJSON() })
   }
   signalling.onmessage = async (event: MessageEvent) => {
     const data = event.data as { sdp?: RTCSessionDescriptionInit; candidate?: RTCIceCandidateInit }
     if (data.sdp) {
+      // The offer is re-sent until answered (an answering page may not have been listening yet).
+      if (data.sdp.type === 'offer' && pc.remoteDescription) return
+      if (data.sdp.type === 'answer') clearInterval(resend)
       await pc.setRemoteDescription(data.sdp)
       if (data.sdp.type === 'offer') {
         await pc.setLocalDescription(await pc.createAnswer())
@@ -26,6 +50,12 @@ function connect(init: RTCDataChannelInit): Promise<void> {
   }
   return new Promise((resolve) => {
     const adopt = (ch: RTCDataChannel): void => {
+      if (worker) {
+        // In the task that made the channel: only then is it transferable.
+        workerOpen = resolve
+        worker.postMessage({ type: 'channel', channel: ch }, [ch as unknown as Transferable])
+        return
+      }
       channel = ch
       ch.binaryType = 'arraybuffer'
       ch.onmessage = (event: MessageEvent<ArrayBuffer>) => {
@@ -43,6 +73,7 @@ function connect(init: RTCDataChannelInit): Promise<void> {
       void pc.createOffer().then(async (offer) => {
         await pc.setLocalDescription(offer)
         signalling.postMessage({ sdp: pc.localDescription!.toJSON() })
+        resend = setInterval(() => signalling.postMessage({ sdp: pc.localDescription!.toJSON() }), 500)
       })
     } else {
       pc.ondatachannel = (event) => adopt(event.channel)
@@ -52,6 +83,7 @@ function connect(init: RTCDataChannelInit): Promise<void> {
 
 /** Sends `count` messages of `size` bytes, keeping at most `window` bytes buffered. */
 async function send(count: number, size: number, window: number): Promise<number> {
+  if (worker) return askWorker<number>({ type: 'send', count, size, window })
   const ch = channel!
   ch.bufferedAmountLowThreshold = window / 2
   const message = new Uint8Array(size)
@@ -69,7 +101,7 @@ async function send(count: number, size: number, window: number): Promise<number
 const api = {
   connect,
   send,
-  received: () => ({ ...received }),
+  received: () => (worker ? askWorker<typeof received>({ type: 'received' }) : Promise.resolve({ ...received })),
 }
 
 declare global {

@@ -79,6 +79,8 @@ export class NodeAgent {
   private readonly clock: DriverClock
   private controlPort: MessagePort | undefined
   private webrtcPort: MessagePort | undefined
+  /** The ICE servers last passed to the direct paths, as JSON (to send each change once). */
+  private iceServersSent = ''
   private direct: NodeDirect | undefined
   private context: WorkerContext | undefined
   private control: ControlPlane | undefined
@@ -357,6 +359,12 @@ export class NodeAgent {
     const previous = this.netmap
     this.netmap = netmap
     if (previous === undefined || change === undefined || change.other) this.relays.setRelayMap(netmap.relayMap)
+    // The relay's STUN server (and TURN); a later welcome brings fresh TURN credentials.
+    const ice = JSON.stringify(netmap.iceServers ?? [])
+    if (this.direct && netmap.iceServers && ice !== this.iceServersSent) {
+      this.iceServersSent = ice
+      this.guard(() => this.direct?.setIceServers(netmap.iceServers!))
+    }
     const ops = (change && previous !== undefined && !this.planFailed ? planPeerChange(this.applied, netmap, this.homeRegion, change) : undefined) ?? this.planAll(netmap)
     for (const op of ops) this.guard(() => this.perform(op))
     if (change === undefined) this.pushPeers()
@@ -460,6 +468,7 @@ export class NodeAgent {
         // while datagrams are still mirrored to the relay); else whatever underlay the route names.
         path: direct ? direct.path : s?.route && !relayUnderlays.has(s.route.underlay) ? 'direct' : 'relay',
         directRttMs: direct?.rttMs ?? null,
+        directCandidates: direct?.candidates ?? null,
         relayURL: netmap.relayMap.regions.get(relayOf(peer, netmap.relayMap, home))?.nodes[0]?.url ?? '',
         rxBytes: s?.rxBytes ?? 0,
         txBytes: s?.txBytes ?? 0,

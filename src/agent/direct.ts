@@ -60,11 +60,18 @@ export class NodeDirect {
     this.paths.removePeer(parseKey(nodeKey))
   }
 
-  /** The peer's path and, while direct, the round-trip time of its last disco pong. */
-  pathOf(nodeKey: string): { path: PathKind; rttMs: number | null } {
-    const status = this.paths.status(parseKey(nodeKey))
-    if (!status) return { path: 'relay', rttMs: null }
-    return { path: status.path, rttMs: status.path === 'direct' ? (status.rttMs ?? null) : null }
+  /** The peer's path and, while direct, the round-trip time of its last disco pong and the ICE candidate types in use. */
+  pathOf(nodeKey: string): { path: PathKind; rttMs: number | null; candidates: { local: string; remote: string } | null } {
+    const key = parseKey(nodeKey)
+    const status = this.paths.status(key)
+    if (!status) return { path: 'relay', rttMs: null, candidates: null }
+    const direct = status.path === 'direct'
+    return { path: status.path, rttMs: direct ? (status.rttMs ?? null) : null, candidates: direct ? (this.webrtc.candidateTypes(key) ?? null) : null }
+  }
+
+  /** The STUN/TURN servers the coordination service named, for the side that runs the connections. */
+  setIceServers(servers: RTCIceServer[]): void {
+    this.webrtc.setIceServers(servers)
   }
 
   /** Ends the WebRTC session with a peer (test hook): its channel closes and traffic returns to the relay. */

@@ -60,6 +60,8 @@ export interface WorkerPeerInfo {
   txBytes: number
   /** Epoch-like ms on the `sharedNow()` clock, or null before the first handshake. */
   lastHandshake: number | null
+  /** While direct: the ICE candidate types of the pair in use (host, srflx, prflx, relay), once known. */
+  directCandidates?: { local: string; remote: string } | null
 }
 
 /** Direct-path diagnostics for one peer (tests and debugging). */

@@ -4,6 +4,8 @@ import { formatNodeKey, parseKey, publicKeyOf, toHex } from '../crypto/index.ts'
 import { jsonLinesLogger } from '../server/log.ts'
 import { loadOrCreateRelayKey } from '../server/relay-key.ts'
 import { startRelayServer } from '../server/relay-server.ts'
+import { type IceConfig, iceServersFor, hostOfHostHeader } from '../server/ice-servers.ts'
+import { startStunServer, type StunServer } from '../server/stun/udp.ts'
 import { TlsConfigError } from '../server/tls.ts'
 import { MeshConfigError, meshPeerURL, parseMeshKey, startMesh } from '../server/mesh.ts'
 import { defaultDataDir, runAuthKeyCommand } from './authkey.ts'
@@ -19,6 +21,7 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
                     [--max-connections N] [--max-connections-per-ip N] [--header-timeout MS] [--max-buffered-bytes N]
                     [--verify-clients [--allowed-keys FILE] [--reverify-interval MS]] [--tls-cert FILE --tls-key FILE]
                     [--mesh-key HEX | --mesh-key-file FILE] [--mesh-with HOST:PORT|URL[,…]]
+                    [--stun-port N] [--turn URL[,URL…] [--turn-secret-file FILE] [--turn-ttl SECONDS]]
                     [--relay-url URL[,URL…]] [--node-expiry DURATION]
        burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR]
        burrow relay authkey list [--data-dir DIR]
@@ -37,6 +40,10 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
   --node-expiry (e.g. 30d) removes nodes offline for longer than that.
   The data dir's files are created readable only by their owner; the relay refuses to start
   on a key or database file that other users can read.
+  --stun-port answers STUN Binding requests (RFC 8489) on that UDP port of the listen address
+  (default 3478; 0 disables it); nodes get it as their default ICE server. --turn hands out TURN
+  servers too, with time-limited credentials (TURN REST: HMAC-SHA1 of the secret in FILE, the
+  secret coturn calls static-auth-secret) valid for --turn-ttl seconds (default 43200).
   \`authkey create\` prints a new auth key.
   Logs are JSON lines on stdout; the first says "listening" with the bound address (port 0 picks one).
 `
@@ -66,7 +73,21 @@ const FLAGS = [
   'mesh-with',
   'relay-url',
   'node-expiry',
+  'stun-port',
+  'turn',
+  'turn-secret-file',
+  'turn-ttl',
 ] as const
+
+export const DEFAULT_STUN_PORT = 3478
+
+/** `--turn a,b`: each a turn:/turns: URL (RFC 7065). */
+export function parseTurnUrls(text: string): string[] {
+  const urls = text.split(',').map((u) => u.trim()).filter((u) => u !== '')
+  if (urls.length === 0) throw new UsageError('--turn needs at least one turn: or turns: URL')
+  for (const url of urls) if (!/^turns?:[^\s,]+$/.test(url)) throw new UsageError(`--turn: ${JSON.stringify(url)} is not a turn: or turns: URL (e.g. turn:turn.example:3478?transport=udp)`)
+  return urls
+}
 
 export function parseListen(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text)
@@ -162,6 +183,24 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     const expiry = parsed.flags.get('node-expiry')
     nodeExpiryMs = expiry === undefined ? undefined : parseDuration(expiry, '--node-expiry')
     relayMap = relayUrls?.map((url) => ({ url }))
+    const stunPortGiven = parsed.flags.has('stun-port')
+    const stunPort = numberFlag(parsed, 'stun-port', DEFAULT_STUN_PORT, 0, 65535, true)
+    const turnText = parsed.flags.get('turn')
+    const turnSecretFile = parsed.flags.get('turn-secret-file')
+    if ((turnSecretFile !== undefined || parsed.flags.has('turn-ttl')) && turnText === undefined) throw new UsageError('--turn-secret-file and --turn-ttl only apply with --turn')
+    let turnSecret: string | undefined
+    if (turnSecretFile !== undefined) {
+      try {
+        turnSecret = (await readFile(turnSecretFile, 'utf8')).trim()
+      } catch (error) {
+        throw new UsageError(`--turn-secret-file: cannot read ${turnSecretFile}: ${(error as Error).message}`)
+      }
+      if (turnSecret === '') throw new UsageError(`--turn-secret-file: ${turnSecretFile} is empty`)
+    }
+    const turn =
+      turnText === undefined
+        ? undefined
+        : { urls: parseTurnUrls(turnText), ttlSeconds: numberFlag(parsed, 'turn-ttl', 43_200, 60, 30 * 86_400, true), ...(turnSecret ? { secret: turnSecret } : {}) }
     const certFile = parsed.flags.get('tls-cert')
     const keyFile = parsed.flags.get('tls-key')
     if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together')
@@ -172,6 +211,9 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
       host,
       port,
       dataDir,
+      stunPort,
+      stunPortGiven,
+      turn,
       queuePackets: numberFlag(parsed, 'queue-packets', 1024, 1, 1 << 20, true),
       queueBytes: numberFlag(parsed, 'queue-bytes', 4 << 20, 70_000, 2 ** 32, true),
       writeTimeoutMs: numberFlag(parsed, 'write-timeout', 10_000, 100, 600_000, true),
@@ -207,9 +249,34 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   }
   if (key.created) log('info', 'created relay key', { path: key.path })
 
+  // STUN first: its port decides what the welcome's iceServers say.
+  let stun: StunServer | undefined
+  if (options.stunPort > 0) {
+    try {
+      stun = await startStunServer({ host: options.host, port: options.stunPort, log })
+    } catch (error) {
+      if (options.stunPortGiven) {
+        io.stderr(`burrow relay: cannot listen for STUN on UDP ${options.host}:${options.stunPort}: ${(error as Error).message}\n`)
+        return 1
+      }
+      // The default port taken (another relay on this host): run without STUN, and say so.
+      log('warn', 'STUN disabled: the default port is not available (pass --stun-port N to choose one, 0 to silence this)', {
+        port: options.stunPort,
+        error: (error as Error).message,
+      })
+    }
+  }
+  const ice: IceConfig = { ...(stun ? { stunPort: stun.port } : {}), ...(options.turn ? { turn: options.turn } : {}) }
+
   try {
-    coordination = createCoordinationHandler({ dataDir: options.dataDir, log, ...(nodeExpiryMs !== undefined ? { nodeExpiryMs } : {}) })
+    coordination = createCoordinationHandler({
+      dataDir: options.dataDir,
+      log,
+      ...(nodeExpiryMs !== undefined ? { nodeExpiryMs } : {}),
+      iceServers: (node, hostHeader, now) => iceServersFor(ice, hostOfHostHeader(hostHeader), now, node.nodeKey.slice('nodekey:'.length, 'nodekey:'.length + 16)),
+    })
   } catch (error) {
+    await stun?.close()
     io.stderr(`burrow relay: cannot open the coordination store in ${options.dataDir}: ${(error as Error).message}\n`)
     return 1
   }
@@ -219,6 +286,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     server = await startRelayServer({ ...options, privateKey: key.privateKey, log, mounts: [coordination] })
   } catch (error) {
     await coordination.close()
+    await stun?.close()
     if (error instanceof TlsConfigError) io.stderr(`burrow relay: ${error.message}\n`)
     else io.stderr(`burrow relay: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}\n`)
     return 1
@@ -239,11 +307,14 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     meshFlags && meshFlags.peers.length > 0
       ? startMesh({ relay: server.handler.relay, privateKey: key.privateKey, meshKey: meshFlags.key.hex, peers: meshFlags.peers, log })
       : undefined
+  if (stun) server.handler.metrics.extra.push(() => stun.counters.render())
   log('info', 'listening', {
     address: `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
     url: server.url,
     publicKey: formatNodeKey(publicKeyOf(key.privateKey)),
     verifyClients: options.admit !== undefined,
+    stun: stun ? `${stun.host.includes(':') ? `[${stun.host}]` : stun.host}:${stun.port}` : null,
+    turn: options.turn ? { urls: options.turn.urls, credentials: options.turn.secret !== undefined } : null,
     tls: options.tls !== undefined,
     mesh: options.meshKey !== undefined,
   })
@@ -256,6 +327,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   mesh?.close()
   log('info', 'shutting down: telling clients to reconnect', { signal })
   await server.close()
+  await stun?.close()
   log('info', 'stopped')
   return 0
 }

@@ -20,6 +20,8 @@ export interface UpConfig {
   hostname: string | undefined
   stateDir: string | undefined
   ephemeral: boolean
+  /** --no-direct: stay on relays, never try WebRTC direct paths. */
+  noDirect: boolean
   serveTcp: ServeSpec[]
   serveUdp: ServeSpec[]
   allow: string[]
@@ -34,12 +36,13 @@ export interface UpConfig {
 
 const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle', 'pcap', 'log-level'] as const
 const REPEATABLE = new Set(['serve', 'serve-udp', 'allow'])
-const BOOLEAN_FLAGS = ['ephemeral'] as const
+const BOOLEAN_FLAGS = ['ephemeral', 'no-direct'] as const
 
 export function parseUpArgs(args: string[]): UpConfig {
   const single = new Map<string, string>()
   const repeated = new Map<string, string[]>()
   let ephemeral = false
+  let noDirect = false
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (burrow up takes only --options)`)
@@ -47,7 +50,8 @@ export function parseUpArgs(args: string[]): UpConfig {
     const name = arg.slice(2, equals < 0 ? undefined : equals)
     if ((BOOLEAN_FLAGS as readonly string[]).includes(name)) {
       if (equals >= 0) throw new UsageError(`--${name} takes no value`)
-      ephemeral = true
+      if (name === 'ephemeral') ephemeral = true
+      else noDirect = true
       continue
     }
     if (!(VALUE_FLAGS as readonly string[]).includes(name)) throw new UsageError(`unknown option --${name}`)
@@ -91,6 +95,7 @@ export function parseUpArgs(args: string[]): UpConfig {
     hostname: single.get('hostname'),
     stateDir: single.get('state-dir'),
     ephemeral,
+    noDirect,
     serveTcp,
     serveUdp,
     allow,

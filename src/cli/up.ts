@@ -4,7 +4,7 @@
 // is in <state dir>/status.json for `burrow status`. SIGINT/SIGTERM close the bridged
 // connections with FINs and leave; the identity stays registered unless --ephemeral.
 import { chmod, mkdir } from 'node:fs/promises'
-import { Burrow, BurrowError, defaultStateDir, type BurrowPeer } from '../node.ts'
+import { Burrow, BurrowError, BurrowPathEvent, defaultStateDir, nodeWebRtcSupport, type BurrowPeer } from '../node.ts'
 import { DEFAULT_OVERLAY_MTU, type NodeState, type PacketTap } from '../burrow.ts'
 import { summarizePacket } from '../wire/summary.ts'
 import { jsonLinesLogger, type Logger } from '../server/log.ts'
@@ -84,6 +84,15 @@ async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log
     return 0
   }
   log('info', 'up', { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, relayURL: node.relayURL, stateDir, ephemeral: config.ephemeral })
+  const webrtc = nodeWebRtcSupport()
+  if (config.noDirect) log('info', 'direct paths off (--no-direct): every peer stays on its relay')
+  else if (webrtc.available) log('info', 'direct paths: WebRTC (@roamhq/wrtc) available; peers move off the relay when a direct path answers')
+  else log('warn', 'direct paths off: every peer stays on its relay', { reason: webrtc.reason })
+  node.addEventListener('path', (event) => {
+    const { nodeKey, path } = event as BurrowPathEvent
+    const peer = node.peers().find((p) => p.nodeKey === nodeKey)
+    log('info', 'path', { peer: peer?.hostname ?? nodeKey, path })
+  })
 
   node.addEventListener('state', () => log(node.state === 'online' || node.state === 'closed' ? 'info' : 'warn', 'state', { state: node.state as NodeState }))
   node.addEventListener('error', (event) => log('warn', 'node error', { error: (event as Event & { message: string }).message }))
@@ -144,7 +153,16 @@ async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log
     pid: process.pid,
     updatedAt: Date.now(),
     self: { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, state: node.state, relayURL: node.relayURL },
-    peers: node.peers().map((p) => ({ hostname: p.hostname, addresses: p.addresses, online: p.online, path: p.path, rttMs: p.rttMs, rxBytes: p.rxBytes, txBytes: p.txBytes })),
+    peers: node.peers().map((p) => ({
+      hostname: p.hostname,
+      addresses: p.addresses,
+      online: p.online,
+      path: p.path,
+      candidateType: p.candidateType,
+      rttMs: p.rttMs,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+    })),
     services: [
       ...tcp.map(({ spec, service }) => ({ proto: 'tcp' as const, port: spec.port, target: `${spec.target.host}:${spec.target.port}`, active: service.active.size })),
       ...udp.map(({ spec, forwarder }) => ({ proto: 'udp' as const, port: spec.port, target: `${spec.target.host}:${spec.target.port}`, active: forwarder.sessionCount })),
@@ -205,6 +223,7 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         storage: config.ephemeral ? 'memory' : 'file',
         stateDir,
         mtu: OVERLAY_MTU,
+        ...(config.noDirect ? { direct: false } : {}),
         ...(tap && { capture: tap }),
       })
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.

@@ -123,6 +123,8 @@ export interface Netmap {
   relayMap: RelayMap
   /** The overlay prefixes addresses are handed out from, when the control plane says. */
   network?: { ipv4Prefix: string; ipv6Prefix: string }
+  /** STUN/TURN servers for WebRTC direct paths the control plane hands out (Burrow's relay: its own STUN server, TURN with credentials). */
+  iceServers?: Array<{ urls: string | string[]; username?: string; credential?: string }>
   /** Inbound filter; undefined: accept everything from peers (Burrow's coordination has no ACLs). */
   packetFilter?: PacketFilterRule[]
   dns?: DnsConfig

@@ -3,7 +3,7 @@
 // WebSocket) and in Node (global WebSocket where present, else the `ws` package).
 import { DeadlineTimer, wallClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import type { KeyPair } from '../crypto/index.ts'
-import { CONTROL_PATH, type HomeRelay, type NetworkInfo, type PeerEntry } from './protocol.ts'
+import { CONTROL_PATH, type HomeRelay, type IceServer, type NetworkInfo, type PeerEntry } from './protocol.ts'
 import { CoordinationClientError, CoordinationSession, errorFromClose, type SessionOutput } from './coordination-session.ts'
 
 export { CoordinationClientError } from './coordination-session.ts'
@@ -110,6 +110,7 @@ export class CoordinationClient {
   private discoPublicKey: Uint8Array
   private selfEntry: PeerEntry | undefined
   private networkInfo: NetworkInfo | undefined
+  private iceServerList: IceServer[] = []
   private readyWaiters: Array<{ resolve: (self: PeerEntry) => void; reject: (error: CoordinationClientError) => void }> = []
   private lastError: CoordinationClientError | undefined
 
@@ -136,6 +137,11 @@ export class CoordinationClient {
 
   get network(): NetworkInfo | undefined {
     return this.networkInfo
+  }
+
+  /** The STUN/TURN servers of the last welcome (the relay's own STUN server, TURN with fresh credentials); empty from older relays. */
+  get iceServers(): IceServer[] {
+    return this.iceServerList
   }
 
   peers(): PeerEntry[] {
@@ -249,6 +255,7 @@ export class CoordinationClient {
           this.attempt = 0
           this.selfEntry = output.self
           this.networkInfo = output.network
+          this.iceServerList = output.iceServers ?? []
           const previous = new Set(this.peerMap.keys())
           this.peerMap.clear()
           for (const peer of output.peers) this.peerMap.set(peer.nodeKey, peer)

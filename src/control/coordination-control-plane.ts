@@ -177,6 +177,7 @@ export class CoordinationControlPlane implements ControlPlane {
       peerIndex: this.peerIndex,
       relayMap: { regions: new Map(this.regions), suggestedHome: HOME_REGION },
       ...(network ? { network: { ...network } } : {}),
+      ...(this.client.iceServers.length > 0 ? { iceServers: this.client.iceServers } : {}),
     }
     return this.current
   }

@@ -4,6 +4,7 @@
 import { boxKey, boxSeal, fromBase64, randomBytes, toBase64, type KeyPair } from '../crypto/index.ts'
 import { ControlPlaneError } from './control-plane.ts'
 import {
+  type IceServer,
   CLOSE_CODE_BASE,
   PING_INTERVAL_MS,
   PROTOCOL_VERSION,
@@ -59,7 +60,7 @@ export interface SessionConfig {
 
 export type SessionOutput =
   | { kind: 'send'; message: ClientMessage }
-  | { kind: 'welcome'; self: PeerEntry; network: NetworkInfo; peers: PeerEntry[] }
+  | { kind: 'welcome'; self: PeerEntry; network: NetworkInfo; peers: PeerEntry[]; iceServers?: IceServer[] }
   | { kind: 'peers'; upsert: PeerEntry[]; remove: string[] }
   | { kind: 'self'; self: PeerEntry }
   /** The server refused one request but keeps the session (e.g. 429 too many updates). */
@@ -84,7 +85,7 @@ export class CoordinationSession {
   private pingId = 0
   private awaitingPong = false
   /** While loading: the welcome being completed and how many chunks are still to come. */
-  private loading: { self: PeerEntry; network: NetworkInfo; peers: PeerEntry[]; more: number } | undefined
+  private loading: { self: PeerEntry; network: NetworkInfo; peers: PeerEntry[]; more: number; iceServers: IceServer[] | undefined } | undefined
 
   constructor(config: SessionConfig, now: number) {
     this.config = config
@@ -112,7 +113,7 @@ export class CoordinationSession {
       if (message.type === 'welcome') {
         this.lastPingSent = now
         this.phase = 'loading'
-        this.loading = { self: message.self, network: message.network, peers: message.peers, more: message.more }
+        this.loading = { self: message.self, network: message.network, peers: message.peers, more: message.more, iceServers: message.iceServers }
         return this.loaded()
       }
       return this.fail(new CoordinationClientError(0, `server sent ${message.type} before welcome`))
@@ -147,7 +148,9 @@ export class CoordinationSession {
     if (loading.more > 0) return []
     this.loading = undefined
     this.phase = 'ready'
-    return [{ kind: 'welcome', self: loading.self, network: loading.network, peers: loading.peers }]
+    const welcome: SessionOutput = { kind: 'welcome', self: loading.self, network: loading.network, peers: loading.peers }
+    if (loading.iceServers !== undefined) welcome.iceServers = loading.iceServers
+    return [welcome]
   }
 
   /** Reports a new home relay; sent now if the session is up, and in every later hello. */

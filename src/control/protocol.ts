@@ -91,6 +91,17 @@ export interface ChallengeMessage {
   challenge: string
 }
 
+/** A STUN or TURN server for WebRTC, in the shape of the browser's RTCIceServer. */
+export interface IceServer {
+  urls: string | string[]
+  username?: string
+  credential?: string
+}
+
+/** At most this many ICE servers in a welcome; each with at most MAX_ICE_URLS URLs. */
+export const MAX_ICE_SERVERS = 16
+export const MAX_ICE_URLS = 8
+
 export interface WelcomeMessage {
   type: 'welcome'
   self: PeerEntry
@@ -99,6 +110,8 @@ export interface WelcomeMessage {
   peers: PeerEntry[]
   /** How many `peers` messages follow that complete the initial map (0 when it fit here). */
   more: number
+  /** The relay's STUN server (and TURN servers, with credentials) for this node's WebRTC; absent from older relays. */
+  iceServers?: IceServer[]
 }
 
 export interface PeersMessage {
@@ -289,6 +302,34 @@ function homeRelay(o: Json, field: string, path: string): HomeRelay | null {
   return region === undefined ? { url } : { url, region }
 }
 
+const ICE_URL = /^(stuns?|turns?):[^\s]+$/
+
+function iceServers(o: Json, field: string): IceServer[] {
+  const list = o[field]
+  if (!Array.isArray(list)) throw new ProtocolError(field, `${field} must be an array`)
+  if (list.length > MAX_ICE_SERVERS) throw new ProtocolError(field, `${field} has more than ${MAX_ICE_SERVERS} entries`)
+  return list.map((value, i) => {
+    const path = `${field}[${i}]`
+    const entry = object(value, path)
+    const raw = entry['urls']
+    const urls = typeof raw === 'string' ? [raw] : raw
+    if (!Array.isArray(urls) || urls.length === 0 || urls.length > MAX_ICE_URLS) {
+      throw new ProtocolError(`${path}.urls`, `${path}.urls must be a URL or 1–${MAX_ICE_URLS} URLs`)
+    }
+    urls.forEach((url, j) => {
+      if (typeof url !== 'string' || url.length > MAX_URL_LENGTH || !ICE_URL.test(url)) {
+        throw new ProtocolError(`${path}.urls`, `${path}.urls[${j}] must be a stun:, stuns:, turn: or turns: URL`)
+      }
+    })
+    const server: IceServer = { urls: raw as string | string[] }
+    const username = optional(entry, 'username', () => string(entry, 'username', `${path}.username`, 512))
+    const credential = optional(entry, 'credential', () => string(entry, 'credential', `${path}.credential`, 512))
+    if (username !== undefined) server.username = username
+    if (credential !== undefined) server.credential = credential
+    return server
+  })
+}
+
 function proof(o: Json, field: string, path: string): Proof {
   const p = object(o[field], path)
   return {
@@ -388,13 +429,16 @@ export function parseServerMessage(text: string | Uint8Array): ServerMessage {
       }
     case 'welcome': {
       const network = object(o['network'], 'network')
-      return {
+      const welcome: WelcomeMessage = {
         type,
         self: peerEntry(o['self'], 'self'),
         network: { ipv4Prefix: string(network, 'ipv4Prefix', 'network.ipv4Prefix', 64), ipv6Prefix: string(network, 'ipv6Prefix', 'network.ipv6Prefix', 64) },
         peers: peerList(o, 'peers'),
         more: o['more'] === undefined ? 0 : count(o, 'more'),
       }
+      const ice = optional(o, 'iceServers', () => iceServers(o, 'iceServers'))
+      if (ice !== undefined) welcome.iceServers = ice
+      return welcome
     }
     case 'peers': {
       const remove = o['remove']

@@ -1,5 +1,6 @@
 import { blake2s } from '@noble/hashes/blake2.js'
 import { hmac } from '@noble/hashes/hmac.js'
+import { sha1 } from '@noble/hashes/legacy.js'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 
 export function hash(...parts: Uint8Array[]): Uint8Array {
@@ -34,4 +35,9 @@ export function kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Uint8Arra
 
 export function sha256(data: Uint8Array): Uint8Array {
   return nobleSha256(data)
+}
+
+/** HMAC-SHA1, only for the TURN REST credential convention (coturn's use-auth-secret), which fixes SHA-1. */
+export function hmacSha1(key: Uint8Array, input: Uint8Array): Uint8Array {
+  return hmac(sha1, key, input)
 }

@@ -15,6 +15,8 @@ export interface StatusPeer {
   addresses: string[]
   online: boolean
   path: 'relay' | 'direct'
+  /** While direct: how ICE connected (host, srflx, prflx, relay = TURN); absent in older files. */
+  candidateType?: string | null
   rttMs: number | null
   rxBytes: number
   txBytes: number
@@ -112,7 +114,7 @@ export function formatStatus(status: NodeStatus, now: number, processAlive: bool
       peer.addresses[1] ?? '-',
       peer.hostname,
       peer.online ? 'online' : 'offline',
-      peer.online ? peer.path : '-',
+      peer.online ? (peer.path === 'direct' && peer.candidateType ? `direct (${peer.candidateType})` : peer.path) : '-',
       peer.rttMs === null ? '-' : `${peer.rttMs < 10 ? peer.rttMs.toFixed(1) : Math.round(peer.rttMs)} ms`,
       formatBytes(peer.rxBytes),
       formatBytes(peer.txBytes),

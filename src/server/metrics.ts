@@ -28,6 +28,8 @@ export class RelayMetrics {
   meshPeersConnected = 0
   readonly drops = new Map<DropReason, number>()
   readonly closes = new Map<string, number>()
+  /** More exposition text for the same /metrics page (the STUN server's counters). */
+  readonly extra: Array<() => string> = []
 
   drop(reason: DropReason, count = 1): void {
     if (count > 0) this.drops.set(reason, (this.drops.get(reason) ?? 0) + count)
@@ -58,6 +60,7 @@ export class RelayMetrics {
     const reasons: DropReason[] = ['unknown_dest', 'queue_full_oldest', 'queue_full_newest', 'queue_full_over_share', 'rate_limited', 'handshake_rate_limited', 'gone', 'mesh_unavailable', 'unknown_dest_on_forward']
     metric('burrow_relay_packets_dropped_total', 'counter', 'Packets dropped, by reason.', reasons.map((r) => [`{reason="${r}"}`, this.drops.get(r) ?? 0]))
     metric('burrow_relay_connections_closed_total', 'counter', 'Connections closed, by kind.', [...this.closes].map(([k, v]) => [`{kind="${k}"}`, v]))
+    for (const render of this.extra) lines.push(render())
     return lines.join('\n') + '\n'
   }
 }

@@ -5,7 +5,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { DeadlineTimer, timerClock, type DriverClock } from '../../clock/clock.ts'
-import { CONTROL_PATH, MAX_CLIENT_MESSAGE_BYTES, type HomeRelay, type ServerMessage } from '../../control/protocol.ts'
+import { CONTROL_PATH, MAX_CLIENT_MESSAGE_BYTES, type HomeRelay, type IceServer, type PeerEntry, type ServerMessage } from '../../control/protocol.ts'
 import { CoordinationService, type ConnectionId, type Output } from './service.ts'
 import { CoordinationStore } from './store.ts'
 
@@ -20,6 +20,8 @@ export interface CoordinationOptions {
   relayMap?: readonly HomeRelay[]
   /** Remove nodes offline for this long (default: never). */
   nodeExpiryMs?: number
+  /** ICE servers for a node's welcome; `host` is the Host header of its /control request. */
+  iceServers?: (node: PeerEntry, host: string | undefined, now: number) => IceServer[]
 }
 
 export interface AttachedCoordination {
@@ -77,6 +79,8 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
   // Client messages are small; a bigger frame is refused (1009) by ws before it is buffered whole.
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES, perMessageDeflate: false })
   const sockets = new Map<ConnectionId, WebSocket>()
+  /** The Host header each connection arrived with, for the welcome's iceServers. */
+  const hosts = new Map<ConnectionId, string | undefined>()
   let nextConnection = 1
   let closed = false
   const timer = new DeadlineTimer(clock, () => apply(service.poll(now())))
@@ -93,10 +97,16 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
           socket.terminate()
           continue
         }
-        let text = texts.get(output.message)
+        let message = output.message
+        if (message.type === 'welcome' && options.iceServers) {
+          const iceServers = options.iceServers(message.self, hosts.get(output.connection), now())
+          if (iceServers.length > 0) message = { ...message, iceServers }
+        }
+        // A broadcast is serialised once for every session it goes to; a welcome is per node.
+        let text = message === output.message ? texts.get(message) : undefined
         if (text === undefined) {
-          text = JSON.stringify(output.message)
-          texts.set(output.message, text)
+          text = JSON.stringify(message)
+          if (message === output.message) texts.set(message, text)
         }
         socket.send(text)
       } else {
@@ -128,6 +138,7 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
   const onConnection = (socket: WebSocket, req: IncomingMessage): void => {
     const connection = nextConnection++
     sockets.set(connection, socket)
+    hosts.set(connection, req.headers.host)
     log('info', 'coordination: connection', { connection, remote: req.socket.remoteAddress })
     socket.on('message', (data: RawData, isBinary: boolean) => {
       // Binary frames are passed on only so the service can refuse them by name.
@@ -136,6 +147,7 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
     })
     socket.on('close', () => {
       sockets.delete(connection)
+      hosts.delete(connection)
       if (!closed) step(connection, () => service.closed(connection, now()))
     })
     socket.on('error', (error) => log('warn', 'coordination: socket error', { connection, error: error.message }))

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest'
-import { ChannelLink } from './channel-link.ts'
+import { describe, expect, it, vi } from 'vitest'
+import { BUFFERED_AMOUNT_POLL_MS, ChannelLink } from './channel-link.ts'
 import { bridgeDataChannel, PortDatagramChannel } from './port-channel.ts'
 import { MemoryChannel } from './testing/memory-channel.ts'
 
@@ -122,5 +122,36 @@ describe('bridged channel (page keeps the channel, worker gets a port)', () => {
     expect(closes).toEqual(['the datachannel closed'])
     port1.close()
     port2.close()
+  })
+})
+
+describe('ChannelLink with a channel that never fires bufferedamountlow (node-webrtc)', () => {
+  it('looks at bufferedAmount again on its own and drains the queue', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const [a, b] = MemoryChannel.pair(false)
+      // @roamhq/wrtc's channels keep bufferedAmount current but never dispatch this event.
+      const dispatch = a.dispatchEvent.bind(a)
+      a.dispatchEvent = (event: Event) => (event.type === 'bufferedamountlow' ? true : dispatch(event))
+      const got: Uint8Array[] = []
+      const link = new ChannelLink(a, { onDatagrams: () => {} }, { highWaterMark: 1000, lowWaterMark: 200, maxQueuedPackets: 100, maxQueuedBytes: 1e6 })
+      new ChannelLink(b, { onDatagrams: (d) => got.push(...d) })
+      a.open()
+      link.send(Array.from({ length: 30 }, (_, i) => datagram(i, 100)))
+      expect(link.stats).toMatchObject({ sent: 10, queued: 20 })
+      a.deliver()
+      // No event: nothing moves until the poll.
+      expect(link.stats.sent).toBe(10)
+      vi.advanceTimersByTime(BUFFERED_AMOUNT_POLL_MS)
+      expect(link.stats.sent).toBe(20)
+      a.deliver()
+      vi.advanceTimersByTime(BUFFERED_AMOUNT_POLL_MS)
+      a.deliver()
+      await settle()
+      expect(link.stats).toMatchObject({ sent: 30, queued: 0, dropped: 0 })
+      expect(numbers(got)).toEqual(Array.from({ length: 30 }, (_, i) => i))
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })

@@ -47,6 +47,9 @@ export interface ChannelLinkStats {
   buffered: number
 }
 
+/** How soon a link stopped at the high-water mark looks at `bufferedAmount` again without an event. */
+export const BUFFERED_AMOUNT_POLL_MS = 5
+
 export const CHANNEL_LINK_DEFAULTS = {
   highWaterMark: 1 << 20,
   lowWaterMark: 256 << 10,
@@ -86,6 +89,11 @@ export class ChannelLink {
     this.handlers.onDatagrams(batch)
   }
   private readonly onLowEvent = (): void => this.drain()
+  private pollTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly onPoll = (): void => {
+    this.pollTimer = undefined
+    this.drain()
+  }
   private readonly onCloseEvent = (): void => this.finish('the datachannel closed')
 
   constructor(
@@ -129,6 +137,7 @@ export class ChannelLink {
       if (this.queue.length === 0 && this.channel.readyState === 'open' && this.channel.bufferedAmount < this.highWaterMark) this.transmit(datagram)
       else this.queue.push(datagram)
     }
+    this.armPoll()
   }
 
   /** Closes the channel (the far end sees it close) and reports `onClose`. */
@@ -148,6 +157,16 @@ export class ChannelLink {
       if (!datagram) return
       this.transmit(datagram)
     }
+    // Stopped at the high-water mark with datagrams waiting. Browsers fire `bufferedamountlow`;
+    // node-webrtc (@roamhq/wrtc) never does, so also look again shortly. Harmless where the event
+    // comes first: the drain it triggers finds less to do.
+    this.armPoll()
+  }
+
+  private armPoll(): void {
+    if (!this.closed && this.queue.length > 0 && this.channel.readyState === 'open' && this.pollTimer === undefined) {
+      this.pollTimer = setTimeout(this.onPoll, BUFFERED_AMOUNT_POLL_MS)
+    }
   }
 
   private transmit(datagram: Uint8Array): void {
@@ -163,6 +182,7 @@ export class ChannelLink {
   private finish(reason: string): void {
     if (this.closed) return
     this.closed = true
+    if (this.pollTimer !== undefined) clearTimeout(this.pollTimer)
     this.flushReceived()
     this.queue.clear()
     this.channel.removeEventListener('open', this.onOpenEvent)

@@ -11,6 +11,8 @@ export type WorkerToPageMessage =
   | { type: 'signal'; peer: string; signal: WebRtcSignal }
   /** Tear down the session's RTCPeerConnection. */
   | { type: 'close'; peer: string; session: number }
+  /** The ICE servers the coordination service named (the relay's STUN, TURN); used unless the page set its own. */
+  | { type: 'ice-servers'; servers: RTCIceServer[] }
 
 export type PageToWorkerMessage =
   /** A signal for the peer: the worker seals it and sends it over the relay. */
@@ -21,7 +23,19 @@ export type PageToWorkerMessage =
   | { type: 'bridged'; peer: string; session: number; port: MessagePort }
   /** The session could not connect (ICE failed, SDP rejected). */
   | { type: 'failed'; peer: string; session: number; reason: string }
+  /** The candidate types of the ICE pair the session uses now (from the selected candidate pair's stats). */
+  | { type: 'candidates'; peer: string; session: number; local: CandidateType; remote: CandidateType }
+
+/** RTCIceCandidate.type (RFC 8445 §5.1.1): on this machine, behind a NAT (STUN), learnt from the peer, or through TURN. */
+export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay' | 'unknown'
 
 export const DATACHANNEL_LABEL = 'burrow-wg'
+/**
+ * The datagram channel is negotiated out of band (both ends create it with this id) on the
+ * RTCPeerConnection simple-peer holds: simple-peer's own channel cannot be transferred to a worker
+ * once it is in use, and a negotiated one can be handed over in the task that created it.
+ * In-band channel ids start at 0/1, so this one never collides with simple-peer's.
+ */
+export const DATACHANNEL_ID = 100
 /** One WireGuard datagram per message, unordered, never retransmitted: a datagram path, like UDP. */
 export const DATACHANNEL_INIT: RTCDataChannelInit = { ordered: false, maxRetransmits: 0 }

@@ -9,7 +9,7 @@ import type { UnderlayTransport } from '../../dataplane/transport.ts'
 import { fromHex, toHex } from '../../crypto/index.ts'
 import type { WebRtcSignal } from '../disco/messages.ts'
 import { ChannelLink, type ChannelLinkOptions, type ChannelLinkStats, type DatagramChannel } from './channel-link.ts'
-import type { PageToWorkerMessage, WorkerToPageMessage } from './control-protocol.ts'
+import type { CandidateType, PageToWorkerMessage, WorkerToPageMessage } from './control-protocol.ts'
 import { PortDatagramChannel } from './port-channel.ts'
 
 export interface WebRtcUnderlayEvents {
@@ -34,6 +34,8 @@ interface PeerSession {
   session: number
   link: ChannelLink | undefined
   how: 'transferred' | 'bridged' | undefined
+  /** The candidate types of the ICE pair in use, as the page last reported them. */
+  candidates?: { local: CandidateType; remote: CandidateType }
 }
 
 export class WebRtcUnderlayError extends Error {
@@ -134,6 +136,17 @@ export class WebRtcUnderlay implements UnderlayTransport<Uint8Array> {
     return this.sessions.get(toHex(peer))?.link?.isOpen ?? false
   }
 
+  /** The ICE candidate types the open session with `peer` uses (host, srflx, prflx, relay), once the page has read them. */
+  candidateTypes(peer: Uint8Array): { local: CandidateType; remote: CandidateType } | undefined {
+    const state = this.sessions.get(toHex(peer))
+    return state?.link?.isOpen ? state.candidates : undefined
+  }
+
+  /** The ICE servers the coordination service named; the page uses them unless it was given its own. */
+  setIceServers(servers: RTCIceServer[]): void {
+    this.post({ type: 'ice-servers', servers })
+  }
+
   linkStats(peer: Uint8Array): ChannelLinkStats | undefined {
     return this.sessions.get(toHex(peer))?.link?.stats
   }
@@ -207,6 +220,9 @@ export class WebRtcUnderlay implements UnderlayTransport<Uint8Array> {
       }
       case 'failed':
         if (state && state.session === message.session) this.endSession(state, `the WebRTC attempt failed: ${message.reason}`)
+        return
+      case 'candidates':
+        if (state && state.session === message.session) state.candidates = { local: message.local, remote: message.remote }
         return
       default:
         this.reportError(new WebRtcUnderlayError(`webrtc control port: unknown message type ${JSON.stringify((message as { type?: unknown }).type)}`))
