@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { expandFilter, formatAddress, homeRegion, NetmapError, parseAddress, rangeToPrefixes, TailnetMapSession } from './netmap.ts'
+import { expandFilter, homeRegion, NetmapError, rangeToPrefixes, TailnetMapSession } from './netmap.ts'
 import type { MapResponse, Node } from './tailcfg.ts'
 
 const hex = (n: number) => n.toString(16).padStart(2, '0').repeat(32)
@@ -270,11 +270,5 @@ describe('filter rules and addresses', () => {
     expect(rangeToPrefixes('0.0.0.0', '255.255.255.255')).toEqual(['0.0.0.0/0'])
     expect(rangeToPrefixes('fd00::', 'fd00::3')).toEqual(['fd00::/126'])
     expect(() => rangeToPrefixes('10.0.0.2', '10.0.0.1')).toThrow(NetmapError)
-  })
-
-  it('parseAddress and formatAddress round-trip RFC 5952 text and reject junk', () => {
-    for (const text of ['100.64.0.1', '::', '::1', 'fd7a:115c:a1e0::1', '2001:db8::1:0:0:1', '1:2:3:4:5:6:7:8']) expect(formatAddress(parseAddress(text))).toBe(text)
-    expect(formatAddress(parseAddress('::ffff:1.2.3.4'))).toBe('::ffff:102:304')
-    for (const bad of ['1.2.3', '1.2.3.256', '1::2::3', '1:2:3:4:5:6:7:8:9', 'g::1']) expect(() => parseAddress(bad)).toThrow(NetmapError)
   })
 })

@@ -14,6 +14,7 @@
 // - `DNSConfig` nil = unchanged, `Domain` "" = unchanged.
 // A session is one map stream: a new stream starts a new session (its first message is whole).
 import type { DnsConfig, Netmap, NetmapChange, NetmapPeer, NetmapSelf, PacketFilterRule, RelayMap, RelayRegion } from '../control-plane.ts'
+import { formatAddress, parseAddress } from '../../wire/address.ts'
 import type { DERPMap, DERPRegion, FilterRule, MapResponse, Node, NodeID } from './tailcfg.ts'
 
 /** A map message that cannot be merged (a peer without a key, a malformed address). */
@@ -331,63 +332,6 @@ function parseIPSet(text: string): string[] {
   }
 }
 
-/** Parses an IPv4 or IPv6 literal into 4 or 16 bytes; throws on anything else. */
-export function parseAddress(text: string): Uint8Array {
-  if (!text.includes(':')) {
-    const parts = text.split('.')
-    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw new NetmapError(`not an IP address: ${text}`)
-    return Uint8Array.from(parts.map(Number))
-  }
-  let head = text
-  let tail4: number[] = []
-  const lastColon = text.lastIndexOf(':')
-  if (text.slice(lastColon + 1).includes('.')) {
-    tail4 = [...parseAddress(text.slice(lastColon + 1))]
-    head = text.slice(0, lastColon + 1) + '0:0'
-  }
-  const halves = head.split('::')
-  if (halves.length > 2) throw new NetmapError(`not an IP address: ${text}`)
-  const groups = (s: string) => (s === '' ? [] : s.split(':'))
-  const left = groups(halves[0]!)
-  const right = halves.length === 2 ? groups(halves[1]!) : []
-  const missing = 8 - left.length - right.length
-  if ((halves.length === 1 && missing !== 0) || missing < 0 || (halves.length === 2 && missing < 1)) throw new NetmapError(`not an IP address: ${text}`)
-  const all = [...left, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...right]
-  const out = new Uint8Array(16)
-  all.forEach((g, i) => {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw new NetmapError(`not an IP address: ${text}`)
-    const v = parseInt(g, 16)
-    out[i * 2] = v >> 8
-    out[i * 2 + 1] = v & 255
-  })
-  if (tail4.length) out.set(tail4, 12)
-  return out
-}
-
-/** Text form of 4 or 16 address bytes (RFC 5952 for IPv6: lowercase, longest zero run as ::). */
-export function formatAddress(bytes: Uint8Array): string {
-  if (bytes.length === 4) return [...bytes].join('.')
-  const groups = Array.from({ length: 8 }, (_, i) => (bytes[i * 2]! << 8) | bytes[i * 2 + 1]!)
-  let bestStart = -1
-  let bestLength = 1
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > bestLength) {
-      bestStart = i
-      bestLength = j - i
-    }
-    i = j
-  }
-  const hex = groups.map((g) => g.toString(16))
-  if (bestStart < 0) return hex.join(':')
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`
-}
-
 function canonicalPrefix(text: string): string {
   const [address, bitsText] = text.split('/') as [string, string]
   const bytes = parseAddress(address)
@@ -413,8 +357,14 @@ function fromBigInt(v: bigint, length: number): Uint8Array {
 
 /** The fewest prefixes covering first..last inclusive (go4.org/netipx IPRange.Prefixes). */
 export function rangeToPrefixes(firstText: string, lastText: string): string[] {
-  const a = parseAddress(firstText)
-  const b = parseAddress(lastText)
+  let a: Uint8Array
+  let b: Uint8Array
+  try {
+    a = parseAddress(firstText)
+    b = parseAddress(lastText)
+  } catch {
+    throw new NetmapError(`not an IP range: ${firstText}-${lastText}`)
+  }
   if (a.length !== b.length) throw new NetmapError(`IP range mixes families: ${firstText}-${lastText}`)
   const width = BigInt(a.length * 8)
   let lo = toBigInt(a)
