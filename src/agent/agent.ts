@@ -345,6 +345,8 @@ export class NodeAgent {
     if (this.left || !this.relays) return
     this.netmap = netmap
     this.relays.setRelayMap(netmap.relayMap)
+    // The tailnet's ACLs (PacketFilters); undefined for Burrow's coordination, which has none.
+    this.guard(() => this.context?.core.setPacketFilter(netmap.packetFilter))
     for (const op of planPeerSync(this.applied, netmap, this.homeRegion)) this.guard(() => this.perform(op))
     this.pushPeers()
   }
