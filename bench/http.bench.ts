@@ -2,8 +2,8 @@
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
-import { HttpParser, createHttpClient, httpFetch, serveHttp, type AcceptedSocket, type OpenConnection } from '../src/overlay/http/index.ts'
-import { fromNodeSocket } from '../src/overlay/http/node-socket.ts'
+import { HttpParser, createHttpClient, httpFetch, serveHttp, type AcceptedSocket, type OpenConnection } from '../src/http/index.ts'
+import { fromNodeSocket } from '../src/http/node-socket.ts'
 import { measure, type Bench, type BenchResult } from './types.ts'
 
 const BODY_BYTES = 5 * 1024 * 1024

@@ -11,6 +11,7 @@ const needed = [
   { command: 'ping', apt: 'iputils-ping' },
   { command: 'python3', apt: 'python3' },
   { command: 'curl', apt: 'curl' },
+  { command: 'tcpdump', apt: 'tcpdump' },
 ]
 
 const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0

@@ -40,11 +40,5 @@ export class BurrowError extends Error {
   }
 }
 
-/** Maps a coordination status to an error code. */
-export function codeForStatus(status: number): BurrowErrorCode {
-  if (status === 401) return 'unauthorized'
-  if (status === 403) return 'forbidden'
-  if (status === 409) return 'replaced'
-  if (status === 0 || status === 408) return 'unreachable'
-  return 'coordination'
-}
+/** Maps a coordination status to an error code (the same mapping every control plane uses). */
+export { controlErrorCode as codeForStatus } from './control/control-plane.ts'

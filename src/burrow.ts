@@ -1,19 +1,19 @@
 // The public node object, the same in browsers (src/index.ts) and Node (src/node.ts). The
-// dataplane and the node runtime (keys, coordination, DERP) run behind a "worker link" — a real
+// dataplane and the node agent (src/agent: keys, control plane, DERP) run behind a "worker link" — a real
 // dedicated worker in a page, the same code in-process in Node — and the TCP/IP stack runs here,
 // clocked by the worker's (unthrottled) timers through the overlay port.
 import { formatAddress, parseAddress } from './wire/index.ts'
 import { BurrowError, codeForStatus } from './burrow-errors.ts'
-import { createHttpClient, serveHttp, type HttpClient, type HttpHandler, type ServeHttpOptions } from './overlay/http/index.ts'
+import { createHttpClient, serveHttp, type HttpClient, type HttpHandler, type ServeHttpOptions } from './http/index.ts'
 import { StackHost } from './overlay/host.ts'
 import { Sockets, type TCPServerSocket, type TCPSocket, type TcpConnectOptions, type UDPSocket, type UdpOptions } from './overlay/sockets.ts'
 import { Stack } from './overlay/stack.ts'
 import { BurrowWorker, type OverlayPort, type WorkerLike } from './worker/client.ts'
-import type { DirectDebugInfo, JoinOptions, JoinResult, KeyStorage, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './worker/node-protocol.ts'
+import type { DirectDebugInfo, JoinOptions, JoinResult, KeyStorage, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './agent/protocol.ts'
 import { sharedNow, type SerializedError, type WorkerStatus } from './worker/protocol.ts'
 
 export { BurrowError, type BurrowErrorCode } from './burrow-errors.ts'
-export type { NodeState } from './worker/node-protocol.ts'
+export type { NodeState } from './agent/protocol.ts'
 
 export interface BurrowStartOptions {
   /** The relay's base URL, e.g. `http://127.0.0.1:8080` (coordination at /control, DERP at /derp). */
@@ -125,7 +125,7 @@ export interface BurrowHttpServer {
   close(): Promise<void>
 }
 
-/** What the node object drives: the dataplane requests and the node runtime's control port. */
+/** What the node object drives: the dataplane requests and the node agent's control port. */
 export interface NodeWorkerLink {
   worker: WorkerLike
   control: MessagePort

@@ -3,7 +3,7 @@
 // stack runs in the page.
 import { BurrowNode, startNode, type BurrowStartOptions, type NodeWorkerLink } from './burrow.ts'
 import { WebRtcPageAgent } from './underlay/webrtc/page-agent.ts'
-import { NODE_CONTROL_MESSAGE } from './worker/node-protocol.ts'
+import { NODE_CONTROL_MESSAGE } from './agent/protocol.ts'
 
 export {
   BurrowError,
@@ -22,7 +22,7 @@ export type { TCPSocket, TCPServerSocket, UDPSocket, TcpConnectOptions, UdpOptio
 
 function launchWorker(options: BurrowStartOptions): NodeWorkerLink {
   // Written out literally so Vite (and other bundlers) bundle the worker.
-  const worker = new Worker(new URL('./worker/node-worker.ts', import.meta.url), { type: 'module', name: 'burrow' })
+  const worker = new Worker(new URL('./agent/worker.ts', import.meta.url), { type: 'module', name: 'burrow' })
   const control = new MessageChannel()
   // RTCPeerConnection exists only in windows: the page runs WebRTC signalling and hands each
   // datachannel to the worker, which moves the datagrams.

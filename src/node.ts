@@ -1,14 +1,15 @@
 // Burrow for Node.js: the same API as in browsers, plus `stateDir` for the key files. The worker
-// side (dataplane host and node runtime) runs in-process behind a MessageChannel, exactly the code
+// side (dataplane host and node agent) runs in-process behind a MessageChannel, exactly the code
 // a browser runs in its dedicated worker; DERP and coordination use the `ws` package.
 import { join } from 'node:path'
 import { homedir } from 'node:os'
 import { BurrowNode, startNode, type BurrowStartOptions, type NodeWorkerLink } from './burrow.ts'
 import { BurrowError } from './burrow-errors.ts'
+import { NodeAgent } from './agent/agent.ts'
+import { coordinationControlPlanes } from './control/coordination-control-plane.ts'
 import { KeyStoreError, MemoryKeyStore } from './control/key-store.ts'
 import { FileKeyStore } from './control/key-store-node.ts'
 import { nodeWebSocketDialer } from './underlay/derp/node.ts'
-import { NodeRuntime } from './worker/node-runtime.ts'
 import type { WorkerLike } from './worker/client.ts'
 
 export {
@@ -36,16 +37,17 @@ export function defaultStateDir(): string {
 function launchInProcess(): NodeWorkerLink {
   const main = new MessageChannel()
   const control = new MessageChannel()
-  const runtime = new NodeRuntime((message) => main.port2.postMessage(message), {
+  const agent = new NodeAgent((message) => main.port2.postMessage(message), {
     dial: nodeWebSocketDialer(),
+    controlPlane: coordinationControlPlanes(),
     keyStore(options) {
       if (options.storage === 'memory') return new MemoryKeyStore()
       if (options.storage === 'file') return new FileKeyStore(options.stateDir ?? defaultStateDir())
       throw new KeyStoreError(`storage ${JSON.stringify(options.storage)} is not available in Node (use "file" or "memory")`)
     },
   })
-  main.port2.onmessage = (event: MessageEvent) => runtime.handle(event.data)
-  runtime.attachControl(control.port2)
+  main.port2.onmessage = (event: MessageEvent) => agent.handle(event.data)
+  agent.attachControl(control.port2)
   const page = main.port1
   const worker: WorkerLike = {
     postMessage: (message, transfer) => page.postMessage(message, transfer as Transferable[]),
@@ -56,7 +58,7 @@ function launchInProcess(): NodeWorkerLink {
     worker,
     control: control.port1,
     terminate() {
-      runtime.dispose()
+      agent.dispose()
       main.port1.close()
       main.port2.close()
       control.port2.close()

@@ -1,57 +1,12 @@
 // Interop with Tailscale's own code: Burrow's client through Tailscale's derper, and Tailscale's
 // derphttp client (test/go/derpclient) through `burrow relay`. Go is only the interop peer.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { homedir, tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createInterface } from 'node:readline'
+import type { ChildProcess } from 'node:child_process'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { formatNodeKey, generateKeyPair, type KeyPair } from '../src/crypto/index.ts'
 import { DerpConnection } from '../src/underlay/derp/connection.ts'
 import { httpUpgradeDialer, nodeWebSocketDialer } from '../src/underlay/derp/node.ts'
 import { type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
-
-/** The Tailscale release both the derper binary and test/go/derpclient/go.mod are pinned to. */
-const TAILSCALE_VERSION = 'v1.102.5'
-const ROOT = join(import.meta.dirname, '..')
-const GO_CLIENT_DIR = join(ROOT, 'test', 'go', 'derpclient')
-const BIN_DIR = join(homedir(), '.cache', 'burrow', 'go-bin', TAILSCALE_VERSION)
-const hasGo = spawnSync('go', ['version']).status === 0
-const goEnv = { ...process.env, GOTOOLCHAIN: 'local', GOBIN: BIN_DIR }
-
-function ensureDerper(): string {
-  const binary = join(BIN_DIR, 'derper')
-  if (!existsSync(binary)) {
-    mkdirSync(BIN_DIR, { recursive: true })
-    execFileSync('go', ['install', `tailscale.com/cmd/derper@${TAILSCALE_VERSION}`], { env: goEnv, stdio: 'inherit', timeout: 600_000 })
-  }
-  return binary
-}
-
-function ensureGoClient(): string {
-  const goMod = readFileSync(join(GO_CLIENT_DIR, 'go.mod'), 'utf8')
-  if (!goMod.includes(`tailscale.com ${TAILSCALE_VERSION}`)) throw new Error(`test/go/derpclient/go.mod must pin tailscale.com ${TAILSCALE_VERSION}`)
-  const digest = createHash('sha256')
-  for (const f of ['main.go', 'go.mod', 'go.sum']) digest.update(readFileSync(join(GO_CLIENT_DIR, f)))
-  const binary = join(BIN_DIR, `derpclient-${digest.digest('hex').slice(0, 16)}`)
-  if (!existsSync(binary)) {
-    mkdirSync(BIN_DIR, { recursive: true })
-    execFileSync('go', ['build', '-o', binary, '.'], { cwd: GO_CLIENT_DIR, env: goEnv, stdio: 'inherit', timeout: 280_000 })
-  }
-  return binary
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-}
+import { type Derper, ensureGoDerpClient, hasGo, runGoDerpClient, startDerper, TAILSCALE_VERSION } from './helpers/tailscale-go.ts'
 
 const children: ChildProcess[] = []
 const connections: DerpConnection[] = []
@@ -70,22 +25,6 @@ function connect(url: string, keys: KeyPair, transport: 'ws' | 'http'): DerpConn
   return c
 }
 
-/** Runs the Go derphttp client against `url`, introduces it to `peer`, and returns its key and output. */
-async function runGoClient(binary: string, url: string, peer: Uint8Array, count: number) {
-  const child = spawn(binary, ['-url', url, '-count', String(count)], { stdio: ['pipe', 'pipe', 'pipe'] })
-  children.push(child)
-  let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  const lines: string[] = []
-  createInterface({ input: child.stdout! }).on('line', (line) => lines.push(line))
-  await waitFor(`the Go client to log in (${stderr})`, () => lines.some((l) => l.startsWith('KEY ')) || child.exitCode !== null)
-  const keyLine = lines.find((l) => l.startsWith('KEY '))
-  if (!keyLine) throw new Error(`Go client failed: ${stderr}`)
-  child.stdin!.write(`PEER ${formatNodeKey(peer)}\n`)
-  const hex = keyLine.slice('KEY nodekey:'.length)
-  return { child, key: Uint8Array.from(Buffer.from(hex, 'hex')), lines, stderr: () => stderr }
-}
-
 async function exchangeWithGo(goBinary: string, url: string, transport: 'ws' | 'http'): Promise<void> {
   const me = generateKeyPair()
   const burrow = connect(url, me, transport)
@@ -98,7 +37,7 @@ async function exchangeWithGo(goBinary: string, url: string, transport: 'ws' | '
     if (text.startsWith('echo:')) echoes.push(text.slice(5))
     else fromGo.push(text)
   })
-  const go = await runGoClient(goBinary, url, me.publicKey, 300)
+  const go = await runGoDerpClient(goBinary, url, me.publicKey, 300, children)
   await waitFor('packets from the Go client', () => fromGo.length === 300)
   expect(fromGo).toEqual(Array.from({ length: 300 }, (_, i) => `from-go ${i}`))
   // Tailscale's relay queues 32 packets per client: keep fewer in flight.
@@ -116,29 +55,12 @@ describe.skipIf(!hasGo)(`interop with Tailscale ${TAILSCALE_VERSION}`, () => {
   let derperUrl = ''
   let goClient = ''
   let relay: RelayProcess | undefined
-  let derperDir = ''
+  let derper: Derper | undefined
 
   beforeAll(async () => {
-    const derper = ensureDerper()
-    goClient = ensureGoClient()
-    const port = await freePort()
-    const dir = (derperDir = mkdtempSync(join(tmpdir(), 'burrow-derper-')))
-    const child = spawn(derper, ['-a', `127.0.0.1:${port}`, '-http-port', '-1', '-stun=false', '-c', join(dir, 'derper.json'), '-certdir', join(dir, 'certs')], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    })
-    children.push(child)
-    let stderr = ''
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-    derperUrl = `http://127.0.0.1:${port}/derp`
-    await waitFor(`derper to serve (${stderr})`, () => child.exitCode === null && stderr.includes('derper: serving'), 30_000).catch(async () => {
-      // Older releases log differently; fall back to probing.
-      const deadline = Date.now() + 20_000
-      while (Date.now() < deadline) {
-        if (await fetch(`http://127.0.0.1:${port}/derp/probe`).then((r) => r.ok, () => false)) return
-        await new Promise((r) => setTimeout(r, 100))
-      }
-      throw new Error(`derper did not start: ${stderr}`)
-    })
+    goClient = ensureGoDerpClient()
+    derper = await startDerper()
+    derperUrl = derper.url
     relay = await startRelayProcess()
   }, 900_000) // a fresh machine downloads and compiles Tailscale first (cached afterwards)
 
@@ -146,7 +68,7 @@ describe.skipIf(!hasGo)(`interop with Tailscale ${TAILSCALE_VERSION}`, () => {
     await relay?.stop('SIGKILL')
     removeRelayDataDirs()
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-    if (derperDir) rmSync(derperDir, { recursive: true, force: true })
+    derper?.stop()
   })
 
   it('Burrow clients log in to derper over WebSocket and Upgrade: DERP and exchange packets', async () => {

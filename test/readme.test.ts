@@ -295,8 +295,8 @@ describe('README.md examples', () => {
     expect(readFileSync(join(cwd, 'index.html'), 'utf8')).toBe('<h1>served by the WireGuard peer</h1>\n')
   })
 
-  it('names the Tailscale version the DERP interop test pins', () => {
-    const pinned = /const TAILSCALE_VERSION = '([^']+)'/.exec(readFileSync(join(ROOT, 'test/derp-tailscale.test.ts'), 'utf8'))?.[1]
+  it('names the Tailscale version the interop tests pin', () => {
+    const pinned = /const TAILSCALE_VERSION = '([^']+)'/.exec(readFileSync(join(ROOT, 'test/helpers/tailscale-go.ts'), 'utf8'))?.[1]
     expect(pinned).toMatch(/^v\d+\.\d+\.\d+$/)
     expect(readFileSync(join(ROOT, 'README.md'), 'utf8')).toContain(`Tailscale pinned to ${pinned}`)
   })

@@ -1,7 +1,7 @@
 // Interop: Burrow's userspace TCP/IP stack (Node) against the Linux kernel's, through Burrow's
-// WireGuard tunnel and wireguard-go in a namespace — clean, and through a lossy forwarder.
+// WireGuard tunnel and wireguard-go in a namespace — clean, and through a lossy path (a FaultInjector
+// around Burrow's UDP underlay).
 import { createHash } from 'node:crypto'
-import dgram from 'node:dgram'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,12 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../src/cli/main.ts'
 import { recordingIo } from '../src/cli/test-io.ts'
 import { formatKey, generateKeyPair, parseKey } from '../src/crypto/index.ts'
-import { httpFetch } from '../src/overlay/http/client.ts'
+import { httpFetch } from '../src/http/client.ts'
 import type { Sockets } from '../src/overlay/sockets.ts'
 import { openUdpTunnel } from '../src/node/udp-tunnel.ts'
+import { FaultInjector, type FaultProfile } from '../src/underlay/fault-injector.ts'
 import type { UdpEndpoint } from '../src/underlay/udp/udp-underlay.ts'
 import { parseAddress, parsePrefix } from '../src/wire/address.ts'
-import { NetworkNamespace, type WireguardGo } from './helpers/netns.ts'
+import { NetworkNamespace, runCommand, type WireguardGo } from './helpers/netns.ts'
 
 const WG_PORT = 51830
 const LINUX = '10.79.0.1'
@@ -54,68 +55,46 @@ interface BurrowNode {
   sockets: Sockets
   address: string
   address6: string
+  faults?: FaultInjector<UdpEndpoint>
 }
 
-/** A Burrow node at 10.79.0.<n>, peered with wireguard-go via `viaEndpoint` (the forwarder) or directly. */
-async function startBurrow(n: number, viaEndpoint?: UdpEndpoint): Promise<BurrowNode> {
+/** Faults on both directions of the lossy test path: loss, one-way delay and reordering jitter. */
+const LOSSY_PATH = { drop: 0.03, delayMs: 20, jitterMs: 4 }
+
+/** A Burrow node at 10.79.0.<n>, peered with wireguard-go; `faults` puts a FaultInjector around its UDP underlay. */
+async function startBurrow(n: number, faults?: FaultProfile): Promise<BurrowNode> {
   const keys = generateKeyPair()
   const address = `10.79.0.${n}`
   const address6 = `fd79::${n}`
-  const endpoint = viaEndpoint ?? { address: ns.nsAddress, port: WG_PORT }
-  const tunnel = await openUdpTunnel({
-    interface: {
-      privateKey: keys.privateKey,
-      addresses: [
-        { address: parseAddress(address), bits: 24 },
-        { address: parseAddress(address6), bits: 64 },
+  let injector: FaultInjector<UdpEndpoint> | undefined
+  const tunnel = await openUdpTunnel(
+    {
+      interface: {
+        privateKey: keys.privateKey,
+        addresses: [
+          { address: parseAddress(address), bits: 24 },
+          { address: parseAddress(address6), bits: 64 },
+        ],
+      },
+      peers: [
+        {
+          publicKey: parseKey(wg.publicKey),
+          allowedIps: [parsePrefix('10.79.0.0/24'), parsePrefix('fd79::/64')],
+          endpoint: { host: ns.nsAddress, port: WG_PORT },
+        },
       ],
     },
-    peers: [
-      {
-        publicKey: parseKey(wg.publicKey),
-        allowedIps: [parsePrefix('10.79.0.0/24'), parsePrefix('fd79::/64')],
-        endpoint: { host: endpoint.address, port: endpoint.port },
-      },
-    ],
-  })
-  await wg.setPeer({ publicKey: formatKey(keys.publicKey), allowedIps: [`${address}/32`, `${address6}/128`], endpoint: viaEndpoint ? undefined : `${ns.hostAddress}:${tunnel.underlay.port}` })
+    faults ? { wrapUnderlay: (underlay) => (injector = new FaultInjector(underlay, { seed: 12345 + n, send: faults, receive: faults })) } : {},
+  )
+  await wg.setPeer({ publicKey: formatKey(keys.publicKey), allowedIps: [`${address}/32`, `${address6}/128`], endpoint: `${ns.hostAddress}:${tunnel.underlay.port}` })
   cleanups.push(() => tunnel.close())
-  return { sockets: tunnel.sockets, address, address6 }
+  return { sockets: tunnel.sockets, address, address6, ...(injector && { faults: injector }) }
 }
 
-/** A UDP relay between Burrow and wireguard-go that drops, delays and reorders datagrams. */
-async function startLossyForwarder(options: { loss: number; delayMs: number; jitterMs: number }): Promise<{ endpoint: UdpEndpoint; setBurrow: (e: UdpEndpoint) => void; stats: { dropped: number; forwarded: number } }> {
-  const socket = dgram.createSocket('udp4')
-  await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve))
-  let burrow: UdpEndpoint | undefined
-  let closed = false
-  const stats = { dropped: 0, forwarded: 0 }
-  let seed = 12345
-  const random = (): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
-    return seed / 4294967296
-  }
-  socket.on('message', (message, from) => {
-    const toWireguard = from.address === '127.0.0.1'
-    if (toWireguard) burrow = { address: from.address, port: from.port }
-    if (random() < options.loss) {
-      stats.dropped++
-      return
-    }
-    const target = toWireguard ? { address: ns.nsAddress, port: WG_PORT } : burrow
-    if (!target) return
-    stats.forwarded++
-    setTimeout(() => closed || socket.send(message, target.port, target.address), options.delayMs + random() * options.jitterMs)
-  })
-  const port = (socket.address() as { port: number }).port
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        closed = true
-        socket.close(() => resolve())
-      }),
-  )
-  return { endpoint: { address: '127.0.0.1', port }, setBurrow: (e) => (burrow = e), stats }
+/** Datagrams the node's fault injector dropped so far, both directions. */
+function dropped(node: BurrowNode): number {
+  const stats = node.faults!.stats
+  return stats.send.dropped + stats.receive.dropped
 }
 
 async function* iterate<T>(stream: ReadableStream<T>): AsyncGenerator<T> {
@@ -245,26 +224,24 @@ describe('Burrow TCP against Linux TCP through WireGuard', () => {
 
 describe('Burrow TCP through a lossy path (3 % loss each way, 20 ms delay, reordering)', () => {
   let node: BurrowNode
-  let forwarder: Awaited<ReturnType<typeof startLossyForwarder>>
 
   beforeAll(async () => {
-    forwarder = await startLossyForwarder({ loss: 0.03, delayMs: 20, jitterMs: 4 })
-    node = await startBurrow(3, forwarder.endpoint)
+    node = await startBurrow(3, LOSSY_PATH)
   })
 
   it('downloads 20 MB byte-exact', async () => {
-    const dropsBefore = forwarder.stats.dropped
+    const dropsBefore = dropped(node)
     const result = await download(node)
     expect(result.status).toBe(200)
     expect(result.digest).toBe(fileDigest)
-    expect(forwarder.stats.dropped - dropsBefore).toBeGreaterThan(100)
+    expect(dropped(node) - dropsBefore).toBeGreaterThan(100)
   }, 240_000)
 
   it('uploads 2 MB byte-exact (Burrow is the sender: its RACK/SACK recovery and CUBIC do the work)', async () => {
-    const dropsBefore = forwarder.stats.dropped
+    const dropsBefore = dropped(node)
     const size = 2 << 20
     expect(await upload(node, SINK_PORT + 1, size)).toBe(`${size} ${createHash('sha256').update(fileBytes.subarray(0, size)).digest('hex')}`)
-    expect(forwarder.stats.dropped - dropsBefore).toBeGreaterThan(10)
+    expect(dropped(node) - dropsBefore).toBeGreaterThan(10)
   }, 240_000)
 })
 
@@ -302,4 +279,37 @@ describe('burrow fetch', () => {
     expect(await main(['fetch', '--config', configPath, `http://${LINUX}:1/`], refused)).toBe(1)
     expect(refused.err).toContain(`${LINUX}:1: connection refused`)
   }, 120_000)
+
+  it('--pcap writes both directions of the overlay as a capture tcpdump reads: the TCP handshake, the request and the data', async () => {
+    const keys = generateKeyPair()
+    const configPath = join(scratch, 'fetch-pcap.conf')
+    writeFileSync(
+      configPath,
+      `[Interface]\nPrivateKey = ${formatKey(keys.privateKey)}\nAddress = 10.79.0.5/32\n\n[Peer]\nPublicKey = ${wg.publicKey}\nAllowedIPs = 10.79.0.0/24\nEndpoint = ${ns.nsAddress}:${WG_PORT}\n`,
+    )
+    await wg.setPeer({ publicKey: formatKey(keys.publicKey), allowedIps: ['10.79.0.5/32'] })
+    writeFileSync(join(scratch, 'hello.txt'), 'hello through the burrow\n')
+    const capture = join(scratch, 'fetch.pcap')
+    const io = recordingIo()
+    const code = await main(['fetch', '--config', configPath, '--pcap', capture, `http://${LINUX}:${HTTP_PORT}/hello.txt`], io)
+    expect(code, io.err).toBe(0)
+    expect(io.out).toBe('hello through the burrow\n')
+    const dump = await runCommand('tcpdump', ['-r', capture, '-nn', '-A'])
+    expect(dump.code, dump.stderr).toBe(0)
+    expect(dump.stderr).toContain('link-type RAW')
+    // The three-way handshake, in order, between Burrow's stack and the kernel's.
+    const handshake = [`10.79.0.5.\\d+ > ${LINUX}.${HTTP_PORT}: Flags \\[S\\]`, `${LINUX}.${HTTP_PORT} > 10.79.0.5.\\d+: Flags \\[S\\.\\]`, `10.79.0.5.\\d+ > ${LINUX}.${HTTP_PORT}: Flags \\[\\.\\]`]
+    expect(dump.stdout).toMatch(new RegExp(handshake.join('[\\s\\S]*')))
+    expect(dump.stdout).toContain('GET /hello.txt HTTP/1.1')
+    expect(dump.stdout).toContain('hello through the burrow')
+  }, 120_000)
+
+  it('--pcap names the capture file it cannot write and exits 1 before opening the tunnel', async () => {
+    const io = recordingIo()
+    const configPath = join(scratch, 'fetch-unwritable-pcap.conf')
+    writeFileSync(configPath, `[Interface]\nPrivateKey = ${formatKey(generateKeyPair().privateKey)}\nAddress = 10.79.0.6/32\n\n[Peer]\nPublicKey = ${wg.publicKey}\nAllowedIPs = 10.79.0.0/24\nEndpoint = ${ns.nsAddress}:${WG_PORT}\n`)
+    const code = await main(['fetch', '--config', configPath, '--pcap', join(scratch, 'no', 'such', 'dir.pcap'), `http://${LINUX}:${HTTP_PORT}/hello.txt`], io)
+    expect(code).toBe(1)
+    expect(io.err).toMatch(/burrow fetch: cannot write the packet capture .*no\/such\/dir\.pcap/)
+  })
 })

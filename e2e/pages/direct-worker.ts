@@ -7,7 +7,7 @@ import { webSocketDialer } from '../../src/underlay/derp/dialer.ts'
 import { DerpUnderlay } from '../../src/underlay/derp/underlay.ts'
 import { DirectPaths } from '../../src/underlay/webrtc/direct-paths.ts'
 import { WebRtcUnderlay } from '../../src/underlay/webrtc/webrtc-underlay.ts'
-import { WorkerHost, registerWorkerExtension, type WorkerContext } from '../../src/worker/host.ts'
+import { WorkerHost, type WorkerContext } from '../../src/worker/host.ts'
 
 export interface DirectSetup {
   type: 'direct-setup'
@@ -23,14 +23,16 @@ let paths: DirectPaths | undefined
 let webrtc: WebRtcUnderlay | undefined
 const pathChanges: string[] = []
 
-registerWorkerExtension({
-  onStart: (started) => {
-    context = started
-  },
-  onDisco: (datagram) => paths?.handleDisco(datagram),
+const host = new WorkerHost((message) => postMessage(message), {
+  extensions: [
+    {
+      onStart: (started) => {
+        context = started
+      },
+      onDisco: (datagram) => paths?.handleDisco(datagram),
+    },
+  ],
 })
-
-const host = new WorkerHost((message) => postMessage(message))
 
 function setup(message: DirectSetup): void {
   const { core, driver, reportError } = context!

@@ -1,26 +1,28 @@
 // `burrow fetch`: one HTTP/1.1 GET through the WireGuard tunnel of a wg-quick file, over Burrow's
 // own userspace TCP/IP stack. Status line to stderr, body to stdout or --output FILE.
 import { createWriteStream } from 'node:fs'
+import { PcapFile } from '../node/pcap-file.ts'
 import { openUdpTunnel, type UdpTunnel } from '../node/udp-tunnel.ts'
-import { httpFetch } from '../overlay/http/client.ts'
+import { httpFetch } from '../http/client.ts'
 import type { Sockets } from '../overlay/sockets.ts'
 import { numberFlag, parseArgs, parseCommandArgs, UsageError } from './args.ts'
 import { type CliIo, type Command, EXIT_USAGE, processIo } from './io.ts'
 import { readWgQuickFile } from './wg-quick-file.ts'
 
-const USAGE = 'usage: burrow fetch --config FILE [--output FILE | -o FILE] [--timeout S] URL\n'
+const USAGE = 'usage: burrow fetch --config FILE [--output FILE | -o FILE] [--timeout S] [--pcap FILE] URL\n'
 
 interface FetchOptions {
   configPath: string
   url: URL
   output: string | undefined
   timeoutMs: number
+  pcapPath: string | undefined
 }
 
 function parseFetchArgs(args: string[]): FetchOptions {
   const parsed = parseArgs(
     args.map((a) => (a === '-o' ? '--output' : a)),
-    ['config', 'output', 'timeout'],
+    ['config', 'output', 'timeout', 'pcap'],
   )
   const configPath = parsed.flags.get('config')
   if (configPath === undefined) throw new UsageError('--config FILE is required')
@@ -32,7 +34,13 @@ function parseFetchArgs(args: string[]): FetchOptions {
     throw new UsageError(`${JSON.stringify(parsed.positionals[0])} is not a URL`)
   }
   if (url.protocol !== 'http:') throw new UsageError(`only http:// URLs are supported (the tunnel already encrypts), not ${url.protocol}`)
-  return { configPath, url, output: parsed.flags.get('output'), timeoutMs: numberFlag(parsed, 'timeout', 30, 0.1, 86_400, false) * 1000 }
+  return {
+    configPath,
+    url,
+    output: parsed.flags.get('output'),
+    timeoutMs: numberFlag(parsed, 'timeout', 30, 0.1, 86_400, false) * 1000,
+    pcapPath: parsed.flags.get('pcap'),
+  }
 }
 
 function opener(sockets: Sockets) {
@@ -78,9 +86,12 @@ export const fetchCommand: Command = async (args, io) => {
     return EXIT_USAGE
   }
   let tunnel: UdpTunnel
+  let pcap: PcapFile | undefined
   try {
-    tunnel = await openUdpTunnel(config)
+    pcap = options.pcapPath === undefined ? undefined : PcapFile.open(options.pcapPath)
+    tunnel = await openUdpTunnel(config, pcap ? { capture: (packet) => pcap!.record(packet) } : {})
   } catch (error) {
+    pcap?.close()
     io.stderr(`burrow fetch: ${(error as Error).message}\n`)
     return 1
   }
@@ -105,5 +116,6 @@ export const fetchCommand: Command = async (args, io) => {
     return 1
   } finally {
     await tunnel.close()
+    pcap?.close()
   }
 }

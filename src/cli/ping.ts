@@ -1,5 +1,6 @@
 // `burrow ping`: ICMP/ICMPv6 echo through a WireGuard tunnel described by a wg-quick file.
 import { randomBytes } from '../crypto/index.ts'
+import { PcapFile } from '../node/pcap-file.ts'
 import { openUdpTunnel, type UdpTunnel } from '../node/udp-tunnel.ts'
 import { addressEquals, formatAddress, type IpAddress, parseAddress } from '../wire/address.ts'
 import { WireError } from '../wire/errors.ts'
@@ -9,7 +10,7 @@ import { numberFlag, parseArgs, parseCommandArgs, UsageError } from './args.ts'
 import { type Command, EXIT_USAGE } from './io.ts'
 import { readWgQuickFile } from './wg-quick-file.ts'
 
-const USAGE = 'usage: burrow ping --config FILE [--count N] [--interval S] [--timeout S] ADDRESS\n'
+const USAGE = 'usage: burrow ping --config FILE [--count N] [--interval S] [--timeout S] [--pcap FILE] ADDRESS\n'
 /** Echo payload size, as ping(8) sends by default. */
 const DATA_LENGTH = 56
 
@@ -61,10 +62,11 @@ interface PingOptions {
   count: number
   intervalMs: number
   timeoutMs: number
+  pcapPath: string | undefined
 }
 
 function parsePingArgs(args: string[]): PingOptions {
-  const parsed = parseArgs(args, ['config', 'count', 'interval', 'timeout'])
+  const parsed = parseArgs(args, ['config', 'count', 'interval', 'timeout', 'pcap'])
   const configPath = parsed.flags.get('config')
   if (configPath === undefined) throw new UsageError('--config FILE is required')
   if (parsed.positionals.length !== 1) throw new UsageError('give exactly one ADDRESS to ping')
@@ -80,6 +82,7 @@ function parsePingArgs(args: string[]): PingOptions {
     count: numberFlag(parsed, 'count', 4, 1, 1_000_000, true),
     intervalMs: numberFlag(parsed, 'interval', 1, 0.01, 3600, false) * 1000,
     timeoutMs: numberFlag(parsed, 'timeout', 5, 0, 3600, false) * 1000,
+    pcapPath: parsed.flags.get('pcap'),
   }
 }
 
@@ -136,10 +139,18 @@ export const ping: Command = async (args, io) => {
   }
 
   let tunnel: UdpTunnel
+  let pcap: PcapFile | undefined
   try {
+    pcap = options.pcapPath === undefined ? undefined : PcapFile.open(options.pcapPath)
     // The stack answers echo requests itself; our own probes' replies are read off the wire as ping(8) does.
-    tunnel = await openUdpTunnel(config, { capture: (packet, direction) => direction === 'in' && onPacket(packet) })
+    tunnel = await openUdpTunnel(config, {
+      capture: (packet, direction) => {
+        pcap?.record(packet)
+        if (direction === 'in') onPacket(packet)
+      },
+    })
   } catch (error) {
+    pcap?.close()
     io.stderr(`burrow ping: ${(error as Error).message}\n`)
     return 1
   }
@@ -162,6 +173,7 @@ export const ping: Command = async (args, io) => {
   } finally {
     process.off('SIGINT', interrupt)
     await tunnel.close()
+    pcap?.close()
   }
   io.stdout('\n' + formatSummary(targetText, transmitted, rtts))
   return rtts.length > 0 ? 0 : 1

@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { runAuthKeyCommand } from '../server/coordination/authkey.ts'
+import { runAuthKeyCommand } from './authkey.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
 import { type CliIo, type Command, EXIT_USAGE } from './io.ts'
 

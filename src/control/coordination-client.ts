@@ -201,13 +201,18 @@ export class CoordinationClient {
       const data = typeof event.data === 'string' ? event.data : new Uint8Array(0)
       this.apply(session.receive(data, Date.now()))
     })
+    // Node's `ws` says why in its error event (a TLS certificate it does not trust, a refused
+    // connection); browsers say nothing there. A close event always follows, with the code.
+    let socketError: string | undefined
     socket.addEventListener('close', (event) => {
       if (this.socket !== socket) return
       this.socket = undefined
-      this.connectionLost(errorFromClose(event.code, event.reason))
+      const error = errorFromClose(event.code, event.reason)
+      this.connectionLost(socketError && error.status === 0 ? new CoordinationClientError(0, `${error.message}: ${socketError}`) : error)
     })
-    socket.addEventListener('error', () => {
-      // A close event always follows; it carries the code.
+    socket.addEventListener('error', (event) => {
+      const message = (event as { message?: unknown }).message
+      if (typeof message === 'string' && message !== '') socketError = message
     })
   }
 

@@ -2,6 +2,7 @@
 // proof made from the node private key (which never leaves this object's owner, the worker),
 // keeps the peer map, and says when to ping and when the server has gone quiet.
 import { boxKey, boxSeal, fromBase64, randomBytes, toBase64, type KeyPair } from '../crypto/index.ts'
+import { ControlPlaneError } from './control-plane.ts'
 import {
   CLOSE_CODE_BASE,
   PING_INTERVAL_MS,
@@ -29,15 +30,11 @@ export const WELCOME_TIMEOUT_MS = 15_000
  */
 const FATAL_STATUSES = new Set([400, 401, 403, 404, 409, 410])
 
-export class CoordinationClientError extends Error {
-  /** HTTP-like status from the server, or 0 for transport problems. */
-  readonly status: number
-  readonly fatal: boolean
+/** A ControlPlaneError whose `fatal` follows from the coordination status. */
+export class CoordinationClientError extends ControlPlaneError {
+  override name = 'CoordinationClientError'
   constructor(status: number, message: string) {
-    super(message)
-    this.name = 'CoordinationClientError'
-    this.status = status
-    this.fatal = FATAL_STATUSES.has(status)
+    super(status, message, FATAL_STATUSES.has(status))
   }
 }
 

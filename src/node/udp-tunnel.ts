@@ -6,7 +6,7 @@ import { ConfigError, type WgQuickConfig } from '../control/wg-quick.ts'
 import { DataplaneCore } from '../dataplane/core.ts'
 import { DataplaneDriver } from '../dataplane/driver.ts'
 import type { DriverClock } from '../dataplane/clock.ts'
-import type { OverlayId, UnderlayId } from '../dataplane/transport.ts'
+import type { OverlayId, UnderlayId, UnderlayTransport } from '../dataplane/transport.ts'
 import type { Sockets } from '../overlay/sockets.ts'
 import type { PeerId } from '../tunnel/index.ts'
 import { type UdpEndpoint, UdpUnderlay } from '../underlay/udp/udp-underlay.ts'
@@ -25,6 +25,11 @@ export class EndpointResolveError extends Error {
 export interface UdpTunnelOptions {
   /** An open underlay to use instead of binding the config's ListenPort; the tunnel closes it. */
   underlay?: UdpUnderlay
+  /**
+   * Wraps the UDP underlay before the dataplane uses it, e.g. in a `FaultInjector` to put a lossy
+   * network under the tunnel. The tunnel still closes the underlay itself.
+   */
+  wrapUnderlay?: (underlay: UdpUnderlay) => UnderlayTransport<UdpEndpoint>
   /** Sees every IP packet between the dataplane and the stack (see `StackOverlayOptions.capture`). */
   capture?: StackOverlayOptions['capture']
   /** Handshake messages per second beyond which we answer with cookie replies. Default: the dataplane's. */
@@ -98,7 +103,7 @@ export async function openUdpTunnel(config: WgQuickConfig, options: UdpTunnelOpt
   let underlayId: UnderlayId
   let overlayId: OverlayId
   try {
-    underlayId = driver.addUnderlay(underlay)
+    underlayId = driver.addUnderlay(options.wrapUnderlay ? options.wrapUnderlay(underlay) : underlay)
     overlayId = driver.addOverlay(overlay, overlay.prefixes)
     driver.withCore((c) => {
       peers.forEach((peer, i) => {

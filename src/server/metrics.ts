@@ -1,6 +1,6 @@
 // Relay counters, rendered in the Prometheus text exposition format for /metrics.
 
-export type DropReason = 'unknown_dest' | 'queue_full_oldest' | 'queue_full_newest' | 'rate_limited' | 'gone'
+export type DropReason = 'unknown_dest' | 'queue_full_oldest' | 'queue_full_newest' | 'rate_limited' | 'gone' | 'mesh_unavailable' | 'unknown_dest_on_forward'
 
 export class RelayMetrics {
   clients = 0
@@ -8,6 +8,11 @@ export class RelayMetrics {
   connectionsAccepted = 0
   packetsForwarded = 0
   bytesForwarded = 0
+  /** Packets handed to a mesh peer (ForwardPacket out) and received from one (ForwardPacket in). */
+  packetsMeshForwardedOut = 0
+  packetsMeshForwardedIn = 0
+  /** Mesh connections to the other relays of the region that are logged in. */
+  meshPeersConnected = 0
   readonly drops = new Map<DropReason, number>()
   readonly closes = new Map<string, number>()
 
@@ -30,7 +35,12 @@ export class RelayMetrics {
     metric('burrow_relay_connections_accepted_total', 'counter', 'Connections accepted.', [['', this.connectionsAccepted]])
     metric('burrow_relay_packets_forwarded_total', 'counter', 'Packets queued to a destination client.', [['', this.packetsForwarded]])
     metric('burrow_relay_bytes_forwarded_total', 'counter', 'Packet bytes queued to a destination client.', [['', this.bytesForwarded]])
-    const reasons: DropReason[] = ['unknown_dest', 'queue_full_oldest', 'queue_full_newest', 'rate_limited', 'gone']
+    metric('burrow_relay_mesh_packets_forwarded_total', 'counter', 'Packets exchanged with other relays of the region (ForwardPacket).', [
+      ['{direction="out"}', this.packetsMeshForwardedOut],
+      ['{direction="in"}', this.packetsMeshForwardedIn],
+    ])
+    metric('burrow_relay_mesh_peers', 'gauge', 'Mesh connections to other relays of the region that are logged in.', [['', this.meshPeersConnected]])
+    const reasons: DropReason[] = ['unknown_dest', 'queue_full_oldest', 'queue_full_newest', 'rate_limited', 'gone', 'mesh_unavailable', 'unknown_dest_on_forward']
     metric('burrow_relay_packets_dropped_total', 'counter', 'Packets dropped, by reason.', reasons.map((r) => [`{reason="${r}"}`, this.drops.get(r) ?? 0]))
     metric('burrow_relay_connections_closed_total', 'counter', 'Connections closed, by kind.', [...this.closes].map(([k, v]) => [`{kind="${k}"}`, v]))
     return lines.join('\n') + '\n'

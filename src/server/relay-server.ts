@@ -1,6 +1,7 @@
 // The Node shell around the relay core: HTTP endpoints, DERP over WebSocket (`/derp`, subprotocol
 // `derp`) and over a plain `Upgrade: DERP`, write timeouts, timers and graceful shutdown.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -9,6 +10,7 @@ import { MAX_FRAME_LENGTH, PROTOCOL_VERSION } from '../underlay/derp/frames.ts'
 import { type Logger, silentLogger } from './log.ts'
 import { RelayMetrics } from './metrics.ts'
 import { Relay, type RelayClient, type RelayOptions } from './relay.ts'
+import { loadTlsFiles, TlsConfigError, type TlsFiles } from './tls.ts'
 
 export interface RelayHandlerOptions extends Omit<RelayOptions, 'log' | 'metrics' | 'verifyClients'> {
   /** When given, each client's node key must be admitted before it may send or receive. */
@@ -243,8 +245,10 @@ export interface RelayServer {
   readonly server: Server
   readonly host: string
   readonly port: number
-  /** `http://host:port/derp` */
+  /** `http://host:port/derp`, or `https://…` with TLS */
   readonly url: string
+  /** Re-reads the TLS certificate and key (SIGHUP); new connections use them, open ones keep theirs. Throws TlsConfigError and keeps the old ones when the files are bad. */
+  reloadTls(): void
   close(): Promise<void>
 }
 
@@ -255,11 +259,16 @@ export interface MountedHandler {
   close(): Promise<void>
 }
 
-export async function startRelayServer(options: RelayHandlerOptions & { host: string; port: number; mounts?: MountedHandler[] }): Promise<RelayServer> {
+export async function startRelayServer(
+  options: RelayHandlerOptions & { host: string; port: number; mounts?: MountedHandler[]; tls?: TlsFiles },
+): Promise<RelayServer> {
+  const tlsFiles = options.tls
+  // Read the files before anything listens, so a bad path is an error at start, not a broken port.
+  const initialTls = tlsFiles ? loadTlsFiles(tlsFiles) : undefined
   const handler = createRelayHandler(options)
   const log = options.log ?? silentLogger
   const mounts = options.mounts ?? []
-  const server = createServer((req, res) => {
+  const onRequest: RequestListener = (req, res) => {
     if (handler.handleRequest(req, res)) return
     if (mounts.some((mount) => mount.handleRequest(req, res))) return
     if ((req.url ?? '/') === '/') {
@@ -267,7 +276,9 @@ export async function startRelayServer(options: RelayHandlerOptions & { host: st
       return
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
-  })
+  }
+  const secureServer = initialTls ? createHttpsServer(initialTls, onRequest) : undefined
+  const server: Server = secureServer ?? createServer(onRequest)
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!handler.handleUpgrade(req, socket, head) && !mounts.some((mount) => mount.handleUpgrade(req, socket, head))) {
       log('warn', 'unsupported upgrade refused', { remote: remoteOf(req), upgrade: req.headers.upgrade, path: req.url })
@@ -289,7 +300,11 @@ export async function startRelayServer(options: RelayHandlerOptions & { host: st
     server,
     host: address.address,
     port: address.port,
-    url: `http://${host}:${address.port}/derp`,
+    url: `${initialTls ? 'https' : 'http'}://${host}:${address.port}/derp`,
+    reloadTls() {
+      if (!tlsFiles || !secureServer) throw new TlsConfigError('this relay was started without --tls-cert/--tls-key')
+      secureServer.setSecureContext(loadTlsFiles(tlsFiles))
+    },
     async close() {
       await handler.shutdown()
       for (const mount of mounts) await mount.close()

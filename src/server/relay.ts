@@ -20,6 +20,7 @@ import {
 import { DerpLoginError, boxKey, openJson, parseClientInfo, sealJson, type ClientInfo, type ServerInfo } from '../underlay/derp/info.ts'
 import { keyIdOf } from '../underlay/derp/key-id.ts'
 import { TokenBucket } from '../underlay/derp/token-bucket.ts'
+import { parseAddress } from '../wire/address.ts'
 import { type Logger, silentLogger } from './log.ts'
 import { RelayMetrics } from './metrics.ts'
 import { SendQueue } from './send-queue.ts'
@@ -39,7 +40,21 @@ export interface RelayOptions {
   random?: () => number
   log?: Logger
   metrics?: RelayMetrics
+  /**
+   * The region's mesh key (32 bytes): a client whose ClientInfo carries it is another relay of
+   * the region and may watch connections, forward packets and close peers (derper's
+   * `--mesh-psk-file`; tailscale.com/derp/derpserver isMeshPeer).
+   */
+  meshKey?: Uint8Array
 }
+
+/** Where packets for a key held by another relay of the region go: our mesh connection to that relay. */
+export interface PacketForwarder {
+  forwardPacket(source: Uint8Array, destination: Uint8Array, packet: Uint8Array): boolean
+}
+
+/** PeerPresent flags (tailscale.com/derp PeerPresentFlags). */
+export const PeerPresentFlag = { Regular: 1, MeshPeer: 2, Prober: 4, NotIdeal: 8 } as const
 
 export type RelayClientState = 'login' | 'admitting' | 'ready' | 'closed'
 
@@ -49,6 +64,8 @@ export class RelayClient {
   keyId = ''
   info: ClientInfo | undefined
   preferred = false
+  /** Logged in with the region's mesh key: another relay of the region. */
+  canMesh = false
   closeReason: string | undefined
   readonly reader = new FrameReader()
   readonly queue: SendQueue
@@ -113,6 +130,10 @@ export class Relay {
   private nextId = 1
   /** Bumped whenever a key joins or leaves the table, invalidating every client's destination cache. */
   private keysVersion = 0
+  /** Mesh peers that sent WatchConns: told of every key that arrives or leaves here. */
+  private readonly watchers = new Set<RelayClient>()
+  /** Keys held by other relays of the region, and the mesh connections that reach them (first wins). */
+  private readonly forwarders = new Map<string, { key: Uint8Array; via: PacketForwarder[] }>()
   private readonly queuePackets: number
   private readonly queueBytes: number
   private readonly keepAliveMs: number
@@ -252,19 +273,24 @@ export class Relay {
       throw new DerpLoginError(`ClientInfo key is unusable: ${(error as Error).message}`)
     }
     const info = parseClientInfo(openJson(shared, frame.sealed, 'ClientInfo'))
-    if (info.meshKey !== undefined) throw new DerpLoginError('mesh clients are not supported by this relay')
+    if (info.meshKey !== undefined) {
+      if (this.options.meshKey && meshKeyMatches(info.meshKey, this.options.meshKey)) client.canMesh = true
+      else this.log('warn', 'client offered a mesh key that is not ours; it is an ordinary client', { remote: client.remote })
+    }
     client.key = frame.clientKey.slice()
     client.keyId = keyIdOf(client.key)
     client.info = info
     const serverInfo: ServerInfo = { version: PROTOCOL_VERSION }
-    if (this.options.rateLimit) {
+    // Mesh peers carry a whole region's traffic: derpserver exempts them from the per-client limit.
+    if (this.options.rateLimit && !client.canMesh) {
       serverInfo.TokenBucketBytesPerSecond = this.options.rateLimit.bytesPerSecond
       serverInfo.TokenBucketBytesBurst = this.options.rateLimit.burstBytes
       client.bucket = new TokenBucket(this.options.rateLimit.bytesPerSecond, this.options.rateLimit.burstBytes, now)
     }
     client.peerGoneLimit = new TokenBucket(3, 3, now)
     client.serverInfoFrame = encodeFrame({ type: 'server-info', sealed: sealJson(shared, serverInfo) })
-    if (this.options.verifyClients) {
+    // A mesh peer is a relay, not a node of the network: the admission list cannot know it.
+    if (this.options.verifyClients && !client.canMesh) {
       client.state = 'admitting'
       client.onAdmission(client.key)
       return
@@ -288,12 +314,14 @@ export class Relay {
     } else {
       client.keySet = { clients: [client], active: client }
       this.keys.set(client.keyId, client.keySet)
+      this.tellWatchers(client, true)
     }
     this.metrics.clients++
     this.log('info', 'client logged in', { client: client.name, remote: client.remote, canAckPings: client.info?.CanAckPings })
   }
 
   private unregister(client: RelayClient, _now: number): void {
+    this.watchers.delete(client)
     this.metrics.clients--
     if (client.preferred) this.metrics.homeClients--
     this.keysVersion++
@@ -307,6 +335,7 @@ export class Relay {
       return
     }
     this.keys.delete(client.keyId)
+    this.tellWatchers(client, false)
     // Everyone who exchanged packets with this key learns it left: those it sent to (as
     // Tailscale's relay does) and those who sent to it.
     const senders = this.sendersTo.get(client.keyId) ?? new Set<string>()
@@ -337,7 +366,12 @@ export class Relay {
       case 'forward-packet':
       case 'watch-conns':
       case 'close-peer':
-        throw new DerpFrameError(`${frame.type} is only for relay mesh peers`)
+        // derpserver answers these from a client without the mesh key with "insufficient permissions" and drops it.
+        if (!client.canMesh) throw new DerpFrameError(`${frame.type} is only for relay mesh peers (no valid mesh key)`)
+        if (frame.type === 'watch-conns') this.addWatcher(client)
+        else if (frame.type === 'close-peer') this.closePeer(client, frame.key, now)
+        else this.deliverForwarded(frame.source, frame.destination, frame.packet)
+        return
       default:
         // Keepalives, pongs, frames only a server sends, and unknown types are skipped.
         return
@@ -366,6 +400,15 @@ export class Relay {
       const dstId = keyIdOf(destination)
       targetSet = this.keys.get(dstId)
       if (!targetSet) {
+        // Held by another relay of the region: hand it to our mesh connection to that relay
+        // (never for a packet that itself came through the mesh: see deliverForwarded).
+        const remote = this.forwarders.get(dstId)
+        if (remote) {
+          this.noteSent(client.keyId, dstId)
+          if (remote.via[0]!.forwardPacket(client.key!, destination, bytes.subarray(packetStart, start + length))) this.metrics.packetsMeshForwardedOut++
+          else this.metrics.drop('mesh_unavailable')
+          return
+        }
         this.metrics.drop('unknown_dest')
         if (looksLikeDisco(bytes.subarray(packetStart, start + length)) && client.peerGoneLimit?.take(1, now)) {
           this.pushControl(client, encodeFrame({ type: 'peer-gone', key: destination, reason: PeerGoneReason.NotHere }))
@@ -395,6 +438,89 @@ export class Relay {
     if (wasEmpty) target.onOutput()
   }
 
+  /** A mesh connection of ours now reaches `key` (a client of another relay of the region). */
+  addPacketForwarder(key: Uint8Array, via: PacketForwarder): void {
+    const id = keyIdOf(key)
+    const entry = this.forwarders.get(id)
+    if (entry) {
+      if (!entry.via.includes(via)) entry.via.push(via)
+      return
+    }
+    this.forwarders.set(id, { key: key.slice(), via: [via] })
+  }
+
+  /** `key` left the relay behind `via`; when no other path remains, its local correspondents get PeerGone. */
+  removePacketForwarder(key: Uint8Array, via: PacketForwarder): void {
+    const id = keyIdOf(key)
+    const entry = this.forwarders.get(id)
+    if (!entry) return
+    entry.via = entry.via.filter((f) => f !== via)
+    if (entry.via.length > 0) return
+    this.forwarders.delete(id)
+    if (this.keys.has(id)) return
+    const gone = encodeFrame({ type: 'peer-gone', key: entry.key, reason: PeerGoneReason.Disconnected })
+    for (const sender of this.sendersTo.get(id) ?? []) for (const c of this.keys.get(sender)?.clients ?? []) this.pushControl(c, gone)
+    this.sendersTo.delete(id)
+  }
+
+  /** A mesh connection went down: every key it reached is unreachable through it. */
+  removeForwarder(via: PacketForwarder): void {
+    for (const entry of [...this.forwarders.values()]) if (entry.via.includes(via)) this.removePacketForwarder(entry.key, via)
+  }
+
+  /** Keys reachable through the mesh (for tests and /metrics). */
+  get meshKeyCount(): number {
+    return this.forwarders.size
+  }
+
+  private addWatcher(client: RelayClient): void {
+    if (this.watchers.has(client)) return
+    this.watchers.add(client)
+    for (const set of this.keys.values()) if (set.active !== client) this.pushControl(client, this.presentFrame(set.active))
+  }
+
+  private tellWatchers(about: RelayClient, present: boolean): void {
+    if (this.watchers.size === 0) return
+    const frame = present ? this.presentFrame(about) : encodeFrame({ type: 'peer-gone', key: about.key!, reason: PeerGoneReason.Disconnected })
+    for (const watcher of this.watchers) if (watcher !== about) this.pushControl(watcher, frame)
+  }
+
+  private presentFrame(client: RelayClient): Uint8Array {
+    let flags = client.info?.IsProber ? PeerPresentFlag.Prober : 0
+    if (client.canMesh) flags |= PeerPresentFlag.MeshPeer
+    return encodeFrame({ type: 'peer-present', key: client.key!, ...remoteEndpoint(client.remote), flags: flags || PeerPresentFlag.Regular })
+  }
+
+  /** ClosePeer from a mesh peer: the client moved to another relay, drop every connection it has here. */
+  private closePeer(from: RelayClient, key: Uint8Array, now: number): void {
+    const set = this.keys.get(keyIdOf(key))
+    if (!set) return
+    for (const c of [...set.clients]) this.close(c, `closed by mesh peer ${from.name}`, now, 'closed_by_mesh')
+  }
+
+  /** ForwardPacket from a mesh peer: delivered to a client of ours, never forwarded again (no loops). */
+  private deliverForwarded(source: Uint8Array, destination: Uint8Array, packet: Uint8Array): void {
+    const set = this.keys.get(keyIdOf(destination))
+    if (!set) {
+      this.metrics.drop('unknown_dest_on_forward')
+      return
+    }
+    const target = set.active
+    const frame = encodeFrame({ type: 'recv-packet', source, packet })
+    const queue = target.queue
+    const wasEmpty = queue.isEmpty
+    const offset = queue.reserveData(frame.length)
+    this.metrics.drop('queue_full_oldest', queue.evicted)
+    if (offset < 0) {
+      this.metrics.drop('queue_full_newest')
+      return
+    }
+    queue.slab.set(frame, offset)
+    this.metrics.packetsMeshForwardedIn++
+    this.metrics.bytesForwarded += packet.length
+    if (wasEmpty) target.onOutput()
+  }
+
   private noteSent(srcId: string, dstId: string): void {
     let senders = this.sendersTo.get(dstId)
     if (!senders) this.sendersTo.set(dstId, (senders = new Set()))
@@ -413,6 +539,34 @@ export class Relay {
   }
 }
 
+
+/** Constant-time comparison of a ClientInfo mesh key (hex text) with ours. */
+function meshKeyMatches(offered: string, ours: Uint8Array): boolean {
+  if (!/^[0-9a-fA-F]{64}$/.test(offered)) return false
+  let diff = 0
+  for (let i = 0; i < 32; i++) diff |= parseInt(offered.slice(2 * i, 2 * i + 2), 16) ^ ours[i]!
+  return diff === 0
+}
+
+/** The client's address as PeerPresent carries it: 16 bytes (IPv4 mapped into IPv6) and a port. */
+function remoteEndpoint(remote: string): { ip: Uint8Array; port: number } {
+  const colon = remote.lastIndexOf(':')
+  const ip = new Uint8Array(16)
+  const port = Number(remote.slice(colon + 1))
+  try {
+    const address = parseAddress(remote.slice(0, colon).replace(/^\[|\]$/g, ''))
+    if (address.length === 4) {
+      ip[10] = 0xff
+      ip[11] = 0xff
+      ip.set(address, 12)
+    } else {
+      ip.set(address)
+    }
+  } catch {
+    // Unknown address (a test transport): zeros, as derper sends for a missing one.
+  }
+  return { ip, port: Number.isInteger(port) && port >= 0 && port <= 65535 ? port : 0 }
+}
 
 function sameKey(key: Uint8Array, bytes: Uint8Array, start: number): boolean {
   for (let i = 0; i < KEY_LENGTH; i++) if (key[i] !== bytes[start + i]) return false

@@ -59,3 +59,15 @@ export {
   buildTcp,
 } from './tcp.ts'
 export { type IpHeaderFields, buildIpTcp, buildIpUdp } from './ip-packet.ts'
+export { summarizePacket } from './summary.ts'
+export {
+  LINKTYPE_RAW,
+  DEFAULT_SNAPLEN,
+  DEFAULT_CAPTURE_MAX_BYTES,
+  type PacketCaptureOptions,
+  type PcapRecordView,
+  PacketCapture,
+  pcapFileHeader,
+  pcapRecord,
+  readPcap,
+} from './pcap.ts'

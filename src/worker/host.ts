@@ -22,19 +22,13 @@ import {
 
 export type UnderlayFactory = (spec: UnderlaySpec, reportError: (error: unknown) => void) => UnderlayTransport<any>
 
-const underlayKinds = new Map<string, UnderlayFactory>([
-  ['port', (spec, reportError) => {
-    if (!isMessagePort(spec.port)) throw new DataplaneError('bad-config', 'a "port" underlay needs a MessagePort in `port`')
-    return new PortUnderlay(spec.port, reportError)
-  }],
-])
-
-/** Lets a transport module offer a new `add-underlay` kind (e.g. a DERP client living in the worker). */
-export function registerUnderlayKind(kind: string, factory: UnderlayFactory): void {
-  underlayKinds.set(kind, factory)
+/** The one kind every host knows: a point-to-point link over a MessagePort. */
+const portUnderlay: UnderlayFactory = (spec, reportError) => {
+  if (!isMessagePort(spec.port)) throw new DataplaneError('bad-config', 'a "port" underlay needs a MessagePort in `port`')
+  return new PortUnderlay(spec.port, reportError)
 }
 
-/** What a worker extension (path selection, a control client) gets to work with once started. */
+/** What a worker extension (path selection, a node agent) gets to work with once started. */
 export interface WorkerContext {
   core: DataplaneCore
   driver: DataplaneDriver
@@ -46,13 +40,6 @@ export interface WorkerExtension {
   onStart?(context: WorkerContext): void
   /** Receives every disco datagram the dataplane hands out. */
   onDisco?(disco: DiscoDatagram, context: WorkerContext): void
-}
-
-const extensions: WorkerExtension[] = []
-
-/** Adds code that runs inside the worker next to the dataplane (e.g. path selection). */
-export function registerWorkerExtension(extension: WorkerExtension): void {
-  extensions.push(extension)
 }
 
 function isMessagePort(value: unknown): value is MessagePort {
@@ -107,16 +94,31 @@ function parsePeer(config: WorkerPeerConfig): ParsedPeer {
 
 export interface WorkerHostOptions {
   clock?: DriverClock
+  /** `add-underlay` kinds beyond the built-in `port` (a transport the page may ask for by name). */
+  underlayKinds?: Readonly<Record<string, UnderlayFactory>>
+  /** Code that runs next to the dataplane (path selection, the node agent), in this order. */
+  extensions?: readonly WorkerExtension[]
 }
 
 export class WorkerHost {
   private core: DataplaneCore | undefined
   private driver: DataplaneDriver | undefined
+  private started: WorkerContext | undefined
+  private readonly underlayKinds: ReadonlyMap<string, UnderlayFactory>
+  private readonly extensions: readonly WorkerExtension[]
 
   constructor(
     private readonly post: (message: WorkerMessage) => void,
     private readonly options: WorkerHostOptions = {},
-  ) {}
+  ) {
+    this.underlayKinds = new Map([['port', portUnderlay], ...Object.entries(options.underlayKinds ?? {})])
+    this.extensions = options.extensions ?? []
+  }
+
+  /** The running dataplane (undefined before `start` and after `stop`), for code in the same thread. */
+  get context(): WorkerContext | undefined {
+    return this.started
+  }
 
   /** Handles one message from the page. Always answers a well-formed request exactly once. */
   handle(data: unknown): void {
@@ -127,7 +129,7 @@ export class WorkerHost {
     }
     const id = envelope.id as number
     try {
-      const value = this.dispatch(envelope.request as Request)
+      const value = this.request(envelope.request as Request)
       this.post({ type: 'result', id, ok: true, value })
     } catch (error) {
       this.post({ type: 'result', id, ok: false, error: serializeError(error) })
@@ -139,7 +141,9 @@ export class WorkerHost {
     this.post({ type: 'error', error: serializeError(error) })
   }
 
-  private dispatch(request: Request): Responses[Request['op']] {
+  /** Runs one request synchronously and returns its answer (throws its error): for code in the same thread. */
+  request<R extends Request>(request: R): Responses[R['op']]
+  request(request: Request): Responses[Request['op']] {
     switch (request.op) {
       case 'start':
         return this.start(request.config)
@@ -155,8 +159,8 @@ export class WorkerHost {
         const spec = request.spec
         try {
           const { driver } = this.running()
-          const factory = underlayKinds.get(spec?.kind)
-          if (!factory) throw new DataplaneError('bad-config', `unknown underlay kind ${JSON.stringify(spec?.kind)} (known: ${[...underlayKinds.keys()].join(', ')})`)
+          const factory = this.underlayKinds.get(spec?.kind)
+          if (!factory) throw new DataplaneError('bad-config', `unknown underlay kind ${JSON.stringify(spec?.kind)} (known: ${[...this.underlayKinds.keys()].join(', ')})`)
           return { underlay: driver.addUnderlay(factory(spec, (error) => this.reportError(error))) }
         } catch (error) {
           // The page transferred the port away; closing it tells the far end this link is dead.
@@ -193,6 +197,7 @@ export class WorkerHost {
         this.driver?.stop()
         this.driver = undefined
         this.core = undefined
+        this.started = undefined
         return null
       default:
         throw new DataplaneError('bad-config', `unknown operation ${JSON.stringify((request as { op: unknown }).op)}`)
@@ -209,6 +214,7 @@ export class WorkerHost {
     const core = new DataplaneCore({ privateKey })
     for (const peer of peers) core.addPeer(peer)
     const reportError = (error: unknown): void => this.reportError(error)
+    const extensions = this.extensions
     let context: WorkerContext | undefined
     const driver = new DataplaneDriver(core, {
       ...(this.options.clock ? { clock: this.options.clock } : {}),
@@ -220,6 +226,7 @@ export class WorkerHost {
     this.core = core
     this.driver = driver
     context = { core, driver, reportError }
+    this.started = context
     for (const extension of extensions) {
       try {
         extension.onStart?.(context)

@@ -1,5 +1,5 @@
 // The page-side API of the dataplane worker. Code that runs inside the worker (transports, path
-// selection) imports `./host.ts` instead: `registerUnderlayKind`, `registerWorkerExtension`.
+// selection) constructs a WorkerHost (`./host.ts`) with its underlay kinds and extensions.
 export { BurrowWorker, OverlayPort, WorkerErrorEvent, createDataplaneWorker, type WorkerLike } from './client.ts'
 export {
   sharedNow,

@@ -34,8 +34,8 @@ export interface StartConfig {
 
 /**
  * An underlay for the worker to create. `port` is built in: a point-to-point link over a
- * MessagePort (another worker, a bridged RTCDataChannel). Other kinds are registered in the
- * worker by the transports that provide them (`registerUnderlayKind`).
+ * MessagePort (another worker, a bridged RTCDataChannel). Other kinds are the ones the worker's
+ * WorkerHost was constructed with (`underlayKinds`).
  */
 export interface UnderlaySpec {
   kind: string

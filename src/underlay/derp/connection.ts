@@ -133,6 +133,18 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
     this.scheduleFlush()
   }
 
+  /** Relay mesh: hands a packet to the relay at the other end as ForwardPacket; dropped (counted) while not logged in. */
+  forwardPacket(source: Uint8Array, destination: Uint8Array, packet: Uint8Array): boolean {
+    const session = this.session
+    if (!session || !session.forwardPacket(source, destination, packet)) {
+      this.stats.droppedWhileReconnecting++
+      return false
+    }
+    this.stats.packetsSent++
+    this.scheduleFlush()
+    return true
+  }
+
   close(): void {
     if (this.stopped) return
     this.stopped = true

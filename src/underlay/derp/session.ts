@@ -32,6 +32,13 @@ export interface DerpClientSessionOptions {
   loginTimeoutMs?: number
   /** Largest coalesced message handed to the socket. */
   messageBytes?: number
+  /**
+   * A relay mesh key (64 hex digits, derper's `--mesh-psk-file` format): this client is another
+   * relay of the same region, trusted to watch connections and forward packets.
+   */
+  meshKey?: string
+  /** Ask for PeerPresent/PeerGone about every client of the relay after each login (mesh peers only). */
+  watchConnections?: boolean
 }
 
 export type DerpClientState = 'awaiting-server-key' | 'awaiting-server-info' | 'ready' | 'closed'
@@ -151,6 +158,25 @@ export class DerpClientSession {
     if (this.state === 'ready') this.write({ type: 'note-preferred', preferred })
   }
 
+  /**
+   * A packet from `source` (a client of ours) for `destination` (a client of the relay we are
+   * logged in to as a mesh peer): DERP's ForwardPacket. Mesh peers are not rate-limited
+   * (derpserver exempts them). False when not logged in or over 64 KiB.
+   */
+  forwardPacket(source: Uint8Array, destination: Uint8Array, packet: Uint8Array): boolean {
+    if (this.state !== 'ready') {
+      this.counters.droppedNotReady++
+      return false
+    }
+    if (packet.length > MAX_PACKET_SIZE) {
+      this.counters.droppedOversize++
+      return false
+    }
+    this.write({ type: 'forward-packet', source, destination, packet })
+    this.counters.packetsSent++
+    return true
+  }
+
   /** Sends a Ping; the relay's Pong arrives as a `pong` event. */
   ping(data: Uint8Array): void {
     if (this.state === 'ready') this.write({ type: 'ping', data })
@@ -252,7 +278,9 @@ export class DerpClientSession {
     } catch (error) {
       throw new DerpLoginError(`relay key is unusable: ${(error as Error).message}`)
     }
-    const sealed = sealJson(this.sharedKey, { version: PROTOCOL_VERSION, CanAckPings: this.options.canAckPings ?? true })
+    const info: Record<string, unknown> = { version: PROTOCOL_VERSION, CanAckPings: this.options.canAckPings ?? true }
+    if (this.options.meshKey !== undefined) info.meshKey = this.options.meshKey
+    const sealed = sealJson(this.sharedKey, info)
     this.write({ type: 'client-info', clientKey: this.publicKey, sealed })
     this.state = 'awaiting-server-info'
   }
@@ -268,6 +296,7 @@ export class DerpClientSession {
     this.serverInfo = info
     this.state = 'ready'
     if (this.preferred) this.write({ type: 'note-preferred', preferred: true })
+    if (this.options.watchConnections) this.write({ type: 'watch-conns' })
     this.events.push({ type: 'connected', serverKey: this.serverKey!, serverInfo: info })
   }
 

@@ -1,5 +1,5 @@
-// Page side: WebRtcPageAgent. Worker side: WebRtcUnderlay, DirectPaths, registerWebRtcUnderlayKind
-// (import './register.ts' only in the worker: it pulls in the worker host).
+// Page side: WebRtcPageAgent. Worker side: WebRtcUnderlay and DirectPaths (the node agent,
+// src/agent, adds them to its dataplane).
 export { WebRtcPageAgent, type WebRtcPageAgentOptions } from './page-agent.ts'
 export { WebRtcUnderlay, WebRtcUnderlayError, type WebRtcUnderlayEvents, type WebRtcUnderlayOptions } from './webrtc-underlay.ts'
 export { DirectPaths, type DirectPathsOptions, type DirectPathCounters } from './direct-paths.ts'

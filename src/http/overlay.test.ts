@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { ADDRESS_B, patternBytes } from '../testing/pair.ts'
-import { SocketTestbed } from '../testing/socket-testbed.ts'
+import { ADDRESS_B, patternBytes } from '../overlay/testing/pair.ts'
+import { SocketTestbed } from '../overlay/testing/socket-testbed.ts'
 import { createHttpClient, httpFetch, type OpenConnection } from './client.ts'
 import { openedSocket } from './direct-socket.ts'
 import { serveHttp, type HttpHandler } from './server.ts'

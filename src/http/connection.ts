@@ -1,4 +1,4 @@
-import { concatBytes } from '../../crypto/index.ts'
+import { concatBytes } from '../crypto/index.ts'
 import { HttpConnectionError } from './errors.ts'
 import type { HttpEvent, HttpParser } from './parser.ts'
 

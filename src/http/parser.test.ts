@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { concatBytes } from '../../crypto/index.ts'
+import { concatBytes } from '../crypto/index.ts'
 import { HttpParser, type HeaderList, type MessageHead } from './parser.ts'
 import { HttpParseError } from './errors.ts'
 

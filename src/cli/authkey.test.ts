@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AUTH_KEY_PREFIX, hashAuthKey, parseAuthKeyArgs, runAuthKeyCommand, UsageError } from './authkey.ts'
-import { CoordinationStore } from './store.ts'
+import { CoordinationStore } from '../server/coordination/store.ts'
 
 let dir: string
 beforeEach(() => {

@@ -1,7 +1,7 @@
-// Direct paths for a node: the WebRTC underlay (its control port is served by the page's
-// WebRtcPageAgent) and DirectPaths, wired into a started dataplane. The node runtime owns one of
-// these per join when the page handed over a WebRTC port and the node did not opt out; without
-// one (Node.js, `direct: false`) every peer stays on its relay.
+// The direct-path manager: the WebRTC underlay (its control port is served by the page's
+// WebRtcPageAgent) and DirectPaths, wired into a started dataplane. The node agent owns one of
+// these per join when the page handed over a WebRTC port and the node did not opt out, and hands
+// it every disco datagram; without one (Node.js, `direct: false`) every peer stays on its relay.
 import { formatNodeKey, parseKey } from '../crypto/index.ts'
 import type { DiscoDatagram } from '../dataplane/core.ts'
 import type { UnderlayId } from '../dataplane/transport.ts'
@@ -9,8 +9,8 @@ import { DiscoError } from '../underlay/disco/errors.ts'
 import type { PathKind } from '../underlay/disco/path-selector.ts'
 import { DirectPaths } from '../underlay/webrtc/direct-paths.ts'
 import { WebRtcUnderlay } from '../underlay/webrtc/webrtc-underlay.ts'
-import { registerWorkerExtension, type WorkerContext } from './host.ts'
-import type { DirectDebugInfo, DirectPathInfo } from './node-protocol.ts'
+import type { WorkerContext } from '../worker/host.ts'
+import type { DirectDebugInfo, DirectPathInfo } from './protocol.ts'
 
 export interface NodeDirectOptions {
   context: WorkerContext
@@ -23,15 +23,6 @@ export interface NodeDirectOptions {
   dropSignals?: boolean
   onPathChange(nodeKey: string, path: PathKind, rttMs: number | null): void
 }
-
-// Disco datagrams reach extensions with the context of the dataplane they came from; several
-// nodes may share one process (Node.js), so each context routes to its own direct paths.
-const directByContext = new WeakMap<WorkerContext, NodeDirect>()
-registerWorkerExtension({
-  onDisco(disco, context) {
-    directByContext.get(context)?.handleDisco(disco)
-  },
-})
 
 export class NodeDirect {
   readonly paths: DirectPaths
@@ -58,7 +49,6 @@ export class NodeDirect {
       idleCheckMs: 1000,
       onPathChange: (nodeKey, path, rttMs) => options.onPathChange(formatNodeKey(nodeKey), path, rttMs ?? null),
     })
-    directByContext.set(options.context, this)
   }
 
   /** Adds or updates a peer of the coordination map; `relayUnderlay` reaches it. */
@@ -118,7 +108,6 @@ export class NodeDirect {
     if (this.stopped) return
     this.stopped = true
     this.paths.stop()
-    directByContext.delete(this.options.context)
   }
 
   private isSignal(datagram: Uint8Array): boolean {

@@ -1,33 +1,16 @@
-// The node runtime against a scripted coordination server and relays that never answer: the peer
+// The node agent against a scripted coordination server and relays that never answer: the peer
 // map becomes dataplane peers (AllowedIPs /32 + /128, routed to their home relay over a `derp`
 // underlay), deltas add, move and remove them, and a refused join leaves nothing running.
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPair, toBase64 } from '../crypto/index.ts'
-import type { SocketLike } from '../control/coordination-client.ts'
+import { coordinationControlPlanes, relayUrlOf } from '../control/coordination-control-plane.ts'
 import { MemoryKeyStore } from '../control/key-store.ts'
+import { ScriptedSocket } from '../control/testing/scripted-socket.ts'
 import type { PeerEntry } from '../control/protocol.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
-import { NodeRuntime, relayUrlOf } from './node-runtime.ts'
-import type { NodeWorkerMessage } from './node-protocol.ts'
-import type { WorkerMessage, WorkerStatus } from './protocol.ts'
-
-class ScriptedSocket implements SocketLike {
-  readyState = 1
-  readonly sent: Array<{ type: string }> = []
-  private readonly listeners = new Map<string, Array<(event: never) => void>>()
-  send(data: string): void {
-    this.sent.push(JSON.parse(data) as { type: string })
-  }
-  close(): void {
-    this.readyState = 3
-  }
-  addEventListener(type: string, listener: (event: never) => void): void {
-    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener])
-  }
-  deliver(message: unknown): void {
-    for (const l of this.listeners.get('message') ?? []) (l as (e: { data: unknown }) => void)({ data: JSON.stringify(message) })
-  }
-}
+import type { WorkerMessage, WorkerStatus } from '../worker/protocol.ts'
+import { NodeAgent } from './agent.ts'
+import type { NodeWorkerMessage } from './protocol.ts'
 
 const serverKeys = generateKeyPair()
 const challenge = { type: 'challenge', version: 1, serverKey: toBase64(serverKeys.publicKey), challenge: toBase64(new Uint8Array(32)) }
@@ -57,7 +40,7 @@ async function until(what: string, condition: () => boolean): Promise<void> {
 }
 
 interface Harness {
-  runtime: NodeRuntime
+  runtime: NodeAgent
   sockets: ScriptedSocket[]
   dialed: string[]
   closedStreams: string[]
@@ -79,14 +62,16 @@ function harness(): Harness {
     dialed.push(url)
     return { send() {}, bufferedAmount: 0, close: () => closedStreams.push(url) }
   }
-  const runtime = new NodeRuntime((message) => hostMessages.push(message), {
+  const runtime = new NodeAgent((message) => hostMessages.push(message), {
     dial,
     keyStore: () => new MemoryKeyStore(),
-    socketFactory: () => {
-      const socket = new ScriptedSocket()
-      sockets.push(socket)
-      return socket
-    },
+    controlPlane: coordinationControlPlanes({
+      socketFactory: () => {
+        const socket = new ScriptedSocket()
+        sockets.push(socket)
+        return socket
+      },
+    }),
     statsIntervalMs: 60_000,
     relayLoginWaitMs: 10,
   })
@@ -134,7 +119,7 @@ afterEach(() => {
   }
 })
 
-describe('node runtime', () => {
+describe('node agent', () => {
   it('derives the DERP URL from the control URL', () => {
     expect(relayUrlOf('http://relay.test:8080')).toBe('ws://relay.test:8080/derp')
     expect(relayUrlOf('https://relay.test/control?x=1')).toBe('wss://relay.test/derp')

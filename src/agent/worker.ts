@@ -1,10 +1,11 @@
 // The dedicated worker behind `Burrow.start` in a browser: the dataplane host plus the node
-// runtime (keys in IndexedDB, coordination, DERP over the browser's WebSocket). Bundled by Vite
-// from `new URL('./worker/node-worker.ts', import.meta.url)` in src/index.ts.
+// agent (keys in IndexedDB, Burrow's coordination, DERP over the browser's WebSocket). Bundled
+// by Vite from `new URL('./agent/worker.ts', import.meta.url)` in src/index.ts.
+import { coordinationControlPlanes } from '../control/coordination-control-plane.ts'
 import { IndexedDbKeyStore, KeyStoreError, MemoryKeyStore } from '../control/key-store.ts'
 import { webSocketDialer } from '../underlay/derp/dialer.ts'
-import { NodeRuntime } from './node-runtime.ts'
-import type { WorkerMessage } from './protocol.ts'
+import type { WorkerMessage } from '../worker/protocol.ts'
+import { NodeAgent } from './agent.ts'
 
 const scope = globalThis as unknown as {
   postMessage(message: WorkerMessage): void
@@ -12,8 +13,9 @@ const scope = globalThis as unknown as {
   addEventListener(type: 'unhandledrejection', listener: (event: PromiseRejectionEvent) => void): void
 }
 
-const runtime = new NodeRuntime((message) => scope.postMessage(message), {
+const agent = new NodeAgent((message) => scope.postMessage(message), {
   dial: webSocketDialer(),
+  controlPlane: coordinationControlPlanes(),
   keyStore(options) {
     if (options.storage === 'memory') return new MemoryKeyStore()
     if (options.storage === 'indexeddb') return new IndexedDbKeyStore('burrow', 'keys')
@@ -21,6 +23,6 @@ const runtime = new NodeRuntime((message) => scope.postMessage(message), {
   },
 })
 
-scope.addEventListener('message', (event) => runtime.handle(event.data))
-scope.addEventListener('messageerror', () => runtime.host.reportError(new Error('a message from the page could not be deserialized')))
-scope.addEventListener('unhandledrejection', (event) => runtime.host.reportError(event.reason))
+scope.addEventListener('message', (event) => agent.handle(event.data))
+scope.addEventListener('messageerror', () => agent.host.reportError(new Error('a message from the page could not be deserialized')))
+scope.addEventListener('unhandledrejection', (event) => agent.host.reportError(event.reason))

@@ -1,13 +1,13 @@
-// The messages between the page's `Burrow` object and the node runtime in the dataplane worker.
+// The messages between the page's `Burrow` object and the node agent in the dataplane worker.
 //
 // They travel on their own MessagePort (the "node control port"), handed to the worker once with
-// `{ type: NODE_CONTROL_MESSAGE, port }`, so the dataplane protocol (protocol.ts) stays as it is.
-// The page calls (`join`, `leave`), the runtime answers each call once and pushes the peer map,
+// `{ type: NODE_CONTROL_MESSAGE, port }`, so the dataplane protocol (src/worker/protocol.ts) stays as it is.
+// The page calls (`join`, `leave`), the agent answers each call once and pushes the peer map,
 // its state and errors on its own. The page may also hand over a WebRTC control port
 // (`webrtcPort` next to `port`), served by a WebRtcPageAgent, for direct paths.
 // Private keys never appear in any of these messages.
 import type { NetworkInfo } from '../control/protocol.ts'
-import type { SerializedError } from './protocol.ts'
+import type { SerializedError } from '../worker/protocol.ts'
 
 export const NODE_CONTROL_MESSAGE = 'burrow-node-control'
 
@@ -35,7 +35,8 @@ export interface JoinResult {
   hostname: string
   /** [IPv4, IPv6]. */
   addresses: [string, string]
-  network: NetworkInfo
+  /** The overlay prefixes, when the control plane says. */
+  network?: NetworkInfo
   /** The DERP URL of our home relay. */
   relayURL: string
 }

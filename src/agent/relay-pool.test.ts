@@ -1,0 +1,83 @@
+// The relay pool over in-memory streams to real relay cores, clocked by fake timers: the home
+// region is kept and preferred, a peer's region is opened for its first peer and closed after
+// its last, and moving home moves NotePreferred.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { generateKeyPair } from '../crypto/index.ts'
+import type { RelayRegion } from '../control/control-plane.ts'
+import { DerpConnection } from '../underlay/derp/connection.ts'
+import { MemoryNetwork } from '../underlay/derp/testing/memory-network.ts'
+import { RelayError, RelayPool } from './relay-pool.ts'
+
+const settle = () => vi.advanceTimersByTimeAsync(0)
+const url = (id: number): string => `http://r${id}/derp`
+const region = (id: number): RelayRegion => ({ id, code: `r${id}`, name: `r${id}`, nodes: [{ name: `${id}a`, url: url(id) }] })
+
+describe('RelayPool', () => {
+  beforeEach(() => {
+    vi.useFakeTimers()
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('keeps the home relay preferred and holds a peer region only while a peer is routed through it', async () => {
+    const net = new MemoryNetwork()
+    const me = generateKeyPair()
+    const peer = generateKeyPair()
+    const attached: string[] = []
+    const detached: number[] = []
+    let homeChanges = 0
+    const pool = new RelayPool({
+      dial: net.dial,
+      privateKey: me.privateKey,
+      attach: (connection) => attached.push(connection.url),
+      detach: (underlay) => detached.push(underlay),
+      onHomeChange: () => homeChanges++,
+    })
+    pool.setRelayMap({ regions: new Map([[1, region(1)], [2, region(2)]]) })
+    const home = pool.setHome(1)
+    await settle()
+    expect(net.relay(url(1)).metrics.homeClients).toBe(1)
+    expect(home.connection.isConnected).toBe(true)
+    expect(homeChanges).toBe(1)
+    expect(attached).toEqual([url(1)])
+
+    const peerConn = new DerpConnection({ dial: net.dial, url: url(2), privateKey: peer.privateKey }).start()
+    const got: number[] = []
+    peerConn.on('packet', (_s, p) => got.push(p[0]!))
+    const far = pool.acquire(2)
+    pool.acquire(2)
+    far.connection.send(peer.publicKey, new Uint8Array([1]))
+    await settle()
+    expect(got).toEqual([1])
+    expect(net.relay(url(2)).metrics.homeClients).toBe(0)
+    expect(pool.underlays()).toEqual(new Set([home.underlay, far.underlay]))
+
+    pool.release(2)
+    expect(pool.linkOf(2)).toBe(far)
+    pool.release(2)
+    expect(pool.linkOf(2)).toBeUndefined()
+    expect(detached).toEqual([far.underlay])
+    // The home region stays without any peer.
+    pool.release(1)
+    expect(pool.home).toBe(home)
+
+    // Moving home: the new relay hears NotePreferred, the old one (unused) is closed.
+    const next = pool.setHome(2)
+    await settle()
+    expect(net.relay(url(2)).metrics.homeClients).toBe(1)
+    expect(net.relay(url(1)).metrics.homeClients).toBe(0)
+    expect(pool.linkOf(1)).toBeUndefined()
+    expect(pool.home).toBe(next)
+    pool.close()
+    expect(pool.home).toBeUndefined()
+    peerConn.close()
+  })
+
+  it('refuses a region the relay map does not have, opening nothing', () => {
+    const pool = new RelayPool({ dial: new MemoryNetwork().dial, privateKey: generateKeyPair().privateKey, attach: () => 0, detach: () => {} })
+    expect(() => pool.acquire(9)).toThrow(RelayError)
+    expect(() => pool.setHome(9)).toThrow('relay region 9 is not in the relay map')
+    expect(pool.underlays().size).toBe(0)
+  })
+})

@@ -1,0 +1,95 @@
+// The drivers (DerpConnection, DerpUnderlay) over in-memory streams to the real relay core,
+// clocked by fake timers: reconnects, the pending queue and pings. The relay pool that holds
+// several of them (home and peers' regions) is src/agent/relay-pool.ts.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { equalBytes, generateKeyPair } from '../../crypto/index.ts'
+import { DerpConnection } from './connection.ts'
+import { MemoryNetwork } from './testing/memory-network.ts'
+import { DerpUnderlay } from './underlay.ts'
+
+const settle = () => vi.advanceTimersByTimeAsync(0)
+
+describe('DERP drivers over an in-memory network', () => {
+  beforeEach(() => {
+    vi.useFakeTimers()
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('reconnects with backoff, queues packets meanwhile (bounded, drop-oldest) and then delivers them', async () => {
+    const net = new MemoryNetwork()
+    const a = generateKeyPair()
+    const b = generateKeyPair()
+    const options = { dial: net.dial, url: 'http://r1/derp', clock: () => Date.now(), backoff: { baseMs: 1000, random: () => 0.5 }, pendingLimit: 3 }
+    const ca = new DerpConnection({ ...options, privateKey: a.privateKey }).start()
+    const cb = new DerpConnection({ ...options, privateKey: b.privateKey }).start()
+    const got: number[] = []
+    cb.on('packet', (_s, p) => got.push(p[0]!))
+    const disconnects: Array<[string, number]> = []
+    ca.on('disconnected', (reason, retryIn) => disconnects.push([reason, retryIn]))
+    await settle()
+    expect(ca.isConnected && cb.isConnected).toBe(true)
+
+    net.down = true
+    net.links.find((l) => l.conn.key && equalBytes(l.conn.key, a.publicKey))!.close('relay restarted')
+    await settle()
+    expect(disconnects).toEqual([['relay restarted', 500]])
+    for (let i = 1; i <= 5; i++) ca.send(b.publicKey, new Uint8Array([i]))
+    expect(ca.pendingCount).toBe(3)
+    expect(ca.stats.droppedWhileReconnecting).toBe(2)
+
+    await vi.advanceTimersByTimeAsync(500) // first retry: refused
+    expect(disconnects[1]).toEqual(['connection refused', 1000])
+    net.down = false
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(ca.isConnected).toBe(true)
+    expect(ca.stats.connects).toBe(2)
+    expect(got).toEqual([3, 4, 5])
+    ca.close()
+    cb.close()
+  })
+
+  it('pings a silent relay and reconnects when it does not answer', async () => {
+    const net = new MemoryNetwork()
+    const a = generateKeyPair()
+    const ca = new DerpConnection({ dial: net.dial, url: 'http://r1/derp', privateKey: a.privateKey, clock: () => Date.now(), pingIntervalMs: 5000, pingTimeoutMs: 2000 }).start()
+    await settle()
+    const relay = net.relay('http://r1/derp')
+    // The relay answers pings: the connection stays up across several intervals.
+    await vi.advanceTimersByTimeAsync(20_000)
+    expect(ca.isConnected).toBe(true)
+    expect(ca.stats.connects).toBe(1)
+    // A relay that swallows everything: the ping goes unanswered.
+    relay.receive = () => {}
+    const reasons: string[] = []
+    ca.on('disconnected', (reason) => reasons.push(reason))
+    await vi.advanceTimersByTimeAsync(7000)
+    expect(reasons[0]).toMatch(/relay stopped responding/)
+    ca.close()
+  })
+
+  it('is a dataplane underlay transport whose endpoint is the peer node key', async () => {
+    const net = new MemoryNetwork()
+    const a = generateKeyPair()
+    const b = generateKeyPair()
+    const ca = new DerpConnection({ dial: net.dial, url: 'http://r1/derp', privateKey: a.privateKey, clock: () => Date.now() }).start()
+    const cb = new DerpConnection({ dial: net.dial, url: 'http://r1/derp', privateKey: b.privateKey, clock: () => Date.now() }).start()
+    await settle()
+    const ua = new DerpUnderlay(ca)
+    const ub = new DerpUnderlay(cb)
+    const batches: Array<[Uint8Array, number[]]> = []
+    ub.start((endpoint, datagrams) => batches.push([endpoint, datagrams.map((d) => d[0]!)]))
+    ua.start(() => {})
+    ua.send(b.publicKey, [new Uint8Array([1]), new Uint8Array([2]), new Uint8Array([3])])
+    await settle()
+    expect(batches).toEqual([[a.publicKey, [1, 2, 3]]])
+    expect(ub.endpointBytes(a.publicKey)).toEqual(a.publicKey)
+    ub.stop()
+    ua.send(b.publicKey, [new Uint8Array([4])])
+    await settle()
+    expect(batches).toHaveLength(1)
+    ca.close()
+    cb.close()
+  })
+})
