@@ -283,12 +283,24 @@ export class TailnetControlClient {
     return new BurrowError('control-key', `${error.message} (capability version ${this.version})`)
   }
 
+  private connecting: Promise<ControlConnection> | undefined
+
+  /** The live connection, or a new one; concurrent callers share one dial. */
   private async connection(): Promise<ControlConnection> {
     if (this.closedForGood) throw new BurrowError('closed', 'control client closed')
     if (this.current?.usable) {
       await this.current.ready
       return this.current
     }
+    if (!this.connecting) {
+      this.connecting = this.dial()
+      const clear = (): void => void (this.connecting = undefined)
+      this.connecting.then(clear, clear)
+    }
+    return this.connecting
+  }
+
+  private async dial(): Promise<ControlConnection> {
     const controlPublic = await this.controlKey()
     const url = new URL(this.options.controlURL)
     const conn = new Ts2021Connection({ machinePrivate: this.options.machinePrivate, controlPublic, version: this.version, authority: url.host })
