@@ -48,6 +48,14 @@ async function rejection(promise: Promise<unknown>): Promise<BurrowError> {
   throw new Error('expected a BurrowError')
 }
 
+async function waitFor(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
 function firstMessages(c: TailnetControlClient, nodeKey: NodeKeyText, hostname: string, until: (m: MapResponse[]) => boolean): Promise<MapResponse[]> {
   return new Promise((resolve, reject) => {
     const messages: MapResponse[] = []
@@ -97,6 +105,54 @@ describe.skipIf(!hasGo)('tailnet control client against Headscale v0.29.2', () =
       await c.liteUpdate({ NodeKey: nodeKey, Hostinfo: { Hostname: hostname, OS: 'linux', NetInfo: { PreferredDERP: 900 } } })
     })
   }
+
+  it('interactive login: the AuthURL is handed over, `headscale auth register` approves it, the Followup poll returns authorized', async () => {
+    const c = client(httpUpgradeDialer())
+    const nodeKey = formatNodeKey(generateKeyPair().publicKey) as NodeKeyText
+    const shown: string[] = []
+    const response = await c.login({ NodeKey: nodeKey, Hostinfo: { Hostname: 'burrow-interactive', OS: 'linux' } }, (url) => {
+      shown.push(url)
+      const authId = new URL(url).pathname.split('/').pop()!
+      void headscale.cli(['auth', 'register', '--auth-id', authId, '--user', 'burrow'])
+    })
+    expect(shown).toHaveLength(1)
+    expect(shown[0]).toContain(`${headscale.controlURL}/register/`)
+    expect(response.MachineAuthorized).toBe(true)
+    const nodes = JSON.parse(await headscale.cli(['nodes', 'list', '-o', 'json'])) as Array<{ name: string }>
+    expect(nodes.map((n) => n.name)).toContain('burrow-interactive')
+  })
+
+  it('logout (a register request with a past Expiry) expires the node in Headscale', async () => {
+    const c = client(httpUpgradeDialer())
+    const nodeKey = formatNodeKey(generateKeyPair().publicKey) as NodeKeyText
+    await c.registerWithAuthKey({ NodeKey: nodeKey, Hostinfo: { Hostname: 'burrow-logout', OS: 'linux' } }, authKey)
+    await c.logout(nodeKey)
+    const nodes = JSON.parse(await headscale.cli(['nodes', 'list', '-o', 'json'])) as Array<{ name: string; expiry?: { seconds?: number | string } }>
+    const node = nodes.find((n) => n.name === 'burrow-logout')!
+    expect(Number(node.expiry?.seconds ?? Infinity) * 1000).toBeLessThan(Date.now())
+  })
+
+  it('the map stream survives Headscale being killed and restarted: it reconnects and gets a full map again', async () => {
+    const c = client(httpUpgradeDialer())
+    const nodeKey = formatNodeKey(generateKeyPair().publicKey) as NodeKeyText
+    await c.registerWithAuthKey({ NodeKey: nodeKey, Hostinfo: { Hostname: 'burrow-restart', OS: 'linux' } }, authKey)
+    const withNode: MapResponse[] = []
+    const states: MapPollState[] = []
+    const poll = c.pollMap({
+      request: () => ({ NodeKey: nodeKey, DiscoKey: `discokey:${toHex(generateKeyPair().publicKey)}`, Hostinfo: { Hostname: 'burrow-restart', OS: 'linux' }, Endpoints: [] }),
+      onMessage: (m) => m.Node && withNode.push(m),
+      onState: (s) => states.push(s),
+    })
+    try {
+      await waitFor(() => withNode.length === 1)
+      await headscale.restart()
+      await waitFor(() => withNode.length === 2, 60_000)
+      expect(states).toContain('reconnecting')
+      expect(withNode[1]!.Node!['Key']).toBe(nodeKey)
+    } finally {
+      poll.stop()
+    }
+  })
 
   it('a wrong auth key is BurrowError unauthorized naming the refusal', async () => {
     const c = client(httpUpgradeDialer())
