@@ -9,7 +9,8 @@ import { formatNodeKey, generateKeyPair, toHex } from '../src/crypto/index.ts'
 import { TailnetControlClient, type MapPollState } from '../src/control/tailnet/client.ts'
 import { webSocketDialer, type Ts2021Dialer, type WebSocketConstructor } from '../src/control/tailnet/dial.ts'
 import { httpUpgradeDialer } from '../src/control/tailnet/dial-node.ts'
-import type { MapResponse, NodeKeyText } from '../src/control/tailnet/tailcfg.ts'
+import type { MapResponse } from '../src/control/tailnet/tailcfg.ts'
+import type { NodeKeyText } from '../src/control/tailnet/tailcfg-requests.ts'
 import { LoopbackHeadscale } from './helpers/headscale.ts'
 
 const hasGo = spawnSync('go', ['version']).status === 0
@@ -132,7 +133,7 @@ describe.skipIf(!hasGo)('tailnet control client against Headscale v0.29.2', () =
     expect(Number(node.expiry?.seconds ?? Infinity) * 1000).toBeLessThan(Date.now())
   })
 
-  it('the map stream survives Headscale being killed and restarted: it reconnects and gets a full map again', async () => {
+  it('the map stream survives Headscale being killed and down for 2 s: refused redials keep retrying, then a full map again', async () => {
     const c = client(httpUpgradeDialer())
     const nodeKey = formatNodeKey(generateKeyPair().publicKey) as NodeKeyText
     await c.registerWithAuthKey({ NodeKey: nodeKey, Hostinfo: { Hostname: 'burrow-restart', OS: 'linux' } }, authKey)
@@ -145,9 +146,11 @@ describe.skipIf(!hasGo)('tailnet control client against Headscale v0.29.2', () =
     })
     try {
       await waitFor(() => withNode.length === 1)
-      await headscale.restart()
+      // Down long enough that the first redials are refused: those must back off, not give up.
+      await headscale.restart(2_000)
       await waitFor(() => withNode.length === 2, 60_000)
       expect(states).toContain('reconnecting')
+      expect(states).not.toContain('failed')
       expect(withNode[1]!.Node!['Key']).toBe(nodeKey)
     } finally {
       poll.stop()

@@ -118,9 +118,10 @@ export class LoopbackHeadscale {
     throw new Error(`headscale did not become healthy: ${this.output}`)
   }
 
-  /** Kills Headscale (every map stream dies at once) and starts it again on the same database. */
-  async restart(): Promise<void> {
+  /** Kills Headscale (every map stream dies at once) and, after `downMs`, starts it again on the same database. */
+  async restart(downMs = 0): Promise<void> {
     await this.kill()
+    if (downMs > 0) await new Promise((r) => setTimeout(r, downMs))
     rmSync(join(this.dir, 'headscale.sock'), { force: true })
     this.child = LoopbackHeadscale.spawn(this.binary, this.dir)
     this.track(this.child)

@@ -10,7 +10,8 @@ import { CAPABILITY_VERSION } from './capver.ts'
 import type { ByteStream, Ts2021Dialer } from './dial.ts'
 import type { HeaderList } from './hpack.ts'
 import { decodeMapMessage, isZstd, loadZstd, MapMessageReader, MapStreamError } from './map-stream.ts'
-import type { MapRequest, MapResponse, NodeKeyText, OverTLSPublicKeyResponse, RegisterRequest, RegisterResponse } from './tailcfg.ts'
+import type { MapResponse } from './tailcfg.ts'
+import type { MapRequest, NodeKeyText, OverTLSPublicKeyResponse, RegisterRequest, RegisterResponse } from './tailcfg-requests.ts'
 import { Ts2021Connection, Ts2021Error, type Ts2021Event } from './ts2021.ts'
 
 /** control/controlclient/direct.go watchdogTimeout: this long without a map message = dead stream. */
@@ -64,6 +65,7 @@ class ControlConnection {
   private rejectReady!: (error: BurrowError) => void
   private readyTimer: unknown
   private sawReady = false
+  private transportOpen = false
 
   constructor(
     private readonly conn: Ts2021Connection,
@@ -93,7 +95,14 @@ class ControlConnection {
     this.onEvents(this.conn.receive(bytes, this.timers.now()), false)
   }
 
+  /** The transport is up (TCP/WebSocket connected); from now on a close is the server's answer. */
+  opened(): void {
+    this.transportOpen = true
+  }
+
   closed(reason: string, detail?: { status?: number; body?: string }): void {
+    // Never connected (refused, unreachable, DNS): nothing to do with keys or versions.
+    if (!this.transportOpen && detail?.status === undefined) this.fail(new BurrowError('unreachable', `could not connect to the control server: ${reason}`))
     let events = this.conn.transportClosed(reason)
     if (detail?.status !== undefined) {
       const error = new Ts2021Error('closed', reason)
@@ -307,7 +316,7 @@ export class TailnetControlClient {
     const wrapper = new ControlConnection(conn, this.timers, (e) => this.explainHandshakeFailure(e, controlPublic))
     this.current = wrapper
     const transport = this.options.dialer(this.options.controlURL, conn.handshakeParameter, {
-      onOpen: () => {},
+      onOpen: () => wrapper.opened(),
       onData: (bytes) => wrapper.receive(bytes),
       onClose: (reason, detail) => wrapper.closed(reason, detail),
     })

@@ -1,93 +1,183 @@
-// The parts of Tailscale's control protocol types (tailscale.com/tailcfg/tailcfg.go) that
-// Burrow sends or reads. JSON field names are Go's exported names. Optional fields are omitted
-// on the wire when unset, as Go's `omitempty` does; server messages are kept loose (unknown
-// fields pass through untouched) because newer servers add fields freely.
+// The subset of Tailscale's `tailcfg` wire types (tailscale.com/tailcfg/tailcfg.go, v1.102.x) a
+// Burrow node reads from a map stream. JSON field names are Go's (no struct tags on these
+// fields), so they are PascalCase. Every field is optional on the wire: capability version ≥ 68
+// promises that a nil/absent field means "unchanged" in delta messages, and servers omit zero values.
 
-/** `nodekey:<64 hex>` (the WireGuard public key), `mkey:<64 hex>`, `discokey:<64 hex>`. */
-export type NodeKeyText = `nodekey:${string}`
-export type MachineKeyText = `mkey:${string}`
-export type DiscoKeyText = `discokey:${string}`
+/** tailcfg.NodeID (int64; Headscale's ids fit in a double). */
+export type NodeID = number
 
-export interface NetInfo {
-  /** The DERP region whose relay this node holds open (its home region); 0 = none. */
-  PreferredDERP?: number
-  [field: string]: unknown
+/** tailcfg.DERPNode: one relay server of a region. */
+export interface DERPNode {
+  Name: string
+  RegionID: number
+  HostName: string
+  /** An IPv4 literal to dial instead of resolving HostName; "none" disables IPv4. */
+  IPv4?: string
+  IPv6?: string
+  /** 0 = 3478, -1 = no STUN. */
+  STUNPort?: number
+  STUNOnly?: boolean
+  /** 0 = 443 (or 80 over plain HTTP). */
+  DERPPort?: number
+  InsecureForTests?: boolean
+  CanPort80?: boolean
+  CertName?: string
 }
 
+/** tailcfg.DERPRegion. */
+export interface DERPRegion {
+  RegionID: number
+  RegionCode: string
+  RegionName: string
+  Latitude?: number
+  Longitude?: number
+  /** Don't pick as home, but still reach peers homed here. */
+  Avoid?: boolean
+  /** Neither measure nor pick as home (newer field, same intent as Avoid for us). */
+  NoMeasureNoHome?: boolean
+  Nodes: DERPNode[] | null
+}
+
+/** tailcfg.DERPMap. `Regions` absent/null in a delta keeps the previous regions. */
+export interface DERPMap {
+  Regions?: Record<string, DERPRegion | null> | null
+  OmitDefaultRegions?: boolean
+  HomeParams?: { RegionScore?: Record<string, number> | null } | null
+}
+
+/** tailcfg.PortRange (inclusive). */
+export interface PortRange {
+  First: number
+  Last: number
+}
+
+/** tailcfg.NetPortRange: a destination "IP" (CIDR, bare IP, or "*") and ports. */
+export interface NetPortRange {
+  IP: string
+  /** Deprecated prefix length for a bare IP (only used when IP has no "/"). */
+  Bits?: number | null
+  Ports: PortRange
+}
+
+/** tailcfg.FilterRule. */
+export interface FilterRule {
+  /** "*", CIDR, bare IP, or an IP range "a-b". Capability grants ("cap:…") are ignored by us. */
+  SrcIPs: string[] | null
+  /** Deprecated; ignored by tailscaled too. */
+  SrcBits?: number[] | null
+  DstPorts?: NetPortRange[] | null
+  /** IANA protocol numbers; empty = TCP, UDP, ICMPv4, ICMPv6. */
+  IPProto?: number[] | null
+  /** Peer-capability grants; they do not admit packets. */
+  CapGrant?: unknown[] | null
+}
+
+/** tailcfg.Hostinfo (the fields we read or send). */
 export interface Hostinfo {
-  IPNVersion?: string
-  BackendLogID?: string
+  Hostname?: string
   OS?: string
   OSVersion?: string
-  Hostname?: string
-  GoArch?: string
-  NetInfo?: NetInfo
-  [field: string]: unknown
+  IPNVersion?: string
+  FrontendLogID?: string
+  BackendLogID?: string
+  NetInfo?: NetInfo | null
+  [key: string]: unknown
 }
 
-export interface RegisterRequest {
-  Version: number
-  NodeKey: NodeKeyText
-  OldNodeKey?: NodeKeyText
-  /** RFC 3339; a time in the past logs the node out. */
-  Expiry?: string
-  /** The AuthURL of an earlier response: long-polls until the user completes the login. */
-  Followup?: string
-  Hostinfo?: Hostinfo
-  Ephemeral?: boolean
-  Auth?: { AuthKey?: string; [field: string]: unknown }
-  [field: string]: unknown
+/** tailcfg.NetInfo: `PreferredDERP` is the home region the server turns into `HomeDERP`. */
+export interface NetInfo {
+  PreferredDERP?: number
+  WorkingUDP?: boolean | null
+  DERPLatency?: Record<string, number> | null
+  [key: string]: unknown
 }
 
-export interface RegisterResponse {
-  User?: Record<string, unknown>
-  Login?: Record<string, unknown>
-  NodeKeyExpired?: boolean
+/** tailcfg.Node: a peer (or ourselves in MapResponse.Node). */
+export interface Node {
+  ID: NodeID
+  StableID?: string
+  /** MagicDNS FQDN with a trailing dot (`name.tailnet.example.`); may be empty without MagicDNS. */
+  Name: string
+  User?: number
+  /** `nodekey:` + 64 hex: the peer's WireGuard public key. */
+  Key: string
+  /** RFC 3339; the zero time (`0001-01-01T00:00:00Z`) = never expires. */
+  KeyExpiry?: string
+  /** `discokey:` + 64 hex; absent when the node has none. */
+  DiscoKey?: string
+  /** The node's own addresses as /32 and /128 prefixes. */
+  Addresses?: string[] | null
+  /** Routed prefixes; nil means "same as Addresses" (capver ≥ 112). */
+  AllowedIPs?: string[] | null
+  Endpoints?: string[] | null
+  /** Legacy home region, `127.3.3.40:<region>` (servers before HomeDERP). */
+  DERP?: string
+  /** Home DERP region id (capver ≥ 111); 0 = none. */
+  HomeDERP?: number
+  Hostinfo?: Hostinfo | null
+  Created?: string
+  Cap?: number
+  Tags?: string[] | null
+  PrimaryRoutes?: string[] | null
+  /** RFC 3339, when offline. */
+  LastSeen?: string | null
+  Online?: boolean | null
   MachineAuthorized?: boolean
-  /** Set when the user must log in interactively: show it, then re-register with Followup. */
-  AuthURL?: string
-  Error?: string
-  [field: string]: unknown
+  ComputedName?: string
+  ComputedNameWithHost?: string
+  Expired?: boolean
+  CapMap?: Record<string, unknown> | null
+  [key: string]: unknown
 }
 
-export interface MapRequest {
-  Version: number
-  Compress?: '' | 'zstd'
-  KeepAlive?: boolean
-  NodeKey: NodeKeyText
-  DiscoKey?: DiscoKeyText
-  Stream?: boolean
-  Hostinfo?: Hostinfo
-  OmitPeers?: boolean
-  Endpoints?: string[]
-  EndpointTypes?: number[]
-  ReadOnly?: boolean
-  [field: string]: unknown
+/** tailcfg.PeerChange: a patch of one peer; a zero/nil field is "unchanged". */
+export interface PeerChange {
+  NodeID: NodeID
+  DERPRegion?: number
+  Cap?: number
+  Endpoints?: string[] | null
+  Key?: string | null
+  DiscoKey?: string | null
+  Online?: boolean | null
+  LastSeen?: string | null
+  KeyExpiry?: string | null
+  KeySignature?: string | null
+  CapMap?: Record<string, unknown> | null
 }
 
-/**
- * One message of the map stream, as the server sent it. Its merge rules (control/controlclient/
- * map.go) belong to the netmap module; the transport only parses and forwards it.
- */
+/** tailcfg.DNSConfig (the fields MagicDNS needs). */
+export interface DNSConfig {
+  Resolvers?: Array<{ Addr: string }> | null
+  Routes?: Record<string, Array<{ Addr: string }> | null> | null
+  FallbackResolvers?: Array<{ Addr: string }> | null
+  Domains?: string[] | null
+  Proxied?: boolean
+  Nameservers?: string[] | null
+  ExtraRecords?: Array<{ Name: string; Type?: string; Value: string }> | null
+  [key: string]: unknown
+}
+
+/** tailcfg.MapResponse, one message of the map stream. */
 export interface MapResponse {
   KeepAlive?: boolean
-  Node?: Record<string, unknown>
-  Peers?: Array<Record<string, unknown>>
-  PeersChanged?: Array<Record<string, unknown>>
-  PeersRemoved?: number[]
-  PeersChangedPatch?: Array<Record<string, unknown>>
-  OnlineChange?: Record<string, boolean>
-  PeerSeenChange?: Record<string, boolean>
-  DERPMap?: Record<string, unknown>
-  DNSConfig?: Record<string, unknown>
+  Node?: Node | null
+  DERPMap?: DERPMap | null
+  /** Non-empty: the complete peer list (all deltas in the same message are ignored). */
+  Peers?: Node[] | null
+  PeersChanged?: Node[] | null
+  PeersRemoved?: NodeID[] | null
+  PeersChangedPatch?: PeerChange[] | null
+  /** true: the peer was seen now; false: LastSeen cleared. */
+  PeerSeenChange?: Record<string, boolean> | null
+  OnlineChange?: Record<string, boolean> | null
+  DNSConfig?: DNSConfig | null
+  /** "" = unchanged. */
   Domain?: string
-  PacketFilter?: unknown[]
-  PacketFilters?: Record<string, unknown[] | null>
-  [field: string]: unknown
-}
-
-/** The server's /key answer (tailcfg.OverTLSPublicKeyResponse). */
-export interface OverTLSPublicKeyResponse {
-  legacyPublicKey?: string
-  publicKey: string
+  /** Older single filter: replaces chunk "base". */
+  PacketFilter?: FilterRule[] | null
+  /** Named chunks; a null value deletes the chunk, `"*": null` clears all first. */
+  PacketFilters?: Record<string, FilterRule[] | null> | null
+  UserProfiles?: Array<{ ID: number; LoginName?: string; DisplayName?: string }> | null
+  ControlTime?: string
+  [key: string]: unknown
 }
