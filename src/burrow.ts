@@ -5,61 +5,19 @@
 import { formatAddress, parseAddress } from './wire/index.ts'
 import { BurrowError, codeForStatus } from './burrow-errors.ts'
 import { createHttpClient, serveHttp, type HttpClient, type HttpHandler, type ServeHttpOptions } from './http/index.ts'
-import { StackHost } from './overlay/host.ts'
+import type { StackHost } from './overlay/host.ts'
 import { Sockets, type TCPServerSocket, type TCPSocket, type TcpConnectOptions, type UDPSocket, type UdpOptions } from './overlay/sockets.ts'
-import { Stack } from './overlay/stack.ts'
-import { BurrowWorker, type OverlayPort, type WorkerLike } from './worker/client.ts'
-import type { DirectDebugInfo, JoinOptions, JoinResult, KeyStorage, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './agent/protocol.ts'
-import { sharedNow, type SerializedError, type WorkerStatus } from './worker/protocol.ts'
+import type { Stack } from './overlay/stack.ts'
+import { BurrowWorker, RequestTable, type OverlayPort, type WorkerLike } from './worker/client.ts'
+import type { DirectDebugInfo, JoinResult, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './agent/protocol.ts'
+import type { SerializedError, WorkerStatus } from './worker/protocol.ts'
+import { parseStartOptions, type BurrowStartOptions, type PacketTap, type StartDefaults } from './burrow-options.ts'
+import { PacketCapture } from './wire/pcap.ts'
+import { attachStack } from './burrow-stack.ts'
 
 export { BurrowError, type BurrowErrorCode } from './burrow-errors.ts'
 export type { NodeState } from './agent/protocol.ts'
-
-export interface BurrowStartOptions {
-  /** The relay's base URL, e.g. `http://127.0.0.1:8080` (coordination at /control, DERP at /derp). */
-  controlURL: string
-  /** Needed the first time this identity registers; a wrong one makes `start` reject (code `unauthorized`). */
-  authKey?: string
-  /** The name to register (made a unique DNS label by the coordination service). Default `node`. */
-  hostname?: string
-  /** Where the node key lives: IndexedDB in browsers, files in Node, or `memory` for an ephemeral identity. */
-  storage?: KeyStorage
-  /** Which stored identity to use; lets one origin (or one state directory) run several nodes. Default `node`. */
-  keyName?: string
-  /** Each online peer is pinged this often to measure `rttMs`; 0 turns it off. Default 2000 ms. */
-  probeIntervalMs?: number
-  /**
-   * Largest IP packet this node sends (TCP segments follow from it through the MSS option, so a
-   * peer with a smaller MTU still gets segments it can take). Default 16384: every path today is
-   * a DERP relay, which carries packets up to 64 KiB, and per-packet costs (headers, checksums,
-   * one seal and one message hop per packet) dominate in JavaScript, so big packets move about
-   * twice the bytes of 1420-byte ones. Use 1420 where packets must cross plain UDP paths unfragmented.
-   */
-  mtu?: number
-  /**
-   * STUN/TURN servers for direct WebRTC paths, e.g. `[{ urls: 'stun:stun.example:3478' }]`.
-   * None are needed between pages on one machine or one LAN.
-   */
-  iceServers?: BurrowIceServer[]
-  /**
-   * Try direct WebRTC datachannels to peers (browsers only; Node.js stays on relays). Traffic
-   * starts on the relay and moves to the direct path once it answers disco pings. Default true.
-   */
-  direct?: boolean
-  /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
-  _debugDropDirectSignals?: boolean
-}
-
-/** One STUN or TURN server (the shape of `RTCIceServer`). */
-export interface BurrowIceServer {
-  urls: string | string[]
-  username?: string
-  credential?: string
-}
-
-export const DEFAULT_OVERLAY_MTU = 16384
-/** DERP carries packets up to 64 KiB; WireGuard adds 32 bytes and pads to 16. */
-export const MAX_OVERLAY_MTU = 65536 - 48
+export { DEFAULT_OVERLAY_MTU, MAX_OVERLAY_MTU, type BurrowIceServer, type BurrowStartOptions, type PacketTap } from './burrow-options.ts'
 
 export interface BurrowPeer {
   nodeKey: string
@@ -132,11 +90,6 @@ export interface NodeWorkerLink {
   terminate(): void
 }
 
-interface PendingCall {
-  resolve: (value: unknown) => void
-  reject: (error: Error) => void
-}
-
 function toBurrowError(error: SerializedError & { status?: number }): BurrowError {
   if (typeof error.status === 'number') return new BurrowError(codeForStatus(error.status), error.message, error.status)
   if (error.name === 'KeyStoreError') return new BurrowError('key-store', error.message)
@@ -165,8 +118,8 @@ export class BurrowNode extends EventTarget {
   state: NodeState = 'connecting'
 
   private readonly dataplane: BurrowWorker
-  private readonly pending = new Map<number, PendingCall>()
-  private nextCallId = 1
+  /** Calls to the node agent on the control port, answered by id. */
+  private readonly calls = new RequestTable()
   private overlay: OverlayPort | undefined
   private stack: Stack | undefined
   private stackHost: StackHost | undefined
@@ -176,8 +129,8 @@ export class BurrowNode extends EventTarget {
   private workerPeers: WorkerPeerInfo[] = []
   private readonly rtt = new Map<string, number>()
   private readonly probing = new Set<string>()
-  private probeTimer: ReturnType<typeof setInterval> | undefined
   private closing: Promise<void> | undefined
+  private packetCapture: PacketCapture | undefined
 
   protected constructor(private readonly link: NodeWorkerLink) {
     super()
@@ -190,32 +143,8 @@ export class BurrowNode extends EventTarget {
   }
 
   /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
-  protected async init(options: BurrowStartOptions, defaults: { storage: KeyStorage; stateDir?: string }): Promise<void> {
-    if (typeof options !== 'object' || options === null) throw new BurrowError('bad-options', 'Burrow.start needs an options object')
-    if (typeof options.controlURL !== 'string') throw new BurrowError('bad-options', 'controlURL must be the relay URL, e.g. "http://127.0.0.1:8080"')
-    try {
-      const protocol = new URL(options.controlURL).protocol
-      if (!['http:', 'https:', 'ws:', 'wss:'].includes(protocol)) throw new Error(protocol)
-    } catch {
-      throw new BurrowError('bad-options', `controlURL ${JSON.stringify(options.controlURL)} is not an http(s) or ws(s) URL`)
-    }
-    if (options.authKey !== undefined && typeof options.authKey !== 'string') throw new BurrowError('bad-options', 'authKey must be a string')
-    const mtu = options.mtu ?? DEFAULT_OVERLAY_MTU
-    if (!Number.isInteger(mtu) || mtu < 1280 || mtu > MAX_OVERLAY_MTU) throw new BurrowError('bad-options', `mtu must be a whole number from 1280 to ${MAX_OVERLAY_MTU}, got ${mtu}`)
-    const probeIntervalMs = options.probeIntervalMs ?? 2000
-    if (!Number.isFinite(probeIntervalMs) || probeIntervalMs < 0) throw new BurrowError('bad-options', `probeIntervalMs must be ≥ 0, got ${probeIntervalMs}`)
-    if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
-    if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
-    const join: JoinOptions = {
-      controlURL: options.controlURL,
-      hostname: options.hostname ?? 'node',
-      storage: options.storage ?? defaults.storage,
-      keyName: options.keyName ?? 'node',
-      ...(options.authKey ? { authKey: options.authKey } : {}),
-      ...(defaults.stateDir !== undefined ? { stateDir: defaults.stateDir } : {}),
-      direct: options.direct !== false,
-      ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
-    }
+  protected async init(options: BurrowStartOptions, defaults: StartDefaults): Promise<void> {
+    const { join, mtu, capture } = parseStartOptions(options, defaults)
     const joined = (await this.call({ op: 'join', options: join })) as JoinResult
     this.nodeKey = joined.nodeKey
     this.hostname = joined.hostname
@@ -223,36 +152,35 @@ export class BurrowNode extends EventTarget {
     this.relayURL = joined.relayURL
     const overlay = await this.dataplane.attachOverlay([`${joined.addresses[0]}/32`, `${joined.addresses[1]}/128`])
     this.overlay = overlay
-    const stack = new Stack({ addresses: joined.addresses, mtu })
-    // The stack re-requests its deadline after every poll, and while data flows the deadline
-    // (a retransmission timer) moves later with each ACK. Keeping an earlier pending wake-up
-    // instead of replacing it costs one early poll per timer period and saves a message to the
-    // worker (and a timer reset there) per poll.
-    let pendingWake: number | undefined
-    const host = new StackHost(stack, {
-      sink: (packets) => overlay.send(packets),
-      clock: {
-        now: sharedNow,
-        wakeAt: (deadline) => {
-          if (pendingWake !== undefined && pendingWake <= deadline) return
-          pendingWake = deadline
-          overlay.wakeAt(deadline)
-        },
-      },
-    })
-    overlay.onpackets = (packets) => host.receive(packets)
-    overlay.onwake = () => {
-      pendingWake = undefined
-      host.poll()
+    let tap: PacketTap | undefined
+    if (capture?.kind === 'tap') tap = capture.tap
+    else if (capture?.kind === 'memory') {
+      const memory = (this.packetCapture = new PacketCapture(capture.maxBytes === undefined ? {} : { maxBytes: capture.maxBytes }))
+      tap = (packet) => memory.record(packet)
     }
+    const { stack, host } = attachStack(overlay, joined.addresses, mtu, tap)
     this.stack = stack
     this.stackHost = host
     this.sockets = new Sockets(host, { resolve: async (name) => this.resolve(name) })
     this.http = createHttpClient((hostname, port) => this.openConnection(hostname, port))
-    if (probeIntervalMs > 0) this.probeTimer = setInterval(() => this.probePeers(), probeIntervalMs)
   }
 
   /** The peers as last reported by the worker, with the round-trip times measured here. */
+  /**
+   * The capture so far as a pcap file (classic libpcap, LINKTYPE_RAW: Wireshark and `tcpdump -r`
+   * read it), e.g. for a download link: `URL.createObjectURL(node.captureBlob())`. Needs
+   * `capture: true` at start; `captureStats` says how many packets it holds and how many did not fit.
+   */
+  captureBlob(): Blob {
+    if (!this.packetCapture) throw new BurrowError('bad-options', 'this node was started without capture: true')
+    return new Blob([...this.packetCapture.parts()] as unknown as BlobPart[], { type: 'application/vnd.tcpdump.pcap' })
+  }
+
+  get captureStats(): { packets: number; dropped: number; bytes: number } | undefined {
+    const capture = this.packetCapture
+    return capture && { packets: capture.packets, dropped: capture.dropped, bytes: capture.byteLength }
+  }
+
   peers(): BurrowPeer[] {
     return this.workerPeers.map((peer) => ({
       nodeKey: peer.nodeKey,
@@ -354,8 +282,6 @@ export class BurrowNode extends EventTarget {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.probeTimer !== undefined) clearInterval(this.probeTimer)
-    this.probeTimer = undefined
     await Promise.allSettled([...this.servers].map((server) => server.close()))
     this.http?.close()
     try {
@@ -369,8 +295,7 @@ export class BurrowNode extends EventTarget {
     this.link.control.close()
     this.dataplane.terminate()
     this.link.terminate()
-    for (const pending of this.pending.values()) pending.reject(new BurrowError('closed', 'the node was closed'))
-    this.pending.clear()
+    this.calls.fail(new BurrowError('closed', 'the node was closed'))
     this.setState('closed')
   }
 
@@ -394,6 +319,7 @@ export class BurrowNode extends EventTarget {
     return { readable, writable, close: () => socket.close() }
   }
 
+  /** Pings every online peer once (the agent asks every `probeIntervalMs`: the worker is the clock). */
   private probePeers(): void {
     const sockets = this.sockets
     if (!sockets) return
@@ -408,9 +334,7 @@ export class BurrowNode extends EventTarget {
   }
 
   private call(call: NodeCall): Promise<unknown> {
-    const id = this.nextCallId++
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject })
+    return this.calls.send(call.op, (id) => {
       const envelope: NodeCallEnvelope = { type: 'call', id, call }
       this.link.control.postMessage(envelope)
     })
@@ -418,14 +342,13 @@ export class BurrowNode extends EventTarget {
 
   private onRuntimeMessage(message: NodeWorkerMessage): void {
     switch (message?.type) {
-      case 'result': {
-        const pending = this.pending.get(message.id)
-        if (!pending) return
-        this.pending.delete(message.id)
-        if (message.ok) pending.resolve(message.value)
-        else pending.reject(toBurrowError(message.error))
+      case 'result':
+        // An answer to no pending call (one the node stopped waiting for) is ignored.
+        this.calls.settle(message.id, message, toBurrowError)
         break
-      }
+      case 'probe':
+        this.probePeers()
+        break
       case 'peers':
         this.workerPeers = message.peers
         for (const key of this.rtt.keys()) if (!message.peers.some((p) => p.nodeKey === key)) this.rtt.delete(key)
@@ -465,7 +388,7 @@ export async function startNode<T extends BurrowNode>(
   make: (link: NodeWorkerLink) => T,
   link: NodeWorkerLink,
   options: BurrowStartOptions,
-  defaults: { storage: KeyStorage; stateDir?: string },
+  defaults: StartDefaults,
 ): Promise<T> {
   const node = make(link)
   try {

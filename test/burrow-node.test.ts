@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Burrow, BurrowError, type BurrowPeer } from '../src/node.ts'
+import { readPcap } from '../src/wire/pcap.ts'
+import { summarizePacket } from '../src/wire/summary.ts'
 import { createAuthKey as createRelayAuthKey, startRelayProcess, type RelayProcess } from './helpers/relay-process.ts'
 
 let relay: RelayProcess
@@ -138,6 +140,28 @@ describe('Burrow for Node through burrow relay --verify-clients', () => {
     expect(counters.txBytes).toBeGreaterThan(1 << 20)
     expect(counters.rxBytes).toBeGreaterThan(0)
     expect(counters.lastHandshake).toBeGreaterThan(0)
+  })
+
+  it('capture: true records both directions of the overlay as a pcap Blob (the TCP handshake, the request, the answer)', async () => {
+    const a = await start({ controlURL, authKey, hostname: 'capture-a', storage: 'memory', capture: true })
+    const b = await start({ controlURL, authKey, hostname: 'capture-b', storage: 'memory' })
+    await peerNamed(a, 'capture-b', true)
+    const server = b.serve(8081, () => new Response('captured answer'))
+    await server.ready
+    expect(await (await a.fetch('http://capture-b:8081/captured-request')).text()).toBe('captured answer')
+    await server.close()
+    const file = new Uint8Array(await a.captureBlob().arrayBuffer())
+    const summaries = readPcap(file).map((r) => summarizePacket(r.packet))
+    const mine = `${a.addresses[0]}.\\d+`
+    const theirs = `${b.addresses[0]}.8081`
+    expect(summaries.join('\n')).toMatch(new RegExp(`IP ${mine} > ${theirs}: TCP \\[S\\][\\s\\S]*IP ${theirs} > ${mine}: TCP \\[S\\.\\]`))
+    const bytes = new TextDecoder().decode(file)
+    expect(bytes).toContain('GET /captured-request HTTP/1.1')
+    expect(bytes).toContain('captured answer')
+    expect(a.captureStats).toMatchObject({ dropped: 0 })
+    expect(a.captureStats!.packets).toBe(summaries.length)
+    expect(() => b.captureBlob()).toThrow(/started without capture: true/)
+    await expect(Burrow.start({ controlURL, authKey, storage: 'memory', capture: { maxBytes: 5 } })).rejects.toThrow(/capture\.maxBytes must be a whole number ≥ 1024/)
   })
 
   it('keeps the key in the state directory: a restarted node has the same key and addresses, without the auth key', async () => {

@@ -81,6 +81,7 @@ beforeAll(async () => {
     '--serve', `81=127.0.0.1:${(wss.address() as AddressInfo).port}`,
     '--serve-udp', `53=127.0.0.1:${udpEcho.address().port}`,
     '--allow', 'allowed',
+    '--pcap', join(stateDir, 'up.pcap'),
   ])
   await waitFor('burrow up to join', () => up.logs.some((l) => l.msg === 'up') || up.proc.exitCode !== null, 30_000)
   const joined = up.logs.find((l) => l.msg === 'up')
@@ -185,6 +186,17 @@ describe('burrow up', () => {
     expect(lines.some((l) => new RegExp(`^tcp/80  127\\.0\\.0\\.1:${(http.address() as AddressInfo).port}  [01]$`).test(l))).toBe(true)
     expect(lines.some((l) => /^tcp\/81  127\.0\.0\.1:\d+  0$/.test(l))).toBe(true)
   }, 60_000)
+
+  it('--pcap writes its overlay packets while it runs, and tcpdump reads them', async () => {
+    const response = await allowed.fetch(`http://server/blob`)
+    expect((await response.arrayBuffer()).byteLength).toBe(BODY.length)
+    const capture = join(stateDir, 'up.pcap')
+    // burrow up flushes the capture every second.
+    await waitFor('the capture to hold the download', () => existsSync(capture) && statSync(capture).size > BODY.length, 10_000)
+    const dump = execFileSync('tcpdump', ['-r', capture, '-nn', 'tcp port 80'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    expect(dump).toMatch(new RegExp(`IP ${serverAddress.replace(/\./g, '\\.')}\\.80 > [\\d.]+: Flags \\[S\\.\\]`))
+    expect(dump).toMatch(/length 1\d{3,4}/)
+  })
 
   it('reconnects after the relay restarts, keeps its addresses, and a download in flight completes', async () => {
     const port = relay.port

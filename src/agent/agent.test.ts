@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPair, toBase64 } from '../crypto/index.ts'
 import { coordinationControlPlanes, relayUrlOf } from '../control/coordination-control-plane.ts'
 import { MemoryKeyStore } from '../control/key-store.ts'
+import { ManualClock, type DriverClock } from '../clock/clock.ts'
 import { ScriptedSocket } from '../control/testing/scripted-socket.ts'
 import type { PeerEntry } from '../control/protocol.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
@@ -52,7 +53,7 @@ interface Harness {
 
 const harnesses: Harness[] = []
 
-function harness(): Harness {
+function harness(clock?: DriverClock): Harness {
   const sockets: ScriptedSocket[] = []
   const dialed: string[] = []
   const closedStreams: string[] = []
@@ -74,6 +75,7 @@ function harness(): Harness {
     }),
     statsIntervalMs: 60_000,
     relayLoginWaitMs: 10,
+    ...(clock ? { clock } : {}),
   })
   const channel = new MessageChannel()
   runtime.attachControl(channel.port2)
@@ -99,8 +101,8 @@ function harness(): Harness {
   return h
 }
 
-async function joined(h: Harness, peers: PeerEntry[]): Promise<void> {
-  h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
+async function joined(h: Harness, peers: PeerEntry[], extra: Record<string, unknown> = {}): Promise<void> {
+  h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x', ...extra } })
   await until('the control socket', () => h.sockets.length === 1)
   const socket = h.sockets[0]!
   socket.deliver(challenge)
@@ -203,5 +205,27 @@ describe('node agent', () => {
     expect(h.events.find((e) => e.type === 'result' && e.id === 2)).toMatchObject({ ok: false, error: { message: 'unknown node operation "fly"' } })
     expect(h.status().started).toBe(false)
     expect(h.sockets).toHaveLength(0)
+  })
+
+  it('is the clock for the page’s probes: asks for one every probeIntervalMs of its own time, and stops when it leaves', async () => {
+    const clock = new ManualClock(0)
+    const h = harness(clock)
+    const joining = joined(h, [peer(1)], { probeIntervalMs: 500 })
+    // The relays never log in: the join resolves after relayLoginWaitMs on the agent's clock.
+    await until('the wait for the relay to be armed', () => clock.pending > 0 && h.sockets[0]?.sent.some((m) => m.type === 'hello') === true)
+    await until('the join result', () => {
+      clock.fireNext(clock.now() + 10)
+      return h.events.some((e) => e.type === 'result' && e.id === 1)
+    })
+    await joining
+    const probes = () => h.events.filter((e) => e.type === 'probe').length
+    const start = clock.now()
+    while (clock.fireNext(start + 1250));
+    await until('two probe requests', () => probes() === 2)
+    h.call(2, { op: 'leave' })
+    await until('the leave', () => h.events.some((e) => e.type === 'result' && e.id === 2))
+    while (clock.fireNext(start + 10_000));
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(probes()).toBe(2)
   })
 })

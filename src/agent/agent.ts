@@ -13,7 +13,7 @@
 import { formatNodeKey, parseKey, type KeyPair } from '../crypto/index.ts'
 import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap } from '../control/control-plane.ts'
 import { loadOrCreateKeyPair, type KeyStore } from '../control/key-store.ts'
-import { systemClock, type DriverClock, type Timer } from '../dataplane/clock.ts'
+import { systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import { DataplaneError } from '../dataplane/errors.ts'
 import type { DerpConnection } from '../underlay/derp/connection.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
@@ -84,6 +84,7 @@ export class NodeAgent {
   private netmap: Netmap | undefined
   private readonly applied = new Map<string, AppliedPeer>()
   private statsTimer: Timer | undefined
+  private probeTimer: Timer | undefined
   private state: NodeState = 'connecting'
   private wasOnline = false
   private joining = false
@@ -208,6 +209,7 @@ export class NodeAgent {
       await this.untilConnected(homeLink.connection, this.env.relayLoginWaitMs ?? 5000)
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       this.armStats()
+      if (options.probeIntervalMs !== undefined && options.probeIntervalMs > 0) this.armProbes(options.probeIntervalMs)
       this.updateState()
       const self = (this.netmap ?? netmap).self
       return {
@@ -320,6 +322,13 @@ export class NodeAgent {
     this.statsTimer = this.clock.setTimer(this.clock.now() + interval, () => {
       this.pushPeers()
       if (!this.left) this.armStats()
+    })
+  }
+
+  private armProbes(interval: number): void {
+    this.probeTimer = this.clock.setTimer(this.clock.now() + interval, () => {
+      this.post({ type: 'probe' })
+      if (!this.left) this.armProbes(interval)
     })
   }
 
@@ -449,7 +458,9 @@ export class NodeAgent {
     if (this.left) return
     this.left = true
     this.statsTimer?.clear()
+    this.probeTimer?.clear()
     this.statsTimer = undefined
+    this.probeTimer = undefined
     this.control?.stop()
     try {
       this.direct?.stop()

@@ -28,6 +28,8 @@ export interface JoinOptions {
   direct?: boolean
   /** Test hook: drop every WebRTC signal (disco 0x80) that arrives, so direct setup always fails. */
   dropDirectSignals?: boolean
+  /** How often the agent asks the page to probe its peers' round-trip times (`probe`); 0 or absent: never. */
+  probeIntervalMs?: number
 }
 
 export interface JoinResult {
@@ -97,3 +99,5 @@ export type NodeWorkerMessage =
   | { type: 'path'; nodeKey: string; path: 'relay' | 'direct'; rttMs: number | null }
   | { type: 'state'; state: NodeState; reason?: string }
   | { type: 'error'; error: SerializedError & { status?: number } }
+  /** Time to ping the online peers (the page's stack sends the echoes; the worker keeps time). */
+  | { type: 'probe' }

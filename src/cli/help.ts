@@ -22,6 +22,7 @@ commands:
                              print a new auth key for the relay's network
   up --control URL [--authkey KEY] [--hostname NAME] [--state-dir DIR] [--serve PORT=HOST:PORT]…
      [--serve-udp PORT=HOST:PORT]… [--allow CIDR|ADDRESS|HOSTNAME]… [--udp-idle S] [--ephemeral]
+     [--pcap FILE] [--log-level debug|info|warn|error]
                              join the network as a Node peer and stay connected (reconnecting as
                              needed); overlay TCP port PORT is bridged to the local HOST:PORT
                              (--serve; PORT=PORT means 127.0.0.1), UDP likewise with one local
@@ -29,8 +30,10 @@ commands:
                              (repeatable) admits only those peers, others get a reset; default is
                              every node. The key lives in DIR (default ~/.local/state/burrow,
                              mode 0600); --ephemeral keeps it in memory only (use an --ephemeral
-                             auth key to have the node removed when it leaves). Logs are JSON
-                             lines on stdout; ^C/SIGTERM closes connections and leaves
+                             auth key to have the node removed when it leaves). --pcap writes
+                             the overlay's packets to FILE (pcap, tcpdump -r reads it). Logs are
+                             JSON lines on stdout (debug adds one line per overlay packet);
+                             ^C/SIGTERM closes connections and leaves
   status [--state-dir DIR] [--json]
                              the peers of the running "burrow up" (address, name, online, path,
                              RTT, bytes) from DIR/status.json, which it rewrites every second

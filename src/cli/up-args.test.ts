@@ -6,7 +6,7 @@ describe('parseUpArgs', () => {
     const config = parseUpArgs([
       '--control', 'http://127.0.0.1:8080', '--authkey=bwauth-1', '--hostname', 'web', '--state-dir', '/tmp/s',
       '--serve', '80=127.0.0.1:8080', '--serve=443=localhost:8443', '--serve-udp', '53=[::1]:5353',
-      '--allow', '100.64.0.0/24', '--allow', 'laptop', '--ephemeral', '--udp-idle', '30',
+      '--allow', '100.64.0.0/24', '--allow', 'laptop', '--ephemeral', '--udp-idle', '30', '--pcap', '/tmp/up.pcap', '--log-level', 'debug',
     ])
     expect(config).toMatchObject({
       controlURL: 'http://127.0.0.1:8080',
@@ -21,13 +21,15 @@ describe('parseUpArgs', () => {
       serveUdp: [{ port: 53, target: { host: '::1', port: 5353 } }],
       allow: ['100.64.0.0/24', 'laptop'],
       udpIdleSeconds: 30,
+      pcapPath: '/tmp/up.pcap',
+      logLevel: 'debug',
     })
     expect(config.policy.entries.map((e) => e.text)).toEqual(['100.64.0.0/24', 'laptop'])
   })
 
   it('defaults: no services, everyone allowed, persistent identity', () => {
     const config = parseUpArgs(['--control', 'https://relay.example'])
-    expect(config).toMatchObject({ authKey: undefined, hostname: undefined, stateDir: undefined, ephemeral: false, serveTcp: [], serveUdp: [], allow: [], udpIdleSeconds: 60 })
+    expect(config).toMatchObject({ authKey: undefined, hostname: undefined, stateDir: undefined, ephemeral: false, serveTcp: [], serveUdp: [], allow: [], udpIdleSeconds: 60, pcapPath: undefined, logLevel: 'info' })
     expect(config.policy.allowsEveryone).toBe(true)
   })
 
@@ -38,6 +40,7 @@ describe('parseUpArgs', () => {
     expect(() => parseUpArgs(['--control', 'http://x', '--bogus', '1'])).toThrow('unknown option --bogus')
     expect(() => parseUpArgs(['--control', 'http://x', '--serve'])).toThrow('--serve needs a value')
     expect(() => parseUpArgs(['--control', 'http://x', '--ephemeral=yes'])).toThrow('--ephemeral takes no value')
+    expect(() => parseUpArgs(['--control', 'http://x', '--log-level', 'loud'])).toThrow('--log-level must be one of debug, info, warn, error, got "loud"')
     expect(() => parseUpArgs(['--control', 'http://x', 'stray'])).toThrow('unexpected argument "stray"')
     expect(() => parseUpArgs(['--control', 'http://x', '--serve', '80=1.2.3.4:1', '--serve', '80=1.2.3.4:2'])).toThrow('--serve: overlay port 80 is served twice')
     expect(() => parseUpArgs(['--control', 'http://x', '--allow', '10.0.0.0/40'])).toThrow(/--allow "10.0.0.0\/40"/)

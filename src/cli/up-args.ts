@@ -3,6 +3,7 @@
 import { isIP } from 'node:net'
 import { AllowPolicy, AllowPolicyError } from '../node/allow.ts'
 import type { ServiceTarget } from '../node/bridge.ts'
+import { LOG_LEVELS, type LogLevel } from '../server/log.ts'
 import { UsageError } from './args.ts'
 
 export interface ServeSpec {
@@ -25,9 +26,13 @@ export interface UpConfig {
   policy: AllowPolicy
   /** Seconds a forwarded UDP flow may stay silent before its real socket is closed. */
   udpIdleSeconds: number
+  /** Write the overlay's packets here as a pcap. */
+  pcapPath: string | undefined
+  /** `debug` also logs a one-line summary of every overlay packet. */
+  logLevel: LogLevel
 }
 
-const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle'] as const
+const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle', 'pcap', 'log-level'] as const
 const REPEATABLE = new Set(['serve', 'serve-udp', 'allow'])
 const BOOLEAN_FLAGS = ['ephemeral'] as const
 
@@ -77,7 +82,10 @@ export function parseUpArgs(args: string[]): UpConfig {
   if (!Number.isFinite(udpIdleSeconds) || udpIdleSeconds <= 0 || udpIdleSeconds > 86_400) {
     throw new UsageError(`--udp-idle must be seconds from more than 0 to 86400, got ${JSON.stringify(idleText)}`)
   }
+  const logLevel = (single.get('log-level') ?? 'info') as LogLevel
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
   return {
+    logLevel,
     controlURL,
     authKey: single.get('authkey'),
     hostname: single.get('hostname'),
@@ -88,6 +96,7 @@ export function parseUpArgs(args: string[]): UpConfig {
     allow,
     policy,
     udpIdleSeconds,
+    pcapPath: single.get('pcap'),
   }
 }
 

@@ -5,10 +5,12 @@
 // connections with FINs and leave; the identity stays registered unless --ephemeral.
 import { chmod, mkdir } from 'node:fs/promises'
 import { Burrow, BurrowError, defaultStateDir, type BurrowPeer } from '../node.ts'
-import { DEFAULT_OVERLAY_MTU, type NodeState } from '../burrow.ts'
+import { DEFAULT_OVERLAY_MTU, type NodeState, type PacketTap } from '../burrow.ts'
+import { summarizePacket } from '../wire/summary.ts'
 import { jsonLinesLogger, type Logger } from '../server/log.ts'
 import { TcpService, type ServiceEvent } from '../node/serve.ts'
 import { UdpForwarder, type UdpForwardEvent } from '../node/udp-forward.ts'
+import { PcapFile } from '../node/pcap-file.ts'
 import { removeStatusFile, writeStatusFile, type NodeStatus } from '../node/status-file.ts'
 import { parseCommandArgs } from './args.ts'
 import { EXIT_USAGE, type CliIo, type Command } from './io.ts'
@@ -32,7 +34,7 @@ export const up: Command = async (args, io) => {
 
 /** Runs until `stop` settles (with the reason to log); returns the exit status. */
 export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>): Promise<number> {
-  const log = jsonLinesLogger(io.stdout)
+  const log = jsonLinesLogger(io.stdout, config.logLevel)
   const stateDir = config.stateDir ?? defaultStateDir()
   try {
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
@@ -41,10 +43,38 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
     io.stderr(`burrow up: cannot use the state directory ${stateDir}: ${(error as Error).message}\n`)
     return 1
   }
+  let pcap: PcapFile | undefined
+  if (config.pcapPath !== undefined) {
+    try {
+      pcap = PcapFile.open(config.pcapPath)
+    } catch (error) {
+      io.stderr(`burrow up: ${(error as Error).message}\n`)
+      return 1
+    }
+  }
+  try {
+    return await runJoined(config, io, stop, log, stateDir, pcap)
+  } finally {
+    pcap?.close()
+  }
+}
+
+/** What sees each overlay packet: the --pcap file and, at --log-level debug, a one-line summary in the log. */
+export function tapFor(config: UpConfig, pcap: PcapFile | undefined, log: Logger): PacketTap | undefined {
+  const debug = config.logLevel === 'debug'
+  if (!pcap && !debug) return undefined
+  return (packet, direction) => {
+    pcap?.record(packet)
+    if (debug) log('debug', 'packet', { direction, summary: summarizePacket(packet) })
+  }
+}
+
+/** Joins (retrying) and serves until `stop`; the capture file, if any, is the caller's to close. */
+async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log: Logger, stateDir: string, pcap: PcapFile | undefined): Promise<number> {
   let stopReason: string | undefined
   void stop.then((reason) => (stopReason = reason))
 
-  const node = await startWithRetry(config, stateDir, log, stop)
+  const node = await startWithRetry(config, stateDir, log, stop, pcap)
   if (node instanceof BurrowError) {
     io.stderr(`burrow up: ${node.message}\n`)
     return 1
@@ -128,7 +158,11 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
     )
   }
   writeStatus()
-  const timer = setInterval(writeStatus, STATUS_INTERVAL_MS)
+  // The capture file is flushed on the same beat, so `tcpdump -r` on a quiet node is at most a second behind.
+  const timer = setInterval(() => {
+    writeStatus()
+    pcap?.flush()
+  }, STATUS_INTERVAL_MS)
 
   // A node whose identity was taken over elsewhere (or that failed for good) ends the process.
   const failed = new Promise<string>((resolve) => {
@@ -155,7 +189,8 @@ export async function runUp(config: UpConfig, io: CliIo, stop: Promise<string>):
  * Joins, retrying while the relay is unreachable (it may start after us, or be restarting).
  * Returns the node, a fatal error, or undefined when stopped first.
  */
-async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, stop: Promise<string>): Promise<Burrow | BurrowError | undefined> {
+async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, stop: Promise<string>, pcap: PcapFile | undefined): Promise<Burrow | BurrowError | undefined> {
+  const tap = tapFor(config, pcap, log)
   let delay = 500
   let stopped = false
   void stop.then(() => (stopped = true))
@@ -170,6 +205,7 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         storage: config.ephemeral ? 'memory' : 'file',
         stateDir,
         mtu: OVERLAY_MTU,
+        ...(tap && { capture: tap }),
       })
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.
       const first = await Promise.race([starting, stop.then(() => undefined)])

@@ -1,33 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { generateKeyPair, toBase64 } from '../crypto/index.ts'
-import { BACKOFF_CAP_MS, CoordinationClient, CoordinationClientError, backoffDelay, controlUrl, type SocketLike } from './coordination-client.ts'
+import { BACKOFF_CAP_MS, CoordinationClient, CoordinationClientError, backoffDelay, controlUrl } from './coordination-client.ts'
 import { nodeKeyText, type PeerEntry } from './protocol.ts'
-
-/** A socket whose far end is the test: it records what the client sends and delivers what the test says. */
-class FakeSocket implements SocketLike {
-  readyState = 1
-  readonly sent: unknown[] = []
-  closedWith: { code?: number; reason?: string } | undefined
-  private readonly listeners = new Map<string, Array<(event: never) => void>>()
-  constructor(readonly url: string) {}
-  send(data: string): void {
-    this.sent.push(JSON.parse(data))
-  }
-  close(code?: number, reason?: string): void {
-    this.closedWith = { code, reason }
-    this.readyState = 3
-  }
-  addEventListener(type: string, listener: (event: never) => void): void {
-    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener])
-  }
-  deliver(message: unknown): void {
-    for (const l of this.listeners.get('message') ?? []) (l as (e: { data: unknown }) => void)({ data: JSON.stringify(message) })
-  }
-  serverClose(code: number, reason = ''): void {
-    this.readyState = 3
-    for (const l of this.listeners.get('close') ?? []) (l as (e: { code: number; reason: string }) => void)({ code, reason })
-  }
-}
+import { ScriptedSocket as FakeSocket } from './testing/scripted-socket.ts'
 
 const server = generateKeyPair()
 const pair = generateKeyPair()

@@ -1,6 +1,7 @@
 // The coordination client driver: owns the WebSocket, the timers and the reconnect loop around
 // a sans-IO CoordinationSession, and keeps the live peer map. Runs in a Web Worker (global
 // WebSocket) and in Node (global WebSocket where present, else the `ws` package).
+import { DeadlineTimer, wallClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import type { KeyPair } from '../crypto/index.ts'
 import { CONTROL_PATH, type HomeRelay, type NetworkInfo, type PeerEntry } from './protocol.ts'
 import { CoordinationClientError, CoordinationSession, errorFromClose, type SessionOutput } from './coordination-session.ts'
@@ -75,6 +76,8 @@ export interface CoordinationClientOptions {
   previousNodeKeyPair?: KeyPair
   socketFactory?: SocketFactory
   random?: () => number
+  /** Time and timers; default the wall clock (the session's times are epoch ms). */
+  clock?: DriverClock
   backoffBaseMs?: number
   backoffCapMs?: number
 }
@@ -93,8 +96,9 @@ export class CoordinationClient {
   private currentState: CoordinationState = 'idle'
   private socket: SocketLike | undefined
   private session: CoordinationSession | undefined
-  private sessionTimer: ReturnType<typeof setTimeout> | undefined
-  private retryTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly clock: DriverClock
+  private readonly sessionTimer: DeadlineTimer
+  private retryTimer: Timer | undefined
   private attempt = 0
   private homeRelay: HomeRelay | null | undefined
   private discoPublicKey: Uint8Array
@@ -108,6 +112,10 @@ export class CoordinationClient {
     this.url = controlUrl(options.url)
     this.socketFactory = options.socketFactory ?? defaultSocketFactory
     this.random = options.random ?? Math.random
+    this.clock = options.clock ?? wallClock
+    this.sessionTimer = new DeadlineTimer(this.clock, () => {
+      if (this.session) this.apply(this.session.poll(this.clock.now()))
+    })
     this.homeRelay = options.homeRelay
     this.discoPublicKey = options.discoPublicKey
   }
@@ -192,14 +200,14 @@ export class CoordinationClient {
         homeRelay: this.homeRelay,
         previousNodeKeyPair: this.options.previousNodeKeyPair,
       },
-      Date.now(),
+      this.clock.now(),
     )
     this.session = session
     this.scheduleSession()
     socket.addEventListener('message', (event) => {
       if (this.socket !== socket) return
       const data = typeof event.data === 'string' ? event.data : new Uint8Array(0)
-      this.apply(session.receive(data, Date.now()))
+      this.apply(session.receive(data, this.clock.now()))
     })
     // Node's `ws` says why in its error event (a TLS certificate it does not trust, a refused
     // connection); browsers say nothing there. A close event always follows, with the code.
@@ -275,10 +283,10 @@ export class CoordinationClient {
     const retryInMs = backoffDelay(this.attempt, this.random, this.options.backoffBaseMs, this.options.backoffCapMs)
     this.attempt++
     this.setState('reconnecting', { error: reported, retryInMs })
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.clock.setTimer(this.clock.now() + retryInMs, () => {
       this.retryTimer = undefined
       this.connect()
-    }, retryInMs)
+    })
   }
 
   private dropSocket(code: number, reason: string): void {
@@ -295,21 +303,12 @@ export class CoordinationClient {
   }
 
   private scheduleSession(): void {
-    if (this.sessionTimer !== undefined) clearTimeout(this.sessionTimer)
-    this.sessionTimer = undefined
-    const session = this.session
-    const next = session?.nextEvent()
-    if (session === undefined || next === undefined) return
-    this.sessionTimer = setTimeout(() => {
-      this.sessionTimer = undefined
-      if (this.session === session) this.apply(session.tick(Date.now()))
-    }, Math.max(0, next - Date.now()))
+    this.sessionTimer.arm(this.session?.nextEvent())
   }
 
   private clearTimers(): void {
-    if (this.sessionTimer !== undefined) clearTimeout(this.sessionTimer)
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
-    this.sessionTimer = undefined
+    this.sessionTimer.clear()
+    this.retryTimer?.clear()
     this.retryTimer = undefined
   }
 

@@ -78,8 +78,8 @@ describe('CoordinationSession', () => {
   it('gives up on a server that never welcomes', () => {
     const s = session(100)
     expect(s.nextEvent()).toBe(100 + WELCOME_TIMEOUT_MS)
-    expect(s.tick(99 + WELCOME_TIMEOUT_MS)).toEqual([])
-    expect(s.tick(100 + WELCOME_TIMEOUT_MS)[0]?.kind).toBe('failed')
+    expect(s.poll(99 + WELCOME_TIMEOUT_MS)).toEqual([])
+    expect(s.poll(100 + WELCOME_TIMEOUT_MS)[0]?.kind).toBe('failed')
   })
 
   it('pings when idle and fails when the pong does not come', () => {
@@ -87,14 +87,14 @@ describe('CoordinationSession', () => {
     s.receive(challengeText, 0)
     s.receive(welcomeText, 1000)
     expect(s.nextEvent()).toBe(1000 + PING_INTERVAL_MS)
-    expect(s.tick(1000 + PING_INTERVAL_MS)).toEqual([{ kind: 'send', message: { type: 'ping', id: 1 } }])
+    expect(s.poll(1000 + PING_INTERVAL_MS)).toEqual([{ kind: 'send', message: { type: 'ping', id: 1 } }])
     expect(s.nextEvent()).toBe(1000 + PING_INTERVAL_MS + PONG_TIMEOUT_MS)
     // A pong clears the wait; the next ping is an interval later.
     s.receive('{"type":"pong","id":1}', 1000 + PING_INTERVAL_MS + 5)
     expect(s.nextEvent()).toBe(1000 + 2 * PING_INTERVAL_MS + 5)
     const t = 1000 + 2 * PING_INTERVAL_MS + 5
-    expect(s.tick(t)[0]).toMatchObject({ kind: 'send', message: { type: 'ping', id: 2 } })
-    const [failure] = s.tick(t + PONG_TIMEOUT_MS)
+    expect(s.poll(t)[0]).toMatchObject({ kind: 'send', message: { type: 'ping', id: 2 } })
+    const [failure] = s.poll(t + PONG_TIMEOUT_MS)
     expect(failure?.kind === 'failed' && failure.error.message).toBe('server stopped answering pings')
     expect(s.nextEvent()).toBeUndefined()
   })

@@ -136,7 +136,7 @@ export class CoordinationSession {
     return this.phase === 'ready' ? [{ kind: 'send', message: { type: 'update', discoKey: discoKeyText(discoPublicKey) } }] : []
   }
 
-  tick(now: number): SessionOutput[] {
+  poll(now: number): SessionOutput[] {
     if (this.phase === 'failed') return []
     if (this.phase === 'challenge') {
       if (now >= this.openedAt + WELCOME_TIMEOUT_MS) return this.fail(new CoordinationClientError(0, 'server did not welcome us in time'))

@@ -382,7 +382,7 @@ export class DataplaneCore {
   }
 
   /** Runs due tunnel timers (handshake retries, rekeys, keepalives, expiry). */
-  processEvents(now: number): EventResult {
+  poll(now: number): EventResult {
     if (this.tunnel.underLoad && now >= this.underLoadUntil) this.tunnel.underLoad = false
     const toUnderlay = new UnderlayBatcher()
     for (const { peer, message } of this.tunnel.poll(now)) {
@@ -394,7 +394,7 @@ export class DataplaneCore {
     return { toUnderlay: toUnderlay.batches }
   }
 
-  /** The soonest instant at which `processEvents` has work, or undefined. */
+  /** The soonest instant at which `poll` has work, or undefined. */
   nextEvent(): number | undefined {
     const tunnelEvent = this.tunnel.nextEvent()
     if (this.tunnel.underLoad && (tunnelEvent === undefined || this.underLoadUntil < tunnelEvent)) return this.underLoadUntil

@@ -8,7 +8,7 @@
 // respect to everything else on this thread: that is the core's lock. Adding or removing a
 // transport changes the tables immediately; nothing waits for the network or the timer.
 import type { Prefix } from '../wire/index.ts'
-import { systemClock, type DriverClock, type Timer } from './clock.ts'
+import { systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import type { DataplaneCore, DiscoDatagram, OverlayBatch, UnderlayBatch } from './core.ts'
 import { DataplaneError } from './errors.ts'
 import type { Endpoint, OverlayId, OverlayTransport, UnderlayId, UnderlayTransport } from './transport.ts'
@@ -265,7 +265,7 @@ export class DataplaneDriver {
     if (fired || (deadline !== undefined && deadline <= now)) {
       this.count.eventPasses++
       try {
-        this.sendUnderlay(this.core.processEvents(now).toUnderlay)
+        this.sendUnderlay(this.core.poll(now).toUnderlay)
       } catch (error) {
         this.report(error)
       }

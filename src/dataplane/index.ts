@@ -1,7 +1,7 @@
 export { DataplaneError, type DataplaneErrorCode } from './errors.ts'
 export { RouteTable, checkPrefix, type RoutePrefix } from './route-table.ts'
 export { MAX_IDLE_SLEEP, nextWakeup } from './wakeup.ts'
-export { systemClock, ManualClock, type DriverClock, type Timer } from './clock.ts'
+export { systemClock, ManualClock, type DriverClock, type Timer } from '../clock/clock.ts'
 export type { UnderlayId, OverlayId, Endpoint, UnderlayTransport, OverlayTransport } from './transport.ts'
 export {
   DataplaneCore,

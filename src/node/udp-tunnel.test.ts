@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { WgQuickConfig } from '../control/wg-quick.ts'
 import { generateKeyPair, type KeyPair } from '../crypto/index.ts'
-import { ManualClock } from '../dataplane/clock.ts'
+import { ManualClock } from '../clock/clock.ts'
 import { MAX_IDLE_SLEEP } from '../dataplane/wakeup.ts'
 import { UdpUnderlay } from '../underlay/udp/udp-underlay.ts'
 import { buildEcho, parseEcho } from '../wire/icmp.ts'

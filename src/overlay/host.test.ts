@@ -1,15 +1,18 @@
 import { describe, expect, it } from 'vitest'
-import { StackHost, type HostClock } from './host.ts'
+import type { DriverClock, Timer } from '../clock/clock.ts'
+import { StackHost } from './host.ts'
 import { Stack } from './stack.ts'
 
-class RecordingClock implements HostClock {
+/** Records the wake-ups asked for and never fires them: the test polls by hand. */
+class RecordingClock implements DriverClock {
   time = 0
   requests: number[] = []
   now(): number {
     return this.time
   }
-  wakeAt(deadline: number): void {
-    this.requests.push(deadline)
+  setTimer(at: number): Timer {
+    this.requests.push(at)
+    return { clear() {} }
   }
 }
 

@@ -1,45 +1,24 @@
+import { DeadlineTimer, timerClock, type DriverClock } from '../clock/clock.ts'
 import type { Stack } from './stack.ts'
 
-/**
- * Where the host gets time and wake-ups. In a page the worker is the clock (page timers are
- * throttled in hidden tabs): it calls `host.poll()` when a requested deadline arrives.
- */
-export interface HostClock {
-  now(): number
-  /** Asks for one `host.poll()` at or after `deadline` (on the `now()` clock), replacing earlier requests. */
-  wakeAt(deadline: number): void
-}
-
-/** A clock on `performance.now()` and `setTimeout`, for Node and tests with real time. */
-export class TimerClock implements HostClock {
-  private timer: ReturnType<typeof setTimeout> | undefined
-  private deadline = Infinity
-
-  constructor(private readonly wake: () => void) {}
-
-  now(): number {
-    return performance.now()
-  }
-
-  wakeAt(deadline: number): void {
-    if (this.timer !== undefined && deadline === this.deadline) return
-    if (this.timer !== undefined) clearTimeout(this.timer)
-    this.deadline = deadline
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.deadline = Infinity
-      this.wake()
-    }, Math.max(0, deadline - this.now()))
-    // The transport carrying the packets keeps a process alive, not a protocol timer.
-    ;(this.timer as { unref?: () => void }).unref?.()
-  }
-}
+/** Real time for Node and tests; its timers do not keep a process alive (the packets' transport does). */
+const hostClock = timerClock(() => performance.now(), { unref: true })
 
 export interface StackHostOptions {
   /** Receives each batch of packets the stack produced. */
   sink: (packets: Uint8Array[]) => void
-  /** Defaults to a TimerClock; an external clock must call `poll()` when woken. */
-  clock?: HostClock
+  /**
+   * Time and wake-ups. Default: `performance.now()` and `setTimeout`. In a page the worker is the
+   * clock (page timers are throttled in hidden tabs): src/burrow-stack.ts passes one whose timers
+   * are wake-ups the worker sends over the overlay port.
+   */
+  clock?: DriverClock
+  /**
+   * Keep a pending wake-up that is earlier than the new deadline instead of replacing it: one
+   * early poll per timer period instead of a timer reset (for the page: a message to the worker)
+   * after every poll while data flows and each ACK moves the retransmission deadline later.
+   */
+  keepEarlierWake?: boolean
 }
 
 /**
@@ -47,7 +26,8 @@ export interface StackHostOptions {
  * application touched a socket, and hands the output to the sink.
  */
 export class StackHost {
-  readonly clock: HostClock
+  readonly clock: DriverClock
+  private readonly wake: DeadlineTimer
   private readonly sink: (packets: Uint8Array[]) => void
   private flushQueued = false
   /** Number of polls run, for tests and benchmarks that count wake-ups. */
@@ -58,7 +38,8 @@ export class StackHost {
     options: StackHostOptions,
   ) {
     this.sink = options.sink
-    this.clock = options.clock ?? new TimerClock(() => this.poll())
+    this.clock = options.clock ?? hostClock
+    this.wake = new DeadlineTimer(this.clock, () => this.poll(), { keepEarlier: options.keepEarlierWake === true })
   }
 
   now(): number {
@@ -96,6 +77,6 @@ export class StackHost {
       return
     }
     // Always re-request: the deadline can move later (a timer was cancelled) as well as earlier.
-    this.clock.wakeAt(next)
+    this.wake.arm(next)
   }
 }

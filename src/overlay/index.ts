@@ -1,5 +1,5 @@
 export { Stack, DEFAULT_MTU, type StackOptions, type ConnectOptions, type ListenOptions, type StackStats } from './stack.ts'
-export { StackHost, TimerClock, type HostClock, type StackHostOptions } from './host.ts'
+export { StackHost, type StackHostOptions } from './host.ts'
 export {
   Sockets,
   TCPSocket,

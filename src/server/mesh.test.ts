@@ -69,7 +69,7 @@ class Region {
           link.session.receive(out.slice(), this.now)
           moved = true
         }
-        for (let e = link.session.poll(); e; e = link.session.poll()) link.events.push(e)
+        for (let e = link.session.takeEvent(); e; e = link.session.takeEvent()) link.events.push(e)
       }
     }
   }

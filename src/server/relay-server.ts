@@ -99,7 +99,7 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
 
   const timer = setInterval(() => {
     const now = clock()
-    relay.handleTimers(now)
+    relay.poll(now)
     for (const driver of drivers) {
       if (driver.stalledSince !== undefined && now - driver.stalledSince >= writeTimeoutMs) {
         relay.close(driver.client, `write timed out: the client read nothing for ${writeTimeoutMs} ms`, now, 'write_timeout')

@@ -38,7 +38,7 @@ class Harness {
           link.session.receive(out.slice(), this.now)
           moved = true
         }
-        for (let e = link.session.poll(); e; e = link.session.poll()) link.events.push(e)
+        for (let e = link.session.takeEvent(); e; e = link.session.takeEvent()) link.events.push(e)
       }
     }
   }
@@ -69,7 +69,7 @@ describe('Relay core with client sessions', () => {
     expect(a.events.at(-1)).toEqual({ type: 'pong', data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]) })
     expect(h.relay.nextEvent()).toBe(h.now + 60_000)
     h.now += 60_000
-    h.relay.handleTimers(h.now)
+    h.relay.poll(h.now)
     expect(a.conn.takeOutput()).toEqual(encodeFrame({ type: 'keep-alive' }))
   })
 
@@ -106,7 +106,7 @@ describe('Relay core with client sessions', () => {
     expect(closed).toMatch(/expected ClientInfo/)
     const idle = h.relay.accept(h.now, 'test')
     idle.onClose = (r) => (closed = r)
-    h.relay.handleTimers(h.now + 5000)
+    h.relay.poll(h.now + 5000)
     expect(closed).toMatch(/login timed out/)
   })
 

@@ -205,7 +205,7 @@ export class Relay {
   }
 
   /** Keepalives and login deadlines that are due. */
-  handleTimers(now: number): void {
+  poll(now: number): void {
     for (const client of this.connections) {
       if (client.nextTimerAt > now) continue
       if (client.state === 'login' || client.state === 'admitting') {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ManualClock } from '../dataplane/clock.ts'
+import { ManualClock } from '../clock/clock.ts'
 import type { UnderlayTransport } from '../dataplane/transport.ts'
 import { FaultInjector, type FaultInjectorOptions } from './fault-injector.ts'
 

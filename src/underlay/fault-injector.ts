@@ -3,7 +3,7 @@
 // each direction. Like smoltcp's `FaultInjector` around any device, it lets a test put a bad
 // network under real code without a bespoke forwarder process, and the same seed gives the same
 // faults, so a failure can be replayed.
-import { type DriverClock, systemClock, type Timer } from '../dataplane/clock.ts'
+import { type DriverClock, systemClock, type Timer } from '../clock/clock.ts'
 import type { UnderlayTransport } from '../dataplane/transport.ts'
 
 export interface FaultProfile {

@@ -35,9 +35,61 @@ export interface WorkerLike {
 }
 
 interface Pending {
-  op: Request['op']
+  op: string
   resolve: (value: any) => void
   reject: (error: Error) => void
+}
+
+/**
+ * Requests waiting for answers, by id: the request/response layer of both ports the page talks
+ * to a worker on (the dataplane's, and the node agent's control port in src/burrow.ts).
+ */
+export class RequestTable {
+  private nextId = 1
+  private readonly pending = new Map<number, Pending>()
+  private failedWith: Error | undefined
+
+  /** The error every request has been rejected with since `fail`, if it was called. */
+  get failed(): Error | undefined {
+    return this.failedWith
+  }
+
+  /** Posts a request with a fresh id (`post` may throw: the request rejects with that). */
+  send<T>(op: string, post: (id: number) => void): Promise<T> {
+    if (this.failedWith) return Promise.reject(this.failedWith)
+    const id = this.nextId++
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { op, resolve, reject })
+      try {
+        post(id)
+      } catch (error) {
+        this.pending.delete(id)
+        reject(error instanceof Error ? error : new Error(String(error)))
+      }
+    })
+  }
+
+  /**
+   * Settles request `id` with its value, or with the error `toError` makes from the answer's
+   * error and the request's op. False when no request has that id.
+   */
+  settle<E>(id: number, answer: { ok: true; value: unknown } | { ok: false; error: E }, toError: (error: E, op: string) => Error): boolean {
+    const pending = this.pending.get(id)
+    if (!pending) return false
+    this.pending.delete(id)
+    if (answer.ok) pending.resolve(answer.value)
+    else pending.reject(toError(answer.error, pending.op))
+    return true
+  }
+
+  /** Rejects every pending request, and every later one, with `error`. False if already failed. */
+  fail(error: Error): boolean {
+    if (this.failedWith) return false
+    this.failedWith = error
+    for (const pending of this.pending.values()) pending.reject(error)
+    this.pending.clear()
+    return true
+  }
 }
 
 export function createDataplaneWorker(): Worker {
@@ -46,9 +98,7 @@ export function createDataplaneWorker(): Worker {
 }
 
 export class BurrowWorker extends EventTarget {
-  private nextId = 1
-  private readonly pending = new Map<number, Pending>()
-  private failed: Error | undefined
+  private readonly requests = new RequestTable()
 
   constructor(private readonly worker: WorkerLike = createDataplaneWorker()) {
     super()
@@ -122,29 +172,14 @@ export class BurrowWorker extends EventTarget {
   }
 
   private call<R extends Request>(request: R, transfer: Transferable[] = []): Promise<Responses[R['op']]> {
-    if (this.failed) return Promise.reject(this.failed)
-    const id = this.nextId++
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { op: request.op, resolve, reject })
-      try {
-        this.worker.postMessage({ id, request }, transfer)
-      } catch (error) {
-        this.pending.delete(id)
-        reject(error instanceof Error ? error : new Error(String(error)))
-      }
-    })
+    return this.requests.send(request.op, (id) => this.worker.postMessage({ id, request }, transfer))
   }
 
   private onMessage(message: WorkerMessage): void {
     if (message?.type === 'result') {
-      const pending = this.pending.get(message.id)
-      if (!pending) {
+      if (!this.requests.settle(message.id, message, (error, op) => new WorkerOperationError(error, op as Request['op']))) {
         this.emitError(new Error(`dataplane worker answered unknown request ${message.id}`))
-        return
       }
-      this.pending.delete(message.id)
-      if (message.ok) pending.resolve(message.value)
-      else pending.reject(new WorkerOperationError(message.error, pending.op))
     } else if (message?.type === 'error') {
       this.emitError(new WorkerOperationError(message.error))
     } else {
@@ -153,11 +188,7 @@ export class BurrowWorker extends EventTarget {
   }
 
   private fail(error: Error, announce = true): void {
-    if (this.failed) return
-    this.failed = error
-    for (const pending of this.pending.values()) pending.reject(error)
-    this.pending.clear()
-    if (announce) this.emitError(error)
+    if (this.requests.fail(error) && announce) this.emitError(error)
   }
 
   /** @internal Used by OverlayPort. */

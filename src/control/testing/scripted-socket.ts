@@ -5,11 +5,15 @@ import type { SocketLike } from '../coordination-client.ts'
 export class ScriptedSocket implements SocketLike {
   readyState = 1
   readonly sent: Array<{ type: string } & Record<string, unknown>> = []
+  /** What the client closed the socket with, once it did. */
+  closedWith: { code?: number; reason?: string } | undefined
   private readonly listeners = new Map<string, Array<(event: never) => void>>()
+  constructor(readonly url = '') {}
   send(data: string): void {
     this.sent.push(JSON.parse(data) as { type: string })
   }
-  close(): void {
+  close(code?: number, reason?: string): void {
+    this.closedWith = { code, reason }
     this.readyState = 3
   }
   addEventListener(type: string, listener: (event: never) => void): void {

@@ -1,18 +1,28 @@
-import { StackHost, type HostClock } from '../host.ts'
+import type { DriverClock, Timer } from '../../clock/clock.ts'
+import { StackHost } from '../host.ts'
 import { Sockets } from '../sockets.ts'
 import { Stack } from '../stack.ts'
 import { ADDRESS_A, ADDRESS_A6, ADDRESS_B, ADDRESS_B6 } from './pair.ts'
 import { SimLink, type SimLinkOptions, type Side } from './sim-link.ts'
 
-/** A HostClock on shared fake time; the testbed calls the host's `poll` when a deadline is due. */
-class FakeClock implements HostClock {
+/** One host's clock on shared fake time (a host keeps one timer); the testbed fires it when due. */
+class FakeClock implements DriverClock {
   deadline: number | undefined
+  due: (() => void) | undefined
   constructor(private readonly bed: SocketTestbed) {}
   now(): number {
     return this.bed.now
   }
-  wakeAt(deadline: number): void {
-    this.deadline = deadline
+  setTimer(at: number, callback: () => void): Timer {
+    this.deadline = at
+    this.due = callback
+    return {
+      clear: () => {
+        if (this.due !== callback) return
+        this.deadline = undefined
+        this.due = undefined
+      },
+    }
   }
 }
 
@@ -58,8 +68,10 @@ export class SocketTestbed {
       for (const side of ['a', 'b'] as const) {
         const c = this.clocks[side]
         if (c.deadline !== undefined && c.deadline <= this.now) {
+          const due = c.due
           c.deadline = undefined
-          this.hosts[side].poll()
+          c.due = undefined
+          due?.()
         }
       }
       await this.quiesce()

@@ -1,9 +1,10 @@
 // The thin driver: WebSocket upgrades on /control feed the sans-IO service, its outputs go to
-// the sockets, and one timer runs `tick` at the service's next deadline. Everything else on the
+// the sockets, and one timer (a DeadlineTimer) runs `poll` at the service's next deadline. Everything else on the
 // HTTP server (the DERP relay on /derp, static files) is left alone.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import { DeadlineTimer, timerClock, type DriverClock } from '../../clock/clock.ts'
 import { CONTROL_PATH, MAX_MESSAGE_BYTES } from '../../control/protocol.ts'
 import { CoordinationService, type ConnectionId, type Output } from './service.ts'
 import { CoordinationStore } from './store.ts'
@@ -13,8 +14,8 @@ export type CoordinationLog = (level: 'info' | 'warn' | 'error', msg: string, fi
 export interface CoordinationOptions {
   dataDir: string
   log?: CoordinationLog
-  /** Wall clock in epoch ms; tests may pass their own. */
-  now?: () => number
+  /** Epoch ms and timers; tests may pass their own (a ManualClock). */
+  clock?: DriverClock
 }
 
 export interface AttachedCoordination {
@@ -25,6 +26,9 @@ export interface AttachedCoordination {
 
 /** A client that lets this much unsent data pile up is too slow to keep up with the peer map. */
 const MAX_BUFFERED_BYTES = 8 << 20
+/** The service keeps epoch times (last seen); its timers must not keep the process alive. */
+const serverClock = timerClock(() => Date.now(), { unref: true })
+
 /** How long a closing handshake may take before the socket is cut. */
 const CLOSE_GRACE_MS = 5_000
 
@@ -57,14 +61,15 @@ export interface CoordinationHandler {
  */
 export function createCoordinationHandler(options: CoordinationOptions): CoordinationHandler {
   const log: CoordinationLog = options.log ?? (() => {})
-  const now = options.now ?? Date.now
+  const clock = options.clock ?? serverClock
+  const now = (): number => clock.now()
   const store = CoordinationStore.open(options.dataDir)
   const service = new CoordinationService({ store, log: (level, msg) => log(level, msg) })
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false })
   const sockets = new Map<ConnectionId, WebSocket>()
   let nextConnection = 1
-  let timer: ReturnType<typeof setTimeout> | undefined
   let closed = false
+  const timer = new DeadlineTimer(clock, () => apply(service.poll(now())))
 
   const apply = (outputs: Output[]): void => {
     for (const output of outputs) {
@@ -86,15 +91,7 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
   }
 
   const schedule = (): void => {
-    if (timer !== undefined) clearTimeout(timer)
-    timer = undefined
-    const next = service.nextEvent()
-    if (next === undefined || closed) return
-    timer = setTimeout(() => {
-      timer = undefined
-      apply(service.tick(now()))
-    }, Math.max(0, next - now()))
-    timer.unref()
+    timer.arm(closed ? undefined : service.nextEvent())
   }
 
   /** Runs one service step; a bug there costs this one connection, never the process. */
@@ -150,7 +147,7 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
     async close() {
       if (closed) return
       closed = true
-      if (timer !== undefined) clearTimeout(timer)
+      timer.clear()
       const closing: Promise<void>[] = []
       for (const [connection, socket] of sockets) {
         // Record last-seen for every node; the pushes are moot because every socket is closing.

@@ -328,8 +328,8 @@ describe('bad input and timeouts', () => {
     const pending = nextId++
     service.open(pending, 0)
     expect(service.nextEvent()).toBe(10_000)
-    expect(service.tick(9_999)).toEqual([])
-    const timedOut = service.tick(10_000)
+    expect(service.poll(9_999)).toEqual([])
+    const timedOut = service.poll(10_000)
     expect(closes(timedOut, pending)).toEqual([{ code: 4408, reason: 'no valid hello within the handshake timeout' }])
     expect(service.nextEvent()).toBeUndefined()
 
@@ -337,7 +337,7 @@ describe('bad input and timeouts', () => {
     expect(service.nextEvent()).toBe(80_000)
     service.receive(a.connection, '{"type":"ping","id":1}', 50_000)
     expect(service.nextEvent()).toBe(110_000)
-    const silent = service.tick(110_000)
+    const silent = service.poll(110_000)
     expect(closes(silent, a.connection)[0]?.code).toBe(4408)
     expect(service.nodes()[0]).toMatchObject({ online: false, lastSeen: 110_000 })
   })

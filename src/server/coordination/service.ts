@@ -1,7 +1,7 @@
 // The coordination logic, sans-IO: the driver (http.ts) reports connections opening, messages
 // arriving and connections closing, each with `now` (epoch ms, because last-seen times are
 // stored and shown), and sends/closes whatever the returned outputs say. Nothing here touches
-// a socket or a timer; `nextEvent()` says when `tick(now)` must run for timeouts.
+// a socket or a timer; `nextEvent()` says when `poll(now)` must run for timeouts.
 import {
   boxKey,
   boxOpen,
@@ -200,7 +200,7 @@ export class CoordinationService {
     return this.drop(id, now)
   }
 
-  tick(now: number): Output[] {
+  poll(now: number): Output[] {
     const out: Output[] = []
     for (const connection of [...this.connections.values()]) {
       if (connection.nodeId === undefined && now >= connection.openedAt + this.handshakeTimeoutMs) {

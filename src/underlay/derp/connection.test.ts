@@ -3,6 +3,7 @@
 // several of them (home and peers' regions) is src/agent/relay-pool.ts.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { equalBytes, generateKeyPair } from '../../crypto/index.ts'
+import { wallClock } from '../../clock/clock.ts'
 import { DerpConnection } from './connection.ts'
 import { MemoryNetwork } from './testing/memory-network.ts'
 import { DerpUnderlay } from './underlay.ts'
@@ -21,7 +22,7 @@ describe('DERP drivers over an in-memory network', () => {
     const net = new MemoryNetwork()
     const a = generateKeyPair()
     const b = generateKeyPair()
-    const options = { dial: net.dial, url: 'http://r1/derp', clock: () => Date.now(), backoff: { baseMs: 1000, random: () => 0.5 }, pendingLimit: 3 }
+    const options = { dial: net.dial, url: 'http://r1/derp', clock: wallClock, backoff: { baseMs: 1000, random: () => 0.5 }, pendingLimit: 3 }
     const ca = new DerpConnection({ ...options, privateKey: a.privateKey }).start()
     const cb = new DerpConnection({ ...options, privateKey: b.privateKey }).start()
     const got: number[] = []
@@ -53,7 +54,7 @@ describe('DERP drivers over an in-memory network', () => {
   it('pings a silent relay and reconnects when it does not answer', async () => {
     const net = new MemoryNetwork()
     const a = generateKeyPair()
-    const ca = new DerpConnection({ dial: net.dial, url: 'http://r1/derp', privateKey: a.privateKey, clock: () => Date.now(), pingIntervalMs: 5000, pingTimeoutMs: 2000 }).start()
+    const ca = new DerpConnection({ dial: net.dial, url: 'http://r1/derp', privateKey: a.privateKey, clock: wallClock, pingIntervalMs: 5000, pingTimeoutMs: 2000 }).start()
     await settle()
     const relay = net.relay('http://r1/derp')
     // The relay answers pings: the connection stays up across several intervals.
@@ -73,8 +74,8 @@ describe('DERP drivers over an in-memory network', () => {
     const net = new MemoryNetwork()
     const a = generateKeyPair()
     const b = generateKeyPair()
-    const ca = new DerpConnection({ dial: net.dial, url: 'http://r1/derp', privateKey: a.privateKey, clock: () => Date.now() }).start()
-    const cb = new DerpConnection({ dial: net.dial, url: 'http://r1/derp', privateKey: b.privateKey, clock: () => Date.now() }).start()
+    const ca = new DerpConnection({ dial: net.dial, url: 'http://r1/derp', privateKey: a.privateKey, clock: wallClock }).start()
+    const cb = new DerpConnection({ dial: net.dial, url: 'http://r1/derp', privateKey: b.privateKey, clock: wallClock }).start()
     await settle()
     const ua = new DerpUnderlay(ca)
     const ub = new DerpUnderlay(cb)

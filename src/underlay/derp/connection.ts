@@ -1,6 +1,7 @@
 // The driver for one relay: dials, runs a DerpClientSession over the stream, flushes coalesced
-// output on a microtask, keeps one timer at the session's next deadline, and reconnects with
-// backoff. Packets sent while (re)connecting wait in a bounded queue (oldest dropped, counted).
+// output on a microtask, keeps one timer (a DeadlineTimer on its DriverClock) at the session's
+// next deadline, and reconnects with backoff. Packets sent while (re)connecting wait in a bounded queue (oldest dropped, counted).
+import { DeadlineTimer, systemClock, type DriverClock } from '../../clock/clock.ts'
 import { ReconnectBackoff, type BackoffOptions } from './backoff.ts'
 import type { DerpDialer, DerpStream } from './dialer.ts'
 import { Emitter } from './emitter.ts'
@@ -15,8 +16,8 @@ export interface DerpConnectionOptions extends DerpClientSessionOptions {
   /** Drop packets instead of buffering without bound when the socket has this many bytes unsent. */
   highWaterBytes?: number
   backoff?: BackoffOptions
-  /** Monotonic milliseconds. */
-  clock?: () => number
+  /** Time and timers; default the system clock (monotonic). */
+  clock?: DriverClock
 }
 
 export interface DerpConnectionEvents {
@@ -57,13 +58,13 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
   private session: DerpClientSession | undefined
   private stream: DerpStream | undefined
   private readonly backoff: ReconnectBackoff
-  private readonly clock: () => number
+  private readonly clock: DriverClock
   private readonly pending: Array<[Uint8Array, Uint8Array]> = []
   private pendingHead = 0
   private readonly pendingLimit: number
   private readonly highWaterBytes: number
-  private timer: ReturnType<typeof setTimeout> | undefined
-  private timerAt: number | undefined
+  /** At the session's next deadline while connected; at the next dial while waiting to reconnect. */
+  private readonly timer: DeadlineTimer
   private flushQueued = false
   private preferred = false
   private stopped = false
@@ -72,7 +73,10 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
   constructor(private readonly options: DerpConnectionOptions) {
     super()
     this.url = options.url
-    this.clock = options.clock ?? (() => performance.now())
+    this.clock = options.clock ?? systemClock
+    // An earlier timer is kept: when it fires it finds nothing due and re-arms. This avoids
+    // resetting a timer on every message, since each one moves the ping deadline.
+    this.timer = new DeadlineTimer(this.clock, () => this.onTimer(), { keepEarlier: true })
     this.backoff = new ReconnectBackoff(options.backoff)
     this.pendingLimit = options.pendingLimit ?? 512
     this.highWaterBytes = options.highWaterBytes ?? 8 << 20
@@ -158,7 +162,7 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
     const before = session.counters
     const rateLimited = before.droppedRateLimited
     const oversize = before.droppedOversize
-    if (session.send(destination, packet, this.clock())) {
+    if (session.send(destination, packet, this.clock.now())) {
       this.stats.packetsSent++
       this.scheduleFlush()
     } else {
@@ -169,14 +173,14 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
 
   private dial(): void {
     if (this.stopped) return
-    const session = new DerpClientSession(this.options, this.clock())
+    const session = new DerpClientSession(this.options, this.clock.now())
     session.notePreferred(this.preferred)
     this.session = session
     this.stream = this.options.dial(this.url, {
       onOpen: () => {},
       onData: (bytes) => {
         if (this.session !== session) return
-        session.receive(bytes, this.clock())
+        session.receive(bytes, this.clock.now())
         this.afterSessionWork(session)
       },
       onClose: (reason) => {
@@ -190,7 +194,7 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
 
   /** Drains events, flushes output, and re-arms the timer after anything touched the session. */
   private afterSessionWork(session: DerpClientSession): void {
-    for (let event = session.poll(); event; event = session.poll()) {
+    for (let event = session.takeEvent(); event; event = session.takeEvent()) {
       switch (event.type) {
         case 'packet':
           this.stats.packetsReceived++
@@ -198,7 +202,7 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
           break
         case 'connected':
           this.stats.connects++
-          this.backoff.connected(this.clock())
+          this.backoff.connected(this.clock.now())
           this.emit('connected', event.serverKey, event.serverInfo)
           this.drainPending(session)
           break
@@ -216,7 +220,7 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
           this.emit('health', event.problem)
           break
         case 'restarting':
-          this.backoff.restarting(event.reconnectInMs, event.tryForMs, this.clock())
+          this.backoff.restarting(event.reconnectInMs, event.tryForMs, this.clock.now())
           this.emit('restarting', event.reconnectInMs, event.tryForMs)
           break
         case 'pong':
@@ -247,14 +251,19 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
     this.session = undefined
     this.health = ''
     if (this.stopped) return
-    const delay = this.backoff.nextDelay(this.clock())
+    const delay = this.backoff.nextDelay(this.clock.now())
     this.emit('disconnected', reason, delay)
-    this.timerAt = this.clock() + delay
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.timerAt = undefined
+    this.timer.arm(this.clock.now() + delay)
+  }
+
+  private onTimer(): void {
+    const session = this.session
+    if (!session) {
       this.dial()
-    }, delay)
+      return
+    }
+    session.poll(this.clock.now())
+    this.afterSessionWork(session)
   }
 
   private scheduleFlush(): void {
@@ -271,25 +280,10 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
   }
 
   private armTimer(session: DerpClientSession): void {
-    const next = session.nextEvent()
-    // An earlier timer is kept: when it fires it finds nothing due and re-arms. This avoids
-    // resetting a timer on every message, since each one moves the ping deadline.
-    if (next !== undefined && this.timer !== undefined && this.timerAt! <= next) return
-    this.clearTimer()
-    if (next === undefined) return
-    this.timerAt = next
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.timerAt = undefined
-      if (this.session !== session) return
-      session.handleTimers(this.clock())
-      this.afterSessionWork(session)
-    }, Math.max(0, next - this.clock()))
+    this.timer.arm(session.nextEvent())
   }
 
   private clearTimer(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer)
-    this.timer = undefined
-    this.timerAt = undefined
+    this.timer.clear()
   }
 }

@@ -45,24 +45,24 @@ describe('DerpClientSession', () => {
   it('rejects a wrong magic with a clear error', () => {
     const session = new DerpClientSession({ privateKey: me.privateKey }, 0)
     session.receive(serverKeyFrame(new Uint8Array(8)), 0)
-    expect(session.poll()).toEqual({ type: 'closed', reason: 'ServerKey frame has the wrong magic (not a DERP server)' })
+    expect(session.takeEvent()).toEqual({ type: 'closed', reason: 'ServerKey frame has the wrong magic (not a DERP server)' })
     expect(session.state).toBe('closed')
   })
 
   it('rejects a relay speaking another protocol version', () => {
     const session = loggedIn({ version: 3 })
-    expect(session.poll()).toEqual({ type: 'closed', reason: 'relay speaks DERP protocol version 3, this client speaks 2' })
+    expect(session.takeEvent()).toEqual({ type: 'closed', reason: 'relay speaks DERP protocol version 3, this client speaks 2' })
   })
 
   it('rejects an unexpected relay key', () => {
     const session = new DerpClientSession({ privateKey: me.privateKey, expectedServerKey: generateKeyPair().publicKey }, 0)
     session.receive(serverKeyFrame(), 0)
-    expect(session.poll()?.type).toBe('closed')
+    expect(session.takeEvent()?.type).toBe('closed')
   })
 
   it('reassembles frames split across and merged within messages', () => {
     const session = loggedIn()
-    expect(session.poll()?.type).toBe('connected')
+    expect(session.takeEvent()?.type).toBe('connected')
     const stream = new Uint8Array([
       ...encodeFrame({ type: 'recv-packet', source: relay.publicKey, packet: new Uint8Array([1, 2]) }),
       ...encodeFrame({ type: 'keep-alive' }),
@@ -72,7 +72,7 @@ describe('DerpClientSession', () => {
     session.receive(stream.subarray(0, 7), 1)
     session.receive(stream.subarray(7, 50), 1)
     session.receive(stream.subarray(50), 1)
-    expect([session.poll(), session.poll(), session.poll(), session.poll()]).toEqual([
+    expect([session.takeEvent(), session.takeEvent(), session.takeEvent(), session.takeEvent()]).toEqual([
       { type: 'packet', source: relay.publicKey, packet: new Uint8Array([1, 2]) },
       { type: 'packet', source: relay.publicKey, packet: new Uint8Array([3]) },
       { type: 'health', problem: 'overloaded' },
@@ -96,22 +96,22 @@ describe('DerpClientSession', () => {
 
   it('answers the relay ping and declares the relay dead when our own ping goes unanswered', () => {
     const session = loggedIn()
-    session.poll()
+    session.takeEvent()
     session.receive(encodeFrame({ type: 'ping', data: new Uint8Array(8).fill(5) }), 0)
     expect(framesOf(session.takeOutput())).toEqual([{ type: 'pong', data: new Uint8Array(8).fill(5) }])
     expect(session.nextEvent()).toBe(15_000)
-    session.handleTimers(15_000)
+    session.poll(15_000)
     expect(framesOf(session.takeOutput())[0]?.type).toBe('ping')
     expect(session.nextEvent()).toBe(25_000)
-    session.handleTimers(25_000)
-    expect(session.poll()).toEqual({ type: 'closed', reason: 'relay stopped responding (no reply within 10000 ms of a ping)' })
+    session.poll(25_000)
+    expect(session.takeEvent()).toEqual({ type: 'closed', reason: 'relay stopped responding (no reply within 10000 ms of a ping)' })
   })
 
   it('any frame from the relay counts as life', () => {
     const session = loggedIn()
-    session.handleTimers(15_000)
+    session.poll(15_000)
     session.receive(encodeFrame({ type: 'keep-alive' }), 20_000)
-    session.handleTimers(25_000)
+    session.poll(25_000)
     expect(session.state).toBe('ready')
     expect(session.nextEvent()).toBe(35_000)
   })
@@ -121,17 +121,17 @@ describe('DerpClientSession', () => {
     expect(session.send(relay.publicKey, new Uint8Array(1), 0)).toBe(false)
     expect(session.counters.droppedNotReady).toBe(1)
     const ready = loggedIn()
-    ready.poll()
+    ready.takeEvent()
     ready.receive(encodeFrame({ type: 'restarting', reconnectInMs: 10, tryForMs: 20 }), 0)
     ready.receive(encodeFrame({ type: 'peer-gone', key: relay.publicKey }), 0)
-    expect(ready.poll()).toEqual({ type: 'restarting', reconnectInMs: 10, tryForMs: 20 })
-    expect(ready.poll()).toEqual({ type: 'peer-gone', key: relay.publicKey, reason: 0 })
+    expect(ready.takeEvent()).toEqual({ type: 'restarting', reconnectInMs: 10, tryForMs: 20 })
+    expect(ready.takeEvent()).toEqual({ type: 'peer-gone', key: relay.publicKey, reason: 0 })
   })
 
   it('times out a login that never completes', () => {
     const session = new DerpClientSession({ privateKey: me.privateKey, loginTimeoutMs: 3000 }, 0)
     expect(session.nextEvent()).toBe(3000)
-    session.handleTimers(3000)
-    expect(session.poll()).toEqual({ type: 'closed', reason: 'login timed out' })
+    session.poll(3000)
+    expect(session.takeEvent()).toEqual({ type: 'closed', reason: 'login timed out' })
   })
 })

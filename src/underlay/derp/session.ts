@@ -1,5 +1,5 @@
 // One DERP client connection as a sans-IO state machine: bytes in (with `now`), coalesced
-// messages out (`takeOutput`), events out (`poll`), and `nextEvent()` for the driver's timer.
+// messages out (`takeOutput`), events out (`takeEvent`), `poll(now)` for what is due and `nextEvent()` for when.
 import { equalBytes, formatNodeKey, publicKeyOf, randomBytes } from '../../crypto/index.ts'
 import { FrameReader } from './frame-reader.ts'
 import {
@@ -191,7 +191,7 @@ export class DerpClientSession {
     return !this.output.isEmpty
   }
 
-  poll(): DerpClientEvent | undefined {
+  takeEvent(): DerpClientEvent | undefined {
     if (this.eventHead >= this.events.length) {
       if (this.eventHead > 0) {
         this.events.length = 0
@@ -204,7 +204,7 @@ export class DerpClientSession {
     return event
   }
 
-  handleTimers(now: number): void {
+  poll(now: number): void {
     if (this.state === 'closed') return
     if (this.state !== 'ready') {
       if (now >= this.loginDeadline) this.close('login timed out')

@@ -4,7 +4,7 @@
 // disco sealing, signalling over the relay, path selection, routes and the WireGuard tunnel.
 import { describe, expect, it } from 'vitest'
 import { generateKeyPair, toHex } from '../../crypto/index.ts'
-import { ManualClock } from '../../dataplane/clock.ts'
+import { ManualClock } from '../../clock/clock.ts'
 import { DataplaneCore } from '../../dataplane/core.ts'
 import { DataplaneDriver } from '../../dataplane/driver.ts'
 import type { OverlayTransport, UnderlayTransport } from '../../dataplane/transport.ts'

@@ -8,7 +8,7 @@
 // happens here, in `send`).
 import type { DataplaneCore, DiscoDatagram } from '../../dataplane/core.ts'
 import type { DataplaneDriver } from '../../dataplane/driver.ts'
-import { systemClock, type DriverClock, type Timer } from '../../dataplane/clock.ts'
+import { systemClock, type DriverClock, type Timer } from '../../clock/clock.ts'
 import type { UnderlayId } from '../../dataplane/transport.ts'
 import { equalBytes, toHex } from '../../crypto/index.ts'
 import { DiscoError } from '../disco/errors.ts'
@@ -117,7 +117,7 @@ export class DirectPaths {
     }
     this.peers.set(id, entry)
     this.byDisco.set(toHex(discoKey), entry)
-    this.tick()
+    this.poll()
   }
 
   removePeer(nodeKey: Uint8Array): void {
@@ -169,7 +169,7 @@ export class DirectPaths {
         // Burrow nodes have no UDP endpoints to try; nothing to do.
         break
     }
-    this.tick()
+    this.poll()
   }
 
   /** Stops the timer and closes every direct session. */
@@ -181,7 +181,7 @@ export class DirectPaths {
   }
 
   /** Runs every selector that is due. Public for tests; the timer calls it. */
-  tick(): void {
+  poll(): void {
     if (this.stopped) return
     const now = this.clock.now()
     this.readActivity(now)
@@ -256,7 +256,7 @@ export class DirectPaths {
     this.timer = this.clock.setTimer(at, () => {
       this.timer = undefined
       this.timerAt = undefined
-      this.tick()
+      this.poll()
     })
   }
 
@@ -264,7 +264,7 @@ export class DirectPaths {
     const entry = this.peers.get(toHex(nodeKey))
     if (entry && !this.stopped) {
       run(entry)
-      this.tick()
+      this.poll()
     }
   }
 

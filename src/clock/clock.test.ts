@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { systemClock } from './clock.ts'
+import { DeadlineTimer, ManualClock, systemClock } from './clock.ts'
 
 afterEach(() => {
   vi.restoreAllMocks()
@@ -37,5 +37,40 @@ describe('systemClock', () => {
     systemClock.setTimer(performance.now() + 10, () => fired++).clear()
     vi.advanceTimersByTime(100)
     expect(fired).toBe(0)
+  })
+})
+
+describe('DeadlineTimer', () => {
+  it('fires once at the armed deadline; re-arming replaces it, undefined disarms', () => {
+    const clock = new ManualClock()
+    const fired: number[] = []
+    const timer = new DeadlineTimer(clock, () => fired.push(clock.now()))
+    timer.arm(100)
+    timer.arm(100)
+    expect(clock.pending).toBe(1)
+    timer.arm(300)
+    expect(timer.at).toBe(300)
+    while (clock.fireNext(1000));
+    expect(fired).toEqual([300])
+    expect(timer.at).toBeUndefined()
+    timer.arm(1200)
+    timer.arm(undefined)
+    while (clock.fireNext(2000));
+    expect(fired).toEqual([300])
+    expect(clock.pending).toBe(0)
+  })
+
+  it('with keepEarlier, keeps an armed deadline at or before the new one and moves only earlier', () => {
+    const clock = new ManualClock()
+    const fired: number[] = []
+    const timer = new DeadlineTimer(clock, () => fired.push(clock.now()), { keepEarlier: true })
+    timer.arm(100)
+    timer.arm(150)
+    expect(timer.at).toBe(100)
+    timer.arm(50)
+    expect(timer.at).toBe(50)
+    expect(clock.pending).toBe(1)
+    while (clock.fireNext(1000));
+    expect(fired).toEqual([50])
   })
 })

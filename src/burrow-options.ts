@@ -1,0 +1,109 @@
+// The options of `Burrow.start`, checked before anything starts: each bad one is a BurrowError
+// with code `bad-options` naming it. What the worker needs goes on as JoinOptions.
+import type { JoinOptions, KeyStorage } from './agent/protocol.ts'
+import { BurrowError } from './burrow-errors.ts'
+
+export interface BurrowStartOptions {
+  /** The relay's base URL, e.g. `http://127.0.0.1:8080` (coordination at /control, DERP at /derp). */
+  controlURL: string
+  /** Needed the first time this identity registers; a wrong one makes `start` reject (code `unauthorized`). */
+  authKey?: string
+  /** The name to register (made a unique DNS label by the coordination service). Default `node`. */
+  hostname?: string
+  /** Where the node key lives: IndexedDB in browsers, files in Node, or `memory` for an ephemeral identity. */
+  storage?: KeyStorage
+  /** Which stored identity to use; lets one origin (or one state directory) run several nodes. Default `node`. */
+  keyName?: string
+  /** Each online peer is pinged this often to measure `rttMs`; 0 turns it off. Default 2000 ms. */
+  probeIntervalMs?: number
+  /**
+   * Largest IP packet this node sends (TCP segments follow from it through the MSS option, so a
+   * peer with a smaller MTU still gets segments it can take). Default 16384: every path today is
+   * a DERP relay, which carries packets up to 64 KiB, and per-packet costs (headers, checksums,
+   * one seal and one message hop per packet) dominate in JavaScript, so big packets move about
+   * twice the bytes of 1420-byte ones. Use 1420 where packets must cross plain UDP paths unfragmented.
+   */
+  mtu?: number
+  /**
+   * STUN/TURN servers for direct WebRTC paths, e.g. `[{ urls: 'stun:stun.example:3478' }]`.
+   * None are needed between pages on one machine or one LAN.
+   */
+  iceServers?: BurrowIceServer[]
+  /**
+   * Try direct WebRTC datachannels to peers (browsers only; Node.js stays on relays). Traffic
+   * starts on the relay and moves to the direct path once it answers disco pings. Default true.
+   */
+  direct?: boolean
+  /**
+   * Packet capture of the overlay: every IP packet between this node's TCP/IP stack and the
+   * network, both directions. `true` keeps a pcap in memory (up to 64 MiB; `{ maxBytes }` to
+   * change) for `captureBlob()`; a function is called with each packet instead (Node writes a
+   * file this way: `burrow up --pcap FILE`). The packet must not be kept or changed.
+   */
+  capture?: boolean | { maxBytes?: number } | PacketTap
+  /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
+  _debugDropDirectSignals?: boolean
+}
+
+/** Sees one overlay IP packet: `in` from the network to this node, `out` from this node. */
+export type PacketTap = (packet: Uint8Array, direction: 'in' | 'out') => void
+
+/** What `capture` asks for: an in-memory pcap (with its cap, undefined for the default) or a tap. */
+export type CaptureRequest = { kind: 'memory'; maxBytes: number | undefined } | { kind: 'tap'; tap: PacketTap }
+
+function parseCapture(option: BurrowStartOptions['capture']): CaptureRequest | undefined {
+  if (option === undefined || option === false) return undefined
+  if (typeof option === 'function') return { kind: 'tap', tap: option }
+  if (option !== true && (typeof option !== 'object' || option === null)) throw new BurrowError('bad-options', 'capture must be true, { maxBytes }, or a function (packet, direction) => void')
+  const maxBytes = option === true ? undefined : option.maxBytes
+  if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= 1024)) throw new BurrowError('bad-options', `capture.maxBytes must be a whole number ≥ 1024, got ${maxBytes}`)
+  return { kind: 'memory', maxBytes }
+}
+
+/** One STUN or TURN server (the shape of `RTCIceServer`). */
+export interface BurrowIceServer {
+  urls: string | string[]
+  username?: string
+  credential?: string
+}
+
+export const DEFAULT_OVERLAY_MTU = 16384
+/** DERP carries packets up to 64 KiB; WireGuard adds 32 bytes and pads to 16. */
+export const MAX_OVERLAY_MTU = 65536 - 48
+
+export interface StartDefaults {
+  storage: KeyStorage
+  stateDir?: string
+}
+
+/** The join request for the agent and the settings the page keeps (the TCP/IP stack's MTU). */
+export function parseStartOptions(options: BurrowStartOptions, defaults: StartDefaults): { join: JoinOptions; mtu: number; capture: CaptureRequest | undefined } {
+  if (typeof options !== 'object' || options === null) throw new BurrowError('bad-options', 'Burrow.start needs an options object')
+  if (typeof options.controlURL !== 'string') throw new BurrowError('bad-options', 'controlURL must be the relay URL, e.g. "http://127.0.0.1:8080"')
+  try {
+    const protocol = new URL(options.controlURL).protocol
+    if (!['http:', 'https:', 'ws:', 'wss:'].includes(protocol)) throw new Error(protocol)
+  } catch {
+    throw new BurrowError('bad-options', `controlURL ${JSON.stringify(options.controlURL)} is not an http(s) or ws(s) URL`)
+  }
+  if (options.authKey !== undefined && typeof options.authKey !== 'string') throw new BurrowError('bad-options', 'authKey must be a string')
+  const mtu = options.mtu ?? DEFAULT_OVERLAY_MTU
+  if (!Number.isInteger(mtu) || mtu < 1280 || mtu > MAX_OVERLAY_MTU) throw new BurrowError('bad-options', `mtu must be a whole number from 1280 to ${MAX_OVERLAY_MTU}, got ${mtu}`)
+  const probeIntervalMs = options.probeIntervalMs ?? 2000
+  if (!Number.isFinite(probeIntervalMs) || probeIntervalMs < 0) throw new BurrowError('bad-options', `probeIntervalMs must be ≥ 0, got ${probeIntervalMs}`)
+  if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
+  if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
+  const capture = parseCapture(options.capture)
+  const join: JoinOptions = {
+    controlURL: options.controlURL,
+    hostname: options.hostname ?? 'node',
+    storage: options.storage ?? defaults.storage,
+    keyName: options.keyName ?? 'node',
+    ...(options.authKey ? { authKey: options.authKey } : {}),
+    ...(defaults.stateDir !== undefined ? { stateDir: defaults.stateDir } : {}),
+    direct: options.direct !== false,
+    probeIntervalMs,
+    ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
+  }
+  return { join, mtu, capture }
+}
