@@ -21,6 +21,12 @@ export type BurrowErrorCode =
   | 'closed'
   /** A name given to connect/fetch/ping is neither an IP address nor a peer's hostname. */
   | 'unknown-host'
+  /** The tailnet control server does not hold the control key (`mkey:`) we used: the Noise handshake failed. */
+  | 'control-key'
+  /** The tailnet control server does not support our capability version. */
+  | 'unsupported-version'
+  /** The control server sent something that does not parse (a garbled map message, bad HTTP/2, …). */
+  | 'protocol'
 
 export class BurrowError extends Error {
   override readonly name = 'BurrowError'
