@@ -181,11 +181,13 @@ export class NodeAgent {
       const store = this.env.keyStore(options)
       const nodeKeys = await loadOrCreateKeyPair(store, options.keyName)
       const discoKeys = await loadOrCreateKeyPair(store, `${options.keyName}.disco`)
+      // The machine key (a tailnet's ts2021 Noise identity) is kept with the node key; only a tailnet join makes one.
+      const machineKeys = options.control === 'tailnet' ? await loadOrCreateKeyPair(store, `${options.keyName}.machine`) : undefined
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       let control: ControlPlane
       try {
         control = this.env.controlPlane(options, {
-          keys: { node: nodeKeys, disco: discoKeys },
+          keys: { node: nodeKeys, disco: discoKeys, ...(machineKeys ? { machine: machineKeys } : {}) },
           hostname: options.hostname,
           ...(options.authKey ? { authKey: options.authKey } : {}),
         })
@@ -425,6 +427,7 @@ export class NodeAgent {
       return {
         nodeKey: peer.nodeKey,
         hostname: peer.name,
+        ...(peer.fqdn ? { fqdn: peer.fqdn.toLowerCase() } : {}),
         addresses: [peer.addresses[0] ?? '', peer.addresses[1] ?? ''],
         online: peer.online === true,
         // Direct once a disco pong over the datachannel trusts it (the route moves there earlier,
