@@ -23,6 +23,12 @@ export type BurrowErrorCode =
   | 'unknown-host'
   /** `node.proxy()` could not start (no Service Worker support, or the worker script or bridge failed to load). */
   | 'proxy'
+  /** The tailnet control server does not hold the control key (`mkey:`) we used: the Noise handshake failed. */
+  | 'control-key'
+  /** The tailnet control server does not support our capability version. */
+  | 'unsupported-version'
+  /** The control server sent something that does not parse (a garbled map message, bad HTTP/2, …). */
+  | 'protocol'
 
 export class BurrowError extends Error {
   override readonly name = 'BurrowError'

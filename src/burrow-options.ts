@@ -43,6 +43,20 @@ export interface BurrowStartOptions {
    * file this way: `burrow up --pcap FILE`). The packet must not be kept or changed.
    */
   capture?: boolean | { maxBytes?: number } | PacketTap
+  /**
+   * The kind of control server behind `controlURL`: `burrow` (a `burrow relay`) or `tailnet` (a
+   * Tailscale-protocol server such as Headscale, spoken over ts2021). Default: `tailnet` when the
+   * auth key is a Headscale or Tailscale one (`hskey-…`, `tskey-…`), else `burrow`.
+   */
+  control?: 'burrow' | 'tailnet'
+  /** Tailnet only: the control server's key (`mkey:…`), for servers whose `/key` a page cannot read (no CORS). */
+  controlKey?: string
+  /**
+   * Tailnet only: reach the tailnet's DERP servers over plain HTTP (`http://host:port/derp`)
+   * instead of HTTPS, as tailscaled does with TS_DEBUG_USE_DERP_HTTP=1. For test tailnets whose
+   * DERP servers have no TLS.
+   */
+  derpOverHTTP?: boolean
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
 }
@@ -96,7 +110,13 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
   if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
   if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
   const capture = parseCapture(options.capture)
+  if (options.control !== undefined && options.control !== 'burrow' && options.control !== 'tailnet') throw new BurrowError('bad-options', `control must be "burrow" or "tailnet", got ${JSON.stringify(options.control)}`)
+  const control = options.control ?? (/^(hskey|tskey)-/.test(options.authKey ?? '') ? 'tailnet' : 'burrow')
+  if (options.controlKey !== undefined && !/^mkey:[0-9a-f]{64}$/.test(options.controlKey)) throw new BurrowError('bad-options', 'controlKey must be "mkey:" and 64 lowercase hex digits')
   const join: JoinOptions = {
+    control,
+    ...(options.controlKey !== undefined ? { controlKey: options.controlKey } : {}),
+    ...(options.derpOverHTTP ? { derpOverHTTP: true } : {}),
     controlURL: options.controlURL,
     hostname: options.hostname ?? 'node',
     storage: options.storage ?? defaults.storage,

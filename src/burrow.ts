@@ -347,7 +347,8 @@ export class BurrowNode extends EventTarget {
     const bare = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name
     if (isIpLiteral(bare)) return formatAddress(parseAddress(bare))
     const wanted = bare.toLowerCase().replace(/\.$/, '')
-    const peer = this.workerPeers.find((p) => p.hostname === wanted)
+    // A short name, or a MagicDNS FQDN (tailnets): both name the same peer, as in tailscaled's resolver.
+    const peer = this.workerPeers.find((p) => p.hostname === wanted || p.fqdn === wanted)
     if (!peer) throw new BurrowError('unknown-host', `${JSON.stringify(name)} is neither an IP address nor the hostname of a peer`)
     return peer.addresses[0]
   }

@@ -8,6 +8,8 @@ import { BurrowNode, startNode, type BurrowStartOptions, type NodeWorkerLink } f
 import { BurrowError } from './burrow-errors.ts'
 import { NodeAgent } from './agent/agent.ts'
 import { coordinationControlPlanes } from './control/coordination-control-plane.ts'
+import { tailnetControlPlanes } from './control/tailnet/control-plane.ts'
+import { httpUpgradeDialer } from './control/tailnet/dial-node.ts'
 import { KeyStoreError, MemoryKeyStore } from './control/key-store.ts'
 import { FileKeyStore } from './control/key-store-node.ts'
 import { nodeWebSocketDialer } from './underlay/derp/node.ts'
@@ -35,6 +37,9 @@ export interface BurrowNodeStartOptions extends BurrowStartOptions {
 export function defaultStateDir(): string {
   return join(process.env['XDG_STATE_HOME'] ?? join(homedir(), '.local', 'state'), 'burrow')
 }
+
+const coordination = coordinationControlPlanes()
+const tailnets = tailnetControlPlanes(httpUpgradeDialer())
 
 /** Whether direct WebRTC paths can run in this process, and if not, why (the binding did not load). */
 export type NodeWebRtcSupport = { available: true } | { available: false; reason: string }
@@ -71,7 +76,7 @@ function launchInProcess(options: BurrowNodeStartOptions): NodeWorkerLink {
   const control = new MessageChannel()
   const agent = new NodeAgent((message) => main.port2.postMessage(message), {
     dial: nodeWebSocketDialer(),
-    controlPlane: coordinationControlPlanes(),
+    controlPlane: (join, params) => (join.control === 'tailnet' ? tailnets(join, params) : coordination(join, params)),
     keyStore(options) {
       if (options.storage === 'memory') return new MemoryKeyStore()
       if (options.storage === 'file') return new FileKeyStore(options.stateDir ?? defaultStateDir())

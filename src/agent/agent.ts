@@ -188,11 +188,13 @@ export class NodeAgent {
       const store = this.env.keyStore(options)
       const nodeKeys = await loadOrCreateKeyPair(store, options.keyName)
       const discoKeys = await loadOrCreateKeyPair(store, `${options.keyName}.disco`)
+      // The machine key (a tailnet's ts2021 Noise identity) is kept with the node key; only a tailnet join makes one.
+      const machineKeys = options.control === 'tailnet' ? await loadOrCreateKeyPair(store, `${options.keyName}.machine`) : undefined
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       let control: ControlPlane
       try {
         control = this.env.controlPlane(options, {
-          keys: { node: nodeKeys, disco: discoKeys },
+          keys: { node: nodeKeys, disco: discoKeys, ...(machineKeys ? { machine: machineKeys } : {}) },
           hostname: options.hostname,
           ...(options.authKey ? { authKey: options.authKey } : {}),
           ...(this.env.clock ? { clock: this.env.clock } : {}),
@@ -365,6 +367,8 @@ export class NodeAgent {
       this.iceServersSent = ice
       this.guard(() => this.direct?.setIceServers(netmap.iceServers!))
     }
+    // The tailnet's ACLs (PacketFilters); undefined for Burrow's coordination, which has none.
+    this.guard(() => this.context?.core.setPacketFilter(netmap.packetFilter))
     const ops = (change && previous !== undefined && !this.planFailed ? planPeerChange(this.applied, netmap, this.homeRegion, change) : undefined) ?? this.planAll(netmap)
     for (const op of ops) this.guard(() => this.perform(op))
     if (change === undefined) this.pushPeers()
@@ -462,6 +466,7 @@ export class NodeAgent {
       return {
         nodeKey: peer.nodeKey,
         hostname: peer.name,
+        ...(peer.fqdn ? { fqdn: peer.fqdn.toLowerCase() } : {}),
         addresses: [peer.addresses[0] ?? '', peer.addresses[1] ?? ''],
         online: peer.online === true,
         // Direct once a disco pong over the datachannel trusts it (the route moves there earlier,

@@ -16,6 +16,12 @@ export type KeyStorage = 'indexeddb' | 'memory' | 'file'
 export interface JoinOptions {
   /** The relay's base URL (`http://127.0.0.1:8080`); coordination at /control, DERP at /derp. */
   controlURL: string
+  /** Which protocol the control server speaks (absent: Burrow's coordination). */
+  control?: 'burrow' | 'tailnet'
+  /** Tailnet: a pinned control key (`mkey:…`). */
+  controlKey?: string
+  /** Tailnet: plain-HTTP DERP (TS_DEBUG_USE_DERP_HTTP). */
+  derpOverHTTP?: boolean
   /** Needed the first time this node key registers. */
   authKey?: string
   hostname: string
@@ -49,6 +55,8 @@ export type NodeState = 'connecting' | 'online' | 'reconnecting' | 'failed' | 'c
 export interface WorkerPeerInfo {
   nodeKey: string
   hostname: string
+  /** The MagicDNS name (`host.tailnet.example`), when the control plane has DNS (tailnets). */
+  fqdn?: string
   addresses: [string, string]
   online: boolean
   path: 'relay' | 'direct'

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { generateKeyPair } from '../crypto/index.ts'
 import { PROTO_UDP, buildIp, parseAddress, parsePrefix } from '../wire/index.ts'
-import { DISCO_MAGIC, DataplaneCore, type UnderlayBatch } from './core.ts'
+import { buildIpTcp, buildIpUdp } from '../wire/ip-packet.ts'
+import { DISCO_MAGIC, DataplaneCore, type DataplaneOptions, type UnderlayBatch } from './core.ts'
 import { DataplaneError } from './errors.ts'
 
 const p = parsePrefix
@@ -11,9 +12,9 @@ function packet(src: string, dst: string, body = 'hello'): Uint8Array {
   return buildIp({ src: ip(src), dst: ip(dst), protocol: PROTO_UDP, payload: new TextEncoder().encode(body) })
 }
 
-function node(address: string) {
+function node(address: string, options: Omit<DataplaneOptions, 'privateKey'> = {}) {
   const keys = generateKeyPair()
-  const core = new DataplaneCore({ privateKey: keys.privateKey })
+  const core = new DataplaneCore({ ...options, privateKey: keys.privateKey })
   core.addUnderlay(1)
   core.addOverlay(1, [p(address)])
   return { keys, core }
@@ -37,9 +38,9 @@ function pump(a: DataplaneCore, b: DataplaneCore, first: UnderlayBatch[], now: n
 }
 
 /** A and B, each with the other as a peer, routed over underlay 1. */
-function connected() {
+function connected(bOptions: Omit<DataplaneOptions, 'privateKey'> = {}) {
   const a = node('10.0.0.1/32')
-  const b = node('10.0.0.2/32')
+  const b = node('10.0.0.2/32', bOptions)
   const peerB = a.core.addPeer({ publicKey: b.keys.publicKey, allowedIps: [p('10.0.0.2/32'), p('10.9.0.0/16')] })
   const peerA = b.core.addPeer({ publicKey: a.keys.publicKey, allowedIps: [p('10.0.0.1/32')] })
   a.core.setPeerRoute(peerB, 1, 'to-b')
@@ -253,5 +254,44 @@ describe('DataplaneCore under load', () => {
     expect(b.nextEvent()).toBeLessThanOrEqual(102 + 1000)
     b.poll(102 + 1000)
     expect(b.tunnel.underLoad).toBe(false)
+  })
+})
+
+describe('DataplaneCore packet filter', () => {
+  const syn = (dstPort: number) =>
+    buildIpTcp({ src: ip('10.0.0.1'), dst: ip('10.0.0.2') }, { srcPort: 40000, dstPort, seq: 1, ack: 0, flags: 0x02, window: 65535, urgent: 0, options: {}, payload: new Uint8Array(0) })
+
+  it('with a filter set, a denied inbound SYN is dropped, counted as filtered and reported; an allowed one is delivered', () => {
+    const reported: string[] = []
+    const { a, b, peerA, peerB } = connected({ onFilterDrop: (_peer, reason, summary) => reported.push(`${reason}: ${summary}`) })
+    b.core.setPacketFilter([{ srcIPs: ['10.0.0.1/32'], dstPorts: [{ prefix: '10.0.0.2/32', ports: { first: 80, last: 80 } }], protocols: [] }])
+    const out = a.core.processOutbound([syn(22), syn(80)], 1)
+    expect(a.core.stats(peerB).txPackets).toBe(3)
+    const delivered = pump(a.core, b.core, out.toUnderlay, 1)
+    expect(delivered.b.map((x) => (x[22]! << 8) | x[23]!)).toEqual([80])
+    expect(b.core.stats(peerA).drops.filtered).toBe(1)
+    expect(reported).toEqual(['filtered: TCP 10.0.0.1:40000 > 10.0.0.2:22 no rules matched'])
+    // Without a filter everything from the peer passes again.
+    b.core.setPacketFilter(undefined)
+    expect(pump(a.core, b.core, a.core.processOutbound([syn(22)], 2).toUnderlay, 2).b).toHaveLength(1)
+  })
+
+  it('a reply to a UDP flow we sent passes a filter that admits nothing new; TSMP is dropped and counted', () => {
+    const { a, b, peerA } = connected()
+    b.core.setPacketFilter([])
+    const udp = (src: string, srcPort: number, dst: string, dstPort: number) => buildIpUdp({ src: ip(src), dst: ip(dst) }, { srcPort, dstPort, payload: new Uint8Array(8) })
+    expect(pump(a.core, b.core, a.core.processOutbound([udp('10.0.0.1', 53, '10.0.0.2', 40000)], 1).toUnderlay, 1).b).toHaveLength(0)
+    b.core.processOutbound([udp('10.0.0.2', 40000, '10.0.0.1', 53)], 2)
+    expect(pump(a.core, b.core, a.core.processOutbound([udp('10.0.0.1', 53, '10.0.0.2', 40000)], 3).toUnderlay, 3).b).toHaveLength(1)
+    const tsmp = buildIp({ src: ip('10.0.0.1'), dst: ip('10.0.0.2'), protocol: 99, payload: new Uint8Array(4) })
+    pump(a.core, b.core, a.core.processOutbound([tsmp], 4).toUnderlay, 4)
+    expect(b.core.stats(peerA).drops).toMatchObject({ filtered: 1, tsmp: 1 })
+  })
+
+  it('a malformed rule throws and leaves the previous filter in place', () => {
+    const { a, b } = connected()
+    b.core.setPacketFilter([])
+    expect(() => b.core.setPacketFilter([{ srcIPs: ['nope'], dstPorts: [], protocols: [] }])).toThrow(/nope/)
+    expect(pump(a.core, b.core, a.core.processOutbound([syn(22)], 1).toUnderlay, 1).b).toHaveLength(0)
   })
 })

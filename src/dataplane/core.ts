@@ -4,6 +4,7 @@
 import { Tunnel, type DropReason, type PeerId, type PeerOptions, type TunnelOptions } from '../tunnel/index.ts'
 import { ipDestination, ipSource, type Prefix } from '../wire/index.ts'
 import { DataplaneError } from './errors.ts'
+import { PacketFilter, type PacketFilterRuleInput } from './packet-filter.ts'
 import { RouteTable, checkPrefix } from './route-table.ts'
 import type { Endpoint, OverlayId, UnderlayId } from './transport.ts'
 
@@ -24,6 +25,10 @@ export type DataplaneDropReason =
   | 'malformed-ip'
   /** Datagrams arrived on an underlay id the core does not know. */
   | 'unknown-underlay'
+  /** The packet filter (a tailnet's PacketFilters) admits no such inbound packet. */
+  | 'filtered'
+  /** A TSMP packet (IP protocol 99, Tailscale's in-band control messages), which Burrow does not speak. */
+  | 'tsmp'
 
 export type DropCounts = Partial<Record<DataplaneDropReason, number>>
 
@@ -33,6 +38,8 @@ export interface DataplaneOptions extends TunnelOptions {
    * answers handshakes lacking a valid MAC2 with cookie replies). Default 256.
    */
   handshakesPerSecondUnderLoad?: number
+  /** Told about every inbound packet the packet filter drops (for a debug log); `summary` names protocol, addresses, ports and why. */
+  onFilterDrop?: (peer: PeerId, reason: 'filtered' | 'tsmp', summary: string) => void
 }
 
 export interface DataplanePeerConfig extends PeerOptions {
@@ -142,10 +149,21 @@ export class DataplaneCore {
   private handshakeWindowStart = -Infinity
   private handshakesInWindow = 0
   private underLoadUntil = -Infinity
+  private filter: PacketFilter | undefined
+  private readonly onFilterDrop: DataplaneOptions['onFilterDrop']
 
   constructor(options: DataplaneOptions) {
     this.tunnel = new Tunnel(options)
     this.handshakeLimit = options.handshakesPerSecondUnderLoad ?? 256
+    this.onFilterDrop = options.onFilterDrop
+  }
+
+  /**
+   * Sets the inbound packet filter (see packet-filter.ts); undefined accepts every packet from a
+   * peer (Burrow's own coordination has no ACLs). Malformed rules throw and leave the old filter.
+   */
+  setPacketFilter(rules: readonly PacketFilterRuleInput[] | undefined): void {
+    this.filter = rules === undefined ? undefined : new PacketFilter(rules)
   }
 
   get publicKey(): Uint8Array {
@@ -309,6 +327,7 @@ export class DataplaneCore {
       }
       state.txPackets++
       state.txBytes += packet.length
+      this.filter?.noteOutbound(packet)
       const messages = this.tunnel.send(peer, packet, now)
       if (messages.length > 0) toUnderlay.add(route, messages)
     }
@@ -363,6 +382,14 @@ export class DataplaneCore {
     if (overlay === undefined) {
       count(state.drops, 'no-overlay')
       return
+    }
+    if (this.filter) {
+      const verdict = this.filter.checkInbound(packet)
+      if (!verdict.accept) {
+        count(state.drops, verdict.reason)
+        this.onFilterDrop?.(peer, verdict.reason, verdict.summary)
+        return
+      }
     }
     state.rxPackets++
     state.rxBytes += packet.length

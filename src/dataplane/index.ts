@@ -19,4 +19,5 @@ export {
   type InboundResult,
   type EventResult,
 } from './core.ts'
+export { PacketFilter, PacketFilterError, type PacketFilterRuleInput, type FilterVerdict } from './packet-filter.ts'
 export { DataplaneDriver, type DriverOptions, type DriverCounters } from './driver.ts'
