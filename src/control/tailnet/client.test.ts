@@ -156,9 +156,9 @@ describe('TailnetControlClient (in-memory control over real HTTP/2)', () => {
     expect(request).toMatchObject({ Version: 130, Stream: true, KeepAlive: true, Compress: '', DiscoKey: `discokey:${'22'.repeat(32)}` })
   })
 
-  it('a garbled map message is reported as BurrowError protocol and the stream is reopened', async () => {
+  it('a garbled map message is reported as BurrowError protocol and only the stream is reopened, on the same connection', async () => {
     let calls = 0
-    const { dialer } = fakeControl((stream) => {
+    const fake = fakeControl((stream) => {
       calls++
       stream.respond({ ':status': 200 })
       if (calls === 1) stream.write(frameMessage('{"Node": not json'))
@@ -166,9 +166,11 @@ describe('TailnetControlClient (in-memory control over real HTTP/2)', () => {
     })
     const states: Array<[MapPollState, BurrowError | undefined]> = []
     const messages: MapResponse[] = []
-    const poll = client(dialer).pollMap({ request: mapRequest, onMessage: (m) => messages.push(m), onState: (s, d) => states.push([s, d?.error]) })
+    const poll = client(fake.dialer).pollMap({ request: mapRequest, onMessage: (m) => messages.push(m), onState: (s, d) => states.push([s, d?.error]) })
     await until(() => messages.length === 1)
     poll.stop()
+    // Only the stream was reopened; the connection (and anything else on it) carried on.
+    expect(fake.dials()).toBe(1)
     const reported = states.find(([s]) => s === 'reconnecting')![1]!
     expect(reported).toBeInstanceOf(BurrowError)
     expect(reported.code).toBe('protocol')
