@@ -96,15 +96,15 @@ async function forwarderFlow(port: number, pid: number): Promise<Flow> {
   const pair = Math.random().toString(36).slice(2)
   const opened = { a: false, b: false }
   const reader = new FrameReader()
-  let flow: Flow | undefined
   const receiver = dial(`ws://127.0.0.1:${port}/?pair=${pair}`, {
     onOpen: () => (opened.b = true),
     onData: (bytes) => {
       reader.push(bytes)
       for (let raw = reader.next(); raw; raw = reader.next()) {
         if (decodeFrame(raw.type, raw.payload).type !== 'send-packet') continue
-        flow!.received++
-        if (flow!.received % 64 === 0) flow!.pump()
+        // Frames only arrive once the sender below exists, after `flow` is made.
+        flow.received++
+        if (flow.received % 64 === 0) flow.pump()
       }
     },
     onClose: () => {},
@@ -116,7 +116,7 @@ async function forwarderFlow(port: number, pid: number): Promise<Flow> {
   const payload = new Uint8Array(PACKET).fill(7)
   const output = new OutputBuffer()
   let flushQueued = false
-  flow = windowedFlow(
+  const flow: Flow = windowedFlow(
     pid,
     () => {
       const out = output.reserve(FRAME)
@@ -170,12 +170,20 @@ async function forwardVsBaseline(
   try {
     await slice(relay)
     await slice(forwarder)
-    for (const flow of [relay, forwarder]) (flow.serverCpuMs = 0), (flow.measuredPackets = 0)
+    for (const flow of [relay, forwarder]) {
+      flow.serverCpuMs = 0
+      flow.measuredPackets = 0
+    }
     const rates: [number[], number[]] = [[], []]
     for (let i = 0; i < SLICES; i++) {
       // Alternate which goes first so neither always follows the other's drain.
-      if (i % 2 === 0) (rates[0].push(await slice(relay)), rates[1].push(await slice(forwarder)))
-      else (rates[1].push(await slice(forwarder)), rates[0].push(await slice(relay)))
+      if (i % 2 === 0) {
+        rates[0].push(await slice(relay))
+        rates[1].push(await slice(forwarder))
+      } else {
+        rates[1].push(await slice(forwarder))
+        rates[0].push(await slice(relay))
+      }
     }
     if (process.env.BURROW_BENCH_VERBOSE) process.stderr.write(`  slices relay ${rates[0].map((r) => r.toFixed(0))} baseline ${rates[1].map((r) => r.toFixed(0))}\n`)
     const cpuPerGb = (flow: Flow) => flow.serverCpuMs / ((flow.measuredPackets * PACKET) / 1e9)

@@ -51,8 +51,14 @@ function backToBack(total: number, carry: (from: 'a' | 'b', packets: Uint8Array[
     a.poll(now)
     b.poll(now)
     let moved = 0
-    for (const p of carry('a', a.takeOutgoing(), now)) (b.receive(p, now), moved++)
-    for (const p of carry('b', b.takeOutgoing(), now)) (a.receive(p, now), moved++)
+    for (const p of carry('a', a.takeOutgoing(), now)) {
+      b.receive(p, now)
+      moved++
+    }
+    for (const p of carry('b', b.takeOutgoing(), now)) {
+      a.receive(p, now)
+      moved++
+    }
     if (now - start > 120_000) throw new Error(`stalled after ${received()} of ${total} bytes`)
     void moved
   }

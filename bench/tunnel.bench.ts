@@ -27,7 +27,10 @@ function ipv4(length: number): Uint8Array {
  * comparison.
  */
 function interleaved(first: () => void, second: () => void, unitsPerBatch: number): [number, number] {
-  for (let i = 0; i < 20; i++) (first(), second())
+  for (let i = 0; i < 20; i++) {
+    first()
+    second()
+  }
   const times: [number[], number[]] = [[], []]
   let total = 0
   while (total < 2 * MIN_MS) {
@@ -80,7 +83,6 @@ function rawAeadBatch(backend: Aead): () => void {
   const nonce = new Uint8Array(12)
   const plaintext = ipv4(PADDED)
   const sealed = new Uint8Array(PADDED + 16)
-  const opened = new Uint8Array(PADDED)
   return () => {
     for (let i = 0; i < BATCH; i++) {
       nonce[4] = i
@@ -106,7 +108,10 @@ function handshakesPerSecond(): { value: number; x25519Bound: number } {
   const other = generateKeyPair()
   // Initiator: ephemeral public key, es, ee, se; responder: es, ephemeral public key, ee, se (ss is cached per peer).
   const eightX25519 = (): void => {
-    for (let i = 0; i < 4; i++) (publicKeyOf(one.privateKey), dh(one.privateKey, other.publicKey))
+    for (let i = 0; i < 4; i++) {
+      publicKeyOf(one.privateKey)
+      dh(one.privateKey, other.publicKey)
+    }
   }
   const [value, x25519Bound] = interleaved(handshake, eightX25519, 1)
   return { value, x25519Bound }

@@ -21,7 +21,6 @@ let controlURL: string
 let authKey: string
 let pageA: Page
 let pageB: Page
-let addressA: string
 let addressB: string
 
 function createAuthKey(dataDir: string): string {
@@ -88,9 +87,8 @@ describe('Burrow.start with direct WebRTC paths (Chromium in a network namespace
   it('(a) two nodes join, go direct within 5 s, and TCP moves 5 MB over the datachannel, not the relay', async () => {
     pageA = await openPage()
     pageB = await openPage()
-    const a = await join(pageA, 'tab-a')
+    await join(pageA, 'tab-a')
     const b = await join(pageB, 'tab-b')
-    addressA = a.addresses[0]!
     addressB = b.addresses[0]!
     // From the second join (the first moment both are in the network) to both sides trusting the path.
     // Rejects unless both sides report the direct path within 5 s.

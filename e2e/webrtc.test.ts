@@ -2,7 +2,7 @@
 // the signals travel as sealed disco messages over a real `burrow relay` (DERP over WebSocket),
 // the channel is handed to each page's worker, 10 000 WireGuard-sized datagrams cross, and the
 // far side notices when the channel goes away. Chromium runs in a network namespace because it
-// gathers no ICE candidates on loopback alone (DESIGN.md).
+// gathers no ICE candidates on loopback alone (docs/ARCHITECTURE.md, platform traps).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import { type RelayProcess, removeRelayDataDirs, startRelayProcess } from '../test/helpers/relay-process.ts'

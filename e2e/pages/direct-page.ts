@@ -15,12 +15,14 @@ worker.addEventListener('error', (event) => errors.push(String((event as unknown
 const control = new MessageChannel()
 const agent = new WebRtcPageAgent(control.port1, { onError: (error) => errors.push(error.message) })
 const diag = new MessageChannel()
-let diagWaiter: ((value: any) => void) | undefined
+let diagWaiter: ((value: unknown) => void) | undefined
 diag.port1.onmessage = (event) => {
   const resolve = diagWaiter
   diagWaiter = undefined
   resolve?.(event.data)
 }
+// The worker's diagnostics replies are read field by field in e2e/direct-paths.test.ts, untyped on purpose.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
 const askDiag = (message: unknown): Promise<any> => new Promise((resolve) => {
   diagWaiter = resolve
   diag.port1.postMessage(message)

@@ -8,7 +8,7 @@ const { port1, port2 } = new MessageChannel()
 const errors: string[] = []
 const agent = new WebRtcPageAgent(port1, { forceBridge: location.search.includes('bridge'), onError: (error) => errors.push(error.message) })
 
-let waiting: ((message: any) => void) | undefined
+let waiting: ((message: unknown) => void) | undefined
 worker.onmessage = (event: MessageEvent) => {
   if (event.data?.type === 'error') errors.push(event.data.message)
   const resolve = waiting
@@ -23,7 +23,7 @@ function ask<T>(request: WorkerRequest, transfer: Transferable[] = []): Promise<
     const timer = setTimeout(() => reject(new Error(`worker did not answer ${request.type} within 20 s; errors: ${errors.join('; ')}`)), 20_000)
     waiting = (message) => {
       clearTimeout(timer)
-      resolve(message)
+      resolve(message as T)
     }
     worker.postMessage(request, transfer)
   })

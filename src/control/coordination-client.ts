@@ -44,8 +44,9 @@ async function defaultSocketFactory(url: string): Promise<SocketLike> {
   if (Native !== undefined) return new Native(url)
   // Hidden from bundlers: browsers always have WebSocket, and `ws` must not enter their bundle.
   const wsModule = 'ws'
-  const { WebSocket } = (await import(/* @vite-ignore */ wsModule)) as typeof import('ws')
-  return new WebSocket(url) as unknown as SocketLike
+  // Typed locally rather than as typeof import('ws'): that would pull Node's types into browser code.
+  const { WebSocket } = (await import(/* @vite-ignore */ wsModule)) as { WebSocket: new (url: string) => SocketLike }
+  return new WebSocket(url)
 }
 
 export type CoordinationState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'failed' | 'stopped'

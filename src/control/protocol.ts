@@ -213,6 +213,7 @@ function prefixedKey(o: Json, field: string, path: string, prefix: 'nodekey' | '
 
 function hostname(o: Json, field: string, path: string): string {
   const text = string(o, field, path, 256)
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point: a hostname must not contain them
   if (/[\u0000-\u001f\u007f]/.test(text)) throw new ProtocolError(path, `${path} must not contain control characters`)
   return text
 }

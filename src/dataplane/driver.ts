@@ -126,7 +126,7 @@ export class DataplaneDriver {
     }
   }
 
-  addUnderlay(transport: UnderlayTransport<any>): UnderlayId {
+  addUnderlay(transport: UnderlayTransport<unknown>): UnderlayId {
     this.assertRunning()
     const id = this.nextUnderlayId++
     this.core.addUnderlay(id)
@@ -334,7 +334,7 @@ export class DataplaneDriver {
     }
   }
 
-  private stopTransport(transport: UnderlayTransport<any> | OverlayTransport): void {
+  private stopTransport(transport: UnderlayTransport<unknown> | OverlayTransport): void {
     try {
       transport.stop()
     } catch (error) {

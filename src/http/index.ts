@@ -26,4 +26,5 @@ export {
 export { HttpParseError, HttpConnectionError, type HttpParseErrorCode } from './errors.ts'
 export type { ByteStreamSocket } from './connection.ts'
 export { openedSocket, type DirectSocketLike, type OpenedSocket } from './direct-socket.ts'
-export { fromNodeSocket, type NodeByteStreamSocket } from './node-socket.ts'
+// Node's net.Socket adapter is not re-exported: browser code imports this barrel. Node callers
+// import ./node-socket.ts directly.

@@ -21,7 +21,10 @@ const utf8 = (s: string) => new TextEncoder().encode(s)
 const concat = (...parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
   let o = 0
-  for (const p of parts) (out.set(p, o), (o += p.length))
+  for (const p of parts) {
+    out.set(p, o)
+    o += p.length
+  }
   return out
 }
 const ephemeral = (seed: number): EphemeralKeyPair => {

@@ -1,4 +1,4 @@
-// WireGuard (whitepaper §5–6), sans-IO: see tunnel.ts for the device and DESIGN.md for the facts it follows.
+// WireGuard (whitepaper §5–6), sans-IO: see tunnel.ts for the device and docs/ARCHITECTURE.md for the facts it follows.
 export { Tunnel } from './tunnel.ts'
 export { UnknownPeerError } from './types.ts'
 export type { DropReason, PeerId, PeerOptions, PeerStats, ReceiveResult, TunnelOptions } from './types.ts'

@@ -116,7 +116,7 @@ describe('prefixes', () => {
   })
 
   it('throws nothing but WireError for arbitrary text', () => {
-    const prefixish = fc.stringMatching(/^[0-9a-fA-F:.\/]{0,50}$/)
+    const prefixish = fc.stringMatching(/^[0-9a-fA-F:./]{0,50}$/)
     fc.assert(fc.property(fc.oneof(fc.string(), prefixish), (text) => throwsOnlyWireError(() => formatPrefix(parsePrefix(text)))))
   })
 

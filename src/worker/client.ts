@@ -30,12 +30,14 @@ export class WorkerErrorEvent extends Event {
 /** The minimum of `Worker` the client uses (lets tests host the worker side elsewhere). */
 export interface WorkerLike {
   postMessage(message: unknown, transfer: Transferable[]): void
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- callers pass typed handlers ((event: MessageEvent) => void), which `unknown` or `Event` would reject
   addEventListener(type: string, listener: (event: any) => void): void
   terminate?(): void
 }
 
 interface Pending {
   op: string
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one table holds the resolvers of every op's differently typed promise
   resolve: (value: any) => void
   reject: (error: Error) => void
 }

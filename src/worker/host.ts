@@ -20,7 +20,7 @@ import {
   type WorkerStatus,
 } from './protocol.ts'
 
-export type UnderlayFactory = (spec: UnderlaySpec, reportError: (error: unknown) => void) => UnderlayTransport<any>
+export type UnderlayFactory = (spec: UnderlaySpec, reportError: (error: unknown) => void) => UnderlayTransport<unknown>
 
 /** The one kind every host knows: a point-to-point link over a MessagePort. */
 const portUnderlay: UnderlayFactory = (spec, reportError) => {
@@ -215,17 +215,17 @@ export class WorkerHost {
     for (const peer of peers) core.addPeer(peer)
     const reportError = (error: unknown): void => this.reportError(error)
     const extensions = this.extensions
-    let context: WorkerContext | undefined
     const driver = new DataplaneDriver(core, {
       ...(this.options.clock ? { clock: this.options.clock } : {}),
       onError: reportError,
       ...(extensions.some((e) => e.onDisco)
-        ? { onDisco: (disco: DiscoDatagram) => { for (const e of extensions) e.onDisco?.(disco, context!) } }
+        ? { onDisco: (disco: DiscoDatagram) => { for (const e of extensions) e.onDisco?.(disco, context) } }
         : {}),
     })
     this.core = core
     this.driver = driver
-    context = { core, driver, reportError }
+    // onDisco above reads `context` only when a disco datagram arrives, after start() has returned.
+    const context: WorkerContext = { core, driver, reportError }
     this.started = context
     for (const extension of extensions) {
       try {

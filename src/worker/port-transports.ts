@@ -23,8 +23,9 @@ function asPackets(buffers: ArrayBuffer[]): Uint8Array[] {
  * messages that arrived meanwhile). Node has setImmediate; a browser's setTimeout(0) is not
  * clamped until timers nest.
  */
+const setImmediateIfAny = (globalThis as { setImmediate?: (callback: () => void) => unknown }).setImmediate
 const nextTask: (callback: () => void) => void =
-  typeof setImmediate === 'function' ? (callback) => setImmediate(callback) : (callback) => setTimeout(callback, 0)
+  typeof setImmediateIfAny === 'function' ? (callback) => setImmediateIfAny(callback) : (callback) => setTimeout(callback, 0)
 
 export class PortProtocolError extends Error {
   override readonly name = 'PortProtocolError'

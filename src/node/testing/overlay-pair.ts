@@ -16,12 +16,11 @@ export interface OverlayPair {
 
 /** Packets cross on the next macrotask, so real socket I/O interleaves with the overlay. */
 export function overlayPair(): OverlayPair {
-  let clientHost!: StackHost
-  let serverHost!: StackHost
   const deliver = (to: () => StackHost) => (packets: Uint8Array[]) => {
     setImmediate(() => to().receive(packets))
   }
-  clientHost = new StackHost(new Stack({ addresses: [CLIENT_ADDRESS, CLIENT_ADDRESS6] }), { sink: deliver(() => serverHost) })
-  serverHost = new StackHost(new Stack({ addresses: [SERVER_ADDRESS, SERVER_ADDRESS6] }), { sink: deliver(() => clientHost) })
+  // Each sink looks the other host up only when it delivers, after both exist.
+  const clientHost: StackHost = new StackHost(new Stack({ addresses: [CLIENT_ADDRESS, CLIENT_ADDRESS6] }), { sink: deliver(() => serverHost) })
+  const serverHost: StackHost = new StackHost(new Stack({ addresses: [SERVER_ADDRESS, SERVER_ADDRESS6] }), { sink: deliver(() => clientHost) })
   return { client: new Sockets(clientHost), server: new Sockets(serverHost), clientHost, serverHost }
 }

@@ -1,6 +1,6 @@
 // Chooses, for one peer, whether WireGuard datagrams go over the relay, the direct (WebRTC) path,
 // or both. Sans-IO: every input takes `now`; `poll(now)` returns what to do; `nextEvent()` says
-// when to poll again. Rules (Tailscale's magicsock, DESIGN.md):
+// when to poll again. Rules (Tailscale's magicsock, docs/ARCHITECTURE.md):
 //
 // - while the peer is active (data within `idleTimeoutMs`, 45 s), ping it over the direct path
 //   every `heartbeatIntervalMs` (3 s); heartbeats stop when it goes idle and restart at once on

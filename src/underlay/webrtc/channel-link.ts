@@ -12,7 +12,10 @@ export interface DatagramChannel {
   send(data: ArrayBufferView<ArrayBuffer> | ArrayBuffer): void
   close(): void
   /** Events used: open, message (binary `data`), bufferedamountlow, close. */
+  // Callers pass typed handlers ((event: MessageEvent) => void); with `unknown` or `Event` here, strictFunctionTypes rejects them.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
   addEventListener(type: string, listener: (event: any) => void): void
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
   removeEventListener(type: string, listener: (event: any) => void): void
 }
 
