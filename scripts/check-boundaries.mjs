@@ -164,6 +164,14 @@ export const LAYERS = [
     kind: 'driver',
     runs: 'both',
     may: ['control', 'http', 'crypto', 'wire'],
+    nodeOnly: ['src/control/tailnet/dial-node.ts'],
+    exceptions: [
+      {
+        file: 'src/control/tailnet/client.ts',
+        imports: 'api',
+        todo: 'TODO: throw ControlPlaneError (with the control-key/unsupported-version/protocol codes added to ControlPlaneErrorCode) instead of BurrowError, and map it in the api layer',
+      },
+    ],
     holds: 'Tailscale control client: ts2021 Noise, HTTP/2, register and map stream, netmap merge',
   },
   {
