@@ -157,13 +157,16 @@ describe.skipIf(!hasGo)('tailnet control client against Headscale v0.29.2', () =
     }
   })
 
-  it('a wrong auth key is BurrowError unauthorized naming the refusal', async () => {
+  it('a wrong auth key is BurrowError unauthorized naming the refusal, and the client still registers with the right one', async () => {
     const c = client(httpUpgradeDialer())
     // Well-formed (a real key with its secret part changed), so it is refused as a key, not as syntax.
     const forged = authKey.slice(0, -6) + (authKey.endsWith('aaaaaa') ? 'bbbbbb' : 'aaaaaa')
     const error = await rejection(c.registerWithAuthKey({ NodeKey: formatNodeKey(generateKeyPair().publicKey) as NodeKeyText }, forged))
     expect(error.code).toBe('unauthorized')
     expect(error.message).toMatch(/auth key/i)
+    // Nothing else is disturbed: the same client (and connection) registers with the right key.
+    const ok = await c.registerWithAuthKey({ NodeKey: formatNodeKey(generateKeyPair().publicKey) as NodeKeyText, Hostinfo: { Hostname: 'burrow-after-refusal' } }, authKey)
+    expect(ok.MachineAuthorized).toBe(true)
   })
 
   for (const [name, dialer] of dialers) {

@@ -6,7 +6,8 @@ import { Duplex } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { BurrowError } from '../../burrow-errors.ts'
 import { fromBase64, fromHex, generateKeyPair, toHex } from '../../crypto/index.ts'
-import { MAP_WATCHDOG_MS, TailnetControlClient, type MapPollState, type Timers } from './client.ts'
+import { ManualClock, type DriverClock } from '../../clock/clock.ts'
+import { MAP_WATCHDOG_MS, TailnetControlClient, type MapPollState } from './client.ts'
 import { acceptInitiation, INITIATION_LENGTH, type ControlbaseStream } from './controlbase.ts'
 import type { Ts2021Dialer } from './dial.ts'
 import type { MapResponse } from './tailcfg.ts'
@@ -73,34 +74,19 @@ function fakeControl(handler: Handler, options: { earlyPayload?: boolean } = {})
   return { dialer, dials: () => dialCount, server }
 }
 
-/** A manual clock: timers fire only when `advance` passes them. */
-function manualTimers(): Timers & { advance(ms: number): void } {
-  let now = 0
-  let next = 1
-  const pending = new Map<number, { at: number; run: () => void }>()
-  return {
-    now: () => now,
-    setTimeout: (run, ms) => {
-      const id = next++
-      pending.set(id, { at: now + ms, run })
-      return id
-    },
-    clearTimeout: (id) => void pending.delete(id as number),
-    advance(ms) {
-      now += ms
-      for (const [id, t] of [...pending].sort((a, b) => a[1].at - b[1].at)) {
-        if (t.at <= now && pending.delete(id)) t.run()
-      }
-    },
-  }
+/** Moves a ManualClock forward by `ms`, firing every timer it passes, in order. */
+function advance(clock: ManualClock, ms: number): void {
+  const to = clock.now() + ms
+  while (clock.fireNext(to));
+  clock.set(to)
 }
 
 const clients: TailnetControlClient[] = []
 afterEach(() => {
   for (const c of clients.splice(0)) c.close()
 })
-function client(dialer: Ts2021Dialer, timers?: Timers): TailnetControlClient {
-  const c = new TailnetControlClient({ controlURL: 'http://control.test', machinePrivate: generateKeyPair().privateKey, controlKey: `mkey:${toHex(control.publicKey)}`, dialer, random: () => 0.5, ...(timers ? { timers } : {}) })
+function client(dialer: Ts2021Dialer, clock?: DriverClock): TailnetControlClient {
+  const c = new TailnetControlClient({ controlURL: 'http://control.test', machinePrivate: generateKeyPair().privateKey, controlKey: `mkey:${toHex(control.publicKey)}`, dialer, random: () => 0.5, ...(clock ? { clock } : {}) })
   clients.push(c)
   return c
 }
@@ -170,9 +156,9 @@ describe('TailnetControlClient (in-memory control over real HTTP/2)', () => {
     expect(request).toMatchObject({ Version: 130, Stream: true, KeepAlive: true, Compress: '', DiscoKey: `discokey:${'22'.repeat(32)}` })
   })
 
-  it('a garbled map message is reported as BurrowError protocol and the stream is reopened', async () => {
+  it('a garbled map message is reported as BurrowError protocol and only the stream is reopened, on the same connection', async () => {
     let calls = 0
-    const { dialer } = fakeControl((stream) => {
+    const fake = fakeControl((stream) => {
       calls++
       stream.respond({ ':status': 200 })
       if (calls === 1) stream.write(frameMessage('{"Node": not json'))
@@ -180,9 +166,11 @@ describe('TailnetControlClient (in-memory control over real HTTP/2)', () => {
     })
     const states: Array<[MapPollState, BurrowError | undefined]> = []
     const messages: MapResponse[] = []
-    const poll = client(dialer).pollMap({ request: mapRequest, onMessage: (m) => messages.push(m), onState: (s, d) => states.push([s, d?.error]) })
+    const poll = client(fake.dialer).pollMap({ request: mapRequest, onMessage: (m) => messages.push(m), onState: (s, d) => states.push([s, d?.error]) })
     await until(() => messages.length === 1)
     poll.stop()
+    // Only the stream was reopened; the connection (and anything else on it) carried on.
+    expect(fake.dials()).toBe(1)
     const reported = states.find(([s]) => s === 'reconnecting')![1]!
     expect(reported).toBeInstanceOf(BurrowError)
     expect(reported.code).toBe('protocol')
@@ -204,7 +192,7 @@ describe('TailnetControlClient (in-memory control over real HTTP/2)', () => {
   })
 
   it('120 s without a message (keep-alives included) drops the connection and redials', async () => {
-    const timers = manualTimers()
+    const clock = new ManualClock()
     let streams = 0
     const fake = fakeControl((stream) => {
       streams++
@@ -214,13 +202,13 @@ describe('TailnetControlClient (in-memory control over real HTTP/2)', () => {
     })
     const messages: MapResponse[] = []
     const states: MapPollState[] = []
-    const poll = client(fake.dialer, timers).pollMap({ request: mapRequest, onMessage: (m) => messages.push(m), onState: (s) => states.push(s) })
+    const poll = client(fake.dialer, clock).pollMap({ request: mapRequest, onMessage: (m) => messages.push(m), onState: (s) => states.push(s) })
     await until(() => messages.length === 1)
-    timers.advance(MAP_WATCHDOG_MS - 1)
+    advance(clock, MAP_WATCHDOG_MS - 1)
     expect(states).not.toContain('reconnecting')
-    timers.advance(1)
+    advance(clock, 1)
     expect(states).toContain('reconnecting')
-    timers.advance(30_000) // past any backoff
+    advance(clock, 30_000) // past any backoff
     await until(() => messages.length === 2)
     poll.stop()
     expect(fake.dials()).toBe(2)

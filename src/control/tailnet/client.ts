@@ -4,6 +4,7 @@
 // emits raw MapResponse objects; merging them into a netmap is netmap.ts's job.
 // Upstream behaviour: tailscale.com/control/controlclient/{direct,noise}.go.
 import { BurrowError } from '../../burrow-errors.ts'
+import { systemClock, type DriverClock, type Timer } from '../../clock/clock.ts'
 import { equalBytes, parseKey, publicKeyOf, toHex } from '../../crypto/index.ts'
 import { backoffDelay } from '../coordination-client.ts'
 import { CAPABILITY_VERSION } from './capver.ts'
@@ -21,17 +22,6 @@ const MAX_RESPONSE_BODY = 1 << 20
 /** How long the Noise handshake and HTTP/2 start may take. */
 const CONNECT_TIMEOUT_MS = 30_000
 
-export interface Timers {
-  now(): number
-  setTimeout(run: () => void, ms: number): unknown
-  clearTimeout(handle: unknown): void
-}
-const realTimers: Timers = {
-  now: () => Date.now(),
-  setTimeout: (run, ms) => setTimeout(run, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-}
-
 export interface TailnetControlOptions {
   /** `http(s)://control[:port]` (Headscale's server_url). */
   controlURL: string
@@ -44,7 +34,8 @@ export interface TailnetControlOptions {
   /** Only for tests of version refusal; everything else uses CAPABILITY_VERSION. */
   capabilityVersion?: number
   fetch?: typeof fetch
-  timers?: Timers
+  /** Every timer (handshake timeout, map watchdog, backoff) runs on it; tests pass a ManualClock. */
+  clock?: DriverClock
   random?: () => number
 }
 
@@ -63,13 +54,13 @@ class ControlConnection {
   private failure: BurrowError | undefined
   private resolveReady!: () => void
   private rejectReady!: (error: BurrowError) => void
-  private readyTimer: unknown
+  private readyTimer: Timer | undefined
   private sawReady = false
   private transportOpen = false
 
   constructor(
     private readonly conn: Ts2021Connection,
-    private readonly timers: Timers,
+    private readonly clock: DriverClock,
     private readonly explainHandshakeFailure: (error: Ts2021Error) => Promise<BurrowError>,
   ) {
     this.ready = new Promise((resolve, reject) => {
@@ -85,14 +76,14 @@ class ControlConnection {
 
   attach(transport: ByteStream): void {
     this.transport = transport
-    this.readyTimer = this.timers.setTimeout(() => {
+    this.readyTimer = this.clock.setTimer(this.clock.now() + CONNECT_TIMEOUT_MS, () => {
       this.onEvents(this.conn.transportClosed(`no Noise handshake response within ${CONNECT_TIMEOUT_MS} ms`), true)
       transport.close()
-    }, CONNECT_TIMEOUT_MS)
+    })
   }
 
   receive(bytes: Uint8Array): void {
-    this.onEvents(this.conn.receive(bytes, this.timers.now()), false)
+    this.onEvents(this.conn.receive(bytes, this.clock.now()), false)
   }
 
   /** The transport is up (TCP/WebSocket connected); from now on a close is the server's answer. */
@@ -144,7 +135,7 @@ class ControlConnection {
     for (const event of events) {
       switch (event.type) {
         case 'ready':
-          this.timers.clearTimeout(this.readyTimer)
+          this.readyTimer?.clear()
           this.sawReady = true
           this.resolveReady()
           break
@@ -171,7 +162,7 @@ class ControlConnection {
           break
         }
         case 'closed': {
-          this.timers.clearTimeout(this.readyTimer)
+          this.readyTimer?.clear()
           const error = event.error
           if (!this.sawReady && !this.failure) {
             void this.explainHandshakeFailure(error).then((e) => this.fail(e))
@@ -221,7 +212,7 @@ export interface MapPoll {
 
 export class TailnetControlClient {
   readonly version: number
-  private readonly timers: Timers
+  private readonly clock: DriverClock
   private readonly fetchImpl: typeof fetch
   private readonly random: () => number
   private controlKeyPromise: Promise<Uint8Array> | undefined
@@ -230,7 +221,7 @@ export class TailnetControlClient {
 
   constructor(private readonly options: TailnetControlOptions) {
     this.version = options.capabilityVersion ?? CAPABILITY_VERSION
-    this.timers = options.timers ?? realTimers
+    this.clock = options.clock ?? systemClock
     this.fetchImpl = options.fetch ?? ((...args) => fetch(...args))
     this.random = options.random ?? Math.random
     if (options.machinePrivate.length !== 32) throw new BurrowError('bad-options', 'machine key must be 32 bytes')
@@ -313,7 +304,7 @@ export class TailnetControlClient {
     const controlPublic = await this.controlKey()
     const url = new URL(this.options.controlURL)
     const conn = new Ts2021Connection({ machinePrivate: this.options.machinePrivate, controlPublic, version: this.version, authority: url.host })
-    const wrapper = new ControlConnection(conn, this.timers, (e) => this.explainHandshakeFailure(e, controlPublic))
+    const wrapper = new ControlConnection(conn, this.clock, (e) => this.explainHandshakeFailure(e, controlPublic))
     this.current = wrapper
     const transport = this.options.dialer(this.options.controlURL, conn.handshakeParameter, {
       onOpen: () => wrapper.opened(),
@@ -430,14 +421,14 @@ export class TailnetControlClient {
     let stopped = false
     let attempt = 0
     let cancelStream: (() => void) | undefined
-    let watchdog: unknown
-    let retryTimer: unknown
+    let watchdog: Timer | undefined
+    let retryTimer: Timer | undefined
     let generation = 0
     const state = (s: MapPollState, detail?: { error?: BurrowError; retryInMs?: number }): void => options.onState?.(s, detail)
 
     const clearTimers = (): void => {
-      this.timers.clearTimeout(watchdog)
-      this.timers.clearTimeout(retryTimer)
+      watchdog?.clear()
+      retryTimer?.clear()
     }
     const retry = (error: BurrowError | undefined, gen: number, dropConnection: boolean): void => {
       if (stopped || gen !== generation) return
@@ -448,7 +439,7 @@ export class TailnetControlClient {
       if (dropConnection) this.dropConnection()
       const delay = backoffDelay(attempt++, this.random)
       state('reconnecting', { ...(error ? { error } : {}), retryInMs: delay })
-      retryTimer = this.timers.setTimeout(() => void start(), delay)
+      retryTimer = this.clock.setTimer(this.clock.now() + delay, () => void start())
     }
     const fatal = (error: BurrowError): void => {
       stopped = true
@@ -467,8 +458,8 @@ export class TailnetControlClient {
       // Messages are handled strictly in order; a zstd one waits for the decoder to load.
       let queue: Promise<void> = Promise.resolve()
       const armWatchdog = (): void => {
-        this.timers.clearTimeout(watchdog)
-        watchdog = this.timers.setTimeout(() => retry(new BurrowError('unreachable', `no map message for ${MAP_WATCHDOG_MS / 1000} s`), gen, true), MAP_WATCHDOG_MS)
+        watchdog?.clear()
+        watchdog = this.clock.setTimer(this.clock.now() + MAP_WATCHDOG_MS, () => retry(new BurrowError('unreachable', `no map message for ${MAP_WATCHDOG_MS / 1000} s`), gen, true))
       }
       const handle = (message: Uint8Array): void => {
         queue = queue.then(async () => {
