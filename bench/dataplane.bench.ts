@@ -32,8 +32,20 @@ function dataplaneStep(): Step {
   let now = 0
   let toB = a.processOutbound([packetTo('10.0.0.2')], now).toUnderlay
   for (let round = 0; round < 4 && toB.length; round++) {
-    const atB = b.processInbound(toB.flatMap((x) => x.datagrams), 1, 'a', now)
-    toB = atB.toUnderlay.length ? a.processInbound(atB.toUnderlay.flatMap((x) => x.datagrams), 1, 'b', now).toUnderlay : []
+    const atB = b.processInbound(
+      toB.flatMap((x) => x.datagrams),
+      1,
+      'a',
+      now,
+    )
+    toB = atB.toUnderlay.length
+      ? a.processInbound(
+          atB.toUnderlay.flatMap((x) => x.datagrams),
+          1,
+          'b',
+          now,
+        ).toUnderlay
+      : []
   }
   const batch = Array.from({ length: BATCH }, () => packetTo('10.0.0.2'))
   return () => {

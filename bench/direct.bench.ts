@@ -85,7 +85,12 @@ async function startPair(env: NamespacedBrowser, controlURL: string, authKey: st
   const a = await openPage(env, '/e2e/pages/burrow.html')
   const b = await openPage(env, '/e2e/pages/burrow.html')
   const start = (page: Page, hostname: string) =>
-    page.evaluate(([url, key, name, m]) => window.burrowNodeE2E.start({ controlURL: url!, authKey: key!, hostname: name!, storage: 'memory', ...(m ? { mtu: Number(m) } : {}) }), [controlURL, authKey, hostname, mtu ? String(mtu) : ''] as const)
+    page.evaluate(([url, key, name, m]) => window.burrowNodeE2E.start({ controlURL: url!, authKey: key!, hostname: name!, storage: 'memory', ...(m ? { mtu: Number(m) } : {}) }), [
+      controlURL,
+      authKey,
+      hostname,
+      mtu ? String(mtu) : '',
+    ] as const)
   const ra = await start(a, `${tag}-a`)
   const rb = await start(b, `${tag}-b`)
   if (!ra.ok || !rb.ok) throw new Error(`Burrow.start failed: ${JSON.stringify(ra.ok ? rb : ra)}`)
@@ -100,9 +105,17 @@ async function tcpTransfer(pair: Pair, round: number): Promise<{ rate: number; p
   const id = 2000 + round
   const port = 9200 + round
   await pair.b.evaluate(([p, i]) => window.burrowNodeE2E.sink(p!, i!), [port, id] as const)
-  const sending = pair.a.evaluate(([host, p, size, seed]) => window.burrowNodeE2E.send(host as string, p as number, size as number, seed as number), [pair.addressB, port, TRANSFER_BYTES, round + 1] as const)
+  const sending = pair.a.evaluate(([host, p, size, seed]) => window.burrowNodeE2E.send(host as string, p as number, size as number, seed as number), [
+    pair.addressB,
+    port,
+    TRANSFER_BYTES,
+    round + 1,
+  ] as const)
   try {
-    await pair.b.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, { timeout: 60_000, polling: 50 })
+    await pair.b.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, {
+      timeout: 60_000,
+      polling: 50,
+    })
   } catch (error) {
     const received = await pair.b.evaluate((i) => window.burrowNodeE2E.progress(i)?.received, id)
     const info = await pair.a.evaluate(() => window.burrowNodeE2E.direct())
@@ -131,7 +144,10 @@ const bench: Bench = async () => {
   try {
     const exposed = await env.exposeToNamespace(relay.port)
     const controlURL = `http://${exposed.host}:${exposed.port}`
-    const authKey = execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', relay.dataDir], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+    const authKey = execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', relay.dataDir], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
       .toString()
       .trim()
 
@@ -146,7 +162,10 @@ const bench: Bench = async () => {
         // Interleaved with the baseline so both see the same machine load.
         for (let round = 0; round < ROUNDS; round++) {
           const t = await tcpTransfer(pair, round)
-          if (t.path !== 'direct') throw new Error(`round ${round} ended on the ${t.path} path: ${JSON.stringify(await pair.a.evaluate(() => window.burrowNodeE2E.direct()))} ${JSON.stringify(await pair.a.evaluate(() => window.burrowNodeE2E.pathEvents()))} rate ${t.rate}`)
+          if (t.path !== 'direct')
+            throw new Error(
+              `round ${round} ended on the ${t.path} path: ${JSON.stringify(await pair.a.evaluate(() => window.burrowNodeE2E.direct()))} ${JSON.stringify(await pair.a.evaluate(() => window.burrowNodeE2E.pathEvents()))} rate ${t.rate}`,
+            )
           rates.push(t.rate)
           notes.push(`${t.rate.toFixed(1)}${t.dropped ? ` (${t.dropped} dropped in the link queue)` : ''}`)
           if (mtu === undefined) {

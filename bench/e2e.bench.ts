@@ -95,7 +95,11 @@ const bench: Bench = async () => {
     const pageA = await open(browserA)
     const pageB = await open(browserB)
     const start = (page: typeof pageA, hostname: string) =>
-      page.evaluate(([url, key, name]) => window.burrowNodeE2E.start({ controlURL: url!, authKey: key!, hostname: name!, storage: 'memory', probeIntervalMs: 0, direct: false }), [controlURL, authKey, hostname] as const)
+      page.evaluate(([url, key, name]) => window.burrowNodeE2E.start({ controlURL: url!, authKey: key!, hostname: name!, storage: 'memory', probeIntervalMs: 0, direct: false }), [
+        controlURL,
+        authKey,
+        hostname,
+      ] as const)
     const a = await start(pageA, 'bench-a')
     const b = await start(pageB, 'bench-b')
     if (!a.ok || !b.ok) throw new Error(`Burrow.start failed: ${JSON.stringify(a.ok ? b : a)}`)
@@ -110,8 +114,16 @@ const bench: Bench = async () => {
       const id = 1000 + round
       const port = 9100 + round
       await pageB.evaluate(([p, i]) => window.burrowNodeE2E.sink(p!, i!), [port, id] as const)
-      const sent = await pageA.evaluate(([host, p, size, seed]) => window.burrowNodeE2E.send(host as string, p as number, size as number, seed as number), [addressB, port, TRANSFER_BYTES, round + 1] as const)
-      await pageB.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, { timeout: 120_000, polling: 50 })
+      const sent = await pageA.evaluate(([host, p, size, seed]) => window.burrowNodeE2E.send(host as string, p as number, size as number, seed as number), [
+        addressB,
+        port,
+        TRANSFER_BYTES,
+        round + 1,
+      ] as const)
+      await pageB.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, {
+        timeout: 120_000,
+        polling: 50,
+      })
       const got = (await pageB.evaluate((i) => window.burrowNodeE2E.progress(i), id))!
       if (got.done?.sha256 !== sent.sha256) throw new Error(`transfer ${round} corrupted: ${JSON.stringify(got)}`)
       rates.push(TRANSFER_BYTES / 1e6 / ((got.doneAt! - sent.startedAt) / 1000))
@@ -132,7 +144,13 @@ const bench: Bench = async () => {
     const pageC = await open(browserA)
     const firstByte: number[] = []
     for (let round = 0; round < ROUNDS; round++) {
-      firstByte.push(await pageC.evaluate(([url, key, address]) => window.burrowNodeE2E.startToFirstByte({ controlURL: url!, authKey: key!, hostname: 'bench-c' }, address!, 7), [controlURL, authKey, addressB] as const))
+      firstByte.push(
+        await pageC.evaluate(([url, key, address]) => window.burrowNodeE2E.startToFirstByte({ controlURL: url!, authKey: key!, hostname: 'bench-c' }, address!, 7), [
+          controlURL,
+          authKey,
+          addressB,
+        ] as const),
+      )
     }
     results.push({
       name: 'e2e.start_to_first_byte_ms',

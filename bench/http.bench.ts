@@ -123,7 +123,10 @@ const bench: Bench = async () => {
     const nodeSmall = await measure(async () => {
       for (let i = 0; i < 20; i++) {
         await new Promise<void>((resolve, reject) => {
-          http.request(`http://127.0.0.1:${nodePort}/small`, { method: 'HEAD', agent }, (res) => res.resume().on('end', resolve)).on('error', reject).end()
+          http
+            .request(`http://127.0.0.1:${nodePort}/small`, { method: 'HEAD', agent }, (res) => res.resume().on('end', resolve))
+            .on('error', reject)
+            .end()
         })
       }
     })

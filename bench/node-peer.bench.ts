@@ -93,10 +93,28 @@ async function relayFetch(): Promise<BenchResult[]> {
   try {
     const key = createAuthKey(relay.dataDir, '--reusable')
     const controlURL = `http://127.0.0.1:${relay.port}`
-    up = spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', controlURL, '--authkey', key, '--hostname', 'bench-server', '--state-dir', stateDir, '--serve', `80=127.0.0.1:${httpPort}`, '--no-direct'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    up = spawn(
+      process.execPath,
+      [
+        'bin/burrow.mjs',
+        'up',
+        '--control',
+        controlURL,
+        '--authkey',
+        key,
+        '--hostname',
+        'bench-server',
+        '--state-dir',
+        stateDir,
+        '--serve',
+        `80=127.0.0.1:${httpPort}`,
+        '--no-direct',
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
     let address: string | undefined
     createInterface({ input: up.stdout! }).on('line', (line) => {
       const entry = JSON.parse(line) as { msg?: string; addresses?: string[] }

@@ -69,10 +69,27 @@ const bench: Bench = async () => {
   let up: ChildProcess | undefined
   const browser = await launchChromium()
   try {
-    up = spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', start.controlURL, '--authkey', start.authKey, '--hostname', 'laptop', '--state-dir', state, '--serve', `80=127.0.0.1:${(http.address() as AddressInfo).port}`], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    up = spawn(
+      process.execPath,
+      [
+        'bin/burrow.mjs',
+        'up',
+        '--control',
+        start.controlURL,
+        '--authkey',
+        start.authKey,
+        '--hostname',
+        'laptop',
+        '--state-dir',
+        state,
+        '--serve',
+        `80=127.0.0.1:${(http.address() as AddressInfo).port}`,
+      ],
+      {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
     const logs: Array<Record<string, unknown>> = []
     createInterface({ input: up.stdout! }).on('line', (line) => logs.push(JSON.parse(line) as Record<string, unknown>))
     await waitFor('burrow up to join', () => logs.some((l) => l.msg === 'up'), 30_000)

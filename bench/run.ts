@@ -11,7 +11,9 @@ const onlyIndex = args.indexOf('--only')
 const only = onlyIndex >= 0 ? args[onlyIndex + 1] : undefined
 
 const here = dirname(fileURLToPath(import.meta.url))
-const files = readdirSync(here).filter((f) => f.endsWith('.bench.ts')).sort()
+const files = readdirSync(here)
+  .filter((f) => f.endsWith('.bench.ts'))
+  .sort()
 const results: BenchResult[] = []
 for (const file of files) {
   if (only && !file.startsWith(only)) continue

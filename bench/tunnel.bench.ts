@@ -129,7 +129,14 @@ const bench: Bench = async () => {
     note: `1420-byte IPv4 packets, Tunnel.send then Tunnel.receive; baseline = raw ${aead.name} sealInto+openOwned (the calls the tunnel makes) of the same 1424 padded bytes`,
   })
   const [node, noble] = interleaved(rawAeadBatch(nodeAead), rawAeadBatch(nobleAead), (BATCH * PACKET) / 1e6)
-  results.push({ name: 'tunnel.aead_node_vs_noble', value: node, unit: 'MB/s', baseline: noble, ratio: node / noble, note: 'seal+open of 1424 bytes, node:crypto vs @noble/ciphers' })
+  results.push({
+    name: 'tunnel.aead_node_vs_noble',
+    value: node,
+    unit: 'MB/s',
+    baseline: noble,
+    ratio: node / noble,
+    note: 'seal+open of 1424 bytes, node:crypto vs @noble/ciphers',
+  })
   const handshakes = handshakesPerSecond()
   results.push({
     name: 'tunnel.handshake',

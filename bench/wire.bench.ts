@@ -48,7 +48,12 @@ const bench: Bench = async () => {
     { name: 'wire.checksum', value: (checksumRate * BATCH * packetBytes) / 1e6, unit: 'MB/s', note: `${packetBytes}-byte packets` },
     { name: 'wire.parse-ipv4-tcp', value: parseRate * BATCH, unit: 'packets/s', note: 'parseIp + parseTcp with checksum, 1380-byte payload' },
     { name: 'wire.build-ipv4-tcp', value: buildRate * BATCH, unit: 'packets/s', note: 'buildTcp + buildIp, 1380-byte payload' },
-    { name: 'wire.build-ipv4-tcp-single', value: singleBuildRate * BATCH, unit: 'packets/s', note: 'buildIpTcp (one allocation, one checksum pass; what the stack sends with), 1380-byte payload' },
+    {
+      name: 'wire.build-ipv4-tcp-single',
+      value: singleBuildRate * BATCH,
+      unit: 'packets/s',
+      note: 'buildIpTcp (one allocation, one checksum pass; what the stack sends with), 1380-byte payload',
+    },
     { name: 'wire.ip-destination', value: peekRate * BATCH, unit: 'lookups/s' },
   ]
 }

@@ -79,7 +79,7 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = '', className 
 async function readAll(socket: TCPSocket): Promise<{ bytes: Uint8Array; remoteAddress: string }> {
   const { readable, remoteAddress } = await socket.opened
   const chunks: Uint8Array[] = []
-  for (const reader = readable.getReader(); ; ) {
+  for (const reader = readable.getReader(); ;) {
     const { value, done } = await reader.read()
     if (done) break
     chunks.push(value)
@@ -110,7 +110,12 @@ function showError(error: unknown): void {
 
 async function main(): Promise<void> {
   const config = await loadConfig()
-  const node = await Burrow.start({ controlURL: config.controlURL, ...(config.authKey ? { authKey: config.authKey } : {}), hostname: `tab-${Math.floor(Math.random() * 900 + 100)}`, keyName: tabKeyName() })
+  const node = await Burrow.start({
+    controlURL: config.controlURL,
+    ...(config.authKey ? { authKey: config.authKey } : {}),
+    hostname: `tab-${Math.floor(Math.random() * 900 + 100)}`,
+    keyName: tabKeyName(),
+  })
   const self = $('self')
   const showSelf = (): void => {
     self.textContent = `${node.hostname} · ${node.addresses.join(' · ')} · ${node.state}`
@@ -202,7 +207,12 @@ async function main(): Promise<void> {
         svg.innerHTML = `<line x1="0" y1="58" x2="300" y2="58" stroke="#ddd"/><polyline fill="none" stroke="#2a6fdb" stroke-width="1.5" vector-effect="non-scaling-stroke" points="${line('rx')}"/><polyline fill="none" stroke="#d9822b" stroke-width="1.5" vector-effect="non-scaling-stroke" points="${line('tx')}"/>`
         const last = rates.at(-1) ?? { rx: 0, tx: 0 }
         const legend = el('div', '', 'legend')
-        legend.append(el('span', `▼ rx ${formatRate(last.rx)}`, 'rx'), document.createTextNode(' · '), el('span', `▲ tx ${formatRate(last.tx)}`, 'tx'), document.createTextNode(` · peak ${formatRate(peak)}`))
+        legend.append(
+          el('span', `▼ rx ${formatRate(last.rx)}`, 'rx'),
+          document.createTextNode(' · '),
+          el('span', `▲ tx ${formatRate(last.tx)}`, 'tx'),
+          document.createTextNode(` · peak ${formatRate(peak)}`),
+        )
         const axis = el('div', '', 'axis')
         axis.append(el('span', '60 s ago'), el('span', 'now'))
         box.append(head, svg, axis, legend)

@@ -14,7 +14,6 @@ import { type RelayProcess, removeRelayDataDirs, startRelayProcess } from '../te
 import { REPO_ROOT } from './helpers/browser.ts'
 import { launchChromiumInNamespace, type NamespacedBrowser } from './helpers/netns-browser.ts'
 
-
 let env: NamespacedBrowser | undefined
 let relay: RelayProcess | undefined
 let controlURL: string
@@ -24,7 +23,10 @@ let pageB: Page
 let addressB: string
 
 function createAuthKey(dataDir: string): string {
-  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', dataDir], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+  return execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', dataDir], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
     .toString()
     .trim()
 }
@@ -40,23 +42,30 @@ async function relayForwardedBytes(): Promise<number> {
 async function openPage(): Promise<Page> {
   const page = await env!.browser.newPage()
   await page.goto(`${env!.pagesUrl}/e2e/pages/burrow.html`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 }).catch((error: Error) => {
-    throw new Error(`${error.message}\npage errors: ${env!.browser.errors.join('\n')}`)
-  })
+  await page
+    .waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 })
+    .catch((error: Error) => {
+      throw new Error(`${error.message}\npage errors: ${env!.browser.errors.join('\n')}`)
+    })
   return page
 }
 
 async function join(page: Page, hostname: string, extra: { dropSignals?: boolean } = {}) {
   const result = await page.evaluate(
     ([url, name, key, drop]) =>
-      window.burrowNodeE2E.start({ controlURL: url!, hostname: name!, authKey: key!, storage: 'memory', probeIntervalMs: 1000, ...(drop ? { _debugDropDirectSignals: true } : {}) }),
+      window.burrowNodeE2E.start({
+        controlURL: url!,
+        hostname: name!,
+        authKey: key!,
+        storage: 'memory',
+        probeIntervalMs: 1000,
+        ...(drop ? { _debugDropDirectSignals: true } : {}),
+      }),
     [controlURL, hostname, authKey, extra.dropSignals === true] as const,
   )
   if (!result.ok) throw new Error(`Burrow.start failed: ${JSON.stringify(result.error)}`)
   return result
 }
-
-
 
 const waitForPath = (page: Page, hostname: string, path: 'direct' | 'relay', timeoutMs: number) =>
   page.evaluate(([h, p, t]) => window.burrowNodeE2E.waitForPath(h as string, p as 'direct' | 'relay', t as number), [hostname, path, timeoutMs] as const)
@@ -120,7 +129,7 @@ describe('Burrow.start with direct WebRTC paths (Chromium in a network namespace
     await pageB.waitForFunction((i) => (window.burrowNodeE2E.progress(i)?.received ?? 0) > 512 * 1024, id, { timeout: 30_000, polling: 5 })
     const closed = await pageA.evaluate(() => window.burrowNodeE2E.closeDirect('tab-b'))
     expect(closed).toBe(true)
-    const receivedAtClose = (await pageB.evaluate((i) => window.burrowNodeE2E.progress(i)!.received, id))
+    const receivedAtClose = await pageB.evaluate((i) => window.burrowNodeE2E.progress(i)!.received, id)
     expect(receivedAtClose).toBeLessThan(MB5)
     const got = await transferResult(pageB, id, 90_000)
     expect(got.error).toBeUndefined()
@@ -149,9 +158,15 @@ describe('Burrow.start with direct WebRTC paths (Chromium in a network namespace
       const infoC = await directInfo(pageC)
       expect(infoC.counters['droppedSignals']).toBeGreaterThan(0)
       // The offering side hands its (never opened) channel to the worker at once: it may exist, idle.
-      expect(infoC.peers.every((p) => p.path === 'relay' && p.direct !== 'open' && (p.channel?.sent ?? 0) === 0 && (p.channel?.received ?? 0) === 0), JSON.stringify(infoC)).toBe(true)
+      expect(
+        infoC.peers.every((p) => p.path === 'relay' && p.direct !== 'open' && (p.channel?.sent ?? 0) === 0 && (p.channel?.received ?? 0) === 0),
+        JSON.stringify(infoC),
+      ).toBe(true)
       const peersC = await pageC.evaluate(() => window.burrowNodeE2E.peers())
-      expect(peersC.map((p) => [p.hostname, p.path]).sort()).toEqual([['tab-a', 'relay'], ['tab-b', 'relay']])
+      expect(peersC.map((p) => [p.hostname, p.path]).sort()).toEqual([
+        ['tab-a', 'relay'],
+        ['tab-b', 'relay'],
+      ])
       expect((await pageA.evaluate(() => window.burrowNodeE2E.peers())).find((p) => p.hostname === 'tab-c')!.path).toBe('relay')
       // A and B keep their direct path meanwhile.
       expect((await pageA.evaluate(() => window.burrowNodeE2E.peers())).find((p) => p.hostname === 'tab-b')!.path).toBe('direct')

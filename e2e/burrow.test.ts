@@ -9,7 +9,6 @@ import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
 import { type RelayProcess, startRelayProcess } from '../test/helpers/relay-process.ts'
 import { launchChromium, REPO_ROOT, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 
-
 let pages: PageServer
 let browserA: LaunchedBrowser
 let browserB: LaunchedBrowser
@@ -30,9 +29,11 @@ function createAuthKey(dataDir: string, ...flags: string[]): string {
 async function openPage(browser: LaunchedBrowser): Promise<Page> {
   const page = await browser.newPage()
   await page.goto(`${pages.url}/e2e/pages/burrow.html`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 }).catch((error: Error) => {
-    throw new Error(`${error.message}; page errors: ${browser.errors.join(' | ')}`)
-  })
+  await page
+    .waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
+    .catch((error: Error) => {
+      throw new Error(`${error.message}; page errors: ${browser.errors.join(' | ')}`)
+    })
   return page
 }
 
@@ -49,8 +50,6 @@ async function joined(page: Page, hostname: string, key?: string) {
   if (!result.ok) throw new Error(`Burrow.start failed: ${JSON.stringify(result.error)}`)
   return result
 }
-
-
 
 describe('Burrow.start in two browsers through a real relay', () => {
   beforeAll(async () => {
@@ -82,10 +81,7 @@ describe('Burrow.start in two browsers through a real relay', () => {
     expect(b.addresses[1]).toMatch(/^fd/)
     expect(a.nodeKey).not.toBe(b.nodeKey)
     // The issue's deadline: each sees the other online within 2 s (the wait rejects past it).
-    await Promise.all([
-      pageA.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-b', true, 2000)),
-      pageB.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-a', true, 2000)),
-    ])
+    await Promise.all([pageA.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-b', true, 2000)), pageB.evaluate(() => window.burrowNodeE2E.waitForPeer('tab-a', true, 2000))])
     const rtt = await pageA.evaluate((address) => window.burrowNodeE2E.ping(address), addressB)
     expect(rtt).toBeGreaterThan(0)
     // By hostname and over IPv6 too.
@@ -153,7 +149,9 @@ describe('Burrow.start in two browsers through a real relay', () => {
 
   it('rejects Burrow.start with a clear error for a wrong auth key', async () => {
     const page = await openPage(browserA)
-    const result = await page.evaluate(([url]) => window.burrowNodeE2E.start({ controlURL: url!, hostname: 'intruder', authKey: 'bwauth-wrong', storage: 'memory' }), [controlURL] as const)
+    const result = await page.evaluate(([url]) => window.burrowNodeE2E.start({ controlURL: url!, hostname: 'intruder', authKey: 'bwauth-wrong', storage: 'memory' }), [
+      controlURL,
+    ] as const)
     expect(result).toEqual({ ok: false, error: { name: 'BurrowError', code: 'unauthorized', status: 401, message: 'authKey is unknown or already used' } })
     await page.close()
   })

@@ -62,8 +62,14 @@ describe('burrow start: relay + demo', () => {
     const pageB = await openDemo(browserB)
     const hostA = (await pageA.textContent('#self'))!.split(' · ')[0]!
     const hostB = (await pageB.textContent('#self'))!.split(' · ')[0]!
-    await pageA.waitForFunction((name) => [...document.querySelectorAll('#peers tbody tr')].some((row) => row.textContent!.includes(name) && row.textContent!.includes('online')), hostB)
-    await pageB.waitForFunction((name) => [...document.querySelectorAll('#peers tbody tr')].some((row) => row.textContent!.includes(name) && row.textContent!.includes('online')), hostA)
+    await pageA.waitForFunction(
+      (name) => [...document.querySelectorAll('#peers tbody tr')].some((row) => row.textContent!.includes(name) && row.textContent!.includes('online')),
+      hostB,
+    )
+    await pageB.waitForFunction(
+      (name) => [...document.querySelectorAll('#peers tbody tr')].some((row) => row.textContent!.includes(name) && row.textContent!.includes('online')),
+      hostA,
+    )
     // RTT appears once the first probe is answered.
     await pageA.waitForFunction(() => /\d+\.\d ms/.test(document.querySelector('#peers tbody')!.textContent!), undefined, { timeout: 10_000 })
 
@@ -72,7 +78,9 @@ describe('burrow start: relay + demo', () => {
     await pageB
       .waitForFunction((name) => document.getElementById('chat')!.textContent!.includes(`${name}: hello over wireguard`), hostA, { timeout: 10_000 })
       .catch(async (error: Error) => {
-        throw new Error(`${error.message}\nchat A: ${await pageA.textContent('#chat')}\nchat B: ${await pageB.textContent('#chat')}\nA: ${await pageA.textContent('#self')} ${await pageA.textContent('#peers')}\nB: ${await pageB.textContent('#self')} ${await pageB.textContent('#peers')}`)
+        throw new Error(
+          `${error.message}\nchat A: ${await pageA.textContent('#chat')}\nchat B: ${await pageB.textContent('#chat')}\nA: ${await pageA.textContent('#self')} ${await pageA.textContent('#peers')}\nB: ${await pageB.textContent('#self')} ${await pageB.textContent('#peers')}`,
+        )
       })
 
     await pageB.fill('#page-text', 'served from tab B')
@@ -84,7 +92,11 @@ describe('burrow start: relay + demo', () => {
     const file = Buffer.alloc(2 * 1024 * 1024, 7)
     await pageA.setInputFiles('#file-input', { name: 'blob.bin', mimeType: 'application/octet-stream', buffer: file })
     await pageA.click('#file-form button')
-    await pageB.waitForFunction(() => document.getElementById('transfers')!.textContent!.includes('blob.bin') && document.getElementById('transfers')!.textContent!.includes('✓'), undefined, { timeout: 60_000 })
+    await pageB.waitForFunction(
+      () => document.getElementById('transfers')!.textContent!.includes('blob.bin') && document.getElementById('transfers')!.textContent!.includes('✓'),
+      undefined,
+      { timeout: 60_000 },
+    )
     expect(await pageB.textContent('#transfers')).toMatch(/2\.0 MiB of 2\.0 MiB · [\d.]+ MiB\/s/)
     expect(browserA.errors).toEqual([])
     expect(browserB.errors).toEqual([])

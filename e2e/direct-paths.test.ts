@@ -40,8 +40,16 @@ describe('direct paths with the dataplane worker (Chromium in a network namespac
     const received = (page: Page) => page.evaluate(() => window.directE2E.received())
 
     // Packets flow (over the relay first), then both sides trust the direct path.
-    await until('packets through the tunnel', () => received(b), (r) => r.count > 5)
-    const direct = await until('the direct path', async () => [await status(a), await status(b)] as const, ([x, y]) => x.status.path === 'direct' && y.status.path === 'direct')
+    await until(
+      'packets through the tunnel',
+      () => received(b),
+      (r) => r.count > 5,
+    )
+    const direct = await until(
+      'the direct path',
+      async () => [await status(a), await status(b)] as const,
+      ([x, y]) => x.status.path === 'direct' && y.status.path === 'direct',
+    )
     expect(direct[0].counters.pongsMatched).toBeGreaterThan(0)
     expect(direct[0].counters.signalsSent + direct[1].counters.signalsSent).toBeGreaterThanOrEqual(2)
     expect(direct[0].counters.discoRejected).toBe(0)
@@ -49,7 +57,11 @@ describe('direct paths with the dataplane worker (Chromium in a network namespac
     // On the direct path, datagrams go on the channel and nothing more is copied to the relay.
     const before = await status(a)
     const receivedBefore = (await received(b)).count
-    await until('traffic on the channel', () => status(a), (s) => s.link !== null && s.link.sent > before.link.sent + 40)
+    await until(
+      'traffic on the channel',
+      () => status(a),
+      (s) => s.link !== null && s.link.sent > before.link.sent + 40,
+    )
     const after = await status(a)
     expect(after.status.path).toBe('direct')
     expect(after.counters.mirroredToRelay).toBe(before.counters.mirroredToRelay)
@@ -57,10 +69,23 @@ describe('direct paths with the dataplane worker (Chromium in a network namespac
 
     // Drop the channel: traffic carries on over the relay, then a new session takes over again.
     await a.evaluate(() => window.directE2E.dropChannel())
-    await until('B back on the relay', () => status(b), (s) => s.status.direct !== 'open')
+    await until(
+      'B back on the relay',
+      () => status(b),
+      (s) => s.status.direct !== 'open',
+    )
     const duringFallback = (await received(b)).count
-    await until('packets during the fallback', () => received(b), (r) => r.count > duringFallback + 10)
-    const again = await until('the direct path again', async () => [await status(a), await status(b)] as const, ([x, y]) => x.status.path === 'direct' && y.status.path === 'direct', 60_000)
+    await until(
+      'packets during the fallback',
+      () => received(b),
+      (r) => r.count > duringFallback + 10,
+    )
+    const again = await until(
+      'the direct path again',
+      async () => [await status(a), await status(b)] as const,
+      ([x, y]) => x.status.path === 'direct' && y.status.path === 'direct',
+      60_000,
+    )
     expect(again[0].pathChanges).toEqual(['direct', 'relay', 'direct'])
 
     // Every packet A sent arrived at B once (sequence numbers 0..n with no gap beyond the tail).

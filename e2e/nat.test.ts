@@ -42,7 +42,10 @@ describe('a tab behind NAT A and burrow up behind NAT B', () => {
     const { lab } = setup
     const transfer = page.evaluate(() => window.burrowNodeE2E.fetchDigest('http://server/big'))
     let finished = false
-    void transfer.then(() => (finished = true), () => {})
+    void transfer.then(
+      () => (finished = true),
+      () => {},
+    )
     await new Promise((resolve) => setTimeout(resolve, 500))
     // conntrack -F alone: the next packet out maps again (same port) and the path heals at once;
     // dropping the router's UDP forwarding while flushing makes the loss last.

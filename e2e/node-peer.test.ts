@@ -14,7 +14,7 @@ import { launchChromium, REPO_ROOT, startPageServer, type LaunchedBrowser, type 
 
 // Text, because the page helper hands response bodies back as text; 2 MB of numbered lines makes
 // any lost, duplicated or reordered segment visible in the comparison.
-const BODY = Array.from({ length: 2 << 20 >> 4 }, (_, i) => `line ${String(i).padStart(9, '0')}\n`).join('')
+const BODY = Array.from({ length: (2 << 20) >> 4 }, (_, i) => `line ${String(i).padStart(9, '0')}\n`).join('')
 
 let relay: RelayProcess
 let pages: PageServer
@@ -36,10 +36,29 @@ beforeAll(async () => {
   })
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
   stateDir = mkdtempSync(join(tmpdir(), 'burrow-e2e-up-'))
-  up = spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', controlURL, '--authkey', authKey, '--hostname', 'laptop', '--state-dir', stateDir, '--serve', `80=127.0.0.1:${(http.address() as AddressInfo).port}`, '--allow', 'tab'], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  up = spawn(
+    process.execPath,
+    [
+      'bin/burrow.mjs',
+      'up',
+      '--control',
+      controlURL,
+      '--authkey',
+      authKey,
+      '--hostname',
+      'laptop',
+      '--state-dir',
+      stateDir,
+      '--serve',
+      `80=127.0.0.1:${(http.address() as AddressInfo).port}`,
+      '--allow',
+      'tab',
+    ],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
   createInterface({ input: up.stdout! }).on('line', (line) => upLogs.push(JSON.parse(line) as Record<string, unknown>))
   await waitFor('burrow up to join', () => upLogs.some((l) => l.msg === 'up'), 30_000)
   pages = await startPageServer()

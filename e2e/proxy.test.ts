@@ -116,7 +116,13 @@ async function browse(page: Page, path: string): Promise<Frame> {
   for (;;) {
     const frame = page.frames().find((f) => f.url().endsWith(`/.burrow/laptop/80${path}`))
     if (frame) return frame
-    if (Date.now() > deadline) throw new Error(`the Browse iframe never loaded; frames: ${page.frames().map((f) => f.url()).join(', ')}`)
+    if (Date.now() > deadline)
+      throw new Error(
+        `the Browse iframe never loaded; frames: ${page
+          .frames()
+          .map((f) => f.url())
+          .join(', ')}`,
+      )
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
@@ -126,10 +132,27 @@ beforeAll(async () => {
   start = await startBurrowStart()
   app = await startApp()
   upState = mkdtempSync(join(tmpdir(), 'burrow-e2e-proxy-up-'))
-  up = spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', start.controlURL, '--authkey', start.authKey, '--hostname', 'laptop', '--state-dir', upState, '--serve', `80=127.0.0.1:${(app.address() as AddressInfo).port}`], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  up = spawn(
+    process.execPath,
+    [
+      'bin/burrow.mjs',
+      'up',
+      '--control',
+      start.controlURL,
+      '--authkey',
+      start.authKey,
+      '--hostname',
+      'laptop',
+      '--state-dir',
+      upState,
+      '--serve',
+      `80=127.0.0.1:${(app.address() as AddressInfo).port}`,
+    ],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
   createInterface({ input: up.stdout! }).on('line', (line) => upLogs.push(JSON.parse(line) as Record<string, unknown>))
   await waitFor('burrow up to join', () => upLogs.some((l) => l.msg === 'up'), 30_000)
   browser = await launchChromium()
@@ -154,7 +177,11 @@ describe('the Service Worker proxy, through the demo Browse panel', () => {
     const frame = await browse(demo, '/')
     const proxyOrigin = new URL(frame.url()).origin
     expect(proxyOrigin).not.toBe(new URL(start.demoURL).origin)
-    await frame.waitForFunction(() => (document.getElementById('logo') as HTMLImageElement | null)?.complete === true && document.getElementById('api')!.textContent !== 'waiting', undefined, { timeout: 30_000 })
+    await frame.waitForFunction(
+      () => (document.getElementById('logo') as HTMLImageElement | null)?.complete === true && document.getElementById('api')!.textContent !== 'waiting',
+      undefined,
+      { timeout: 30_000 },
+    )
     expect(await frame.evaluate(() => (document.getElementById('logo') as HTMLImageElement).naturalWidth)).toBeGreaterThan(0)
     expect(await frame.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(1, 2, 3)')
     expect(JSON.parse((await frame.textContent('#api'))!)).toEqual({ method: 'POST', body: '{"n":42}', cookie: null })
@@ -167,7 +194,13 @@ describe('the Service Worker proxy, through the demo Browse panel', () => {
       for (;;) {
         const found = demo.frames().find((f) => f.url().includes('/.burrow/laptop/80/done'))
         if (found) return found
-        if (Date.now() > deadline) throw new Error(`no frame reached /done: ${demo.frames().map((f) => f.url()).join(', ')}`)
+        if (Date.now() > deadline)
+          throw new Error(
+            `no frame reached /done: ${demo
+              .frames()
+              .map((f) => f.url())
+              .join(', ')}`,
+          )
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     })()
@@ -284,7 +317,9 @@ describe('the Service Worker proxy, through the demo Browse panel', () => {
     sampling = false
     await sampler
     await cdp.detach()
-    console.log(`200 MiB through the proxy in ${(result.ms / 1000).toFixed(1)} s (${(BIG_BYTES / 1048576 / (result.ms / 1000)).toFixed(1)} MiB/s), page heap (JS + array buffers) peak ${(peakHeap / 1048576).toFixed(1)} MiB`)
+    console.log(
+      `200 MiB through the proxy in ${(result.ms / 1000).toFixed(1)} s (${(BIG_BYTES / 1048576 / (result.ms / 1000)).toFixed(1)} MiB/s), page heap (JS + array buffers) peak ${(peakHeap / 1048576).toFixed(1)} MiB`,
+    )
     expect(result).toMatchObject({ status: 200, bytes: BIG_BYTES, wrong: 0 })
     expect(peakHeap).toBeGreaterThan(0)
     expect(peakHeap).toBeLessThan(100 * 1024 * 1024)
@@ -319,7 +354,11 @@ describe('the Service Worker proxy, through the demo Browse panel', () => {
     await page.goto(`${start.demoURL}?proxyOrigin=${encodeURIComponent(new URL(start.demoURL).origin)}`)
     await page.waitForFunction(() => /Proxy ready|did not start/.test(document.getElementById('browse-status')!.textContent!), undefined, { timeout: 60_000 })
     expect(await page.textContent('#browse-status')).toContain(`Proxy ready on ${new URL(start.demoURL).origin}/.burrow/`)
-    await page.waitForFunction(() => (window as unknown as { burrowNode?: { peers(): Array<{ hostname: string; online: boolean }> } }).burrowNode?.peers().some((p) => p.hostname === 'laptop' && p.online), undefined, { timeout: 30_000 })
+    await page.waitForFunction(
+      () => (window as unknown as { burrowNode?: { peers(): Array<{ hostname: string; online: boolean }> } }).burrowNode?.peers().some((p) => p.hostname === 'laptop' && p.online),
+      undefined,
+      { timeout: 30_000 },
+    )
     const own = await page.evaluate(async () => {
       await navigator.serviceWorker.ready
       const response = await fetch('/.burrow/laptop/80/hello')
@@ -351,7 +390,10 @@ describe('the Service Worker proxy, through the demo Browse panel', () => {
             const box = element.getBoundingClientRect()
             return box.width > 0 && box.right > limit
           })
-          .map((element) => `${element.tagName.toLowerCase()}${element.id ? `#${element.id}` : ''}${element.className && typeof element.className === 'string' ? `.${element.className}` : ''} right=${element.getBoundingClientRect().right.toFixed(0)}`)
+          .map(
+            (element) =>
+              `${element.tagName.toLowerCase()}${element.id ? `#${element.id}` : ''}${element.className && typeof element.className === 'string' ? `.${element.className}` : ''} right=${element.getBoundingClientRect().right.toFixed(0)}`,
+          )
       })
       await demo.screenshot({ path: join(OUTPUT_DIR, `demo-${width}x${height}.png`), fullPage: true })
       expect(overflowing, `at ${width}×${height}`).toEqual([])

@@ -63,9 +63,11 @@ describe('README.md browser example', () => {
     const logs: string[] = []
     page.on('console', (message) => logs.push(`${message.type()}: ${message.text()}`))
     await page.goto(`${pages.url}/${pageDir.slice(REPO_ROOT.length + 1)}/index.html`)
-    await page.waitForFunction(() => document.title === 'example finished', undefined, { timeout: 90_000 }).catch((error: Error) => {
-      throw new Error(`${error.message}; page errors: ${browser!.errors.join(' | ')}; console: ${logs.join(' | ')}`)
-    })
+    await page
+      .waitForFunction(() => document.title === 'example finished', undefined, { timeout: 90_000 })
+      .catch((error: Error) => {
+        throw new Error(`${error.message}; page errors: ${browser!.errors.join(' | ')}; console: ${logs.join(' | ')}`)
+      })
 
     expect(browser.errors).toEqual([])
     const text = logs.join('\n')

@@ -33,7 +33,11 @@ async function pairUp(query: string): Promise<[Page, Page]> {
   await b.evaluate(([n, d]) => window.webrtcE2E.setPeer(n, d), [keysA.nodeKey, keysA.discoKey] as const)
   // Either side may ask; the lower node key makes the offer, the other answers.
   await b.evaluate(() => window.webrtcE2E.connect())
-  await until('both channels open', async () => [await stats(a), await stats(b)] as const, ([x, y]) => x.open && y.open)
+  await until(
+    'both channels open',
+    async () => [await stats(a), await stats(b)] as const,
+    ([x, y]) => x.open && y.open,
+  )
   return [a, b]
 }
 
@@ -67,12 +71,17 @@ describe('WebRTC underlay between two pages (Chromium in a network namespace)', 
       console.log(`webrtc ${mode}: sent`)
       // The channel is a datagram path (no retransmissions): wait until nothing more arrives.
       let previous = -1
-      const [atA, atB] = await until('datagrams to stop arriving', async () => [await stats(a), await stats(b)] as const, ([x, y]) => {
-        const total = x.received + y.received
-        const settled = total === previous || total === 20_000
-        previous = total
-        return settled
-      }, 60_000)
+      const [atA, atB] = await until(
+        'datagrams to stop arriving',
+        async () => [await stats(a), await stats(b)] as const,
+        ([x, y]) => {
+          const total = x.received + y.received
+          const settled = total === previous || total === 20_000
+          previous = total
+          return settled
+        },
+        60_000,
+      )
       console.log(`webrtc ${mode}: A received ${atA.received}, B received ${atB.received} of 10000 each`)
       for (const side of [atA, atB]) {
         // Like UDP under a sender that paces on bufferedAmount: some loss when the receiving side
@@ -88,7 +97,12 @@ describe('WebRTC underlay between two pages (Chromium in a network namespace)', 
 
       // The far end goes away without a word: B must notice the channel closing on its own.
       await a.close()
-      const after = await until('B to notice the close', () => stats(b), (s) => !s.open, 30_000)
+      const after = await until(
+        'B to notice the close',
+        () => stats(b),
+        (s) => !s.open,
+        30_000,
+      )
       expect(after.closes.length).toBe(1)
       await b.close()
     }, 240_000)

@@ -75,7 +75,12 @@ describe('dataplane worker in Chromium', () => {
       expect(result.atB).toEqual({ received: 500, mismatches: 0, duplicates: 0 })
       expect(result.atA).toEqual({ received: 500, mismatches: 0, duplicates: 0 })
       expect(result.notDetached).toBe(0)
-      const workerScripts = await page.evaluate(() => performance.getEntriesByType('resource').map((entry) => entry.name).filter((name) => /\/assets\/worker-[^/]+\.js$/.test(name)))
+      const workerScripts = await page.evaluate(() =>
+        performance
+          .getEntriesByType('resource')
+          .map((entry) => entry.name)
+          .filter((name) => /\/assets\/worker-[^/]+\.js$/.test(name)),
+      )
       expect(workerScripts.length).toBeGreaterThan(0)
       await page.close()
     } finally {

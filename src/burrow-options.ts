@@ -70,9 +70,11 @@ export type CaptureRequest = { kind: 'memory'; maxBytes: number | undefined } | 
 function parseCapture(option: BurrowStartOptions['capture']): CaptureRequest | undefined {
   if (option === undefined || option === false) return undefined
   if (typeof option === 'function') return { kind: 'tap', tap: option }
-  if (option !== true && (typeof option !== 'object' || option === null)) throw new BurrowError('bad-options', 'capture must be true, { maxBytes }, or a function (packet, direction) => void')
+  if (option !== true && (typeof option !== 'object' || option === null))
+    throw new BurrowError('bad-options', 'capture must be true, { maxBytes }, or a function (packet, direction) => void')
   const maxBytes = option === true ? undefined : option.maxBytes
-  if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= 1024)) throw new BurrowError('bad-options', `capture.maxBytes must be a whole number ≥ 1024, got ${maxBytes}`)
+  if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= 1024))
+    throw new BurrowError('bad-options', `capture.maxBytes must be a whole number ≥ 1024, got ${maxBytes}`)
   return { kind: 'memory', maxBytes }
 }
 
@@ -110,9 +112,11 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
   if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
   if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
   const capture = parseCapture(options.capture)
-  if (options.control !== undefined && options.control !== 'burrow' && options.control !== 'tailnet') throw new BurrowError('bad-options', `control must be "burrow" or "tailnet", got ${JSON.stringify(options.control)}`)
+  if (options.control !== undefined && options.control !== 'burrow' && options.control !== 'tailnet')
+    throw new BurrowError('bad-options', `control must be "burrow" or "tailnet", got ${JSON.stringify(options.control)}`)
   const control = options.control ?? (/^(hskey|tskey)-/.test(options.authKey ?? '') ? 'tailnet' : 'burrow')
-  if (options.controlKey !== undefined && !/^mkey:[0-9a-f]{64}$/.test(options.controlKey)) throw new BurrowError('bad-options', 'controlKey must be "mkey:" and 64 lowercase hex digits')
+  if (options.controlKey !== undefined && !/^mkey:[0-9a-f]{64}$/.test(options.controlKey))
+    throw new BurrowError('bad-options', 'controlKey must be "mkey:" and 64 lowercase hex digits')
   const join: JoinOptions = {
     control,
     ...(options.controlKey !== undefined ? { controlKey: options.controlKey } : {}),

@@ -366,10 +366,13 @@ export class BurrowNode extends EventTarget {
     for (const peer of this.workerPeers) {
       if (!peer.online || this.probing.has(peer.nodeKey)) continue
       this.probing.add(peer.nodeKey)
-      sockets.ping(peer.addresses[0], { timeout: 5000 }).then(
-        (rtt) => this.rtt.set(peer.nodeKey, rtt),
-        () => {},
-      ).finally(() => this.probing.delete(peer.nodeKey))
+      sockets
+        .ping(peer.addresses[0], { timeout: 5000 })
+        .then(
+          (rtt) => this.rtt.set(peer.nodeKey, rtt),
+          () => {},
+        )
+        .finally(() => this.probing.delete(peer.nodeKey))
     }
   }
 
@@ -424,12 +427,7 @@ export class BurrowNode extends EventTarget {
 }
 
 /** Builds a node on `link` and joins; the link is torn down if joining fails. */
-export async function startNode<T extends BurrowNode>(
-  make: (link: NodeWorkerLink) => T,
-  link: NodeWorkerLink,
-  options: BurrowStartOptions,
-  defaults: StartDefaults,
-): Promise<T> {
+export async function startNode<T extends BurrowNode>(make: (link: NodeWorkerLink) => T, link: NodeWorkerLink, options: BurrowStartOptions, defaults: StartDefaults): Promise<T> {
   const node = make(link)
   try {
     await (node as unknown as { init(o: BurrowStartOptions, d: typeof defaults): Promise<void> }).init(options, defaults)

@@ -51,10 +51,12 @@ function run(binary: string, args: string[]): { next(key: string): Promise<strin
     seen.push([text.slice(0, space), text.slice(space + 1)])
     for (const w of waiters.splice(0)) w()
   })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
-    resolve(code)
-    for (const w of waiters.splice(0)) w()
-  }))
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      resolve(code)
+      for (const w of waiters.splice(0)) w()
+    }),
+  )
   return {
     exited,
     async next(key) {

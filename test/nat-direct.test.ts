@@ -22,7 +22,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-function lines(child: ChildProcess): { logs: Array<Record<string, unknown>>; next: (test: (e: Record<string, unknown>) => boolean, timeoutMs: number) => Promise<Record<string, unknown>> } {
+function lines(child: ChildProcess): {
+  logs: Array<Record<string, unknown>>
+  next: (test: (e: Record<string, unknown>) => boolean, timeoutMs: number) => Promise<Record<string, unknown>>
+} {
   const logs: Array<Record<string, unknown>> = []
   const waiters: Array<() => void> = []
   let stderr = ''
@@ -83,7 +86,9 @@ async function startNetwork(options: NatLabOptions, relayArgs: (dir: string) => 
   const dir = mkdtempSync(join(tmpdir(), 'burrow-nat-'))
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
   await beforeRelay?.(lab, dir)
-  const relay = lab.inet.spawn(process.execPath, ['bin/burrow.mjs', 'relay', '--listen', HTTP, '--data-dir', join(dir, 'relay'), '--stun-port', '3478', ...relayArgs(dir)], { cwd: ROOT })
+  const relay = lab.inet.spawn(process.execPath, ['bin/burrow.mjs', 'relay', '--listen', HTTP, '--data-dir', join(dir, 'relay'), '--stun-port', '3478', ...relayArgs(dir)], {
+    cwd: ROOT,
+  })
   await lines(relay).next((e) => e['msg'] === 'listening', 30_000)
   return { lab, authKey: createAuthKey(join(dir, 'relay'), '--reusable') }
 }
@@ -91,18 +96,27 @@ async function startNetwork(options: NatLabOptions, relayArgs: (dir: string) => 
 /** hostB: an HTTP server with the blob on 127.0.0.1:9000, published to the overlay by `burrow up --serve 80=…`. */
 async function startServerSide(network: Network): Promise<void> {
   const { lab } = network
-  const http = lab.b.host.spawn(process.execPath, ['-e', `${BLOB_SCRIPT} require('node:http').createServer((q, r) => r.end(b)).listen(9000, '127.0.0.1', () => console.log('{"msg":"serving"}'))`])
+  const http = lab.b.host.spawn(process.execPath, [
+    '-e',
+    `${BLOB_SCRIPT} require('node:http').createServer((q, r) => r.end(b)).listen(9000, '127.0.0.1', () => console.log('{"msg":"serving"}'))`,
+  ])
   await lines(http).next((e) => e['msg'] === 'serving', 20_000)
   const state = mkdtempSync(join(tmpdir(), 'burrow-nat-up-'))
   cleanups.push(() => rmSync(state, { recursive: true, force: true }))
-  const up = lab.b.host.spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', CONTROL, '--authkey', network.authKey, '--hostname', 'server', '--state-dir', state, '--serve', '80=127.0.0.1:9000'], { cwd: ROOT })
+  const up = lab.b.host.spawn(
+    process.execPath,
+    ['bin/burrow.mjs', 'up', '--control', CONTROL, '--authkey', network.authKey, '--hostname', 'server', '--state-dir', state, '--serve', '80=127.0.0.1:9000'],
+    { cwd: ROOT },
+  )
   const log = lines(up)
   await log.next((e) => e['msg'] === 'up', 60_000)
   await log.next((e) => String(e['msg']).startsWith('direct paths: WebRTC'), 10_000)
 }
 
 function startClient(host: LabNamespace, network: Network, directTimeoutMs: number): ReturnType<typeof lines> {
-  const child = host.spawn(process.execPath, ['--import', 'tsx', 'test/helpers/nat-client.ts', CONTROL, network.authKey, 'server', 'http://server/blob', String(directTimeoutMs)], { cwd: ROOT })
+  const child = host.spawn(process.execPath, ['--import', 'tsx', 'test/helpers/nat-client.ts', CONTROL, network.authKey, 'server', 'http://server/blob', String(directTimeoutMs)], {
+    cwd: ROOT,
+  })
   return lines(child)
 }
 

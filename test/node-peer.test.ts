@@ -73,15 +73,24 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => udpEcho.bind(0, '127.0.0.1', resolve))
   stateDir = mkdtempSync(join(tmpdir(), 'burrow-up-'))
   up = spawnUp([
-    '--control', `http://127.0.0.1:${relay.port}`,
-    '--authkey', key,
-    '--hostname', 'server',
-    '--state-dir', stateDir,
-    '--serve', `80=127.0.0.1:${(http.address() as AddressInfo).port}`,
-    '--serve', `81=127.0.0.1:${(wss.address() as AddressInfo).port}`,
-    '--serve-udp', `53=127.0.0.1:${udpEcho.address().port}`,
-    '--allow', 'allowed',
-    '--pcap', join(stateDir, 'up.pcap'),
+    '--control',
+    `http://127.0.0.1:${relay.port}`,
+    '--authkey',
+    key,
+    '--hostname',
+    'server',
+    '--state-dir',
+    stateDir,
+    '--serve',
+    `80=127.0.0.1:${(http.address() as AddressInfo).port}`,
+    '--serve',
+    `81=127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    '--serve-udp',
+    `53=127.0.0.1:${udpEcho.address().port}`,
+    '--allow',
+    'allowed',
+    '--pcap',
+    join(stateDir, 'up.pcap'),
     // This suite is about the relay path (direct paths across NATs: test/nat-direct.test.ts), and
     // in the host namespace ICE would use the machine's own interface addresses.
     '--no-direct',
@@ -256,9 +265,22 @@ describe('burrow up', () => {
   it('with --ephemeral keeps no key on disk and is gone from the network after it stops', async () => {
     const ephemeralDir = mkdtempSync(join(tmpdir(), 'burrow-up-ephemeral-'))
     try {
-      const temporary = spawnUp(['--control', `http://127.0.0.1:${relay.port}`, '--authkey', authKey(relay.dataDir, '--ephemeral'), '--hostname', 'fleeting', '--state-dir', ephemeralDir, '--ephemeral'])
+      const temporary = spawnUp([
+        '--control',
+        `http://127.0.0.1:${relay.port}`,
+        '--authkey',
+        authKey(relay.dataDir, '--ephemeral'),
+        '--hostname',
+        'fleeting',
+        '--state-dir',
+        ephemeralDir,
+        '--ephemeral',
+      ])
       await waitFor('the ephemeral node to join', () => temporary.logs.some((l) => l.msg === 'up') || temporary.proc.exitCode !== null, 30_000)
-      expect(temporary.logs.find((l) => l.msg === 'up'), temporary.stderr()).toMatchObject({ hostname: 'fleeting', ephemeral: true })
+      expect(
+        temporary.logs.find((l) => l.msg === 'up'),
+        temporary.stderr(),
+      ).toMatchObject({ hostname: 'fleeting', ephemeral: true })
       await waitFor('the peer to see it', () => allowed.peers().some((p) => p.hostname === 'fleeting' && p.online))
       temporary.proc.kill('SIGINT')
       expect(await temporary.exited).toBe(0)

@@ -42,7 +42,6 @@ function run(command: string, args: string[], options: { cwd: string; env?: Node
   })
 }
 
-
 /** The README's command lines: `\\` continuations joined, `#` comments dropped, split into argv. */
 function commandLines(block: string): string[][] {
   return block
@@ -236,7 +235,10 @@ describe('README.md examples', () => {
       argv = withFlag(argv, '--serve', '8080=127.0.0.1:3000', `8080=127.0.0.1:${appPort}`)
       const up = spawnDaemon(argv, env)
       await waitFor(`burrow up to join (${up.stderr()})`, () => up.logs.some((l) => l.msg === 'up') || up.proc.exitCode !== null, 30_000)
-      expect(up.logs.find((l) => l.msg === 'up'), up.stderr()).toMatchObject({ hostname: 'devbox' })
+      expect(
+        up.logs.find((l) => l.msg === 'up'),
+        up.stderr(),
+      ).toMatchObject({ hostname: 'devbox' })
 
       const tab = await Burrow.start({ controlURL, authKey, hostname: 'tab', storage: 'memory' })
       nodes.push(tab)
@@ -320,10 +322,7 @@ describe('README.md examples', () => {
     mkdirSync(dir, { recursive: true })
     writeFileSync(join(dir, 'browser-example.ts'), `${browser}\nexport {}\n`)
     writeFileSync(join(dir, 'node-example.ts'), `${readmeBlock('ts', 'readme-node')}\nexport {}\n`)
-    writeFileSync(
-      join(dir, 'tsconfig.json'),
-      JSON.stringify({ extends: '../../tsconfig.json', include: ['browser-example.ts', 'node-example.ts'] }, null, 2),
-    )
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: '../../tsconfig.json', include: ['browser-example.ts', 'node-example.ts'] }, null, 2))
     const result = await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', dir], { cwd: ROOT, timeoutMs: 120_000 })
     // The whole program is checked (the examples import src/); only errors in the examples are ours to
     // judge here — the rest of the tree is `npm test`'s typecheck step.

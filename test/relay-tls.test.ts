@@ -29,7 +29,25 @@ function makeCertificates(): void {
     openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=relay ${name}`)
     openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', 'leaf.ext')
   }
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'self.key', '-out', 'self.pem', '-days', '2', '-subj', '/CN=stranger', '-addext', 'subjectAltName=IP:127.0.0.1')
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'self.key',
+    '-out',
+    'self.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=stranger',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  )
 }
 
 /** SHA-256 fingerprint of the certificate the server at 127.0.0.1:port presents. */
@@ -85,7 +103,10 @@ beforeAll(async () => {
   key = createAuthKey(relay.dataDir, '--reusable')
   http = createServer((_request, response) => response.writeHead(200, { 'content-length': BODY.length }).end(BODY))
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
-  up = spawnBurrow(['up', '--control', controlURL, '--authkey', key, '--hostname', 'tls-server', '--ephemeral', '--serve', `80=127.0.0.1:${(http.address() as AddressInfo).port}`], trustCA)
+  up = spawnBurrow(
+    ['up', '--control', controlURL, '--authkey', key, '--hostname', 'tls-server', '--ephemeral', '--serve', `80=127.0.0.1:${(http.address() as AddressInfo).port}`],
+    trustCA,
+  )
   await waitFor('burrow up to join over https', () => up.logs.some((l) => l.msg === 'up') || up.proc.exitCode !== null, 30_000)
   if (!up.logs.some((l) => l.msg === 'up')) throw new Error(`burrow up did not join: ${up.stderr()} ${JSON.stringify(up.logs)}`)
 }, 90_000)

@@ -61,7 +61,12 @@ function firstMessages(c: TailnetControlClient, nodeKey: NodeKeyText, hostname: 
   return new Promise((resolve, reject) => {
     const messages: MapResponse[] = []
     const poll = c.pollMap({
-      request: () => ({ NodeKey: nodeKey, DiscoKey: `discokey:${toHex(generateKeyPair().publicKey)}`, Hostinfo: { Hostname: hostname, OS: 'linux', NetInfo: { PreferredDERP: 900 } }, Endpoints: [] }),
+      request: () => ({
+        NodeKey: nodeKey,
+        DiscoKey: `discokey:${toHex(generateKeyPair().publicKey)}`,
+        Hostinfo: { Hostname: hostname, OS: 'linux', NetInfo: { PreferredDERP: 900 } },
+        Endpoints: [],
+      }),
       onMessage: (m) => {
         messages.push(m)
         if (until(messages)) {
@@ -91,8 +96,9 @@ describe.skipIf(!hasGo)('tailnet control client against Headscale v0.29.2', () =
       const messages = await firstMessages(c, nodeKey, hostname, (ms) => {
         if (ms.length === 1 && !joined) {
           joined = true
-          void other.registerWithAuthKey({ NodeKey: otherKey, Hostinfo: { Hostname: `${hostname}-peer`, OS: 'linux' } }, authKey).then(() =>
-            firstMessages(other, otherKey, `${hostname}-peer`, () => true))
+          void other
+            .registerWithAuthKey({ NodeKey: otherKey, Hostinfo: { Hostname: `${hostname}-peer`, OS: 'linux' } }, authKey)
+            .then(() => firstMessages(other, otherKey, `${hostname}-peer`, () => true))
         }
         return ms.some((m) => [...(m.Peers ?? []), ...(m.PeersChanged ?? [])].some((p) => p['Key'] === otherKey))
       })

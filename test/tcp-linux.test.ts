@@ -298,7 +298,11 @@ describe('burrow fetch', () => {
     expect(dump.code, dump.stderr).toBe(0)
     expect(dump.stderr).toContain('link-type RAW')
     // The three-way handshake, in order, between Burrow's stack and the kernel's.
-    const handshake = [`10.79.0.5.\\d+ > ${LINUX}.${HTTP_PORT}: Flags \\[S\\]`, `${LINUX}.${HTTP_PORT} > 10.79.0.5.\\d+: Flags \\[S\\.\\]`, `10.79.0.5.\\d+ > ${LINUX}.${HTTP_PORT}: Flags \\[\\.\\]`]
+    const handshake = [
+      `10.79.0.5.\\d+ > ${LINUX}.${HTTP_PORT}: Flags \\[S\\]`,
+      `${LINUX}.${HTTP_PORT} > 10.79.0.5.\\d+: Flags \\[S\\.\\]`,
+      `10.79.0.5.\\d+ > ${LINUX}.${HTTP_PORT}: Flags \\[\\.\\]`,
+    ]
     expect(dump.stdout).toMatch(new RegExp(handshake.join('[\\s\\S]*')))
     expect(dump.stdout).toContain('GET /hello.txt HTTP/1.1')
     expect(dump.stdout).toContain('hello through the burrow')
@@ -307,7 +311,10 @@ describe('burrow fetch', () => {
   it('--pcap names the capture file it cannot write and exits 1 before opening the tunnel', async () => {
     const io = recordingIo()
     const configPath = join(scratch, 'fetch-unwritable-pcap.conf')
-    writeFileSync(configPath, `[Interface]\nPrivateKey = ${formatKey(generateKeyPair().privateKey)}\nAddress = 10.79.0.6/32\n\n[Peer]\nPublicKey = ${wg.publicKey}\nAllowedIPs = 10.79.0.0/24\nEndpoint = ${ns.nsAddress}:${WG_PORT}\n`)
+    writeFileSync(
+      configPath,
+      `[Interface]\nPrivateKey = ${formatKey(generateKeyPair().privateKey)}\nAddress = 10.79.0.6/32\n\n[Peer]\nPublicKey = ${wg.publicKey}\nAllowedIPs = 10.79.0.0/24\nEndpoint = ${ns.nsAddress}:${WG_PORT}\n`,
+    )
     const code = await main(['fetch', '--config', configPath, '--pcap', join(scratch, 'no', 'such', 'dir.pcap'), `http://${LINUX}:${HTTP_PORT}/hello.txt`], io)
     expect(code).toBe(1)
     expect(io.err).toMatch(/burrow fetch: cannot write the packet capture .*no\/such\/dir\.pcap/)

@@ -295,7 +295,10 @@ describe('Burrow ⇄ wireguard-go', () => {
     await addBurrowToWireguardGo(node)
     expect(await echoThroughTunnel(node, KERNEL4, 1)).toBe(true)
     // 1392 bytes of ICMP data + 8 + 20 = 1420, wireguard-go's MTU; -i 0.002 needs root, which these tests have.
-    for (const [family, target] of [['-4', formatAddress(node.v4)], ['-6', formatAddress(node.v6)]] as const) {
+    for (const [family, target] of [
+      ['-4', formatAddress(node.v4)],
+      ['-6', formatAddress(node.v6)],
+    ] as const) {
       const size = family === '-4' ? '1392' : '1372'
       const burst = await ns.tryRun('ping', [family, '-c', '50', '-i', '0.002', '-s', size, '-W', '5', target], { timeoutMs: 30_000 })
       expect(burst.code, burst.stdout + burst.stderr).toBe(0)

@@ -82,7 +82,11 @@ export async function startNatBrowser(): Promise<NatBrowserSetup> {
        require('node:http').createServer((q, r) => r.end(q.url === '/big' ? big : b)).listen(9000, '127.0.0.1', () => console.log('{"msg":"serving"}'))`,
     ])
     await firstLine(blobs, (e) => e['msg'] === 'serving', 30_000)
-    const up = lab.b.host.spawn(process.execPath, ['bin/burrow.mjs', 'up', '--control', NAT_CONTROL, '--authkey', authKey, '--hostname', 'server', '--state-dir', join(dir, 'up'), '--serve', '80=127.0.0.1:9000'], { cwd: REPO_ROOT })
+    const up = lab.b.host.spawn(
+      process.execPath,
+      ['bin/burrow.mjs', 'up', '--control', NAT_CONTROL, '--authkey', authKey, '--hostname', 'server', '--state-dir', join(dir, 'up'), '--serve', '80=127.0.0.1:9000'],
+      { cwd: REPO_ROOT },
+    )
     await firstLine(up, (e) => e['msg'] === 'up', 60_000)
 
     const wrapper = join(dir, 'chromium')
@@ -101,7 +105,14 @@ export async function startNatBrowser(): Promise<NatBrowserSetup> {
         await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 })
         const started = await page.evaluate(
           ([url, key, name, drop]) =>
-            window.burrowNodeE2E.start({ controlURL: url!, authKey: key!, hostname: name!, storage: 'memory', probeIntervalMs: 1000, ...(drop ? { _debugDropDirectSignals: true } : {}) }),
+            window.burrowNodeE2E.start({
+              controlURL: url!,
+              authKey: key!,
+              hostname: name!,
+              storage: 'memory',
+              probeIntervalMs: 1000,
+              ...(drop ? { _debugDropDirectSignals: true } : {}),
+            }),
           [NAT_CONTROL, authKey, hostname, extra.dropDirectSignals === true] as const,
         )
         if (!started.ok) throw new Error(`Burrow.start failed: ${JSON.stringify(started.error)}`)

@@ -133,8 +133,10 @@ export async function launchChromiumInNamespace(options: { args?: string[] } = {
 export async function openReadyPage(env: NamespacedBrowser, path: string): Promise<Page> {
   const page = await env.browser.newPage()
   await page.goto(`${env.pagesUrl}/${path}`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 }).catch((error: Error) => {
-    throw new Error(`${error.message}\npage errors: ${env.browser.errors.join('\n')}`)
-  })
+  await page
+    .waitForFunction(() => document.title === 'ready', undefined, { timeout: 120_000 })
+    .catch((error: Error) => {
+      throw new Error(`${error.message}\npage errors: ${env.browser.errors.join('\n')}`)
+    })
   return page
 }

@@ -15,6 +15,9 @@ export async function startTransfer(from: Page, to: Page, toAddress: string, por
 
 /** Waits until the receiving page finished (or failed) transfer `id` and returns its progress record. */
 export async function transferResult(to: Page, id: number, timeoutMs = 60_000) {
-  await to.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, { timeout: timeoutMs, polling: 100 })
+  await to.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, {
+    timeout: timeoutMs,
+    polling: 100,
+  })
   return (await to.evaluate((i) => window.burrowNodeE2E.progress(i), id))!
 }

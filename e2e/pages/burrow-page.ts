@@ -218,7 +218,7 @@ const api = {
   async greeter(port: number): Promise<void> {
     const { readable } = await current().listen(port).opened
     void (async () => {
-      for (const reader = readable.getReader(); ; ) {
+      for (const reader = readable.getReader(); ;) {
         const { value: socket, done } = await reader.read()
         if (done) return
         void socket.opened.then(async ({ writable }) => {

@@ -23,10 +23,11 @@ diag.port1.onmessage = (event) => {
 }
 // The worker's diagnostics replies are read field by field in e2e/direct-paths.test.ts, untyped on purpose.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
-const askDiag = (message: unknown): Promise<any> => new Promise((resolve) => {
-  diagWaiter = resolve
-  diag.port1.postMessage(message)
-})
+const askDiag = (message: unknown): Promise<any> =>
+  new Promise((resolve) => {
+    diagWaiter = resolve
+    diag.port1.postMessage(message)
+  })
 
 const received: number[] = []
 let sending: ReturnType<typeof setInterval> | undefined

@@ -44,7 +44,12 @@ function setup(message: DirectSetup): void {
   webrtc = new WebRtcUnderlay(message.control, { ourKey: core.publicKey }, reportError)
   const webrtcUnderlay = driver.addUnderlay(webrtc)
   paths = new DirectPaths({
-    driver, discoPrivateKey: message.discoPrivateKey, relayUnderlay, webrtc, webrtcUnderlay, reportError,
+    driver,
+    discoPrivateKey: message.discoPrivateKey,
+    relayUnderlay,
+    webrtc,
+    webrtcUnderlay,
+    reportError,
     onPathChange: (_peer, path) => pathChanges.push(path),
   })
   paths.setPeer(peerKey, fromHex(message.peer.discoKey))

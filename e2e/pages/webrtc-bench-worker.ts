@@ -10,7 +10,7 @@ async function send(count: number, size: number, window: number): Promise<number
   ch.bufferedAmountLowThreshold = window / 2
   const message = new Uint8Array(size)
   const start = performance.now()
-  for (let sent = 0; sent < count; ) {
+  for (let sent = 0; sent < count;) {
     while (sent < count && ch.bufferedAmount < window) {
       ch.send(message)
       sent++

@@ -78,11 +78,12 @@ function check(datagram: Uint8Array): void {
   seen.add(sequence)
 }
 
-const nextTask = (): Promise<void> => new Promise((resolve) => {
-  const { port1, port2 } = new MessageChannel()
-  port1.onmessage = () => resolve()
-  port2.postMessage(null)
-})
+const nextTask = (): Promise<void> =>
+  new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel()
+    port1.onmessage = () => resolve()
+    port2.postMessage(null)
+  })
 
 async function blast(count: number, size: number, window: number): Promise<void> {
   const target = peer!.nodeKey
@@ -150,11 +151,24 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
       reply({ type: 'ok' })
       return
     case 'blast':
-      blast(request.count, request.size, request.window ?? 64 * 1024).then(() => reply({ type: 'ok' }), (error: Error) => reply({ type: 'error', message: error.message }))
+      blast(request.count, request.size, request.window ?? 64 * 1024).then(
+        () => reply({ type: 'ok' }),
+        (error: Error) => reply({ type: 'error', message: error.message }),
+      )
       return
     case 'stats': {
       const stats: WorkerStats = {
-        open, received, outOfPattern, duplicates, closes, signalsSent, signalsReceived, discoRejected, bytes, firstAt, lastAt,
+        open,
+        received,
+        outOfPattern,
+        duplicates,
+        closes,
+        signalsSent,
+        signalsReceived,
+        discoRejected,
+        bytes,
+        firstAt,
+        lastAt,
         ...(how ? { how } : {}),
       }
       const link = peer && underlay?.linkStats(peer.nodeKey)

@@ -171,10 +171,14 @@ async function rejections() {
 async function wake(delayMs: number) {
   const { a, b } = await setUp()
   const at = sharedNow() + delayMs
-  const woke = await withTimeout(new Promise<number>((resolve) => {
-    a.overlay.onwake = resolve
-    a.overlay.wakeAt(at)
-  }), 5000, 'wake')
+  const woke = await withTimeout(
+    new Promise<number>((resolve) => {
+      a.overlay.onwake = resolve
+      a.overlay.wakeAt(at)
+    }),
+    5000,
+    'wake',
+  )
   a.worker.terminate()
   b.worker.terminate()
   return { at, woke, observedAfter: sharedNow() }

@@ -151,7 +151,12 @@ describe('node agent', () => {
     // Peer 1 leaves, peer 3 joins.
     socket.deliver({ type: 'peers', upsert: [peer(3)], remove: [peer(1).nodeKey] })
     await until('the peer change', () => h.status().peers.some((p) => p.allowedIps[0] === '100.64.0.3/32'))
-    expect(h.status().peers.map((p) => p.allowedIps[0]).sort()).toEqual(['100.64.0.2/32', '100.64.0.3/32'])
+    expect(
+      h
+        .status()
+        .peers.map((p) => p.allowedIps[0])
+        .sort(),
+    ).toEqual(['100.64.0.2/32', '100.64.0.3/32'])
     const latestPush = () => h.events.filter((e) => e.type === 'peers').at(-1)
     await until('the push of the new map', () => {
       const last = latestPush()
@@ -200,7 +205,10 @@ describe('node agent', () => {
     h.call(2, { op: 'fly' })
     h.call(3, { op: 'join', options: { controlURL: 'not a url', hostname: 'me', storage: 'memory', keyName: 'node' } })
     await until('all answers', () => h.events.filter((e) => e.type === 'result').length === 3)
-    expect(h.events.find((e) => e.type === 'result' && e.id === 3)).toMatchObject({ ok: false, error: { name: 'DataplaneError', code: 'bad-config', message: /controlURL "not a url" is not a relay URL/ } })
+    expect(h.events.find((e) => e.type === 'result' && e.id === 3)).toMatchObject({
+      ok: false,
+      error: { name: 'DataplaneError', code: 'bad-config', message: /controlURL "not a url" is not a relay URL/ },
+    })
     expect(h.events.find((e) => e.type === 'result' && e.id === 1)).toMatchObject({ ok: false, error: { name: 'DataplaneError', code: 'bad-config' } })
     expect(h.events.find((e) => e.type === 'result' && e.id === 2)).toMatchObject({ ok: false, error: { message: 'unknown node operation "fly"' } })
     expect(h.status().started).toBe(false)

@@ -281,7 +281,8 @@ export class NodeAgent {
       lastError = error
       // Before the first netmap, any failure ends the start: a typo'd URL or a server that is down
       // should say so now, not after a timeout. Later ones are reported and retried by the control plane.
-      if (failJoin) failJoin(new NodeJoinError(error.status === 0 ? `cannot reach the coordination service at ${options.controlURL}: ${error.message}` : error.message, error.status))
+      if (failJoin)
+        failJoin(new NodeJoinError(error.status === 0 ? `cannot reach the coordination service at ${options.controlURL}: ${error.message}` : error.message, error.status))
       else this.post({ type: 'error', error: errorWithStatus(error) })
     })
     control.start()

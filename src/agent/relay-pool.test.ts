@@ -34,7 +34,12 @@ describe('RelayPool', () => {
       detach: (underlay) => detached.push(underlay),
       onHomeChange: () => homeChanges++,
     })
-    pool.setRelayMap({ regions: new Map([[1, region(1)], [2, region(2)]]) })
+    pool.setRelayMap({
+      regions: new Map([
+        [1, region(1)],
+        [2, region(2)],
+      ]),
+    })
     const home = pool.setHome(1)
     await settle()
     expect(net.relay(url(1)).metrics.homeClients).toBe(1)

@@ -57,7 +57,11 @@ describe('burrow ping argument and config errors', () => {
     ['bad count', ['--config', good, '--count', '0', '10.5.0.1'], /--count must be a whole number from 1/],
     ['bad interval', ['--config', good, '--interval', 'soon', '10.5.0.1'], /--interval must be a number/],
     ['missing file', ['--config', join(dir, 'nope.conf'), '10.5.0.1'], /cannot read .*nope\.conf/],
-    ['broken config', ['--config', configFile('[Interface]\nPrivateKey = sGARi2x9k5IjoYfxhvGZ09NdQ8hkPhl1+E9GLgONP3Y=\n\nMTU = big\n'), '10.5.0.1'], /line 4: MTU must be a whole number/],
+    [
+      'broken config',
+      ['--config', configFile('[Interface]\nPrivateKey = sGARi2x9k5IjoYfxhvGZ09NdQ8hkPhl1+E9GLgONP3Y=\n\nMTU = big\n'), '10.5.0.1'],
+      /line 4: MTU must be a whole number/,
+    ],
     ['no source of that family', ['--config', good, 'fd00::1'], /has no IPv6 Address to ping fd00::1 from/],
   ]
   for (const [name, args, message] of cases) {

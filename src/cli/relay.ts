@@ -83,9 +83,13 @@ export const DEFAULT_STUN_PORT = 3478
 
 /** `--turn a,b`: each a turn:/turns: URL (RFC 7065). */
 export function parseTurnUrls(text: string): string[] {
-  const urls = text.split(',').map((u) => u.trim()).filter((u) => u !== '')
+  const urls = text
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '')
   if (urls.length === 0) throw new UsageError('--turn needs at least one turn: or turns: URL')
-  for (const url of urls) if (!/^turns?:[^\s,]+$/.test(url)) throw new UsageError(`--turn: ${JSON.stringify(url)} is not a turn: or turns: URL (e.g. turn:turn.example:3478?transport=udp)`)
+  for (const url of urls)
+    if (!/^turns?:[^\s,]+$/.test(url)) throw new UsageError(`--turn: ${JSON.stringify(url)} is not a turn: or turns: URL (e.g. turn:turn.example:3478?transport=udp)`)
   return urls
 }
 
@@ -131,7 +135,11 @@ async function parseMeshFlags(flags: Map<string, string>): Promise<{ key: { hex:
   }
   try {
     const key = parseMeshKey(text, file === undefined ? '--mesh-key' : `--mesh-key-file ${file}`)
-    const peers = (peersText ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '').map(meshPeerURL)
+    const peers = (peersText ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p !== '')
+      .map(meshPeerURL)
     return { key, peers }
   } catch (error) {
     if (error instanceof MeshConfigError) throw new UsageError(error.message)
@@ -176,7 +184,11 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
       if (!allowed || Date.now() - allowed.at >= 1000) allowed = { at: Date.now(), keys: readAllowedKeys(path) }
       return allowed.keys
     }
-    const relayUrls = parsed.flags.get('relay-url')?.split(',').map((u) => u.trim()).filter((u) => u !== '')
+    const relayUrls = parsed.flags
+      .get('relay-url')
+      ?.split(',')
+      .map((u) => u.trim())
+      .filter((u) => u !== '')
     for (const url of relayUrls ?? []) {
       if (!/^(wss?|https?):\/\/[^\s]+$/.test(url)) throw new UsageError(`--relay-url must list http(s) or ws(s) URLs, got ${JSON.stringify(url)}`)
     }

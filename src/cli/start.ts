@@ -157,7 +157,9 @@ export const start: Command = async (args, io) => {
           dev.middlewares.use('/.burrow/', (req, res) => {
             res.statusCode = 503
             res.setHeader('content-type', 'text/plain; charset=utf-8')
-            res.end(`Burrow proxy: ${req.originalUrl ?? req.url} reached the server, so no proxy Service Worker handled it. Open the demo first (it starts the proxy), then reload.\n`)
+            res.end(
+              `Burrow proxy: ${req.originalUrl ?? req.url} reached the server, so no proxy Service Worker handled it. Open the demo first (it starts the proxy), then reload.\n`,
+            )
           })
         },
       },

@@ -4,9 +4,29 @@ import { parseServeSpec, parseUpArgs } from './up-args.ts'
 describe('parseUpArgs', () => {
   it('reads every flag, repeatable ones in order', () => {
     const config = parseUpArgs([
-      '--control', 'http://127.0.0.1:8080', '--authkey=bwauth-1', '--hostname', 'web', '--state-dir', '/tmp/s',
-      '--serve', '80=127.0.0.1:8080', '--serve=443=localhost:8443', '--serve-udp', '53=[::1]:5353',
-      '--allow', '100.64.0.0/24', '--allow', 'laptop', '--ephemeral', '--udp-idle', '30', '--pcap', '/tmp/up.pcap', '--log-level', 'debug',
+      '--control',
+      'http://127.0.0.1:8080',
+      '--authkey=bwauth-1',
+      '--hostname',
+      'web',
+      '--state-dir',
+      '/tmp/s',
+      '--serve',
+      '80=127.0.0.1:8080',
+      '--serve=443=localhost:8443',
+      '--serve-udp',
+      '53=[::1]:5353',
+      '--allow',
+      '100.64.0.0/24',
+      '--allow',
+      'laptop',
+      '--ephemeral',
+      '--udp-idle',
+      '30',
+      '--pcap',
+      '/tmp/up.pcap',
+      '--log-level',
+      'debug',
     ])
     expect(config).toMatchObject({
       controlURL: 'http://127.0.0.1:8080',
@@ -29,7 +49,18 @@ describe('parseUpArgs', () => {
 
   it('defaults: no services, everyone allowed, persistent identity', () => {
     const config = parseUpArgs(['--control', 'https://relay.example'])
-    expect(config).toMatchObject({ authKey: undefined, hostname: undefined, stateDir: undefined, ephemeral: false, serveTcp: [], serveUdp: [], allow: [], udpIdleSeconds: 60, pcapPath: undefined, logLevel: 'info' })
+    expect(config).toMatchObject({
+      authKey: undefined,
+      hostname: undefined,
+      stateDir: undefined,
+      ephemeral: false,
+      serveTcp: [],
+      serveUdp: [],
+      allow: [],
+      udpIdleSeconds: 60,
+      pcapPath: undefined,
+      logLevel: 'info',
+    })
     expect(config.policy.allowsEveryone).toBe(true)
   })
 

@@ -171,9 +171,7 @@ async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log
   let writing: Promise<void> = Promise.resolve()
   const writeStatus = (): void => {
     // One write at a time; a slow disk skips ticks rather than piling writes up.
-    writing = writing.then(() =>
-      writeStatusFile(stateDir, snapshot()).catch((error: Error) => log('warn', 'cannot write the status file', { error: error.message })),
-    )
+    writing = writing.then(() => writeStatusFile(stateDir, snapshot()).catch((error: Error) => log('warn', 'cannot write the status file', { error: error.message })))
   }
   writeStatus()
   // The capture file is flushed on the same beat, so `tcpdump -r` on a quiet node is at most a second behind.
@@ -229,7 +227,10 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.
       const first = await Promise.race([starting, stop.then(() => undefined)])
       if (first === undefined) {
-        void starting.then((node) => node.close(), () => {})
+        void starting.then(
+          (node) => node.close(),
+          () => {},
+        )
         return undefined
       }
       return first

@@ -7,8 +7,16 @@ import { ScriptedSocket as FakeSocket } from './testing/scripted-socket.ts'
 const server = generateKeyPair()
 const pair = generateKeyPair()
 const peer = (n: number, overrides: Partial<PeerEntry> = {}): PeerEntry => ({
-  id: n, nodeKey: `nodekey:${n.toString(16).padStart(2, '0').repeat(32)}`, discoKey: `discokey:${'cd'.repeat(32)}`, hostname: `p${n}`,
-  addresses: [`100.64.0.${n}`, `fd00::${n}`], online: true, homeRelay: null, lastSeen: 1, ephemeral: false, ...overrides,
+  id: n,
+  nodeKey: `nodekey:${n.toString(16).padStart(2, '0').repeat(32)}`,
+  discoKey: `discokey:${'cd'.repeat(32)}`,
+  hostname: `p${n}`,
+  addresses: [`100.64.0.${n}`, `fd00::${n}`],
+  online: true,
+  homeRelay: null,
+  lastSeen: 1,
+  ephemeral: false,
+  ...overrides,
 })
 const self = { ...peer(1), nodeKey: nodeKeyText(pair.publicKey) }
 const welcome = (peers: PeerEntry[]) => ({ type: 'welcome', self, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers })

@@ -73,7 +73,12 @@ export class CoordinationControlPlane implements ControlPlane {
       ...options.client,
     })
     // The delta only: each change costs its size here and in the agent (issue 17).
-    this.client.on('change', (change) => this.changed(change.upsert.map((p) => p.nodeKey), change.remove))
+    this.client.on('change', (change) =>
+      this.changed(
+        change.upsert.map((p) => p.nodeKey),
+        change.remove,
+      ),
+    )
     this.client.on('self', () => this.changed([], []))
     this.client.on('state', (state, detail) => this.emit('state', state, detail))
     this.client.on('error', (error) => this.emit('error', error))
@@ -100,7 +105,10 @@ export class CoordinationControlPlane implements ControlPlane {
   async ready(): Promise<Netmap> {
     await this.client.ready()
     if (this.current) return this.current
-    this.reindex(this.client.peers().map((p) => p.nodeKey), [])
+    this.reindex(
+      this.client.peers().map((p) => p.nodeKey),
+      [],
+    )
     return this.build()
   }
 

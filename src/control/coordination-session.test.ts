@@ -10,8 +10,15 @@ const challenge = new Uint8Array(32).fill(9)
 const challengeText = JSON.stringify({ type: 'challenge', version: 1, serverKey: toBase64(server.publicKey), challenge: toBase64(challenge) })
 
 const peer: PeerEntry = {
-  id: 2, nodeKey: `nodekey:${'ab'.repeat(32)}`, discoKey: `discokey:${'cd'.repeat(32)}`, hostname: 'b',
-  addresses: ['100.64.0.2', 'fd00::2'], online: true, homeRelay: null, lastSeen: 5, ephemeral: false,
+  id: 2,
+  nodeKey: `nodekey:${'ab'.repeat(32)}`,
+  discoKey: `discokey:${'cd'.repeat(32)}`,
+  hostname: 'b',
+  addresses: ['100.64.0.2', 'fd00::2'],
+  online: true,
+  homeRelay: null,
+  lastSeen: 5,
+  ephemeral: false,
 }
 const self: PeerEntry = { ...peer, id: 1, nodeKey: nodeKeyText(node.publicKey), hostname: 'a' }
 const welcomeText = JSON.stringify({ type: 'welcome', self, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [peer] })

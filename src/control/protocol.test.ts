@@ -21,8 +21,16 @@ describe('parseClientMessage', () => {
   it('accepts a full hello and keeps only known fields', () => {
     const full = { ...hello, authKey: 'bwauth-1', previousNodeKey: nodeKey.replace('ab', 'ef'), previousProof: proof, homeRelay: { url: 'wss://r/derp', region: 'x' }, extra: 1 }
     expect(parseClientMessage(JSON.stringify(full))).toEqual({
-      type: 'hello', version: 1, nodeKey, discoKey, hostname: 'h', proof, authKey: 'bwauth-1',
-      previousNodeKey: full.previousNodeKey, previousProof: proof, homeRelay: { url: 'wss://r/derp', region: 'x' },
+      type: 'hello',
+      version: 1,
+      nodeKey,
+      discoKey,
+      hostname: 'h',
+      proof,
+      authKey: 'bwauth-1',
+      previousNodeKey: full.previousNodeKey,
+      previousProof: proof,
+      homeRelay: { url: 'wss://r/derp', region: 'x' },
     })
   })
 
@@ -56,7 +64,10 @@ describe('parseClientMessage', () => {
     const big = JSON.stringify({ ...hello, hostname: 'x'.repeat(MAX_PRE_HELLO_BYTES) })
     expect(fieldOf(() => parseClientMessage(big, MAX_PRE_HELLO_BYTES))).toEqual({ field: 'message', message: `message is larger than ${MAX_PRE_HELLO_BYTES} bytes` })
     expect(fieldOf(() => parseClientMessage(big))).toEqual({ field: 'hostname', message: 'hostname is longer than 256 characters' })
-    expect(fieldOf(() => parseClientMessage(' '.repeat(MAX_CLIENT_MESSAGE_BYTES + 1)))).toEqual({ field: 'message', message: `message is larger than ${MAX_CLIENT_MESSAGE_BYTES} bytes` })
+    expect(fieldOf(() => parseClientMessage(' '.repeat(MAX_CLIENT_MESSAGE_BYTES + 1)))).toEqual({
+      field: 'message',
+      message: `message is larger than ${MAX_CLIENT_MESSAGE_BYTES} bytes`,
+    })
   })
 
   it('refuses deeply nested JSON without parsing it', () => {
@@ -71,8 +82,15 @@ describe('parseClientMessage', () => {
 
 describe('parseServerMessage', () => {
   const peer: PeerEntry = {
-    id: 1, nodeKey, discoKey, hostname: 'a', addresses: ['100.64.0.1', 'fd00::1'], online: true,
-    homeRelay: { url: 'https://relay/derp' }, lastSeen: null, ephemeral: false,
+    id: 1,
+    nodeKey,
+    discoKey,
+    hostname: 'a',
+    addresses: ['100.64.0.1', 'fd00::1'],
+    online: true,
+    homeRelay: { url: 'https://relay/derp' },
+    lastSeen: null,
+    ephemeral: false,
   }
 
   it('round-trips every server message', () => {

@@ -52,11 +52,7 @@ describe('parseWgQuick', () => {
   it('parses a full configuration', () => {
     const config = parseWgQuick(FULL)
     expect(formatKey(config.interface.privateKey)).toBe(PRIVATE)
-    expect(config.interface.addresses.map((a) => `${formatAddress(a.address)}/${a.bits}`)).toEqual([
-      '10.7.0.2/24',
-      'fd07::2/64',
-      '10.8.0.2/32',
-    ])
+    expect(config.interface.addresses.map((a) => `${formatAddress(a.address)}/${a.bits}`)).toEqual(['10.7.0.2/24', 'fd07::2/64', '10.8.0.2/32'])
     expect(config.interface.listenPort).toBe(51820)
     expect(config.interface.mtu).toBe(1380)
     expect(config.peers).toHaveLength(2)

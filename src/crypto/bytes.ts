@@ -52,8 +52,7 @@ export function fromBase64(text: string): Uint8Array {
   const out = new Uint8Array((clean.length / 4) * 3 - pad)
   let o = 0
   for (let i = 0; i < clean.length; i += 4) {
-    const n = (B64.indexOf(clean[i]!) << 18) | (B64.indexOf(clean[i + 1]!) << 12) |
-      (Math.max(0, B64.indexOf(clean[i + 2]!)) << 6) | Math.max(0, B64.indexOf(clean[i + 3]!))
+    const n = (B64.indexOf(clean[i]!) << 18) | (B64.indexOf(clean[i + 1]!) << 12) | (Math.max(0, B64.indexOf(clean[i + 2]!)) << 6) | Math.max(0, B64.indexOf(clean[i + 3]!))
     if (o < out.length) out[o++] = (n >> 16) & 255
     if (o < out.length) out[o++] = (n >> 8) & 255
     if (o < out.length) out[o++] = n & 255

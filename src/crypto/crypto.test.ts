@@ -28,9 +28,7 @@ describe.each([nobleAead, nodeAead])('ChaCha20-Poly1305 $name (RFC 7539 §2.8.2)
   const key = fromHex('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f')
   const nonce = fromHex('070000004041424344454647')
   const aad = fromHex('50515253c0c1c2c3c4c5c6c7')
-  const plaintext = new TextEncoder().encode(
-    "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.",
-  )
+  const plaintext = new TextEncoder().encode("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.")
   it('seals to the RFC ciphertext and tag', () => {
     const sealed = seal(aead, key, nonce, plaintext, aad)
     expect(toHex(sealed.subarray(0, 16))).toBe('d31a8d34648e60db7b86afbc53ef7ec2')
@@ -125,9 +123,7 @@ describe('XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03 §A.3.1)', () => {
   const key = fromHex('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f')
   const nonce = fromHex('404142434445464748494a4b4c4d4e4f5051525354555657')
   const aad = fromHex('50515253c0c1c2c3c4c5c6c7')
-  const plaintext = new TextEncoder().encode(
-    "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.",
-  )
+  const plaintext = new TextEncoder().encode("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.")
   const ciphertext =
     'bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7f1b0b4aa6440bf3a82f4eda7e39' +
     'ae64c6708c54c216cb96b72e1213b4522f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff9' +

@@ -221,7 +221,10 @@ describe('DataplaneCore batching', () => {
     core.setPeerRoute(peers[0]!, 1, 'relay')
     core.setPeerRoute(peers[1]!, 1, 'relay')
     core.setPeerRoute(peers[2]!, 2, 'relay')
-    const out = core.processOutbound(['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.2'].map((dst) => packet('10.0.0.1', dst)), 0)
+    const out = core.processOutbound(
+      ['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.2'].map((dst) => packet('10.0.0.1', dst)),
+      0,
+    )
     // Each packet starts a handshake: one initiation per peer (later packets are queued).
     expect(out.toUnderlay.map((batch) => [batch.underlay, batch.endpoint, batch.datagrams.length])).toEqual([
       [1, 'relay', 2],
@@ -259,7 +262,10 @@ describe('DataplaneCore under load', () => {
 
 describe('DataplaneCore packet filter', () => {
   const syn = (dstPort: number) =>
-    buildIpTcp({ src: ip('10.0.0.1'), dst: ip('10.0.0.2') }, { srcPort: 40000, dstPort, seq: 1, ack: 0, flags: 0x02, window: 65535, urgent: 0, options: {}, payload: new Uint8Array(0) })
+    buildIpTcp(
+      { src: ip('10.0.0.1'), dst: ip('10.0.0.2') },
+      { srcPort: 40000, dstPort, seq: 1, ack: 0, flags: 0x02, window: 65535, urgent: 0, options: {}, payload: new Uint8Array(0) },
+    )
 
   it('with a filter set, a denied inbound SYN is dropped, counted as filtered and reported; an allowed one is delivered', () => {
     const reported: string[] = []

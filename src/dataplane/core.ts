@@ -122,7 +122,7 @@ function prefixKey(prefix: Prefix): string {
   let key = `${prefix.address.length}/${prefix.bits}/`
   for (let i = 0; i < prefix.address.length; i++) {
     const keep = Math.max(0, Math.min(8, prefix.bits - i * 8))
-    key += ((prefix.address[i]! & (0xff << (8 - keep))) & 0xff).toString(16) + '.'
+    key += (prefix.address[i]! & (0xff << (8 - keep)) & 0xff).toString(16) + '.'
   }
   return key
 }
@@ -256,7 +256,10 @@ export class DataplaneCore {
   addOverlay(overlay: OverlayId, addresses: Prefix[]): void {
     if (this.overlays.has(overlay)) throw new DataplaneError('duplicate-transport', `overlay ${overlay} already exists`)
     for (const prefix of addresses) checkPrefix(prefix)
-    this.overlays.set(overlay, addresses.map((p) => ({ address: p.address.slice(), bits: p.bits })))
+    this.overlays.set(
+      overlay,
+      addresses.map((p) => ({ address: p.address.slice(), bits: p.bits })),
+    )
     for (const prefix of addresses) this.localRoutes.insert(prefix, overlay)
   }
 

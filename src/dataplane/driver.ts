@@ -44,9 +44,7 @@ export interface DriverCounters {
   errors: number
 }
 
-type Arrival =
-  | { kind: 'overlay'; id: OverlayId; packets: Uint8Array[] }
-  | { kind: 'underlay'; id: UnderlayId; endpoint: Endpoint; datagrams: Uint8Array[] }
+type Arrival = { kind: 'overlay'; id: OverlayId; packets: Uint8Array[] } | { kind: 'underlay'; id: UnderlayId; endpoint: Endpoint; datagrams: Uint8Array[] }
 
 /**
  * If the core still reports a due deadline right after processing it, wait this long before

@@ -1,11 +1,4 @@
-export type DataplaneErrorCode =
-  | 'bad-prefix'
-  | 'bad-address'
-  | 'unknown-peer'
-  | 'unknown-transport'
-  | 'duplicate-transport'
-  | 'bad-config'
-  | 'stopped'
+export type DataplaneErrorCode = 'bad-prefix' | 'bad-address' | 'unknown-peer' | 'unknown-transport' | 'duplicate-transport' | 'bad-config' | 'stopped'
 
 /** A rejected dataplane operation; thrown before any state changes. */
 export class DataplaneError extends Error {

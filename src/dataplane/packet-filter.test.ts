@@ -109,7 +109,16 @@ describe('PacketFilter (wgengine/filter semantics)', () => {
   })
 
   it('"*" (0.0.0.0/0 and ::/0) admits IPv4 and IPv6', () => {
-    const filter = new PacketFilter([{ srcIPs: ['0.0.0.0/0', '::/0'], dstPorts: [{ prefix: '0.0.0.0/0', ports: { first: 0, last: 65535 } }, { prefix: '::/0', ports: { first: 0, last: 65535 } }], protocols: [] }])
+    const filter = new PacketFilter([
+      {
+        srcIPs: ['0.0.0.0/0', '::/0'],
+        dstPorts: [
+          { prefix: '0.0.0.0/0', ports: { first: 0, last: 65535 } },
+          { prefix: '::/0', ports: { first: 0, last: 65535 } },
+        ],
+        protocols: [],
+      },
+    ])
     expect(verdict(filter, tcp(PEER, ME, 1, 22, SYN))).toBe('accept')
     expect(verdict(filter, tcp('fd7a:115c:a1e0::2', 'fd7a:115c:a1e0::1', 1, 22, SYN))).toBe('accept')
     expect(verdict(filter, icmp('fd7a:115c:a1e0::2', 'fd7a:115c:a1e0::1', 'request'))).toBe('accept')

@@ -19,12 +19,7 @@ const REQUEST_BODY_HEADERS = ['content-encoding', 'content-language', 'content-l
  * `fetch()` over HTTP/1.1 on connections made by `open`: one fresh connection per request
  * (`Connection: close`), redirects followed like fetch's default, the response body streamed.
  */
-export function httpFetch(
-  open: OpenConnection,
-  input: string | URL | Request,
-  init?: RequestInit,
-  options: HttpFetchOptions = {},
-): Promise<Response> {
+export function httpFetch(open: OpenConnection, input: string | URL | Request, init?: RequestInit, options: HttpFetchOptions = {}): Promise<Response> {
   return fetchVia(freshConnections(open, options.limits), input, init)
 }
 

@@ -60,8 +60,7 @@ function parseChunks(kind: 'request' | 'response', chunks: Uint8Array[], methods
   }
 }
 
-const parseText = (kind: 'request' | 'response', input: string, methods?: string[]): ParseOutcome =>
-  parseChunks(kind, [bytes(input)], methods)
+const parseText = (kind: 'request' | 'response', input: string, methods?: string[]): ParseOutcome => parseChunks(kind, [bytes(input)], methods)
 
 function splitAt(input: Uint8Array, points: number[]): Uint8Array[] {
   const sorted = [...new Set(points)].sort((a, b) => a - b)
@@ -78,8 +77,7 @@ function splitAt(input: Uint8Array, points: number[]): Uint8Array[] {
 const GOLDEN_REQUESTS: Record<string, string> = {
   get: 'GET /index.html?q=1 HTTP/1.1\r\nHost: example.test\r\nAccept: */*\r\n\r\n',
   post: 'POST /submit HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\nhello world',
-  chunked:
-    'PUT /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n',
+  chunked: 'PUT /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n',
   pipelined: 'GET /a HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyzGET /c HTTP/1.0\r\n\r\n',
   lfOnly: 'GET / HTTP/1.1\nHost: h\n\n',
 }
@@ -212,12 +210,7 @@ describe('HttpParser rejects malformed input with a named problem', () => {
     ['negative Content-Length', 'request', 'POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n', 'invalid-content-length'],
     ['two Content-Lengths', 'request', 'POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'invalid-content-length'],
     ['huge Content-Length', 'request', 'POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n', 'invalid-content-length'],
-    [
-      'TE and CL together',
-      'request',
-      'POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n',
-      'conflicting-framing',
-    ],
+    ['TE and CL together', 'request', 'POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n', 'conflicting-framing'],
     ['gzip coding', 'request', 'POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 'unsupported-transfer-encoding'],
     ['chunked not last', 'request', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n', 'unsupported-transfer-encoding'],
     ['non-hex chunk size', 'request', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'invalid-chunk-size'],
@@ -297,7 +290,12 @@ describe('HttpParser is indifferent to how the input is split', () => {
       for (let i = 0; i <= data.length; i++) {
         expect(parseChunks(kind, splitAt(data, [i]))).toEqual(whole)
       }
-      expect(parseChunks(kind, Array.from(data, (b) => Uint8Array.of(b)))).toEqual(whole)
+      expect(
+        parseChunks(
+          kind,
+          Array.from(data, (b) => Uint8Array.of(b)),
+        ),
+      ).toEqual(whole)
     })
   }
 
@@ -465,17 +463,41 @@ describe('HttpParser is indifferent to how the input is split', () => {
 
   it('garbage built from HTTP-ish tokens is handled the same way', () => {
     const pieces = fc.constantFrom(
-      'GET', 'HTTP/1.1', 'HTTP/1.0', ' ', '\r\n', '\n', '\r', ':', 'Content-Length', 'Transfer-Encoding', 'chunked', '0', '5', 'ff',
-      ';ext', 'Host', 'x', '\t', '\0', '200', 'OK',
+      'GET',
+      'HTTP/1.1',
+      'HTTP/1.0',
+      ' ',
+      '\r\n',
+      '\n',
+      '\r',
+      ':',
+      'Content-Length',
+      'Transfer-Encoding',
+      'chunked',
+      '0',
+      '5',
+      'ff',
+      ';ext',
+      'Host',
+      'x',
+      '\t',
+      '\0',
+      '200',
+      'OK',
     )
     fc.assert(
-      fc.property(fc.constantFrom<'request' | 'response'>('request', 'response'), fc.array(pieces, { maxLength: 60 }), fc.array(fc.nat(), { maxLength: 6 }), (kind, parts, cuts) => {
-        const input = bytes(parts.join(''))
-        const points = cuts.map((c) => c % (input.length + 1))
-        const outcome = parseChunks(kind, splitAt(input, points))
-        expect(outcome).toEqual(parseChunks(kind, [input.slice()]))
-        expect(outcome.ending).not.toBe('open')
-      }),
+      fc.property(
+        fc.constantFrom<'request' | 'response'>('request', 'response'),
+        fc.array(pieces, { maxLength: 60 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        (kind, parts, cuts) => {
+          const input = bytes(parts.join(''))
+          const points = cuts.map((c) => c % (input.length + 1))
+          const outcome = parseChunks(kind, splitAt(input, points))
+          expect(outcome).toEqual(parseChunks(kind, [input.slice()]))
+          expect(outcome.ending).not.toBe('open')
+        },
+      ),
       { numRuns: 1000 },
     )
   })

@@ -2,11 +2,7 @@ import { ByteQueue } from './byte-queue.ts'
 import { HttpParseError } from './errors.ts'
 
 /** How the body of a message is delimited (RFC 9112 §6). */
-export type BodyFraming =
-  | { kind: 'none' }
-  | { kind: 'length'; length: number }
-  | { kind: 'chunked' }
-  | { kind: 'until-close' }
+export type BodyFraming = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'until-close' }
 
 export type HeaderList = Array<[name: string, value: string]>
 
@@ -56,17 +52,7 @@ export const DEFAULT_LIMITS: HttpParserLimits = {
   maxTrailerBytes: 64 * 1024,
 }
 
-type State =
-  | 'start'
-  | 'headers'
-  | 'body-length'
-  | 'chunk-size'
-  | 'chunk-data'
-  | 'chunk-data-end'
-  | 'trailers'
-  | 'body-until-close'
-  | 'upgraded'
-  | 'closed'
+type State = 'start' | 'headers' | 'body-length' | 'chunk-size' | 'chunk-data' | 'chunk-data-end' | 'trailers' | 'body-until-close' | 'upgraded' | 'closed'
 
 const LF = 0x0a
 const CR = 0x0d
@@ -354,11 +340,7 @@ export class HttpParser {
   }
 }
 
-function lineLimitError(
-  code: 'head-too-large' | 'invalid-chunk-size' | 'trailers-too-large',
-  kind: string,
-  limits: HttpParserLimits,
-): HttpParseError {
+function lineLimitError(code: 'head-too-large' | 'invalid-chunk-size' | 'trailers-too-large', kind: string, limits: HttpParserLimits): HttpParseError {
   switch (code) {
     case 'head-too-large':
       return new HttpParseError(code, `${kind} head exceeds ${limits.maxHeadBytes} bytes`)

@@ -41,7 +41,11 @@ describe('HttpClient.send', () => {
     const response = await client.send({ url: new URL('/redirect', base), method: 'GET', headers: new Headers(), body: null })
     expect(response.status).toBe(302)
     expect(response.headers.get('location')).toBe('/elsewhere')
-    expect(responseFields(response)!.filter(([name]) => name.toLowerCase() === 'set-cookie').map(([, value]) => value)).toEqual(['a=1; Path=/', 'b=2'])
+    expect(
+      responseFields(response)!
+        .filter(([name]) => name.toLowerCase() === 'set-cookie')
+        .map(([, value]) => value),
+    ).toEqual(['a=1; Path=/', 'b=2'])
     client.close()
   })
 

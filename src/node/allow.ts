@@ -20,9 +20,7 @@ export interface PeerIdentity {
 
 export type AllowEntry = { kind: 'prefix'; prefix: Prefix; text: string } | { kind: 'hostname'; hostname: string; text: string }
 
-export type AllowDecision =
-  | { allowed: true; peer: PeerIdentity | undefined; rule: string | undefined }
-  | { allowed: false; peer: PeerIdentity | undefined; reason: string }
+export type AllowDecision = { allowed: true; peer: PeerIdentity | undefined; rule: string | undefined } | { allowed: false; peer: PeerIdentity | undefined; reason: string }
 
 // RFC 1123 labels, dot-separated; the same alphabet the coordination server gives hostnames.
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i

@@ -266,7 +266,10 @@ describe('TcpBridge', () => {
     await expect(uploading).rejects.toThrow(`${SERVER_ADDRESS}:80: connection reset by peer`)
     await expect(info.readable.getReader().read()).rejects.toThrow(`${SERVER_ADDRESS}:80: connection reset by peer`)
     const ended = await waitForEnded(served)
-    expect(ended).toMatchObject({ end: 'service-error', reason: expect.stringMatching(/^127\.0\.0\.1:\d+: (connection reset by service|service closed the connection while we were sending)$/) })
+    expect(ended).toMatchObject({
+      end: 'service-error',
+      reason: expect.stringMatching(/^127\.0\.0\.1:\d+: (connection reset by service|service closed the connection while we were sending)$/),
+    })
     expect(ended.bytesToService).toBeLessThan(upload.length)
   })
 

@@ -119,7 +119,13 @@ describe('UdpForwarder', () => {
     await client.send('let me in')
     await waitFor('the denial', () => events.length > 0)
     expect(events).toEqual([
-      { type: 'udp-denied', port: 53, remote: `${CLIENT_ADDRESS}:${client.info.localPort}`, peer: 'client', reason: `client (${CLIENT_ADDRESS}) matches no --allow entry (laptop)` },
+      {
+        type: 'udp-denied',
+        port: 53,
+        remote: `${CLIENT_ADDRESS}:${client.info.localPort}`,
+        peer: 'client',
+        reason: `client (${CLIENT_ADDRESS}) matches no --allow entry (laptop)`,
+      },
     ])
     expect(service.sources.size).toBe(0)
     expect(forwarder.dropped).toBe(1)

@@ -12,7 +12,16 @@ export type UdpForwardEvent =
   | { type: 'udp-session'; port: number; target: ServiceTarget; remote: string; peer: string | undefined }
   | { type: 'udp-denied'; port: number; remote: string; peer: string | undefined; reason: string }
   | { type: 'udp-dropped'; port: number; remote: string; peer: string | undefined; reason: string }
-  | { type: 'udp-session-ended'; port: number; remote: string; peer: string | undefined; why: 'idle' | 'evicted' | 'service-error' | 'shutdown'; detail?: string; datagramsIn: number; datagramsOut: number }
+  | {
+      type: 'udp-session-ended'
+      port: number
+      remote: string
+      peer: string | undefined
+      why: 'idle' | 'evicted' | 'service-error' | 'shutdown'
+      detail?: string
+      datagramsIn: number
+      datagramsOut: number
+    }
 
 export interface UdpForwarderOptions {
   port: number
@@ -165,11 +174,14 @@ export class UdpForwarder {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     if (next === undefined) return
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      for (const [, session] of this.sessions.expire(this.now())) this.end(session, 'idle')
-      this.schedule()
-    }, Math.max(0, next - this.now()))
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined
+        for (const [, session] of this.sessions.expire(this.now())) this.end(session, 'idle')
+        this.schedule()
+      },
+      Math.max(0, next - this.now()),
+    )
     this.timer.unref?.()
   }
 
@@ -182,4 +194,3 @@ export class UdpForwarder {
     await this.loop.catch(() => {})
   }
 }
-

@@ -361,12 +361,7 @@ export class Stack implements TcpHost, UdpHost {
       }
       if (++this.icmpErrorsInWindow > ICMP_ERRORS_PER_SECOND) return
       const version = src.length === 4 ? 4 : 6
-      const error = buildIcmpError(
-        { type: version === 4 ? ICMPV4_DEST_UNREACHABLE : ICMPV6_DEST_UNREACHABLE, code: version === 4 ? 3 : 4, original: packet },
-        version,
-        dst,
-        src,
-      )
+      const error = buildIcmpError({ type: version === 4 ? ICMPV4_DEST_UNREACHABLE : ICMPV6_DEST_UNREACHABLE, code: version === 4 ? 3 : 4, original: packet }, version, dst, src)
       this.output(dst, src, version === 4 ? PROTO_ICMP : PROTO_ICMPV6, error)
       return
     }
@@ -423,8 +418,22 @@ export class Stack implements TcpHost, UdpHost {
     if (!connection) return
     const reason =
       version === 4
-        ? code === 0 ? 'network unreachable' : code === 1 ? 'host unreachable' : code === 3 ? 'port unreachable' : code === 4 ? undefined : 'destination unreachable (prohibited)'
-        : code === 0 ? 'network unreachable' : code === 3 ? 'host unreachable' : code === 4 ? 'port unreachable' : 'destination unreachable (prohibited)'
+        ? code === 0
+          ? 'network unreachable'
+          : code === 1
+            ? 'host unreachable'
+            : code === 3
+              ? 'port unreachable'
+              : code === 4
+                ? undefined
+                : 'destination unreachable (prohibited)'
+        : code === 0
+          ? 'network unreachable'
+          : code === 3
+            ? 'host unreachable'
+            : code === 4
+              ? 'port unreachable'
+              : 'destination unreachable (prohibited)'
     if (reason === undefined) return // fragmentation needed: the MSS clamp already keeps segments within the tunnel MTU
     connection.unreachable(view.getUint32(4), reason)
     this.settle(connection)

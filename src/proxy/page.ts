@@ -38,7 +38,8 @@ export class ProxyError extends Error {
 }
 
 export async function startProxy(send: ProxySend, options: ProxyOptions = {}): Promise<BurrowProxy> {
-  if (typeof window === 'undefined' || typeof document === 'undefined') throw new ProxyError('node.proxy() needs a web page (a Service Worker proxies the requests); in Node use node.fetch()')
+  if (typeof window === 'undefined' || typeof document === 'undefined')
+    throw new ProxyError('node.proxy() needs a web page (a Service Worker proxies the requests); in Node use node.fetch()')
   const prefix = normalizePrefix(options.prefix ?? DEFAULT_PROXY_PREFIX)
   let origin: string
   try {
@@ -103,10 +104,11 @@ function viaBridge(origin: string, prefix: string, nextPort: () => Promise<Messa
       control.port1.onmessage = (message: MessageEvent) => {
         const data = message.data as { type?: string; message?: string }
         if (data?.type === 'port') void nextPort().then((port) => control.port1.postMessage({ port }, [port]))
-        else if (data?.type === 'ready') resolve(() => {
-          control.port1.close()
-          frame.remove()
-        })
+        else if (data?.type === 'ready')
+          resolve(() => {
+            control.port1.close()
+            frame.remove()
+          })
         else if (data?.type === 'failed') {
           frame.remove()
           reject(new ProxyError(`the proxy on ${origin} failed: ${data.message}`))

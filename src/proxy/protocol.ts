@@ -35,8 +35,7 @@ export interface ProxyRequestMessage {
 
 /** Serving page → worker, on the request's reply port. */
 export type ProxyReplyMessage =
-  | { type: 'response'; status: number; statusText: string; headers: HeaderPairs; body: ReadableStream<Uint8Array> | null }
-  | { type: 'error'; status: number; message: string }
+  { type: 'response'; status: number; statusText: string; headers: HeaderPairs; body: ReadableStream<Uint8Array> | null } | { type: 'error'; status: number; message: string }
 
 /** Worker → serving page, on the reply port: the browser gave up on this request. */
 export interface ProxyAbortMessage {

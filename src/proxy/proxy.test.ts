@@ -144,7 +144,16 @@ describe('proxied response heads', () => {
   })
 
   it('drops Content-Encoding and Content-Length of a body the client already decoded', () => {
-    const head = browserResponseHead(P, upstream, [['content-encoding', 'gzip'], ['content-length', '5'], ['etag', '"x"']], true)
+    const head = browserResponseHead(
+      P,
+      upstream,
+      [
+        ['content-encoding', 'gzip'],
+        ['content-length', '5'],
+        ['etag', '"x"'],
+      ],
+      true,
+    )
     expect(head.headers.get('content-encoding')).toBeNull()
     expect(head.headers.get('content-length')).toBeNull()
     expect(head.headers.get('etag')).toBe('"x"')

@@ -32,11 +32,23 @@ describe('ICE servers for the welcome', () => {
   })
 
   it('a welcome carrying iceServers parses; a bad URL in them is refused by name', () => {
-    const peer = { id: 1, nodeKey: `nodekey:${'a'.repeat(64)}`, discoKey: `discokey:${'b'.repeat(64)}`, hostname: 'h', addresses: ['100.64.0.1', 'fd00::1'], online: true, homeRelay: null, lastSeen: null, ephemeral: false }
+    const peer = {
+      id: 1,
+      nodeKey: `nodekey:${'a'.repeat(64)}`,
+      discoKey: `discokey:${'b'.repeat(64)}`,
+      hostname: 'h',
+      addresses: ['100.64.0.1', 'fd00::1'],
+      online: true,
+      homeRelay: null,
+      lastSeen: null,
+      ephemeral: false,
+    }
     const welcome = { type: 'welcome', self: peer, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [] }
     const ice = [{ urls: 'stun:r:3478' }, { urls: ['turn:t:3478'], username: '1:x', credential: 'c' }]
     expect(parseServerMessage(JSON.stringify({ ...welcome, iceServers: ice }))).toMatchObject({ iceServers: ice })
     expect(parseServerMessage(JSON.stringify(welcome))).not.toHaveProperty('iceServers')
-    expect(() => parseServerMessage(JSON.stringify({ ...welcome, iceServers: [{ urls: 'http://x' }] }))).toThrow('iceServers[0].urls[0] must be a stun:, stuns:, turn: or turns: URL')
+    expect(() => parseServerMessage(JSON.stringify({ ...welcome, iceServers: [{ urls: 'http://x' }] }))).toThrow(
+      'iceServers[0].urls[0] must be a stun:, stuns:, turn: or turns: URL',
+    )
   })
 })

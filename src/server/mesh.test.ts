@@ -57,7 +57,7 @@ class Region {
   }
 
   pump(): void {
-    for (let moved = true; moved; ) {
+    for (let moved = true; moved;) {
       moved = false
       for (const link of this.links) {
         if (link.closed) continue

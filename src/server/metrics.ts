@@ -57,9 +57,29 @@ export class RelayMetrics {
       ['{direction="in"}', this.packetsMeshForwardedIn],
     ])
     metric('burrow_relay_mesh_peers', 'gauge', 'Mesh connections to other relays of the region that are logged in.', [['', this.meshPeersConnected]])
-    const reasons: DropReason[] = ['unknown_dest', 'queue_full_oldest', 'queue_full_newest', 'queue_full_over_share', 'rate_limited', 'handshake_rate_limited', 'gone', 'mesh_unavailable', 'unknown_dest_on_forward']
-    metric('burrow_relay_packets_dropped_total', 'counter', 'Packets dropped, by reason.', reasons.map((r) => [`{reason="${r}"}`, this.drops.get(r) ?? 0]))
-    metric('burrow_relay_connections_closed_total', 'counter', 'Connections closed, by kind.', [...this.closes].map(([k, v]) => [`{kind="${k}"}`, v]))
+    const reasons: DropReason[] = [
+      'unknown_dest',
+      'queue_full_oldest',
+      'queue_full_newest',
+      'queue_full_over_share',
+      'rate_limited',
+      'handshake_rate_limited',
+      'gone',
+      'mesh_unavailable',
+      'unknown_dest_on_forward',
+    ]
+    metric(
+      'burrow_relay_packets_dropped_total',
+      'counter',
+      'Packets dropped, by reason.',
+      reasons.map((r) => [`{reason="${r}"}`, this.drops.get(r) ?? 0]),
+    )
+    metric(
+      'burrow_relay_connections_closed_total',
+      'counter',
+      'Connections closed, by kind.',
+      [...this.closes].map(([k, v]) => [`{kind="${k}"}`, v]),
+    )
     for (const render of this.extra) lines.push(render())
     return lines.join('\n') + '\n'
   }

@@ -222,8 +222,7 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayHandler {
     socket.setNoDelay(true)
     if (req.headers['derp-fast-start'] !== '1') {
       socket.write(
-        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n' +
-          `Derp-Version: ${PROTOCOL_VERSION}\r\nDerp-Public-Key: ${toHex(relay.publicKey)}\r\n\r\n`,
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n' + `Derp-Version: ${PROTOCOL_VERSION}\r\nDerp-Public-Key: ${toHex(relay.publicKey)}\r\n\r\n`,
       )
     }
     const driver = attach(remoteOf(req), () => ({
@@ -361,9 +360,7 @@ export async function startRelayServer(
       const which = open >= maxConnections ? `the relay's limit of ${maxConnections} connections` : `the limit of ${maxPerIp} connections per address`
       log('warn', 'connection refused: limit reached', { remote: `${ip}:${socket.remotePort ?? '?'}`, limit: which })
       socket.pause() // parse nothing from it: the answer is already decided
-      socket.end(
-        `HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\nConnection: close\r\n\r\nrelay busy: ${which} is reached\n`,
-      )
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\nConnection: close\r\n\r\nrelay busy: ${which} is reached\n`)
       setTimeout(() => socket.destroy(), 1000).unref()
       return
     }

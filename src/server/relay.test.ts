@@ -26,7 +26,7 @@ class Harness {
   }
 
   pump(): void {
-    for (let moved = true; moved; ) {
+    for (let moved = true; moved;) {
       moved = false
       for (const link of this.links) {
         if (link.closed) continue

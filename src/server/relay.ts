@@ -715,7 +715,6 @@ export class Relay {
   }
 }
 
-
 /** Constant-time comparison of a ClientInfo mesh key (hex text) with ours. */
 function meshKeyMatches(offered: string, ours: Uint8Array): boolean {
   if (!/^[0-9a-fA-F]{64}$/.test(offered)) return false

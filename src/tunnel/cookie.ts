@@ -3,14 +3,7 @@
 // is only demanded while the tunnel is under load.
 
 import { equalBytes, hash, mac, xchachaOpen, xchachaSeal } from '../crypto/index.ts'
-import {
-  COOKIE_NONCE_LENGTH,
-  decodeCookieReply,
-  encodeCookieReply,
-  MAC_LENGTH,
-  mac1Offset,
-  mac2Offset,
-} from './messages.ts'
+import { COOKIE_NONCE_LENGTH, decodeCookieReply, encodeCookieReply, MAC_LENGTH, mac1Offset, mac2Offset } from './messages.ts'
 import { COOKIE_REFRESH_TIME, COOKIE_VALIDITY } from './timers.ts'
 
 const utf8 = new TextEncoder()

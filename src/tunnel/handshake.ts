@@ -2,13 +2,7 @@
 // Pure functions over explicit state: the peer/tunnel layers own indices, timers and replay checks.
 
 import { WeakKeyError, aead, clamp, dh, hash, kdf, open, publicKeyOf, seal } from '../crypto/index.ts'
-import {
-  decodeInitiation,
-  decodeResponse,
-  encodeInitiation,
-  encodeResponse,
-  type Initiation,
-} from './messages.ts'
+import { decodeInitiation, decodeResponse, encodeInitiation, encodeResponse, type Initiation } from './messages.ts'
 import { MessageDropped } from './types.ts'
 
 const utf8 = new TextEncoder()
@@ -184,12 +178,7 @@ export function createResponse(
 }
 
 /** Consumes a response to our initiation; returns the initiator's transport keys and the responder's index. */
-export function consumeResponse(
-  local: LocalIdentity,
-  remote: RemoteIdentity,
-  state: InitiatorState,
-  datagram: Uint8Array,
-): { keys: TransportKeys; remoteIndex: number } {
+export function consumeResponse(local: LocalIdentity, remote: RemoteIdentity, state: InitiatorState, datagram: Uint8Array): { keys: TransportKeys; remoteIndex: number } {
   const fields = decodeResponse(datagram)
   let [chainingKey] = kdf(1, state.chainingKey, fields.ephemeral) as [Uint8Array]
   let transcript = hash(state.hash, fields.ephemeral)

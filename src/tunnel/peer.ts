@@ -17,15 +17,7 @@ import {
 import { Session } from './session.ts'
 import type { Tai64nClock } from './timestamp.ts'
 import { isAfter } from './timestamp.ts'
-import {
-  KEEPALIVE_TIMEOUT,
-  NEW_HANDSHAKE_AFTER_SILENCE,
-  REKEY_ATTEMPT_TIME,
-  REKEY_ON_RECEIVE_AGE,
-  REKEY_TIMEOUT,
-  earliest,
-  rekeyJitter,
-} from './timers.ts'
+import { KEEPALIVE_TIMEOUT, NEW_HANDSHAKE_AFTER_SILENCE, REKEY_ATTEMPT_TIME, REKEY_ON_RECEIVE_AGE, REKEY_TIMEOUT, earliest, rekeyJitter } from './timers.ts'
 import { countDrop, MessageDropped, type DropCounts, type DropReason, type PeerId, type PeerStats, type ReceiveResult } from './types.ts'
 
 const KEEPALIVE = new Uint8Array(0)
@@ -141,13 +133,7 @@ export class Peer {
   private initiate(now: number): Uint8Array {
     this.dropInitiation()
     const index = this.context.freshIndex()
-    const { message, state } = createInitiation(
-      this.context.local,
-      this.remote,
-      index,
-      this.context.clock.stamp(now),
-      ephemeralKeyPair(this.context.random),
-    )
+    const { message, state } = createInitiation(this.context.local, this.remote, index, this.context.clock.stamp(now), ephemeralKeyPair(this.context.random))
     this.context.bindIndex(index, this, undefined)
     this.initiation = state
     this.cookies.stamp(message, now)

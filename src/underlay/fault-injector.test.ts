@@ -54,7 +54,11 @@ describe('FaultInjector around an underlay transport', () => {
   it('drops about the configured fraction, and the same seed drops the same datagrams', () => {
     const run = (seed: number) => {
       const { inner, faults } = setup({ seed, send: { drop: 0.3 } })
-      for (let i = 0; i < 100; i++) faults.send('peer', numbered(10, 0).map((d) => new Uint8Array([i, d[0]!])))
+      for (let i = 0; i < 100; i++)
+        faults.send(
+          'peer',
+          numbered(10, 0).map((d) => new Uint8Array([i, d[0]!])),
+        )
       return { kept: inner.sent.flatMap((s) => s.datagrams.map((d) => `${d[0]}.${d[1]}`)), stats: faults.stats.send }
     }
     const a = run(42)

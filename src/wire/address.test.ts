@@ -130,10 +130,7 @@ describe('prefixes', () => {
   })
 
   it('matches a bit-by-bit comparison for any prefix and address', () => {
-    const arbCase = fc.oneof(
-      fc.tuple(arbIpv4, arbIpv4, fc.integer({ min: 0, max: 32 })),
-      fc.tuple(arbIpv6, arbIpv6, fc.integer({ min: 0, max: 128 })),
-    )
+    const arbCase = fc.oneof(fc.tuple(arbIpv4, arbIpv4, fc.integer({ min: 0, max: 32 })), fc.tuple(arbIpv6, arbIpv6, fc.integer({ min: 0, max: 128 })))
     fc.assert(
       fc.property(arbCase, fc.boolean(), ([base, other, bits], nearby) => {
         // Half the time, make `other` share a long prefix with `base` so both outcomes are common.

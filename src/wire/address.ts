@@ -102,7 +102,7 @@ export function formatAddress(a: IpAddress): string {
   for (let i = 0; i < 8; i++) groups.push((a[2 * i]! << 8) | a[2 * i + 1]!)
   let bestStart = -1
   let bestLength = 1
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++
       continue

@@ -1,12 +1,5 @@
 /** Why a packet could not be parsed or built. */
-export type WireErrorCode =
-  | 'truncated'
-  | 'bad-version'
-  | 'bad-length'
-  | 'bad-checksum'
-  | 'bad-option'
-  | 'bad-address'
-  | 'unsupported'
+export type WireErrorCode = 'truncated' | 'bad-version' | 'bad-length' | 'bad-checksum' | 'bad-option' | 'bad-address' | 'unsupported'
 
 /** The only error type the wire codecs throw. */
 export class WireError extends Error {

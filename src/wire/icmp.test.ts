@@ -1,17 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { parseAddress } from './address.ts'
-import {
-  ICMPV4_DEST_UNREACHABLE,
-  ICMPV6_DEST_UNREACHABLE,
-  ICMPV6_ECHO_REQUEST,
-  buildEcho,
-  buildIcmp,
-  buildIcmpError,
-  parseEcho,
-  parseIcmp,
-  type Echo,
-} from './icmp.ts'
+import { ICMPV4_DEST_UNREACHABLE, ICMPV6_DEST_UNREACHABLE, ICMPV6_ECHO_REQUEST, buildEcho, buildIcmp, buildIcmpError, parseEcho, parseIcmp, type Echo } from './icmp.ts'
 import { arbAddress, arbAddressPair, expectWireError, hex, throwsOnlyWireError } from './testing.ts'
 
 const LOOPBACK4 = parseAddress('127.0.0.1')
@@ -112,8 +102,12 @@ describe('ICMP messages and errors', () => {
   it('throws nothing but WireError for arbitrary bytes', () => {
     const arbVersion = fc.constantFrom(4 as const, 6 as const)
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 40 }), arbVersion, arbAddress, arbAddress, (bytes, version, src, dst) =>
-        throwsOnlyWireError(() => parseIcmp(bytes, version, src, dst)) && throwsOnlyWireError(() => parseEcho(bytes, version, src, dst)),
+      fc.property(
+        fc.uint8Array({ maxLength: 40 }),
+        arbVersion,
+        arbAddress,
+        arbAddress,
+        (bytes, version, src, dst) => throwsOnlyWireError(() => parseIcmp(bytes, version, src, dst)) && throwsOnlyWireError(() => parseEcho(bytes, version, src, dst)),
       ),
     )
     // Random bytes rarely pass the checksum; also try ones that do, to reach the echo decoding.

@@ -106,10 +106,7 @@ export function buildEcho(echo: Echo, version: 4 | 6, src: IpAddress, dst: IpAdd
   writeUint16(body, 0, echo.id)
   writeUint16(body, 2, echo.seq)
   body.set(echo.data, 4)
-  const type =
-    version === 4
-      ? echo.kind === 'request' ? ICMPV4_ECHO_REQUEST : ICMPV4_ECHO_REPLY
-      : echo.kind === 'request' ? ICMPV6_ECHO_REQUEST : ICMPV6_ECHO_REPLY
+  const type = version === 4 ? (echo.kind === 'request' ? ICMPV4_ECHO_REQUEST : ICMPV4_ECHO_REPLY) : echo.kind === 'request' ? ICMPV6_ECHO_REQUEST : ICMPV6_ECHO_REPLY
   return buildIcmp({ type, code: 0, body }, version, src, dst)
 }
 

@@ -1,28 +1,7 @@
 export { WireError, type WireErrorCode } from './errors.ts'
-export {
-  type IpAddress,
-  type Prefix,
-  parseAddress,
-  formatAddress,
-  parsePrefix,
-  formatPrefix,
-  prefixContains,
-  addressEquals,
-} from './address.ts'
+export { type IpAddress, type Prefix, parseAddress, formatAddress, parsePrefix, formatPrefix, prefixContains, addressEquals } from './address.ts'
 export { onesComplementSum, finishChecksum, internetChecksum, pseudoHeaderSum, transportChecksum } from './checksum.ts'
-export {
-  PROTO_ICMP,
-  PROTO_TCP,
-  PROTO_UDP,
-  PROTO_ICMPV6,
-  type IpPacket,
-  type IpBuildOptions,
-  parseIp,
-  buildIp,
-  ipVersion,
-  ipSource,
-  ipDestination,
-} from './ip.ts'
+export { PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ICMPV6, type IpPacket, type IpBuildOptions, parseIp, buildIp, ipVersion, ipSource, ipDestination } from './ip.ts'
 export { type UdpDatagram, parseUdp, buildUdp } from './udp.ts'
 export {
   ICMPV4_ECHO_REPLY,
@@ -43,21 +22,7 @@ export {
   buildEcho,
   buildIcmpError,
 } from './icmp.ts'
-export {
-  FIN,
-  SYN,
-  RST,
-  PSH,
-  ACK,
-  URG,
-  ECE,
-  CWR,
-  MAX_WINDOW_SCALE,
-  type TcpOptions,
-  type TcpSegment,
-  parseTcp,
-  buildTcp,
-} from './tcp.ts'
+export { FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, MAX_WINDOW_SCALE, type TcpOptions, type TcpSegment, parseTcp, buildTcp } from './tcp.ts'
 export { type IpHeaderFields, buildIpTcp, buildIpUdp } from './ip-packet.ts'
 export { summarizePacket } from './summary.ts'
 export {

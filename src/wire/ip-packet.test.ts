@@ -57,7 +57,13 @@ describe('buildIpTcp goldens', () => {
   })
 
   it('encodes an IPv6 SYN exactly as buildIp(buildTcp(…))', () => {
-    const syn: TcpSegment = { ...DATA_SEGMENT, flags: 2, ack: 0, options: { mss: 1380, sackPermitted: true, timestamp: { value: 1, echo: 0 }, windowScale: 7 }, payload: new Uint8Array(0) }
+    const syn: TcpSegment = {
+      ...DATA_SEGMENT,
+      flags: 2,
+      ack: 0,
+      options: { mss: 1380, sackPermitted: true, timestamp: { value: 1, echo: 0 }, windowScale: 7 },
+      payload: new Uint8Array(0),
+    }
     const packet = buildIpTcp({ src: A6, dst: B6, ttl: 3 }, syn)
     expect(packet).toEqual(twoStepTcp(A6, B6, syn, 3))
     const ip = parseIp(packet)

@@ -116,10 +116,7 @@ function parseIpv6(packet: Uint8Array): IpPacket {
     if (nextHeader === IPV6_FRAGMENT) {
       throw new WireError('unsupported', 'IPv6 fragments are not reassembled')
     }
-    const isExtension =
-      (nextHeader === IPV6_HOP_BY_HOP && offset === IPV6_HEADER_LENGTH) ||
-      nextHeader === IPV6_ROUTING ||
-      nextHeader === IPV6_DESTINATION_OPTIONS
+    const isExtension = (nextHeader === IPV6_HOP_BY_HOP && offset === IPV6_HEADER_LENGTH) || nextHeader === IPV6_ROUTING || nextHeader === IPV6_DESTINATION_OPTIONS
     if (!isExtension) break
     if (end - offset < 8) {
       throw new WireError('truncated', `IPv6 extension header ${nextHeader} runs past the payload`)

@@ -137,13 +137,11 @@ describe('parseTcp', () => {
       ),
     )
     // Valid headers around random option bytes reach deep into option parsing.
-    const arbOptionBytes = fc
-      .array(fc.oneof(fc.constantFrom(0, 1, 2, 3, 4, 5, 8, 10, 18), fc.nat(255)), { maxLength: 40 })
-      .map((bytes) => {
-        const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4)
-        padded.set(bytes)
-        return padded
-      })
+    const arbOptionBytes = fc.array(fc.oneof(fc.constantFrom(0, 1, 2, 3, 4, 5, 8, 10, 18), fc.nat(255)), { maxLength: 40 }).map((bytes) => {
+      const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4)
+      padded.set(bytes)
+      return padded
+    })
     fc.assert(fc.property(arbOptionBytes, (options) => throwsOnlyWireError(() => parseTcp(withRawOptions(options), LOOPBACK4, LOOPBACK4))))
   })
 })
@@ -163,7 +161,8 @@ describe('buildTcp', () => {
     )
     .filter((o) => {
       // What fits in the 40 option bytes with the aligned layout.
-      const length = (o.mss !== undefined ? 4 : 0) + (o.timestamp !== undefined ? 12 : o.sackPermitted ? 4 : 0) + (o.windowScale !== undefined ? 4 : 0) + (o.sack ? 4 + 8 * o.sack.length : 0)
+      const length =
+        (o.mss !== undefined ? 4 : 0) + (o.timestamp !== undefined ? 12 : o.sackPermitted ? 4 : 0) + (o.windowScale !== undefined ? 4 : 0) + (o.sack ? 4 + 8 * o.sack.length : 0)
       return length <= 40
     })
   const arbSegment: fc.Arbitrary<TcpSegment> = fc.record({

@@ -137,7 +137,8 @@ export function parseTcp(segment: Uint8Array, src: IpAddress, dst: IpAddress, ve
 function optionsLength(o: TcpOptions): number {
   let length = 0
   if (o.mss !== undefined) length += 4
-  if (o.timestamp !== undefined) length += 12 // SACK-permitted or NOP NOP, then the 10-byte timestamp
+  if (o.timestamp !== undefined)
+    length += 12 // SACK-permitted or NOP NOP, then the 10-byte timestamp
   else if (o.sackPermitted) length += 4
   if (o.windowScale !== undefined) length += 4
   if (o.sack !== undefined && o.sack.length > 0) length += 4 + 8 * o.sack.length

@@ -42,16 +42,14 @@ export function throwsOnlyWireError(parse: () => unknown): boolean {
 export const arbIpv4 = fc.uint8Array({ minLength: 4, maxLength: 4 })
 
 /** IPv6 addresses biased towards zero groups, so "::" compression paths are exercised. */
-export const arbIpv6 = fc
-  .array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
-  .map((groups) => {
-    const out = new Uint8Array(16)
-    groups.forEach((g, i) => {
-      out[2 * i] = g >> 8
-      out[2 * i + 1] = g & 0xff
-    })
-    return out
+export const arbIpv6 = fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 }).map((groups) => {
+  const out = new Uint8Array(16)
+  groups.forEach((g, i) => {
+    out[2 * i] = g >> 8
+    out[2 * i + 1] = g & 0xff
   })
+  return out
+})
 
 export const arbAddress = fc.oneof(arbIpv4, arbIpv6)
 

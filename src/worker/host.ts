@@ -219,7 +219,11 @@ export class WorkerHost {
       ...(this.options.clock ? { clock: this.options.clock } : {}),
       onError: reportError,
       ...(extensions.some((e) => e.onDisco)
-        ? { onDisco: (disco: DiscoDatagram) => { for (const e of extensions) e.onDisco?.(disco, context) } }
+        ? {
+            onDisco: (disco: DiscoDatagram) => {
+              for (const e of extensions) e.onDisco?.(disco, context)
+            },
+          }
         : {}),
     })
     this.core = core

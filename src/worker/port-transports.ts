@@ -24,8 +24,7 @@ function asPackets(buffers: ArrayBuffer[]): Uint8Array[] {
  * clamped until timers nest.
  */
 const setImmediateIfAny = (globalThis as { setImmediate?: (callback: () => void) => unknown }).setImmediate
-const nextTask: (callback: () => void) => void =
-  typeof setImmediateIfAny === 'function' ? (callback) => setImmediateIfAny(callback) : (callback) => setTimeout(callback, 0)
+const nextTask: (callback: () => void) => void = typeof setImmediateIfAny === 'function' ? (callback) => setImmediateIfAny(callback) : (callback) => setTimeout(callback, 0)
 
 export class PortProtocolError extends Error {
   override readonly name = 'PortProtocolError'

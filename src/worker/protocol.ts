@@ -83,9 +83,7 @@ export interface SerializedError {
   message: string
 }
 
-export type ResultMessage =
-  | { type: 'result'; id: number; ok: true; value: unknown }
-  | { type: 'result'; id: number; ok: false; error: SerializedError }
+export type ResultMessage = { type: 'result'; id: number; ok: true; value: unknown } | { type: 'result'; id: number; ok: false; error: SerializedError }
 
 export interface WorkerErrorMessage {
   type: 'error'
@@ -122,10 +120,7 @@ export interface WorkerStatus {
  * `at` on the shared clock (`sharedNow()`), replacing any earlier request; `null` cancels. The
  * worker's timers are not throttled in hidden tabs, so it clocks the page's TCP/IP stack.
  */
-export type OverlayPortMessage =
-  | PacketsMessage
-  | { type: 'wake-at'; at: number | null }
-  | { type: 'wake'; now: number }
+export type OverlayPortMessage = PacketsMessage | { type: 'wake-at'; at: number | null } | { type: 'wake'; now: number }
 
 /**
  * IP packets. Without `lengths`, one packet per buffer. With `lengths`, `buffers` holds exactly
@@ -220,7 +215,10 @@ export function serializeError(error: unknown): SerializedError {
 export class WorkerOperationError extends Error {
   override readonly name: string
   readonly code: string | undefined
-  constructor(serialized: SerializedError, readonly op?: Op) {
+  constructor(
+    serialized: SerializedError,
+    readonly op?: Op,
+  ) {
     super(op ? `${op}: ${serialized.message}` : serialized.message)
     this.name = serialized.name
     this.code = serialized.code

@@ -21,7 +21,10 @@ export function ensureHeadscale(): string {
   if (existsSync(binary)) return binary
   mkdirSync(GO_BIN, { recursive: true })
   const env = { ...process.env, GOTOOLCHAIN: 'local' }
-  const info = JSON.parse(execFileSync('go', ['mod', 'download', '-json', `github.com/juanfont/headscale@${HEADSCALE_VERSION}`], { env, encoding: 'utf8', timeout: 600_000 })) as { Dir?: string; Error?: string }
+  const info = JSON.parse(execFileSync('go', ['mod', 'download', '-json', `github.com/juanfont/headscale@${HEADSCALE_VERSION}`], { env, encoding: 'utf8', timeout: 600_000 })) as {
+    Dir?: string
+    Error?: string
+  }
   if (!info.Dir) throw new Error(`go mod download of headscale failed: ${info.Error ?? 'no Dir'}`)
   const work = mkdtempSync(join(tmpdir(), 'burrow-headscale-src-'))
   try {
@@ -70,7 +73,10 @@ export class LoopbackHeadscale {
     const dir = mkdtempSync(join(tmpdir(), 'burrow-headscale-'))
     const [port, metrics, grpc, derpPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
     // A DERP map is required; nothing in these tests dials it (lower-case tailcfg.DERPMap YAML).
-    writeFileSync(join(dir, 'derp.yaml'), `regions:\n  900:\n    regionid: 900\n    regioncode: lab\n    regionname: Lab\n    nodes:\n      - name: 900a\n        regionid: 900\n        hostname: 127.0.0.1\n        ipv4: 127.0.0.1\n        ipv6: none\n        stunport: -1\n        derpport: ${derpPort}\n        insecurefortests: true\n`)
+    writeFileSync(
+      join(dir, 'derp.yaml'),
+      `regions:\n  900:\n    regionid: 900\n    regioncode: lab\n    regionname: Lab\n    nodes:\n      - name: 900a\n        regionid: 900\n        hostname: 127.0.0.1\n        ipv4: 127.0.0.1\n        ipv6: none\n        stunport: -1\n        derpport: ${derpPort}\n        insecurefortests: true\n`,
+    )
     const config = {
       server_url: `http://127.0.0.1:${port}`,
       listen_addr: `127.0.0.1:${port}`,
@@ -111,7 +117,10 @@ export class LoopbackHeadscale {
     const deadline = Date.now() + 60_000
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`headscale exited: ${this.output}`)
-      const ok = await fetch(`${this.controlURL}/health`).then((r) => r.ok, () => false)
+      const ok = await fetch(`${this.controlURL}/health`).then(
+        (r) => r.ok,
+        () => false,
+      )
       if (ok && existsSync(join(this.dir, 'headscale.sock'))) return
       await new Promise((r) => setTimeout(r, 200))
     }

@@ -33,7 +33,15 @@ if (url) {
   const response = await node.fetch(url)
   const body = new Uint8Array(await response.arrayBuffer())
   const after = node.peers().find((p) => p.hostname === peerName)
-  out({ event: 'fetched', status: response.status, bytes: body.length, sha256: createHash('sha256').update(body).digest('hex'), ms: Math.round(performance.now() - t0), path: after?.path, candidateType: after?.candidateType ?? null })
+  out({
+    event: 'fetched',
+    status: response.status,
+    bytes: body.length,
+    sha256: createHash('sha256').update(body).digest('hex'),
+    ms: Math.round(performance.now() - t0),
+    path: after?.path,
+    candidateType: after?.candidateType ?? null,
+  })
 }
 await node.close()
 process.exit(0)

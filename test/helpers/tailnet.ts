@@ -392,7 +392,7 @@ export class Tailnet {
         update_frequency: '24h',
       },
       disable_check_updates: true,
-        // The shortest inactivity timeout Headscale accepts (it demands more than 1m5s).
+      // The shortest inactivity timeout Headscale accepts (it demands more than 1m5s).
       node: { expiry: 0, ephemeral: { inactivity_timeout: '70s' } },
       database: { type: 'sqlite', sqlite: { path: join(this.dir, 'db.sqlite'), write_ahead_log: true } },
       tls_cert_path: '',

@@ -82,7 +82,13 @@ export async function startDerper(extraArgs: string[] = [], env: NodeJS.ProcessE
     // Older releases log differently; fall back to probing.
     const deadline = Date.now() + 20_000
     while (Date.now() < deadline) {
-      if (await fetch(`http://127.0.0.1:${port}/derp/probe`).then((r) => r.ok, () => false)) return
+      if (
+        await fetch(`http://127.0.0.1:${port}/derp/probe`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        return
       await new Promise((r) => setTimeout(r, 100))
     }
     stop()

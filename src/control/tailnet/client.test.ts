@@ -86,24 +86,35 @@ afterEach(() => {
   for (const c of clients.splice(0)) c.close()
 })
 function client(dialer: Ts2021Dialer, clock?: DriverClock): TailnetControlClient {
-  const c = new TailnetControlClient({ controlURL: 'http://control.test', machinePrivate: generateKeyPair().privateKey, controlKey: `mkey:${toHex(control.publicKey)}`, dialer, random: () => 0.5, ...(clock ? { clock } : {}) })
+  const c = new TailnetControlClient({
+    controlURL: 'http://control.test',
+    machinePrivate: generateKeyPair().privateKey,
+    controlKey: `mkey:${toHex(control.publicKey)}`,
+    dialer,
+    random: () => 0.5,
+    ...(clock ? { clock } : {}),
+  })
   clients.push(c)
   return c
 }
 const mapRequest = () => ({ NodeKey: `nodekey:${'11'.repeat(32)}` as const, DiscoKey: `discokey:${'22'.repeat(32)}` as const })
-const until = (check: () => boolean): Promise<void> => new Promise((resolve) => {
-  const tick = (): void => (check() ? resolve() : void setTimeout(tick, 5))
-  tick()
-})
+const until = (check: () => boolean): Promise<void> =>
+  new Promise((resolve) => {
+    const tick = (): void => (check() ? resolve() : void setTimeout(tick, 5))
+    tick()
+  })
 
 describe('TailnetControlClient (in-memory control over real HTTP/2)', () => {
   it('register sends Version and our fields over ts2021 and skips an early payload', async () => {
     let seen: unknown
-    const { dialer } = fakeControl((stream, headers, body) => {
-      seen = { path: headers[':path'], method: headers[':method'], body }
-      stream.respond({ ':status': 200, 'content-type': 'application/json' })
-      stream.end(JSON.stringify({ MachineAuthorized: true, User: { ID: 1 } }))
-    }, { earlyPayload: true })
+    const { dialer } = fakeControl(
+      (stream, headers, body) => {
+        seen = { path: headers[':path'], method: headers[':method'], body }
+        stream.respond({ ':status': 200, 'content-type': 'application/json' })
+        stream.end(JSON.stringify({ MachineAuthorized: true, User: { ID: 1 } }))
+      },
+      { earlyPayload: true },
+    )
     const response = await client(dialer).registerWithAuthKey({ NodeKey: `nodekey:${'11'.repeat(32)}` }, 'hskey-auth-x')
     expect(response.MachineAuthorized).toBe(true)
     expect(seen).toEqual({ path: '/machine/register', method: 'POST', body: { Version: 130, NodeKey: `nodekey:${'11'.repeat(32)}`, Auth: { AuthKey: 'hskey-auth-x' } } })
@@ -151,7 +162,10 @@ describe('TailnetControlClient (in-memory control over real HTTP/2)', () => {
     const poll = client(dialer).pollMap({ request: mapRequest, onMessage: (m) => messages.push(m), onKeepAlive: () => keepAlives++ })
     await until(() => messages.length === 2)
     poll.stop()
-    expect(messages).toEqual([{ Node: { ID: 1 }, Peers: [] }, { KeepAlive: false, Domain: 'zstd.example' }])
+    expect(messages).toEqual([
+      { Node: { ID: 1 }, Peers: [] },
+      { KeepAlive: false, Domain: 'zstd.example' },
+    ])
     expect(keepAlives).toBe(1)
     expect(request).toMatchObject({ Version: 130, Stream: true, KeepAlive: true, Compress: '', DiscoKey: `discokey:${'22'.repeat(32)}` })
   })

@@ -167,7 +167,9 @@ class ControlConnection {
           if (!this.sawReady && !this.failure) {
             void this.explainHandshakeFailure(error).then((e) => this.fail(e))
           } else {
-            this.fail(this.failure ?? new BurrowError(error.code === 'http2' || error.code === 'bad-frame' || error.code === 'decrypt-failed' ? 'protocol' : 'unreachable', error.message))
+            this.fail(
+              this.failure ?? new BurrowError(error.code === 'http2' || error.code === 'bad-frame' || error.code === 'decrypt-failed' ? 'protocol' : 'unreachable', error.message),
+            )
           }
           if (!transportGone) this.transport?.close()
           break
@@ -254,9 +256,17 @@ export class TailnetControlClient {
     try {
       response = await this.fetchImpl(url)
     } catch (error) {
-      throw new BurrowError('unreachable', `could not fetch the control key from ${url} (${(error as Error).message}); a page on another origin cannot read it (no CORS): pin it with controlKey: 'mkey:…'`)
+      throw new BurrowError(
+        'unreachable',
+        `could not fetch the control key from ${url} (${(error as Error).message}); a page on another origin cannot read it (no CORS): pin it with controlKey: 'mkey:…'`,
+      )
     }
-    if (!response.ok) throw new BurrowError(response.status === 404 ? 'unreachable' : 'coordination', `${url} answered ${response.status}: not a Tailscale-protocol control server?`, response.status)
+    if (!response.ok)
+      throw new BurrowError(
+        response.status === 404 ? 'unreachable' : 'coordination',
+        `${url} answered ${response.status}: not a Tailscale-protocol control server?`,
+        response.status,
+      )
     let parsed: OverTLSPublicKeyResponse
     try {
       parsed = (await response.json()) as OverTLSPublicKeyResponse
@@ -320,7 +330,18 @@ export class TailnetControlClient {
   async stream(path: string, body: unknown, handlers: StreamHandlers): Promise<() => void> {
     const conn = await this.connection()
     const json = new TextEncoder().encode(JSON.stringify(body))
-    const id = conn.open({ method: 'POST', path, headers: [['content-type', 'application/json'], ['content-length', String(json.length)]] }, json, handlers)
+    const id = conn.open(
+      {
+        method: 'POST',
+        path,
+        headers: [
+          ['content-type', 'application/json'],
+          ['content-length', String(json.length)],
+        ],
+      },
+      json,
+      handlers,
+    )
     return () => conn.cancel(id)
   }
 
@@ -383,7 +404,8 @@ export class TailnetControlClient {
   /** Registers with an auth key (pre-auth key): authorized at once, or an error. */
   async registerWithAuthKey(request: Omit<RegisterRequest, 'Version' | 'Auth'>, authKey: string): Promise<RegisterResponse> {
     const response = await this.register({ ...request, Auth: { AuthKey: authKey } })
-    if (!response.MachineAuthorized) throw new BurrowError('unauthorized', `control did not authorize the machine${response.AuthURL ? ` (it asks for an interactive login at ${response.AuthURL})` : ''}`, 401)
+    if (!response.MachineAuthorized)
+      throw new BurrowError('unauthorized', `control did not authorize the machine${response.AuthURL ? ` (it asks for an interactive login at ${response.AuthURL})` : ''}`, 401)
     return response
   }
 

@@ -10,14 +10,7 @@
 import { BurrowError } from '../../burrow-errors.ts'
 import { systemClock, type DriverClock } from '../../clock/clock.ts'
 import { toHex } from '../../crypto/index.ts'
-import {
-  ControlPlaneError,
-  type ControlPlane,
-  type ControlPlaneEvents,
-  type ControlPlaneParams,
-  type ControlPlaneState,
-  type Netmap,
-} from '../control-plane.ts'
+import { ControlPlaneError, type ControlPlane, type ControlPlaneEvents, type ControlPlaneParams, type ControlPlaneState, type Netmap } from '../control-plane.ts'
 import { TailnetControlClient, type MapPoll } from './client.ts'
 import type { Ts2021Dialer } from './dial.ts'
 import { TailnetMapSession, type TailnetNetmapOptions } from './netmap.ts'
@@ -50,8 +43,7 @@ type Listeners = { [K in keyof ControlPlaneEvents]: Set<ControlPlaneEvents[K]> }
 function controlError(error: unknown, fatal: boolean): ControlPlaneError {
   if (error instanceof ControlPlaneError) return error
   if (error instanceof BurrowError) {
-    const status =
-      error.status ?? (error.code === 'unauthorized' ? 401 : error.code === 'forbidden' ? 403 : error.code === 'unreachable' ? 0 : 502)
+    const status = error.status ?? (error.code === 'unauthorized' ? 401 : error.code === 'forbidden' ? 403 : error.code === 'unreachable' ? 0 : 502)
     const wrapped = new ControlPlaneError(status, error.message, fatal)
     ;(wrapped as { cause?: unknown }).cause = error
     return wrapped
@@ -188,7 +180,9 @@ export class TailnetControlPlane implements ControlPlane {
     if (region === this.homeRegion) return
     this.homeRegion = region
     if (!this.poll || this.currentState === 'stopped') return
-    this.client.liteUpdate({ NodeKey: this.nodeKey, DiscoKey: this.discoKey, Hostinfo: this.hostinfo(), Endpoints: [] }).catch((error) => this.emit('error', controlError(error, false)))
+    this.client
+      .liteUpdate({ NodeKey: this.nodeKey, DiscoKey: this.discoKey, Hostinfo: this.hostinfo(), Endpoints: [] })
+      .catch((error) => this.emit('error', controlError(error, false)))
   }
 
   async logout(): Promise<void> {

@@ -42,7 +42,12 @@ function parseFrames(bytes: Uint8Array): Frame[] {
   if (Buffer.from(bytes.subarray(0, PREFACE.length)).equals(Buffer.from(PREFACE))) o = PREFACE.length
   while (o < bytes.length) {
     const length = (bytes[o]! << 16) | (bytes[o + 1]! << 8) | bytes[o + 2]!
-    frames.push({ type: bytes[o + 3]!, flags: bytes[o + 4]!, stream: new DataView(bytes.buffer, bytes.byteOffset).getUint32(o + 5) & 0x7fffffff, payload: bytes.slice(o + 9, o + 9 + length) })
+    frames.push({
+      type: bytes[o + 3]!,
+      flags: bytes[o + 4]!,
+      stream: new DataView(bytes.buffer, bytes.byteOffset).getUint32(o + 5) & 0x7fffffff,
+      payload: bytes.slice(o + 9, o + 9 + length),
+    })
     o += 9 + length
   }
   return frames
@@ -54,7 +59,11 @@ function started(): H2Connection {
   c.takeOutput()
   return c
 }
-const responseHeaders = (enc: HpackEncoder, status = 200): Uint8Array => enc.encode([[':status', String(status)], ['content-type', 'application/json']])
+const responseHeaders = (enc: HpackEncoder, status = 200): Uint8Array =>
+  enc.encode([
+    [':status', String(status)],
+    ['content-type', 'application/json'],
+  ])
 
 describe('H2Connection (scripted server)', () => {
   it('starts with the preface, SETTINGS (push off) and a connection WINDOW_UPDATE, and ACKs the server SETTINGS', () => {
@@ -63,7 +72,13 @@ describe('H2Connection (scripted server)', () => {
     expect(Buffer.from(out.subarray(0, 24)).toString()).toBe('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
     const frames = parseFrames(out)
     expect(frames.map((f) => f.type)).toEqual([4, 8])
-    c.receive(SETTINGS([[4, 1 << 20], [5, 1 << 20]]), 0)
+    c.receive(
+      SETTINGS([
+        [4, 1 << 20],
+        [5, 1 << 20],
+      ]),
+      0,
+    )
     expect(parseFrames(c.takeOutput())).toEqual([{ type: 4, flags: 1, stream: 0, payload: new Uint8Array(0) }])
   })
 
@@ -80,7 +95,11 @@ describe('H2Connection (scripted server)', () => {
     const enc = new HpackEncoder()
     const events: H2Event[] = []
     for (const id of [5, 1, 3]) {
-      const block = enc.encode([[':status', '200'], ['x-stream', String(id)], ['x-pad', 'p'.repeat(100)]])
+      const block = enc.encode([
+        [':status', '200'],
+        ['x-stream', String(id)],
+        ['x-pad', 'p'.repeat(100)],
+      ])
       events.push(...c.receive(frame(1, 0, id, block.subarray(0, 10)), 1))
       events.push(...c.receive(frame(9, 0, id, block.subarray(10, 20)), 1))
       events.push(...c.receive(frame(9, 4, id, block.subarray(20)), 1))
@@ -88,9 +107,16 @@ describe('H2Connection (scripted server)', () => {
     events.push(...c.receive(frame(0, 0x8, 3, [2, 0x68, 0x69, 0, 0]), 2)) // padded DATA "hi"
     events.push(...c.receive(frame(1, 5, 3, enc.encode([['grpc-status', '0']])), 2)) // trailers
     events.push(...c.receive(frame(0, 1, 1, []), 2))
-    expect(events.filter((e) => e.type === 'response').map((e) => e.type === 'response' && [e.stream, e.headers[1]![1]])).toEqual([[5, '5'], [1, '1'], [3, '3']])
+    expect(events.filter((e) => e.type === 'response').map((e) => e.type === 'response' && [e.stream, e.headers[1]![1]])).toEqual([
+      [5, '5'],
+      [1, '1'],
+      [3, '3'],
+    ])
     expect(events.find((e) => e.type === 'data')).toEqual({ type: 'data', stream: 3, data: Uint8Array.of(0x68, 0x69) })
-    expect(events.filter((e) => e.type === 'end')).toEqual([{ type: 'end', stream: 3, trailers: [['grpc-status', '0']] }, { type: 'end', stream: 1 }])
+    expect(events.filter((e) => e.type === 'end')).toEqual([
+      { type: 'end', stream: 3, trailers: [['grpc-status', '0']] },
+      { type: 'end', stream: 1 },
+    ])
   })
 
   it('a frame between HEADERS and its CONTINUATION is a connection PROTOCOL_ERROR: GOAWAY, streams reset, closed', () => {
@@ -135,16 +161,24 @@ describe('H2Connection (scripted server)', () => {
     expect(frames[0]!.flags & 1).toBe(1) // END_STREAM on the last chunk
   })
 
-  it('a SETTINGS_INITIAL_WINDOW_SIZE change moves open streams\' send windows (may go negative)', () => {
+  it("a SETTINGS_INITIAL_WINDOW_SIZE change moves open streams' send windows (may go negative)", () => {
     const c = started()
     const id = c.request({ method: 'POST', path: '/p' }, new Uint8Array(70_000), true)
-    expect(parseFrames(c.takeOutput()).filter((f) => f.type === 0).reduce((n, f) => n + f.payload.length, 0)).toBe(65_535)
+    expect(
+      parseFrames(c.takeOutput())
+        .filter((f) => f.type === 0)
+        .reduce((n, f) => n + f.payload.length, 0),
+    ).toBe(65_535)
     c.receive(SETTINGS([[4, 65_535 + 10]]), 1)
     const data = parseFrames(c.takeOutput()).filter((f) => f.type === 0)
     // The connection window (65535) is also used up, so nothing more until it grows.
     expect(data).toEqual([])
     c.receive(frame(8, 0, 0, [0, 0, 0x10, 0]), 1)
-    expect(parseFrames(c.takeOutput()).filter((f) => f.type === 0 && f.stream === id).map((f) => f.payload.length)).toEqual([10])
+    expect(
+      parseFrames(c.takeOutput())
+        .filter((f) => f.type === 0 && f.stream === id)
+        .map((f) => f.payload.length),
+    ).toEqual([10])
   })
 
   it('returns receive window to the server as data is delivered, so a long stream never stalls', () => {
@@ -192,16 +226,19 @@ describe('H2Connection (scripted server)', () => {
   })
 
   it('arbitrary bytes after the server preface only ever give events or a typed H2Error (never a throw)', () => {
-    fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 6 }), fc.boolean(), (chunks, withFrames) => {
-      const c = started()
-      c.request({ method: 'POST', path: '/x' }, Uint8Array.of(1, 2, 3))
-      c.request({ method: 'GET', path: '/y' })
-      const pieces = withFrames ? chunks.map((p, i) => frame((p[0] ?? 0) % 10, p[1] ?? 0, i % 4, p.subarray(2))) : chunks
-      for (const piece of pieces) {
-        for (const e of c.receive(piece, 0)) if (e.type === 'closed') expect(e.error).toBeInstanceOf(H2Error)
-        c.takeOutput()
-      }
-    }), { numRuns: 3000 })
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 6 }), fc.boolean(), (chunks, withFrames) => {
+        const c = started()
+        c.request({ method: 'POST', path: '/x' }, Uint8Array.of(1, 2, 3))
+        c.request({ method: 'GET', path: '/y' })
+        const pieces = withFrames ? chunks.map((p, i) => frame((p[0] ?? 0) % 10, p[1] ?? 0, i % 4, p.subarray(2))) : chunks
+        for (const piece of pieces) {
+          for (const e of c.receive(piece, 0)) if (e.type === 'closed') expect(e.error).toBeInstanceOf(H2Error)
+          c.takeOutput()
+        }
+      }),
+      { numRuns: 3000 },
+    )
   })
 })
 

@@ -132,12 +132,17 @@ export class H2Connection {
   constructor(private readonly options: H2ConnectionOptions) {
     // §3.4: the preface, then our SETTINGS; then grow the connection window past the fixed 65535.
     this.output.push(PREFACE)
-    this.frame(SETTINGS, 0, 0, settingsPayload([
-      [SETTINGS_ENABLE_PUSH, 0],
-      [SETTINGS_INITIAL_WINDOW_SIZE, OUR_STREAM_WINDOW],
-      [SETTINGS_MAX_FRAME_SIZE, OUR_MAX_FRAME],
-      [SETTINGS_MAX_HEADER_LIST_SIZE, OUR_MAX_HEADER_LIST],
-    ]))
+    this.frame(
+      SETTINGS,
+      0,
+      0,
+      settingsPayload([
+        [SETTINGS_ENABLE_PUSH, 0],
+        [SETTINGS_INITIAL_WINDOW_SIZE, OUR_STREAM_WINDOW],
+        [SETTINGS_MAX_FRAME_SIZE, OUR_MAX_FRAME],
+        [SETTINGS_MAX_HEADER_LIST_SIZE, OUR_MAX_HEADER_LIST],
+      ]),
+    )
     this.windowUpdate(0, OUR_CONNECTION_WINDOW - DEFAULT_WINDOW)
   }
 
@@ -242,9 +247,12 @@ export class H2Connection {
       this.input = offset === this.input.length ? new Uint8Array(0) : this.input.slice(offset)
       this.flush()
     } catch (error) {
-      const failure = error instanceof H2Error ? error
-        : error instanceof HpackError ? new H2Error(H2_ERROR.COMPRESSION_ERROR, `header block: ${error.message}`)
-        : new H2Error(H2_ERROR.INTERNAL_ERROR, String(error))
+      const failure =
+        error instanceof H2Error
+          ? error
+          : error instanceof HpackError
+            ? new H2Error(H2_ERROR.COMPRESSION_ERROR, `header block: ${error.message}`)
+            : new H2Error(H2_ERROR.INTERNAL_ERROR, String(error))
       this.fail(failure, events)
     }
     return events

@@ -118,7 +118,13 @@ describe('TailnetMapSession: peers', () => {
   it('PeersChangedPatch changes only its non-zero fields, and skips unknown node ids', () => {
     const { session } = started()
     const result = session.apply(
-      { PeersChangedPatch: [{ NodeID: 2, DERPRegion: 901, Online: false, DiscoKey: discoKey(9) }, { NodeID: 3, DERPRegion: 0, Key: null }, { NodeID: 77, DERPRegion: 5 }] },
+      {
+        PeersChangedPatch: [
+          { NodeID: 2, DERPRegion: 901, Online: false, DiscoKey: discoKey(9) },
+          { NodeID: 3, DERPRegion: 0, Key: null },
+          { NodeID: 77, DERPRegion: 5 },
+        ],
+      },
       0,
     )
     const [alpha, bravo] = session.netmap!.peers
@@ -166,7 +172,10 @@ describe('TailnetMapSession: peers', () => {
 
   it('a malformed peer is left out with a NetmapError naming it; the other peers are kept', () => {
     const session = new TailnetMapSession()
-    const result = session.apply({ Node: SELF, Peers: [{ ...node(2, 'alpha'), Key: 'nodekey:xyz' }, { ...node(3, 'bravo'), Addresses: ['100.64.0.300/32'] }, node(4, 'charlie')] }, 0)
+    const result = session.apply(
+      { Node: SELF, Peers: [{ ...node(2, 'alpha'), Key: 'nodekey:xyz' }, { ...node(3, 'bravo'), Addresses: ['100.64.0.300/32'] }, node(4, 'charlie')] },
+      0,
+    )
     expect(names(session)).toEqual(['charlie'])
     expect(result!.rejected.map((e) => e instanceof NetmapError && e.message)).toEqual([
       'node 2 (alpha.tail.test.) has no valid nodekey: "nodekey:xyz"',
@@ -192,7 +201,13 @@ describe('TailnetMapSession: DERP map, filter, DNS', () => {
     const plain = started({ derpPlainHTTP: true }).session.netmap!.relayMap.regions.get(900)!
     expect(plain.nodes[0]!.url).toBe('http://10.0.0.2:3340/derp')
     const session = new TailnetMapSession()
-    session.apply({ Node: SELF, DERPMap: { Regions: { '1': { RegionID: 1, RegionCode: 'a', RegionName: 'A', Nodes: [{ Name: '1a', RegionID: 1, HostName: 'derp1.example', DERPPort: 443 }] } } } }, 0)
+    session.apply(
+      {
+        Node: SELF,
+        DERPMap: { Regions: { '1': { RegionID: 1, RegionCode: 'a', RegionName: 'A', Nodes: [{ Name: '1a', RegionID: 1, HostName: 'derp1.example', DERPPort: 443 }] } } },
+      },
+      0,
+    )
     expect(session.netmap!.relayMap.regions.get(1)!.nodes[0]).toEqual({ name: '1a', url: 'https://derp1.example/derp', stunPort: 3478 })
   })
 
@@ -227,7 +242,16 @@ describe('TailnetMapSession: DERP map, filter, DNS', () => {
     const result = session.apply({ PacketFilters: { '*': null, mid: [rule('100.64.0.7')] } }, 0)
     expect(session.filterRules.map((r) => r.SrcIPs![0])).toEqual(['100.64.0.7'])
     expect(result!.change.other).toBe(true)
-    expect(session.netmap!.packetFilter).toEqual([{ srcIPs: ['100.64.0.7/32'], dstPorts: [{ prefix: '0.0.0.0/0', ports: { first: 22, last: 22 } }, { prefix: '::/0', ports: { first: 22, last: 22 } }], protocols: [] }])
+    expect(session.netmap!.packetFilter).toEqual([
+      {
+        srcIPs: ['100.64.0.7/32'],
+        dstPorts: [
+          { prefix: '0.0.0.0/0', ports: { first: 22, last: 22 } },
+          { prefix: '::/0', ports: { first: 22, last: 22 } },
+        ],
+        protocols: [],
+      },
+    ])
   })
 
   it('a tailnet that sent no filter admits nothing new: packetFilter is the empty list, not undefined', () => {

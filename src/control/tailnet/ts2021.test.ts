@@ -75,15 +75,18 @@ describe('Ts2021Connection', () => {
 
 describe('Ts2021Connection fuzz', () => {
   it('arbitrary bytes, before or after the handshake, only ever end in a typed Ts2021Error', () => {
-    fc.assert(fc.property(fc.boolean(), fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 5 }), fc.boolean(), (handshake, chunks, sealed) => {
-      const { conn, server } = pair()
-      if (handshake) conn.receive(server.response, 0)
-      for (const chunk of chunks) {
-        // Sealed chunks reach the HTTP/2 and early-payload parsers; raw ones test the record layer.
-        const bytes = handshake && sealed && chunk.length > 0 ? server.stream.seal(chunk) : chunk
-        for (const event of conn.receive(bytes, 0)) if (event.type === 'closed') expect(event.error).toBeInstanceOf(Ts2021Error)
-      }
-    }), { numRuns: 200 })
+    fc.assert(
+      fc.property(fc.boolean(), fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 5 }), fc.boolean(), (handshake, chunks, sealed) => {
+        const { conn, server } = pair()
+        if (handshake) conn.receive(server.response, 0)
+        for (const chunk of chunks) {
+          // Sealed chunks reach the HTTP/2 and early-payload parsers; raw ones test the record layer.
+          const bytes = handshake && sealed && chunk.length > 0 ? server.stream.seal(chunk) : chunk
+          for (const event of conn.receive(bytes, 0)) if (event.type === 'closed') expect(event.error).toBeInstanceOf(Ts2021Error)
+        }
+      }),
+      { numRuns: 200 },
+    )
   })
 })
 

@@ -131,9 +131,10 @@ export class Ts2021Connection {
   transportClosed(reason: string): Ts2021Event[] {
     const events: Ts2021Event[] = []
     if (this.phase === 'closed') return events
-    const message = this.phase === 'handshake'
-      ? `control server closed the connection during the Noise handshake (${reason}): it does not hold the control key we used, or refused our capability version`
-      : `control connection closed: ${reason}`
+    const message =
+      this.phase === 'handshake'
+        ? `control server closed the connection during the Noise handshake (${reason}): it does not hold the control key we used, or refused our capability version`
+        : `control connection closed: ${reason}`
     this.fail(new Ts2021Error('closed', message), events)
     return events
   }

@@ -298,8 +298,7 @@ describe('TCP robustness (RFC 5961, RFC 7323)', () => {
     const lastFromServer = wire.filter((w) => w.from === 'b').at(-1)!.seg
     const rcvNxt = (lastFromServer.seq + lastFromServer.payload.length + (lastFromServer.flags & SYN ? 1 : 0)) >>> 0
     const before = wire.length
-    const rst = (seq: number): Uint8Array =>
-      encodeTcp(ADDRESS_B, ADDRESS_A, { srcPort: client.remotePort, dstPort: client.localPort, seq, flags: RST })
+    const rst = (seq: number): Uint8Array => encodeTcp(ADDRESS_B, ADDRESS_A, { srcPort: client.remotePort, dstPort: client.localPort, seq, flags: RST })
     net.a.receive(rst((rcvNxt + 1000) >>> 0), net.now)
     net.settle()
     expect(client.state).toBe('ESTABLISHED')

@@ -16,17 +16,7 @@ const NO_PAYLOAD = new Uint8Array(0)
 // sits at offset -1 and a FIN at the offset just past the last data byte. Only segment
 // encoding and decoding see 32-bit sequence numbers.
 
-export type TcpState =
-  | 'SYN_SENT'
-  | 'SYN_RECEIVED'
-  | 'ESTABLISHED'
-  | 'FIN_WAIT_1'
-  | 'FIN_WAIT_2'
-  | 'CLOSE_WAIT'
-  | 'CLOSING'
-  | 'LAST_ACK'
-  | 'TIME_WAIT'
-  | 'CLOSED'
+export type TcpState = 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED' | 'FIN_WAIT_1' | 'FIN_WAIT_2' | 'CLOSE_WAIT' | 'CLOSING' | 'LAST_ACK' | 'TIME_WAIT' | 'CLOSED'
 
 export interface TcpConnectionEvents {
   /** The three-way handshake completed. */
@@ -80,15 +70,7 @@ const DUP_ACK_THRESHOLD = 3
 const MAX_SYN_WINDOW = 0xffff
 const CHALLENGE_ACKS_PER_SECOND = 10
 
-const SYNCHRONIZED: ReadonlySet<TcpState> = new Set([
-  'ESTABLISHED',
-  'FIN_WAIT_1',
-  'FIN_WAIT_2',
-  'CLOSE_WAIT',
-  'CLOSING',
-  'LAST_ACK',
-  'TIME_WAIT',
-])
+const SYNCHRONIZED: ReadonlySet<TcpState> = new Set(['ESTABLISHED', 'FIN_WAIT_1', 'FIN_WAIT_2', 'CLOSE_WAIT', 'CLOSING', 'LAST_ACK', 'TIME_WAIT'])
 const SENDS_DATA: ReadonlySet<TcpState> = new Set(['ESTABLISHED', 'CLOSE_WAIT', 'FIN_WAIT_1', 'CLOSING', 'LAST_ACK'])
 const ACCEPTS_DATA: ReadonlySet<TcpState> = new Set(['ESTABLISHED', 'FIN_WAIT_1', 'FIN_WAIT_2'])
 
@@ -623,11 +605,7 @@ export class TcpConnection {
     // Sequence acceptability (RFC 9293 §3.10.7.4).
     let acceptable: boolean
     if (segLength === 0) acceptable = rcvWnd === 0 ? segOffset === rcvNxt : segOffset >= rcvNxt && segOffset < rcvNxt + rcvWnd
-    else
-      acceptable =
-        rcvWnd > 0 &&
-        ((segOffset >= rcvNxt && segOffset < rcvNxt + rcvWnd) ||
-          (segOffset + segLength - 1 >= rcvNxt && segOffset + segLength - 1 < rcvNxt + rcvWnd))
+    else acceptable = rcvWnd > 0 && ((segOffset >= rcvNxt && segOffset < rcvNxt + rcvWnd) || (segOffset + segLength - 1 >= rcvNxt && segOffset + segLength - 1 < rcvNxt + rcvWnd))
     if (!acceptable) {
       this.ackNow = true
       // Data we already have: report it as a D-SACK (RFC 2883) so the sender learns its
@@ -821,8 +799,7 @@ export class TcpConnection {
       if (this.state === 'FIN_WAIT_1') {
         this.state = 'FIN_WAIT_2'
         if (this.readClosed) this.timeWaitAt = now + this.config.timeWaitMs
-      }
-      else if (this.state === 'CLOSING') this.enterTimeWait(now)
+      } else if (this.state === 'CLOSING') this.enterTimeWait(now)
       else if (this.state === 'LAST_ACK') {
         this.finish(undefined)
         return false

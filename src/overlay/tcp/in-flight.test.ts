@@ -12,7 +12,12 @@ type Op =
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('send' as const), length: fc.integer({ min: 1, max: 3000 }), advance: fc.oneof(fc.constant(0), fc.nat(5)) }),
   fc.record({ kind: fc.constant('ack' as const), upTo: fc.double({ min: 0, max: 1, noNaN: true }), advance: fc.oneof(fc.constant(0), fc.nat(5)) }),
-  fc.record({ kind: fc.constant('sack' as const), from: fc.double({ min: 0, max: 1, noNaN: true }), to: fc.double({ min: 0, max: 1, noNaN: true }), advance: fc.oneof(fc.constant(0), fc.nat(5)) }),
+  fc.record({
+    kind: fc.constant('sack' as const),
+    from: fc.double({ min: 0, max: 1, noNaN: true }),
+    to: fc.double({ min: 0, max: 1, noNaN: true }),
+    advance: fc.oneof(fc.constant(0), fc.nat(5)),
+  }),
   fc.record({ kind: fc.constant('resend-lost' as const), advance: fc.oneof(fc.constant(0), fc.nat(5)) }),
   fc.record({ kind: fc.constant('detect' as const), window: fc.integer({ min: 1, max: 20 }), rtt: fc.integer({ min: 1, max: 30 }), advance: fc.oneof(fc.constant(0), fc.nat(5)) }),
 )

@@ -8,13 +8,7 @@ import { hash } from '../../crypto/index.ts'
 export class IsnGenerator {
   constructor(private readonly secret: Uint8Array) {}
 
-  generate(
-    localAddress: Uint8Array,
-    localPort: number,
-    remoteAddress: Uint8Array,
-    remotePort: number,
-    now: number,
-  ): { isn: number; timestampOffset: number } {
+  generate(localAddress: Uint8Array, localPort: number, remoteAddress: Uint8Array, remotePort: number, now: number): { isn: number; timestampOffset: number } {
     const ports = new Uint8Array([localPort >> 8, localPort & 0xff, remotePort >> 8, remotePort & 0xff])
     const digest = hash(this.secret, localAddress, remoteAddress, ports)
     const view = new DataView(digest.buffer, digest.byteOffset, digest.byteLength)

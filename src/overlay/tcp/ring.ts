@@ -24,7 +24,7 @@ export class ByteRing {
     size = Math.min(size, this.maxCapacity)
     const old = this.bytes
     const next = new Uint8Array(size)
-    for (let offset = liveStart; offset < liveEnd; ) {
+    for (let offset = liveStart; offset < liveEnd;) {
       const from = offset % old.length
       const run = Math.min(liveEnd - offset, old.length - from)
       put(next, offset, old.subarray(from, from + run))

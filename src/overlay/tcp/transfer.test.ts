@@ -17,13 +17,7 @@ interface TransferResult {
 }
 
 /** Client on A uploads `total` bytes to a server on B, which hashes what it reads. */
-function transfer(
-  total: number,
-  link: SimLinkOptions,
-  limitMs = 3_600_000,
-  target = ADDRESS_B,
-  tcp: Partial<TcpConfig> = {},
-): TransferResult & { net: SimNetwork } {
+function transfer(total: number, link: SimLinkOptions, limitMs = 3_600_000, target = ADDRESS_B, tcp: Partial<TcpConfig> = {}): TransferResult & { net: SimNetwork } {
   const net = makePair(link, { tcp }, { tcp })
   const listener = net.b.listen({ port: 5001 })
   const client = net.a.connect({ address: target, port: 5001 }, net.now)

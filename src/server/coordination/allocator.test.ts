@@ -85,7 +85,6 @@ describe('allocation through the service', () => {
   })
 })
 
-
 let nextConnection = 1
 function registerDirect(service: CoordinationService, pair: KeyPair, authKey: string | undefined, hostname: string): [string, string] {
   const id = nextConnection++

@@ -380,7 +380,10 @@ describe('hardening (issue 17)', () => {
     const b = join({ authKey: key, homeRelay: { url: 'https://relay.example:443/derp/', region: 'evil' } })
     expect(b.self.homeRelay).toEqual({ url: 'wss://relay.example/derp', region: 'fra' })
     const refused = service.receive(b.connection, JSON.stringify({ type: 'update', homeRelay: { url: 'http://10.0.0.1/' } }), 2000)
-    expect(errorOf(refused, b.connection)).toEqual({ status: 400, error: 'homeRelay.url "http://10.0.0.1/" is not a relay of this network (not in the relay map); the update was ignored' })
+    expect(errorOf(refused, b.connection)).toEqual({
+      status: 400,
+      error: 'homeRelay.url "http://10.0.0.1/" is not a relay of this network (not in the relay map); the update was ignored',
+    })
     expect(closes(refused, b.connection)).toEqual([])
     expect(service.nodes().find((n) => n.id === b.self.id)?.homeRelay).toEqual({ url: 'wss://relay.example/derp', region: 'fra' })
     // A relay dropped from the map stops being passed on, even though it is stored.
@@ -471,7 +474,10 @@ describe('auth-key expiry and revocation, reserved hostnames (issue 17)', () => 
   it.each(['localhost', 'LocalHost', 'relay', 'wpad'])('refuses the reserved hostname %s in a hello and in an update, with a clear 400', (name) => {
     const key = service.createAuthKey({ reusable: true }, 1)
     const refused = connect(generateKeyPair(), { authKey: key, hostname: name })
-    expect(errorOf(refused.out, refused.connection)).toEqual({ status: 400, error: `hostname "${name.toLowerCase()}" is reserved (it already means something else on every node); choose another` })
+    expect(errorOf(refused.out, refused.connection)).toEqual({
+      status: 400,
+      error: `hostname "${name.toLowerCase()}" is reserved (it already means something else on every node); choose another`,
+    })
     expect(closes(refused.out, refused.connection)[0]?.code).toBe(4400)
     const member = join({ authKey: key, hostname: 'fine' })
     const out = service.receive(member.connection, JSON.stringify({ type: 'update', hostname: name }), 2000)

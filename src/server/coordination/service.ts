@@ -2,20 +2,7 @@
 // arriving and connections closing, each with `now` (epoch ms, because last-seen times are
 // stored and shown), and sends/closes whatever the returned outputs say. Nothing here touches
 // a socket or a timer; `nextEvent()` says when `poll(now)` must run for timeouts.
-import {
-  boxKey,
-  boxOpen,
-  equalBytes,
-  formatKey,
-  fromBase64,
-  generateKeyPair,
-  publicKeyOf,
-  randomBytes,
-  toBase64,
-  toHex,
-  WeakKeyError,
-  type KeyPair,
-} from '../../crypto/index.ts'
+import { boxKey, boxOpen, equalBytes, formatKey, fromBase64, generateKeyPair, publicKeyOf, randomBytes, toBase64, toHex, WeakKeyError, type KeyPair } from '../../crypto/index.ts'
 import {
   CHALLENGE_LENGTH,
   CLOSE_CODE_BASE,
@@ -49,9 +36,7 @@ import type { CoordinationStore, NodeRecord } from './store.ts'
 
 export type ConnectionId = number
 
-export type Output =
-  | { kind: 'send'; connection: ConnectionId; message: ServerMessage }
-  | { kind: 'close'; connection: ConnectionId; code: number; reason: string }
+export type Output = { kind: 'send'; connection: ConnectionId; message: ServerMessage } | { kind: 'close'; connection: ConnectionId; code: number; reason: string }
 
 export type LogLevel = 'info' | 'warn' | 'error'
 export type Log = (level: LogLevel, message: string) => void
@@ -152,17 +137,7 @@ export function sanitizeHostname(requested: string): string {
  * the relay itself, autodiscovery hosts that browsers and OSes look up on their own), so another
  * member's `fetch('http://localhost:…')` could otherwise reach that peer.
  */
-export const RESERVED_HOSTNAMES: ReadonlySet<string> = new Set([
-  'localhost',
-  'localdomain',
-  'local',
-  'ip6-localhost',
-  'ip6-loopback',
-  'broadcasthost',
-  'relay',
-  'wpad',
-  'isatap',
-])
+export const RESERVED_HOSTNAMES: ReadonlySet<string> = new Set(['localhost', 'localdomain', 'local', 'ip6-localhost', 'ip6-loopback', 'broadcasthost', 'relay', 'wpad', 'isatap'])
 
 /** Throws a 400 naming the hostname when its DNS-label form is reserved. */
 export function checkHostname(requested: string): void {
@@ -596,7 +571,10 @@ export class CoordinationService {
   private receiveUpdate(connection: Connection, nodeId: number, update: UpdateMessage, now: number): Output[] {
     if (update.hostname !== undefined) checkHostname(update.hostname)
     if (update.homeRelay !== undefined && update.homeRelay !== null && this.mapRelay(update.homeRelay) === null) {
-      throw new CoordinationError(400, `homeRelay.url ${JSON.stringify(update.homeRelay.url.slice(0, 200))} is not a relay of this network (not in the relay map); the update was ignored`)
+      throw new CoordinationError(
+        400,
+        `homeRelay.url ${JSON.stringify(update.homeRelay.url.slice(0, 200))} is not a relay of this network (not in the relay map); the update was ignored`,
+      )
     }
     if (connection.pending === undefined && this.updateReadyAt(connection, now) <= now) return this.applyUpdate(connection, nodeId, update, now)
     if (connection.pending === undefined) connection.pendingAt = this.updateReadyAt(connection, now)

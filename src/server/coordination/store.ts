@@ -237,9 +237,13 @@ export class CoordinationStore {
 
   insertAuthKey(keyHash: string, options: { reusable: boolean; ephemeral: boolean; now: number; expiresAt?: number | null }): AuthKeyRecord {
     const expiresAt = options.expiresAt ?? null
-    const info = this
-      .sql('INSERT INTO auth_keys (key_hash, reusable, ephemeral, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
-      .run(keyHash, options.reusable ? 1 : 0, options.ephemeral ? 1 : 0, options.now, expiresAt)
+    const info = this.sql('INSERT INTO auth_keys (key_hash, reusable, ephemeral, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(
+      keyHash,
+      options.reusable ? 1 : 0,
+      options.ephemeral ? 1 : 0,
+      options.now,
+      expiresAt,
+    )
     return { id: Number(info.lastInsertRowid), reusable: options.reusable, ephemeral: options.ephemeral, createdAt: options.now, usedAt: null, expiresAt, revokedAt: null }
   }
 
@@ -269,45 +273,32 @@ export class CoordinationStore {
   // ---- nodes ----
 
   insertNode(node: NewNode): NodeRecord {
-    const info = this
-      .sql(
-        `INSERT INTO nodes (node_key, disco_key, hostname, requested_hostname, ipv4, ipv6, ephemeral, auth_key_id, created_at, last_seen, home_relay_url, home_relay_region)
+    const info = this.sql(
+      `INSERT INTO nodes (node_key, disco_key, hostname, requested_hostname, ipv4, ipv6, ephemeral, auth_key_id, created_at, last_seen, home_relay_url, home_relay_region)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        node.nodeKey,
-        node.discoKey,
-        node.hostname,
-        node.requestedHostname,
-        node.ipv4,
-        node.ipv6,
-        node.ephemeral ? 1 : 0,
-        node.authKeyId,
-        node.createdAt,
-        node.lastSeen,
-        node.homeRelay?.url ?? null,
-        node.homeRelay?.region ?? null,
-      )
+    ).run(
+      node.nodeKey,
+      node.discoKey,
+      node.hostname,
+      node.requestedHostname,
+      node.ipv4,
+      node.ipv6,
+      node.ephemeral ? 1 : 0,
+      node.authKeyId,
+      node.createdAt,
+      node.lastSeen,
+      node.homeRelay?.url ?? null,
+      node.homeRelay?.region ?? null,
+    )
     return { ...node, id: Number(info.lastInsertRowid) }
   }
 
   /** Writes every field of `node` (matched by id). */
   updateNode(node: NodeRecord): void {
-    const info = this
-      .sql(
-        `UPDATE nodes SET node_key = ?, disco_key = ?, hostname = ?, requested_hostname = ?, last_seen = ?, home_relay_url = ?, home_relay_region = ?
+    const info = this.sql(
+      `UPDATE nodes SET node_key = ?, disco_key = ?, hostname = ?, requested_hostname = ?, last_seen = ?, home_relay_url = ?, home_relay_region = ?
          WHERE id = ?`,
-      )
-      .run(
-        node.nodeKey,
-        node.discoKey,
-        node.hostname,
-        node.requestedHostname,
-        node.lastSeen,
-        node.homeRelay?.url ?? null,
-        node.homeRelay?.region ?? null,
-        node.id,
-      )
+    ).run(node.nodeKey, node.discoKey, node.hostname, node.requestedHostname, node.lastSeen, node.homeRelay?.url ?? null, node.homeRelay?.region ?? null, node.id)
     if (info.changes !== 1) throw new StoreError(`node ${node.id} does not exist`)
   }
 

@@ -51,9 +51,7 @@ describe('STUN message codec (RFC 8489)', () => {
 
   it('encodes XOR-MAPPED-ADDRESS exactly as the RFC 5769 samples carry it', () => {
     expect(encodeXorMappedAddress({ family: 4, address: new Uint8Array([192, 0, 2, 1]), port: 32853 }, TXID)).toEqual(hex('0001a147e112a643'))
-    expect(encodeXorMappedAddress({ family: 6, address: hex('20010db8123456780011223344556677'), port: 32853 }, TXID)).toEqual(
-      hex('0002a1470113a9faa5d3f179bc25f4b5bed2b9d9'),
-    )
+    expect(encodeXorMappedAddress({ family: 6, address: hex('20010db8123456780011223344556677'), port: 32853 }, TXID)).toEqual(hex('0002a1470113a9faa5d3f179bc25f4b5bed2b9d9'))
   })
 
   it('re-encodes the IPv4 sample to the same bytes but for padding, with a FINGERPRINT that verifies', () => {
@@ -129,18 +127,22 @@ describe('STUN message codec (RFC 8489)', () => {
 
   it('survives garbage behind a valid header (the length field agrees, the attributes do not)', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 120 }).map((b) => b.subarray(0, b.length & ~3)), fc.boolean(), (body, cookie) => {
-        const bytes = new Uint8Array(20 + body.length)
-        bytes.set([0x00, 0x01, body.length >> 8, body.length & 0xff])
-        if (cookie) new DataView(bytes.buffer).setUint32(4, MAGIC_COOKIE)
-        bytes.set(body, 20)
-        try {
-          const m = decodeStunMessage(bytes)
-          for (const a of m.attributes) if (a.type === Attr.XOR_MAPPED_ADDRESS) decodeXorMappedAddress(a.value, m.transactionId)
-        } catch (error) {
-          if (!(error instanceof StunError)) throw error
-        }
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 120 }).map((b) => b.subarray(0, b.length & ~3)),
+        fc.boolean(),
+        (body, cookie) => {
+          const bytes = new Uint8Array(20 + body.length)
+          bytes.set([0x00, 0x01, body.length >> 8, body.length & 0xff])
+          if (cookie) new DataView(bytes.buffer).setUint32(4, MAGIC_COOKIE)
+          bytes.set(body, 20)
+          try {
+            const m = decodeStunMessage(bytes)
+            for (const a of m.attributes) if (a.type === Attr.XOR_MAPPED_ADDRESS) decodeXorMappedAddress(a.value, m.transactionId)
+          } catch (error) {
+            if (!(error instanceof StunError)) throw error
+          }
+        },
+      ),
       { numRuns: 5000 },
     )
   })

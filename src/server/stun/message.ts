@@ -37,14 +37,7 @@ export const Attr = {
 /** RFC 8489 §14.7: the CRC-32 is XOR'ed with this so a STUN fingerprint differs from other CRCs in the same packet. */
 export const FINGERPRINT_XOR = 0x5354554e
 
-export type StunErrorReason =
-  | 'too-short'
-  | 'not-stun'
-  | 'bad-length'
-  | 'truncated-attribute'
-  | 'bad-fingerprint'
-  | 'attribute-after-fingerprint'
-  | 'bad-address'
+export type StunErrorReason = 'too-short' | 'not-stun' | 'bad-length' | 'truncated-attribute' | 'bad-fingerprint' | 'attribute-after-fingerprint' | 'bad-address'
 
 /** A datagram that is not a well-formed STUN message; `reason` names what is wrong. */
 export class StunError extends Error {

@@ -45,7 +45,9 @@ describe('StunResponder', () => {
 
   it('answers an RFC 3489 client (no magic cookie) with MAPPED-ADDRESS and its own cookie field echoed (RFC 8489 §12)', () => {
     const responder = new StunResponder()
-    const reply = decodeStunMessage(responder.handle(request({ cookie: 0xdeadbeef, fingerprint: false, attributes: [{ type: Attr.CHANGE_REQUEST, value: new Uint8Array(4) }] }), FROM)!)
+    const reply = decodeStunMessage(
+      responder.handle(request({ cookie: 0xdeadbeef, fingerprint: false, attributes: [{ type: Attr.CHANGE_REQUEST, value: new Uint8Array(4) }] }), FROM)!,
+    )
     expect(reply.cookie).toBe(0xdeadbeef)
     expect(reply.fingerprint).toBe(false)
     expect(reply.attributes.some((a) => a.type === Attr.XOR_MAPPED_ADDRESS)).toBe(false)
@@ -55,7 +57,13 @@ describe('StunResponder', () => {
 
   it('answers unknown comprehension-required attributes with 420 and lists them in UNKNOWN-ATTRIBUTES; optional unknown ones are ignored', () => {
     const responder = new StunResponder()
-    const bytes = request({ attributes: [{ type: 0x7777, value: new Uint8Array(1) }, { type: 0xc001, value: new Uint8Array(0) }, { type: Attr.CHANGE_REQUEST, value: new Uint8Array([0, 0, 0, 4]) }] })
+    const bytes = request({
+      attributes: [
+        { type: 0x7777, value: new Uint8Array(1) },
+        { type: 0xc001, value: new Uint8Array(0) },
+        { type: Attr.CHANGE_REQUEST, value: new Uint8Array([0, 0, 0, 4]) },
+      ],
+    })
     const reply = decodeStunMessage(responder.handle(bytes, FROM)!)
     expect(reply.class).toBe('error')
     expect(decodeErrorCode(reply.attributes.find((a) => a.type === Attr.ERROR_CODE)!.value).code).toBe(420)

@@ -109,8 +109,13 @@ describe('DERP drivers over an in-memory network', () => {
     }
     const net = new MemoryNetwork()
     const ca = new DerpConnection({
-      dial: net.dial, url: 'http://r1/derp', privateKey: generateKeyPair().privateKey, clock,
-      pingIntervalMs: 5000, pingTimeoutMs: 2000, backoff: { baseMs: 1000, random: () => 0.5 },
+      dial: net.dial,
+      url: 'http://r1/derp',
+      privateKey: generateKeyPair().privateKey,
+      clock,
+      pingIntervalMs: 5000,
+      pingTimeoutMs: 2000,
+      backoff: { baseMs: 1000, random: () => 0.5 },
     }).start()
     await advance(0)
     expect(ca.isConnected).toBe(true)

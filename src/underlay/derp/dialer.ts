@@ -64,10 +64,7 @@ export interface WebSocketDialerOptions {
 }
 
 /** DERP over WebSocket: subprotocol `derp`, binary messages, the socket treated as a byte stream. */
-export function webSocketDialer(
-  WebSocketImpl: WebSocketConstructor = globalThis.WebSocket as unknown as WebSocketConstructor,
-  options: WebSocketDialerOptions = {},
-): DerpDialer {
+export function webSocketDialer(WebSocketImpl: WebSocketConstructor = globalThis.WebSocket as unknown as WebSocketConstructor, options: WebSocketDialerOptions = {}): DerpDialer {
   const binaryType = options.binaryType ?? 'arraybuffer'
   if (!WebSocketImpl) throw new DerpUrlError('no WebSocket implementation: pass one (e.g. `ws` in Node 20)')
   return (url, handlers) => {

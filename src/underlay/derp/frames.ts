@@ -121,23 +121,40 @@ export function payloadLength(frame: DerpFrame): number {
 
 function typeCode(frame: DerpFrame): number {
   switch (frame.type) {
-    case 'server-key': return FrameType.ServerKey
-    case 'client-info': return FrameType.ClientInfo
-    case 'server-info': return FrameType.ServerInfo
-    case 'send-packet': return FrameType.SendPacket
-    case 'recv-packet': return FrameType.RecvPacket
-    case 'keep-alive': return FrameType.KeepAlive
-    case 'note-preferred': return FrameType.NotePreferred
-    case 'peer-gone': return FrameType.PeerGone
-    case 'peer-present': return FrameType.PeerPresent
-    case 'forward-packet': return FrameType.ForwardPacket
-    case 'watch-conns': return FrameType.WatchConns
-    case 'close-peer': return FrameType.ClosePeer
-    case 'ping': return FrameType.Ping
-    case 'pong': return FrameType.Pong
-    case 'health': return FrameType.Health
-    case 'restarting': return FrameType.Restarting
-    case 'unknown': return frame.code
+    case 'server-key':
+      return FrameType.ServerKey
+    case 'client-info':
+      return FrameType.ClientInfo
+    case 'server-info':
+      return FrameType.ServerInfo
+    case 'send-packet':
+      return FrameType.SendPacket
+    case 'recv-packet':
+      return FrameType.RecvPacket
+    case 'keep-alive':
+      return FrameType.KeepAlive
+    case 'note-preferred':
+      return FrameType.NotePreferred
+    case 'peer-gone':
+      return FrameType.PeerGone
+    case 'peer-present':
+      return FrameType.PeerPresent
+    case 'forward-packet':
+      return FrameType.ForwardPacket
+    case 'watch-conns':
+      return FrameType.WatchConns
+    case 'close-peer':
+      return FrameType.ClosePeer
+    case 'ping':
+      return FrameType.Ping
+    case 'pong':
+      return FrameType.Pong
+    case 'health':
+      return FrameType.Health
+    case 'restarting':
+      return FrameType.Restarting
+    case 'unknown':
+      return frame.code
   }
 }
 
@@ -314,9 +331,7 @@ export function decodeFrame(type: number, payload: Uint8Array): DerpFrame {
       if (payload.length < KEY_LENGTH + 18) return { type: 'peer-present', key }
       const ip = payload.subarray(KEY_LENGTH, KEY_LENGTH + 16)
       const port = (payload[KEY_LENGTH + 16]! << 8) | payload[KEY_LENGTH + 17]!
-      return payload.length > KEY_LENGTH + 18
-        ? { type: 'peer-present', key, ip, port, flags: payload[KEY_LENGTH + 18]! }
-        : { type: 'peer-present', key, ip, port }
+      return payload.length > KEY_LENGTH + 18 ? { type: 'peer-present', key, ip, port, flags: payload[KEY_LENGTH + 18]! } : { type: 'peer-present', key, ip, port }
     }
     case FrameType.ForwardPacket:
       atLeast('ForwardPacket', payload, 2 * KEY_LENGTH)

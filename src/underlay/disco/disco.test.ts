@@ -16,11 +16,31 @@ const v4Mapped = (a: number, b: number, c: number, d: number): Uint8Array => Uin
 const golden = {
   senderPublic: '07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7c',
   recipientPublic: '64b101b1d0be5a8704bd078f9895001fc03e8e9f9522f188dd128d9846d48466',
-  ping: { plain: '0100c0c1c2c3c4c5c6c7c8c9cacb', packet: '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b70d802c6f58ef982579622809c5a9c96807d90943ff5c43482cc68b573993' },
-  pingNodeKey: { plain: '0100c0c1c2c3c4c5c6c7c8c9cacb606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f', packet: '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b71dc247ec11e134d0e50a8539dfb2da5107d90943ff5c43482cc68b573993e85bbfa573003829b0ddc0e2738d4325e9335d90ea7ef96d02cf450e66a05d17' },
-  pongV4: { plain: '0200c0c1c2c3c4c5c6c7c8c9cacb00000000000000000000ffffc0000207a2a9', packet: '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7fd7acee1b2853949bd0ff87fcaaa190704d90943ff5c43482cc68b573993883addc617655e4ed8b45576dfe02f4d3beb' },
-  pongV6: { plain: '0200c0c1c2c3c4c5c6c7c8c9cacb20010db80000000000000000000000010d96', packet: '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7e28cb2759d4a8998925c9a34879a959d04d90943ff5c43482cc68b573993a83bd07e17655e4ed8b4aa891fe02d4b94d4' },
-  callMeMaybe: { plain: '030000000000000000000000ffffc633640104d220010db8000000000000000000000002162e', packet: '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7de4aa0b09a92e145dc769ed9d70ba07d05d9c9823d9f878dea01439e0ca74e09b9c713b77e4fd50caa891fe02d4a99422fe39e099934' },
+  ping: {
+    plain: '0100c0c1c2c3c4c5c6c7c8c9cacb',
+    packet:
+      '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b70d802c6f58ef982579622809c5a9c96807d90943ff5c43482cc68b573993',
+  },
+  pingNodeKey: {
+    plain: '0100c0c1c2c3c4c5c6c7c8c9cacb606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f',
+    packet:
+      '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b71dc247ec11e134d0e50a8539dfb2da5107d90943ff5c43482cc68b573993e85bbfa573003829b0ddc0e2738d4325e9335d90ea7ef96d02cf450e66a05d17',
+  },
+  pongV4: {
+    plain: '0200c0c1c2c3c4c5c6c7c8c9cacb00000000000000000000ffffc0000207a2a9',
+    packet:
+      '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7fd7acee1b2853949bd0ff87fcaaa190704d90943ff5c43482cc68b573993883addc617655e4ed8b45576dfe02f4d3beb',
+  },
+  pongV6: {
+    plain: '0200c0c1c2c3c4c5c6c7c8c9cacb20010db80000000000000000000000010d96',
+    packet:
+      '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7e28cb2759d4a8998925c9a34879a959d04d90943ff5c43482cc68b573993a83bd07e17655e4ed8b4aa891fe02d4b94d4',
+  },
+  callMeMaybe: {
+    plain: '030000000000000000000000ffffc633640104d220010db8000000000000000000000002162e',
+    packet:
+      '5453f09f92ac07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7ca0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7de4aa0b09a92e145dc769ed9d70ba07d05d9c9823d9f878dea01439e0ca74e09b9c713b77e4fd50caa891fe02d4a99422fe39e099934',
+  },
 }
 
 const sender = new DiscoKeyring(senderPrivate)
@@ -31,10 +51,17 @@ const cases: Array<[string, DiscoMessage, { plain: string; packet: string }]> = 
   ['ping with node key', { type: 'ping', txId, nodeKey, padding: 0 }, golden.pingNodeKey],
   ['pong from IPv4 (v4-mapped)', { type: 'pong', txId, source: { ip: v4Mapped(192, 0, 2, 7), port: 41641 } }, golden.pongV4],
   ['pong from IPv6', { type: 'pong', txId, source: { ip: fromHex('20010db8000000000000000000000001'), port: 3478 } }, golden.pongV6],
-  ['call-me-maybe', {
-    type: 'call-me-maybe',
-    endpoints: [{ ip: v4Mapped(198, 51, 100, 1), port: 1234 }, { ip: fromHex('20010db8000000000000000000000002'), port: 5678 }],
-  }, golden.callMeMaybe],
+  [
+    'call-me-maybe',
+    {
+      type: 'call-me-maybe',
+      endpoints: [
+        { ip: v4Mapped(198, 51, 100, 1), port: 1234 },
+        { ip: fromHex('20010db8000000000000000000000002'), port: 5678 },
+      ],
+    },
+    golden.callMeMaybe,
+  ],
 ]
 
 function expectDiscoError(run: () => unknown, code: DiscoError['code']): void {
@@ -108,9 +135,19 @@ describe('WebRTC signal (Burrow type 0x80)', () => {
   })
 
   it('rejects malformed signals with bad-signal', () => {
-    const bodies = ['not json', '[]', 'null', '{"session":-1,"kind":"bye"}', '{"session":1.5,"kind":"bye"}', '{"session":1,"kind":"offer"}',
-      '{"session":1,"kind":"offer","sdp":""}', '{"session":1,"kind":"candidate"}', '{"session":1,"kind":"candidate","candidate":"x","sdpMLineIndex":-2}',
-      '{"session":1,"kind":"candidate","candidate":"x","sdpMid":5}', '{"session":1,"kind":"shout"}']
+    const bodies = [
+      'not json',
+      '[]',
+      'null',
+      '{"session":-1,"kind":"bye"}',
+      '{"session":1.5,"kind":"bye"}',
+      '{"session":1,"kind":"offer"}',
+      '{"session":1,"kind":"offer","sdp":""}',
+      '{"session":1,"kind":"candidate"}',
+      '{"session":1,"kind":"candidate","candidate":"x","sdpMLineIndex":-2}',
+      '{"session":1,"kind":"candidate","candidate":"x","sdpMid":5}',
+      '{"session":1,"kind":"shout"}',
+    ]
     for (const body of bodies) expectDiscoError(() => decodeDiscoMessage(Uint8Array.of(0x80, 0, ...new TextEncoder().encode(body))), 'bad-signal')
     expectDiscoError(() => decodeDiscoMessage(Uint8Array.of(0x80, 0, 0xff, 0xfe)), 'bad-signal')
   })
@@ -166,31 +203,37 @@ describe('disco codec, bad input', () => {
   })
 
   it('throws nothing but DiscoError for arbitrary packets and plaintexts', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.boolean(), (bytes, withMagic) => {
-      const packet = withMagic ? new Uint8Array([0x54, 0x53, 0xf0, 0x9f, 0x92, 0xac, ...bytes]) : bytes
-      for (const run of [() => recipient.open(packet), () => decodeDiscoMessage(bytes)]) {
-        try {
-          run()
-        } catch (error) {
-          if (!(error instanceof DiscoError)) throw error
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.boolean(), (bytes, withMagic) => {
+        const packet = withMagic ? new Uint8Array([0x54, 0x53, 0xf0, 0x9f, 0x92, 0xac, ...bytes]) : bytes
+        for (const run of [() => recipient.open(packet), () => decodeDiscoMessage(bytes)]) {
+          try {
+            run()
+          } catch (error) {
+            if (!(error instanceof DiscoError)) throw error
+          }
         }
-      }
-    }), { numRuns: 2000 })
+      }),
+      { numRuns: 2000 },
+    )
   })
 
   it('throws nothing but DiscoError for arbitrary plaintexts in a valid box', () => {
     const key = boxKey(senderPrivate, recipient.publicKey)
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 120 }), fc.constantFrom(1, 2, 3, 0x80, 5, 0xff), (body, type) => {
-      const sealed = boxSeal(key, nonce, Uint8Array.of(type, 0, ...body))
-      const packet = new Uint8Array([...fromHex(golden.ping.packet).subarray(0, 62), ...sealed])
-      try {
-        const message = recipient.open(packet).message
-        // Whatever decodes must re-encode and decode to the same message.
-        expect(decodeDiscoMessage(encodeDiscoMessage(message))).toEqual(message)
-      } catch (error) {
-        if (!(error instanceof DiscoError)) throw error
-      }
-    }), { numRuns: 2000 })
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 120 }), fc.constantFrom(1, 2, 3, 0x80, 5, 0xff), (body, type) => {
+        const sealed = boxSeal(key, nonce, Uint8Array.of(type, 0, ...body))
+        const packet = new Uint8Array([...fromHex(golden.ping.packet).subarray(0, 62), ...sealed])
+        try {
+          const message = recipient.open(packet).message
+          // Whatever decodes must re-encode and decode to the same message.
+          expect(decodeDiscoMessage(encodeDiscoMessage(message))).toEqual(message)
+        } catch (error) {
+          if (!(error instanceof DiscoError)) throw error
+        }
+      }),
+      { numRuns: 2000 },
+    )
   })
 
   it('opens with the raw function given the shared key', () => {

@@ -76,7 +76,10 @@ describe('UdpUnderlay', () => {
         if (batches.flat().length === 20) resolve()
       }),
     )
-    a.send({ address: '127.0.0.1', port: b.port }, Array.from({ length: 20 }, (_, i) => new Uint8Array([i])))
+    a.send(
+      { address: '127.0.0.1', port: b.port },
+      Array.from({ length: 20 }, (_, i) => new Uint8Array([i])),
+    )
     await all
     expect(batches.flat()).toEqual(Array.from({ length: 20 }, (_, i) => i))
     expect(batches.length).toBeLessThan(20)

@@ -15,7 +15,17 @@ function linkPair(options = {}, autoDeliver = true) {
   const [a, b] = MemoryChannel.pair(autoDeliver)
   const got = { a: [] as Uint8Array[], b: [] as Uint8Array[], closedA: [] as string[], closedB: [] as string[], batchesB: 0 }
   const linkA = new ChannelLink(a, { onDatagrams: (d) => got.a.push(...d), onClose: (r) => got.closedA.push(r) }, options)
-  const linkB = new ChannelLink(b, { onDatagrams: (d) => { got.b.push(...d); got.batchesB++ }, onClose: (r) => got.closedB.push(r) }, options)
+  const linkB = new ChannelLink(
+    b,
+    {
+      onDatagrams: (d) => {
+        got.b.push(...d)
+        got.batchesB++
+      },
+      onClose: (r) => got.closedB.push(r),
+    },
+    options,
+  )
   return { a, b, linkA, linkB, got }
 }
 

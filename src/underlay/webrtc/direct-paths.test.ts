@@ -125,7 +125,12 @@ function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>
     },
   }
   const paths: DirectPaths = new DirectPaths({
-    driver, discoPrivateKey: disco.privateKey, relayUnderlay, webrtc, webrtcUnderlay, clock: pathsClock,
+    driver,
+    discoPrivateKey: disco.privateKey,
+    relayUnderlay,
+    webrtc,
+    webrtcUnderlay,
+    clock: pathsClock,
     onPathChange: (_peer, path) => changes.push(path),
   })
   return { keys, disco, core, driver, overlay, relayUnderlay, webrtc, webrtcUnderlay, paths, page, changes, pathTimerDelays }
@@ -136,7 +141,10 @@ function pair() {
   const net = relay()
   const a = node(clock, '10.0.0.1/32', net)
   const b = node(clock, '10.0.0.2/32', net)
-  for (const [me, other, ip] of [[a, b, '10.0.0.2/32'], [b, a, '10.0.0.1/32']] as const) {
+  for (const [me, other, ip] of [
+    [a, b, '10.0.0.2/32'],
+    [b, a, '10.0.0.1/32'],
+  ] as const) {
     me.driver.withCore((core) => {
       const peer = core.addPeer({ publicKey: other.keys.publicKey, allowedIps: [parsePrefix(ip)] })
       core.setPeerRoute(peer, me.relayUnderlay, other.keys.publicKey)
@@ -221,7 +229,11 @@ describe('DirectPaths with WebRtcUnderlay', () => {
       await talk(env, DIRECT_BY)
       // B stops answering pings: drop disco messages it would send on the channel.
       const realSend = b.webrtc.send.bind(b.webrtc)
-      b.webrtc.send = (endpoint, datagrams) => realSend(endpoint, datagrams.filter((d) => d[0] !== 0x54))
+      b.webrtc.send = (endpoint, datagrams) =>
+        realSend(
+          endpoint,
+          datagrams.filter((d) => d[0] !== 0x54),
+        )
       await talk(env, DIRECT_BY + 8000)
       expect(a.changes).toEqual(['direct', 'relay'])
       expect(a.paths.counters.mirroredToRelay).toBeGreaterThan(0)

@@ -80,15 +80,19 @@ export class DirectPaths {
       const entry = this.peers.get(toHex(peer))
       if (entry) this.sendDisco(peer, entry.relayUnderlay, { type: 'webrtc-signal', signal }, 'signal')
     })
-    webrtc.on('open', (peer) => this.withPeer(peer, (entry) => {
-      // Route through the WebRTC underlay now; `send` mirrors to the relay until a pong trusts it.
-      this.setRoute(entry, options.webrtcUnderlay)
-      entry.selector.directOpened(this.clock.now())
-    }))
-    webrtc.on('close', (peer) => this.withPeer(peer, (entry) => {
-      this.setRoute(entry, entry.relayUnderlay)
-      entry.selector.directClosed(this.clock.now())
-    }))
+    webrtc.on('open', (peer) =>
+      this.withPeer(peer, (entry) => {
+        // Route through the WebRTC underlay now; `send` mirrors to the relay until a pong trusts it.
+        this.setRoute(entry, options.webrtcUnderlay)
+        entry.selector.directOpened(this.clock.now())
+      }),
+    )
+    webrtc.on('close', (peer) =>
+      this.withPeer(peer, (entry) => {
+        this.setRoute(entry, entry.relayUnderlay)
+        entry.selector.directClosed(this.clock.now())
+      }),
+    )
     webrtc.setRelayMirror((peer, datagrams) => this.mirror(peer, datagrams))
     this.schedule()
   }
@@ -112,8 +116,12 @@ export class DirectPaths {
     // A new disco key means the peer restarted: its old WebRTC session is gone too.
     if (existing) this.removePeer(nodeKey)
     const entry: PeerEntry = {
-      nodeKey: nodeKey.slice(), discoKey: discoKey.slice(), relayUnderlay,
-      selector: new PeerPathSelector(this.options.selector), txPackets: 0, rxPackets: 0,
+      nodeKey: nodeKey.slice(),
+      discoKey: discoKey.slice(),
+      relayUnderlay,
+      selector: new PeerPathSelector(this.options.selector),
+      txPackets: 0,
+      rxPackets: 0,
     }
     this.peers.set(id, entry)
     this.byDisco.set(toHex(discoKey), entry)

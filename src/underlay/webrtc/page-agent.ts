@@ -8,14 +8,7 @@
 // with this agent and marks the connection up (`connect`) or gone (`close`).
 import type { WebRtcSignal } from '../disco/messages.ts'
 import type { ChannelLinkOptions } from './channel-link.ts'
-import {
-  DATACHANNEL_ID,
-  DATACHANNEL_INIT,
-  DATACHANNEL_LABEL,
-  type CandidateType,
-  type PageToWorkerMessage,
-  type WorkerToPageMessage,
-} from './control-protocol.ts'
+import { DATACHANNEL_ID, DATACHANNEL_INIT, DATACHANNEL_LABEL, type CandidateType, type PageToWorkerMessage, type WorkerToPageMessage } from './control-protocol.ts'
 import { bridgeDataChannel } from './port-channel.ts'
 
 /** The parts of a simple-peer instance the agent uses. */
@@ -77,7 +70,11 @@ export function loadBundledSimplePeer(): Promise<SimplePeerConstructor> {
   defaultLoad ??= import('simple-peer/simplepeer.min.js').then((m) => {
     // A bundler that converts the UMD wrapper hands back module.exports as `default`; one that
     // serves the file untouched as ESM runs its browser branch, which sets `SimplePeer` globally.
-    const candidates = [(m as { default?: unknown }).default, ((m as { default?: { default?: unknown } }).default ?? {}).default, (globalThis as { SimplePeer?: unknown }).SimplePeer]
+    const candidates = [
+      (m as { default?: unknown }).default,
+      ((m as { default?: { default?: unknown } }).default ?? {}).default,
+      (globalThis as { SimplePeer?: unknown }).SimplePeer,
+    ]
     const found = candidates.find((c) => typeof c === 'function')
     if (!found) throw new Error('simple-peer/simplepeer.min.js loaded but exported no constructor')
     return found as SimplePeerConstructor

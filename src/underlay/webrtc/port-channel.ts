@@ -112,24 +112,30 @@ export function bridgeDataChannel(channel: DatagramChannel, port: MessagePort, o
     if (portOpen) port.postMessage(message, transfer)
   }
   const credit = (bytes: number): void => post({ type: 'credit', bytes, buffered: link.queuedBytes })
-  const link: ChannelLink = new ChannelLink(channel, {
-    onOpen: () => post({ type: 'open' }),
-    onDatagrams: (datagrams) => {
-      const buffers = datagrams.map(ownBuffer)
-      post({ type: 'datagrams', buffers }, buffers)
+  const link: ChannelLink = new ChannelLink(
+    channel,
+    {
+      onOpen: () => post({ type: 'open' }),
+      onDatagrams: (datagrams) => {
+        const buffers = datagrams.map(ownBuffer)
+        post({ type: 'datagrams', buffers }, buffers)
+      },
+      onClose: (reason) => {
+        post({ type: 'closed', reason })
+        portOpen = false
+        port.onmessage = null
+        port.close()
+      },
     },
-    onClose: (reason) => {
-      post({ type: 'closed', reason })
-      portOpen = false
-      port.onmessage = null
-      port.close()
-    },
-  }, options)
+    options,
+  )
   if (channel.readyState === 'open') post({ type: 'open' })
   // The link drains its queue on this event; report what is left once it has.
-  channel.addEventListener('bufferedamountlow', () => queueMicrotask(() => {
-    if (link.isOpen) credit(0)
-  }))
+  channel.addEventListener('bufferedamountlow', () =>
+    queueMicrotask(() => {
+      if (link.isOpen) credit(0)
+    }),
+  )
   port.onmessage = (event: MessageEvent) => {
     const message = event.data as BridgePortMessage
     if (message?.type === 'datagrams') {

@@ -25,7 +25,20 @@ function underlay(ourKey: Uint8Array) {
   const delivered: Uint8Array[] = []
   transport.start((_from, datagrams) => delivered.push(...datagrams))
   const post = (message: PageToWorkerMessage, transfer: Transferable[] = []): void => page.postMessage(message, transfer)
-  return { transport, page, toPage, signals, events, errors, delivered, post, close: () => { transport.stop(); page.close() } }
+  return {
+    transport,
+    page,
+    toPage,
+    signals,
+    events,
+    errors,
+    delivered,
+    post,
+    close: () => {
+      transport.stop()
+      page.close()
+    },
+  }
 }
 
 describe('WebRtcUnderlay signalling rules', () => {

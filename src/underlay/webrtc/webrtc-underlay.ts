@@ -206,7 +206,8 @@ export class WebRtcUnderlay implements UnderlayTransport<Uint8Array> {
         return
       case 'channel':
       case 'bridged': {
-        const channel: DatagramChannel | undefined = message.type === 'channel' ? message.channel : message.port instanceof MessagePort ? new PortDatagramChannel(message.port) : undefined
+        const channel: DatagramChannel | undefined =
+          message.type === 'channel' ? message.channel : message.port instanceof MessagePort ? new PortDatagramChannel(message.port) : undefined
         if (!channel) {
           this.reportError(new WebRtcUnderlayError(`webrtc control port: "${message.type}" without a channel`))
           return
@@ -231,13 +232,17 @@ export class WebRtcUnderlay implements UnderlayTransport<Uint8Array> {
 
   private adopt(state: PeerSession, channel: DatagramChannel, how: 'transferred' | 'bridged'): void {
     state.how = how
-    state.link = new ChannelLink(channel, {
-      onOpen: () => this.emit('open', state.key, how),
-      onDatagrams: (datagrams) => this.deliver?.(state.key, datagrams),
-      onClose: (reason) => {
-        if (this.sessions.get(toHex(state.key)) === state) this.endSession(state, reason)
+    state.link = new ChannelLink(
+      channel,
+      {
+        onOpen: () => this.emit('open', state.key, how),
+        onDatagrams: (datagrams) => this.deliver?.(state.key, datagrams),
+        onClose: (reason) => {
+          if (this.sessions.get(toHex(state.key)) === state) this.endSession(state, reason)
+        },
       },
-    }, this.options.link)
+      this.options.link,
+    )
   }
 
   private endSession(state: PeerSession, reason: string): void {
