@@ -31,7 +31,8 @@ describe('coordination client in a Chromium worker', () => {
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'burrow-coord-e2e-'))
     relay = createServer()
-    coordination = attachCoordination(relay, { dataDir })
+    // The home relay the tab names must be on the operator's relay map (issue 17: nobody may make others dial any URL).
+    coordination = attachCoordination(relay, { dataDir, relayMap: [{ url: 'wss://relay.example/derp', region: 'e2e' }] })
     await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
     relayUrl = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`
     nodeClient = new CoordinationClient({
