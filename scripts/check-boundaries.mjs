@@ -88,11 +88,11 @@ export const LAYERS = [
   },
   {
     layer: 'dataplane driver',
-    paths: ['src/dataplane/driver.ts', 'src/dataplane/clock.ts', 'src/dataplane/index.ts'],
+    paths: ['src/dataplane/driver.ts', 'src/dataplane/index.ts'],
     kind: 'driver',
     runs: 'both',
     may: ['dataplane core', 'tunnel', 'wire', 'crypto'],
-    holds: 'the async driver (queues, transports, the one timer) and the `DriverClock`/`ManualClock` every driver uses',
+    holds: 'the async driver (queues, transports, the one timer on `src/clock`)',
   },
   { layer: 'overlay core', paths: ['src/overlay'], kind: 'core', runs: 'both', may: ['wire', 'crypto'], holds: 'userspace TCP/IP stack: IP demux, TCP, UDP, ICMP' },
   {
