@@ -108,9 +108,7 @@ export function dialHttpUpgrade(request: UpgradeRequest, handlers: UpgradeHandle
     if (rest.length > 0 && !closed) handlers.onData(rest)
   })
   socket.on('error', (error) => finish(`${serverName} connection error: ${error.message}`))
-  socket.on('close', () =>
-    refused ? finishRefused() : finish(upgraded ? `${serverName} connection closed` : `${serverName} closed the connection before answering the upgrade`),
-  )
+  socket.on('close', () => (refused ? finishRefused() : finish(upgraded ? `${serverName} connection closed` : `${serverName} closed the connection before answering the upgrade`)))
   return {
     send: (bytes) => {
       if (upgraded && !closed) socket.write(bytes)
