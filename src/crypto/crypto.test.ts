@@ -231,3 +231,30 @@ describe('X25519 backends', () => {
     expect(toHex(nodeX.scalarMultBase(key))).toBe(toHex(nobleX.scalarMultBase(key)))
   })
 })
+
+describe('X25519 on the noble Montgomery ladder (the browser backend) matches RFC 7748', () => {
+  it('§5.2 vectors, the §6.1 key pair and shared secret, and 1000 iterations of §5.2', async () => {
+    const nobleX = await import('./x25519-noble.ts')
+    const vectors = [
+      [
+        'a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4',
+        'e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c',
+        'c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552',
+      ],
+      [
+        '4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d',
+        'e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493',
+        '95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957',
+      ],
+    ]
+    for (const [scalar, u, out] of vectors) expect(toHex(nobleX.scalarMult(fromHex(scalar!), fromHex(u!)))).toBe(out)
+    const alice = fromHex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a')
+    const bob = fromHex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb')
+    expect(toHex(nobleX.scalarMultBase(alice))).toBe('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a')
+    expect(toHex(nobleX.scalarMult(bob, nobleX.scalarMultBase(alice)))).toBe('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742')
+    let k = fromHex('0900000000000000000000000000000000000000000000000000000000000000')
+    let u = k
+    for (let i = 0; i < 1000; i++) [k, u] = [nobleX.scalarMult(k, u), k]
+    expect(toHex(k)).toBe('684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51')
+  })
+})

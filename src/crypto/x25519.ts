@@ -1,5 +1,5 @@
-import { x25519 } from '@noble/curves/ed25519.js'
 import { scalarMult, scalarMultBase } from '#x25519'
+import { randomBytes } from './random.ts'
 
 export const KEY_LENGTH = 32
 
@@ -10,7 +10,7 @@ export interface KeyPair {
 
 /** A fresh clamped Curve25519 private key (clamped as `wg genkey` does) and its public key. */
 export function generateKeyPair(): KeyPair {
-  const privateKey = x25519.utils.randomSecretKey()
+  const privateKey = randomBytes(KEY_LENGTH)
   clamp(privateKey)
   return { privateKey, publicKey: scalarMultBase(privateKey) }
 }
