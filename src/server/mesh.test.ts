@@ -2,24 +2,17 @@
 // two relays of one region, each logged in to the other as a mesh client, in memory.
 import { describe, expect, it } from 'vitest'
 import { generateKeyPair } from '../crypto/index.ts'
-import { type DerpClientEvent, DerpClientSession, type DerpClientSessionOptions } from '../underlay/derp/session.ts'
+import { type DerpClientEvent, DerpClientSession } from '../underlay/derp/session.ts'
 import { meshPeerURL, parseMeshKey } from './mesh.ts'
-import { type PacketForwarder, Relay, type RelayClient, type RelayOptions } from './relay.ts'
+import { type PacketForwarder, Relay, type RelayOptions } from './relay.ts'
+import { type DerpLink, InMemoryDerp, packetsOf } from './testing/in-memory-derp.ts'
 
 const MESH_KEY = 'ab'.repeat(32)
 
-interface Link {
-  relay: Relay
-  session: DerpClientSession
-  conn: RelayClient
-  events: DerpClientEvent[]
-  closed?: string
-}
+type Link = DerpLink
 
-/** Relays and client sessions wired in memory; `pump` moves bytes both ways until quiet. */
-class Region {
-  now = 1000
-  readonly links: Link[] = []
+/** Relays of one region and client sessions, wired in memory (see InMemoryDerp). */
+class Region extends InMemoryDerp {
   readonly relays: Array<{ relay: Relay; privateKey: Uint8Array }> = []
 
   addRelay(options: Partial<RelayOptions> = {}): { relay: Relay; privateKey: Uint8Array } {
@@ -27,16 +20,6 @@ class Region {
     const entry = { relay: new Relay({ privateKey, random: () => 0, meshKey: parseMeshKey(MESH_KEY).bytes, ...options }), privateKey }
     this.relays.push(entry)
     return entry
-  }
-
-  connect(relay: Relay, options: Partial<DerpClientSessionOptions> = {}): Link {
-    const session = new DerpClientSession({ privateKey: generateKeyPair().privateKey, ...options }, this.now)
-    const conn = relay.accept(this.now, '127.0.0.1:4242')
-    const link: Link = { relay, session, conn, events: [] }
-    conn.onClose = (reason) => (link.closed = reason)
-    this.links.push(link)
-    this.pump()
-    return link
   }
 
   /** `from` logs in to `to` as its mesh client and installs forwarders from PeerPresent/PeerGone, as startMesh does. */
@@ -55,27 +38,9 @@ class Region {
     this.pump()
     return link
   }
-
-  pump(): void {
-    for (let moved = true; moved;) {
-      moved = false
-      for (const link of this.links) {
-        if (link.closed) continue
-        for (let out = link.session.takeOutput(); out; out = link.session.takeOutput()) {
-          link.relay.receive(link.conn, out.slice(), this.now)
-          moved = true
-        }
-        for (let out = link.conn.takeOutput(); out; out = link.conn.takeOutput()) {
-          link.session.receive(out.slice(), this.now)
-          moved = true
-        }
-        for (let e = link.session.takeEvent(); e; e = link.session.takeEvent()) link.events.push(e)
-      }
-    }
-  }
 }
 
-const packets = (link: Link) => link.events.filter((e) => e.type === 'packet')
+const packets = packetsOf
 
 function meshedPair() {
   const region = new Region()

@@ -2,49 +2,40 @@ import { describe, expect, it } from 'vitest'
 import { boxKey, generateKeyPair } from '../crypto/index.ts'
 import { encodeFrame } from '../underlay/derp/frames.ts'
 import { openJson, sealJson } from '../underlay/derp/info.ts'
-import { type DerpClientEvent, DerpClientSession } from '../underlay/derp/session.ts'
 import { Relay, type RelayClient, type RelayOptions } from './relay.ts'
+import { type DerpLink, InMemoryDerp, packetsOf } from './testing/in-memory-derp.ts'
 
-/** A client session wired to the relay in memory; `pump` moves bytes both ways until quiet. */
+/** Client sessions wired to one relay in memory. */
 class Harness {
   readonly relay: Relay
-  now = 1000
-  readonly links: Array<{ session: DerpClientSession; conn: RelayClient; events: DerpClientEvent[]; closed?: string }> = []
+  private readonly derp = new InMemoryDerp()
 
   constructor(options: Partial<RelayOptions> = {}) {
     this.relay = new Relay({ privateKey: generateKeyPair().privateKey, random: () => 0, ...options })
   }
 
-  connect(privateKey = generateKeyPair().privateKey) {
-    const session = new DerpClientSession({ privateKey }, this.now)
-    const conn = this.relay.accept(this.now, 'test')
-    const link: (typeof this.links)[number] = { session, conn, events: [] }
-    conn.onClose = (reason) => (link.closed = reason)
-    this.links.push(link)
-    this.pump()
-    return link
+  get now(): number {
+    return this.derp.now
+  }
+
+  set now(value: number) {
+    this.derp.now = value
+  }
+
+  get links(): DerpLink[] {
+    return this.derp.links
+  }
+
+  connect(privateKey = generateKeyPair().privateKey): DerpLink {
+    return this.derp.connect(this.relay, { privateKey }, 'test')
   }
 
   pump(): void {
-    for (let moved = true; moved;) {
-      moved = false
-      for (const link of this.links) {
-        if (link.closed) continue
-        for (let out = link.session.takeOutput(); out; out = link.session.takeOutput()) {
-          this.relay.receive(link.conn, out.slice(), this.now)
-          moved = true
-        }
-        for (let out = link.conn.takeOutput(); out; out = link.conn.takeOutput()) {
-          link.session.receive(out.slice(), this.now)
-          moved = true
-        }
-        for (let e = link.session.takeEvent(); e; e = link.session.takeEvent()) link.events.push(e)
-      }
-    }
+    this.derp.pump()
   }
 }
 
-const packets = (link: Harness['links'][number]) => link.events.filter((e) => e.type === 'packet')
+const packets = packetsOf
 
 describe('Relay core with client sessions', () => {
   it('logs clients in and forwards packets both ways', () => {
