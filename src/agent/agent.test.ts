@@ -8,6 +8,7 @@ import { MemoryKeyStore } from '../control/key-store.ts'
 import { ManualClock, type DriverClock } from '../clock/clock.ts'
 import { ScriptedSocket } from '../control/testing/scripted-socket.ts'
 import type { PeerEntry } from '../control/protocol.ts'
+import { peerEntry } from '../control/testing/peer-entry.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
 import type { WorkerMessage, WorkerStatus } from '../worker/protocol.ts'
 import { NodeAgent } from './agent.ts'
@@ -17,20 +18,7 @@ const serverKeys = generateKeyPair()
 const challenge = { type: 'challenge', version: 1, serverKey: toBase64(serverKeys.publicKey), challenge: toBase64(new Uint8Array(32)) }
 const HOME = 'http://relay.test:8080'
 
-function peer(n: number, overrides: Partial<PeerEntry> = {}): PeerEntry {
-  return {
-    id: n,
-    nodeKey: `nodekey:${n.toString(16).padStart(2, '0').repeat(32)}`,
-    discoKey: `discokey:${'cd'.repeat(32)}`,
-    hostname: `p${n}`,
-    addresses: [`100.64.0.${n}`, `fd00::${n}`],
-    online: true,
-    homeRelay: null,
-    lastSeen: 1,
-    ephemeral: false,
-    ...overrides,
-  }
-}
+const peer = peerEntry
 
 async function until(what: string, condition: () => boolean): Promise<void> {
   for (let i = 0; i < 400; i++) {

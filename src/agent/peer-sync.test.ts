@@ -1,9 +1,10 @@
 // Peer sync as a table: applied state + netmap in, dataplane operations out.
 import { describe, expect, it } from 'vitest'
 import type { Netmap, NetmapPeer, RelayRegion } from '../control/control-plane.ts'
+import { testNodeKey } from '../control/testing/peer-entry.ts'
 import { chooseHome, planPeerChange, planPeerSync, type AppliedPeer, type PeerOp } from './peer-sync.ts'
 
-const key = (n: number): string => `nodekey:${n.toString(16).padStart(2, '0').repeat(32)}`
+const key = testNodeKey
 const disco = (n: number): string => `discokey:${n.toString(16).padStart(2, '0').repeat(32)}`
 
 function region(id: number, avoid = false): RelayRegion {

@@ -2,22 +2,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { generateKeyPair, toBase64 } from '../crypto/index.ts'
 import { BACKOFF_CAP_MS, CoordinationClient, CoordinationClientError, backoffDelay, controlUrl } from './coordination-client.ts'
 import { nodeKeyText, type PeerEntry } from './protocol.ts'
+import { peerEntry } from './testing/peer-entry.ts'
 import { ScriptedSocket as FakeSocket } from './testing/scripted-socket.ts'
 
 const server = generateKeyPair()
 const pair = generateKeyPair()
-const peer = (n: number, overrides: Partial<PeerEntry> = {}): PeerEntry => ({
-  id: n,
-  nodeKey: `nodekey:${n.toString(16).padStart(2, '0').repeat(32)}`,
-  discoKey: `discokey:${'cd'.repeat(32)}`,
-  hostname: `p${n}`,
-  addresses: [`100.64.0.${n}`, `fd00::${n}`],
-  online: true,
-  homeRelay: null,
-  lastSeen: 1,
-  ephemeral: false,
-  ...overrides,
-})
+const peer = peerEntry
 const self = { ...peer(1), nodeKey: nodeKeyText(pair.publicKey) }
 const welcome = (peers: PeerEntry[]) => ({ type: 'welcome', self, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers })
 const challenge = { type: 'challenge', version: 1, serverKey: toBase64(server.publicKey), challenge: toBase64(new Uint8Array(32)) }

@@ -6,23 +6,13 @@ import { generateKeyPair, toBase64 } from '../crypto/index.ts'
 import { ControlPlaneError, type Netmap, type NetmapChange } from './control-plane.ts'
 import { CoordinationControlPlane } from './coordination-control-plane.ts'
 import { nodeKeyText, type PeerEntry } from './protocol.ts'
+import { peerEntry } from './testing/peer-entry.ts'
 import { ScriptedSocket } from './testing/scripted-socket.ts'
 
 const server = generateKeyPair()
 const challenge = { type: 'challenge', version: 1, serverKey: toBase64(server.publicKey), challenge: toBase64(new Uint8Array(32)) }
 const keys = { node: generateKeyPair(), disco: generateKeyPair() }
-const peer = (n: number, overrides: Partial<PeerEntry> = {}): PeerEntry => ({
-  id: n,
-  nodeKey: `nodekey:${n.toString(16).padStart(2, '0').repeat(32)}`,
-  discoKey: `discokey:${'cd'.repeat(32)}`,
-  hostname: `p${n}`,
-  addresses: [`100.64.0.${n}`, `fd00::${n}`],
-  online: n % 2 === 1,
-  homeRelay: null,
-  lastSeen: 5,
-  ephemeral: false,
-  ...overrides,
-})
+const peer = (n: number, overrides: Partial<PeerEntry> = {}): PeerEntry => peerEntry(n, { online: n % 2 === 1, lastSeen: 5, ...overrides })
 const self = (): PeerEntry => ({ ...peer(200), nodeKey: nodeKeyText(keys.node.publicKey) })
 
 const planes: CoordinationControlPlane[] = []

@@ -130,14 +130,7 @@ export class DerpClientSession {
    * logged in yet, over 64 KiB, or over the relay's announced token bucket.
    */
   send(destination: Uint8Array, packet: Uint8Array, now: number): boolean {
-    if (this.state !== 'ready') {
-      this.counters.droppedNotReady++
-      return false
-    }
-    if (packet.length > MAX_PACKET_SIZE) {
-      this.counters.droppedOversize++
-      return false
-    }
+    if (!this.admits(packet)) return false
     if (destination.length !== KEY_LENGTH) throw new DerpClientError(`destination key must be ${KEY_LENGTH} bytes, got ${destination.length}`)
     const length = FRAME_HEADER_LENGTH + KEY_LENGTH + packet.length
     if (this.bucket && !this.bucket.take(length, now)) {
@@ -149,6 +142,19 @@ export class DerpClientSession {
     out.set(destination, FRAME_HEADER_LENGTH)
     out.set(packet, FRAME_HEADER_LENGTH + KEY_LENGTH)
     this.counters.packetsSent++
+    return true
+  }
+
+  /** Whether a packet may be sent now: logged in and at most 64 KiB; counts the drop when not. */
+  private admits(packet: Uint8Array): boolean {
+    if (this.state !== 'ready') {
+      this.counters.droppedNotReady++
+      return false
+    }
+    if (packet.length > MAX_PACKET_SIZE) {
+      this.counters.droppedOversize++
+      return false
+    }
     return true
   }
 
@@ -164,14 +170,7 @@ export class DerpClientSession {
    * (derpserver exempts them). False when not logged in or over 64 KiB.
    */
   forwardPacket(source: Uint8Array, destination: Uint8Array, packet: Uint8Array): boolean {
-    if (this.state !== 'ready') {
-      this.counters.droppedNotReady++
-      return false
-    }
-    if (packet.length > MAX_PACKET_SIZE) {
-      this.counters.droppedOversize++
-      return false
-    }
+    if (!this.admits(packet)) return false
     this.write({ type: 'forward-packet', source, destination, packet })
     this.counters.packetsSent++
     return true
