@@ -80,6 +80,13 @@ export class BurrowStateEvent extends Event {
   }
 }
 
+/** Dispatched as `auth-url` when a tailnet's control server asks a person to approve this node (interactive login). */
+export class BurrowAuthURLEvent extends Event {
+  constructor(readonly url: string) {
+    super('auth-url')
+  }
+}
+
 /** Dispatched as `error` for failures no call is waiting for. */
 export class BurrowErrorEvent extends Event {
   constructor(readonly error: BurrowError) {
@@ -162,6 +169,15 @@ export class BurrowNode extends EventTarget {
   /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
   protected async init(options: BurrowStartOptions, defaults: StartDefaults): Promise<void> {
     const { join, mtu, capture } = parseStartOptions(options, defaults)
+    const onAuthURL = options.onAuthURL
+    if (onAuthURL)
+      this.addEventListener('auth-url', (event) => {
+        try {
+          onAuthURL((event as BurrowAuthURLEvent).url)
+        } catch (error) {
+          this.emitError(new BurrowError('bad-options', `onAuthURL threw: ${(error as Error)?.message ?? String(error)}`))
+        }
+      })
     const joined = (await this.call({ op: 'join', options: join })) as JoinResult
     this.nodeKey = joined.nodeKey
     this.hostname = joined.hostname
@@ -408,6 +424,9 @@ export class BurrowNode extends EventTarget {
       }
       case 'state':
         this.setState(message.state)
+        break
+      case 'auth-url':
+        this.dispatchEvent(new BurrowAuthURLEvent(message.url))
         break
       case 'error':
         this.emitError(toBurrowError(message.error))
