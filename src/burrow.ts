@@ -23,6 +23,8 @@ export { DEFAULT_OVERLAY_MTU, MAX_OVERLAY_MTU, type BurrowIceServer, type Burrow
 export interface BurrowPeer {
   nodeKey: string
   hostname: string
+  /** The peer's MagicDNS name (`alpha.tailnet.example`, lower case, no trailing dot) on tailnets; `fetch`, `connect` and `ping` take it. */
+  fqdn?: string
   /** [IPv4, IPv6]. */
   addresses: [string, string]
   online: boolean
@@ -218,6 +220,7 @@ export class BurrowNode extends EventTarget {
     return this.workerPeers.map((peer) => ({
       nodeKey: peer.nodeKey,
       hostname: peer.hostname,
+      ...(peer.fqdn ? { fqdn: peer.fqdn } : {}),
       addresses: peer.addresses,
       online: peer.online,
       path: peer.path,
