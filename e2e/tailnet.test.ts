@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hasGo, Tailnet, type TailscaledNode, waitUntil } from '../test/helpers/tailnet.ts'
+import { startBuiltPageServer } from './helpers/browser.ts'
 import { launchChromiumInNamespace, openReadyPage, type NamespacedBrowser } from './helpers/netns-browser.ts'
 
 const isRoot = process.getuid?.() === 0
@@ -106,6 +107,51 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
     expect(await tab.evaluate(() => window.tailnetE2E.authURLs())).toEqual([])
     const nodes = await tailnet!.listNodes()
     expect(nodes.filter((n) => (n.given_name ?? n.name) === 'tab')).toHaveLength(1)
+  })
+
+  it('built with vite, the worker fetches the tailnet client chunk only when the tab joins a tailnet (not for Burrow’s coordination), and the zstd chunk not at all (Headscale sends plain JSON)', async () => {
+    const requested: string[] = []
+    const built = await startBuiltPageServer(['e2e/pages/tailnet.html'], { host: tailnet!.namespace.hostAddress, onRequest: (path) => requested.push(path) })
+    const page = await env!.browser.newPage()
+    try {
+      await page.goto(`${built.url}/e2e/pages/tailnet.html`)
+      await page.waitForFunction(() => document.title === 'ready')
+      const chunks = () => requested.filter((path) => path.endsWith('.js')).map((path) => path.split('/').pop()!)
+      // A join of Burrow's own coordination (at a port where nothing listens: it fails) loads the worker, not the tailnet client.
+      const burrowJoin = await page.evaluate(
+        (url) => window.tailnetE2E.start({ controlURL: url, control: 'burrow', storage: 'memory', direct: false }),
+        `http://${tailnet!.namespace.hostAddress}:9`,
+      )
+      expect(burrowJoin.ok).toBe(false)
+      expect(
+        chunks().some((name) => name.startsWith('worker-')),
+        JSON.stringify(requested),
+      ).toBe(true)
+      expect(
+        chunks().filter((name) => name.startsWith('tailnet-web')),
+        JSON.stringify(requested),
+      ).toEqual([])
+      // An insecure origin (no --unsafely-treat-insecure-origin-as-secure for it): a memory key store, which needs no secure context.
+      const authKey = await tailnet!.createAuthKey()
+      const result = await page.evaluate((options) => window.tailnetE2E.start(options), {
+        ...joinOptions(),
+        storage: 'memory' as const,
+        authKey,
+        hostname: 'built',
+        keyName: 'built',
+      })
+      expect(result).toMatchObject({ ok: true, hostname: 'built' })
+      expect(
+        chunks().filter((name) => name.startsWith('tailnet-web')),
+        JSON.stringify(requested),
+      ).toHaveLength(1)
+      // fzstd's chunk (named after its esm/ folder) is imported only for a zstd map message.
+      expect(chunks().filter((name) => name.startsWith('esm-'))).toEqual([])
+      await page.evaluate(() => window.tailnetE2E.close())
+    } finally {
+      await page.close()
+      await built.close()
+    }
   })
 
   it('interactive login: a tab without an auth key gets an auth-url event with the AuthURL, `headscale auth register` approves it, and the tab comes up', async () => {
