@@ -38,7 +38,7 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
     tailnet.namespace.spawn('python3', ['-m', 'http.server', '8000', '--bind', '127.0.0.1', '--directory', tailnet.dir])
     controlKey = ((await (await fetch(`${tailnet.controlURL}/key?v=130`)).json()) as { publicKey: string }).publicKey
     env = await launchChromiumInNamespace({ namespace: tailnet.namespace })
-    tab = await openReadyPage(env, 'e2e/pages/tailnet.html')
+    tab = await openReadyPage(env, 'e2e/pages/burrow.html')
   }, 900_000)
 
   afterAll(async () => {
@@ -49,11 +49,11 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
   it('Headscale sends no CORS header on /key, so a tab on another origin without controlKey is refused with an error that says to pin it', async () => {
     const response = await fetch(`${tailnet!.controlURL}/key?v=130`, { headers: { origin: env!.pagesUrl } })
     expect(response.headers.get('access-control-allow-origin')).toBeNull()
-    const page = await openReadyPage(env!, 'e2e/pages/tailnet.html')
+    const page = await openReadyPage(env!, 'e2e/pages/burrow.html')
     try {
       const authKey = await tailnet!.createAuthKey()
       const { controlKey: _pinned, ...unpinned } = joinOptions()
-      const result = await page.evaluate((options) => window.tailnetE2E.start(options), {
+      const result = await page.evaluate((options) => window.burrowNodeE2E.start(options), {
         ...unpinned,
         control: 'tailnet' as const,
         authKey,
@@ -72,7 +72,7 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
 
   it('the tab joins with a pre-auth key: `tailscale status --json` shows it online, and its peers() list alpha by MagicDNS name', async () => {
     const authKey = await tailnet!.createAuthKey()
-    const result = await tab.evaluate((options) => window.tailnetE2E.start(options), { ...joinOptions(), authKey, hostname: 'tab', keyName: 'tab' })
+    const result = await tab.evaluate((options) => window.burrowNodeE2E.start(options), { ...joinOptions(), authKey, hostname: 'tab', keyName: 'tab' })
     expect(result).toMatchObject({ ok: true, hostname: 'tab', state: 'online' })
     if (!result.ok) return
     tabNodeKey = result.nodeKey
@@ -83,43 +83,43 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
     })
     expect(seen.DNSName).toBe(`tab.${tailnet!.baseDomain}.`)
     expect(seen.TailscaleIPs).toContain(result.addresses[0])
-    const peers = await tab.evaluate(() => window.tailnetE2E.peers())
+    const peers = await tab.evaluate(() => window.burrowNodeE2E.peers())
     const alphaPeer = peers.find((p) => p.hostname === 'alpha')
     expect(alphaPeer).toMatchObject({ fqdn: `alpha.${tailnet!.baseDomain}`, addresses: [await alpha.ipv4(), expect.any(String)] })
   })
 
   it('the tab fetch()es 20 MB from an HTTP server behind tailscaled by MagicDNS name over DERP, SHA-256 exact', async () => {
-    const result = await tab.evaluate((url) => window.tailnetE2E.fetchDigest(url), `http://alpha.${tailnet!.baseDomain}:8000/blob`)
-    expect(result).toEqual({ status: 200, bytes: FILE_BYTES, sha256: blobSha })
+    const result = await tab.evaluate((url) => window.burrowNodeE2E.fetchDigest(url), `http://alpha.${tailnet!.baseDomain}:8000/blob`)
+    expect(result).toMatchObject({ status: 200, bytes: FILE_BYTES, sha256: blobSha })
   })
 
   it('the tab pings tailscaled (ICMP echo over the tailnet) by short name', async () => {
-    const result = await tab.evaluate(() => window.tailnetE2E.ping('alpha'))
-    expect(result).toMatchObject({ ok: true })
+    const rtt = await tab.evaluate(() => window.burrowNodeE2E.ping('alpha'))
+    expect(rtt).toBeGreaterThanOrEqual(0)
   })
 
   it('the tab started again with the same stored keys (IndexedDB in the worker) rejoins as the same node without an auth key', async () => {
-    await tab.evaluate(() => window.tailnetE2E.close())
+    await tab.evaluate(() => window.burrowNodeE2E.close())
     await tab.reload()
     await tab.waitForFunction(() => document.title === 'ready')
-    const result = await tab.evaluate((options) => window.tailnetE2E.start(options), { ...joinOptions(), control: 'tailnet' as const, hostname: 'tab', keyName: 'tab' })
+    const result = await tab.evaluate((options) => window.burrowNodeE2E.start(options), { ...joinOptions(), control: 'tailnet' as const, hostname: 'tab', keyName: 'tab' })
     expect(result).toMatchObject({ ok: true, nodeKey: tabNodeKey, hostname: 'tab' })
-    expect(await tab.evaluate(() => window.tailnetE2E.authURLs())).toEqual([])
+    expect(await tab.evaluate(() => window.burrowNodeE2E.authURLs())).toEqual([])
     const nodes = await tailnet!.listNodes()
     expect(nodes.filter((n) => (n.given_name ?? n.name) === 'tab')).toHaveLength(1)
   })
 
   it('built with vite, the worker fetches the tailnet client chunk only when the tab joins a tailnet (not for Burrow’s coordination), and the zstd chunk not at all (Headscale sends plain JSON)', async () => {
     const requested: string[] = []
-    const built = await startBuiltPageServer(['e2e/pages/tailnet.html'], { host: tailnet!.namespace.hostAddress, onRequest: (path) => requested.push(path) })
+    const built = await startBuiltPageServer(['e2e/pages/burrow.html'], { host: tailnet!.namespace.hostAddress, onRequest: (path) => requested.push(path) })
     const page = await env!.browser.newPage()
     try {
-      await page.goto(`${built.url}/e2e/pages/tailnet.html`)
+      await page.goto(`${built.url}/e2e/pages/burrow.html`)
       await page.waitForFunction(() => document.title === 'ready')
       const chunks = () => requested.filter((path) => path.endsWith('.js')).map((path) => path.split('/').pop()!)
       // A join of Burrow's own coordination (at a port where nothing listens: it fails) loads the worker, not the tailnet client.
       const burrowJoin = await page.evaluate(
-        (url) => window.tailnetE2E.start({ controlURL: url, control: 'burrow', storage: 'memory', direct: false }),
+        (url) => window.burrowNodeE2E.start({ controlURL: url, control: 'burrow', storage: 'memory', direct: false }),
         `http://${tailnet!.namespace.hostAddress}:9`,
       )
       expect(burrowJoin.ok).toBe(false)
@@ -133,7 +133,7 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
       ).toEqual([])
       // An insecure origin (no --unsafely-treat-insecure-origin-as-secure for it): a memory key store, which needs no secure context.
       const authKey = await tailnet!.createAuthKey()
-      const result = await page.evaluate((options) => window.tailnetE2E.start(options), {
+      const result = await page.evaluate((options) => window.burrowNodeE2E.start(options), {
         ...joinOptions(),
         storage: 'memory' as const,
         authKey,
@@ -147,7 +147,7 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
       ).toHaveLength(1)
       // fzstd's chunk (named after its esm/ folder) is imported only for a zstd map message.
       expect(chunks().filter((name) => name.startsWith('esm-'))).toEqual([])
-      await page.evaluate(() => window.tailnetE2E.close())
+      await page.evaluate(() => window.burrowNodeE2E.close())
     } finally {
       await page.close()
       await built.close()
@@ -155,18 +155,18 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
   })
 
   it('interactive login: a tab without an auth key gets an auth-url event with the AuthURL, `headscale auth register` approves it, and the tab comes up', async () => {
-    const page = await openReadyPage(env!, 'e2e/pages/tailnet.html')
+    const page = await openReadyPage(env!, 'e2e/pages/burrow.html')
     try {
       // Default options otherwise (direct paths on: tailscaled drops the WebRTC signals it does not know, the relay carries the traffic).
       const { direct: _relayOnly, ...defaults } = joinOptions()
-      const started = page.evaluate((options) => window.tailnetE2E.start(options), {
+      const started = page.evaluate((options) => window.burrowNodeE2E.start(options), {
         ...defaults,
         control: 'tailnet' as const,
         hostname: 'interactive',
         keyName: 'interactive',
       })
       const urls = await waitUntil('the tab to be given an AuthURL', async () => {
-        const shown = await page.evaluate(() => window.tailnetE2E.authURLs())
+        const shown = await page.evaluate(() => window.burrowNodeE2E.authURLs())
         return shown.length > 0 ? shown : undefined
       })
       expect(urls).toHaveLength(1)
@@ -180,8 +180,8 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
         return peer?.Online ? peer : undefined
       })
       expect(seen.DNSName).toBe(`interactive.${tailnet!.baseDomain}.`)
-      const pong = await page.evaluate(() => window.tailnetE2E.ping('alpha'))
-      expect(pong).toMatchObject({ ok: true })
+      const rtt = await page.evaluate(() => window.burrowNodeE2E.ping('alpha'))
+      expect(rtt).toBeGreaterThanOrEqual(0)
     } finally {
       await page.close()
     }
