@@ -149,7 +149,7 @@ describe('NodeAgent interactive login', () => {
     expect(result()).toMatchObject({ ok: true, value: { hostname: 'tab' } })
   })
 
-  it('a factory promise that rejects fails the join with its message and leaves nothing running', async () => {
+  it('a factory promise that rejects (a chunk that did not load) fails the join with its message', async () => {
     const clock = new ManualClock(0)
     const { result } = start(() => Promise.reject(new Error('the tailnet client (a lazily loaded chunk) did not load: offline')), clock)
     await until('the join result', () => result() !== undefined)
