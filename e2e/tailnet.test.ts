@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CAPABILITY_VERSION } from '../src/control/tailnet/capver.ts'
 import { hasGo, Tailnet, type TailscaledNode, waitUntil } from '../test/helpers/tailnet.ts'
 import { startBuiltPageServer } from './helpers/browser.ts'
 import { launchChromiumInNamespace, openReadyPage, type NamespacedBrowser } from './helpers/netns-browser.ts'
@@ -36,7 +37,7 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
     writeFileSync(join(tailnet.dir, 'blob'), blob)
     // Userspace tailscaled forwards its tailnet address's ports to its own 127.0.0.1.
     tailnet.namespace.spawn('python3', ['-m', 'http.server', '8000', '--bind', '127.0.0.1', '--directory', tailnet.dir])
-    controlKey = ((await (await fetch(`${tailnet.controlURL}/key?v=130`)).json()) as { publicKey: string }).publicKey
+    controlKey = ((await (await fetch(`${tailnet.controlURL}/key?v=${CAPABILITY_VERSION}`)).json()) as { publicKey: string }).publicKey
     env = await launchChromiumInNamespace({ namespace: tailnet.namespace })
     tab = await openReadyPage(env, 'e2e/pages/burrow.html')
   }, 900_000)
@@ -47,7 +48,7 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
   })
 
   it('Headscale sends no CORS header on /key, so a tab on another origin without controlKey is refused with an error that says to pin it', async () => {
-    const response = await fetch(`${tailnet!.controlURL}/key?v=130`, { headers: { origin: env!.pagesUrl } })
+    const response = await fetch(`${tailnet!.controlURL}/key?v=${CAPABILITY_VERSION}`, { headers: { origin: env!.pagesUrl } })
     expect(response.headers.get('access-control-allow-origin')).toBeNull()
     const page = await openReadyPage(env!, 'e2e/pages/burrow.html')
     try {
