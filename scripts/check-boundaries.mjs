@@ -204,7 +204,7 @@ export const LAYERS = [
   },
   {
     layer: 'api',
-    paths: ['src/index.ts', 'src/burrow.ts', 'src/burrow-options.ts', 'src/burrow-stack.ts'],
+    paths: ['src/index.ts', 'src/burrow.ts', 'src/burrow-options.ts', 'src/burrow-options.test.ts', 'src/burrow-stack.ts'],
     kind: 'entry',
     runs: 'both',
     may: [

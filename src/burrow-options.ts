@@ -57,6 +57,13 @@ export interface BurrowStartOptions {
    * DERP servers have no TLS.
    */
   derpOverHTTP?: boolean
+  /**
+   * Tailnet only, without an `authKey`: control asks a person to log in. Called with the AuthURL
+   * (Headscale: `{server_url}/register/<id>`) to show them; `Burrow.start` resolves once they
+   * approve (there is no deadline while it waits). The node also dispatches each one as an
+   * `auth-url` event (`BurrowAuthURLEvent`), e.g. when control asks again later.
+   */
+  onAuthURL?: (url: string) => void
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
 }
@@ -112,6 +119,7 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
   if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
   if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
   const capture = parseCapture(options.capture)
+  if (options.onAuthURL !== undefined && typeof options.onAuthURL !== 'function') throw new BurrowError('bad-options', 'onAuthURL must be a function (url) => void')
   if (options.control !== undefined && options.control !== 'burrow' && options.control !== 'tailnet')
     throw new BurrowError('bad-options', `control must be "burrow" or "tailnet", got ${JSON.stringify(options.control)}`)
   const control = options.control ?? (/^(hskey|tskey)-/.test(options.authKey ?? '') ? 'tailnet' : 'burrow')

@@ -23,6 +23,8 @@ export { DEFAULT_OVERLAY_MTU, MAX_OVERLAY_MTU, type BurrowIceServer, type Burrow
 export interface BurrowPeer {
   nodeKey: string
   hostname: string
+  /** The peer's MagicDNS name (`alpha.tailnet.example`, lower case, no trailing dot) on tailnets; `fetch`, `connect` and `ping` take it. */
+  fqdn?: string
   /** [IPv4, IPv6]. */
   addresses: [string, string]
   online: boolean
@@ -77,6 +79,13 @@ export class BurrowPathEvent extends Event {
 export class BurrowStateEvent extends Event {
   constructor(readonly state: NodeState) {
     super('state')
+  }
+}
+
+/** Dispatched as `auth-url` when a tailnet's control server asks a person to approve this node (interactive login). */
+export class BurrowAuthURLEvent extends Event {
+  constructor(readonly url: string) {
+    super('auth-url')
   }
 }
 
@@ -162,6 +171,15 @@ export class BurrowNode extends EventTarget {
   /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
   protected async init(options: BurrowStartOptions, defaults: StartDefaults): Promise<void> {
     const { join, mtu, capture } = parseStartOptions(options, defaults)
+    const onAuthURL = options.onAuthURL
+    if (onAuthURL)
+      this.addEventListener('auth-url', (event) => {
+        try {
+          onAuthURL((event as BurrowAuthURLEvent).url)
+        } catch (error) {
+          this.emitError(new BurrowError('bad-options', `onAuthURL threw: ${(error as Error)?.message ?? String(error)}`))
+        }
+      })
     const joined = (await this.call({ op: 'join', options: join })) as JoinResult
     this.nodeKey = joined.nodeKey
     this.hostname = joined.hostname
@@ -202,6 +220,7 @@ export class BurrowNode extends EventTarget {
     return this.workerPeers.map((peer) => ({
       nodeKey: peer.nodeKey,
       hostname: peer.hostname,
+      ...(peer.fqdn ? { fqdn: peer.fqdn } : {}),
       addresses: peer.addresses,
       online: peer.online,
       path: peer.path,
@@ -408,6 +427,9 @@ export class BurrowNode extends EventTarget {
       }
       case 'state':
         this.setState(message.state)
+        break
+      case 'auth-url':
+        this.dispatchEvent(new BurrowAuthURLEvent(message.url))
         break
       case 'error':
         this.emitError(toBurrowError(message.error))

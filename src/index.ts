@@ -6,6 +6,7 @@ import { WebRtcPageAgent } from './underlay/webrtc/page-agent.ts'
 import { NODE_CONTROL_MESSAGE } from './agent/protocol.ts'
 
 export {
+  BurrowAuthURLEvent,
   BurrowError,
   BurrowErrorEvent,
   BurrowPathEvent,

@@ -17,6 +17,7 @@ import { WebRtcPageAgent, type SimplePeerConstructor, type WrtcImplementation } 
 import type { WorkerLike } from './worker/client.ts'
 
 export {
+  BurrowAuthURLEvent,
   BurrowError,
   BurrowErrorEvent,
   BurrowPathEvent,

@@ -139,11 +139,18 @@ export async function startPageServer(options: PageServerOptions = {}): Promise<
   }
 }
 
+export interface BuiltPageServerOptions {
+  /** Address to listen on; 127.0.0.1 unless given. */
+  host?: string
+  /** Sees the path of every request the server answers (e.g. to tell which chunks a page fetched). */
+  onRequest?: (path: string) => void
+}
+
 /**
  * Builds `pages` (paths relative to the repository, e.g. `e2e/pages/worker.html`) with `vite build`
  * and no project config — what an app using Vite gets — then serves the output with `vite preview`.
  */
-export async function startBuiltPageServer(pages: string[]): Promise<PageServer> {
+export async function startBuiltPageServer(pages: string[], options: BuiltPageServerOptions = {}): Promise<PageServer> {
   const outDir = mkdtempSync(join(tmpdir(), 'burrow-vite-build-'))
   try {
     await build({
@@ -154,15 +161,30 @@ export async function startBuiltPageServer(pages: string[]): Promise<PageServer>
       worker: { format: 'es' },
     })
     const port = await freePort()
+    const host = options.host ?? '127.0.0.1'
+    const onRequest = options.onRequest
     const server = await preview({
       configFile: false,
       root: REPO_ROOT,
       logLevel: 'error',
       build: { outDir },
-      preview: { host: '127.0.0.1', port, strictPort: true },
+      preview: { host, port, strictPort: true },
+      plugins: onRequest
+        ? [
+            {
+              name: 'burrow-request-log',
+              configurePreviewServer(preview) {
+                preview.middlewares.use((request, _response, next) => {
+                  onRequest(request.url ?? '')
+                  next()
+                })
+              },
+            },
+          ]
+        : [],
     })
     return {
-      url: `http://127.0.0.1:${port}`,
+      url: `http://${host}:${port}`,
       server,
       async close() {
         try {

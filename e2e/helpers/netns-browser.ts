@@ -54,8 +54,11 @@ function listen(server: Server, host: string): Promise<number> {
   })
 }
 
-/** Creates a namespace, serves the repository on its veth and launches Chromium inside it. */
-export async function launchChromiumInNamespace(options: { args?: string[] } = {}): Promise<NamespacedBrowser> {
+/**
+ * Creates a namespace (or takes `options.namespace`, whose owner removes it; it must have its IPv4
+ * default route via the host already), serves the repository on its veth and launches Chromium inside it.
+ */
+export async function launchChromiumInNamespace(options: { args?: string[]; namespace?: NetworkNamespace } = {}): Promise<NamespacedBrowser> {
   const cleanups: Array<() => Promise<void> | void> = []
   let closed = false
   const close = async (): Promise<void> => {
@@ -70,12 +73,12 @@ export async function launchChromiumInNamespace(options: { args?: string[] } = {
     }
   }
   try {
-    const namespace = await NetworkNamespace.create()
-    cleanups.push(() => namespace.cleanup())
+    const namespace = options.namespace ?? (await NetworkNamespace.create())
+    if (!options.namespace) cleanups.push(() => namespace.cleanup())
     // Without permission to enumerate every interface, Chromium offers host candidates only on the
     // interface of the default route; make that the veth.
-    await namespace.run('ip', ['route', 'add', 'default', 'via', namespace.hostAddress])
-    await namespace.run('ip', ['-6', 'route', 'add', 'default', 'via', namespace.hostAddress6])
+    if (!options.namespace) await namespace.run('ip', ['route', 'add', 'default', 'via', namespace.hostAddress])
+    await namespace.run('ip', ['-6', 'route', 'replace', 'default', 'via', namespace.hostAddress6])
     await waitForSettledAddresses(namespace)
 
     const wrapperDir = mkdtempSync(join(tmpdir(), 'burrow-netns-chromium-'))

@@ -15,6 +15,8 @@ const transfers = new Map<number, Transfer>()
 const states: string[] = []
 /** Every `path` event of the current node, in order, with the page's clock. */
 const pathEvents: Array<{ hostname: string; path: string; rttMs: number | null; at: number }> = []
+/** Every AuthURL a tailnet's control server gave the nodes of this page (onAuthURL), in order. */
+const authURLs: string[] = []
 /** `performance.now()` when the current node's `Burrow.start` was called. */
 let startCalledAt = 0
 const epochNow = (): number => performance.timeOrigin + performance.now()
@@ -52,7 +54,7 @@ const api = {
   async start(options: BurrowStartOptions) {
     try {
       startCalledAt = performance.now()
-      node = await Burrow.start(options)
+      node = await Burrow.start({ ...options, onAuthURL: (url) => authURLs.push(url) })
       const started = node
       started.addEventListener('state', () => states.push(started.state))
       started.addEventListener('path', (event) => {
@@ -66,6 +68,9 @@ const api = {
   },
   states(): string[] {
     return states
+  },
+  authURLs(): string[] {
+    return authURLs
   },
   pathEvents() {
     return pathEvents

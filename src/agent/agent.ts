@@ -37,8 +37,11 @@ import { RelayPool } from './relay-pool.ts'
 /** How long a peer-map change may wait before the peer list goes to the page. */
 const PEER_PUSH_DELAY_MS = 50
 
-/** Makes the control plane for one join; throws when the join's options do not suit it. */
-export type ControlPlaneFor = (options: JoinOptions, params: ControlPlaneParams) => ControlPlane
+/**
+ * Makes the control plane for one join; throws when the join's options do not suit it. It may
+ * answer with a promise, so a browser worker can load a control client (the tailnet's) lazily.
+ */
+export type ControlPlaneFor = (options: JoinOptions, params: ControlPlaneParams) => ControlPlane | Promise<ControlPlane>
 
 export interface NodeAgentEnvironment {
   /** Opens DERP byte streams (the browser's WebSocket in a worker, `ws` in Node). */
@@ -191,9 +194,9 @@ export class NodeAgent {
       // The machine key (a tailnet's ts2021 Noise identity) is kept with the node key; only a tailnet join makes one.
       const machineKeys = options.control === 'tailnet' ? await loadOrCreateKeyPair(store, `${options.keyName}.machine`) : undefined
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
-      let control: ControlPlane
+      let made: ControlPlane | Promise<ControlPlane>
       try {
-        control = this.env.controlPlane(options, {
+        made = this.env.controlPlane(options, {
           keys: { node: nodeKeys, disco: discoKeys, ...(machineKeys ? { machine: machineKeys } : {}) },
           hostname: options.hostname,
           ...(options.authKey ? { authKey: options.authKey } : {}),
@@ -201,6 +204,12 @@ export class NodeAgent {
         })
       } catch (error) {
         throw new DataplaneError('bad-config', (error as Error).message)
+      }
+      // A lazily loaded control client (the factory turns its own option errors into bad-config).
+      const control = made instanceof Promise ? await made : made
+      if (this.left) {
+        control.stop()
+        throw new DataplaneError('stopped', 'the node was closed while starting')
       }
       this.control = control
       this.startDataplane(nodeKeys)
@@ -285,22 +294,32 @@ export class NodeAgent {
         failJoin(new NodeJoinError(error.status === 0 ? `cannot reach the coordination service at ${options.controlURL}: ${error.message}` : error.message, error.status))
       else this.post({ type: 'error', error: errorWithStatus(error) })
     })
+    // Interactive login (tailnets without an auth key): the page shows the URL; a person may take
+    // minutes to approve it, so the join deadline stops counting once control asked for a login.
+    let loginRequested = false
+    control.on('auth-url', (url) => {
+      loginRequested = true
+      timer?.clear()
+      this.post({ type: 'auth-url', url })
+    })
+    let timer: Timer | undefined
     control.start()
     return new Promise<Netmap>((resolve, reject) => {
       const timeoutMs = this.env.joinTimeoutMs ?? 20_000
       const settle = (): void => {
         failJoin = undefined
-        timer.clear()
+        timer?.clear()
       }
       failJoin = (error) => {
         settle()
         reject(error)
       }
-      const timer = this.clock.setTimer(this.clock.now() + timeoutMs, () => {
-        failJoin = undefined
-        const why = lastError ? `: ${lastError.message}` : ''
-        reject(new NodeJoinError(`no answer from the coordination service at ${options.controlURL} within ${timeoutMs / 1000} s${why}`, lastError?.status ?? 0))
-      })
+      if (!loginRequested)
+        timer = this.clock.setTimer(this.clock.now() + timeoutMs, () => {
+          failJoin = undefined
+          const why = lastError ? `: ${lastError.message}` : ''
+          reject(new NodeJoinError(`no answer from the coordination service at ${options.controlURL} within ${timeoutMs / 1000} s${why}`, lastError?.status ?? 0))
+        })
       control.ready().then(
         (netmap) => {
           settle()

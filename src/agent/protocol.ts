@@ -109,5 +109,7 @@ export type NodeWorkerMessage =
   | { type: 'path'; nodeKey: string; path: 'relay' | 'direct'; rttMs: number | null }
   | { type: 'state'; state: NodeState; reason?: string }
   | { type: 'error'; error: SerializedError & { status?: number } }
+  /** Interactive login: control asks a person to open `url` and approve this node (tailnets without an auth key). */
+  | { type: 'auth-url'; url: string }
   /** Time to ping the online peers (the page's stack sends the echoes; the worker keeps time). */
   | { type: 'probe' }
