@@ -179,6 +179,8 @@ export interface TailscaledOptions {
    * path a Burrow node without UDP shares with them.
    */
   derpOnly?: boolean
+  /** Called the moment `tailscale up` returns (the node is registered), before addNode waits for Running. */
+  onUp?: () => void
 }
 
 /** One `tailscaled --tun=userspace-networking` node in the tailnet's namespace. */
@@ -546,6 +548,7 @@ export class Tailnet {
       ['up', `--login-server=${this.controlURL}`, `--authkey=${authKey}`, `--hostname=${options.hostname}`, '--accept-dns=false', ...(options.upArgs ?? [])],
       60_000,
     )
+    options.onUp?.()
     await waitUntil(`tailscaled ${options.hostname} to be Running`, async () => {
       const status = await node.status()
       return status.BackendState === 'Running' && (status.TailscaleIPs?.length ?? 0) > 0
