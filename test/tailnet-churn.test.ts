@@ -50,8 +50,11 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer follows a changing Headsc
     await tailnet?.stop()
   })
 
-  it('the node reports as PreferredDERP the region whose relay it holds: tailscaled sees it homed in lab (900)', async () => {
+  it('the node reports as PreferredDERP the region whose relay it holds: Headscale records 900 and tailscaled sees it homed in lab', async () => {
     expect(new URL(burrow!.relayURL).port).toBe(new URL(tailnet!.derpRegions.find((r) => r.id === DERP_REGION_ID)!.url).port)
+    // Headscale's record (its node store; `headscale nodes list -o json` does not show Hostinfo) …
+    await waitUntil('Headscale to hold PreferredDERP 900 for burrow', async () => (await tailnet!.preferredDERP('burrow')) === DERP_REGION_ID, SETTLE_MS)
+    // … and tailscaled's view of the peer, which is where it sends to it.
     const seen = await waitUntil('alpha to see burrow homed in lab', async () => ((await alpha.peer('burrow'))?.Relay === 'lab' ? true : undefined), SETTLE_MS)
     expect(seen).toBe(true)
   })
@@ -139,9 +142,10 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer follows a changing Headsc
     expect(await burrow!.ping('alpha', { timeout: 20_000 })).toBeGreaterThanOrEqual(0)
   })
 
-  it('when its home region leaves the DERP map the node moves home to burrow relay (901) and re-reports it: tailscaled sees lab2, and traffic flows over burrow relay', async () => {
+  it('when its home region leaves the DERP map the node moves home to burrow relay (901) and re-reports it: Headscale records 901, tailscaled sees lab2, and traffic flows over burrow relay', async () => {
     tailnet!.setDerpRegions([SECOND_DERP_REGION_ID])
     await tailnet!.restartHeadscale()
+    await waitUntil('Headscale to hold PreferredDERP 901 for burrow', async () => (await tailnet!.preferredDERP('burrow')) === SECOND_DERP_REGION_ID, SETTLE_MS)
     await waitUntil('alpha to see burrow homed in lab2', async () => (await alpha.peer('burrow'))?.Relay === 'lab2', SETTLE_MS)
     await waitUntil('alpha homed in lab2 too', async () => JSON.stringify((await alpha.status()).Self).includes('"Relay":"lab2"'), SETTLE_MS)
     // Only burrow relay is left to carry packets: a download through it is byte-exact.

@@ -510,6 +510,21 @@ export class Tailnet {
     return JSON.parse(await this.headscale(['nodes', 'list', '-o', 'json'])) as Array<{ id: number | string; name: string }>
   }
 
+  /**
+   * Headscale's own record of every node, Hostinfo included (`nodes list` leaves Hostinfo out):
+   * its debug endpoint `/debug/nodestore` on the metrics listener, which answers loopback callers
+   * (hscontrol/debug.go, tsweb.AllowDebugAccess). Go field names, as types.Node has no JSON tags.
+   */
+  async nodeStore(): Promise<Array<{ ID: number; GivenName: string; Hostname: string; Hostinfo?: { NetInfo?: { PreferredDERP?: number } } | null }>> {
+    const out = await this.namespace.run('curl', ['-sSf', '--max-time', '20', '-H', 'Accept: application/json', 'http://127.0.0.1:9090/debug/nodestore'], { timeoutMs: 30_000 })
+    return Object.values(JSON.parse(out) as Record<string, { ID: number; GivenName: string; Hostname: string; Hostinfo?: { NetInfo?: { PreferredDERP?: number } } | null }>)
+  }
+
+  /** The PreferredDERP Headscale holds for the node named `name` (given name), or undefined. */
+  async preferredDERP(name: string): Promise<number | undefined> {
+    return (await this.nodeStore()).find((n) => n.GivenName === name)?.Hostinfo?.NetInfo?.PreferredDERP
+  }
+
   /** The tailscaled nodes addNode() started (stopped ones included). */
   get tailscaledNodes(): readonly TailscaledNode[] {
     return this.nodes
