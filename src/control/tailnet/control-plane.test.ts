@@ -29,9 +29,11 @@ interface LiteRequest {
 }
 
 /** Control that authorizes every register, opens map streams with `first`, and queues lite updates until answered. */
-function fakeControl(first: (nodeKey: string) => MapResponse): { dialer: Ts2021Dialer; lites: LiteRequest[]; streams: ServerHttp2Stream[] } {
+function fakeControl(first: (nodeKey: string) => MapResponse): { dialer: Ts2021Dialer; lites: LiteRequest[]; streams: ServerHttp2Stream[]; mapRegions: Array<number | undefined> } {
   const server = createServer()
   const lites: LiteRequest[] = []
+  /** PreferredDERP of each streaming map request. */
+  const mapRegions: Array<number | undefined> = []
   const streams: ServerHttp2Stream[] = []
   server.on('stream', (stream, headers) => {
     const chunks: Buffer[] = []
@@ -43,6 +45,7 @@ function fakeControl(first: (nodeKey: string) => MapResponse): { dialer: Ts2021D
         stream.end(JSON.stringify({ MachineAuthorized: true }))
       } else if (body.Stream) {
         streams.push(stream)
+        mapRegions.push(body.Hostinfo?.NetInfo?.PreferredDERP)
         stream.respond({ ':status': 200 })
         stream.write(frame(first(body.NodeKey)))
       } else {
@@ -86,7 +89,7 @@ function fakeControl(first: (nodeKey: string) => MapResponse): { dialer: Ts2021D
       },
     }
   }
-  return { dialer, lites, streams }
+  return { dialer, lites, streams, mapRegions }
 }
 
 const hex = (n: number) => n.toString(16).padStart(2, '0').repeat(32)
@@ -150,6 +153,18 @@ describe('TailnetControlPlane: home relay → PreferredDERP lite updates', () =>
     p.setHomeRelay(902)
     await new Promise((resolve) => setImmediate(resolve))
     expect(fake.lites).toHaveLength(2)
+  })
+
+  it('a region chosen before the map stream is up rides in its map request; no lite update is sent for it', async () => {
+    const fake = fakeControl((key) => firstMap(key, []))
+    const p = plane(fake.dialer)
+    p.start()
+    p.setHomeRelay(900)
+    await p.ready()
+    expect(fake.mapRegions).toEqual([900])
+    expect(p.reportedHomeRelay).toBe(900)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(fake.lites).toHaveLength(0)
   })
 
   it('a region set back to the one control has while an update is in flight sends no follow-up', async () => {

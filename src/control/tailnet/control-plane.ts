@@ -195,7 +195,11 @@ export class TailnetControlPlane implements ControlPlane {
     for (const rejected of update.rejected) this.emit('error', controlError(new BurrowError('protocol', rejected.message), false))
     const netmap: Netmap = { ...update.netmap, network: TAILNET_NETWORK }
     this.current = netmap
-    if (this.currentState !== 'connected') this.setState('connected')
+    if (this.currentState !== 'connected') {
+      this.setState('connected')
+      // A region set while the stream was down goes now (unless the new stream's request carried it).
+      this.sendLiteUpdate()
+    }
     this.resolveReady(netmap)
     this.emit('netmap', netmap, update.change)
   }
@@ -205,8 +209,8 @@ export class TailnetControlPlane implements ControlPlane {
    * (and tells peers, as their HomeDERP for us) through a "lite" map update — the streaming request
    * is read-only from capver 68 (tailcfg.go; controlclient/direct.go sends Hostinfo changes the same
    * way). One update is in flight at a time; a region that changed meanwhile is sent when it ends,
-   * so control ends up with the latest one. A failed update is retried by the next map stream, whose
-   * request carries the current region.
+   * so control ends up with the latest one. Nothing is sent while the map stream is down, and a
+   * failed update is not retried: the next map stream's request carries the current region.
    */
   setHomeRelay(region: number | null): void {
     if (region === this.homeRegion) return
@@ -220,7 +224,8 @@ export class TailnetControlPlane implements ControlPlane {
   }
 
   private sendLiteUpdate(): void {
-    if (!this.poll || this.currentState === 'stopped' || this.currentState === 'failed' || this.liteInFlight) return
+    // Only on a live stream: while it is down the next map request carries the region anyway.
+    if (!this.poll || this.currentState !== 'connected' || this.liteInFlight) return
     if (this.reportedRegion === this.homeRegion) return
     const region = this.homeRegion
     this.liteInFlight = true
