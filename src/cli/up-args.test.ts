@@ -64,6 +64,17 @@ describe('parseUpArgs', () => {
     expect(config.policy.allowsEveryone).toBe(true)
   })
 
+  it('tailnet flags: --control-key mkey:… and --derp-over-http reach the config; both are off by default', () => {
+    const key = `mkey:${'ab'.repeat(32)}`
+    expect(parseUpArgs(['--control', 'http://hs:8080', '--authkey', 'hskey-auth-x', '--control-key', key, '--derp-over-http'])).toMatchObject({
+      controlKey: key,
+      derpOverHTTP: true,
+    })
+    expect(parseUpArgs(['--control', 'http://hs:8080'])).toMatchObject({ controlKey: undefined, derpOverHTTP: false })
+    expect(() => parseUpArgs(['--control', 'http://hs:8080', '--control-key', 'nodekey:00'])).toThrow('--control-key must be mkey: and 64 hex digits')
+    expect(() => parseUpArgs(['--control', 'http://hs:8080', '--derp-over-http=yes'])).toThrow('--derp-over-http takes no value')
+  })
+
   it('refuses bad usage with messages that name the problem', () => {
     expect(() => parseUpArgs([])).toThrow('--control URL is required')
     expect(() => parseUpArgs(['--control', 'ftp://x'])).toThrow('--control "ftp://x" is not an http(s) or ws(s) URL')

@@ -32,17 +32,22 @@ export interface UpConfig {
   pcapPath: string | undefined
   /** `debug` also logs a one-line summary of every overlay packet. */
   logLevel: LogLevel
+  /** Tailnet only (--control-key): the control server's Noise key, `mkey:<64 hex>`, instead of fetching /key. */
+  controlKey: string | undefined
+  /** Tailnet only (--derp-over-http): dial the tailnet's DERP servers over plain HTTP (test tailnets without TLS). */
+  derpOverHTTP: boolean
 }
 
-const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle', 'pcap', 'log-level'] as const
+const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle', 'pcap', 'log-level', 'control-key'] as const
 const REPEATABLE = new Set(['serve', 'serve-udp', 'allow'])
-const BOOLEAN_FLAGS = ['ephemeral', 'no-direct'] as const
+const BOOLEAN_FLAGS = ['ephemeral', 'no-direct', 'derp-over-http'] as const
 
 export function parseUpArgs(args: string[]): UpConfig {
   const single = new Map<string, string>()
   const repeated = new Map<string, string[]>()
   let ephemeral = false
   let noDirect = false
+  let derpOverHTTP = false
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (burrow up takes only --options)`)
@@ -51,6 +56,7 @@ export function parseUpArgs(args: string[]): UpConfig {
     if ((BOOLEAN_FLAGS as readonly string[]).includes(name)) {
       if (equals >= 0) throw new UsageError(`--${name} takes no value`)
       if (name === 'ephemeral') ephemeral = true
+      else if (name === 'derp-over-http') derpOverHTTP = true
       else noDirect = true
       continue
     }
@@ -88,8 +94,13 @@ export function parseUpArgs(args: string[]): UpConfig {
   }
   const logLevel = (single.get('log-level') ?? 'info') as LogLevel
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
+  const controlKey = single.get('control-key')
+  if (controlKey !== undefined && !/^mkey:[0-9a-fA-F]{64}$/.test(controlKey))
+    throw new UsageError(`--control-key must be mkey: and 64 hex digits (the control server's /key publicKey), got ${JSON.stringify(controlKey)}`)
   return {
     logLevel,
+    controlKey,
+    derpOverHTTP,
     controlURL,
     authKey: single.get('authkey'),
     hostname: single.get('hostname'),

@@ -222,6 +222,8 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         stateDir,
         mtu: OVERLAY_MTU,
         ...(config.noDirect ? { direct: false } : {}),
+        ...(config.controlKey !== undefined ? { controlKey: config.controlKey } : {}),
+        ...(config.derpOverHTTP ? { derpOverHTTP: true } : {}),
         ...(tap && { capture: tap }),
       })
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.

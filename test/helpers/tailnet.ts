@@ -26,6 +26,8 @@ export const hasGo = spawnSync('go', ['version']).status === 0
 
 /** The DERP region the harness's DERP map declares (Headscale serves it to every node). */
 export const DERP_REGION_ID = 900
+/** The region of the optional second DERP server (`TailnetOptions.secondDerp`). */
+export const SECOND_DERP_REGION_ID = 901
 
 const goEnv = (extra: Record<string, string> = {}) => ({ ...process.env, GOTOOLCHAIN: 'local', ...extra })
 
@@ -128,6 +130,11 @@ export interface HeadscalePolicy {
 export interface TailnetOptions {
   /** Which DERP server the tailnet's DERP map points at. */
   derp: 'derper' | 'burrow'
+  /**
+   * A second DERP server as a second region (SECOND_DERP_REGION_ID, code `lab2`), for home-region
+   * tests: the DERP map then lists both regions.
+   */
+  secondDerp?: 'derper' | 'burrow'
   /** An ACL policy file; without one Headscale allows all traffic. */
   policy?: HeadscalePolicy
   /** MagicDNS base domain (default `tail.test`). */
@@ -172,6 +179,8 @@ export interface TailscaledOptions {
    * path a Burrow node without UDP shares with them.
    */
   derpOnly?: boolean
+  /** Called the moment `tailscale up` returns (the node is registered), before addNode waits for Running. */
+  onUp?: () => void
 }
 
 /** One `tailscaled --tun=userspace-networking` node in the tailnet's namespace. */
@@ -256,6 +265,15 @@ export class TailscaledNode {
 /** Ports inside the namespace (it is fresh, so fixed numbers never collide). */
 const HEADSCALE_PORT = 8080
 const DERP_PORT = 3340
+const SECOND_DERP_PORT = 3341
+
+/** One region of the harness's DERP map. */
+interface DerpRegion {
+  id: number
+  code: string
+  port: number
+  kind: 'derper' | 'burrow'
+}
 
 /**
  * A Headscale tailnet in its own network namespace. `start()` brings up the DERP server and
@@ -263,7 +281,9 @@ const DERP_PORT = 3340
  */
 export class Tailnet {
   private headscaleDaemon: Daemon | undefined
-  private derpDaemon: Daemon | undefined
+  private readonly derpDaemons: Daemon[] = []
+  /** The regions the DERP map Headscale serves lists (see setDerpRegions). */
+  private servedRegions: number[] = []
   private readonly nodes: TailscaledNode[] = []
   private nodeCount = 0
   private defaultUserId = 0
@@ -300,7 +320,18 @@ export class Tailnet {
   }
 
   get derpOutput(): string {
-    return this.derpDaemon?.output ?? ''
+    return this.derpDaemons.map((d) => d.output).join('\n')
+  }
+
+  /** Every DERP region the harness runs a server for (the first, and `secondDerp`'s). */
+  get derpRegions(): Array<{ id: number; code: string; url: string; kind: 'derper' | 'burrow' }> {
+    return this.regions().map((r) => ({ id: r.id, code: r.code, url: `http://${this.address}:${r.port}/derp`, kind: r.kind }))
+  }
+
+  private regions(): DerpRegion[] {
+    const regions: DerpRegion[] = [{ id: DERP_REGION_ID, code: 'lab', port: DERP_PORT, kind: this.options.derp }]
+    if (this.options.secondDerp) regions.push({ id: SECOND_DERP_REGION_ID, code: 'lab2', port: SECOND_DERP_PORT, kind: this.options.secondDerp })
+    return regions
   }
 
   static async start(options: TailnetOptions): Promise<Tailnet> {
@@ -322,8 +353,13 @@ export class Tailnet {
   }
 
   private async startDerp(): Promise<void> {
-    const listen = `${this.address}:${DERP_PORT}`
-    if (this.options.derp === 'derper') {
+    for (const region of this.regions()) await this.startDerpServer(region)
+  }
+
+  private async startDerpServer(region: DerpRegion): Promise<void> {
+    const listen = `${this.address}:${region.port}`
+    let derp: Daemon
+    if (region.kind === 'derper') {
       // A port other than 443 and no -certmode manual: derper serves plain HTTP (cmd/derper/derper.go).
       const child = this.namespace.spawn(this.binaries.derper, [
         '-a',
@@ -332,16 +368,16 @@ export class Tailnet {
         '-1',
         '-stun=false',
         '-c',
-        join(this.dir, 'derper.json'),
+        join(this.dir, `derper-${region.id}.json`),
         '-certdir',
-        join(this.dir, 'derper-certs'),
+        join(this.dir, `derper-certs-${region.id}`),
       ])
-      this.derpDaemon = new Daemon('derper', child)
+      derp = new Daemon(`derper ${region.code}`, child)
     } else {
-      const child = this.namespace.spawn(process.execPath, [join(ROOT, 'bin', 'burrow.mjs'), 'relay', '--listen', listen, '--data-dir', join(this.dir, 'relay')])
-      this.derpDaemon = new Daemon('burrow relay', child)
+      const child = this.namespace.spawn(process.execPath, [join(ROOT, 'bin', 'burrow.mjs'), 'relay', '--listen', listen, '--data-dir', join(this.dir, `relay-${region.id}`)])
+      derp = new Daemon(`burrow relay ${region.code}`, child)
     }
-    const derp = this.derpDaemon
+    this.derpDaemons.push(derp)
     await waitUntil(`${derp.name} to answer /derp/probe (${derp.output})`, async () => {
       if (!derp.running) throw new GiveUp(`${derp.name} exited: ${derp.output}`)
       const response = await fetch(`http://${listen}/derp/probe`, { method: 'HEAD' })
@@ -349,28 +385,43 @@ export class Tailnet {
     })
   }
 
-  private writeConfig(): void {
+  /**
+   * Writes the DERP map Headscale serves: every harness region whose id is in `ids` (default:
+   * all). Headscale reads it at start, so a change takes effect with restartHeadscale().
+   */
+  setDerpRegions(ids: number[] = this.regions().map((r) => r.id)): void {
+    this.servedRegions = ids
     // The DERP map in Headscale's YAML form: lower-case tailcfg.DERPMap field names (hscontrol/derp/derp.go
     // unmarshals it into tailcfg.DERPMap). insecurefortests skips TLS verification; with
     // TS_DEBUG_USE_DERP_HTTP=1 tailscaled speaks plain HTTP to derpport anyway.
-    const derpMap = [
-      'regions:',
-      `  ${DERP_REGION_ID}:`,
-      `    regionid: ${DERP_REGION_ID}`,
-      '    regioncode: lab',
-      '    regionname: Lab',
-      '    nodes:',
-      `      - name: ${DERP_REGION_ID}a`,
-      `        regionid: ${DERP_REGION_ID}`,
-      `        hostname: ${this.address}`,
-      `        ipv4: ${this.address}`,
-      '        ipv6: none',
-      '        stunport: -1',
-      `        derpport: ${DERP_PORT}`,
-      '        insecurefortests: true',
-      '',
-    ].join('\n')
-    writeFileSync(join(this.dir, 'derp.yaml'), derpMap)
+    const lines = ['regions:']
+    for (const region of this.regions().filter((r) => ids.includes(r.id))) {
+      lines.push(
+        `  ${region.id}:`,
+        `    regionid: ${region.id}`,
+        `    regioncode: ${region.code}`,
+        `    regionname: ${region.code === 'lab' ? 'Lab' : `Lab ${region.code}`}`,
+        '    nodes:',
+        `      - name: ${region.id}a`,
+        `        regionid: ${region.id}`,
+        `        hostname: ${this.address}`,
+        `        ipv4: ${this.address}`,
+        '        ipv6: none',
+        '        stunport: -1',
+        `        derpport: ${region.port}`,
+        '        insecurefortests: true',
+      )
+    }
+    writeFileSync(join(this.dir, 'derp.yaml'), [...lines, ''].join('\n'))
+  }
+
+  /** The region ids of the DERP map Headscale was last given. */
+  get servedDerpRegions(): number[] {
+    return [...this.servedRegions]
+  }
+
+  private writeConfig(): void {
+    this.setDerpRegions()
     let policyPath = ''
     if (this.options.policy) {
       policyPath = join(this.dir, 'policy.json')
@@ -459,6 +510,31 @@ export class Tailnet {
     return JSON.parse(await this.headscale(['nodes', 'list', '-o', 'json'])) as Array<{ id: number | string; name: string }>
   }
 
+  /**
+   * Headscale's own record of every node, Hostinfo included (`nodes list` leaves Hostinfo out):
+   * its debug endpoint `/debug/nodestore` on the metrics listener, which answers loopback callers
+   * (hscontrol/debug.go, tsweb.AllowDebugAccess). Go field names, as types.Node has no JSON tags.
+   */
+  async nodeStore(): Promise<Array<{ ID: number; GivenName: string; Hostname: string; Hostinfo?: { NetInfo?: { PreferredDERP?: number } } | null }>> {
+    const out = await this.namespace.run('curl', ['-sSf', '--max-time', '20', '-H', 'Accept: application/json', 'http://127.0.0.1:9090/debug/nodestore'], { timeoutMs: 30_000 })
+    return Object.values(JSON.parse(out) as Record<string, { ID: number; GivenName: string; Hostname: string; Hostinfo?: { NetInfo?: { PreferredDERP?: number } } | null }>)
+  }
+
+  /** The PreferredDERP Headscale holds for the node named `name` (given name), or undefined. */
+  async preferredDERP(name: string): Promise<number | undefined> {
+    return (await this.nodeStore()).find((n) => n.GivenName === name)?.Hostinfo?.NetInfo?.PreferredDERP
+  }
+
+  /** The tailscaled nodes addNode() started (stopped ones included). */
+  get tailscaledNodes(): readonly TailscaledNode[] {
+    return this.nodes
+  }
+
+  /** `headscale nodes delete --identifier ID --force`: control forgets the node, every peer's map drops it. */
+  async deleteNode(id: number | string): Promise<void> {
+    await this.headscale(['nodes', 'delete', '--identifier', String(id), '--force'])
+  }
+
   /** Starts a userspace tailscaled, runs `tailscale up` against Headscale and waits until it is Running with an address. */
   async addNode(options: TailscaledOptions): Promise<TailscaledNode> {
     const n = this.nodeCount++
@@ -487,6 +563,7 @@ export class Tailnet {
       ['up', `--login-server=${this.controlURL}`, `--authkey=${authKey}`, `--hostname=${options.hostname}`, '--accept-dns=false', ...(options.upArgs ?? [])],
       60_000,
     )
+    options.onUp?.()
     await waitUntil(`tailscaled ${options.hostname} to be Running`, async () => {
       const status = await node.status()
       return status.BackendState === 'Running' && (status.TailscaleIPs?.length ?? 0) > 0
@@ -498,7 +575,7 @@ export class Tailnet {
   async stop(): Promise<void> {
     for (const node of this.nodes.splice(0)) await node.stop().catch(() => {})
     await this.headscaleDaemon?.stop().catch(() => {})
-    await this.derpDaemon?.stop().catch(() => {})
+    for (const derp of this.derpDaemons) await derp.stop().catch(() => {})
     await this.namespace.cleanup()
     rmSync(this.dir, { recursive: true, force: true })
   }

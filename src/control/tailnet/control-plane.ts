@@ -8,7 +8,7 @@
 // the agent keeps the last netmap until that first message arrives. A home-region change goes to
 // control as a "lite" map update (capver ≥ 68: the streaming request is read-only).
 import { BurrowError } from '../../burrow-errors.ts'
-import { systemClock, type DriverClock } from '../../clock/clock.ts'
+import { DeadlineTimer, wallClock, type DriverClock } from '../../clock/clock.ts'
 import { toHex } from '../../crypto/index.ts'
 import { ControlPlaneError, type ControlPlane, type ControlPlaneEvents, type ControlPlaneParams, type ControlPlaneState, type Netmap } from '../control-plane.ts'
 import { TailnetControlClient, type MapPoll } from './client.ts'
@@ -31,7 +31,10 @@ export interface TailnetControlPlaneOptions extends ControlPlaneParams, TailnetN
   ephemeral?: boolean
   /** `Hostinfo.OS`. */
   os?: string
-  /** What `PeerSeenChange` timestamps are taken from (the transport keeps its own timers). */
+  /**
+   * Epoch time: what `PeerSeenChange` timestamps are taken from and peer key expiry is judged by,
+   * and the expiry timer's clock (default `wallClock`; the transport keeps its own timers).
+   */
   clock?: DriverClock
   /** Only for tests of version refusal. */
   capabilityVersion?: number
@@ -62,13 +65,18 @@ export class TailnetControlPlane implements ControlPlane {
   private poll: MapPoll | undefined
   private started = false
   private homeRegion: number | null = null
+  /** The PreferredDERP control last accepted from us (register, a map request or a lite update). */
+  private reportedRegion: number | null | undefined
+  private liteInFlight = false
+  private readonly expiryTimer: DeadlineTimer
   private readonly readyPromise: Promise<Netmap>
   private resolveReady!: (netmap: Netmap) => void
   private rejectReady!: (error: ControlPlaneError) => void
 
   constructor(private readonly options: TailnetControlPlaneOptions) {
     if (!options.keys.machine) throw new TypeError('a tailnet control plane needs a machine key (keys.machine)')
-    this.clock = options.clock ?? systemClock
+    this.clock = options.clock ?? wallClock
+    this.expiryTimer = new DeadlineTimer(this.clock, () => this.onExpiry())
     this.client = new TailnetControlClient({
       controlURL: options.controlURL,
       machinePrivate: options.keys.machine.privateKey,
@@ -146,8 +154,11 @@ export class TailnetControlPlane implements ControlPlane {
       onMessage: (message) => this.onMessage(message),
       onState: (state, detail) => {
         if (state === 'connecting') {
-          // A new stream is a new map session (its first message is whole).
+          // A new stream is a new map session (its first message is whole); its request carries
+          // the current PreferredDERP, so a lite update in flight for an older one is moot.
           this.session = new TailnetMapSession(this.options)
+          this.expiryTimer.arm(undefined)
+          this.reportedRegion = this.homeRegion
         } else if (state === 'reconnecting') {
           if (detail?.error) this.emit('error', controlError(detail.error, false))
           this.setState('reconnecting', detail?.retryInMs !== undefined ? { retryInMs: detail.retryInMs } : undefined)
@@ -167,22 +178,70 @@ export class TailnetControlPlane implements ControlPlane {
       this.emit('error', controlError(new BurrowError('protocol', (error as Error).message), false))
       return
     }
+    this.expiryTimer.arm(this.session.nextEvent())
     if (!update) return
+    this.publish(update)
+  }
+
+  /** A peer's key expired (no message from control needed: tailscaled judges KeyExpiry itself too). */
+  private onExpiry(): void {
+    if (this.currentState === 'stopped' || this.currentState === 'failed') return
+    const update = this.session.poll(this.clock.now())
+    this.expiryTimer.arm(this.session.nextEvent())
+    if (update) this.publish(update)
+  }
+
+  private publish(update: NonNullable<ReturnType<TailnetMapSession['apply']>>): void {
     for (const rejected of update.rejected) this.emit('error', controlError(new BurrowError('protocol', rejected.message), false))
     const netmap: Netmap = { ...update.netmap, network: TAILNET_NETWORK }
     this.current = netmap
-    if (this.currentState !== 'connected') this.setState('connected')
+    if (this.currentState !== 'connected') {
+      this.setState('connected')
+      // A region set while the stream was down goes now (unless the new stream's request carried it).
+      this.sendLiteUpdate()
+    }
     this.resolveReady(netmap)
     this.emit('netmap', netmap, update.change)
   }
 
+  /**
+   * The agent now holds its home relay in `region`: control learns it as Hostinfo.NetInfo.PreferredDERP
+   * (and tells peers, as their HomeDERP for us) through a "lite" map update — the streaming request
+   * is read-only from capver 68 (tailcfg.go; controlclient/direct.go sends Hostinfo changes the same
+   * way). One update is in flight at a time; a region that changed meanwhile is sent when it ends,
+   * so control ends up with the latest one. Nothing is sent while the map stream is down, and a
+   * failed update is not retried: the next map stream's request carries the current region.
+   */
   setHomeRelay(region: number | null): void {
     if (region === this.homeRegion) return
     this.homeRegion = region
-    if (!this.poll || this.currentState === 'stopped') return
+    this.sendLiteUpdate()
+  }
+
+  /** The region last reported to control (undefined before the first map request). */
+  get reportedHomeRelay(): number | null | undefined {
+    return this.reportedRegion
+  }
+
+  private sendLiteUpdate(): void {
+    // Only on a live stream: while it is down the next map request carries the region anyway.
+    if (!this.poll || this.currentState !== 'connected' || this.liteInFlight) return
+    if (this.reportedRegion === this.homeRegion) return
+    const region = this.homeRegion
+    this.liteInFlight = true
     this.client
       .liteUpdate({ NodeKey: this.nodeKey, DiscoKey: this.discoKey, Hostinfo: this.hostinfo(), Endpoints: [] })
-      .catch((error) => this.emit('error', controlError(error, false)))
+      .then(
+        () => {
+          this.reportedRegion = region
+        },
+        (error) => this.emit('error', controlError(error, false)),
+      )
+      .finally(() => {
+        this.liteInFlight = false
+        // Only after a success: a failure waits for the next map stream (a retry loop here would spin while control is down).
+        if (this.reportedRegion === region) this.sendLiteUpdate()
+      })
   }
 
   async logout(): Promise<void> {
@@ -198,6 +257,7 @@ export class TailnetControlPlane implements ControlPlane {
   stop(): void {
     if (this.currentState === 'stopped') return
     this.poll?.stop()
+    this.expiryTimer.arm(undefined)
     this.client.close()
     this.rejectReady(new ControlPlaneError(0, 'the control plane was stopped', true))
     this.setState('stopped')
@@ -206,6 +266,7 @@ export class TailnetControlPlane implements ControlPlane {
   private fail(error: ControlPlaneError): void {
     if (this.currentState === 'stopped' || this.currentState === 'failed') return
     this.poll?.stop()
+    this.expiryTimer.arm(undefined)
     this.rejectReady(error)
     this.emit('error', error)
     this.setState('failed', { error })

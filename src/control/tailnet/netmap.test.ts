@@ -148,6 +148,47 @@ describe('TailnetMapSession: peers', () => {
     expect(bravo!.lastSeen).toBeNull()
   })
 
+  it('a peer whose KeyExpiry has passed (Headscale after `tailscale logout`) leaves the netmap; the zero time and null never expire', () => {
+    const { session } = started()
+    const T = Date.parse('2026-12-07T12:00:00Z')
+    const result = session.apply(
+      {
+        PeersChanged: [
+          node(2, 'alpha', { KeyExpiry: '2026-12-07T11:59:59Z' }),
+          node(3, 'bravo', { KeyExpiry: '0001-01-01T00:00:00Z' }),
+          node(4, 'charlie', { KeyExpiry: null as unknown as string }),
+        ],
+      },
+      T,
+    )
+    expect(names(session)).toEqual(['bravo', 'charlie'])
+    expect(result!.change).toEqual({ upsert: [nodeKey(4)], remove: [nodeKey(2)], other: false })
+    expect(session.nextEvent()).toBeUndefined()
+  })
+
+  it('a peer flagged Expired by control leaves the netmap whatever its KeyExpiry says', () => {
+    const { session } = started()
+    session.apply({ PeersChanged: [node(3, 'bravo', { Expired: true, KeyExpiry: '2099-01-01T00:00:00Z' })] }, 0)
+    expect(names(session)).toEqual(['alpha'])
+  })
+
+  it('nextEvent is the earliest future KeyExpiry; poll at that instant drops the peer, before it changes nothing', () => {
+    const { session } = started()
+    const T = Date.parse('2026-12-07T12:00:00Z')
+    session.apply({ PeersChanged: [node(2, 'alpha', { KeyExpiry: new Date(T + 60_000).toISOString() }), node(3, 'bravo', { KeyExpiry: new Date(T + 5000).toISOString() })] }, T)
+    expect(names(session)).toEqual(['alpha', 'bravo'])
+    expect(session.nextEvent()).toBe(T + 5000)
+    expect(session.poll(T + 4999)).toBeUndefined()
+    const update = session.poll(T + 5000)
+    expect(update!.change).toEqual({ upsert: [], remove: [nodeKey(3)], other: false })
+    expect(update!.netmap.peers.map((p) => p.name)).toEqual(['alpha'])
+    expect(session.netmap).toBe(update!.netmap)
+    expect(session.nextEvent()).toBe(T + 60_000)
+    // A later key (re-login) brings the peer back.
+    session.apply({ PeersChanged: [node(3, 'bravo', { KeyExpiry: new Date(T + 3_600_000).toISOString() })] }, T + 6000)
+    expect(names(session)).toEqual(['alpha', 'bravo'])
+  })
+
   it('nil AllowedIPs means the Addresses (capver 112); an explicit list (subnet routes) is kept', () => {
     const { session } = started()
     session.apply({ PeersChanged: [node(2, 'alpha', { AllowedIPs: ['100.64.0.2/32', '192.168.1.0/24'] })] }, 0)

@@ -12,6 +12,11 @@
 // - `PacketFilter` (one blob) is chunk "base" of `PacketFilters`; in `PacketFilters` `"*": null`
 //   clears every chunk first and a null chunk deletes it; the rules are the chunks in key order;
 // - `DNSConfig` nil = unchanged, `Domain` "" = unchanged.
+// A peer whose key has expired (`Expired`, or `KeyExpiry` at or before `now`) is left out of the
+// netmap: tailscaled keeps it only as a flagged, unreachable entry with a broken key
+// (ipn/ipnlocal/expiry.go `flagExpiredPeers`) — this is how a `tailscale logout` reaches peers,
+// since Headscale keeps the node and sends it with a past KeyExpiry. The session reports the next
+// future expiry as `nextEvent()`; `poll(now)` then drops the peer.
 // A session is one map stream: a new stream starts a new session (its first message is whole).
 import type { DnsConfig, Netmap, NetmapChange, NetmapPeer, NetmapSelf, PacketFilterRule, RelayMap, RelayRegion } from '../control-plane.ts'
 import { formatAddress, parseAddress } from '../../wire/address.ts'
@@ -50,8 +55,36 @@ export class TailnetMapSession {
   private dnsConfig: MapResponse['DNSConfig']
   private domain = ''
   private current: Netmap | undefined
+  /** The `now` of the last apply/poll (epoch ms): what KeyExpiry is compared with. */
+  private now = 0
 
   constructor(private readonly options: TailnetNetmapOptions = {}) {}
+
+  /**
+   * The next instant (epoch ms) a peer in the map expires, when `poll` must run; undefined when
+   * no peer has a future KeyExpiry (ipn/ipnlocal/expiry.go `nextPeerExpiry`).
+   */
+  nextEvent(): number | undefined {
+    let next: number | undefined
+    for (const node of this.peers.values()) {
+      const expiry = keyExpiry(node)
+      if (expiry !== undefined && expiry > this.now && !node.Expired && (next === undefined || expiry < next)) next = expiry
+    }
+    return next
+  }
+
+  /** Drops the peers whose key expired by `now`; the update is undefined when none did. */
+  poll(now: number): TailnetMapUpdate | undefined {
+    this.now = Math.max(this.now, now)
+    if (!this.self || !this.current) return undefined
+    const previous = this.current
+    const rejected: NetmapError[] = []
+    const netmap = this.build(rejected)
+    const change = diff(previous, netmap, false)
+    if (change.upsert.length === 0 && change.remove.length === 0) return undefined
+    this.current = netmap
+    return { netmap, change, rejected: [] }
+  }
 
   /** The netmap after the last message; undefined until a message carried our own `Node`. */
   get netmap(): Netmap | undefined {
@@ -70,6 +103,7 @@ export class TailnetMapSession {
    */
   apply(message: MapResponse, now: number): TailnetMapUpdate | undefined {
     if (message.KeepAlive && Object.keys(message).length === 1) return undefined
+    this.now = Math.max(this.now, now)
     // Checked before anything is merged: a message with a bad self node changes nothing.
     if (message.Node) this.selfOf(message.Node)
     this.mergePeers(message, now)
@@ -160,7 +194,7 @@ export class TailnetMapSession {
     const self = this.self!
     const peers: NetmapPeer[] = []
     for (const node of this.peers.values()) {
-      if (node.Key === self.Key) continue
+      if (node.Key === self.Key || expired(node, this.now)) continue
       try {
         peers.push(this.peerOf(node))
       } catch (error) {
@@ -274,6 +308,21 @@ export function homeRegion(node: Pick<Node, 'HomeDERP' | 'DERP'>): number | null
     if (Number.isInteger(region) && region > 0) return region
   }
   return null
+}
+
+/** KeyExpiry in epoch ms; undefined for "never" (absent, null, or Go's zero time, year 1). */
+function keyExpiry(node: Pick<Node, 'KeyExpiry'>): number | undefined {
+  if (!node.KeyExpiry) return undefined
+  const at = Date.parse(node.KeyExpiry)
+  // Go's zero time.Time marshals as 0001-01-01T00:00:00Z: the node never expires.
+  return Number.isFinite(at) && at > 0 ? at : undefined
+}
+
+/** Expired by control's flag, or by its KeyExpiry at `now` (ipn/ipnlocal/expiry.go: `!KeyExpiry.After(now)`). */
+function expired(node: Node, now: number): boolean {
+  if (node.Expired) return true
+  const at = keyExpiry(node)
+  return at !== undefined && at <= now
 }
 
 /** The MagicDNS FQDN without its trailing dot. */
