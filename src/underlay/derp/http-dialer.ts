@@ -13,6 +13,9 @@ export function httpUpgradeDialer(): DerpDialer {
     }
     if (!['http:', 'https:', 'ws:', 'wss:'].includes(parsed.protocol)) throw new DerpUrlError(`relay URL must be http(s), got ${parsed.protocol}`)
     const path = parsed.pathname === '/' || parsed.pathname === '' ? '/derp' : parsed.pathname
-    return dialHttpUpgrade({ url: parsed, method: 'GET', path, protocol: 'DERP', serverName: 'relay' }, { onOpen: () => handlers.onOpen(), onData: (bytes) => handlers.onData(bytes), onClose: (reason) => handlers.onClose(reason) })
+    return dialHttpUpgrade(
+      { url: parsed, method: 'GET', path, protocol: 'DERP', serverName: 'relay' },
+      { onOpen: () => handlers.onOpen(), onData: (bytes) => handlers.onData(bytes), onClose: (reason) => handlers.onClose(reason) },
+    )
   }
 }
