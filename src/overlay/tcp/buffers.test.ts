@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { patternBytes } from '../testing/pair.ts'
 import { ReceiveBuffer } from './receive-buffer.ts'
@@ -73,5 +74,44 @@ describe('ReceiveBuffer', () => {
     for (let at = 0; at < 900_000; at += 2 * 1368) buffer.insert(at, data.subarray(at, at + 1368))
     expect(buffer.end).toBe(900_000)
     expect(Buffer.compare(buffer.read()!, data)).toBe(0)
+  })
+
+  it('delivers exactly the stream, in order, whatever the order, overlap and duplication of segments and the sizes of reads', () => {
+    const data = patternBytes(20_000)
+    const segment = fc.record({ start: fc.nat(19_999), length: fc.integer({ min: 1, max: 3000 }) })
+    fc.assert(
+      fc.property(fc.array(segment, { maxLength: 40 }), fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 20 }), fc.nat(), (segments, reads, capacitySeed) => {
+        const capacity = 4096 + (capacitySeed % 20_000)
+        const buffer = new ReceiveBuffer(capacity)
+        const out: Uint8Array[] = []
+        let delivered = 0
+        let r = 0
+        const drain = (): void => {
+          const chunk = buffer.read(reads[r++ % reads.length])
+          if (chunk) {
+            out.push(chunk.slice())
+            delivered += chunk.length
+          }
+        }
+        // Then every byte once, in order, so the stream always completes.
+        const all = [...segments, ...Array.from({ length: 20 }, (_, i) => ({ start: i * 1000, length: 1000 }))]
+        for (const { start, length } of all) {
+          const end = Math.min(data.length, start + length)
+          buffer.insert(start, data.subarray(start, end))
+          // Like TCP, the sender retransmits what the window refused once the application has read.
+          while (buffer.end >= start && buffer.end < end) {
+            buffer.insert(buffer.end, data.subarray(buffer.end, end))
+            drain()
+          }
+          expect(buffer.readable + buffer.heldBytes).toBeLessThanOrEqual(capacity)
+          drain()
+        }
+        while (buffer.readable > 0) drain()
+        expect(delivered).toBe(data.length)
+        expect(Buffer.compare(Buffer.concat(out), data)).toBe(0)
+        expect(buffer.hasHeld).toBe(false)
+      }),
+      { numRuns: 300 },
+    )
   })
 })
