@@ -511,6 +511,8 @@ function checkTcpConfig(config: TcpConfig): void {
   }
   range('sendBufferSize', config.sendBufferSize, 4096, 1 << 30)
   range('receiveBufferSize', config.receiveBufferSize, 4096, 1 << 30)
+  range('maxReceiveWindow', config.maxReceiveWindow, 4096, 1 << 30)
+  range('maxSendBuffer', config.maxSendBuffer, 4096, 1 << 30)
   range('delayedAckMs', config.delayedAckMs, 0, 500) // RFC 9293 §3.8.6.3: under 0.5 s
   range('timeWaitMs', config.timeWaitMs, 0, 240_000)
   range('synRetries', config.synRetries, 0, 20)

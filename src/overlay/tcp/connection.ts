@@ -154,6 +154,12 @@ export class TcpConnection {
   private readClosed = false
   /** A duplicate segment to report as the first SACK block of the next ACK (D-SACK). */
   private duplicateReport: { start: number; end: number } | undefined
+  /** Receiver-side RTT estimate from echoed timestamps (ms), for window autotuning. */
+  private rcvRtt: number | undefined
+  /** Autotuning measurement: when it started, the bytes read by then, the best per-RTT figure so far. */
+  private rcvSpaceAt: number
+  private rcvSpaceRead = 0
+  private rcvSpace = 0
 
   // Negotiated options.
   private readonly ourMss: number
@@ -209,8 +215,11 @@ export class TcpConnection {
     this.keepAlive = config.keepAlive
     this.passive = passive
     this.lastReceivedAt = now
+    this.rcvSpaceAt = now
+    // The scale is fixed by the SYN (RFC 7323 §2.2), so it must already cover the autotuning cap.
+    const largestWindow = Math.max(config.receiveBufferSize, config.maxReceiveWindow)
     let scale = 0
-    while (scale < MAX_WINDOW_SCALE && config.receiveBufferSize >> scale > 0xffff) scale++
+    while (scale < MAX_WINDOW_SCALE && largestWindow / 2 ** scale > 0xffff) scale++
     this.ourScale = config.windowScaling ? scale : 0
     this.state = passive ? 'SYN_RECEIVED' : 'SYN_SENT'
   }
@@ -623,6 +632,7 @@ export class TcpConnection {
     this.keepAliveProbes = 0
 
     if (ts && segOffset <= this.lastAckSent && ((ts.value - this.tsRecent) | 0) >= 0) this.tsRecent = ts.value >>> 0
+    if (this.timestampsOk && ts && ts.echo !== 0 && payload.length >= this.effectiveMss) this.sampleReceiverRtt((this.tsNow(now) - ts.echo) >>> 0)
 
     // SYN in a synchronized state (RFC 5961 §4).
     if (syn) {
@@ -744,6 +754,13 @@ export class TcpConnection {
         }
       }
       if (recoveryMode !== 'fast') this.cc.onAck(acked, flightBefore, now, this.rtt.srtt, ackOffset, this.sndNxt)
+      // Send-buffer autotuning (as Linux tcp_sndbuf_expand): once the peer offers a window larger
+      // than we can queue, room for two congestion windows, so a long fat path is not limited by
+      // what the application may queue. A peer whose window stays small never grows it.
+      if (this.maxSndWnd > this.sendBuffer.capacity) {
+        const wanted = Math.min(this.config.maxSendBuffer, 2 * this.cc.cwnd, 2 * this.maxSndWnd)
+        if (wanted > this.sendBuffer.capacity) this.sendBuffer.grow(wanted)
+      }
       this.rtoAt = this.sndUna < this.sndNxt ? now + this.rtt.rto : undefined
       // Progress: the tail probe is re-armed from now by the next flush.
       this.tlpEnd = undefined
@@ -834,7 +851,10 @@ export class TcpConnection {
         this.ackNow = true
       }
       if (this.readClosed) while (this.receiveBuffer.read() !== undefined);
-      if (advanced > 0) this.events.readable?.()
+      if (advanced > 0) {
+        this.events.readable?.()
+        this.autotuneReceiveWindow(now)
+      }
     }
     if (fin) this.peerFinOffset = offset + payload.length
     if (this.peerFinOffset !== undefined && !this.finConsumed && this.receiveBuffer.end === this.peerFinOffset) {
@@ -845,6 +865,42 @@ export class TcpConnection {
       else if (this.state === 'FIN_WAIT_2') this.enterTimeWait(now)
       this.events.readable?.()
     }
+  }
+
+  /**
+   * A full-sized segment echoed the timestamp of one of our ACKs: that is one round trip as the
+   * receiver sees it (Linux tcp_rcv_rtt_measure_ts). Smoothed by 1/8, lower samples taken at
+   * once, as in tcp_rcv_rtt_update, so a sender that was briefly idle does not inflate it.
+   */
+  private sampleReceiverRtt(sample: number): void {
+    if (sample >= 0x7fffffff) return
+    const rtt = Math.max(sample, 1)
+    this.rcvRtt = this.rcvRtt === undefined || rtt < this.rcvRtt ? rtt : this.rcvRtt + (rtt - this.rcvRtt) / 8
+  }
+
+  /**
+   * Receive-window autotuning (dynamic right-sizing, as Linux tcp_rcv_space_adjust): once per
+   * RTT, the bytes the application read in that RTT are the path's bandwidth-delay product as
+   * far as this connection can use it; the buffer, and with it the advertised window, grows to
+   * twice that plus 16 segments (room for the sender's slow start) up to `maxReceiveWindow`.
+   * A slow reader reads little per RTT, so its window does not grow. The window never shrinks.
+   */
+  private autotuneReceiveWindow(now: number): void {
+    const rtt = this.rcvRtt ?? this.rtt.srtt
+    if (rtt === undefined || now - this.rcvSpaceAt < rtt) return
+    const read = this.receiveBuffer.consumed - this.rcvSpaceRead
+    this.rcvSpaceAt = now
+    this.rcvSpaceRead = this.receiveBuffer.consumed
+    if (read <= this.rcvSpace) return
+    this.rcvSpace = read
+    // Without window scaling the field cannot say more than 64 KiB, so more buffer would be waste.
+    const cap = Math.min(this.config.maxReceiveWindow, 0xffff * 2 ** this.rcvScale)
+    this.receiveBuffer.grow(Math.min(cap, 2 * read + 16 * this.effectiveMss))
+  }
+
+  /** The largest window the receive buffer may grow to (tests and diagnostics). */
+  get receiveWindowCapacity(): number {
+    return this.receiveBuffer.capacity
   }
 
   private enterTimeWait(now: number): void {

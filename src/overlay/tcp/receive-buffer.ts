@@ -44,6 +44,10 @@ export class ReceiveBuffer {
   get end(): number {
     return this.contiguousEnd
   }
+  /** Bytes the application has read so far. */
+  get consumed(): number {
+    return this.readOffset
+  }
   /** In-order bytes the application has not read. */
   get readable(): number {
     return this.contiguousEnd - this.readOffset
