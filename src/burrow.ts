@@ -161,7 +161,7 @@ export class BurrowNode extends EventTarget {
 
   /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
   protected async init(options: BurrowStartOptions, defaults: StartDefaults): Promise<void> {
-    const { join, mtu, capture } = parseStartOptions(options, defaults)
+    const { join, mtu, capture, tcp } = parseStartOptions(options, defaults)
     const joined = (await this.call({ op: 'join', options: join })) as JoinResult
     this.nodeKey = joined.nodeKey
     this.hostname = joined.hostname
@@ -175,7 +175,7 @@ export class BurrowNode extends EventTarget {
       const memory = (this.packetCapture = new PacketCapture(capture.maxBytes === undefined ? {} : { maxBytes: capture.maxBytes }))
       tap = (packet) => memory.record(packet)
     }
-    const { stack, host } = attachStack(overlay, joined.addresses, mtu, tap)
+    const { stack, host } = attachStack(overlay, joined.addresses, mtu, tap, tcp)
     this.stack = stack
     this.stackHost = host
     this.sockets = new Sockets(host, { resolve: async (name) => this.resolve(name) })
