@@ -23,6 +23,22 @@ describe('SendBuffer', () => {
   })
 })
 
+describe('SendBuffer growth', () => {
+  it('grows to whole bytes when asked for a fractional size (CUBIC windows are fractional) and keeps every byte', () => {
+    const buffer = new SendBuffer(100_000)
+    const data = patternBytes(400_000)
+    expect(buffer.write(data.subarray(0, 100_000))).toBe(100_000)
+    buffer.grow(250_000.73)
+    expect(buffer.capacity).toBe(250_000)
+    expect(buffer.write(data.subarray(100_000))).toBe(150_000)
+    buffer.acknowledge(120_000)
+    expect(buffer.write(data.subarray(250_000))).toBe(120_000)
+    expect(Buffer.compare(buffer.slice(120_000, 250_000), data.subarray(120_000, 370_000))).toBe(0)
+    buffer.grow(1000) // never shrinks
+    expect(buffer.capacity).toBe(250_000)
+  })
+})
+
 describe('ReceiveBuffer', () => {
   it('holds out-of-order data and releases it when the hole fills', () => {
     const buffer = new ReceiveBuffer(1 << 20)

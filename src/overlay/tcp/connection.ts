@@ -776,7 +776,8 @@ export class TcpConnection {
       // than we can queue, room for two congestion windows, so a long fat path is not limited by
       // what the application may queue. A peer whose window stays small never grows it.
       if (this.maxSndWnd > this.sendBuffer.capacity) {
-        const wanted = Math.min(this.config.maxSendBuffer, 2 * this.cc.cwnd, 2 * this.maxSndWnd)
+        // Whole bytes: CUBIC's cwnd is fractional, and the buffer's offsets must stay integers.
+        const wanted = Math.floor(Math.min(this.config.maxSendBuffer, 2 * this.cc.cwnd, 2 * this.maxSndWnd))
         if (wanted > this.sendBuffer.capacity) this.sendBuffer.grow(wanted)
       }
       this.rtoAt = this.sndUna < this.sndNxt ? now + this.rtt.rto : undefined

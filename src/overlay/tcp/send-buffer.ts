@@ -33,9 +33,10 @@ export class SendBuffer {
 
   /** Raises the capacity; it is never lowered under data already queued. */
   grow(capacity: number): void {
-    if (capacity <= this.capacity) return
-    this.capacity = capacity
-    this.ring.raiseMax(capacity)
+    const bytes = Math.floor(capacity)
+    if (bytes <= this.capacity) return
+    this.capacity = bytes
+    this.ring.raiseMax(bytes)
   }
 
   /** Appends as much of `data` as fits and returns how many bytes were taken. */
