@@ -3,6 +3,7 @@
 // payload is padded and encrypted in place inside the outgoing message (a view into a shared slab).
 
 import { aead as sharedAead, TAG_LENGTH, type Aead } from '../crypto/index.ts'
+import { allocateBytes as importedAllocateBytes } from '../wire/index.ts'
 import { MESSAGE_TRANSPORT, TRANSPORT_COUNTER, TRANSPORT_HEADER_LENGTH, TRANSPORT_RECEIVER } from './messages.ts'
 import { REJECT_HIGH, REJECT_LOW, ReplayWindow } from './replay.ts'
 import { REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME } from './timers.ts'
@@ -20,6 +21,7 @@ const REKEY_AFTER = REKEY_AFTER_TIME
 const COUNTER_REJECT_HIGH = REJECT_HIGH
 const COUNTER_REJECT_LOW = REJECT_LOW
 const PADDING = 16
+const allocateBytes = importedAllocateBytes
 const REKEY_HIGH = Number(REKEY_AFTER_MESSAGES >> 32n)
 
 function readU32(bytes: Uint8Array, offset: number): number {
@@ -34,27 +36,6 @@ function writeU32(bytes: Uint8Array, offset: number, value: number): void {
 }
 /** Scratch nonce: 4 zero bytes then the LE u64 counter. Safe to share because sealing is synchronous. */
 const nonce = new Uint8Array(12)
-
-// Transport messages are carved out of shared 64 KiB slabs (as Node's Buffer pool does for
-// small Buffers): a typed array of its own costs a zeroed off-heap allocation and GC
-// bookkeeping per packet, about 4 % of seal + open at 1420 bytes. Each region is handed out
-// once and slabs start zeroed, so the padding needs no fill. Messages above SLAB_MAX get their
-// own buffer; a message kept long keeps at most one slab alive.
-const SLAB_SIZE = 64 * 1024
-const SLAB_MAX = 4096
-let slab = new ArrayBuffer(SLAB_SIZE)
-let slabUsed = 0
-
-function allocateMessage(length: number): Uint8Array {
-  if (length > SLAB_MAX) return new Uint8Array(length)
-  if (slabUsed + length > SLAB_SIZE) {
-    slab = new ArrayBuffer(SLAB_SIZE)
-    slabUsed = 0
-  }
-  const message = new Uint8Array(slab, slabUsed, length)
-  slabUsed += (length + 7) & ~7
-  return message
-}
 
 export type OpenOutcome = 'replayed' | 'decrypt-failed'
 
@@ -102,7 +83,9 @@ export class Session {
   /** Encrypts `packet` (zero-padded to a multiple of 16) into a new transport message. Call canSend first. */
   seal(packet: Uint8Array): Uint8Array {
     const padded = (packet.length + PADDING - 1) & ~(PADDING - 1)
-    const message = allocateMessage(HEADER + padded + TAG)
+    // Small messages are views into a shared zeroed slab (src/wire/slab.ts): no per-packet
+    // off-heap allocation, and the padding is already zero.
+    const message = allocateBytes(HEADER + padded + TAG)
     message[0] = TYPE
     writeU32(message, RECEIVER, this.remoteIndex)
     writeU32(message, COUNTER, this.sendLow)

@@ -1,3 +1,8 @@
+import { allocateBytes as importedAllocateBytes } from '../../wire/index.ts'
+
+// A module-local copy: under tsx/vitest's ESM→CJS interop each use of an import is a getter call.
+const allocateBytes = importedAllocateBytes
+
 /** A received byte range [start, end) by stream offset. */
 export interface Range {
   start: number
@@ -16,7 +21,7 @@ interface Piece {
  * before them fills, bounded by `capacity` bytes past the read position, so out-of-order data
  * is kept up to exactly the window the connection advertises.
  *
- * Bytes are copied once, out of the segment into an owned chunk; `read` hands those chunks (or
+ * Bytes are copied once, out of the segment into an owned chunk (a slab view when small); `read` hands those chunks (or
  * views of them) to the application without a second copy, since a chunk is never written
  * again. Only a read spanning several chunks copies them into one.
  */
@@ -67,7 +72,8 @@ export class ReceiveBuffer {
 
   /** Raises the capacity (never lowers it: a window once offered is not taken back, RFC 9293 §3.8.6.2.2). */
   grow(capacity: number): void {
-    if (capacity > this.capacity) this.capacity = capacity
+    const bytes = Math.floor(capacity)
+    if (bytes > this.capacity) this.capacity = bytes
   }
 
   /**
@@ -80,7 +86,7 @@ export class ReceiveBuffer {
     if (end <= start) return 0
     if (this.held.length === 0 && start === this.contiguousEnd) {
       // The usual in-order segment: one copy, no bookkeeping objects.
-      this.ready.push(data.slice(start - offset, end - offset))
+      this.ready.push(ownedCopy(start === offset && end - offset === data.length ? data : data.subarray(start - offset, end - offset)))
       this.contiguousEnd = end
       this.latest = undefined
       return end - start
@@ -115,7 +121,7 @@ export class ReceiveBuffer {
 
   /** Files an owned copy of `bytes` (not covered by any held range) at `start`. */
   private storePiece(start: number, bytes: Uint8Array): void {
-    const piece = { start, bytes: bytes.slice() }
+    const piece = { start, bytes: ownedCopy(bytes) }
     let i = this.pieces.length
     while (i > 0 && this.pieces[i - 1]!.start > start) i--
     if (i === this.pieces.length) this.pieces.push(piece)
@@ -190,4 +196,11 @@ export class ReceiveBuffer {
     }
     return blocks.slice(0, count)
   }
+}
+
+/** A copy the buffer owns; small ones are views into a shared slab (src/wire/slab.ts). */
+function ownedCopy(bytes: Uint8Array): Uint8Array {
+  const copy = allocateBytes(bytes.length)
+  copy.set(bytes)
+  return copy
 }
