@@ -54,12 +54,13 @@ function backToBack(total: number, carry: (from: 'a' | 'b', packets: Uint8Array[
     a.poll(now)
     b.poll(now)
     let moved = 0
+    // The packets are handed over, as the page's StackHost hands over those from the worker.
     for (const p of carry('a', a.takeOutgoing(), now)) {
-      b.receive(p, now)
+      b.receive(p, now, true)
       moved++
     }
     for (const p of carry('b', b.takeOutgoing(), now)) {
-      a.receive(p, now)
+      a.receive(p, now, true)
       moved++
     }
     if (now - start > 120_000) throw new Error(`stalled after ${received()} of ${total} bytes`)

@@ -45,7 +45,8 @@ export function attachStack(overlay: OverlayPort, addresses: readonly string[], 
         overlay.send(packets)
       }
     : (packets: Uint8Array[]) => overlay.send(packets)
-  const host = new StackHost(stack, { sink, clock: overlayClock(overlay), keepEarlierWake: true })
+  // Packets from the worker arrive in transferred buffers nobody else holds (unpackPackets).
+  const host = new StackHost(stack, { sink, clock: overlayClock(overlay), keepEarlierWake: true, ownsInboundPackets: true })
   overlay.onpackets = tap
     ? (packets) => {
         for (const packet of packets) tap(packet, 'in')

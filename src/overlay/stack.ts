@@ -142,8 +142,13 @@ export class Stack implements TcpHost, UdpHost {
 
   // ---------------------------------------------------------------- sans-IO surface
 
-  /** Processes one inbound IP packet. Malformed or foreign packets are counted and dropped. */
-  receive(packet: Uint8Array, now: number): void {
+  /**
+   * Processes one inbound IP packet. Malformed or foreign packets are counted and dropped.
+   * `owned`: the caller hands the packet over and never touches its bytes again (packets that
+   * arrived in a transferred buffer, or that another stack's `takeOutgoing` gave away), so TCP
+   * keeps views of its payload instead of copying it; otherwise the packet is only read here.
+   */
+  receive(packet: Uint8Array, now: number, owned = false): void {
     this.stats.packetsIn++
     try {
       const ip = parseIp(packet)
@@ -153,7 +158,7 @@ export class Stack implements TcpHost, UdpHost {
       }
       switch (ip.protocol) {
         case PROTO_TCP:
-          this.receiveTcp(ip.src, ip.dst, parseTcp(ip.payload, ip.src, ip.dst), now)
+          this.receiveTcp(ip.src, ip.dst, parseTcp(ip.payload, ip.src, ip.dst), now, owned)
           break
         case PROTO_UDP:
           this.receiveUdp(ip.src, ip.dst, ip.payload, packet, now)
@@ -261,14 +266,14 @@ export class Stack implements TcpHost, UdpHost {
     this.dirty.add(connection)
   }
 
-  private receiveTcp(src: IpAddress, dst: IpAddress, seg: TcpSegment, now: number): void {
+  private receiveTcp(src: IpAddress, dst: IpAddress, seg: TcpSegment, now: number, owned: boolean): void {
     let connection = this.connections.get(dst, seg.dstPort, src, seg.srcPort)
     if (connection && connection.acceptsNewSyn(seg)) {
       this.connections.delete(connection)
       connection = undefined
     }
     if (connection) {
-      connection.receive(seg, now)
+      connection.receive(seg, now, owned)
       this.settle(connection)
       return
     }

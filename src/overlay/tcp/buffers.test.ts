@@ -60,6 +60,21 @@ describe('ReceiveBuffer', () => {
     expect(Buffer.compare(out, data.subarray(0, 8000))).toBe(0)
   })
 
+  it('copies segments it does not own, so the sender may reuse them, and keeps owned ones as views without a copy', () => {
+    const buffer = new ReceiveBuffer(1 << 20)
+    const borrowed = patternBytes(3000, 1)
+    const expected = borrowed.slice()
+    expect(buffer.insert(0, borrowed)).toBe(3000)
+    borrowed.fill(0) // the caller reuses its packet buffer
+    const packet = patternBytes(5000, 2)
+    expect(buffer.insert(3000, packet.subarray(1000), true)).toBe(4000)
+    const first = buffer.read(3000)!
+    expect(Buffer.compare(first, expected)).toBe(0)
+    const second = buffer.read()!
+    expect(second.buffer).toBe(packet.buffer) // a view of the handed-over packet
+    expect(Buffer.compare(second, patternBytes(5000, 2).subarray(1000))).toBe(0)
+  })
+
   it('reports the most recently changed block first (RFC 2018 §4)', () => {
     const buffer = new ReceiveBuffer(1 << 20)
     for (const at of [1000, 3000, 5000, 7000]) buffer.insert(at, new Uint8Array(100))

@@ -172,6 +172,8 @@ export class TcpConnection {
   private readClosed = false
   /** A duplicate segment to report as the first SACK block of the next ACK (D-SACK). */
   private duplicateReport: { start: number; end: number } | undefined
+  /** Whether the segment being received may be kept without a copy (see `receive`). */
+  private payloadOwned = false
   /** Receiver-side RTT estimate from echoed timestamps (ms), for window autotuning. */
   private rcvRtt: number | undefined
   /** Autotuning measurement: when it started, the bytes read by then, the best per-RTT figure so far. */
@@ -507,10 +509,11 @@ export class TcpConnection {
 
   // ---------------------------------------------------------------- input
 
-  /** Processes one segment addressed to this connection. */
-  receive(seg: TcpSegment, now: number): void {
+  /** Processes one segment addressed to this connection; `owned` as in `Stack.receive` (the payload may be kept as is). */
+  receive(seg: TcpSegment, now: number, owned = false): void {
     this.stats.segmentsReceived++
     if (this.state === 'CLOSED') return
+    this.payloadOwned = owned
     if (this.state === 'SYN_SENT') {
       this.receiveInSynSent(seg, now)
       this.flush(now)
@@ -859,7 +862,7 @@ export class TcpConnection {
     if (payload.length > 0) {
       const endBefore = this.receiveBuffer.end
       const heldBefore = this.receiveBuffer.hasHeld
-      const advanced = this.receiveBuffer.insert(offset, payload)
+      const advanced = this.receiveBuffer.insert(offset, payload, this.payloadOwned)
       if (offset === endBefore && !heldBefore && advanced === payload.length) {
         // In order: delayed ACK, at least every second full-sized segment (RFC 5681 §4.2).
         this.unackedBytes += payload.length

@@ -78,15 +78,17 @@ export class ReceiveBuffer {
 
   /**
    * Stores `data` received at `offset`, clipped to what is new and fits. Returns how far the
-   * in-order end advanced (0 for out-of-order or duplicate data).
+   * in-order end advanced (0 for out-of-order or duplicate data). `owned`: nobody writes to
+   * `data` again, so in-order bytes are kept as a view instead of a copy.
    */
-  insert(offset: number, data: Uint8Array): number {
+  insert(offset: number, data: Uint8Array, owned = false): number {
     const start = Math.max(offset, this.contiguousEnd)
     const end = Math.min(offset + data.length, this.limit)
     if (end <= start) return 0
     if (this.held.length === 0 && start === this.contiguousEnd) {
       // The usual in-order segment: one copy, no bookkeeping objects.
-      this.ready.push(ownedCopy(start === offset && end - offset === data.length ? data : data.subarray(start - offset, end - offset)))
+      const bytes = start === offset && end - offset === data.length ? data : data.subarray(start - offset, end - offset)
+      this.ready.push(owned ? bytes : ownedCopy(bytes))
       this.contiguousEnd = end
       this.latest = undefined
       return end - start
