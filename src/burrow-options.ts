@@ -64,6 +64,16 @@ export interface BurrowStartOptions {
    * `auth-url` event (`BurrowAuthURLEvent`), e.g. when control asks again later.
    */
   onAuthURL?: (url: string) => void
+  /**
+   * The userspace TCP's buffer limits. `maxReceiveWindow`: the cap for receive-window
+   * autotuning — each connection starts with a 1 MiB window and grows it with the measured
+   * bandwidth-delay product (twice what the application read in one round trip) up to this.
+   * Default 2 MiB − 32 bytes (what window scale 5 expresses); a long fat path (e.g. 1 Gbit/s
+   * over 100 ms, 12.5 MB in flight) wants 16 MiB or more. `maxSendBuffer`: how far the send
+   * buffer may grow (to two congestion windows) once the peer offers a window larger than it.
+   * Default 4 MiB. Both 4096..2^30 bytes.
+   */
+  tcp?: BurrowTcpOptions
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
 }
@@ -96,13 +106,35 @@ export const DEFAULT_OVERLAY_MTU = 16384
 /** DERP carries packets up to 64 KiB; WireGuard adds 32 bytes and pads to 16. */
 export const MAX_OVERLAY_MTU = 65536 - 48
 
+export interface BurrowTcpOptions {
+  maxReceiveWindow?: number
+  maxSendBuffer?: number
+}
+
+function parseTcpOptions(tcp: BurrowStartOptions['tcp']): BurrowTcpOptions {
+  if (tcp === undefined) return {}
+  if (typeof tcp !== 'object' || tcp === null) throw new BurrowError('bad-options', 'tcp must be an object like { maxReceiveWindow: 16 << 20 }')
+  const out: BurrowTcpOptions = {}
+  for (const name of ['maxReceiveWindow', 'maxSendBuffer'] as const) {
+    const value = tcp[name]
+    if (value === undefined) continue
+    if (!Number.isInteger(value) || value < 4096 || value > 2 ** 30)
+      throw new BurrowError('bad-options', `tcp.${name} must be a whole number of bytes from 4096 to ${2 ** 30}, got ${value}`)
+    out[name] = value
+  }
+  return out
+}
+
 export interface StartDefaults {
   storage: KeyStorage
   stateDir?: string
 }
 
 /** The join request for the agent and the settings the page keeps (the TCP/IP stack's MTU). */
-export function parseStartOptions(options: BurrowStartOptions, defaults: StartDefaults): { join: JoinOptions; mtu: number; capture: CaptureRequest | undefined } {
+export function parseStartOptions(
+  options: BurrowStartOptions,
+  defaults: StartDefaults,
+): { join: JoinOptions; mtu: number; capture: CaptureRequest | undefined; tcp: BurrowTcpOptions } {
   if (typeof options !== 'object' || options === null) throw new BurrowError('bad-options', 'Burrow.start needs an options object')
   if (typeof options.controlURL !== 'string') throw new BurrowError('bad-options', 'controlURL must be the relay URL, e.g. "http://127.0.0.1:8080"')
   try {
@@ -120,6 +152,7 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
   if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
   const capture = parseCapture(options.capture)
   if (options.onAuthURL !== undefined && typeof options.onAuthURL !== 'function') throw new BurrowError('bad-options', 'onAuthURL must be a function (url) => void')
+  const tcp = parseTcpOptions(options.tcp)
   if (options.control !== undefined && options.control !== 'burrow' && options.control !== 'tailnet')
     throw new BurrowError('bad-options', `control must be "burrow" or "tailnet", got ${JSON.stringify(options.control)}`)
   const control = options.control ?? (/^(hskey|tskey)-/.test(options.authKey ?? '') ? 'tailnet' : 'burrow')
@@ -139,5 +172,5 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
     probeIntervalMs,
     ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
   }
-  return { join, mtu, capture }
+  return { join, mtu, capture, tcp }
 }

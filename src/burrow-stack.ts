@@ -3,7 +3,7 @@
 import type { DriverClock } from './clock/clock.ts'
 import { StackHost } from './overlay/host.ts'
 import { Stack } from './overlay/stack.ts'
-import type { PacketTap } from './burrow-options.ts'
+import type { BurrowTcpOptions, PacketTap } from './burrow-options.ts'
 import type { OverlayPort } from './worker/client.ts'
 import { sharedNow } from './worker/protocol.ts'
 
@@ -32,8 +32,8 @@ function overlayClock(overlay: OverlayPort): DriverClock {
 }
 
 /** `tap`, if given, sees every packet both ways (packet capture) before it is handed on. */
-export function attachStack(overlay: OverlayPort, addresses: readonly string[], mtu: number, tap?: PacketTap): { stack: Stack; host: StackHost } {
-  const stack = new Stack({ addresses: [...addresses], mtu })
+export function attachStack(overlay: OverlayPort, addresses: readonly string[], mtu: number, tap?: PacketTap, tcp: BurrowTcpOptions = {}): { stack: Stack; host: StackHost } {
+  const stack = new Stack({ addresses: [...addresses], mtu, tcp })
   // The stack re-requests its deadline after every poll, and while data flows the deadline
   // (a retransmission timer) moves later with each ACK. Keeping an earlier pending wake-up
   // instead of replacing it costs one early poll per timer period and saves a message to the
@@ -45,7 +45,8 @@ export function attachStack(overlay: OverlayPort, addresses: readonly string[], 
         overlay.send(packets)
       }
     : (packets: Uint8Array[]) => overlay.send(packets)
-  const host = new StackHost(stack, { sink, clock: overlayClock(overlay), keepEarlierWake: true })
+  // Packets from the worker arrive in transferred buffers nobody else holds (unpackPackets).
+  const host = new StackHost(stack, { sink, clock: overlayClock(overlay), keepEarlierWake: true, ownsInboundPackets: true })
   overlay.onpackets = tap
     ? (packets) => {
         for (const packet of packets) tap(packet, 'in')

@@ -170,7 +170,7 @@ export class BurrowNode extends EventTarget {
 
   /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
   protected async init(options: BurrowStartOptions, defaults: StartDefaults): Promise<void> {
-    const { join, mtu, capture } = parseStartOptions(options, defaults)
+    const { join, mtu, capture, tcp } = parseStartOptions(options, defaults)
     const onAuthURL = options.onAuthURL
     if (onAuthURL)
       this.addEventListener('auth-url', (event) => {
@@ -193,7 +193,7 @@ export class BurrowNode extends EventTarget {
       const memory = (this.packetCapture = new PacketCapture(capture.maxBytes === undefined ? {} : { maxBytes: capture.maxBytes }))
       tap = (packet) => memory.record(packet)
     }
-    const { stack, host } = attachStack(overlay, joined.addresses, mtu, tap)
+    const { stack, host } = attachStack(overlay, joined.addresses, mtu, tap, tcp)
     this.stack = stack
     this.stackHost = host
     this.sockets = new Sockets(host, { resolve: async (name) => this.resolve(name) })

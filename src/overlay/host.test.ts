@@ -47,4 +47,42 @@ describe('StackHost', () => {
     host.poll()
     expect(clock.requests.at(-1)).toBe(800)
   })
+
+  it.each([
+    [true, 'keeps views of the handed-over packets'],
+    [false, 'copies the payload out of packets it does not own'],
+  ])('ownsInboundPackets %s: the receiving stack %s', async (owns) => {
+    const clock = new RecordingClock()
+    const a = new Stack({ addresses: ['100.64.0.1'] })
+    const b = new Stack({ addresses: ['100.64.0.2'] })
+    const toA: Uint8Array[] = []
+    const toB: Uint8Array[] = []
+    const hostA = new StackHost(a, { clock, sink: (packets) => toB.push(...packets) })
+    const hostB = new StackHost(b, { clock, sink: (packets) => toA.push(...packets), ownsInboundPackets: owns })
+    const listener = b.listen({ port: 80 })
+    const client = a.connect({ address: '100.64.0.2', port: 80 }, clock.now())
+    const carried: Uint8Array[] = []
+    const settle = async (): Promise<void> => {
+      for (let round = 0; round < 20; round++) {
+        hostA.kick()
+        hostB.kick()
+        await flushMicrotasks()
+        if (toA.length === 0 && toB.length === 0) return
+        const forB = toB.splice(0)
+        carried.push(...forB)
+        hostB.receive(forB)
+        hostA.receive(toA.splice(0))
+      }
+    }
+    await settle()
+    client.write(new TextEncoder().encode('hello, owned world'))
+    await settle()
+    const server = listener.accept()!
+    const chunk = server.read()!
+    expect(new TextDecoder().decode(chunk)).toBe('hello, owned world')
+    // (Packets and copies may share a slab's buffer, so compare the bytes' place, not just the buffer.)
+    const inPacket = (packet: Uint8Array): boolean =>
+      packet.buffer === chunk.buffer && chunk.byteOffset >= packet.byteOffset && chunk.byteOffset + chunk.length <= packet.byteOffset + packet.length
+    expect(carried.some(inPacket)).toBe(owns)
+  })
 })

@@ -19,6 +19,11 @@ export interface StackHostOptions {
    * after every poll while data flows and each ACK moves the retransmission deadline later.
    */
   keepEarlierWake?: boolean
+  /**
+   * Inbound packets are handed over for good (they arrive in buffers transferred from the
+   * worker), so the stack may keep views of their payload instead of copying (`Stack.receive`).
+   */
+  ownsInboundPackets?: boolean
 }
 
 /**
@@ -30,6 +35,7 @@ export class StackHost {
   private readonly wake: DeadlineTimer
   private readonly sink: (packets: Uint8Array[]) => void
   private flushQueued = false
+  private readonly ownsInbound: boolean
   /** Number of polls run, for tests and benchmarks that count wake-ups. */
   polls = 0
 
@@ -38,6 +44,7 @@ export class StackHost {
     options: StackHostOptions,
   ) {
     this.sink = options.sink
+    this.ownsInbound = options.ownsInboundPackets === true
     this.clock = options.clock ?? hostClock
     this.wake = new DeadlineTimer(this.clock, () => this.poll(), { keepEarlier: options.keepEarlierWake === true })
   }
@@ -49,8 +56,9 @@ export class StackHost {
   /** Inbound packets from the overlay network. */
   receive(packets: Uint8Array | Uint8Array[]): void {
     const now = this.clock.now()
-    if (packets instanceof Uint8Array) this.stack.receive(packets, now)
-    else for (const p of packets) this.stack.receive(p, now)
+    const owned = this.ownsInbound
+    if (packets instanceof Uint8Array) this.stack.receive(packets, now, owned)
+    else for (const p of packets) this.stack.receive(p, now, owned)
     this.kick()
   }
 

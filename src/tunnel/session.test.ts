@@ -33,6 +33,22 @@ describe('transport session', () => {
     }
   })
 
+  it('gives every sealed message its own bytes: messages kept across many slabs still open to their packets, padding zero', () => {
+    const { initiator, responder } = pair()
+    const kept: Array<{ packet: Uint8Array; message: Uint8Array }> = []
+    for (let i = 0; i < 400; i++) {
+      const length = 20 + ((i * 397) % 5000) // both sides of the slab limit
+      const packet = ipv4Packet(length).map((b, j) => (j < 20 ? b : (i + j) & 0xff))
+      kept.push({ packet, message: initiator.seal(packet) })
+    }
+    for (const { packet, message } of kept) {
+      const opened = responder.open(message) as Uint8Array
+      expect(opened).toBeInstanceOf(Uint8Array)
+      expect(Buffer.compare(opened.subarray(0, packet.length), packet)).toBe(0)
+      expect(opened.subarray(packet.length).every((b) => b === 0)).toBe(true)
+    }
+  })
+
   it('uses nonce = 4 zero bytes ‖ LE u64 counter, and the counter field matches', () => {
     const { initiator } = pair()
     initiator.setSendCounterForTesting(0x0102030405060708n)

@@ -1,8 +1,9 @@
 // One transport session (a "keypair" in wireguard-go terms): send key and counter, receive key
 // and replay window (whitepaper §5.4.6). This is the hot path: one allocation per packet, the
-// payload is padded and encrypted in place inside the outgoing message.
+// payload is padded and encrypted in place inside the outgoing message (a view into a shared slab).
 
 import { aead as sharedAead, TAG_LENGTH, type Aead } from '../crypto/index.ts'
+import { allocateBytes as importedAllocateBytes } from '../wire/index.ts'
 import { MESSAGE_TRANSPORT, TRANSPORT_COUNTER, TRANSPORT_HEADER_LENGTH, TRANSPORT_RECEIVER } from './messages.ts'
 import { REJECT_HIGH, REJECT_LOW, ReplayWindow } from './replay.ts'
 import { REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME } from './timers.ts'
@@ -20,6 +21,7 @@ const REKEY_AFTER = REKEY_AFTER_TIME
 const COUNTER_REJECT_HIGH = REJECT_HIGH
 const COUNTER_REJECT_LOW = REJECT_LOW
 const PADDING = 16
+const allocateBytes = importedAllocateBytes
 const REKEY_HIGH = Number(REKEY_AFTER_MESSAGES >> 32n)
 
 function readU32(bytes: Uint8Array, offset: number): number {
@@ -81,7 +83,9 @@ export class Session {
   /** Encrypts `packet` (zero-padded to a multiple of 16) into a new transport message. Call canSend first. */
   seal(packet: Uint8Array): Uint8Array {
     const padded = (packet.length + PADDING - 1) & ~(PADDING - 1)
-    const message = new Uint8Array(HEADER + padded + TAG)
+    // Small messages are views into a shared zeroed slab (src/wire/slab.ts): no per-packet
+    // off-heap allocation, and the padding is already zero.
+    const message = allocateBytes(HEADER + padded + TAG)
     message[0] = TYPE
     writeU32(message, RECEIVER, this.remoteIndex)
     writeU32(message, COUNTER, this.sendLow)

@@ -59,6 +59,18 @@ describe('Internet checksum (RFC 1071)', () => {
     expect(finishChecksum(checksumWordSum(allOnes, 0, allOnes.length, 0xffff))).toBe(finishChecksum(onesComplementSum(allOnes, 0xffff)))
   })
 
+  it('sums 64 KiB segments by native 32-bit words to the 16-bit reference checksum at every byte alignment', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 65000, maxLength: 65536 }), fc.nat(7), fc.nat(5), (bytes, skew, trim) => {
+        const backing = new Uint8Array(bytes.length + skew)
+        backing.set(bytes, skew)
+        const data = backing.subarray(skew)
+        expect(finishChecksum(checksumWordSum(data, trim, data.length, 0))).toBe(finishChecksum(onesComplementSumOf(data, trim, data.length, 0)))
+      }),
+      { numRuns: 40 },
+    )
+  })
+
   it('never returns more than 16 bits and never loses carries', () => {
     expect(finishChecksum(0)).toBe(0xffff)
     expect(finishChecksum(0xffff)).toBe(0)

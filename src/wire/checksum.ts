@@ -17,30 +17,56 @@ export function onesComplementSumOf(data: Uint8Array, start: number, end: number
 
 /**
  * A sum of `data[start..end)` congruent to `onesComplementSumOf` modulo 0xffff, and zero only
- * when that is, so `finishChecksum` gives the same result for both (2^16 ≡ 1 mod 0xffff, so a
- * 32-bit big-endian word counts as its two 16-bit halves). Reading 32-bit words through a
- * DataView with two accumulators is what makes per-packet checksums cheap; 2^32 per word over
- * at most 16 Ki words per accumulator stays far below 2^53. Internal to src/wire.
+ * when that is, so `finishChecksum` gives the same result for both. Internal to src/wire.
+ *
+ * The word-aligned bulk is read as native 32-bit words (`Uint32Array`, little-endian on every
+ * platform JavaScript runs on) into four accumulators: 2^16 ≡ 1 mod 0xffff, so a 32-bit word
+ * counts as its two 16-bit halves, and RFC 1071 §2(B) (byte-order independence) lets the
+ * little-endian sum stand for the big-endian one once its folded 16 bits are byte-swapped.
+ * Each accumulator adds < 2^32 per word and stays exact in a double far past 64 KiB. An odd
+ * byte alignment falls back to big-endian DataView reads.
  */
 export function checksumWordSum(data: Uint8Array, start: number, end: number, initial: number): number {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
-  let even = 0
-  let odd = 0
   let i = start
-  const end8 = start + ((end - start) & ~7)
-  for (; i < end8; i += 8) {
-    even += view.getUint32(i)
-    odd += view.getUint32(i + 4)
+  let sum = initial
+  let absolute = data.byteOffset + i
+  if ((absolute & 1) === 0 && end - i >= 16) {
+    if ((absolute & 2) !== 0) {
+      sum += (data[i]! << 8) | data[i + 1]!
+      i += 2
+      absolute += 2
+    }
+    const words = (end - i) >>> 2
+    const u32 = new Uint32Array(data.buffer, absolute, words)
+    let a = 0
+    let b = 0
+    let c = 0
+    let d = 0
+    const words4 = words & ~3
+    let w = 0
+    for (; w < words4; w += 4) {
+      a += u32[w]!
+      b += u32[w + 1]!
+      c += u32[w + 2]!
+      d += u32[w + 3]!
+    }
+    for (; w < words; w++) a += u32[w]!
+    let little = a + b + c + d
+    while (little > 0xffff) little = (little % 0x10000) + Math.floor(little / 0x10000)
+    sum += ((little & 0xff) << 8) | (little >>> 8)
+    i += words << 2
+  } else if (end - i >= 8) {
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
+    let even = 0
+    let odd = 0
+    const end8 = i + ((end - i) & ~7)
+    for (; i < end8; i += 8) {
+      even += view.getUint32(i)
+      odd += view.getUint32(i + 4)
+    }
+    sum += even + odd
   }
-  let sum = initial + even + odd
-  if (i + 4 <= end) {
-    sum += view.getUint32(i)
-    i += 4
-  }
-  if (i + 2 <= end) {
-    sum += view.getUint16(i)
-    i += 2
-  }
+  for (; i + 2 <= end; i += 2) sum += (data[i]! << 8) | data[i + 1]!
   if (i < end) sum += data[i]! << 8
   return sum
 }

@@ -24,6 +24,7 @@ export {
 } from './icmp.ts'
 export { FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, MAX_WINDOW_SCALE, type TcpOptions, type TcpSegment, parseTcp, buildTcp } from './tcp.ts'
 export { type IpHeaderFields, buildIpTcp, buildIpUdp } from './ip-packet.ts'
+export { allocateBytes, SLAB_MAX_BYTES } from './slab.ts'
 export { summarizePacket } from './summary.ts'
 export {
   LINKTYPE_RAW,

@@ -9,8 +9,16 @@ export interface KeepAliveConfig {
 export interface TcpConfig {
   /** Bytes the application may queue ahead of the peer's acknowledgements. */
   sendBufferSize: number
-  /** Bytes held for the application, in order or not; the largest window we advertise. */
+  /** Bytes held for the application, in order or not: the window we start with. */
   receiveBufferSize: number
+  /**
+   * Receive-window autotuning cap: the window grows from `receiveBufferSize` with the measured
+   * bandwidth-delay product (twice the bytes the application read in one RTT) up to this many
+   * bytes. Equal to `receiveBufferSize` turns autotuning off.
+   */
+  maxReceiveWindow: number
+  /** The send buffer grows from `sendBufferSize` to twice the congestion window, up to this. */
+  maxSendBuffer: number
   noDelay: boolean
   keepAlive: KeepAliveConfig | undefined
   /** Longest a lone full segment waits for its ACK (RFC 9293 requires < 500 ms, we keep ≤ 200). */
@@ -29,6 +37,10 @@ export interface TcpConfig {
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   sendBufferSize: 1 << 20,
   receiveBufferSize: 1 << 20,
+  // The largest window that window scale 5 can express, the scale a 1 MiB buffer negotiates:
+  // the default SYN stays what it was. Long fat paths want more (e.g. 16 MiB, scale 8).
+  maxReceiveWindow: 0xffff * 32,
+  maxSendBuffer: 4 << 20,
   noDelay: false,
   keepAlive: undefined,
   delayedAckMs: 40,

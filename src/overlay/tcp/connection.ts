@@ -1,4 +1,13 @@
-import { ACK, FIN, PSH, RST, SYN, MAX_WINDOW_SCALE, type TcpOptions, type TcpSegment } from '../../wire/index.ts'
+import {
+  ACK as imported_ACK,
+  FIN as imported_FIN,
+  PSH as imported_PSH,
+  RST as imported_RST,
+  SYN as imported_SYN,
+  MAX_WINDOW_SCALE as imported_MAX_WINDOW_SCALE,
+  type TcpOptions,
+  type TcpSegment,
+} from '../../wire/index.ts'
 import type { IpAddress } from '../../wire/index.ts'
 import type { TcpConfig } from './config.ts'
 import { Cubic, type CubicState } from './congestion.ts'
@@ -7,6 +16,15 @@ import { ReceiveBuffer } from './receive-buffer.ts'
 import { RttEstimator, MAX_RTO_MS } from './rtt.ts'
 import { InFlight } from './in-flight.ts'
 import { SendBuffer } from './send-buffer.ts'
+
+// Module-local copies of the imports the per-packet path calls: under Node's ESM→CJS interop
+// (tsx, vitest) every use of an imported binding is a getter call, ~10 % of a 1420-byte profile.
+const ACK = imported_ACK
+const FIN = imported_FIN
+const PSH = imported_PSH
+const RST = imported_RST
+const SYN = imported_SYN
+const MAX_WINDOW_SCALE = imported_MAX_WINDOW_SCALE
 
 /** Shared by every segment without data: zero bytes, so nothing can write into it. */
 const NO_PAYLOAD = new Uint8Array(0)
@@ -154,6 +172,14 @@ export class TcpConnection {
   private readClosed = false
   /** A duplicate segment to report as the first SACK block of the next ACK (D-SACK). */
   private duplicateReport: { start: number; end: number } | undefined
+  /** Whether the segment being received may be kept without a copy (see `receive`). */
+  private payloadOwned = false
+  /** Receiver-side RTT estimate from echoed timestamps (ms), for window autotuning. */
+  private rcvRtt: number | undefined
+  /** Autotuning measurement: when it started, the bytes read by then, the best per-RTT figure so far. */
+  private rcvSpaceAt: number
+  private rcvSpaceRead = 0
+  private rcvSpace = 0
 
   // Negotiated options.
   private readonly ourMss: number
@@ -209,8 +235,11 @@ export class TcpConnection {
     this.keepAlive = config.keepAlive
     this.passive = passive
     this.lastReceivedAt = now
+    this.rcvSpaceAt = now
+    // The scale is fixed by the SYN (RFC 7323 §2.2), so it must already cover the autotuning cap.
+    const largestWindow = Math.max(config.receiveBufferSize, config.maxReceiveWindow)
     let scale = 0
-    while (scale < MAX_WINDOW_SCALE && config.receiveBufferSize >> scale > 0xffff) scale++
+    while (scale < MAX_WINDOW_SCALE && largestWindow / 2 ** scale > 0xffff) scale++
     this.ourScale = config.windowScaling ? scale : 0
     this.state = passive ? 'SYN_RECEIVED' : 'SYN_SENT'
   }
@@ -480,10 +509,11 @@ export class TcpConnection {
 
   // ---------------------------------------------------------------- input
 
-  /** Processes one segment addressed to this connection. */
-  receive(seg: TcpSegment, now: number): void {
+  /** Processes one segment addressed to this connection; `owned` as in `Stack.receive` (the payload may be kept as is). */
+  receive(seg: TcpSegment, now: number, owned = false): void {
     this.stats.segmentsReceived++
     if (this.state === 'CLOSED') return
+    this.payloadOwned = owned
     if (this.state === 'SYN_SENT') {
       this.receiveInSynSent(seg, now)
       this.flush(now)
@@ -623,6 +653,7 @@ export class TcpConnection {
     this.keepAliveProbes = 0
 
     if (ts && segOffset <= this.lastAckSent && ((ts.value - this.tsRecent) | 0) >= 0) this.tsRecent = ts.value >>> 0
+    if (this.timestampsOk && ts && ts.echo !== 0 && payload.length >= this.effectiveMss) this.sampleReceiverRtt((this.tsNow(now) - ts.echo) >>> 0)
 
     // SYN in a synchronized state (RFC 5961 §4).
     if (syn) {
@@ -744,6 +775,14 @@ export class TcpConnection {
         }
       }
       if (recoveryMode !== 'fast') this.cc.onAck(acked, flightBefore, now, this.rtt.srtt, ackOffset, this.sndNxt)
+      // Send-buffer autotuning (as Linux tcp_sndbuf_expand): once the peer offers a window larger
+      // than we can queue, room for two congestion windows, so a long fat path is not limited by
+      // what the application may queue. A peer whose window stays small never grows it.
+      if (this.maxSndWnd > this.sendBuffer.capacity) {
+        // Whole bytes: CUBIC's cwnd is fractional, and the buffer's offsets must stay integers.
+        const wanted = Math.floor(Math.min(this.config.maxSendBuffer, 2 * this.cc.cwnd, 2 * this.maxSndWnd))
+        if (wanted > this.sendBuffer.capacity) this.sendBuffer.grow(wanted)
+      }
       this.rtoAt = this.sndUna < this.sndNxt ? now + this.rtt.rto : undefined
       // Progress: the tail probe is re-armed from now by the next flush.
       this.tlpEnd = undefined
@@ -823,7 +862,7 @@ export class TcpConnection {
     if (payload.length > 0) {
       const endBefore = this.receiveBuffer.end
       const heldBefore = this.receiveBuffer.hasHeld
-      const advanced = this.receiveBuffer.insert(offset, payload)
+      const advanced = this.receiveBuffer.insert(offset, payload, this.payloadOwned)
       if (offset === endBefore && !heldBefore && advanced === payload.length) {
         // In order: delayed ACK, at least every second full-sized segment (RFC 5681 §4.2).
         this.unackedBytes += payload.length
@@ -834,7 +873,10 @@ export class TcpConnection {
         this.ackNow = true
       }
       if (this.readClosed) while (this.receiveBuffer.read() !== undefined);
-      if (advanced > 0) this.events.readable?.()
+      if (advanced > 0) {
+        this.events.readable?.()
+        this.autotuneReceiveWindow(now)
+      }
     }
     if (fin) this.peerFinOffset = offset + payload.length
     if (this.peerFinOffset !== undefined && !this.finConsumed && this.receiveBuffer.end === this.peerFinOffset) {
@@ -845,6 +887,42 @@ export class TcpConnection {
       else if (this.state === 'FIN_WAIT_2') this.enterTimeWait(now)
       this.events.readable?.()
     }
+  }
+
+  /**
+   * A full-sized segment echoed the timestamp of one of our ACKs: that is one round trip as the
+   * receiver sees it (Linux tcp_rcv_rtt_measure_ts). Smoothed by 1/8, lower samples taken at
+   * once, as in tcp_rcv_rtt_update, so a sender that was briefly idle does not inflate it.
+   */
+  private sampleReceiverRtt(sample: number): void {
+    if (sample >= 0x7fffffff) return
+    const rtt = Math.max(sample, 1)
+    this.rcvRtt = this.rcvRtt === undefined || rtt < this.rcvRtt ? rtt : this.rcvRtt + (rtt - this.rcvRtt) / 8
+  }
+
+  /**
+   * Receive-window autotuning (dynamic right-sizing, as Linux tcp_rcv_space_adjust): once per
+   * RTT, the bytes the application read in that RTT are the path's bandwidth-delay product as
+   * far as this connection can use it; the buffer, and with it the advertised window, grows to
+   * twice that plus 16 segments (room for the sender's slow start) up to `maxReceiveWindow`.
+   * A slow reader reads little per RTT, so its window does not grow. The window never shrinks.
+   */
+  private autotuneReceiveWindow(now: number): void {
+    const rtt = this.rcvRtt ?? this.rtt.srtt
+    if (rtt === undefined || now - this.rcvSpaceAt < rtt) return
+    const read = this.receiveBuffer.consumed - this.rcvSpaceRead
+    this.rcvSpaceAt = now
+    this.rcvSpaceRead = this.receiveBuffer.consumed
+    if (read <= this.rcvSpace) return
+    this.rcvSpace = read
+    // Without window scaling the field cannot say more than 64 KiB, so more buffer would be waste.
+    const cap = Math.min(this.config.maxReceiveWindow, 0xffff * 2 ** this.rcvScale)
+    this.receiveBuffer.grow(Math.min(cap, 2 * read + 16 * this.effectiveMss))
+  }
+
+  /** The largest window the receive buffer may grow to (tests and diagnostics). */
+  get receiveWindowCapacity(): number {
+    return this.receiveBuffer.capacity
   }
 
   private enterTimeWait(now: number): void {

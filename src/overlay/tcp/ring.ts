@@ -5,8 +5,8 @@ export class ByteRing {
   private bytes: Uint8Array
   constructor(
     initialCapacity: number,
-    /** The ring never grows past this. */
-    readonly maxCapacity: number,
+    /** The ring never grows past this (`raiseMax` lifts it). */
+    public maxCapacity: number,
   ) {
     this.bytes = new Uint8Array(Math.min(initialCapacity, maxCapacity))
   }
@@ -31,6 +31,10 @@ export class ByteRing {
       offset += run
     }
     this.bytes = next
+  }
+
+  raiseMax(maxCapacity: number): void {
+    if (maxCapacity > this.maxCapacity) this.maxCapacity = maxCapacity
   }
 
   /** Drops the storage of a ring that holds nothing live; it grows again if written. */

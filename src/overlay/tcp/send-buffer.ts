@@ -11,7 +11,10 @@ export class SendBuffer {
   /** One past the last byte written. */
   private tail = 0
 
-  constructor(readonly capacity: number) {
+  constructor(
+    /** Bytes the application may queue; `grow` raises it (send-buffer autotuning). */
+    public capacity: number,
+  ) {
     this.ring = new ByteRing(Math.min(capacity, 16 * 1024), capacity)
   }
 
@@ -26,6 +29,14 @@ export class SendBuffer {
   }
   get space(): number {
     return this.capacity - this.length
+  }
+
+  /** Raises the capacity; it is never lowered under data already queued. */
+  grow(capacity: number): void {
+    const bytes = Math.floor(capacity)
+    if (bytes <= this.capacity) return
+    this.capacity = bytes
+    this.ring.raiseMax(bytes)
   }
 
   /** Appends as much of `data` as fits and returns how many bytes were taken. */
