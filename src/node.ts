@@ -100,6 +100,7 @@ function launchInProcess(options: BurrowNodeStartOptions): NodeWorkerLink {
         ...(Array.isArray(options.iceServers) ? { iceServers: options.iceServers } : {}),
         wrtc: loaded.wrtc,
         loadSimplePeer: () => Promise.resolve(loaded.SimplePeer),
+        prefetch: true,
       })
       agent.attachWebRtc(webrtc.port2)
     }

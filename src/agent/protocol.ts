@@ -81,6 +81,11 @@ export interface DirectPathInfo {
   failures: number
   /** Datagrams on the datachannel, or null without one. */
   channel: { sent: number; received: number; dropped: number } | null
+  /**
+   * Milliseconds from the moment the peer became known to each step of its first upgrade
+   * (attempt, signalSent, signalReceived, gathered, open, trusted); a step not reached is absent.
+   */
+  phases?: Record<string, number>
 }
 
 export interface DirectDebugInfo {

@@ -102,7 +102,7 @@ class NodePageStandIn {
   }
 }
 
-function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>) {
+function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>, attemptOnPeerKnown = false) {
   const keys = generateKeyPair()
   const disco = generateKeyPair()
   const core = new DataplaneCore({ privateKey: keys.privateKey })
@@ -131,16 +131,17 @@ function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>
     webrtc,
     webrtcUnderlay,
     clock: pathsClock,
+    attemptOnPeerKnown,
     onPathChange: (_peer, path) => changes.push(path),
   })
   return { keys, disco, core, driver, overlay, relayUnderlay, webrtc, webrtcUnderlay, paths, page, changes, pathTimerDelays }
 }
 
-function pair() {
+function pair(attemptOnPeerKnown = false) {
   const clock = new ManualClock(1000)
   const net = relay()
-  const a = node(clock, '10.0.0.1/32', net)
-  const b = node(clock, '10.0.0.2/32', net)
+  const a = node(clock, '10.0.0.1/32', net, attemptOnPeerKnown)
+  const b = node(clock, '10.0.0.2/32', net, attemptOnPeerKnown)
   for (const [me, other, ip] of [
     [a, b, '10.0.0.2/32'],
     [b, a, '10.0.0.1/32'],
@@ -277,6 +278,44 @@ describe('DirectPaths with WebRtcUnderlay', () => {
       expect(a.paths.counters.discoRejected).toBe(2)
       await talk(env, DIRECT_BY)
       expect(a.changes).toEqual(['direct'])
+    } finally {
+      env.close()
+    }
+  })
+
+  it('with attemptOnPeerKnown, a peer goes direct the moment it is set: no traffic, no timer, every phase at the same instant', async () => {
+    const env = pair(true)
+    try {
+      const { clock, a, b } = env
+      // Only the relay's and the channels' asynchronous deliveries run; the manual clock stays at 1000.
+      await settle()
+      for (let i = 0; i < 20 && a.changes.length === 0; i++) await settle()
+      expect(clock.now()).toBe(1000)
+      expect(a.changes).toEqual(['direct'])
+      expect(a.paths.status(b.keys.publicKey)).toMatchObject({ path: 'direct', direct: 'open', active: true })
+      const phases = a.paths.phases(b.keys.publicKey)!
+      expect(phases).toMatchObject({ known: 1000, attempt: 1000, open: 1000, trusted: 1000 })
+      // Which side offers depends on the keys; between them both directions of signalling happened.
+      const both = [phases, b.paths.phases(a.keys.publicKey)!]
+      expect(both.some((p) => p.signalSent === 1000)).toBe(true)
+      expect(both.some((p) => p.signalReceived === 1000)).toBe(true)
+    } finally {
+      env.close()
+    }
+  })
+
+  it('records each upgrade phase once: a retry after the channel died leaves the first times alone', async () => {
+    const env = pair(true)
+    try {
+      const { clock, a, b } = env
+      for (let i = 0; i < 20 && a.changes.length === 0; i++) await settle()
+      const first = a.paths.phases(b.keys.publicKey)!
+      for (const channel of [...a.page.channels, ...b.page.channels]) channel.close()
+      await talk(env, 1000 + 5000)
+      expect(a.changes).toEqual(['direct', 'relay', 'direct'])
+      expect(a.paths.phases(b.keys.publicKey)).toEqual(first)
+      expect(clock.now()).toBe(6000)
+      expect(a.paths.phases(generateKeyPair().publicKey)).toBeUndefined()
     } finally {
       env.close()
     }

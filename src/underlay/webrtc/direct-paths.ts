@@ -32,8 +32,29 @@ export interface DirectPathsOptions {
   activityCheckMs?: number
   /** … and while every peer is idle (default 5 s, the dataplane's idle cap). */
   idleCheckMs?: number
+  /**
+   * Try a direct path as soon as a peer is set, instead of when its traffic counters first move
+   * (read every `idleCheckMs`). Burrow's nodes probe every online peer anyway, so every peer
+   * turns active within seconds; waiting for that only delays the upgrade. Default false.
+   */
+  attemptOnPeerKnown?: boolean
   onPathChange?: (nodeKey: Uint8Array, path: PathKind, rttMs: number | undefined) => void
   reportError?: (error: unknown) => void
+}
+
+/**
+ * When each step of a peer's first path upgrade happened (the clock's ms), for diagnostics and the
+ * `direct` bench: the peer was set, the first attempt started, the first WebRTC signal went out and
+ * came in, the page finished ICE gathering, the channel opened, the first pong trusted it.
+ */
+export interface UpgradePhases {
+  known: number
+  attempt?: number
+  signalSent?: number
+  signalReceived?: number
+  gathered?: number
+  open?: number
+  trusted?: number
 }
 
 export interface DirectPathCounters {
@@ -56,6 +77,12 @@ interface PeerEntry {
   selector: PeerPathSelector
   txPackets: number
   rxPackets: number
+  phases: UpgradePhases
+}
+
+/** Records the first time of a phase; later ones (retries, heartbeats) leave it alone. */
+function mark(phases: UpgradePhases, phase: Exclude<keyof UpgradePhases, 'known'>, now: number): void {
+  phases[phase] ??= now
 }
 
 export class DirectPaths {
@@ -80,10 +107,15 @@ export class DirectPaths {
       const entry = this.peers.get(toHex(peer))
       if (entry) this.sendDisco(peer, entry.relayUnderlay, { type: 'webrtc-signal', signal }, 'signal')
     })
+    webrtc.on('gathered', (peer) => {
+      const entry = this.peers.get(toHex(peer))
+      if (entry) mark(entry.phases, 'gathered', this.clock.now())
+    })
     webrtc.on('open', (peer) =>
       this.withPeer(peer, (entry) => {
         // Route through the WebRTC underlay now; `send` mirrors to the relay until a pong trusts it.
         this.setRoute(entry, options.webrtcUnderlay)
+        mark(entry.phases, 'open', this.clock.now())
         entry.selector.directOpened(this.clock.now())
       }),
     )
@@ -122,9 +154,11 @@ export class DirectPaths {
       selector: new PeerPathSelector(this.options.selector),
       txPackets: 0,
       rxPackets: 0,
+      phases: { known: this.clock.now() },
     }
     this.peers.set(id, entry)
     this.byDisco.set(toHex(discoKey), entry)
+    if (this.options.attemptOnPeerKnown) entry.selector.noteActivity(this.clock.now())
     this.poll()
   }
 
@@ -140,6 +174,12 @@ export class DirectPaths {
 
   status(nodeKey: Uint8Array): PathStatus | undefined {
     return this.peers.get(toHex(nodeKey))?.selector.status(this.clock.now())
+  }
+
+  /** When each phase of the peer's first upgrade happened (a copy), or undefined for an unknown peer. */
+  phases(nodeKey: Uint8Array): UpgradePhases | undefined {
+    const phases = this.peers.get(toHex(nodeKey))?.phases
+    return phases ? { ...phases } : undefined
   }
 
   /** Give every disco datagram the dataplane hands out here (the worker extension's `onDisco`). */
@@ -167,10 +207,14 @@ export class DirectPaths {
         this.sendDisco(entry.nodeKey, disco.underlay, { type: 'pong', txId: message.txId, source: UNSPECIFIED_ADDR_PORT }, 'pong', disco.endpoint)
         break
       case 'pong':
-        if (disco.underlay === this.options.webrtcUnderlay && entry.selector.handlePong(message.txId, now)) this.counters.pongsMatched++
+        if (disco.underlay === this.options.webrtcUnderlay && entry.selector.handlePong(message.txId, now)) {
+          this.counters.pongsMatched++
+          mark(entry.phases, 'trusted', now)
+        }
         break
       case 'webrtc-signal':
         this.counters.signalsReceived++
+        mark(entry.phases, 'signalReceived', now)
         this.options.webrtc.handleSignal(entry.nodeKey, message.signal)
         break
       case 'call-me-maybe':
@@ -201,6 +245,7 @@ export class DirectPaths {
             this.sendDisco(entry.nodeKey, this.options.webrtcUnderlay, { type: 'ping', txId: action.txId, nodeKey: this.ourNodeKey(), padding: 0 }, 'ping')
             break
           case 'connect-direct':
+            mark(entry.phases, 'attempt', now)
             this.options.webrtc.connect(entry.nodeKey)
             break
           case 'abandon-direct':
@@ -290,7 +335,10 @@ export class DirectPaths {
   private sendDisco(nodeKey: Uint8Array, underlay: UnderlayId, message: DiscoMessage, what: 'signal' | 'ping' | 'pong', endpoint: unknown = nodeKey): void {
     const entry = this.peers.get(toHex(nodeKey))
     if (!entry) return
-    if (what === 'signal') this.counters.signalsSent++
+    if (what === 'signal') {
+      this.counters.signalsSent++
+      mark(entry.phases, 'signalSent', this.clock.now())
+    }
     this.sendOn(underlay, endpoint, [this.keyring.seal(entry.discoKey, message)])
   }
 
