@@ -177,8 +177,11 @@ export class WebRtcPageAgent {
       if (this.sessions.get(peer) !== session) return
       const signal = toWireSignal(session.session, data)
       if (signal) this.send({ type: 'signal', peer, signal })
-      // The end-of-candidates marker: gathering is complete (a phase of the path upgrade, for diagnostics).
-      else if (data.type === 'candidate' && !data.candidate?.candidate) this.send({ type: 'gathered', peer, session: session.session })
+    })
+    // Gathering complete is a phase of the path upgrade (diagnostics only: candidates are trickled).
+    const pc = sp._pc as RTCPeerConnection & Partial<Pick<EventTarget, 'addEventListener'>>
+    pc.addEventListener?.('icegatheringstatechange', () => {
+      if (pc.iceGatheringState === 'complete' && this.sessions.get(peer) === session) this.send({ type: 'gathered', peer, session: session.session })
     })
     sp.on('connect', () => {
       if (this.sessions.get(peer) !== session) return
