@@ -507,7 +507,7 @@ export class NodeAgent {
         // while datagrams are still mirrored to the relay); else whatever underlay the route names.
         path: direct ? direct.path : s?.route && !relayUnderlays.has(s.route.underlay) ? 'direct' : 'relay',
         directRttMs: direct?.rttMs ?? null,
-        directCandidates: udp ? null : ((direct as { candidates?: WorkerPeerInfo['directCandidates'] } | undefined)?.candidates ?? null),
+        directCandidates: direct?.candidates ?? null,
         directTransport: direct?.path === 'direct' ? (udp ? 'udp' : 'webrtc') : null,
         directEndpoint: udp?.path === 'direct' ? udp.endpoint : null,
         relayURL: netmap.relayMap.regions.get(relayOf(peer, netmap.relayMap, home))?.nodes[0]?.url ?? '',

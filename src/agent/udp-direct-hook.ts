@@ -2,9 +2,10 @@
 // `node:dgram` and lives in src/node/udp-direct.ts; the agent (which also runs in browsers) only
 // knows this interface, and gets a factory for it from the Node entry (`burrow/node`).
 //
-// A peer is handed to the manager as well as to the WebRTC manager. Once it proves it speaks
-// UDP disco (its CallMeMaybe or a disco ping reached us), the manager `claim`s it: the agent
-// takes it away from WebRTC, and the UDP manager alone moves its route from then on.
+// A peer is handed to the manager as well as to the WebRTC manager. Once a UDP path to it is
+// proven (a pong to one of our probes came back over the socket), the manager `claim`s it: the
+// agent takes it away from WebRTC, and the UDP manager alone moves its route from then on. A peer
+// UDP cannot reach (a browser tab, symmetric NATs) is never claimed and keeps WebRTC (and TURN).
 import type { DiscoDatagram } from '../dataplane/core.ts'
 import type { UnderlayId } from '../dataplane/transport.ts'
 import type { PathKind } from '../underlay/disco/path-selector.ts'
@@ -15,6 +16,8 @@ export interface UdpDirectPath {
   rttMs: number | null
   /** The peer's UDP endpoint in use (`203.0.113.7:41641`), while direct. */
   endpoint: string | null
+  /** While direct, the path in ICE's words: `local` is host or srflx (how the peer saw us), `remote` prflx when only its pings named it. */
+  candidates: { local: string; remote: string } | null
 }
 
 export interface UdpDirect {

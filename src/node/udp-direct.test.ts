@@ -192,7 +192,8 @@ describe('UdpDirectManager', () => {
       expect(b.claims).toEqual([formatNodeKey(a.keys.publicKey)])
       expect(a.manager.debugInfo().endpoints).toEqual(['192.168.1.2:41641', '198.51.100.1:30001'])
       expect(a.manager.peerInfo(formatNodeKey(b.keys.publicKey))).toMatchObject({ claimed: true, direct: 'open', path: 'direct', best: '198.51.100.2:30002' })
-      expect(a.manager.pathOf(formatNodeKey(b.keys.publicKey))).toMatchObject({ path: 'direct', endpoint: '198.51.100.2:30002' })
+      // B saw A at its NAT's address, not its own: a server-reflexive pair.
+      expect(a.manager.pathOf(formatNodeKey(b.keys.publicKey))).toMatchObject({ path: 'direct', endpoint: '198.51.100.2:30002', candidates: { local: 'srflx' } })
       expect(a.manager.counters.stunAnswered).toBe(1)
       expect(a.manager.counters.callMeMaybeReceived).toBeGreaterThanOrEqual(1)
       await talk(env, 4000)

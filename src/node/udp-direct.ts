@@ -33,6 +33,7 @@ import {
   TRANSACTION_ID_LENGTH,
 } from '../server/stun/message.ts'
 import type { UdpDirect, UdpDirectFactory, UdpDirectParams, UdpDirectPath } from '../agent/udp-direct-hook.ts'
+import type { CandidateType } from '../underlay/webrtc/control-protocol.ts'
 
 /** The socket the manager sends and receives on: a UdpUnderlay, or an in-memory one in tests. */
 export type UdpSocketLike = UnderlayTransport<UdpEndpoint> & { readonly port: number }
@@ -72,6 +73,10 @@ interface UdpPeer {
   lastPongAt: number
   probes: Map<string, { endpoint: UdpEndpoint; sentAt: number }>
   claimed: boolean
+  /** Endpoints the peer announced in a CallMeMaybe (the others were learnt from where its pings came from). */
+  announced: Set<string>
+  /** How the peer saw us in the pong that proved the path: our own address (host) or a NAT mapping (srflx). */
+  localType: CandidateType
   lastCallMeMaybeAt: number
   /** Where the core's route for it points now. */
   routed: string
@@ -227,6 +232,8 @@ export class UdpDirectManager implements UdpDirect {
       lastPongAt: -Infinity,
       probes: new Map(),
       claimed: false,
+      announced: new Set(),
+      localType: 'unknown',
       lastCallMeMaybeAt: -Infinity,
       routed: 'relay',
       txPackets: 0,
@@ -254,8 +261,12 @@ export class UdpDirectManager implements UdpDirect {
     const peer = this.peers.get(toHex(parseKey(nodeKey)))
     if (!peer?.claimed) return undefined
     const status = peer.selector.status(this.clock.now())
-    const direct = status.path === 'direct'
-    return { path: status.path, rttMs: direct ? (status.rttMs ?? null) : null, endpoint: direct && peer.best ? formatEndpoint(peer.best) : null }
+    const direct = status.path === 'direct' && peer.best !== undefined
+    if (!direct) return { path: 'relay', rttMs: null, endpoint: null, candidates: null }
+    const endpoint = formatEndpoint(peer.best!)
+    // ICE's words for the pair: our side from the proving pong; the peer's is peer-reflexive when only its pings named it.
+    const remote: CandidateType = peer.announced.has(endpoint) ? 'unknown' : 'prflx'
+    return { path: 'direct', rttMs: status.rttMs ?? null, endpoint, candidates: { local: peer.localType, remote } }
   }
 
   /** Selector state and candidates of one peer (tests, diagnostics). */
@@ -311,15 +322,14 @@ export class UdpDirectManager implements UdpDirect {
     const from = { address: (disco.endpoint as UdpEndpoint).address, port: (disco.endpoint as UdpEndpoint).port }
     switch (message.type) {
       case 'ping':
-        this.claim(peer)
-        this.addCandidate(peer, from)
+        this.addCandidate(peer, from, 'ping')
         this.counters.pongsSent++
         this.sendUdp(peer, from, { type: 'pong', txId: message.txId, source: toAddrPort(from) })
         // Its ping got through, so ours to the same endpoint likely will: try it now.
         if (peer.selector.status(now).direct !== 'open') this.probe(peer, from, now)
         break
       case 'pong':
-        this.onPong(peer, from, message.txId, now)
+        this.onPong(peer, from, message.txId, message.source, now)
         break
       case 'call-me-maybe':
         this.onCallMeMaybe(peer, message.endpoints, now)
@@ -419,22 +429,26 @@ export class UdpDirectManager implements UdpDirect {
 
   private onCallMeMaybe(peer: UdpPeer, endpoints: AddrPort[], now: number): void {
     this.counters.callMeMaybeReceived++
-    this.claim(peer)
     peer.selector.noteActivity(now)
     for (const addr of endpoints) {
       const endpoint = fromAddrPort(addr)
-      if (endpoint && this.addCandidate(peer, endpoint)) this.probe(peer, endpoint, now)
-      else if (endpoint && peer.selector.status(now).direct !== 'open') this.probe(peer, endpoint, now)
+      if (!endpoint) continue
+      const added = this.addCandidate(peer, endpoint, 'call-me-maybe')
+      if (added || peer.selector.status(now).direct !== 'open') this.probe(peer, endpoint, now)
     }
     // Answer with ours so that its pings find a hole in our NAT too (our probes just made one).
     if (now - peer.lastCallMeMaybeAt >= CALL_ME_MAYBE_MIN_INTERVAL_MS) this.sendCallMeMaybe(peer, now)
   }
 
-  private onPong(peer: UdpPeer, from: UdpEndpoint, txId: Uint8Array, now: number): void {
+  private onPong(peer: UdpPeer, from: UdpEndpoint, txId: Uint8Array, source: AddrPort, now: number): void {
     const id = toHex(txId)
     const probe = peer.probes.get(id)
     if (probe) {
       peer.probes.delete(id)
+      // Where the peer saw us: one of our own addresses means no NAT on our side.
+      const seen = fromAddrPort(source)
+      peer.localType = seen && this.localAddresses.includes(seen.address) ? 'host' : 'srflx'
+      // UDP works with this peer: WebRTC leaves it alone from now on.
       this.claim(peer)
       this.counters.pongsMatched++
       peer.lastPongAt = now
@@ -476,8 +490,9 @@ export class UdpDirectManager implements UdpDirect {
     this.options.claim(peer.name)
   }
 
-  private addCandidate(peer: UdpPeer, endpoint: UdpEndpoint): boolean {
+  private addCandidate(peer: UdpPeer, endpoint: UdpEndpoint, how: 'call-me-maybe' | 'ping'): boolean {
     const key = formatEndpoint(endpoint)
+    if (how === 'call-me-maybe') peer.announced.add(key)
     if (peer.candidates.has(key)) return false
     if (peer.candidates.size >= 16) peer.candidates.delete(peer.candidates.keys().next().value!)
     peer.candidates.set(key, { address: endpoint.address, port: endpoint.port })
