@@ -16,7 +16,7 @@ export interface UdpDirectPath {
   rttMs: number | null
   /** The peer's UDP endpoint in use (`203.0.113.7:41641`), while direct. */
   endpoint: string | null
-  /** While direct, the path in ICE's words: `local` is host or srflx (how the peer saw us), `remote` prflx when only its pings named it. */
+  /** While direct, the path in ICE's words: `local` is host or srflx (how the peer saw us); `remote` is unknown (only the peer knows). */
   candidates: { local: string; remote: string } | null
 }
 

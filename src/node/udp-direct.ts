@@ -73,8 +73,6 @@ interface UdpPeer {
   lastPongAt: number
   probes: Map<string, { endpoint: UdpEndpoint; sentAt: number }>
   claimed: boolean
-  /** Endpoints the peer announced in a CallMeMaybe (the others were learnt from where its pings came from). */
-  announced: Set<string>
   /** How the peer saw us in the pong that proved the path: our own address (host) or a NAT mapping (srflx). */
   localType: CandidateType
   lastCallMeMaybeAt: number
@@ -232,7 +230,6 @@ export class UdpDirectManager implements UdpDirect {
       lastPongAt: -Infinity,
       probes: new Map(),
       claimed: false,
-      announced: new Set(),
       localType: 'unknown',
       lastCallMeMaybeAt: -Infinity,
       routed: 'relay',
@@ -264,9 +261,9 @@ export class UdpDirectManager implements UdpDirect {
     const direct = status.path === 'direct' && peer.best !== undefined
     if (!direct) return { path: 'relay', rttMs: null, endpoint: null, candidates: null }
     const endpoint = formatEndpoint(peer.best!)
-    // ICE's words for the pair: our side from the proving pong; the peer's is peer-reflexive when only its pings named it.
-    const remote: CandidateType = peer.announced.has(endpoint) ? 'unknown' : 'prflx'
-    return { path: 'direct', rttMs: status.rttMs ?? null, endpoint, candidates: { local: peer.localType, remote } }
+    // ICE's words for the pair: our side from the proving pong. The peer's side only the peer knows
+    // (CallMeMaybe does not say which of its endpoints are NAT mappings), so it stays unknown.
+    return { path: 'direct', rttMs: status.rttMs ?? null, endpoint, candidates: { local: peer.localType, remote: 'unknown' } }
   }
 
   /** Selector state and candidates of one peer (tests, diagnostics). */
@@ -322,7 +319,7 @@ export class UdpDirectManager implements UdpDirect {
     const from = { address: (disco.endpoint as UdpEndpoint).address, port: (disco.endpoint as UdpEndpoint).port }
     switch (message.type) {
       case 'ping':
-        this.addCandidate(peer, from, 'ping')
+        this.addCandidate(peer, from)
         this.counters.pongsSent++
         this.sendUdp(peer, from, { type: 'pong', txId: message.txId, source: toAddrPort(from) })
         // Its ping got through, so ours to the same endpoint likely will: try it now.
@@ -433,7 +430,7 @@ export class UdpDirectManager implements UdpDirect {
     for (const addr of endpoints) {
       const endpoint = fromAddrPort(addr)
       if (!endpoint) continue
-      const added = this.addCandidate(peer, endpoint, 'call-me-maybe')
+      const added = this.addCandidate(peer, endpoint)
       if (added || peer.selector.status(now).direct !== 'open') this.probe(peer, endpoint, now)
     }
     // Answer with ours so that its pings find a hole in our NAT too (our probes just made one).
@@ -490,9 +487,8 @@ export class UdpDirectManager implements UdpDirect {
     this.options.claim(peer.name)
   }
 
-  private addCandidate(peer: UdpPeer, endpoint: UdpEndpoint, how: 'call-me-maybe' | 'ping'): boolean {
+  private addCandidate(peer: UdpPeer, endpoint: UdpEndpoint): boolean {
     const key = formatEndpoint(endpoint)
-    if (how === 'call-me-maybe') peer.announced.add(key)
     if (peer.candidates.has(key)) return false
     if (peer.candidates.size >= 16) peer.candidates.delete(peer.candidates.keys().next().value!)
     peer.candidates.set(key, { address: endpoint.address, port: endpoint.port })
