@@ -138,7 +138,7 @@ function node(clock: ManualClock, address: string, publicAddress: string, net: R
     onPathChange: (_nodeKey, path) => changes.push(path),
   }))
   manager.setIceServers([{ urls: `stun:${STUN.address}:${STUN.port}` }, { urls: 'turn:203.0.113.1:3479' }])
-  return { keys, disco, core, driver, overlay, relayUnderlay, nat, manager, claims, changes, errors }
+  return { keys, disco, core, driver, overlay, relayUnderlay, nat, manager, claims, changes, errors, late }
 }
 
 function pair() {
@@ -290,6 +290,45 @@ describe('UdpDirectManager', () => {
       await talk(env, 5000)
       expect(a.changes).toEqual(['direct'])
       expect(a.manager.peerInfo(formatNodeKey(b.keys.publicKey))!.candidates).not.toContain('198.51.100.66:1')
+    } finally {
+      env.close()
+    }
+  })
+
+  it('a peer that restarts with the same keys on a new port: its CallMeMaybe without the endpoint in use sends data back to the relay at once, and UDP is proven again', async () => {
+    const env = pair()
+    try {
+      const { net, inet, a, b } = env
+      await talk(env, 4000)
+      expect(a.changes).toEqual(['direct'])
+      // B's process restarts: same node and disco keys, a new socket behind a new NAT port.
+      b.manager.stop()
+      const b2nat = new inet.Nat({ address: '198.51.100.2', port: 30099 })
+      const b2 = new UdpDirectManager({
+        context: { core: b.core, driver: b.driver, reportError: (e) => b.errors.push(e) },
+        discoPrivateKey: b.disco.privateKey,
+        homeRelayUnderlay: b.relayUnderlay,
+        clock: env.clock,
+        socket: b2nat,
+        localAddresses: ['192.168.2.2'],
+        claim: () => {},
+        onPathChange: () => {},
+      })
+      b.late.manager = b2
+      b.driver.withCore((core) => core.setPeerRoute(core.peerByKey(a.keys.publicKey)!, b.relayUnderlay, a.keys.publicKey))
+      ;(b as { manager: UdpDirectManager }).manager = b2
+      b2.setIceServers([{ urls: `stun:${STUN.address}:${STUN.port}` }])
+      const relayedBefore = net.counts.data
+      b2.setPeer(formatNodeKey(a.keys.publicKey), formatNodeKey(a.disco.publicKey), b.relayUnderlay)
+      // Before any pong could time out (the clock has not moved), A has left the dead endpoint.
+      for (let i = 0; i < 10 && !a.changes.includes('relay'); i++) await settle()
+      expect(env.clock.now()).toBe(4000)
+      expect(a.changes).toEqual(['direct', 'relay', 'direct'].slice(0, a.changes.length))
+      expect(a.manager.counters.pathsClosed).toBe(1)
+      await talk(env, 8000)
+      expect(a.changes).toEqual(['direct', 'relay', 'direct'])
+      expect(a.manager.pathOf(formatNodeKey(b.keys.publicKey))).toMatchObject({ path: 'direct', endpoint: '198.51.100.2:30099' })
+      expect(net.counts.data).toBeGreaterThanOrEqual(relayedBefore)
     } finally {
       env.close()
     }

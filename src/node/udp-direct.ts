@@ -427,6 +427,16 @@ export class UdpDirectManager implements UdpDirect {
   private onCallMeMaybe(peer: UdpPeer, endpoints: AddrPort[], now: number): void {
     this.counters.callMeMaybeReceived++
     peer.selector.noteActivity(now)
+    const announced = endpoints.flatMap((addr) => fromAddrPort(addr) ?? [])
+    // The path we use is not among the endpoints the peer has now: it restarted (same keys, a new
+    // socket) or moved. Its old endpoint is dead; back to the relay at once instead of after the
+    // pongs time out, and probe what it announced.
+    if (peer.best && peer.selector.status(now).direct === 'open' && !announced.some((e) => sameEndpoint(e, peer.best!))) {
+      this.counters.pathsClosed++
+      peer.selector.directClosed(now)
+      this.setBest(peer, undefined)
+      this.route(peer, undefined)
+    }
     for (const addr of endpoints) {
       const endpoint = fromAddrPort(addr)
       if (!endpoint) continue
