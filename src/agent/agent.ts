@@ -253,6 +253,8 @@ export class NodeAgent {
       discoPrivateKey,
       homeRelayUnderlay,
       dropSignals,
+      // With plain UDP (Node) WebRTC waits for traffic; see NodeDirectOptions.attemptOnPeerKnown.
+      attemptOnPeerKnown: this.env.udpDirect === undefined,
       onPathChange: (nodeKey, path, rttMs) => {
         this.post({ type: 'path', nodeKey, path, rttMs })
         this.pushPeers()

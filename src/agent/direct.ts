@@ -21,6 +21,13 @@ export interface NodeDirectOptions {
   homeRelayUnderlay: UnderlayId
   /** Test hook: every WebRTC signal that arrives is dropped, so no direct path can be set up. */
   dropSignals?: boolean
+  /**
+   * Start a peer's WebRTC attempt as soon as it is known (default true). Off in Node, where plain
+   * UDP gets the first try: a Node peer proves UDP within a round trip or two and is then taken away
+   * from WebRTC, and one torn down mid-negotiation only costs work. A tab still connects at once: it
+   * offers, or asks us to, and answering never waits.
+   */
+  attemptOnPeerKnown?: boolean
   onPathChange(nodeKey: string, path: PathKind, rttMs: number | null): void
 }
 
@@ -57,7 +64,7 @@ export class NodeDirect {
       idleCheckMs: 1000,
       // The page probes every online peer every couple of seconds, so each one turns active
       // anyway: start its WebRTC attempt when it appears rather than at the first probe.
-      attemptOnPeerKnown: true,
+      attemptOnPeerKnown: options.attemptOnPeerKnown ?? true,
       onPathChange: (nodeKey, path, rttMs) => options.onPathChange(formatNodeKey(nodeKey), path, rttMs ?? null),
     })
   }
