@@ -320,4 +320,60 @@ describe('DirectPaths with WebRtcUnderlay', () => {
       env.close()
     }
   })
+
+  it('keeps a signal from a peer it does not know yet and applies it when the peer is set: the first offer is not lost', async () => {
+    const clock = new ManualClock(1000)
+    const net = relay()
+    const x = node(clock, '10.0.0.1/32', net, true)
+    const y = node(clock, '10.0.0.2/32', net, true)
+    // The offering side (lower node key) learns of its peer first and signals at once.
+    const [first, second] = x.webrtc.offersTo(y.keys.publicKey) ? [x, y] : [y, x]
+    try {
+      for (const [me, other, ip] of [
+        [first, second, second === y ? '10.0.0.2/32' : '10.0.0.1/32'],
+        [second, first, first === y ? '10.0.0.2/32' : '10.0.0.1/32'],
+      ] as const) {
+        me.driver.withCore((core) => core.setPeerRoute(core.addPeer({ publicKey: other.keys.publicKey, allowedIps: [parsePrefix(ip)] }), me.relayUnderlay, other.keys.publicKey))
+      }
+      first.paths.setPeer(second.keys.publicKey, second.disco.publicKey)
+      await settle()
+      expect(second.paths.counters.discoRejected).toBeGreaterThan(0)
+      second.paths.setPeer(first.keys.publicKey, first.disco.publicKey)
+      for (let i = 0; i < 20 && (first.changes.length === 0 || second.changes.length === 0); i++) await settle()
+      expect(clock.now()).toBe(1000)
+      expect(first.changes).toEqual(['direct'])
+      expect(second.changes).toEqual(['direct'])
+    } finally {
+      for (const n of [x, y]) {
+        n.paths.stop()
+        n.driver.stop()
+        n.page.close()
+      }
+    }
+  })
+
+  it('forgets early signals after 10 s: a peer set later starts its own attempt instead of answering a stale offer', async () => {
+    const clock = new ManualClock(1000)
+    const net = relay()
+    const x = node(clock, '10.0.0.1/32', net, true)
+    const y = node(clock, '10.0.0.2/32', net, true)
+    const [first, second] = x.webrtc.offersTo(y.keys.publicKey) ? [x, y] : [y, x]
+    try {
+      first.paths.setPeer(second.keys.publicKey, second.disco.publicKey)
+      await settle()
+      const received = second.paths.counters.signalsReceived
+      clock.set(12_000)
+      second.paths.setPeer(first.keys.publicKey, first.disco.publicKey)
+      await settle()
+      // Nothing stale was replayed; the second side asked the offerer to start again instead.
+      expect(second.paths.counters.signalsReceived).toBe(received)
+      expect(second.paths.counters.signalsSent).toBeGreaterThan(0)
+    } finally {
+      for (const n of [x, y]) {
+        n.paths.stop()
+        n.driver.stop()
+        n.page.close()
+      }
+    }
+  })
 })

@@ -85,11 +85,17 @@ function mark(phases: UpgradePhases, phase: Exclude<keyof UpgradePhases, 'known'
   phases[phase] ??= now
 }
 
+/** How long a signal from a peer we do not know yet is kept, and how many are kept at most (all senders). */
+const EARLY_SIGNAL_MAX_AGE_MS = 10_000
+const EARLY_SIGNALS_MAX = 32
+
 export class DirectPaths {
   readonly keyring: DiscoKeyring
   readonly counters: DirectPathCounters = { pingsSent: 0, pingsAnswered: 0, pongsMatched: 0, signalsSent: 0, signalsReceived: 0, discoRejected: 0, mirroredToRelay: 0 }
   private readonly peers = new Map<string, PeerEntry>()
   private readonly byDisco = new Map<string, PeerEntry>()
+  /** WebRTC signals from disco keys not (yet) in the map, by sender, with when they came. */
+  private readonly early = new Map<string, Array<{ disco: DiscoDatagram; at: number }>>()
   private readonly clock: DriverClock
   private readonly activityCheckMs: number
   private readonly idleCheckMs: number
@@ -159,6 +165,10 @@ export class DirectPaths {
     this.peers.set(id, entry)
     this.byDisco.set(toHex(discoKey), entry)
     if (this.options.attemptOnPeerKnown) entry.selector.noteActivity(this.clock.now())
+    const early = this.early.get(toHex(discoKey))
+    this.early.delete(toHex(discoKey))
+    const now = this.clock.now()
+    for (const item of early ?? []) if (now - item.at <= EARLY_SIGNAL_MAX_AGE_MS) this.handleDisco(item.disco)
     this.poll()
   }
 
@@ -196,6 +206,9 @@ export class DirectPaths {
     const entry = this.byDisco.get(toHex(opened.sender))
     if (!entry) {
       this.counters.discoRejected++
+      // A peer that knows us before we know it (its netmap came first) may already be signalling:
+      // keep what it sent for a while and apply it when the coordination map names it.
+      if (opened.message.type === 'webrtc-signal') this.stash(toHex(opened.sender), disco)
       return
     }
     const now = this.clock.now()
@@ -258,6 +271,21 @@ export class DirectPaths {
       }
     }
     this.schedule()
+  }
+
+  private stash(sender: string, disco: DiscoDatagram): void {
+    const now = this.clock.now()
+    let total = 0
+    for (const [key, items] of this.early) {
+      const fresh = items.filter((item) => now - item.at <= EARLY_SIGNAL_MAX_AGE_MS)
+      if (fresh.length === 0) this.early.delete(key)
+      else this.early.set(key, fresh)
+      total += fresh.length
+    }
+    if (total >= EARLY_SIGNALS_MAX) return
+    const items = this.early.get(sender) ?? []
+    items.push({ disco: { ...disco, datagram: disco.datagram.slice() }, at: now })
+    this.early.set(sender, items)
   }
 
   private ourNodeKey(): Uint8Array {
