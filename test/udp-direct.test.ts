@@ -162,6 +162,21 @@ describe('plain-UDP direct paths between Node peers', () => {
     ).toEqual(expect.arrayContaining(['relay', 'direct']))
   }, 420_000)
 
+  it('conntrack -F alone on both NATs mid-transfer: the same TCP connection completes byte-exact and the peer is direct over UDP afterwards', async () => {
+    const { lab, authKey } = await startNetwork()
+    const client = startClient(lab.a.host, authKey, [String(4 << 20), 'await-direct'])
+    const direct = await client.next((e) => e['event'] === 'direct' || e['event'] === 'no-direct', 90_000)
+    expect(direct, JSON.stringify(direct)).toMatchObject({ event: 'direct', transport: 'udp' })
+    await client.next((e) => e['event'] === 'progress', 120_000)
+    // Every mapping is forgotten; the next datagrams out make fresh ones (the same ports when free).
+    for (const side of [lab.a, lab.b]) await lab.flushNat(side)
+    client.child.stdin!.write('resume\n')
+    const fetched = await client.next((e) => e['event'] === 'fetched', 240_000)
+    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: expectedSha256() })
+    const again = await client.next((e) => e['event'] === 'direct-again', 120_000)
+    expect(String(again['endpoint'])).toMatch(/^198\.51\.100\.6:\d+$/)
+  }, 420_000)
+
   it('a `burrow up` machine and a Node peer on one link go direct over UDP to the machine’s own LAN address (host candidate)', async () => {
     const { lab, authKey } = await startNetwork()
     // routerB shares hostB's LAN (192.168.2.0/24) and reaches the relay through its WAN link.
