@@ -3,7 +3,9 @@
 // (DERP over WebSocket), against the same download straight from the HTTP server in the same run;
 // and node_peer.udp_direct_mb_per_s: the same download from a second `burrow up` (direct paths on)
 // by a second Burrow peer over the plain-UDP direct path, against the relay figure of the same run
-// (rounds interleaved). NODE_PEER_BENCH_NO_BROWSER=1 skips the browser part (directFetch).
+// (rounds interleaved); node_peer.udp_upgrade_ms: that second peer's Burrow.start until it is on
+// the UDP path, against until its peer is online. NODE_PEER_BENCH_NO_BROWSER=1 skips the browser
+// part (directFetch).
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -129,9 +131,13 @@ async function relayFetch(): Promise<BenchResult[]> {
     upUdp = udpServer.up
     node = await Burrow.start({ controlURL, authKey: key, hostname: 'bench-client', storage: 'memory', probeIntervalMs: 0, direct: false })
     await waitFor('the server peer', () => node!.peers().some((p) => p.hostname === 'bench-server' && p.online))
+    const udpStartedAt = performance.now()
     udpNode = await Burrow.start({ controlURL, authKey: key, hostname: 'bench-client-udp', storage: 'memory' })
     const udpPeer = () => udpNode!.peers().find((p) => p.hostname === 'bench-server-udp')
+    await waitFor('the server peer online', () => udpPeer()?.online === true, 30_000)
+    const onlineMs = performance.now() - udpStartedAt
     await waitFor('the UDP direct path', () => udpPeer()?.path === 'direct' && udpPeer()?.directTransport === 'udp', 30_000)
+    const upgradeMs = performance.now() - udpStartedAt
     const udpURL = `http://${udpServer.address}/`
     const udpFetch = (url: string) => udpNode!.fetch(url)
     const overlayURL = `http://${address}/`
@@ -169,6 +175,14 @@ async function relayFetch(): Promise<BenchResult[]> {
         baseline: Math.round(value * 10) / 10,
         ratio: Math.round((median(overUdp) / value) * 1000) / 1000,
         note: `median of ${ROUNDS} downloads of ${BODY_BYTES >> 20} MiB: Burrow peer → plain UDP direct path (${udpPeer()?.endpoint}) → burrow up → node:http (${overUdp.map((r) => r.toFixed(1)).join(', ')}); baseline is node_peer.fetch_mb_per_s of the same run, over the relay (${overlay.map((r) => r.toFixed(1)).join(', ')})`,
+      },
+      {
+        name: 'node_peer.udp_upgrade_ms',
+        value: Math.round(upgradeMs),
+        unit: 'ms',
+        baseline: Math.round(onlineMs),
+        ratio: Math.round((upgradeMs / onlineMs) * 1000) / 1000,
+        note: 'a fresh Burrow peer: Burrow.start call until burrow up is its peer on the plain-UDP direct path (STUN, CallMeMaybe over the relay, probe pong), read every 10 ms; baseline: the same call until that peer is in its map and online (registration, DERP login)',
       },
     ]
     return results
