@@ -6,7 +6,9 @@
 //                             configured as Burrow's, same message size (no Burrow code on it)
 //   e2e.direct_tcp_mtu1420_mb_per_s  the same with `mtu: 1420` (one SCTP packet per datagram)
 //   e2e.path_upgrade_ms       the second node's Burrow.start call until its peer is on the direct
-//                             path (the first disco pong over the channel trusted it)
+//                             path (the first disco pong over the channel trusted it); the note and
+//                             a table on stderr split it into phases (peer known, attempt, first
+//                             signal out/in, ICE gathering done, channel open, first pong)
 import { execFileSync } from 'node:child_process'
 import type { Page } from 'playwright-core'
 import { REPO_ROOT } from '../e2e/helpers/browser.ts'
@@ -79,6 +81,8 @@ interface Pair {
   addressB: string
   nodeKeyB: string
   upgradeMs: number
+  /** ms from the second node's Burrow.start to each upgrade phase it recorded for its peer. */
+  phases: Record<string, number>
 }
 
 async function startPair(env: NamespacedBrowser, controlURL: string, authKey: string, tag: string, mtu?: number): Promise<Pair> {
@@ -97,7 +101,29 @@ async function startPair(env: NamespacedBrowser, controlURL: string, authKey: st
   await b.evaluate((peer) => window.burrowNodeE2E.waitForPath(peer, 'direct', 30_000), `${tag}-a`)
   await a.evaluate((peer) => window.burrowNodeE2E.waitForPath(peer, 'direct', 30_000), `${tag}-b`)
   const upgradeMs = await b.evaluate((peer) => window.burrowNodeE2E.startToDirectMs(peer), `${tag}-a`)
-  return { a, b, addressB: rb.addresses[0]!, nodeKeyB: rb.nodeKey, upgradeMs: upgradeMs! }
+  // The worker's phases are relative to the moment it knew the peer; the page's path event closes
+  // the same interval, so "peer known" is the total minus the worker's known → trusted span.
+  const info = await b.evaluate(() => window.burrowNodeE2E.direct())
+  const relative = info.peers.find((p) => p.nodeKey === ra.nodeKey)?.phases ?? {}
+  const phases: Record<string, number> = {}
+  if (relative['trusted'] !== undefined) {
+    const known = upgradeMs! - relative['trusted']
+    phases['peer known'] = known
+    for (const [name, at] of Object.entries(relative)) phases[name] = known + at
+  }
+  phases['path event (direct)'] = upgradeMs!
+  return { a, b, addressB: rb.addresses[0]!, nodeKeyB: rb.nodeKey, upgradeMs: upgradeMs!, phases }
+}
+
+function phaseTable(phases: Record<string, number>): string {
+  const rows = Object.entries(phases).sort((x, y) => x[1] - y[1])
+  let previous = 0
+  const lines = ['  | phase (second node) | ms after Burrow.start | Δ ms |', '  |---|---|---|']
+  for (const [name, at] of rows) {
+    lines.push(`  | ${name} | ${at.toFixed(0)} | ${(at - previous).toFixed(0)} |`)
+    previous = at
+  }
+  return lines.join('\n')
 }
 
 /** MB/s of one 20 MiB TCP transfer a → b over the overlay, checked byte-exact. */
@@ -188,11 +214,16 @@ const bench: Bench = async () => {
           ratio: rate / baseline,
           note: `20 MiB page → WebRTC datachannel → page over overlay TCP (MTU ${DEFAULT_OVERLAY_MTU}), median of ${ROUNDS} (${notes.join(', ')}); baseline: raw datachannel between two pages of the same browser, transferred to a worker at each end which sends and counts, as Burrow configures it (unordered, maxRetransmits 0, ${DEFAULT_OVERLAY_MTU + 32}-byte messages), MB/s delivered (${baselines.map((r) => r.toFixed(1)).join(', ')}); the same channel driven from the pages' main threads: ${pageBaselines.map((r) => r.toFixed(1)).join(', ')}; a raw ordered reliable channel with 16 KiB messages: ${reliables.map((r) => r.toFixed(1)).join(', ')}`,
         })
+        process.stderr.write(`  path upgrade phases:\n${phaseTable(pair.phases)}\n`)
+        const phaseNote = Object.entries(pair.phases)
+          .sort((x, y) => x[1] - y[1])
+          .map(([name, at]) => `${name} ${at.toFixed(0)}`)
+          .join(', ')
         results.push({
           name: 'e2e.path_upgrade_ms',
           value: pair.upgradeMs,
           unit: 'ms',
-          note: 'second node: Burrow.start call (fresh key, registration, DERP login) until its peer is on the direct path (WebRTC signalling over the relay, ICE, channel to the worker, first disco ping/pong over the channel)',
+          note: `second node: Burrow.start call (fresh key, registration, DERP login) until its peer is on the direct path (WebRTC signalling over the relay, ICE, channel to the worker, first disco ping/pong over the channel); phases in ms after start: ${phaseNote}`,
         })
       } else {
         results.push({

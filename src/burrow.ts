@@ -46,6 +46,10 @@ export interface BurrowPeer {
   candidateType: 'host' | 'srflx' | 'prflx' | 'relay' | null
   /** Both ends of that candidate pair, as `RTCIceCandidate.type`s; null with `candidateType`. */
   candidates: { local: string; remote: string } | null
+  /** On a direct path: a WebRTC datachannel, or plain UDP (between two Node peers); null on the relay. */
+  directTransport: 'webrtc' | 'udp' | null
+  /** On a direct UDP path: the peer's endpoint in use (`203.0.113.7:41641`); else null. */
+  endpoint: string | null
 }
 
 /** The type that says most about how a candidate pair crosses the network (relay > srflx > prflx > host). */
@@ -230,6 +234,8 @@ export class BurrowNode extends EventTarget {
       lastHandshake: peer.lastHandshake,
       candidateType: peer.path === 'direct' ? pairCandidateType(peer.directCandidates) : null,
       candidates: peer.path === 'direct' ? (peer.directCandidates ?? null) : null,
+      directTransport: peer.path === 'direct' ? (peer.directTransport ?? 'webrtc') : null,
+      endpoint: peer.path === 'direct' ? (peer.directEndpoint ?? null) : null,
     }))
   }
 

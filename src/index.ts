@@ -31,7 +31,7 @@ function launchWorker(options: BurrowStartOptions): NodeWorkerLink {
   let agent: WebRtcPageAgent | undefined
   if (options?.direct !== false && typeof RTCPeerConnection === 'function') {
     const webrtc = new MessageChannel()
-    agent = new WebRtcPageAgent(webrtc.port1, Array.isArray(options?.iceServers) ? { iceServers: options.iceServers } : {})
+    agent = new WebRtcPageAgent(webrtc.port1, { prefetch: true, ...(Array.isArray(options?.iceServers) ? { iceServers: options.iceServers } : {}) })
     worker.postMessage({ type: NODE_CONTROL_MESSAGE, port: control.port2, webrtcPort: webrtc.port2 }, [control.port2, webrtc.port2])
   } else {
     worker.postMessage({ type: NODE_CONTROL_MESSAGE, port: control.port2 }, [control.port2])

@@ -15,6 +15,7 @@ import { FileKeyStore } from './control/key-store-node.ts'
 import { nodeWebSocketDialer } from './underlay/derp/node.ts'
 import { WebRtcPageAgent, type SimplePeerConstructor, type WrtcImplementation } from './underlay/webrtc/page-agent.ts'
 import type { WorkerLike } from './worker/client.ts'
+import { udpDirectFactory } from './node/udp-direct.ts'
 
 export {
   BurrowAuthURLEvent,
@@ -83,6 +84,8 @@ function launchInProcess(options: BurrowNodeStartOptions): NodeWorkerLink {
       if (options.storage === 'file') return new FileKeyStore(options.stateDir ?? defaultStateDir())
       throw new KeyStoreError(`storage ${JSON.stringify(options.storage)} is not available in Node (use "file" or "memory")`)
     },
+    // Between two Node peers the direct path is plain UDP (STUN, CallMeMaybe, disco pings), not WebRTC.
+    ...(options?.direct !== false ? { udpDirect: udpDirectFactory() } : {}),
   })
   main.port2.onmessage = (event: MessageEvent) => agent.handle(event.data)
   agent.attachControl(control.port2)
@@ -101,6 +104,7 @@ function launchInProcess(options: BurrowNodeStartOptions): NodeWorkerLink {
         ...(Array.isArray(options.iceServers) ? { iceServers: options.iceServers } : {}),
         wrtc: loaded.wrtc,
         loadSimplePeer: () => Promise.resolve(loaded.SimplePeer),
+        prefetch: true,
       })
       agent.attachWebRtc(webrtc.port2)
     }

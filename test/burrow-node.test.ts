@@ -69,7 +69,9 @@ describe('Burrow for Node through burrow relay --verify-clients', () => {
 
   it('joins, pings, moves TCP both ways and serves fetch()', async () => {
     const a = await start({ controlURL, authKey, hostname: 'node-a', stateDir })
-    const b = await start({ controlURL, authKey, hostname: 'node-b', storage: 'memory' })
+    // This file is about the relay path: without direct paths on b, the two Node peers (which
+    // otherwise go direct over plain UDP at once, see test/udp-direct.test.ts) stay on the relay.
+    const b = await start({ controlURL, authKey, hostname: 'node-b', storage: 'memory', direct: false })
     expect(a.state).toBe('online')
     expect(a.addresses[0]).toMatch(/^100\./)
     expect(a.addresses[1]).toMatch(/^fd/)

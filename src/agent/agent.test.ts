@@ -11,7 +11,8 @@ import type { PeerEntry } from '../control/protocol.ts'
 import { peerEntry } from '../control/testing/peer-entry.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
 import type { WorkerMessage, WorkerStatus } from '../worker/protocol.ts'
-import { NodeAgent } from './agent.ts'
+import { NodeAgent, type NodeAgentEnvironment } from './agent.ts'
+import type { UdpDirect, UdpDirectParams, UdpDirectPath } from './udp-direct-hook.ts'
 import type { NodeWorkerMessage } from './protocol.ts'
 
 const serverKeys = generateKeyPair()
@@ -41,7 +42,7 @@ interface Harness {
 
 const harnesses: Harness[] = []
 
-function harness(clock?: DriverClock): Harness {
+function harness(clock?: DriverClock, extraEnv: Partial<NodeAgentEnvironment> = {}): Harness {
   const sockets: ScriptedSocket[] = []
   const dialed: string[] = []
   const closedStreams: string[] = []
@@ -64,6 +65,7 @@ function harness(clock?: DriverClock): Harness {
     statsIntervalMs: 60_000,
     relayLoginWaitMs: 10,
     ...(clock ? { clock } : {}),
+    ...extraEnv,
   })
   const channel = new MessageChannel()
   runtime.attachControl(channel.port2)
@@ -223,5 +225,62 @@ describe('node agent', () => {
     while (clock.fireNext(start + 10_000));
     await new Promise((resolve) => setTimeout(resolve, 20))
     expect(probes()).toBe(2)
+  })
+
+  it('hands every peer to the UDP direct manager; a peer it proves is direct over udp in peers() with its endpoint, the others stay on the relay', async () => {
+    const seen: { setPeer: string[]; iceServers: unknown[]; params?: UdpDirectParams } = { setPeer: [], iceServers: [] }
+    const paths = new Map<string, UdpDirectPath>()
+    let stopped = false
+    const fake: UdpDirect = {
+      handleDisco: () => true,
+      setPeer: (nodeKey) => void seen.setPeer.push(nodeKey),
+      removePeer: (nodeKey) => void paths.delete(nodeKey),
+      pathOf: (nodeKey) => paths.get(nodeKey),
+      setIceServers: (servers) => void seen.iceServers.push(servers),
+      debugInfo: () => ({ counters: { probesSent: 1 }, port: 41641, endpoints: ['192.0.2.1:41641'] }),
+      stop: () => void (stopped = true),
+    }
+    const h = harness(undefined, {
+      udpDirect: (params) => {
+        seen.params = params
+        return fake
+      },
+    })
+    await joined(h, [peer(1), peer(2)])
+    expect(seen.setPeer.sort()).toEqual([peer(1).nodeKey, peer(2).nodeKey])
+    const params = seen.params!
+    params.claim(peer(1).nodeKey)
+    paths.set(peer(1).nodeKey, { path: 'direct', rttMs: 3, endpoint: '198.51.100.6:41641', candidates: { local: 'srflx', remote: 'unknown' } })
+    params.onPathChange(peer(1).nodeKey, 'direct', 3)
+    await until('the path and peers events', () => h.events.some((e) => e.type === 'peers' && e.peers.some((p) => p.nodeKey === peer(1).nodeKey && p.path === 'direct')))
+    expect(h.events.find((e) => e.type === 'path')).toEqual({ type: 'path', nodeKey: peer(1).nodeKey, path: 'direct', rttMs: 3 })
+    const pushed = h.events.filter((e) => e.type === 'peers').at(-1)!
+    expect(pushed.type === 'peers' && pushed.peers.find((p) => p.nodeKey === peer(1).nodeKey)).toMatchObject({
+      path: 'direct',
+      directTransport: 'udp',
+      directEndpoint: '198.51.100.6:41641',
+      directRttMs: 3,
+      directCandidates: { local: 'srflx', remote: 'unknown' },
+    })
+    expect(pushed.type === 'peers' && pushed.peers.find((p) => p.nodeKey === peer(2).nodeKey)).toMatchObject({ path: 'relay', directTransport: null, directEndpoint: null })
+    h.call(7, { op: 'debug-direct' })
+    await until('debug-direct', () => h.events.some((e) => e.type === 'result' && e.id === 7))
+    expect(h.events.find((e) => e.type === 'result' && e.id === 7)).toMatchObject({ ok: true, value: { enabled: true, udp: { port: 41641, endpoints: ['192.0.2.1:41641'] } } })
+    h.call(8, { op: 'leave' })
+    await until('leave', () => h.events.some((e) => e.type === 'result' && e.id === 8))
+    expect(stopped).toBe(true)
+  })
+
+  it('starts no UDP direct manager when the join says direct: false', async () => {
+    let made = 0
+    const h = harness(undefined, {
+      udpDirect: () => {
+        made++
+        throw new Error('must not be made')
+      },
+    })
+    await joined(h, [peer(1)], { direct: false })
+    expect(made).toBe(0)
+    expect(h.events.find((e) => e.type === 'result' && e.id === 1)).toMatchObject({ ok: true })
   })
 })

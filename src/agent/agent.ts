@@ -33,6 +33,7 @@ import {
   type WorkerPeerInfo,
 } from './protocol.ts'
 import { RelayPool } from './relay-pool.ts'
+import type { UdpDirect, UdpDirectFactory } from './udp-direct-hook.ts'
 
 /** How long a peer-map change may wait before the peer list goes to the page. */
 const PEER_PUSH_DELAY_MS = 50
@@ -58,6 +59,8 @@ export interface NodeAgentEnvironment {
   joinTimeoutMs?: number
   /** How long `join` waits for the home relay's login before resolving anyway. Default 5 s. */
   relayLoginWaitMs?: number
+  /** Node only: plain-UDP direct paths to peers that are Node nodes too (`src/node/udp-direct.ts`). */
+  udpDirect?: UdpDirectFactory
 }
 
 /** A join was refused: carries the control plane's status (401 for a wrong auth key) when there is one. */
@@ -96,6 +99,9 @@ export class NodeAgent {
   private pushTimer: Timer | undefined
   private probeTimer: Timer | undefined
   private state: NodeState = 'connecting'
+  private udp: UdpDirect | undefined
+  /** Peers the UDP manager claimed: WebRTC leaves them alone. */
+  private readonly udpClaimed = new Set<string>()
   private wasOnline = false
   private joining = false
   private left = false
@@ -107,7 +113,7 @@ export class NodeAgent {
     this.clock = env.clock ?? systemClock
     this.host = new WorkerHost(postToPage, {
       ...(env.clock ? { clock: env.clock } : {}),
-      extensions: [{ onDisco: (disco) => this.direct?.handleDisco(disco) }],
+      extensions: [{ onDisco: (disco) => this.udp?.handleDisco(disco) || this.direct?.handleDisco(disco) }],
     })
   }
 
@@ -174,8 +180,10 @@ export class NodeAgent {
       case 'debug-close-direct':
         if (typeof call.nodeKey !== 'string') throw new DataplaneError('bad-config', 'debug-close-direct needs a nodeKey')
         return this.direct?.closeDirect(call.nodeKey) ?? false
-      case 'debug-direct':
-        return this.direct?.debugInfo([...this.applied.keys()]) ?? { enabled: false, counters: {}, peers: [] }
+      case 'debug-direct': {
+        const info = this.direct?.debugInfo([...this.applied.keys()]) ?? { enabled: false, counters: {}, peers: [] }
+        return this.udp ? { ...info, enabled: true, udp: this.udp.debugInfo() } : info
+      }
       default:
         throw new DataplaneError('bad-config', `unknown node operation ${JSON.stringify((call as { op?: unknown })?.op)}`)
     }
@@ -222,6 +230,7 @@ export class NodeAgent {
       this.setHome(home)
       const homeLink = relays.home!
       if (this.webrtcPort && options.direct !== false) this.startDirect(this.webrtcPort, discoKeys.privateKey, homeLink.underlay, options.dropDirectSignals === true)
+      if (this.env.udpDirect && options.direct !== false) this.startUdpDirect(this.env.udpDirect, discoKeys.privateKey, homeLink.underlay)
       this.applyNetmap(netmap)
       // Resolve once packets can flow, so a started node is `online`; a relay that is slow to
       // log in does not fail the start (the connection keeps retrying and the state says so).
@@ -253,6 +262,25 @@ export class NodeAgent {
       discoPrivateKey,
       homeRelayUnderlay,
       dropSignals,
+      // With plain UDP (Node) WebRTC waits for traffic; see NodeDirectOptions.attemptOnPeerKnown.
+      attemptOnPeerKnown: this.env.udpDirect === undefined,
+      onPathChange: (nodeKey, path, rttMs) => {
+        this.post({ type: 'path', nodeKey, path, rttMs })
+        this.pushPeers()
+      },
+    })
+  }
+
+  private startUdpDirect(factory: UdpDirectFactory, discoPrivateKey: Uint8Array, homeRelayUnderlay: number): void {
+    this.udp = factory({
+      context: this.context!,
+      discoPrivateKey,
+      homeRelayUnderlay,
+      claim: (nodeKey) => {
+        if (this.udpClaimed.has(nodeKey)) return
+        this.udpClaimed.add(nodeKey)
+        this.guard(() => this.direct?.removePeer(nodeKey))
+      },
       onPathChange: (nodeKey, path, rttMs) => {
         this.post({ type: 'path', nodeKey, path, rttMs })
         this.pushPeers()
@@ -383,9 +411,10 @@ export class NodeAgent {
     if (previous === undefined || change === undefined || change.other) this.relays.setRelayMap(netmap.relayMap)
     // The relay's STUN server (and TURN); a later welcome brings fresh TURN credentials.
     const ice = JSON.stringify(netmap.iceServers ?? [])
-    if (this.direct && netmap.iceServers && ice !== this.iceServersSent) {
+    if ((this.direct || this.udp) && netmap.iceServers && ice !== this.iceServersSent) {
       this.iceServersSent = ice
       this.guard(() => this.direct?.setIceServers(netmap.iceServers!))
+      this.guard(() => this.udp?.setIceServers(netmap.iceServers!))
     }
     // The tailnet's ACLs (PacketFilters); undefined for Burrow's coordination, which has none.
     this.guard(() => this.context?.core.setPacketFilter(netmap.packetFilter))
@@ -419,7 +448,9 @@ export class NodeAgent {
         return
       case 'remove-peer':
         this.applied.delete(op.nodeKey)
+        this.udpClaimed.delete(op.nodeKey)
         try {
+          this.udp?.removePeer(op.nodeKey)
           this.direct?.removePeer(op.nodeKey)
         } finally {
           try {
@@ -455,8 +486,11 @@ export class NodeAgent {
       case 'set-direct': {
         const applied = this.applied.get(op.nodeKey)
         const link = relays.linkOf(op.relay)
-        if (!this.direct || !applied || !link) return
-        this.direct.setPeer(op.nodeKey, op.discoKey, link.underlay)
+        if ((!this.direct && !this.udp) || !applied || !link) return
+        // A new disco key is a restarted peer: it has to prove UDP again.
+        if (applied.discoKey !== null && applied.discoKey !== op.discoKey) this.udpClaimed.delete(op.nodeKey)
+        this.udp?.setPeer(op.nodeKey, op.discoKey, link.underlay)
+        if (!this.udpClaimed.has(op.nodeKey)) this.direct?.setPeer(op.nodeKey, op.discoKey, link.underlay)
         applied.discoKey = op.discoKey
         return
       }
@@ -482,7 +516,8 @@ export class NodeAgent {
     const home = this.homeRegion
     const peers: WorkerPeerInfo[] = netmap.peers.map((peer) => {
       const s = stats.get(peer.nodeKey)
-      const direct = this.direct && this.applied.has(peer.nodeKey) ? this.direct.pathOf(peer.nodeKey) : undefined
+      const udp = this.applied.has(peer.nodeKey) ? this.udp?.pathOf(peer.nodeKey) : undefined
+      const direct = udp ?? (this.direct && this.applied.has(peer.nodeKey) ? this.direct.pathOf(peer.nodeKey) : undefined)
       return {
         nodeKey: peer.nodeKey,
         hostname: peer.name,
@@ -494,6 +529,8 @@ export class NodeAgent {
         path: direct ? direct.path : s?.route && !relayUnderlays.has(s.route.underlay) ? 'direct' : 'relay',
         directRttMs: direct?.rttMs ?? null,
         directCandidates: direct?.candidates ?? null,
+        directTransport: direct?.path === 'direct' ? (udp ? 'udp' : 'webrtc') : null,
+        directEndpoint: udp?.path === 'direct' ? udp.endpoint : null,
         relayURL: netmap.relayMap.regions.get(relayOf(peer, netmap.relayMap, home))?.nodes[0]?.url ?? '',
         rxBytes: s?.rxBytes ?? 0,
         txBytes: s?.txBytes ?? 0,
@@ -535,6 +572,13 @@ export class NodeAgent {
       // The sessions end with the dataplane regardless.
     }
     this.direct = undefined
+    try {
+      this.udp?.stop()
+    } catch {
+      // Its socket closes with the dataplane's underlays regardless.
+    }
+    this.udp = undefined
+    this.udpClaimed.clear()
     this.webrtcPort = undefined
     this.relays?.close()
     this.applied.clear()

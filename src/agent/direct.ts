@@ -7,7 +7,7 @@ import type { DiscoDatagram } from '../dataplane/core.ts'
 import type { UnderlayId } from '../dataplane/transport.ts'
 import { DiscoError } from '../underlay/disco/errors.ts'
 import type { PathKind } from '../underlay/disco/path-selector.ts'
-import { DirectPaths } from '../underlay/webrtc/direct-paths.ts'
+import { DirectPaths, type UpgradePhases } from '../underlay/webrtc/direct-paths.ts'
 import { WebRtcUnderlay } from '../underlay/webrtc/webrtc-underlay.ts'
 import type { WorkerContext } from '../worker/host.ts'
 import type { DirectDebugInfo, DirectPathInfo } from './protocol.ts'
@@ -21,7 +21,22 @@ export interface NodeDirectOptions {
   homeRelayUnderlay: UnderlayId
   /** Test hook: every WebRTC signal that arrives is dropped, so no direct path can be set up. */
   dropSignals?: boolean
+  /**
+   * Start a peer's WebRTC attempt as soon as it is known (default true). Off in Node, where plain
+   * UDP gets the first try: a Node peer proves UDP within a round trip or two and is then taken away
+   * from WebRTC, and one torn down mid-negotiation only costs work. A tab still connects at once: it
+   * offers, or asks us to, and answering never waits.
+   */
+  attemptOnPeerKnown?: boolean
   onPathChange(nodeKey: string, path: PathKind, rttMs: number | null): void
+}
+
+/** The upgrade phases as ms after the peer became known. */
+function relativePhases(phases: UpgradePhases | undefined): Record<string, number> {
+  const out: Record<string, number> = {}
+  if (!phases) return out
+  for (const [name, at] of Object.entries(phases)) if (name !== 'known' && typeof at === 'number') out[name] = Math.round((at - phases.known) * 10) / 10
+  return out
 }
 
 export class NodeDirect {
@@ -47,6 +62,9 @@ export class NodeDirect {
       // a first connection); read them every second even while idle so a new peer goes direct
       // within a few seconds rather than after the 5 s idle cadence plus WebRTC setup.
       idleCheckMs: 1000,
+      // The page probes every online peer every couple of seconds, so each one turns active
+      // anyway: start its WebRTC attempt when it appears rather than at the first probe.
+      attemptOnPeerKnown: options.attemptOnPeerKnown ?? true,
       onPathChange: (nodeKey, path, rttMs) => options.onPathChange(formatNodeKey(nodeKey), path, rttMs ?? null),
     })
   }
@@ -96,6 +114,7 @@ export class NodeDirect {
         rttMs: status.rttMs ?? null,
         failures: status.failures,
         channel: link ? { sent: link.sent, received: link.received, dropped: link.dropped } : null,
+        phases: relativePhases(this.paths.phases(key)),
       })
     }
     return { enabled: true, counters: { ...this.paths.counters, droppedSignals: this.droppedSignals }, peers }

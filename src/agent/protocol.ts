@@ -70,6 +70,10 @@ export interface WorkerPeerInfo {
   lastHandshake: number | null
   /** While direct: the ICE candidate types of the pair in use (host, srflx, prflx, relay), once known. */
   directCandidates?: { local: string; remote: string } | null
+  /** While direct: a WebRTC datachannel, or plain UDP between two Node peers. */
+  directTransport?: 'webrtc' | 'udp' | null
+  /** While direct over UDP: the peer's endpoint in use (`203.0.113.7:41641`). */
+  directEndpoint?: string | null
 }
 
 /** Direct-path diagnostics for one peer (tests and debugging). */
@@ -81,12 +85,19 @@ export interface DirectPathInfo {
   failures: number
   /** Datagrams on the datachannel, or null without one. */
   channel: { sent: number; received: number; dropped: number } | null
+  /**
+   * Milliseconds from the moment the peer became known to each step of its first upgrade
+   * (attempt, signalSent, signalReceived, gathered, open, trusted); a step not reached is absent.
+   */
+  phases?: Record<string, number>
 }
 
 export interface DirectDebugInfo {
   enabled: boolean
   counters: Record<string, number>
   peers: DirectPathInfo[]
+  /** Node peers: the plain-UDP path manager's counters, its port and the endpoints it announces. */
+  udp?: { counters: Record<string, number>; port: number; endpoints: string[] }
 }
 
 export type NodeCall =

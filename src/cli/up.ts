@@ -86,8 +86,11 @@ async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log
   log('info', 'up', { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, relayURL: node.relayURL, stateDir, ephemeral: config.ephemeral })
   const webrtc = nodeWebRtcSupport()
   if (config.noDirect) log('info', 'direct paths off (--no-direct): every peer stays on its relay')
-  else if (webrtc.available) log('info', 'direct paths: WebRTC (@roamhq/wrtc) available; peers move off the relay when a direct path answers')
-  else log('warn', 'direct paths off: every peer stays on its relay', { reason: webrtc.reason })
+  else {
+    log('info', 'direct paths: plain UDP to Node peers (STUN, CallMeMaybe, disco pings); WireGuard moves onto it when a pong answers')
+    if (webrtc.available) log('info', 'direct paths: WebRTC (@roamhq/wrtc) available; peers move off the relay when a direct path answers')
+    else log('warn', 'WebRTC direct paths off: browser tabs stay on the relay', { reason: webrtc.reason })
+  }
   node.addEventListener('path', (event) => {
     const { nodeKey, path } = event as BurrowPathEvent
     const peer = node.peers().find((p) => p.nodeKey === nodeKey)

@@ -29,11 +29,11 @@ export class LabNamespace {
   }
 
   /** A long-running process inside the namespace; the lab's cleanup kills it. */
-  spawn(command: string, args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): ChildProcess {
+  spawn(command: string, args: string[], options: { env?: Record<string, string>; cwd?: string; stdin?: 'pipe' } = {}): ChildProcess {
     const child = spawn('ip', ['netns', 'exec', this.name, command, ...args], {
       env: { ...process.env, ...options.env },
       cwd: options.cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
     })
     this.processes.add(child)
     child.on('exit', () => this.processes.delete(child))

@@ -222,4 +222,21 @@ describe('PeerPathSelector', () => {
     expect(() => new PeerPathSelector({ trustMs: 0 })).toThrow(/trustMs/)
     expect(() => new PeerPathSelector({ heartbeatIntervalMs: Number.NaN })).toThrow(/heartbeatIntervalMs/)
   })
+
+  it('directProven opens and trusts a UDP path from a probe pong: direct at once, heartbeat one interval later, relay when pongs stop', () => {
+    const s = selector()
+    s.noteActivity(0)
+    expect(types(s.poll(0))).toEqual(['connect-direct'])
+    s.directProven(40, 40)
+    expect(s.status(40)).toMatchObject({ path: 'direct', direct: 'open', rttMs: 40, failures: 0 })
+    expect(s.routes(40)).toEqual(['direct'])
+    expect(s.poll(40)).toEqual([{ type: 'path-changed', path: 'direct', rttMs: 40 }])
+    expect(s.nextEvent()).toBe(3040)
+    const [txId] = pings(s.poll(3040))
+    expect(txId).toBeDefined()
+    // No pong: trust lapses 6.5 s after the probe's pong and data goes on both paths again.
+    expect(s.routes(6539)).toEqual(['direct'])
+    expect(s.routes(6540)).toEqual(['direct', 'relay'])
+    expect(types(s.poll(6540))).toEqual(['ping', 'path-changed'])
+  })
 })

@@ -104,6 +104,20 @@ export class PeerPathSelector {
     this.nextPingAt = now
   }
 
+  /**
+   * A path that needs no setup (plain UDP) answered a probe ping with a pong `rttMs` after it was
+   * sent: it is open and trusted at once, as a heartbeat pong would have made it. The next
+   * heartbeat is due one interval later.
+   */
+  directProven(now: number, rttMs: number): void {
+    this.direct = 'open'
+    this.failures = 0
+    this.pending.clear()
+    this.rttMs = rttMs
+    this.trustedUntil = now + this.config.trustMs
+    this.nextPingAt = now + this.config.heartbeatIntervalMs
+  }
+
   /** The WebRTC attempt failed or the open channel closed. */
   directClosed(now: number): void {
     if (this.direct === 'none') return

@@ -25,6 +25,8 @@ export type PageToWorkerMessage =
   | { type: 'failed'; peer: string; session: number; reason: string }
   /** The candidate types of the ICE pair the session uses now (from the selected candidate pair's stats). */
   | { type: 'candidates'; peer: string; session: number; local: CandidateType; remote: CandidateType }
+  /** ICE gathering of the session finished (diagnostics only: candidates are trickled as they come). */
+  | { type: 'gathered'; peer: string; session: number }
 
 /** RTCIceCandidate.type (RFC 8445 §5.1.1): on this machine, behind a NAT (STUN), learnt from the peer, or through TURN. */
 export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay' | 'unknown'

@@ -102,7 +102,7 @@ class NodePageStandIn {
   }
 }
 
-function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>) {
+function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>, attemptOnPeerKnown = false) {
   const keys = generateKeyPair()
   const disco = generateKeyPair()
   const core = new DataplaneCore({ privateKey: keys.privateKey })
@@ -131,16 +131,17 @@ function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>
     webrtc,
     webrtcUnderlay,
     clock: pathsClock,
+    attemptOnPeerKnown,
     onPathChange: (_peer, path) => changes.push(path),
   })
   return { keys, disco, core, driver, overlay, relayUnderlay, webrtc, webrtcUnderlay, paths, page, changes, pathTimerDelays }
 }
 
-function pair() {
+function pair(attemptOnPeerKnown = false) {
   const clock = new ManualClock(1000)
   const net = relay()
-  const a = node(clock, '10.0.0.1/32', net)
-  const b = node(clock, '10.0.0.2/32', net)
+  const a = node(clock, '10.0.0.1/32', net, attemptOnPeerKnown)
+  const b = node(clock, '10.0.0.2/32', net, attemptOnPeerKnown)
   for (const [me, other, ip] of [
     [a, b, '10.0.0.2/32'],
     [b, a, '10.0.0.1/32'],
@@ -279,6 +280,100 @@ describe('DirectPaths with WebRtcUnderlay', () => {
       expect(a.changes).toEqual(['direct'])
     } finally {
       env.close()
+    }
+  })
+
+  it('with attemptOnPeerKnown, a peer goes direct the moment it is set: no traffic, no timer, every phase at the same instant', async () => {
+    const env = pair(true)
+    try {
+      const { clock, a, b } = env
+      // Only the relay's and the channels' asynchronous deliveries run; the manual clock stays at 1000.
+      await settle()
+      for (let i = 0; i < 20 && a.changes.length === 0; i++) await settle()
+      expect(clock.now()).toBe(1000)
+      expect(a.changes).toEqual(['direct'])
+      expect(a.paths.status(b.keys.publicKey)).toMatchObject({ path: 'direct', direct: 'open', active: true })
+      const phases = a.paths.phases(b.keys.publicKey)!
+      expect(phases).toMatchObject({ known: 1000, attempt: 1000, open: 1000, trusted: 1000 })
+      // Which side offers depends on the keys; between them both directions of signalling happened.
+      const both = [phases, b.paths.phases(a.keys.publicKey)!]
+      expect(both.some((p) => p.signalSent === 1000)).toBe(true)
+      expect(both.some((p) => p.signalReceived === 1000)).toBe(true)
+    } finally {
+      env.close()
+    }
+  })
+
+  it('records each upgrade phase once: a retry after the channel died leaves the first times alone', async () => {
+    const env = pair(true)
+    try {
+      const { clock, a, b } = env
+      for (let i = 0; i < 20 && a.changes.length === 0; i++) await settle()
+      const first = a.paths.phases(b.keys.publicKey)!
+      for (const channel of [...a.page.channels, ...b.page.channels]) channel.close()
+      await talk(env, 1000 + 5000)
+      expect(a.changes).toEqual(['direct', 'relay', 'direct'])
+      expect(a.paths.phases(b.keys.publicKey)).toEqual(first)
+      expect(clock.now()).toBe(6000)
+      expect(a.paths.phases(generateKeyPair().publicKey)).toBeUndefined()
+    } finally {
+      env.close()
+    }
+  })
+
+  it('keeps a signal from a peer it does not know yet and applies it when the peer is set: the first offer is not lost', async () => {
+    const clock = new ManualClock(1000)
+    const net = relay()
+    const x = node(clock, '10.0.0.1/32', net, true)
+    const y = node(clock, '10.0.0.2/32', net, true)
+    // The offering side (lower node key) learns of its peer first and signals at once.
+    const [first, second] = x.webrtc.offersTo(y.keys.publicKey) ? [x, y] : [y, x]
+    try {
+      for (const [me, other, ip] of [
+        [first, second, second === y ? '10.0.0.2/32' : '10.0.0.1/32'],
+        [second, first, first === y ? '10.0.0.2/32' : '10.0.0.1/32'],
+      ] as const) {
+        me.driver.withCore((core) => core.setPeerRoute(core.addPeer({ publicKey: other.keys.publicKey, allowedIps: [parsePrefix(ip)] }), me.relayUnderlay, other.keys.publicKey))
+      }
+      first.paths.setPeer(second.keys.publicKey, second.disco.publicKey)
+      await settle()
+      expect(second.paths.counters.discoRejected).toBeGreaterThan(0)
+      second.paths.setPeer(first.keys.publicKey, first.disco.publicKey)
+      for (let i = 0; i < 20 && (first.changes.length === 0 || second.changes.length === 0); i++) await settle()
+      expect(clock.now()).toBe(1000)
+      expect(first.changes).toEqual(['direct'])
+      expect(second.changes).toEqual(['direct'])
+    } finally {
+      for (const n of [x, y]) {
+        n.paths.stop()
+        n.driver.stop()
+        n.page.close()
+      }
+    }
+  })
+
+  it('forgets early signals after 10 s: a peer set later starts its own attempt instead of answering a stale offer', async () => {
+    const clock = new ManualClock(1000)
+    const net = relay()
+    const x = node(clock, '10.0.0.1/32', net, true)
+    const y = node(clock, '10.0.0.2/32', net, true)
+    const [first, second] = x.webrtc.offersTo(y.keys.publicKey) ? [x, y] : [y, x]
+    try {
+      first.paths.setPeer(second.keys.publicKey, second.disco.publicKey)
+      await settle()
+      const received = second.paths.counters.signalsReceived
+      clock.set(12_000)
+      second.paths.setPeer(first.keys.publicKey, first.disco.publicKey)
+      await settle()
+      // Nothing stale was replayed; the second side asked the offerer to start again instead.
+      expect(second.paths.counters.signalsReceived).toBe(received)
+      expect(second.paths.counters.signalsSent).toBeGreaterThan(0)
+    } finally {
+      for (const n of [x, y]) {
+        n.paths.stop()
+        n.driver.stop()
+        n.page.close()
+      }
     }
   })
 })

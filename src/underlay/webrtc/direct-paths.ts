@@ -32,8 +32,29 @@ export interface DirectPathsOptions {
   activityCheckMs?: number
   /** … and while every peer is idle (default 5 s, the dataplane's idle cap). */
   idleCheckMs?: number
+  /**
+   * Try a direct path as soon as a peer is set, instead of when its traffic counters first move
+   * (read every `idleCheckMs`). Burrow's nodes probe every online peer anyway, so every peer
+   * turns active within seconds; waiting for that only delays the upgrade. Default false.
+   */
+  attemptOnPeerKnown?: boolean
   onPathChange?: (nodeKey: Uint8Array, path: PathKind, rttMs: number | undefined) => void
   reportError?: (error: unknown) => void
+}
+
+/**
+ * When each step of a peer's first path upgrade happened (the clock's ms), for diagnostics and the
+ * `direct` bench: the peer was set, the first attempt started, the first WebRTC signal went out and
+ * came in, the page finished ICE gathering, the channel opened, the first pong trusted it.
+ */
+export interface UpgradePhases {
+  known: number
+  attempt?: number
+  signalSent?: number
+  signalReceived?: number
+  gathered?: number
+  open?: number
+  trusted?: number
 }
 
 export interface DirectPathCounters {
@@ -56,13 +77,25 @@ interface PeerEntry {
   selector: PeerPathSelector
   txPackets: number
   rxPackets: number
+  phases: UpgradePhases
 }
+
+/** Records the first time of a phase; later ones (retries, heartbeats) leave it alone. */
+function mark(phases: UpgradePhases, phase: Exclude<keyof UpgradePhases, 'known'>, now: number): void {
+  phases[phase] ??= now
+}
+
+/** How long a signal from a peer we do not know yet is kept, and how many are kept at most (all senders). */
+const EARLY_SIGNAL_MAX_AGE_MS = 10_000
+const EARLY_SIGNALS_MAX = 32
 
 export class DirectPaths {
   readonly keyring: DiscoKeyring
   readonly counters: DirectPathCounters = { pingsSent: 0, pingsAnswered: 0, pongsMatched: 0, signalsSent: 0, signalsReceived: 0, discoRejected: 0, mirroredToRelay: 0 }
   private readonly peers = new Map<string, PeerEntry>()
   private readonly byDisco = new Map<string, PeerEntry>()
+  /** WebRTC signals from disco keys not (yet) in the map, by sender, with when they came. */
+  private readonly early = new Map<string, Array<{ disco: DiscoDatagram; at: number }>>()
   private readonly clock: DriverClock
   private readonly activityCheckMs: number
   private readonly idleCheckMs: number
@@ -80,10 +113,15 @@ export class DirectPaths {
       const entry = this.peers.get(toHex(peer))
       if (entry) this.sendDisco(peer, entry.relayUnderlay, { type: 'webrtc-signal', signal }, 'signal')
     })
+    webrtc.on('gathered', (peer) => {
+      const entry = this.peers.get(toHex(peer))
+      if (entry) mark(entry.phases, 'gathered', this.clock.now())
+    })
     webrtc.on('open', (peer) =>
       this.withPeer(peer, (entry) => {
         // Route through the WebRTC underlay now; `send` mirrors to the relay until a pong trusts it.
         this.setRoute(entry, options.webrtcUnderlay)
+        mark(entry.phases, 'open', this.clock.now())
         entry.selector.directOpened(this.clock.now())
       }),
     )
@@ -122,9 +160,15 @@ export class DirectPaths {
       selector: new PeerPathSelector(this.options.selector),
       txPackets: 0,
       rxPackets: 0,
+      phases: { known: this.clock.now() },
     }
     this.peers.set(id, entry)
     this.byDisco.set(toHex(discoKey), entry)
+    if (this.options.attemptOnPeerKnown) entry.selector.noteActivity(this.clock.now())
+    const early = this.early.get(toHex(discoKey))
+    this.early.delete(toHex(discoKey))
+    const now = this.clock.now()
+    for (const item of early ?? []) if (now - item.at <= EARLY_SIGNAL_MAX_AGE_MS) this.handleDisco(item.disco)
     this.poll()
   }
 
@@ -142,6 +186,12 @@ export class DirectPaths {
     return this.peers.get(toHex(nodeKey))?.selector.status(this.clock.now())
   }
 
+  /** When each phase of the peer's first upgrade happened (a copy), or undefined for an unknown peer. */
+  phases(nodeKey: Uint8Array): UpgradePhases | undefined {
+    const phases = this.peers.get(toHex(nodeKey))?.phases
+    return phases ? { ...phases } : undefined
+  }
+
   /** Give every disco datagram the dataplane hands out here (the worker extension's `onDisco`). */
   handleDisco(disco: DiscoDatagram): void {
     if (this.stopped) return
@@ -156,6 +206,9 @@ export class DirectPaths {
     const entry = this.byDisco.get(toHex(opened.sender))
     if (!entry) {
       this.counters.discoRejected++
+      // A peer that knows us before we know it (its netmap came first) may already be signalling:
+      // keep what it sent for a while and apply it when the coordination map names it.
+      if (opened.message.type === 'webrtc-signal') this.stash(toHex(opened.sender), disco)
       return
     }
     const now = this.clock.now()
@@ -167,10 +220,14 @@ export class DirectPaths {
         this.sendDisco(entry.nodeKey, disco.underlay, { type: 'pong', txId: message.txId, source: UNSPECIFIED_ADDR_PORT }, 'pong', disco.endpoint)
         break
       case 'pong':
-        if (disco.underlay === this.options.webrtcUnderlay && entry.selector.handlePong(message.txId, now)) this.counters.pongsMatched++
+        if (disco.underlay === this.options.webrtcUnderlay && entry.selector.handlePong(message.txId, now)) {
+          this.counters.pongsMatched++
+          mark(entry.phases, 'trusted', now)
+        }
         break
       case 'webrtc-signal':
         this.counters.signalsReceived++
+        mark(entry.phases, 'signalReceived', now)
         this.options.webrtc.handleSignal(entry.nodeKey, message.signal)
         break
       case 'call-me-maybe':
@@ -201,6 +258,7 @@ export class DirectPaths {
             this.sendDisco(entry.nodeKey, this.options.webrtcUnderlay, { type: 'ping', txId: action.txId, nodeKey: this.ourNodeKey(), padding: 0 }, 'ping')
             break
           case 'connect-direct':
+            mark(entry.phases, 'attempt', now)
             this.options.webrtc.connect(entry.nodeKey)
             break
           case 'abandon-direct':
@@ -213,6 +271,21 @@ export class DirectPaths {
       }
     }
     this.schedule()
+  }
+
+  private stash(sender: string, disco: DiscoDatagram): void {
+    const now = this.clock.now()
+    let total = 0
+    for (const [key, items] of this.early) {
+      const fresh = items.filter((item) => now - item.at <= EARLY_SIGNAL_MAX_AGE_MS)
+      if (fresh.length === 0) this.early.delete(key)
+      else this.early.set(key, fresh)
+      total += fresh.length
+    }
+    if (total >= EARLY_SIGNALS_MAX) return
+    const items = this.early.get(sender) ?? []
+    items.push({ disco: { ...disco, datagram: disco.datagram.slice() }, at: now })
+    this.early.set(sender, items)
   }
 
   private ourNodeKey(): Uint8Array {
@@ -290,7 +363,10 @@ export class DirectPaths {
   private sendDisco(nodeKey: Uint8Array, underlay: UnderlayId, message: DiscoMessage, what: 'signal' | 'ping' | 'pong', endpoint: unknown = nodeKey): void {
     const entry = this.peers.get(toHex(nodeKey))
     if (!entry) return
-    if (what === 'signal') this.counters.signalsSent++
+    if (what === 'signal') {
+      this.counters.signalsSent++
+      mark(entry.phases, 'signalSent', this.clock.now())
+    }
     this.sendOn(underlay, endpoint, [this.keyring.seal(entry.discoKey, message)])
   }
 

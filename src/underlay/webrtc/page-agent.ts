@@ -52,6 +52,11 @@ export interface WebRtcPageAgentOptions {
   wrtc?: WrtcImplementation
   /** How often to re-read the selected candidate pair of an open session (default 2 s). */
   statsIntervalMs?: number
+  /**
+   * Start loading simple-peer now instead of on the first attempt, so the first direct path does
+   * not wait for the chunk (Burrow.start sets it: a node tries its peers as soon as it knows them).
+   */
+  prefetch?: boolean
 }
 
 interface PageSession {
@@ -96,6 +101,8 @@ export class WebRtcPageAgent {
     private readonly options: WebRtcPageAgentOptions = {},
   ) {
     port.onmessage = (event: MessageEvent) => this.onWorkerMessage(event.data as WorkerToPageMessage)
+    // A failed prefetch is reported by the first session that needs the module.
+    if (options.prefetch) this.simplePeer().catch(() => {})
   }
 
   /** The ICE servers a new session uses. */
@@ -170,6 +177,11 @@ export class WebRtcPageAgent {
       if (this.sessions.get(peer) !== session) return
       const signal = toWireSignal(session.session, data)
       if (signal) this.send({ type: 'signal', peer, signal })
+    })
+    // Gathering complete is a phase of the path upgrade (diagnostics only: candidates are trickled).
+    const pc = sp._pc as RTCPeerConnection & Partial<Pick<EventTarget, 'addEventListener'>>
+    pc.addEventListener?.('icegatheringstatechange', () => {
+      if (pc.iceGatheringState === 'complete' && this.sessions.get(peer) === session) this.send({ type: 'gathered', peer, session: session.session })
     })
     sp.on('connect', () => {
       if (this.sessions.get(peer) !== session) return

@@ -19,6 +19,8 @@ export interface WebRtcUnderlayEvents {
   open(peer: Uint8Array, how: 'transferred' | 'bridged'): void
   /** The session with `peer` ended: the channel closed, or the attempt failed. */
   close(peer: Uint8Array, reason: string): void
+  /** The page finished gathering ICE candidates for the session with `peer` (diagnostics). */
+  gathered(peer: Uint8Array): void
 }
 
 export interface WebRtcUnderlayOptions {
@@ -51,7 +53,7 @@ type Listeners = { [K in keyof WebRtcUnderlayEvents]: Set<WebRtcUnderlayEvents[K
 
 export class WebRtcUnderlay implements UnderlayTransport<Uint8Array> {
   private readonly sessions = new Map<string, PeerSession>()
-  private readonly listeners: Listeners = { signal: new Set(), open: new Set(), close: new Set() }
+  private readonly listeners: Listeners = { signal: new Set(), open: new Set(), close: new Set(), gathered: new Set() }
   private deliver: ((endpoint: Uint8Array, datagrams: Uint8Array[]) => void) | undefined
   private nextSession: number
   private stopped = false
@@ -224,6 +226,9 @@ export class WebRtcUnderlay implements UnderlayTransport<Uint8Array> {
         return
       case 'candidates':
         if (state && state.session === message.session) state.candidates = { local: message.local, remote: message.remote }
+        return
+      case 'gathered':
+        if (state && state.session === message.session) this.emit('gathered', state.key)
         return
       default:
         this.reportError(new WebRtcUnderlayError(`webrtc control port: unknown message type ${JSON.stringify((message as { type?: unknown }).type)}`))
