@@ -57,6 +57,12 @@ export interface BurrowStartOptions {
    * DERP servers have no TLS.
    */
   derpOverHTTP?: boolean
+  /**
+   * The relay region to call home whenever its relays are up (the relay map's region `id`).
+   * Default: the region with the lowest measured latency (HTTP probes of each relay), moved only
+   * when another is clearly faster; either way the node re-homes when its relay dies.
+   */
+  homeRegion?: number
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
 }
@@ -112,6 +118,8 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
   if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
   if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
   const capture = parseCapture(options.capture)
+  if (options.homeRegion !== undefined && (!Number.isSafeInteger(options.homeRegion) || options.homeRegion < 1))
+    throw new BurrowError('bad-options', `homeRegion must be a relay region id (a whole number ≥ 1), got ${JSON.stringify(options.homeRegion)}`)
   if (options.control !== undefined && options.control !== 'burrow' && options.control !== 'tailnet')
     throw new BurrowError('bad-options', `control must be "burrow" or "tailnet", got ${JSON.stringify(options.control)}`)
   const control = options.control ?? (/^(hskey|tskey)-/.test(options.authKey ?? '') ? 'tailnet' : 'burrow')
@@ -129,6 +137,7 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
     ...(defaults.stateDir !== undefined ? { stateDir: defaults.stateDir } : {}),
     direct: options.direct !== false,
     probeIntervalMs,
+    ...(options.homeRegion !== undefined ? { homeRegion: options.homeRegion } : {}),
     ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
   }
   return { join, mtu, capture }

@@ -44,6 +44,22 @@ export interface BurrowPeer {
   candidateType: 'host' | 'srflx' | 'prflx' | 'relay' | null
   /** Both ends of that candidate pair, as `RTCIceCandidate.type`s; null with `candidateType`. */
   candidates: { local: string; remote: string } | null
+  /** The relay region this peer is reached through (its home region, or ours when it reported none). */
+  relayRegion: number
+  /** The relay of that region we send to it through (DERP URL). */
+  relayURL: string
+}
+
+/** Our home relay region and the relay of it we are logged in to. */
+export interface BurrowHomeRelay {
+  /** Region id (the relay map's `id`). */
+  region: number
+  code: string
+  name: string
+  /** The DERP URL of the relay we are logged in to. */
+  relayURL: string
+  /** The last measured latency per region id in ms (null: no answer); empty with a single region. */
+  latencies: Record<number, number | null>
 }
 
 /** The type that says most about how a candidate pair crosses the network (relay > srflx > prflx > host). */
@@ -129,8 +145,10 @@ export class BurrowNode extends EventTarget {
   hostname = ''
   /** [IPv4, IPv6] overlay addresses. */
   addresses: string[] = []
-  /** The DERP URL of the home relay. */
+  /** The DERP URL of the home relay (it changes when the node re-homes: `home` events). */
   relayURL = ''
+  /** The home relay region, once known; re-homing (latency, or failover when the relay died) dispatches a `home` event. */
+  homeRelay: BurrowHomeRelay | null = null
   state: NodeState = 'connecting'
 
   private readonly dataplane: BurrowWorker
@@ -166,7 +184,7 @@ export class BurrowNode extends EventTarget {
     this.nodeKey = joined.nodeKey
     this.hostname = joined.hostname
     this.addresses = [...joined.addresses]
-    this.relayURL = joined.relayURL
+    this.relayURL = this.homeRelay?.relayURL || joined.relayURL
     const overlay = await this.dataplane.attachOverlay([`${joined.addresses[0]}/32`, `${joined.addresses[1]}/128`])
     this.overlay = overlay
     let tap: PacketTap | undefined
@@ -211,6 +229,8 @@ export class BurrowNode extends EventTarget {
       lastHandshake: peer.lastHandshake,
       candidateType: peer.path === 'direct' ? pairCandidateType(peer.directCandidates) : null,
       candidates: peer.path === 'direct' ? (peer.directCandidates ?? null) : null,
+      relayRegion: peer.relayRegion,
+      relayURL: peer.relayURL,
     }))
   }
 
@@ -391,6 +411,11 @@ export class BurrowNode extends EventTarget {
         break
       case 'probe':
         this.probePeers()
+        break
+      case 'home':
+        this.homeRelay = { region: message.region, code: message.code, name: message.name, relayURL: message.relayURL, latencies: message.latencies }
+        if (message.relayURL) this.relayURL = message.relayURL
+        this.dispatchEvent(new Event('home'))
         break
       case 'peers':
         this.workerPeers = message.peers

@@ -152,4 +152,18 @@ describe('HomePicker', () => {
     picker.setRelayMap(mapOf(region(2)), 100)
     expect(homesOf(drain(picker))).toEqual([{ region: 2, reason: 'failover' }])
   })
+
+  it('keeps a preferred region home whenever it is up, failing over only while it is down', () => {
+    const picker = new HomePicker({ prefer: 2, random: () => 0 })
+    picker.setRelayMap(mapOf(region(1), region(2)), 0)
+    expect(homesOf(answer(picker, probesOf(drain(picker)), { 1: 1, 2: 90 }, 0))).toEqual([{ region: 2, reason: 'initial' }])
+    picker.regionDown(2, 100)
+    const events = drain(picker)
+    expect(homesOf(events)).toEqual([{ region: 1, reason: 'failover' }])
+    answer(picker, probesOf(events), { 1: 1, 2: null }, 100)
+    expect(picker.home).toBe(1)
+    const later = 100 + PROBE_TIMEOUT_MS + PROBE_INTERVAL_MIN_MS
+    picker.poll(later)
+    expect(homesOf(answer(picker, probesOf(drain(picker)), { 1: 1, 2: 90 }, later))).toEqual([{ region: 2, reason: 'latency' }])
+  })
 })

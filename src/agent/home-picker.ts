@@ -10,7 +10,9 @@
 //  - a home whose relay died (no relay of the region answers) is left at once for the best
 //    region that answers, or the lowest-numbered other region when none has answered yet;
 //  - rounds repeat every 20–26 s (magicsock's periodic re-STUN; the driver passes `random`).
-// Regions marked `avoid` are probed but never picked, unless every region is `avoid`.
+// Regions marked `avoid` are probed but never picked, unless every region is `avoid`. A node may
+// prefer one region (`prefer`, Burrow's `homeRegion` option): it is home whenever it is up, and
+// the rules above apply only while it is down.
 import type { RelayMap } from '../control/control-plane.ts'
 
 /** Switch only to a region at least this much faster (netcheck's preferredDERPAbsoluteDiff). */
@@ -39,6 +41,8 @@ export interface HomePickerOptions {
   /** A number in [0, 1) for the round spacing; default Math.random. */
   random?: () => number
   probeTimeoutMs?: number
+  /** The region to call home whenever it is in the map and up. */
+  prefer?: number
 }
 
 interface Round {
@@ -64,8 +68,10 @@ export class HomePicker {
   private readonly events: HomePickerEvent[] = []
   private readonly random: () => number
   private readonly probeTimeoutMs: number
+  private readonly prefer: number | undefined
 
   constructor(options: HomePickerOptions = {}) {
+    this.prefer = options.prefer
     this.random = options.random ?? Math.random
     this.probeTimeoutMs = options.probeTimeoutMs ?? PROBE_TIMEOUT_MS
   }
@@ -179,7 +185,10 @@ export class HomePicker {
     const old = this.current
     const oldUsable = old !== undefined && this.map.regions.has(old) && !this.down.has(old)
     let next = old
-    if (!oldUsable) {
+    const preferred = this.prefer !== undefined && candidates.some((r) => r.id === this.prefer) ? this.prefer : undefined
+    if (preferred !== undefined) {
+      next = preferred
+    } else if (!oldUsable) {
       // Nothing measured yet: the lowest-numbered other candidate, so a failover never waits for a round.
       next = best ?? candidates.map((r) => r.id).sort((a, b) => a - b)[0]
     } else if (best !== undefined && best !== old) {

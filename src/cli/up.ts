@@ -152,7 +152,14 @@ async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log
     version: 1,
     pid: process.pid,
     updatedAt: Date.now(),
-    self: { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, state: node.state, relayURL: node.relayURL },
+    self: {
+      hostname: node.hostname,
+      addresses: node.addresses,
+      nodeKey: node.nodeKey,
+      state: node.state,
+      relayURL: node.relayURL,
+      ...(node.homeRelay ? { homeRegion: { id: node.homeRelay.region, code: node.homeRelay.code, name: node.homeRelay.name } } : {}),
+    },
     peers: node.peers().map((p) => ({
       hostname: p.hostname,
       addresses: p.addresses,
