@@ -11,7 +11,7 @@
 // and pushes the peer map with traffic counters, its state and errors to the page. Every part is
 // passed in through the constructor; nothing registers itself globally.
 import { formatNodeKey, parseKey, type KeyPair } from '../crypto/index.ts'
-import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap, NetmapChange } from '../control/control-plane.ts'
+import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap, NetmapChange, RelayMap } from '../control/control-plane.ts'
 import { loadOrCreateKeyPair, type KeyStore } from '../control/key-store.ts'
 import { DeadlineTimer, systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import { DataplaneError } from '../dataplane/errors.ts'
@@ -111,6 +111,8 @@ export class NodeAgent {
   private homeRegion: number | undefined
   /** Latency probes and the home choice (only with more than one region to choose from). */
   private picker: HomePicker | undefined
+  /** The relay map of the join's first netmap (before it is applied). */
+  private relayMap: RelayMap | undefined
   private pickerTimer: DeadlineTimer | undefined
   private readonly onPicked = new Set<() => void>()
   private netmap: Netmap | undefined
@@ -237,6 +239,7 @@ export class NodeAgent {
       if (options.homeRegion !== undefined && !netmap.relayMap.regions.has(options.homeRegion))
         throw new DataplaneError('bad-config', `homeRegion ${options.homeRegion} is not a region of the relay map (regions: ${[...netmap.relayMap.regions.keys()].join(', ')})`)
       relays.setRelayMap(netmap.relayMap)
+      this.relayMap = netmap.relayMap
       const picked = await this.firstHome(netmap, options.homeRegion)
       const home = picked ?? chooseHome(undefined, netmap.relayMap)
       if (home === undefined) throw new NodeJoinError(`the control plane at ${options.controlURL} offers no relay`, 0)
@@ -385,7 +388,7 @@ export class NodeAgent {
     const link = this.relays?.home
     const url = link?.connection.url ?? ''
     this.control?.setHomeRelay(region, url)
-    const info = this.netmap?.relayMap.regions.get(region)
+    const info = (this.netmap?.relayMap ?? this.relayMap)?.regions.get(region)
     this.post({ type: 'home', region, code: info?.code ?? '', name: info?.name ?? '', relayURL: url, latencies: Object.fromEntries(this.picker?.latencies() ?? []) })
   }
 
