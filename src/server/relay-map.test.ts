@@ -60,7 +60,7 @@ describe('relay map file', () => {
       [{ regions: [{ ...good.regions[0], nodes: [{ url: 'http://x', stunPort: 70000 }] }] }, 'regions[0].nodes[0].stunPort', /stunPort must be a UDP port/],
       [{ regions: [{ ...good.regions[0], avoid: 'yes' }] }, 'regions[0].avoid', /regions\[0\]\.avoid must be true or false/],
       [
-        { regions: [good.regions[0], { id: 2, code: 'dup', nodes: [{ url: 'ws://fra1.example/derp' }] }] },
+        { regions: [good.regions[0], { id: 2, code: 'dup', nodes: [{ url: 'wss://fra1.example/derp' }] }] },
         'regions[1].nodes[0].url',
         /regions\[1\]\.nodes\[0\]\.url names the same relay as regions\[0\]\.nodes\[0\]\.url/,
       ],
