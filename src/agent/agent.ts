@@ -21,7 +21,7 @@ import { DerpUnderlay } from '../underlay/derp/underlay.ts'
 import { WorkerHost, type WorkerContext } from '../worker/host.ts'
 import { serializeError, type SerializedError, type WorkerMessage } from '../worker/protocol.ts'
 import { NodeDirect } from './direct.ts'
-import { HomePicker, PROBE_TIMEOUT_MS, type HomeProbe } from './home-picker.ts'
+import { HomePicker, type HomeProbe } from './home-picker.ts'
 import { chooseHome, planPeerChange, planPeerSync, relayOf, type AppliedPeer, type PeerOp } from './peer-sync.ts'
 import {
   NODE_CONTROL_MESSAGE,
@@ -304,10 +304,9 @@ export class NodeAgent {
         this.picker?.regionDown(region, this.clock.now())
         this.runPicker()
       },
-      onRelayChange: (region, url) => {
-        // Another relay of the home region: same region for peers, but say which relay we are on.
+      // Another relay of the home region: the same region for peers, but say which relay we are on.
+      onRelayChange: (region) => {
         if (region === this.homeRegion) this.reportHome()
-        void url
       },
     })
     return this.relays
