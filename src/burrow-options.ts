@@ -65,6 +65,8 @@ export interface BurrowStartOptions {
   homeRegion?: number
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
+  /** Test hook: seeded loss/delay/reordering on every relay link of this node (src/underlay/fault-injector.ts). */
+  _debugRelayFaults?: JoinOptions['relayFaults']
 }
 
 /** Sees one overlay IP packet: `in` from the network to this node, `out` from this node. */
@@ -139,6 +141,7 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
     probeIntervalMs,
     ...(options.homeRegion !== undefined ? { homeRegion: options.homeRegion } : {}),
     ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
+    ...(options._debugRelayFaults ? { relayFaults: options._debugRelayFaults } : {}),
   }
   return { join, mtu, capture }
 }

@@ -29,8 +29,8 @@ let controlURL: string
 let key: string
 const derp = (port: number): string => `ws://127.0.0.1:${port}/derp`
 
-async function start(hostname: string, homeRegion?: number): Promise<Node> {
-  const node = await Burrow.start({ controlURL, authKey: key, hostname, storage: 'memory', direct: false, ...(homeRegion !== undefined ? { homeRegion } : {}) })
+async function start(hostname: string, homeRegion?: number, extra: Partial<Parameters<typeof Burrow.start>[0]> = {}): Promise<Node> {
+  const node = await Burrow.start({ controlURL, authKey: key, hostname, storage: 'memory', direct: false, ...(homeRegion !== undefined ? { homeRegion } : {}), ...extra })
   nodes.push(node)
   return node
 }
@@ -176,4 +176,23 @@ describe('relay regions', () => {
     expect(await c.ping('b')).toBeGreaterThan(0)
     await transfer(c, b, 5 << 20, 53, 7201)
   }, 120_000)
+
+  it('on a lossy, jittery relay link (FaultInjector: 3 % loss, 5–25 ms delay each way) a node whose home relay is killed mid-transfer still re-homes and delivers 5 MB byte-exact', async () => {
+    // Region 1 has only r1b left and region 2 none: bring a fresh relay into region 1's first slot.
+    const revived = await startRelayProcess(['--stun-port', '0', '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${r1b.port}`], { port: r1a.port })
+    relays.push(revived)
+    await waitFor('the revived relay to mesh', () => revived.logs.some((l) => l.msg === 'mesh peer connected'), 20_000)
+    const faults = { seed: 7, send: { drop: 0.03, delayMs: 5, jitterMs: 20 }, receive: { drop: 0.03, delayMs: 5, jitterMs: 20 } }
+    const lossy = await start('lossy', 1, { _debugRelayFaults: faults })
+    expect(lossy.homeRelay).toMatchObject({ region: 1, relayURL: derp(revived.port) })
+    await waitFor('c to see lossy', () => peerOf(c, 'lossy')?.online === true)
+    await transfer(lossy, c, 5 << 20, 71, 7300, {
+      after: 1 << 20,
+      run: async () => {
+        await revived.stop('SIGKILL')
+      },
+    })
+    await waitFor('lossy to report region 1’s other relay', () => lossy.homeRelay?.relayURL === derp(r1b.port))
+    expect(await c.ping('lossy')).toBeGreaterThan(0)
+  }, 180_000)
 })

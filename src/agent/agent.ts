@@ -18,6 +18,7 @@ import { DataplaneError } from '../dataplane/errors.ts'
 import type { DerpConnection } from '../underlay/derp/connection.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
 import { DerpUnderlay } from '../underlay/derp/underlay.ts'
+import { FaultInjector } from '../underlay/fault-injector.ts'
 import { WorkerHost, type WorkerContext } from '../worker/host.ts'
 import { serializeError, type SerializedError, type WorkerMessage } from '../worker/protocol.ts'
 import { NodeDirect } from './direct.ts'
@@ -235,7 +236,7 @@ export class NodeAgent {
       this.startDataplane(nodeKeys)
       const netmap = await this.register(control, options)
       // The relay may admit only registered keys (--verify-clients), so DERP waits for the netmap.
-      const relays = this.startRelays(nodeKeys)
+      const relays = this.startRelays(nodeKeys, options.relayFaults)
       if (options.homeRegion !== undefined && !netmap.relayMap.regions.has(options.homeRegion))
         throw new DataplaneError('bad-config', `homeRegion ${options.homeRegion} is not a region of the relay map (regions: ${[...netmap.relayMap.regions.keys()].join(', ')})`)
       relays.setRelayMap(netmap.relayMap)
@@ -292,12 +293,18 @@ export class NodeAgent {
     if (!this.context) throw new Error('the dataplane did not start')
   }
 
-  private startRelays(nodeKeys: KeyPair): RelayPool {
+  private startRelays(nodeKeys: KeyPair, faults: JoinOptions['relayFaults']): RelayPool {
     const { driver } = this.context!
+    let seed = faults?.seed ?? 0
     this.relays = new RelayPool({
       dial: this.env.dial,
       privateKey: nodeKeys.privateKey,
-      attach: (connection: DerpConnection) => driver.addUnderlay(new DerpUnderlay(connection)),
+      attach: (connection: DerpConnection) => {
+        const underlay = new DerpUnderlay(connection)
+        if (!faults) return driver.addUnderlay(underlay)
+        // Test hook: a bad network on every relay link, seeded (one seed per link) so runs replay.
+        return driver.addUnderlay(new FaultInjector(underlay, { ...faults, seed: seed++, clock: this.clock }))
+      },
       detach: (underlay) => driver.removeUnderlay(underlay),
       onHomeChange: () => this.updateState(),
       onRegionDown: (region) => {

@@ -8,6 +8,7 @@
 // Private keys never appear in any of these messages.
 import type { NetworkInfo } from '../control/protocol.ts'
 import type { SerializedError } from '../worker/protocol.ts'
+import type { FaultProfile } from '../underlay/fault-injector.ts'
 
 export const NODE_CONTROL_MESSAGE = 'burrow-node-control'
 
@@ -38,6 +39,8 @@ export interface JoinOptions {
   probeIntervalMs?: number
   /** The relay region to call home whenever it is up (absent: the lowest measured latency). */
   homeRegion?: number
+  /** Test hook: every relay underlay goes through a FaultInjector with these seeded faults (loss, delay…). */
+  relayFaults?: { seed: number; send?: FaultProfile; receive?: FaultProfile }
 }
 
 export interface JoinResult {
