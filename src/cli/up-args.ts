@@ -32,9 +32,11 @@ export interface UpConfig {
   pcapPath: string | undefined
   /** `debug` also logs a one-line summary of every overlay packet. */
   logLevel: LogLevel
+  /** --home-region N: call that relay region home while it is up. */
+  homeRegion: number | undefined
 }
 
-const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle', 'pcap', 'log-level'] as const
+const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle', 'pcap', 'log-level', 'home-region'] as const
 const REPEATABLE = new Set(['serve', 'serve-udp', 'allow'])
 const BOOLEAN_FLAGS = ['ephemeral', 'no-direct'] as const
 
@@ -88,7 +90,12 @@ export function parseUpArgs(args: string[]): UpConfig {
   }
   const logLevel = (single.get('log-level') ?? 'info') as LogLevel
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
+  const homeText = single.get('home-region')
+  const homeRegion = homeText === undefined ? undefined : Number(homeText)
+  if (homeRegion !== undefined && (!Number.isSafeInteger(homeRegion) || homeRegion < 1))
+    throw new UsageError(`--home-region must be a relay region id (a whole number ≥ 1), got ${JSON.stringify(homeText)}`)
   return {
+    homeRegion,
     logLevel,
     controlURL,
     authKey: single.get('authkey'),

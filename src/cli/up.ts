@@ -229,6 +229,7 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         stateDir,
         mtu: OVERLAY_MTU,
         ...(config.noDirect ? { direct: false } : {}),
+        ...(config.homeRegion !== undefined ? { homeRegion: config.homeRegion } : {}),
         ...(tap && { capture: tap }),
       })
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.
