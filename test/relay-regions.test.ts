@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { toHex, randomBytes } from '../src/crypto/index.ts'
+import { execFileSync } from 'node:child_process'
+import { type BurrowProcess, spawnBurrow } from './helpers/burrow-process.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
 import { freePort } from './helpers/tailscale-go.ts'
 
@@ -28,6 +30,15 @@ let r2: RelayProcess
 let controlURL: string
 let key: string
 const derp = (port: number): string => `ws://127.0.0.1:${port}/derp`
+let up: BurrowProcess | undefined
+const upStateDir = join(scratch, 'up-state')
+
+function burrowStatus(json: boolean): string {
+  return execFileSync(process.execPath, ['bin/burrow.mjs', 'status', '--state-dir', upStateDir, ...(json ? ['--json'] : [])], {
+    cwd: join(import.meta.dirname, '..'),
+    encoding: 'utf8',
+  })
+}
 
 async function start(hostname: string, homeRegion?: number, extra: Partial<Parameters<typeof Burrow.start>[0]> = {}): Promise<Node> {
   const node = await Burrow.start({ controlURL, authKey: key, hostname, storage: 'memory', direct: false, ...(homeRegion !== undefined ? { homeRegion } : {}), ...extra })
@@ -101,6 +112,10 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(async () => {
+  if (up && up.proc.exitCode === null) {
+    up.proc.kill('SIGKILL')
+    await up.exited
+  }
   for (const node of nodes) await node.close().catch(() => {})
   for (const relay of relays) await relay.stop('SIGKILL')
   removeRelayDataDirs()
@@ -145,6 +160,25 @@ describe('relay regions', () => {
       await transfer(x, y, 5 << 20, port, port++)
   }, 120_000)
 
+  it('burrow up --home-region 2 homes in region 2 and burrow status shows the region and relay', async () => {
+    up = spawnBurrow(['up', '--control', controlURL, '--authkey', key, '--hostname', 'daemon', '--state-dir', upStateDir, '--home-region', '2', '--no-direct'])
+    await waitFor('burrow up to join', () => up!.logs.some((l) => l.msg === 'up') || up!.proc.exitCode !== null, 30_000)
+    expect(
+      up.logs.find((l) => l.msg === 'up'),
+      up.stderr(),
+    ).toMatchObject({ relayURL: derp(r2.port) })
+    await waitFor('the status file to show the home region', () => {
+      try {
+        return (JSON.parse(burrowStatus(true)) as { self: { homeRegion?: { id: number } } }).self.homeRegion?.id === 2
+      } catch {
+        return false
+      }
+    })
+    expect(burrowStatus(false)).toContain(`home relay: region 2 (two, Region Two) via ${derp(r2.port)}`)
+    await waitFor('a to see the daemon', () => peerOf(a, 'daemon')?.online === true && peerOf(a, 'daemon')?.relayRegion === 2)
+    expect(await a.ping('daemon')).toBeGreaterThan(0)
+  }, 60_000)
+
   it('kill -9 of a node’s home relay during a 20 MB transfer: it moves to the region’s other (meshed) relay, the transfer completes byte-exact', async () => {
     await transfer(a, b, 20 << 20, 31, 7100, {
       after: 2 << 20,
@@ -175,6 +209,10 @@ describe('relay regions', () => {
     expect(await a.ping('b')).toBeGreaterThan(0)
     expect(await c.ping('b')).toBeGreaterThan(0)
     await transfer(c, b, 5 << 20, 53, 7201)
+    // The `burrow up` node was homed in region 2 too: its status shows the new home.
+    await waitFor('burrow status to show the daemon re-homed', () => burrowStatus(false).includes(`home relay: region 1 (one, Region One) via ${derp(r1b.port)}`), 30_000)
+    await waitFor('a to learn the daemon’s new home', () => peerOf(a, 'daemon')?.relayRegion === 1)
+    expect(await a.ping('daemon')).toBeGreaterThan(0)
   }, 120_000)
 
   it('on a lossy, jittery relay link (FaultInjector: 3 % loss, 5–25 ms delay each way) a node whose home relay is killed mid-transfer still re-homes and delivers 5 MB byte-exact', async () => {
