@@ -314,7 +314,11 @@ describe('node agent', () => {
       )?.homeRelay?.url
     const challenged = new Set([socket])
     await until('the new home relay reported', () => {
-      for (const s of h.sockets) if (!challenged.has(s)) (challenged.add(s), s.deliver(challenge))
+      for (const s of h.sockets) {
+        if (challenged.has(s)) continue
+        challenged.add(s)
+        s.deliver(challenge)
+      }
       if (lastReported() === 'ws://relay.test:8080/derp') return true
       clock.fireNext(clock.now() + 1000)
       return false
