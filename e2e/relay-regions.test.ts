@@ -1,6 +1,7 @@
 // Relay regions with Chromium tabs: three real `burrow relay`s (two meshed in region 1, one in
 // region 2, coordination with --relay-map on one of region 1's), two tabs homed in different
-// regions and a Node peer. The tabs ping each other and the Node peer; then the relay the first
+// regions and a Node peer. The tabs ping each other and the Node peer and move 5 MB byte-exact
+// across the regions; then the relay the first
 // tab is homed on is killed (SIGKILL) while the tab downloads 20 MB from the Node peer: the tab
 // re-homes to region 1's other relay and the download completes byte-exact (same SHA-256).
 import { createHash } from 'node:crypto'
@@ -14,6 +15,7 @@ import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
 import { freePort, launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
+import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
 
 const MESH_KEY = toHex(randomBytes(32))
 const scratch = mkdtempSync(join(tmpdir(), 'burrow-e2e-regions-'))
@@ -69,7 +71,10 @@ beforeAll(async () => {
   const controlURL = `http://127.0.0.1:${p1b}`
   const authKey = createAuthKey(r1b.dataDir, '--reusable')
   server = await Burrow.start({ controlURL, authKey, hostname: 'server', storage: 'memory', direct: false, homeRegion: 2 })
-  server.serve(8080, () => {
+  server.serve(8080, (request) => {
+    // /5mb: the first 5 MB, for the pair transfers; anything else: all 20 MB, counted in `pulled`.
+    if (new URL(request.url).pathname === '/5mb')
+      return new Response(BODY.slice(0, 5 << 20) as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/octet-stream' } })
     pulled = 0
     let at = 0
     const body = new ReadableStream<Uint8Array>({
@@ -103,7 +108,7 @@ afterAll(async () => {
 })
 
 describe('relay regions in Chromium', () => {
-  it('tabs home in the region they ask for and reach each other and a Node peer across regions', async () => {
+  it('tabs home in the region they ask for, ping each other and a Node peer across regions, and move 5 MB byte-exact between them', async () => {
     expect(await tab1.evaluate(() => window.burrowNodeE2E.homeRelay())).toMatchObject({ region: 1, code: 'one', relayURL: derp(r1a.port) })
     expect(await tab2.evaluate(() => window.burrowNodeE2E.homeRelay())).toMatchObject({ region: 2, code: 'two', relayURL: derp(r2.port) })
     const peersOf1 = await tab1.evaluate(() => window.burrowNodeE2E.peers())
@@ -114,7 +119,21 @@ describe('relay regions in Chromium', () => {
     expect(await tab2.evaluate(() => window.burrowNodeE2E.ping('server'))).toBeGreaterThan(0)
     await waitFor('the server to see tab1 in region 1', () => server.peers().some((p) => p.hostname === 'tab1' && p.relayRegion === 1))
     expect(await server.ping('tab1')).toBeGreaterThan(0)
-  }, 60_000)
+    // 5 MB byte-exact across the regions: tab1 (region 1) → tab2 (region 2), and the Node peer (region 2) → tab2.
+    const tab2Address = peersOf1.find((p) => p.hostname === 'tab2')!.addresses[0]
+    const { id, sent } = await startTransfer(tab1, tab2, tab2Address, 9100, 5)
+    const done = await transferResult(tab2, id)
+    expect(done.error).toBeUndefined()
+    expect(done.done).toEqual({ bytes: MB5, sha256: (await sent).sha256 })
+    const fiveMb = await tab2.evaluate(() => window.burrowNodeE2E.fetchDigest('http://server:8080/5mb'))
+    expect(fiveMb).toMatchObject({
+      status: 200,
+      bytes: 5 << 20,
+      sha256: createHash('sha256')
+        .update(BODY.subarray(0, 5 << 20))
+        .digest('hex'),
+    })
+  }, 120_000)
 
   it('kill -9 of the tab’s home relay during a 20 MB download: the tab re-homes to its region’s other relay, the download is byte-exact', async () => {
     const download = tab1.evaluate(() => window.burrowNodeE2E.fetchDigest('http://server:8080/blob'))
