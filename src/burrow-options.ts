@@ -74,8 +74,16 @@ export interface BurrowStartOptions {
    * Default 4 MiB. Both 4096..2^30 bytes.
    */
   tcp?: BurrowTcpOptions
+  /**
+   * The relay region to call home whenever its relays are up (the relay map's region `id`).
+   * Default: the region with the lowest measured latency (HTTP probes of each relay), moved only
+   * when another is clearly faster; either way the node re-homes when its relay dies.
+   */
+  homeRegion?: number
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
+  /** Test hook: seeded loss/delay/reordering on every relay link of this node (src/underlay/fault-injector.ts). */
+  _debugRelayFaults?: JoinOptions['relayFaults']
 }
 
 /** Sees one overlay IP packet: `in` from the network to this node, `out` from this node. */
@@ -153,6 +161,8 @@ export function parseStartOptions(
   const capture = parseCapture(options.capture)
   if (options.onAuthURL !== undefined && typeof options.onAuthURL !== 'function') throw new BurrowError('bad-options', 'onAuthURL must be a function (url) => void')
   const tcp = parseTcpOptions(options.tcp)
+  if (options.homeRegion !== undefined && (!Number.isSafeInteger(options.homeRegion) || options.homeRegion < 1))
+    throw new BurrowError('bad-options', `homeRegion must be a relay region id (a whole number ≥ 1), got ${JSON.stringify(options.homeRegion)}`)
   if (options.control !== undefined && options.control !== 'burrow' && options.control !== 'tailnet')
     throw new BurrowError('bad-options', `control must be "burrow" or "tailnet", got ${JSON.stringify(options.control)}`)
   const control = options.control ?? (/^(hskey|tskey)-/.test(options.authKey ?? '') ? 'tailnet' : 'burrow')
@@ -170,7 +180,9 @@ export function parseStartOptions(
     ...(defaults.stateDir !== undefined ? { stateDir: defaults.stateDir } : {}),
     direct: options.direct !== false,
     probeIntervalMs,
+    ...(options.homeRegion !== undefined ? { homeRegion: options.homeRegion } : {}),
     ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
+    ...(options._debugRelayFaults ? { relayFaults: options._debugRelayFaults } : {}),
   }
   return { join, mtu, capture, tcp }
 }

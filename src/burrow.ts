@@ -50,6 +50,22 @@ export interface BurrowPeer {
   directTransport: 'webrtc' | 'udp' | null
   /** On a direct UDP path: the peer's endpoint in use (`203.0.113.7:41641`); else null. */
   endpoint: string | null
+  /** The relay region this peer is reached through (its home region, or ours when it reported none). */
+  relayRegion: number
+  /** The relay of that region we send to it through (DERP URL). */
+  relayURL: string
+}
+
+/** Our home relay region and the relay of it we are logged in to. */
+export interface BurrowHomeRelay {
+  /** Region id (the relay map's `id`). */
+  region: number
+  code: string
+  name: string
+  /** The DERP URL of the relay we are logged in to. */
+  relayURL: string
+  /** The last measured latency per region id in ms (null: no answer); empty with a single region. */
+  latencies: Record<number, number | null>
 }
 
 /** The type that says most about how a candidate pair crosses the network (relay > srflx > prflx > host). */
@@ -142,8 +158,10 @@ export class BurrowNode extends EventTarget {
   hostname = ''
   /** [IPv4, IPv6] overlay addresses. */
   addresses: string[] = []
-  /** The DERP URL of the home relay. */
+  /** The DERP URL of the home relay (it changes when the node re-homes: `home` events). */
   relayURL = ''
+  /** The home relay region, once known; re-homing (latency, or failover when the relay died) dispatches a `home` event. */
+  homeRelay: BurrowHomeRelay | null = null
   state: NodeState = 'connecting'
 
   private readonly dataplane: BurrowWorker
@@ -188,7 +206,7 @@ export class BurrowNode extends EventTarget {
     this.nodeKey = joined.nodeKey
     this.hostname = joined.hostname
     this.addresses = [...joined.addresses]
-    this.relayURL = joined.relayURL
+    this.relayURL = this.homeRelay?.relayURL || joined.relayURL
     const overlay = await this.dataplane.attachOverlay([`${joined.addresses[0]}/32`, `${joined.addresses[1]}/128`])
     this.overlay = overlay
     let tap: PacketTap | undefined
@@ -236,6 +254,8 @@ export class BurrowNode extends EventTarget {
       candidates: peer.path === 'direct' ? (peer.directCandidates ?? null) : null,
       directTransport: peer.path === 'direct' ? (peer.directTransport ?? 'webrtc') : null,
       endpoint: peer.path === 'direct' ? (peer.directEndpoint ?? null) : null,
+      relayRegion: peer.relayRegion,
+      relayURL: peer.relayURL,
     }))
   }
 
@@ -416,6 +436,11 @@ export class BurrowNode extends EventTarget {
         break
       case 'probe':
         this.probePeers()
+        break
+      case 'home':
+        this.homeRelay = { region: message.region, code: message.code, name: message.name, relayURL: message.relayURL, latencies: message.latencies }
+        if (message.relayURL) this.relayURL = message.relayURL
+        this.dispatchEvent(new Event('home'))
         break
       case 'peers':
         this.workerPeers = message.peers

@@ -137,6 +137,10 @@ const api = {
   status() {
     return current().status()
   },
+  /** The node's home relay region and relay (`node.homeRelay`), null before it is known. */
+  homeRelay() {
+    return current().homeRelay
+  },
   ping(target: string): Promise<number> {
     return current().ping(target, { timeout: 5000 })
   },

@@ -283,4 +283,91 @@ describe('node agent', () => {
     expect(made).toBe(0)
     expect(h.events.find((e) => e.type === 'result' && e.id === 1)).toMatchObject({ ok: true })
   })
+
+  it('with several regions, probes each relay on its own clock, homes in the fastest, and moves only when another is clearly faster', async () => {
+    const clock = new ManualClock(0)
+    const probes: Array<{ url: string; answer: () => void }> = []
+    const h = harness(clock, {
+      probe: (url) => new Promise<void>((resolve) => probes.push({ url, answer: resolve })),
+      firstProbeWaitMs: 3000,
+    })
+    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
+    await until('the control socket', () => h.sockets.length === 1)
+    const socket = h.sockets[0]!
+    socket.deliver(challenge)
+    await until('hello', () => socket.sent.some((m) => m.type === 'hello'))
+    const hello = socket.sent.find((m) => m.type === 'hello') as unknown as { nodeKey: string }
+    const relayMap = {
+      regions: [
+        { id: 1, code: 'near', name: 'Near', nodes: [{ name: 'n1', url: HOME }] },
+        { id: 2, code: 'far', name: 'Far', nodes: [{ name: 'f1', url: 'https://far.test' }] },
+      ],
+    }
+    socket.deliver({
+      type: 'welcome',
+      self: { ...peer(200), nodeKey: hello.nodeKey },
+      network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' },
+      peers: [peer(1)],
+      relayMap,
+    })
+    await until('a probe of each region', () => probes.length === 2)
+    expect(probes.map((p) => p.url)).toEqual(['http://relay.test:8080/derp/latency-check', 'https://far.test/derp/latency-check'])
+    // Region 2 answers after 40 ms of the agent's clock, region 1 after 90 ms: region 2 is home.
+    clock.set(40)
+    probes[1]!.answer()
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    clock.set(90)
+    probes[0]!.answer()
+    await until('the join result', () => {
+      clock.fireNext(clock.now() + 10)
+      return h.events.some((e) => e.type === 'result' && e.id === 1)
+    })
+    const result = h.events.find((e) => e.type === 'result' && e.id === 1)
+    expect(result).toMatchObject({ ok: true, value: { homeRegion: 2, relayURL: 'wss://far.test/derp' } })
+    expect(h.events.find((e) => e.type === 'home')).toMatchObject({ region: 2, code: 'far', name: 'Far', relayURL: 'wss://far.test/derp', latencies: { 1: 90, 2: 40 } })
+    expect(socket.sent.filter((m) => m.type === 'update').at(-1)).toMatchObject({ homeRelay: { url: 'wss://far.test/derp' } })
+    expect(h.dialed).toContain('wss://far.test/derp')
+
+    // The next round comes 20–26 s later on the agent's clock. Region 1 is 5 ms better (under
+    // netcheck's 10 ms): the home stays. The round after, region 1 is 30 ms better: it moves.
+    const round = async (ms: Record<string, number>): Promise<void> => {
+      const before = probes.length
+      await until('the next round', () => {
+        clock.fireNext(clock.now() + 30_000)
+        return probes.length === before + 2
+      })
+      const start = clock.now()
+      for (const [i, p] of probes.slice(before).entries()) {
+        clock.set(start + ms[i === 0 ? 'near' : 'far']!)
+        p.answer()
+        await new Promise((resolve) => setTimeout(resolve, 0))
+      }
+    }
+    await round({ near: 35, far: 40 })
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(h.events.filter((e) => e.type === 'home')).toHaveLength(1)
+    await round({ near: 10, far: 40 })
+    await until('the move home', () => h.events.filter((e) => e.type === 'home').length === 2)
+    expect(h.events.filter((e) => e.type === 'home').at(-1)).toMatchObject({ region: 1, code: 'near', relayURL: 'ws://relay.test:8080/derp' })
+    // Reported to the coordination: in an update, or (the scripted server never answers pings, so
+    // a minute of the agent's clock ends the session) in the hello of the next session.
+    const lastReported = () =>
+      (
+        h.sockets
+          .flatMap((s) => s.sent)
+          .filter((m) => (m as { homeRelay?: unknown }).homeRelay !== undefined)
+          .at(-1) as { homeRelay?: { url: string } } | undefined
+      )?.homeRelay?.url
+    const challenged = new Set([socket])
+    await until('the new home relay reported', () => {
+      for (const s of h.sockets) {
+        if (challenged.has(s)) continue
+        challenged.add(s)
+        s.deliver(challenge)
+      }
+      if (lastReported() === 'ws://relay.test:8080/derp') return true
+      clock.fireNext(clock.now() + 1000)
+      return false
+    })
+  })
 })

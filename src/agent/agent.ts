@@ -11,16 +11,18 @@
 // and pushes the peer map with traffic counters, its state and errors to the page. Every part is
 // passed in through the constructor; nothing registers itself globally.
 import { formatNodeKey, parseKey, type KeyPair } from '../crypto/index.ts'
-import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap, NetmapChange } from '../control/control-plane.ts'
+import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap, NetmapChange, RelayMap } from '../control/control-plane.ts'
 import { loadOrCreateKeyPair, type KeyStore } from '../control/key-store.ts'
-import { systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
+import { DeadlineTimer, systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import { DataplaneError } from '../dataplane/errors.ts'
 import type { DerpConnection } from '../underlay/derp/connection.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
 import { DerpUnderlay } from '../underlay/derp/underlay.ts'
+import { FaultInjector } from '../underlay/fault-injector.ts'
 import { WorkerHost, type WorkerContext } from '../worker/host.ts'
 import { serializeError, type SerializedError, type WorkerMessage } from '../worker/protocol.ts'
 import { NodeDirect } from './direct.ts'
+import { HomePicker, type HomeProbe } from './home-picker.ts'
 import { chooseHome, planPeerChange, planPeerSync, relayOf, type AppliedPeer, type PeerOp } from './peer-sync.ts'
 import {
   NODE_CONTROL_MESSAGE,
@@ -59,8 +61,30 @@ export interface NodeAgentEnvironment {
   joinTimeoutMs?: number
   /** How long `join` waits for the home relay's login before resolving anyway. Default 5 s. */
   relayLoginWaitMs?: number
+  /**
+   * Times one latency probe of a relay: resolves when `url` (its `/derp/latency-check`) answered,
+   * rejects when it failed. Default: an HTTP HEAD with fetch (derper and `burrow relay` answer it
+   * with `Access-Control-Allow-Origin: *`, so a page may probe any relay).
+   */
+  probe?: (url: string) => Promise<void>
+  /** How long `join` waits for the first latency round when the relay map has several regions. Default 3 s. */
+  firstProbeWaitMs?: number
   /** Node only: plain-UDP direct paths to peers that are Node nodes too (`src/node/udp-direct.ts`). */
   udpDirect?: UdpDirectFactory
+}
+
+/** The latency-check URL of a relay's DERP URL (cmd/derper serves /derp/probe and /derp/latency-check alike). */
+export function latencyCheckUrl(derpUrl: string): string {
+  const url = new URL(derpUrl)
+  url.protocol = url.protocol === 'wss:' ? 'https:' : url.protocol === 'ws:' ? 'http:' : url.protocol
+  url.pathname = '/derp/latency-check'
+  url.search = ''
+  return url.toString()
+}
+
+async function fetchProbe(url: string): Promise<void> {
+  const response = await fetch(url, { method: 'HEAD', cache: 'no-store' })
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`)
 }
 
 /** A join was refused: carries the control plane's status (401 for a wrong auth key) when there is one. */
@@ -92,6 +116,12 @@ export class NodeAgent {
   private control: ControlPlane | undefined
   private relays: RelayPool | undefined
   private homeRegion: number | undefined
+  /** Latency probes and the home choice (only with more than one region to choose from). */
+  private picker: HomePicker | undefined
+  /** The relay map of the join's first netmap (before it is applied). */
+  private relayMap: RelayMap | undefined
+  private pickerTimer: DeadlineTimer | undefined
+  private readonly onPicked = new Set<() => void>()
   private netmap: Netmap | undefined
   private readonly applied = new Map<string, AppliedPeer>()
   private statsTimer: Timer | undefined
@@ -223,10 +253,15 @@ export class NodeAgent {
       this.startDataplane(nodeKeys)
       const netmap = await this.register(control, options)
       // The relay may admit only registered keys (--verify-clients), so DERP waits for the netmap.
-      const relays = this.startRelays(nodeKeys)
-      const home = chooseHome(undefined, netmap.relayMap)
-      if (home === undefined) throw new NodeJoinError(`the control plane at ${options.controlURL} offers no relay`, 0)
+      const relays = this.startRelays(nodeKeys, options.relayFaults)
+      if (options.homeRegion !== undefined && !netmap.relayMap.regions.has(options.homeRegion))
+        throw new DataplaneError('bad-config', `homeRegion ${options.homeRegion} is not a region of the relay map (regions: ${[...netmap.relayMap.regions.keys()].join(', ')})`)
       relays.setRelayMap(netmap.relayMap)
+      this.relayMap = netmap.relayMap
+      const picked = await this.firstHome(netmap, options.homeRegion)
+      const home = picked ?? chooseHome(undefined, netmap.relayMap)
+      if (home === undefined) throw new NodeJoinError(`the control plane at ${options.controlURL} offers no relay`, 0)
+      if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       this.setHome(home)
       const homeLink = relays.home!
       if (this.webrtcPort && options.direct !== false) this.startDirect(this.webrtcPort, discoKeys.privateKey, homeLink.underlay, options.dropDirectSignals === true)
@@ -246,6 +281,7 @@ export class NodeAgent {
         addresses: [self.addresses[0] ?? '', self.addresses[1] ?? ''],
         ...(netmap.network ? { network: netmap.network } : {}),
         relayURL: homeLink.connection.url,
+        homeRegion: home,
       }
     } catch (error) {
       this.shutdown()
@@ -294,16 +330,109 @@ export class NodeAgent {
     if (!this.context) throw new Error('the dataplane did not start')
   }
 
-  private startRelays(nodeKeys: KeyPair): RelayPool {
+  private startRelays(nodeKeys: KeyPair, faults: JoinOptions['relayFaults']): RelayPool {
     const { driver } = this.context!
+    let seed = faults?.seed ?? 0
     this.relays = new RelayPool({
       dial: this.env.dial,
       privateKey: nodeKeys.privateKey,
-      attach: (connection: DerpConnection) => driver.addUnderlay(new DerpUnderlay(connection)),
+      attach: (connection: DerpConnection) => {
+        const underlay = new DerpUnderlay(connection)
+        if (!faults) return driver.addUnderlay(underlay)
+        // Test hook: a bad network on every relay link, seeded (one seed per link) so runs replay.
+        return driver.addUnderlay(new FaultInjector(underlay, { ...faults, seed: seed++, clock: this.clock }))
+      },
       detach: (underlay) => driver.removeUnderlay(underlay),
       onHomeChange: () => this.updateState(),
+      onRegionDown: (region) => {
+        this.picker?.regionDown(region, this.clock.now())
+        this.runPicker()
+      },
+      // Another relay of the home region: the same region for peers, but say which relay we are on.
+      onRelayChange: (region) => {
+        if (region === this.homeRegion) this.reportHome()
+      },
     })
     return this.relays
+  }
+
+  /**
+   * With several regions, one latency round picks the first home (bounded by firstProbeWaitMs);
+   * undefined when there is nothing to choose, or no region answered in time. The picker keeps
+   * running: periodic rounds (with hysteresis) and failover move the home later.
+   */
+  private firstHome(netmap: Netmap, prefer: number | undefined): Promise<number | undefined> {
+    if (netmap.relayMap.regions.size < 2) return Promise.resolve(prefer)
+    this.picker = new HomePicker(prefer === undefined ? {} : { prefer })
+    this.pickerTimer = new DeadlineTimer(this.clock, () => this.runPicker())
+    this.picker.setRelayMap(netmap.relayMap, this.clock.now())
+    if (prefer !== undefined) {
+      this.picker.setHome(prefer)
+      this.runPicker()
+      return Promise.resolve(prefer)
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        timer.clear()
+        this.onPicked.delete(done)
+        resolve(this.picker?.home)
+      }
+      const timer = this.clock.setTimer(this.clock.now() + (this.env.firstProbeWaitMs ?? 3000), done)
+      this.onPicked.add(done)
+      this.runPicker()
+    })
+  }
+
+  /** Runs what the picker has due: probes go out, a home change is applied (or, before the first home, reported to `firstHome`). */
+  private runPicker(): void {
+    const picker = this.picker
+    if (!picker || this.left) return
+    picker.poll(this.clock.now())
+    for (let event = picker.takeEvent(); event; event = picker.takeEvent()) {
+      if (event.type === 'probe') this.startProbe(event.probe)
+      else if (this.homeRegion === undefined) for (const done of [...this.onPicked]) done()
+      else if (event.region !== this.homeRegion) this.guard(() => this.moveHome(event.region))
+    }
+    this.pickerTimer?.arm(picker.nextEvent())
+  }
+
+  private startProbe(probe: HomeProbe): void {
+    const started = this.clock.now()
+    let url: string
+    try {
+      url = latencyCheckUrl(probe.url)
+    } catch {
+      this.picker?.probeDone(probe.id, null, started)
+      return
+    }
+    ;(this.env.probe ?? fetchProbe)(url).then(
+      () => {
+        this.picker?.probeDone(probe.id, this.clock.now() - started, this.clock.now())
+        this.runPicker()
+      },
+      () => {
+        this.picker?.probeDone(probe.id, null, this.clock.now())
+        this.runPicker()
+      },
+    )
+  }
+
+  /** A new home region (latency or failover): connect there, report it, and re-route the peers that follow our home. */
+  private moveHome(region: number): void {
+    if (!this.relays || !this.netmap || !this.netmap.relayMap.regions.has(region)) return
+    this.setHome(region)
+    this.applyNetmap(this.netmap)
+  }
+
+  /** Tells the control plane and the page which region and relay we are homed on. */
+  private reportHome(): void {
+    const region = this.homeRegion
+    if (region === undefined) return
+    const link = this.relays?.home
+    const url = link?.connection.url ?? ''
+    this.control?.setHomeRelay(region, url)
+    const info = (this.netmap?.relayMap ?? this.relayMap)?.regions.get(region)
+    this.post({ type: 'home', region, code: info?.code ?? '', name: info?.name ?? '', relayURL: url, latencies: Object.fromEntries(this.picker?.latencies() ?? []) })
   }
 
   /** Starts the control plane and waits for its first netmap (or its refusal, or the deadline). */
@@ -395,7 +524,8 @@ export class NodeAgent {
   private setHome(region: number): void {
     this.relays!.setHome(region)
     this.homeRegion = region
-    this.control?.setHomeRelay(region)
+    this.picker?.setHome(region)
+    this.reportHome()
   }
 
   /**
@@ -409,6 +539,10 @@ export class NodeAgent {
     const previous = this.netmap
     this.netmap = netmap
     if (previous === undefined || change === undefined || change.other) this.relays.setRelayMap(netmap.relayMap)
+    if (change?.other && this.picker) {
+      this.picker.setRelayMap(netmap.relayMap, this.clock.now())
+      this.runPicker()
+    }
     // The relay's STUN server (and TURN); a later welcome brings fresh TURN credentials.
     const ice = JSON.stringify(netmap.iceServers ?? [])
     if ((this.direct || this.udp) && netmap.iceServers && ice !== this.iceServersSent) {
@@ -531,7 +665,8 @@ export class NodeAgent {
         directCandidates: direct?.candidates ?? null,
         directTransport: direct?.path === 'direct' ? (udp ? 'udp' : 'webrtc') : null,
         directEndpoint: udp?.path === 'direct' ? udp.endpoint : null,
-        relayURL: netmap.relayMap.regions.get(relayOf(peer, netmap.relayMap, home))?.nodes[0]?.url ?? '',
+        relayURL: relays.linkOf(relayOf(peer, netmap.relayMap, home))?.connection.url ?? netmap.relayMap.regions.get(relayOf(peer, netmap.relayMap, home))?.nodes[0]?.url ?? '',
+        relayRegion: relayOf(peer, netmap.relayMap, home),
         rxBytes: s?.rxBytes ?? 0,
         txBytes: s?.txBytes ?? 0,
         lastHandshake: s?.lastHandshake ?? null,
@@ -561,6 +696,9 @@ export class NodeAgent {
     this.left = true
     this.statsTimer?.clear()
     this.probeTimer?.clear()
+    this.pickerTimer?.clear()
+    this.picker = undefined
+    for (const done of [...this.onPicked]) done()
     this.statsTimer = undefined
     this.pushTimer?.clear()
     this.pushTimer = undefined

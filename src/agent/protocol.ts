@@ -8,6 +8,7 @@
 // Private keys never appear in any of these messages.
 import type { NetworkInfo } from '../control/protocol.ts'
 import type { SerializedError } from '../worker/protocol.ts'
+import type { FaultProfile } from '../underlay/fault-injector.ts'
 
 export const NODE_CONTROL_MESSAGE = 'burrow-node-control'
 
@@ -36,6 +37,10 @@ export interface JoinOptions {
   dropDirectSignals?: boolean
   /** How often the agent asks the page to probe its peers' round-trip times (`probe`); 0 or absent: never. */
   probeIntervalMs?: number
+  /** The relay region to call home whenever it is up (absent: the lowest measured latency). */
+  homeRegion?: number
+  /** Test hook: every relay underlay goes through a FaultInjector with these seeded faults (loss, delay…). */
+  relayFaults?: { seed: number; send?: FaultProfile; receive?: FaultProfile }
 }
 
 export interface JoinResult {
@@ -47,6 +52,8 @@ export interface JoinResult {
   network?: NetworkInfo
   /** The DERP URL of our home relay. */
   relayURL: string
+  /** Our home relay region's id. */
+  homeRegion: number
 }
 
 export type NodeState = 'connecting' | 'online' | 'reconnecting' | 'failed' | 'closed'
@@ -64,6 +71,8 @@ export interface WorkerPeerInfo {
   directRttMs: number | null
   /** The relay this peer receives on (its home relay, or ours when it reported none). */
   relayURL: string
+  /** That relay's region id. */
+  relayRegion: number
   rxBytes: number
   txBytes: number
   /** Epoch-like ms on the `sharedNow()` clock, or null before the first handshake. */
@@ -124,3 +133,5 @@ export type NodeWorkerMessage =
   | { type: 'auth-url'; url: string }
   /** Time to ping the online peers (the page's stack sends the echoes; the worker keeps time). */
   | { type: 'probe' }
+  /** Our home relay: its region (id, code, name), the relay we are logged in to, and the last measured region latencies (ms, null: no answer). */
+  | { type: 'home'; region: number; code: string; name: string; relayURL: string; latencies: Record<number, number | null> }

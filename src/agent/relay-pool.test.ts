@@ -85,4 +85,80 @@ describe('RelayPool', () => {
     expect(() => pool.setHome(9)).toThrow('relay region 9 is not in the relay map')
     expect(pool.underlays().size).toBe(0)
   })
+
+  it("moves a link to the region's next relay when its relay dies, keeping the underlay, and reports a region whose relays all failed", async () => {
+    const net = new MemoryNetwork()
+    const me = generateKeyPair()
+    const peer = generateKeyPair()
+    const down: number[] = []
+    const moves: string[] = []
+    const pool = new RelayPool({
+      dial: net.dial,
+      privateKey: me.privateKey,
+      attach: () => 7,
+      detach: () => {},
+      onRegionDown: (r) => down.push(r),
+      onRelayChange: (_r, u) => moves.push(u),
+    })
+    const meshed: RelayRegion = {
+      id: 1,
+      code: 'r1',
+      name: 'r1',
+      nodes: [
+        { name: '1a', url: 'http://r1a/derp' },
+        { name: '1b', url: 'http://r1b/derp' },
+      ],
+    }
+    pool.setRelayMap({
+      regions: new Map([
+        [1, meshed],
+        [2, region(2)],
+      ]),
+    })
+    const home = pool.setHome(1)
+    await settle()
+    expect(home.connection.url).toBe('http://r1a/derp')
+    expect(net.relay('http://r1a/derp').metrics.homeClients).toBe(1)
+
+    net.kill('http://r1a/derp')
+    await settle()
+    // The same link (same underlay) now logged in to r1b, still preferred there; no region-down yet.
+    expect(pool.home).toBe(home)
+    expect(home.underlay).toBe(7)
+    expect(home.connection.url).toBe('http://r1b/derp')
+    expect(home.connection.isConnected).toBe(true)
+    expect(net.relay('http://r1b/derp').metrics.homeClients).toBe(1)
+    expect(moves).toEqual(['http://r1b/derp'])
+    expect(down).toEqual([])
+    // Packets flow through the new relay.
+    const peerConn = new DerpConnection({ dial: net.dial, url: 'http://r1b/derp', privateKey: peer.privateKey }).start()
+    const got: number[] = []
+    peerConn.on('packet', (_s, p) => got.push(p[0]!))
+    await settle()
+    home.connection.send(peer.publicKey, new Uint8Array([42]))
+    await settle()
+    expect(got).toEqual([42])
+    peerConn.close()
+
+    // Both relays of region 1 dead: region 1 is reported down once both have failed in a row,
+    // once per streak, and the link keeps retrying them at the backoff's pace (no tight loop).
+    net.kill('http://r1b/derp')
+    await settle()
+    expect(down).toEqual([1])
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(down).toEqual([1])
+    expect(home.connection.isConnected).toBe(false)
+    net.revive('http://r1a/derp')
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(home.connection.isConnected).toBe(true)
+    expect(home.connection.url).toBe('http://r1a/derp')
+
+    // A single-relay region is down as soon as its relay drops.
+    pool.acquire(2)
+    await settle()
+    net.kill(url(2))
+    await settle()
+    expect(down).toContain(2)
+    pool.close()
+  })
 })

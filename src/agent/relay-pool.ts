@@ -2,6 +2,12 @@
 // it is preferred: DERP's NotePreferred), plus the home regions of the peers we route through,
 // opened when the first such peer is added and closed when the last one goes. Each connection is
 // one dataplane underlay whose endpoint is the peer's node key.
+//
+// Failover inside a region: the relays of a region are meshed (any of them reaches every client of
+// the region), so when a link's relay drops the link moves to the region's next relay at once
+// (DerpConnection.retarget: the same underlay, so every route through it stays valid and packets
+// queue meanwhile). When every relay of the region has failed in a row, `onRegionDown` says so;
+// for the home region the agent then re-homes to another region (see home-picker.ts).
 import type { RelayMap } from '../control/control-plane.ts'
 import { DerpConnection } from '../underlay/derp/connection.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
@@ -16,6 +22,10 @@ export interface RelayPoolOptions {
   detach(underlay: number): void
   /** The home relay connected or lost its connection. */
   onHomeChange?(): void
+  /** Every relay of `region` failed in a row (the link keeps retrying them). */
+  onRegionDown?(region: number): void
+  /** A link moved to another relay of its region. */
+  onRelayChange?(region: number, url: string): void
 }
 
 export interface RelayLink {
@@ -24,6 +34,12 @@ export interface RelayLink {
   underlay: number
   /** Peers routed through this region (the home region is kept regardless). */
   users: number
+  /** Index in the region's relays of the one dialed. */
+  node: number
+  /** Relays that failed since the link was last logged in. */
+  failures: number
+  /** Removes the link's failover listeners. */
+  unwatch(): void
 }
 
 export class RelayError extends Error {
@@ -89,7 +105,10 @@ export class RelayPool {
   }
 
   close(): void {
-    for (const link of this.links.values()) link.connection.close()
+    for (const link of this.links.values()) {
+      link.unwatch()
+      link.connection.close()
+    }
     this.links.clear()
     this.homeRegion = undefined
   }
@@ -97,19 +116,58 @@ export class RelayPool {
   private open(region: number): RelayLink {
     const existing = this.links.get(region)
     if (existing) return existing
-    const url = this.relayMap.regions.get(region)?.nodes[0]?.url
+    const nodes = this.relayMap.regions.get(region)?.nodes
+    const url = nodes?.[0]?.url
     if (url === undefined) throw new RelayError(`relay region ${region} is not in the relay map`)
     const connection = new DerpConnection({ url, privateKey: this.options.privateKey, dial: this.options.dial })
     const underlay = this.options.attach(connection)
-    const link: RelayLink = { region, connection, underlay, users: 0 }
+    const onConnected = (): void => {
+      link.failures = 0
+    }
+    const onDisconnected = (): void => this.failover(link)
+    connection.on('connected', onConnected)
+    connection.on('disconnected', onDisconnected)
+    const link: RelayLink = {
+      region,
+      connection,
+      underlay,
+      users: 0,
+      node: 0,
+      failures: 0,
+      unwatch: () => {
+        connection.off('connected', onConnected)
+        connection.off('disconnected', onDisconnected)
+      },
+    }
     this.links.set(region, link)
     connection.start()
     return link
   }
 
+  /**
+   * The link's relay dropped: on to the region's next relay at once, unless every relay of the
+   * region failed since the last login: then the connection's own backoff paces the next try (no
+   * tight loop over dead relays) and the region is reported down, once per streak.
+   */
+  private failover(link: RelayLink): void {
+    if (this.links.get(link.region) !== link) return
+    link.failures++
+    const nodes = this.relayMap.regions.get(link.region)?.nodes ?? []
+    const count = Math.max(1, nodes.length)
+    if (link.failures === count) this.options.onRegionDown?.(link.region)
+    if (nodes.length > 1) {
+      link.node = (link.node + 1) % nodes.length
+      const url = nodes[link.node]!.url
+      if (link.failures % count !== 0) link.connection.retarget(url)
+      else link.connection.url = url
+      this.options.onRelayChange?.(link.region, url)
+    }
+  }
+
   private closeIfUnused(link: RelayLink): void {
     if (link.users > 0 || link.region === this.homeRegion) return
     this.links.delete(link.region)
+    link.unwatch()
     try {
       this.options.detach(link.underlay)
     } finally {

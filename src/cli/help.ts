@@ -24,8 +24,8 @@ commands:
                              list and revoke auth keys, list and remove registered nodes
   up --control URL [--authkey KEY] [--hostname NAME] [--state-dir DIR] [--serve PORT=HOST:PORT]…
      [--serve-udp PORT=HOST:PORT]… [--allow CIDR|ADDRESS|HOSTNAME]… [--udp-idle S] [--ephemeral]
-     [--pcap FILE] [--log-level debug|info|warn|error] [--no-direct] [--control-key mkey:…]
-     [--derp-over-http]
+     [--pcap FILE] [--log-level debug|info|warn|error] [--no-direct] [--home-region N]
+     [--control-key mkey:…] [--derp-over-http]
                              join the network as a Node peer and stay connected (reconnecting as
                              needed); overlay TCP port PORT is bridged to the local HOST:PORT
                              (--serve; PORT=PORT means 127.0.0.1), UDP likewise with one local
@@ -36,7 +36,9 @@ commands:
                              auth key to have the node removed when it leaves). --pcap writes
                              the overlay's packets to FILE (pcap, tcpdump -r reads it). Peers move
                              to a direct WebRTC path (@roamhq/wrtc) when one answers; --no-direct
-                             keeps every peer on its relay. An hskey-/tskey- auth key joins a
+                             keeps every peer on its relay. The home relay region is the one
+                             measured fastest (--home-region N: that one while it is up); the
+                             node re-homes when its relay dies. An hskey-/tskey- auth key joins a
                              Tailscale-protocol tailnet (Headscale) at URL instead; --control-key
                              pins its Noise key, --derp-over-http dials its DERP servers without
                              TLS (test tailnets). Logs are

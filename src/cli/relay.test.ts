@@ -57,4 +57,26 @@ describe('burrow relay flags', () => {
     await expect(readAllowedKeys(join(dir, 'bad'))).rejects.toThrow(/bad:2:/)
     rmSync(dir, { recursive: true, force: true })
   })
+
+  it('rejects a bad --relay-map or region flags with exit status 2 and a message naming the field or flag', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'burrow-relay-map-'))
+    try {
+      writeFileSync(join(dir, 'bad.json'), JSON.stringify({ regions: [{ id: 1, code: 'x', nodes: [{ url: 'nope' }] }] }))
+      const cases: Array<[string[], RegExp]> = [
+        [['--relay-map', join(dir, 'bad.json')], /--relay-map .*bad\.json: regions\[0\]\.nodes\[0\]\.url must be an http\(s\) or ws\(s\) URL/],
+        [['--relay-map', join(dir, 'missing.json')], /--relay-map cannot read the relay map/],
+        [['--relay-map', join(dir, 'bad.json'), '--relay-url', 'http://a'], /give --relay-map FILE or --relay-url/],
+        [['--region-id', '1'], /--region-id and --region-code go together/],
+        [['--region-id', '1', '--region-code', 'x'], /give --relay-url too/],
+        [['--region-id', '0', '--region-code', 'x', '--relay-url', 'http://a'], /--region-id: id must be 1–/],
+      ]
+      for (const [argv, message] of cases) {
+        const { out, io } = capture()
+        expect(await relay(['--data-dir', dir, ...argv], io)).toBe(2)
+        expect(out.stderr).toMatch(message)
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

@@ -8,6 +8,8 @@ import { type IceConfig, iceServersFor, hostOfHostHeader } from '../server/ice-s
 import { startStunServer, type StunServer } from '../server/stun/udp.ts'
 import { TlsConfigError } from '../server/tls.ts'
 import { MeshConfigError, meshPeerURL, parseMeshKey, startMesh } from '../server/mesh.ts'
+import { RelayMapError, parseRelayMapText, readRelayMapFile } from '../server/relay-map.ts'
+import type { RelayMapEntry } from '../control/protocol.ts'
 import { defaultDataDir, runAuthKeyCommand } from './authkey.ts'
 import { createCoordinationHandler, type CoordinationHandler } from '../server/coordination/http.ts'
 import { numberFlag, parseArgs, UsageError } from './args.ts'
@@ -22,7 +24,8 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
                     [--verify-clients [--allowed-keys FILE] [--reverify-interval MS]] [--tls-cert FILE --tls-key FILE]
                     [--mesh-key HEX | --mesh-key-file FILE] [--mesh-with HOST:PORT|URL[,…]]
                     [--stun-port N] [--turn URL[,URL…] [--turn-secret-file FILE] [--turn-ttl SECONDS]]
-                    [--relay-url URL[,URL…]] [--node-expiry DURATION]
+                    [--relay-map FILE | --relay-url URL[,URL…] [--region-id N --region-code CODE]]
+                    [--node-expiry DURATION]
        burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR]
        burrow relay authkey list [--data-dir DIR]
        burrow relay authkey revoke ID|KEY [--data-dir DIR]
@@ -37,6 +40,13 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
   region's relays reach each other (wire-compatible with Tailscale's derper mesh).
   --relay-url lists the DERP URLs nodes may name as their home relay, as nodes reach them
   (default: this relay's own listening URL); any other is not passed on to other nodes.
+  --relay-map FILE hands nodes relay regions instead (JSON, like Tailscale's DERP map:
+  {"regions":[{"id":1,"code":"fra","name":"Frankfurt","nodes":[{"name":"fra1","url":"https://fra1.example"}]}]};
+  optional "avoid": true per region and "stunPort" per relay). The relays of a region are meshed
+  (--mesh-with); each node measures every region's latency (/derp/latency-check), homes in the
+  nearest, and re-homes to another relay of its region, or the next-nearest region, when its
+  relay dies. --region-id N --region-code CODE make the --relay-url list one such region.
+  Errors in the file name the field (regions[0].nodes[1].url).
   --node-expiry (e.g. 30d) removes nodes offline for longer than that.
   The data dir's files are created readable only by their owner; the relay refuses to start
   on a key or database file that other users can read.
@@ -72,6 +82,9 @@ const FLAGS = [
   'mesh-key-file',
   'mesh-with',
   'relay-url',
+  'relay-map',
+  'region-id',
+  'region-code',
   'node-expiry',
   'stun-port',
   'turn',
@@ -147,6 +160,45 @@ async function parseMeshFlags(flags: Map<string, string>): Promise<{ key: { hex:
   }
 }
 
+/** `--relay-map FILE`, or `--relay-url` with `--region-id`/`--region-code` (one region of those relays); undefined: a flat relay list. */
+export async function parseRegionFlags(flags: Map<string, string>, relayUrls: string[] | undefined): Promise<RelayMapEntry | undefined> {
+  const file = flags.get('relay-map')
+  const idText = flags.get('region-id')
+  const code = flags.get('region-code')
+  if (file !== undefined) {
+    if (relayUrls !== undefined || idText !== undefined || code !== undefined)
+      throw new UsageError('give --relay-map FILE or --relay-url (with --region-id/--region-code), not both')
+    try {
+      return await readRelayMapFile(file)
+    } catch (error) {
+      if (error instanceof RelayMapError) throw new UsageError(`--relay-map ${error.message}`)
+      throw error
+    }
+  }
+  if (idText === undefined && code === undefined) return undefined
+  if (idText === undefined || code === undefined) throw new UsageError('--region-id and --region-code go together')
+  if (relayUrls === undefined) throw new UsageError('--region-id/--region-code name the region of the --relay-url list; give --relay-url too')
+  const id = Number(idText)
+  try {
+    return parseRelayMapFlags(id, code, relayUrls)
+  } catch (error) {
+    if (error instanceof RelayMapError) throw new UsageError(error.message)
+    throw error
+  }
+}
+
+function parseRelayMapFlags(id: number, code: string, urls: string[]): RelayMapEntry {
+  const text = JSON.stringify({ regions: [{ id, code, name: code, nodes: urls.map((url) => ({ url })) }] })
+  // The same validation as a file; the flags stand in for its field names.
+  try {
+    return parseRelayMapText(text, 'flags')
+  } catch (error) {
+    if (!(error instanceof RelayMapError)) throw error
+    const flag = error.field.endsWith('.id') ? '--region-id' : error.field.endsWith('.code') ? '--region-code' : '--relay-url'
+    throw new RelayMapError(`${flag}: ${error.message.replace(/^flags: regions\[0\]\.(nodes\[\d+\]\.)?/, '')}`, error.field)
+  }
+}
+
 export async function relay(argv: string[], io: CliIo = processIo): Promise<number> {
   // Everything the relay writes to its data dir (keys, the database and its WAL) is private.
   process.umask(0o077)
@@ -160,6 +212,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   let coordination: CoordinationHandler | undefined
   let nodeExpiryMs: number | undefined
   let relayMap: Array<{ url: string }> | undefined
+  let regionMap: RelayMapEntry | undefined
   let meshFlags: Awaited<ReturnType<typeof parseMeshFlags>>
   let options
   try {
@@ -195,6 +248,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     const expiry = parsed.flags.get('node-expiry')
     nodeExpiryMs = expiry === undefined ? undefined : parseDuration(expiry, '--node-expiry')
     relayMap = relayUrls?.map((url) => ({ url }))
+    regionMap = await parseRegionFlags(parsed.flags, relayUrls)
     const stunPortGiven = parsed.flags.has('stun-port')
     const stunPort = numberFlag(parsed, 'stun-port', DEFAULT_STUN_PORT, 0, 65535, true)
     const turnText = parsed.flags.get('turn')
@@ -305,6 +359,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   }
   // Only relays the operator named may be a node's home relay: by default this one, as it listens.
   coordination.service.setRelayMap(relayMap ?? [{ url: server.url }])
+  if (regionMap) coordination.service.setRegionMap(regionMap)
   const onHangup = () => {
     if (!options.tls) return log('info', 'SIGHUP ignored: no TLS files to reload')
     try {

@@ -36,9 +36,11 @@ export interface UpConfig {
   controlKey: string | undefined
   /** Tailnet only (--derp-over-http): dial the tailnet's DERP servers over plain HTTP (test tailnets without TLS). */
   derpOverHTTP: boolean
+  /** --home-region N: call that relay region home while it is up. */
+  homeRegion: number | undefined
 }
 
-const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle', 'pcap', 'log-level', 'control-key'] as const
+const VALUE_FLAGS = ['control', 'authkey', 'hostname', 'state-dir', 'serve', 'serve-udp', 'allow', 'udp-idle', 'pcap', 'log-level', 'control-key', 'home-region'] as const
 const REPEATABLE = new Set(['serve', 'serve-udp', 'allow'])
 const BOOLEAN_FLAGS = ['ephemeral', 'no-direct', 'derp-over-http'] as const
 
@@ -97,7 +99,12 @@ export function parseUpArgs(args: string[]): UpConfig {
   const controlKey = single.get('control-key')
   if (controlKey !== undefined && !/^mkey:[0-9a-fA-F]{64}$/.test(controlKey))
     throw new UsageError(`--control-key must be mkey: and 64 hex digits (the control server's /key publicKey), got ${JSON.stringify(controlKey)}`)
+  const homeText = single.get('home-region')
+  const homeRegion = homeText === undefined ? undefined : Number(homeText)
+  if (homeRegion !== undefined && (!Number.isSafeInteger(homeRegion) || homeRegion < 1))
+    throw new UsageError(`--home-region must be a relay region id (a whole number ≥ 1), got ${JSON.stringify(homeText)}`)
   return {
+    homeRegion,
     logLevel,
     controlKey,
     derpOverHTTP,

@@ -155,7 +155,14 @@ async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log
     version: 1,
     pid: process.pid,
     updatedAt: Date.now(),
-    self: { hostname: node.hostname, addresses: node.addresses, nodeKey: node.nodeKey, state: node.state, relayURL: node.relayURL },
+    self: {
+      hostname: node.hostname,
+      addresses: node.addresses,
+      nodeKey: node.nodeKey,
+      state: node.state,
+      relayURL: node.relayURL,
+      ...(node.homeRelay ? { homeRegion: { id: node.homeRelay.region, code: node.homeRelay.code, name: node.homeRelay.name } } : {}),
+    },
     peers: node.peers().map((p) => ({
       hostname: p.hostname,
       addresses: p.addresses,
@@ -227,6 +234,7 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         ...(config.noDirect ? { direct: false } : {}),
         ...(config.controlKey !== undefined ? { controlKey: config.controlKey } : {}),
         ...(config.derpOverHTTP ? { derpOverHTTP: true } : {}),
+        ...(config.homeRegion !== undefined ? { homeRegion: config.homeRegion } : {}),
         ...(tap && { capture: tap }),
       })
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.

@@ -201,8 +201,11 @@ export interface ControlPlane {
   start(): void
   /** Resolves with the first netmap; rejects with a ControlPlaneError on a fatal refusal or `stop()`. */
   ready(): Promise<Netmap>
-  /** Reports the region we hold a relay connection in (tailcfg.Hostinfo.NetInfo.PreferredDERP). */
-  setHomeRelay(region: number | null): void
+  /**
+   * Reports the region we hold a relay connection in (tailcfg.Hostinfo.NetInfo.PreferredDERP);
+   * `relayURL` is the region's relay we are logged in to, for protocols that name relays (Burrow's).
+   */
+  setHomeRelay(region: number | null, relayURL?: string): void
   /** Tells the server this node is gone for good (it is removed from every peer's netmap), then stops. */
   logout(): Promise<void>
   /** Disconnects; the node stays registered (an ephemeral node is removed by the server later). */

@@ -3,7 +3,7 @@
 // WebSocket) and in Node (global WebSocket where present, else the `ws` package).
 import { DeadlineTimer, wallClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import type { KeyPair } from '../crypto/index.ts'
-import { CONTROL_PATH, type HomeRelay, type IceServer, type NetworkInfo, type PeerEntry } from './protocol.ts'
+import { CONTROL_PATH, type HomeRelay, type IceServer, type NetworkInfo, type PeerEntry, type RelayMapEntry } from './protocol.ts'
 import { CoordinationClientError, CoordinationSession, errorFromClose, type SessionOutput } from './coordination-session.ts'
 
 export { CoordinationClientError } from './coordination-session.ts'
@@ -111,6 +111,7 @@ export class CoordinationClient {
   private selfEntry: PeerEntry | undefined
   private networkInfo: NetworkInfo | undefined
   private iceServerList: IceServer[] = []
+  private relayMapEntry: RelayMapEntry | undefined
   private readyWaiters: Array<{ resolve: (self: PeerEntry) => void; reject: (error: CoordinationClientError) => void }> = []
   private lastError: CoordinationClientError | undefined
 
@@ -142,6 +143,11 @@ export class CoordinationClient {
   /** The STUN/TURN servers of the last welcome (the relay's own STUN server, TURN with fresh credentials); empty from older relays. */
   get iceServers(): IceServer[] {
     return this.iceServerList
+  }
+
+  /** The operator's relay regions from the last welcome; undefined when the relay has none configured. */
+  get relayMap(): RelayMapEntry | undefined {
+    return this.relayMapEntry
   }
 
   peers(): PeerEntry[] {
@@ -256,6 +262,7 @@ export class CoordinationClient {
           this.selfEntry = output.self
           this.networkInfo = output.network
           this.iceServerList = output.iceServers ?? []
+          this.relayMapEntry = output.relayMap
           const previous = new Set(this.peerMap.keys())
           this.peerMap.clear()
           for (const peer of output.peers) this.peerMap.set(peer.nodeKey, peer)

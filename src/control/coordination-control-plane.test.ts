@@ -94,6 +94,65 @@ describe('CoordinationControlPlane', () => {
     expect(() => plane.setHomeRelay(9)).toThrow(ControlPlaneError)
   })
 
+  it("uses the operator's relay map from the welcome: its regions as they are, peers' relay URLs named by the region that lists them, our relay's region suggested", async () => {
+    const { plane, sockets, events } = make()
+    plane.start()
+    await tick()
+    sockets[0]!.deliver(challenge)
+    sockets[0]!.deliver({
+      type: 'welcome',
+      self: self(),
+      network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' },
+      peers: [
+        peer(1, { homeRelay: { url: 'ws://b.test/derp' } }),
+        peer(2, { homeRelay: { url: 'wss://not-listed.test/derp' } }),
+        peer(3, { homeRelay: { url: 'ws://relay.test:8080/derp' } }),
+      ],
+      relayMap: {
+        regions: [
+          {
+            id: 7,
+            code: 'fra',
+            name: 'Frankfurt',
+            nodes: [
+              { name: 'a', url: 'http://relay.test:8080' },
+              { name: 'b', url: 'http://b.test', stunPort: 3478 },
+            ],
+          },
+          { id: 9, code: 'ams', name: 'Amsterdam', nodes: [{ name: 'c', url: 'wss://c.test/derp' }], avoid: true },
+        ],
+      },
+    })
+    const netmap = await plane.ready()
+    await tick()
+    expect(events).toHaveLength(1)
+    expect(netmap.relayMap.suggestedHome).toBe(7)
+    expect([...netmap.relayMap.regions.values()]).toEqual([
+      {
+        id: 7,
+        code: 'fra',
+        name: 'Frankfurt',
+        nodes: [
+          { name: 'a', url: 'ws://relay.test:8080/derp' },
+          { name: 'b', url: 'ws://b.test/derp', stunPort: 3478 },
+        ],
+      },
+      { id: 9, code: 'ams', name: 'Amsterdam', nodes: [{ name: 'c', url: 'wss://c.test/derp' }], avoid: true },
+    ])
+    // A URL the map does not list is reached through our home relay (null), never a made-up region.
+    expect(netmap.peers.map((p) => [p.name, p.homeRelay])).toEqual([
+      ['p1', 7],
+      ['p2', null],
+      ['p3', 7],
+    ])
+    // Reporting home names the relay of the region we are logged in to.
+    plane.setHomeRelay(7, 'ws://b.test/derp')
+    expect(sockets[0]!.sent.at(-1)).toMatchObject({ type: 'update', homeRelay: { url: 'ws://b.test/derp' } })
+    plane.setHomeRelay(9)
+    expect(sockets[0]!.sent.at(-1)).toMatchObject({ type: 'update', homeRelay: { url: 'wss://c.test/derp' } })
+    expect(() => plane.setHomeRelay(1)).toThrow(/relay region 1 is not in the relay map/)
+  })
+
   it('rejects ready() with a ControlPlaneError carrying the status and BurrowError code of a refusal', async () => {
     const { plane, sockets } = make()
     plane.start()

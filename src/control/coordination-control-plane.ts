@@ -1,7 +1,9 @@
 // Burrow's own coordination (the relay's /control WebSocket) as a ControlPlane: the
 // CoordinationClient's live peer map, normalized into a netmap. Relays are named by URL in this
 // protocol; the netmap names them by region, so each distinct relay URL becomes a region, the
-// relay serving the coordination being region 1 (and the suggested home).
+// relay serving the coordination being region 1 (and the suggested home). When the operator
+// configured a relay map (`burrow relay --relay-map FILE`), the welcome carries it and its regions
+// are used as they are: a peer's home relay URL names the region that lists it.
 import { webSocketUrl } from '../underlay/derp/dialer.ts'
 import { CoordinationClient, type CoordinationClientOptions, type SocketFactory } from './coordination-client.ts'
 import {
@@ -15,7 +17,7 @@ import {
   type NetmapPeer,
   type RelayRegion,
 } from './control-plane.ts'
-import type { HomeRelay, PeerEntry } from './protocol.ts'
+import type { HomeRelay, PeerEntry, RelayMapEntry } from './protocol.ts'
 
 /** The DERP URL (`ws(s)://host/derp`) of the relay behind a control URL. */
 export function relayUrlOf(controlURL: string): string {
@@ -52,6 +54,8 @@ export class CoordinationControlPlane implements ControlPlane {
   private readonly peerIndex = new Map<string, NetmapPeer>()
   private pending: NetmapChange | undefined
   private homeRegion: number = HOME_REGION
+  /** The operator's map as the last welcome had it, and its relays by DERP URL. */
+  private operatorMap: { entry: RelayMapEntry; regions: Map<number, RelayRegion>; byUrl: Map<string, number>; suggested: number | undefined } | undefined
 
   /** Throws (a TypeError naming the URL) when `controlURL` is not an http(s)/ws(s) URL. */
   constructor(options: CoordinationControlPlaneOptions) {
@@ -105,6 +109,7 @@ export class CoordinationControlPlane implements ControlPlane {
   async ready(): Promise<Netmap> {
     await this.client.ready()
     if (this.current) return this.current
+    this.syncOperatorMap()
     this.reindex(
       this.client.peers().map((p) => p.nodeKey),
       [],
@@ -112,14 +117,20 @@ export class CoordinationControlPlane implements ControlPlane {
     return this.build()
   }
 
-  setHomeRelay(region: number | null): void {
-    if (region === this.homeRegion) return
-    const url = region === null ? undefined : this.regions.get(region)?.nodes[0]?.url
-    if (region !== null && url === undefined) throw new ControlPlaneError(400, `relay region ${region} is not in the relay map`)
+  setHomeRelay(region: number | null, relayURL?: string): void {
+    const regions = this.operatorMap?.regions ?? this.regions
+    const nodes = region === null ? undefined : regions.get(region)?.nodes
+    if (region !== null && nodes === undefined) throw new ControlPlaneError(400, `relay region ${region} is not in the relay map`)
+    // The relay of the region we hold open, when it is one of the region's; else its first.
+    const url = nodes === undefined ? undefined : (nodes.find((n) => n.url === relayURL) ?? nodes[0]!).url
+    if (region === this.homeRegion && url === this.homeURL) return
     this.homeRegion = region ?? HOME_REGION
+    this.homeURL = url
     const homeRelay: HomeRelay | null = url === undefined ? null : { url }
     this.client.setHomeRelay(homeRelay)
   }
+
+  private homeURL: string | undefined
 
   /** Burrow's coordination has no logout message: an operator removes the node (`burrow relay nodes`), an ephemeral one goes by itself. */
   logout(): Promise<void> {
@@ -143,10 +154,33 @@ export class CoordinationControlPlane implements ControlPlane {
     return id
   }
 
+  /** Re-reads the operator's relay map when a welcome brought a different one; true when it changed. */
+  private syncOperatorMap(): boolean {
+    const entry = this.client.relayMap
+    if (entry === this.operatorMap?.entry) return false
+    if (entry === undefined) {
+      this.operatorMap = undefined
+      return true
+    }
+    const regions = new Map<number, RelayRegion>()
+    const byUrl = new Map<string, number>()
+    for (const r of entry.regions) {
+      const nodes = r.nodes.map((n) => ({ name: n.name, url: webSocketUrl(n.url), ...(n.stunPort !== undefined ? { stunPort: n.stunPort } : {}) }))
+      for (const n of nodes) byUrl.set(n.url, r.id)
+      regions.set(r.id, { id: r.id, code: r.code, name: r.name, nodes, ...(r.avoid ? { avoid: true } : {}) })
+    }
+    // The region of the relay serving the coordination is the home to start from; none when the map does not list it.
+    this.operatorMap = { entry, regions, byUrl, suggested: byUrl.get(this.relayURL) }
+    return true
+  }
+
   private homeRelayOf(entry: PeerEntry): number | null {
     if (!entry.homeRelay?.url) return null
     try {
-      return this.regionOf(webSocketUrl(entry.homeRelay.url))
+      const url = webSocketUrl(entry.homeRelay.url)
+      // With an operator map, a URL it does not list is reached through our home relay.
+      if (this.operatorMap) return this.operatorMap.byUrl.get(url) ?? null
+      return this.regionOf(url)
     } catch {
       // An unusable URL: the peer is reached through our home relay, as if it named none.
       return null
@@ -183,7 +217,9 @@ export class CoordinationControlPlane implements ControlPlane {
       // A copy of references only; the entries themselves were made when they changed.
       peers: [...this.peerIndex.values()],
       peerIndex: this.peerIndex,
-      relayMap: { regions: new Map(this.regions), suggestedHome: HOME_REGION },
+      relayMap: this.operatorMap
+        ? { regions: this.operatorMap.regions, ...(this.operatorMap.suggested !== undefined ? { suggestedHome: this.operatorMap.suggested } : {}) }
+        : { regions: new Map(this.regions), suggestedHome: HOME_REGION },
       ...(network ? { network: { ...network } } : {}),
       ...(this.client.iceServers.length > 0 ? { iceServers: this.client.iceServers } : {}),
     }
@@ -208,9 +244,12 @@ export class CoordinationControlPlane implements ControlPlane {
       this.pending = undefined
       if (this.client.state === 'stopped') return
       const regionsBefore = this.current?.relayMap.regions.size ?? 0
+      // A new operator map (a welcome after a reconnect) can move every peer's region.
+      const mapChanged = this.syncOperatorMap()
+      if (mapChanged) this.reindex([...this.peerIndex.keys(), ...this.client.peers().map((p) => p.nodeKey)], [])
       this.reindex(change.upsert, change.remove)
       const netmap = this.build()
-      change.other = netmap.relayMap.regions.size !== regionsBefore
+      change.other = mapChanged || netmap.relayMap.regions.size !== regionsBefore
       this.emit('netmap', netmap, change)
     })
   }

@@ -5,6 +5,7 @@ import { boxKey, boxSeal, fromBase64, randomBytes, toBase64, type KeyPair } from
 import { ControlPlaneError } from './control-plane.ts'
 import {
   type IceServer,
+  type RelayMapEntry,
   CLOSE_CODE_BASE,
   PING_INTERVAL_MS,
   PROTOCOL_VERSION,
@@ -60,7 +61,7 @@ export interface SessionConfig {
 
 export type SessionOutput =
   | { kind: 'send'; message: ClientMessage }
-  | { kind: 'welcome'; self: PeerEntry; network: NetworkInfo; peers: PeerEntry[]; iceServers?: IceServer[] }
+  | { kind: 'welcome'; self: PeerEntry; network: NetworkInfo; peers: PeerEntry[]; iceServers?: IceServer[]; relayMap?: RelayMapEntry }
   | { kind: 'peers'; upsert: PeerEntry[]; remove: string[] }
   | { kind: 'self'; self: PeerEntry }
   /** The server refused one request but keeps the session (e.g. 429 too many updates). */
@@ -85,7 +86,7 @@ export class CoordinationSession {
   private pingId = 0
   private awaitingPong = false
   /** While loading: the welcome being completed and how many chunks are still to come. */
-  private loading: { self: PeerEntry; network: NetworkInfo; peers: PeerEntry[]; more: number; iceServers: IceServer[] | undefined } | undefined
+  private loading: { self: PeerEntry; network: NetworkInfo; peers: PeerEntry[]; more: number; iceServers: IceServer[] | undefined; relayMap: RelayMapEntry | undefined } | undefined
 
   constructor(config: SessionConfig, now: number) {
     this.config = config
@@ -113,7 +114,7 @@ export class CoordinationSession {
       if (message.type === 'welcome') {
         this.lastPingSent = now
         this.phase = 'loading'
-        this.loading = { self: message.self, network: message.network, peers: message.peers, more: message.more, iceServers: message.iceServers }
+        this.loading = { self: message.self, network: message.network, peers: message.peers, more: message.more, iceServers: message.iceServers, relayMap: message.relayMap }
         return this.loaded()
       }
       return this.fail(new CoordinationClientError(0, `server sent ${message.type} before welcome`))
@@ -150,6 +151,7 @@ export class CoordinationSession {
     this.phase = 'ready'
     const welcome: SessionOutput = { kind: 'welcome', self: loading.self, network: loading.network, peers: loading.peers }
     if (loading.iceServers !== undefined) welcome.iceServers = loading.iceServers
+    if (loading.relayMap !== undefined) welcome.relayMap = loading.relayMap
     return [welcome]
   }
 

@@ -17,7 +17,7 @@ export const MAX_MESSAGE_BYTES = 1 << 20
 export const MAX_CLIENT_MESSAGE_BYTES = 16 << 10
 /** Largest message before `hello` is accepted: what an unauthenticated client may make the server parse. */
 export const MAX_PRE_HELLO_BYTES = 8 << 10
-/** Deepest JSON nesting either side parses (the deepest real message, a welcome, has 4 levels). */
+/** Deepest JSON nesting either side parses (the deepest real message, a welcome with a relay map, has 6 levels). */
 export const MAX_JSON_DEPTH = 8
 /** Peer entries per `welcome`/`peers` message; a bigger map or change is split across messages. */
 export const PEERS_PER_MESSAGE = 256
@@ -102,6 +102,37 @@ export interface IceServer {
 export const MAX_ICE_SERVERS = 16
 export const MAX_ICE_URLS = 8
 
+/** One relay of a region (tailcfg.DERPNode, reduced): `url` is its base or DERP URL, http(s) or ws(s). */
+export interface RelayNodeEntry {
+  name: string
+  url: string
+  /** Its STUN port (tailcfg.DERPNode.STUNPort: -1 or absent, none). */
+  stunPort?: number
+}
+
+/** A relay region (tailcfg.DERPRegion, reduced): relays meshed with each other, interchangeable for a node. */
+export interface RelayRegionEntry {
+  /** 1 … MAX_RELAY_REGION_ID, unique in the map (tailcfg.DERPRegion.RegionID). */
+  id: number
+  code: string
+  name: string
+  /** In preference order; never empty. */
+  nodes: RelayNodeEntry[]
+  /** Do not pick as home (tailcfg.DERPRegion.Avoid); peers homed there are still reached. */
+  avoid?: boolean
+}
+
+/** The operator's relay map (`burrow relay --relay-map FILE`), as the welcome hands it out. */
+export interface RelayMapEntry {
+  regions: RelayRegionEntry[]
+}
+
+export const MAX_RELAY_REGIONS = 64
+export const MAX_RELAY_NODES = 16
+export const MAX_RELAY_REGION_ID = 2 ** 31 - 1
+/** Regions × relays × this stays well inside a welcome (MAX_MESSAGE_BYTES) next to a full chunk of peers. */
+export const MAX_RELAY_URL_LENGTH = 512
+
 export interface WelcomeMessage {
   type: 'welcome'
   self: PeerEntry
@@ -112,6 +143,8 @@ export interface WelcomeMessage {
   more: number
   /** The relay's STUN server (and TURN servers, with credentials) for this node's WebRTC; absent from older relays. */
   iceServers?: IceServer[]
+  /** The operator's relay regions; absent when none was configured (every relay URL is then a region of its own). */
+  relayMap?: RelayMapEntry
 }
 
 export interface PeersMessage {
@@ -303,6 +336,69 @@ function homeRelay(o: Json, field: string, path: string): HomeRelay | null {
   return region === undefined ? { url } : { url, region }
 }
 
+const RELAY_URL = /^(wss?|https?):\/\/[^\s]+$/
+
+/**
+ * Validates a relay map (the welcome's `relayMap`, or an operator's `--relay-map` file); every
+ * error names the offending field (`relayMap.regions[1].nodes[0].url`; `path` '' leaves the prefix off). Region ids are unique,
+ * and so are relay URLs across the whole map (a URL names one relay of one region).
+ */
+export function parseRelayMap(value: unknown, path = 'relayMap'): RelayMapEntry {
+  const map = object(value, path === '' ? 'the relay map' : path)
+  const list = map['regions']
+  const top = path === '' ? 'regions' : `${path}.regions`
+  if (!Array.isArray(list) || list.length === 0) throw new ProtocolError(top, `${top} must be a non-empty array of regions`)
+  if (list.length > MAX_RELAY_REGIONS) throw new ProtocolError(top, `${top} has more than ${MAX_RELAY_REGIONS} regions`)
+  const ids = new Set<number>()
+  const urls = new Map<string, string>()
+  const regions = list.map((item, i): RelayRegionEntry => {
+    const at = `${top}[${i}]`
+    const o = object(item, at)
+    const id = integer(o, 'id', `${at}.id`)
+    if (id < 1 || id > MAX_RELAY_REGION_ID) throw new ProtocolError(`${at}.id`, `${at}.id must be 1–${MAX_RELAY_REGION_ID}, got ${id}`)
+    if (ids.has(id)) throw new ProtocolError(`${at}.id`, `${at}.id ${id} is used by another region`)
+    ids.add(id)
+    const code = string(o, 'code', `${at}.code`, 32)
+    if (!/^[A-Za-z0-9._-]+$/.test(code)) throw new ProtocolError(`${at}.code`, `${at}.code must be letters, digits, '.', '_' or '-' (like "fra" or "lab-1")`)
+    const name = o['name'] === undefined ? code : hostname(o, 'name', `${at}.name`)
+    const rawNodes = o['nodes']
+    if (!Array.isArray(rawNodes) || rawNodes.length === 0) throw new ProtocolError(`${at}.nodes`, `${at}.nodes must be a non-empty array of relays`)
+    if (rawNodes.length > MAX_RELAY_NODES) throw new ProtocolError(`${at}.nodes`, `${at}.nodes has more than ${MAX_RELAY_NODES} relays`)
+    const nodes = rawNodes.map((raw, j): RelayNodeEntry => {
+      const nat = `${at}.nodes[${j}]`
+      const n = object(raw, nat)
+      const url = string(n, 'url', `${nat}.url`, MAX_RELAY_URL_LENGTH)
+      let parsed: URL | undefined
+      try {
+        parsed = RELAY_URL.test(url) ? new URL(url) : undefined
+      } catch {
+        parsed = undefined
+      }
+      if (parsed === undefined)
+        throw new ProtocolError(
+          `${nat}.url`,
+          `${nat}.url must be an http(s) or ws(s) URL like "https://relay.example" or "wss://relay.example/derp", got ${JSON.stringify(url.slice(0, 200))}`,
+        )
+      const same = `${parsed.protocol.replace(/^ws/, 'http')}//${parsed.host}${parsed.pathname.replace(/\/derp\/?$|\/+$/, '')}`
+      const other = urls.get(same)
+      if (other !== undefined) throw new ProtocolError(`${nat}.url`, `${nat}.url names the same relay as ${other}`)
+      urls.set(same, `${nat}.url`)
+      const node: RelayNodeEntry = { name: n['name'] === undefined ? `${code}${j + 1}` : hostname(n, 'name', `${nat}.name`), url }
+      const stun = optional(n, 'stunPort', () => integer(n, 'stunPort', `${nat}.stunPort`))
+      if (stun !== undefined) {
+        if (stun < -1 || stun > 65535) throw new ProtocolError(`${nat}.stunPort`, `${nat}.stunPort must be a UDP port 0–65535, or -1 for none`)
+        node.stunPort = stun
+      }
+      return node
+    })
+    const region: RelayRegionEntry = { id, code, name, nodes }
+    const avoid = optional(o, 'avoid', () => boolean(o, 'avoid', `${at}.avoid`))
+    if (avoid === true) region.avoid = true
+    return region
+  })
+  return { regions }
+}
+
 const ICE_URL = /^(stuns?|turns?):[^\s]+$/
 
 function iceServers(o: Json, field: string): IceServer[] {
@@ -439,6 +535,8 @@ export function parseServerMessage(text: string | Uint8Array): ServerMessage {
       }
       const ice = optional(o, 'iceServers', () => iceServers(o, 'iceServers'))
       if (ice !== undefined) welcome.iceServers = ice
+      const relayMap = optional(o, 'relayMap', () => parseRelayMap(o['relayMap']))
+      if (relayMap !== undefined) welcome.relayMap = relayMap
       return welcome
     }
     case 'peers': {

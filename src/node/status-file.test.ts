@@ -73,4 +73,10 @@ describe('formatStatus', () => {
   it('formats byte counts', () => {
     expect([formatBytes(0), formatBytes(1023), formatBytes(1024), formatBytes(150 * 1024), formatBytes(3 * 1024 ** 3)]).toEqual(['0 B', '1023 B', '1.0 KiB', '150 KiB', '3.0 GiB'])
   })
+
+  it('shows the home relay region and the relay in use under the table, when the status has one', () => {
+    const withHome: NodeStatus = { ...sample, self: { ...sample.self, relayURL: 'ws://fra2.example/derp', homeRegion: { id: 1, code: 'fra', name: 'Frankfurt' } } }
+    expect(formatStatus(withHome, sample.updatedAt, true)).toContain('\nhome relay: region 1 (fra, Frankfurt) via ws://fra2.example/derp\n')
+    expect(formatStatus(sample, sample.updatedAt, true)).not.toContain('home relay')
+  })
 })

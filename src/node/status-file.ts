@@ -35,7 +35,15 @@ export interface NodeStatus {
   pid: number
   /** Epoch ms of this snapshot. */
   updatedAt: number
-  self: { hostname: string; addresses: string[]; nodeKey: string; state: string; relayURL: string }
+  self: {
+    hostname: string
+    addresses: string[]
+    nodeKey: string
+    state: string
+    relayURL: string
+    /** The home relay region (absent in files from before regions). */
+    homeRegion?: { id: number; code: string; name: string }
+  }
   peers: StatusPeer[]
   services: StatusService[]
 }
@@ -121,6 +129,11 @@ export function formatStatus(status: NodeStatus, now: number, processAlive: bool
     ])
   }
   lines.push(...table(rows))
+  if (self.homeRegion)
+    lines.push(
+      '',
+      `home relay: region ${self.homeRegion.id} (${self.homeRegion.code}${self.homeRegion.name !== self.homeRegion.code ? `, ${self.homeRegion.name}` : ''}) via ${self.relayURL}`,
+    )
   if (status.services.length > 0) {
     lines.push('')
     lines.push(...table([['SERVES', 'TO', 'ACTIVE'], ...status.services.map((s) => [`${s.proto}/${s.port}`, s.target, String(s.active)])]))

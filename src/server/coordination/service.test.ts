@@ -319,6 +319,37 @@ describe('bad input and timeouts', () => {
     expect(sent(flushed, b.connection)).toEqual([{ type: 'self', self: expect.objectContaining({ homeRelay: { url: 'wss://r99/derp' } }) }])
   })
 
+  it("hands every node the operator's relay regions in its welcome, and accepts any of their relays as a home relay", () => {
+    const key = service.createAuthKey({ reusable: true }, 1)
+    const regions = {
+      regions: [
+        {
+          id: 1,
+          code: 'fra',
+          name: 'Frankfurt',
+          nodes: [
+            { name: 'fra1', url: 'https://fra1.example' },
+            { name: 'fra2', url: 'wss://fra2.example/derp' },
+          ],
+        },
+        { id: 2, code: 'nyc', name: 'New York', nodes: [{ name: 'nyc1', url: 'http://nyc1.example:8080' }] },
+      ],
+    }
+    service.setRegionMap(regions)
+    const a = join({ authKey: key, homeRelay: { url: 'wss://fra1.example/derp' } })
+    const welcome = sent(a.out, a.connection).find((m) => m.type === 'welcome')
+    expect(welcome).toMatchObject({ relayMap: regions })
+    expect(welcome?.type === 'welcome' && welcome.self.homeRelay).toEqual({ url: 'wss://fra1.example/derp', region: '1' })
+    // Any relay of the map, by its DERP URL; one off the map is refused.
+    const b = join({ authKey: key })
+    const moved = service.receive(a.connection, JSON.stringify({ type: 'update', homeRelay: { url: 'ws://nyc1.example:8080/derp' } }), 2000)
+    expect(sent(moved, b.connection)).toEqual([
+      { type: 'peers', upsert: [expect.objectContaining({ homeRelay: { url: 'ws://nyc1.example:8080/derp', region: '2' } })], remove: [] },
+    ])
+    const refused = service.receive(a.connection, JSON.stringify({ type: 'update', homeRelay: { url: 'wss://relay.example/derp' } }), 3000)
+    expect(errorOf(refused, a.connection)?.error).toMatch(/not in the relay map/)
+  })
+
   it('refuses binary frames by name', () => {
     const connection = nextId++
     service.open(connection, 0)

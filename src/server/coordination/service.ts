@@ -2,6 +2,7 @@
 // arriving and connections closing, each with `now` (epoch ms, because last-seen times are
 // stored and shown), and sends/closes whatever the returned outputs say. Nothing here touches
 // a socket or a timer; `nextEvent()` says when `poll(now)` must run for timeouts.
+import { webSocketUrl } from '../../underlay/derp/dialer.ts'
 import { boxKey, boxOpen, equalBytes, formatKey, fromBase64, generateKeyPair, publicKeyOf, randomBytes, toBase64, toHex, WeakKeyError, type KeyPair } from '../../crypto/index.ts'
 import {
   CHALLENGE_LENGTH,
@@ -23,6 +24,7 @@ import {
   parseClientMessage,
   type HelloMessage,
   type HomeRelay,
+  type RelayMapEntry,
   type NetworkInfo,
   type PeerEntry,
   type Proof,
@@ -167,6 +169,8 @@ export class CoordinationService {
   private readonly sourceLimiter: KeyedLimiter<string>
   /** Relay map by relayUrlKey. */
   private relayMap = new Map<string, HomeRelay>()
+  /** The operator's relay regions, handed to every node in its welcome; undefined: none configured. */
+  private regionMap: RelayMapEntry | undefined
   /** Stored home-relay URL → what members are told (the map's entry, or null); bounded by the distinct URLs stored. */
   private readonly relayShown = new Map<string, HomeRelay | null>()
   private nextKeepaliveAt: number | undefined
@@ -211,6 +215,18 @@ export class CoordinationService {
     }
     this.relayMap = map
     this.relayShown.clear()
+  }
+
+  /**
+   * Replaces the relay map with the operator's regions (`burrow relay --relay-map FILE`, already
+   * validated by parseRelayMap): every relay of every region may be a node's home relay (named by
+   * its DERP URL), and each welcome from now on carries the regions.
+   */
+  setRegionMap(map: RelayMapEntry): void {
+    const relays: HomeRelay[] = []
+    for (const region of map.regions) for (const node of region.nodes) relays.push({ url: webSocketUrl(node.url), region: String(region.id) })
+    this.setRelayMap(relays)
+    this.regionMap = map
   }
 
   relays(): HomeRelay[] {
@@ -506,7 +522,11 @@ export class CoordinationService {
     const peers: PeerEntry[] = []
     for (const n of this.registered.values()) if (n.id !== node.id) peers.push(this.entry(n))
     const more = Math.max(0, Math.ceil(peers.length / PEERS_PER_MESSAGE) - 1)
-    out.push({ kind: 'send', connection: connection.id, message: { type: 'welcome', self, network: this.network, peers: peers.slice(0, PEERS_PER_MESSAGE), more } })
+    out.push({
+      kind: 'send',
+      connection: connection.id,
+      message: { type: 'welcome', self, network: this.network, peers: peers.slice(0, PEERS_PER_MESSAGE), more, ...(this.regionMap ? { relayMap: this.regionMap } : {}) },
+    })
     for (let i = 1; i <= more; i++) {
       out.push({ kind: 'send', connection: connection.id, message: { type: 'peers', upsert: peers.slice(i * PEERS_PER_MESSAGE, (i + 1) * PEERS_PER_MESSAGE), remove: [] } })
     }

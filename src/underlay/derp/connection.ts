@@ -42,7 +42,8 @@ export interface DerpConnectionStats {
 }
 
 export class DerpConnection extends Emitter<DerpConnectionEvents> {
-  readonly url: string
+  /** The relay dialed; `retarget` moves the connection to another relay of the same region. */
+  url: string
   readonly stats: DerpConnectionStats = {
     connects: 0,
     packetsSent: 0,
@@ -147,6 +148,23 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
     this.stats.packetsSent++
     this.scheduleFlush()
     return true
+  }
+
+  /**
+   * Moves this connection to another relay (another of the region's meshed relays, after this
+   * one died): the current session ends without a `disconnected` event, the new relay is dialed
+   * at once, and packets sent meanwhile wait in the queue as on any reconnect.
+   */
+  retarget(url: string): void {
+    if (this.stopped || url === this.url) return
+    this.url = url
+    this.clearTimer()
+    const stream = this.stream
+    this.stream = undefined
+    this.session = undefined
+    this.health = ''
+    stream?.close()
+    if (this.started) this.dial()
   }
 
   close(): void {

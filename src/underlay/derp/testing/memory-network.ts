@@ -9,6 +9,18 @@ export class MemoryNetwork {
   readonly relays = new Map<string, Relay>()
   readonly links: Array<{ url: string; conn: RelayClient; close: (reason: string) => void }> = []
   down = false
+  /** Relays that refuse connections (see `kill`). */
+  readonly deadUrls = new Set<string>()
+
+  /** The relay at `url` dies: its connections drop and new ones are refused until `revive`. */
+  kill(url: string): void {
+    this.deadUrls.add(url)
+    for (const link of this.links) if (link.url === url) link.close('relay died')
+  }
+
+  revive(url: string): void {
+    this.deadUrls.delete(url)
+  }
 
   relay(url: string): Relay {
     let relay = this.relays.get(url)
@@ -23,7 +35,7 @@ export class MemoryNetwork {
       open = false
       queueMicrotask(() => handlers.onClose(reason))
     }
-    if (this.down) {
+    if (this.down || this.deadUrls.has(url)) {
       close('connection refused')
       return { send() {}, bufferedAmount: 0, close: () => close('closed locally') }
     }
