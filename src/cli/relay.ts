@@ -22,12 +22,12 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
                     [--verify-clients [--allowed-keys FILE] [--reverify-interval MS]] [--tls-cert FILE --tls-key FILE]
                     [--mesh-key HEX | --mesh-key-file FILE] [--mesh-with HOST:PORT|URL[,…]]
                     [--stun-port N] [--turn URL[,URL…] [--turn-secret-file FILE] [--turn-ttl SECONDS]]
-                    [--relay-url URL[,URL…]] [--node-expiry DURATION]
-       burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR]
-       burrow relay authkey list [--data-dir DIR]
-       burrow relay authkey revoke ID|KEY [--data-dir DIR]
-       burrow relay nodes list [--json] [--data-dir DIR]
-       burrow relay nodes remove ID|HOSTNAME|NODEKEY [--data-dir DIR]
+                    [--relay-url URL[,URL…]] [--node-expiry DURATION] [--database postgres://…]
+       burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR | --database URL]
+       burrow relay authkey list [--data-dir DIR | --database URL]
+       burrow relay authkey revoke ID|KEY [--data-dir DIR | --database URL]
+       burrow relay nodes list [--json] [--data-dir DIR | --database URL]
+       burrow relay nodes remove ID|HOSTNAME|NODEKEY [--data-dir DIR | --database URL]
   Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics,
   and the coordination service (registration, live peer map) as a WebSocket at /control.
   --verify-clients admits only node keys registered with the coordination service (or, with
@@ -38,6 +38,10 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
   --relay-url lists the DERP URLs nodes may name as their home relay, as nodes reach them
   (default: this relay's own listening URL); any other is not passed on to other nodes.
   --node-expiry (e.g. 30d) removes nodes offline for longer than that.
+  --database postgres://USER[:PASSWORD]@HOST[:PORT]/DB keeps registrations, addresses, auth keys
+  and hostnames in PostgreSQL instead of the data dir's SQLite file, so several relays serve
+  one network: a change made through one reaches nodes on the others (LISTEN/NOTIFY). Without
+  the database a relay keeps forwarding DERP packets and answers registrations with 503.
   The data dir's files are created readable only by their owner; the relay refuses to start
   on a key or database file that other users can read.
   --stun-port answers STUN Binding requests (RFC 8489) on that UDP port of the listen address
@@ -77,6 +81,8 @@ const FLAGS = [
   'turn',
   'turn-secret-file',
   'turn-ttl',
+  // Coordination on PostgreSQL (several relays, one network).
+  'database',
 ] as const
 
 export const DEFAULT_STUN_PORT = 3478
@@ -160,6 +166,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   let coordination: CoordinationHandler | undefined
   let nodeExpiryMs: number | undefined
   let relayMap: Array<{ url: string }> | undefined
+  let database: string | undefined
   let meshFlags: Awaited<ReturnType<typeof parseMeshFlags>>
   let options
   try {
@@ -192,6 +199,9 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     for (const url of relayUrls ?? []) {
       if (!/^(wss?|https?):\/\/[^\s]+$/.test(url)) throw new UsageError(`--relay-url must list http(s) or ws(s) URLs, got ${JSON.stringify(url)}`)
     }
+    database = parsed.flags.get('database')
+    if (database !== undefined && !/^postgres(ql)?:\/\/\S+$/.test(database))
+      throw new UsageError(`--database must be a postgres:// or postgresql:// URL, got ${JSON.stringify(database.slice(0, 100))}`)
     const expiry = parsed.flags.get('node-expiry')
     nodeExpiryMs = expiry === undefined ? undefined : parseDuration(expiry, '--node-expiry')
     relayMap = relayUrls?.map((url) => ({ url }))
@@ -241,7 +251,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
       admit: allowedKeysFile
         ? async (key: Uint8Array) => (await allowedKeys(allowedKeysFile)).has(toHex(key))
         : verifyClients
-          ? (key: Uint8Array) => coordination?.service.isRegistered(key) === true
+          ? async (key: Uint8Array) => (await coordination?.service.isRegistered(key)) === true
           : undefined,
     }
   } catch (error) {
@@ -281,15 +291,16 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   const ice: IceConfig = { ...(stun ? { stunPort: stun.port } : {}), ...(options.turn ? { turn: options.turn } : {}) }
 
   try {
-    coordination = createCoordinationHandler({
+    coordination = await createCoordinationHandler({
       dataDir: options.dataDir,
+      database,
       log,
       ...(nodeExpiryMs !== undefined ? { nodeExpiryMs } : {}),
       iceServers: (node, hostHeader, now) => iceServersFor(ice, hostOfHostHeader(hostHeader), now, node.nodeKey.slice('nodekey:'.length, 'nodekey:'.length + 16)),
     })
   } catch (error) {
     await stun?.close()
-    io.stderr(`burrow relay: cannot open the coordination store in ${options.dataDir}: ${(error as Error).message}\n`)
+    io.stderr(`burrow relay: cannot open the coordination store ${database === undefined ? `in ${options.dataDir}` : '(--database)'}: ${(error as Error).message}\n`)
     return 1
   }
 
