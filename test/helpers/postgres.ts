@@ -1,7 +1,7 @@
 // A real PostgreSQL server for tests: a fresh cluster (initdb) in a temp dir, run as an
 // unprivileged user (`nobody` when the tests run as root: postgres refuses to run as root), on
 // 127.0.0.1 at a port of its own with its socket in that dir. stop() removes everything;
-// restart()/kill() let resilience tests take it away and bring it back on the same port.
+// kill()/start() let resilience tests take it away and bring it back on the same port.
 import { chownSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -49,7 +49,8 @@ export async function startPostgres(): Promise<PostgresServer> {
   const run = (command: string, args: string[]): Promise<string> => mustRun(...as(`${BIN}/${command}`, args), { timeoutMs: 60_000 })
   await run('initdb', ['-D', data, '-U', 'burrow', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions'])
   const port = await freePort()
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`
+  // fsync off only: a killed server loses nothing the OS has (synchronous_commit stays on, so a commit is in the WAL before it is acknowledged).
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`
   let running = false
   const server: PostgresServer = {
     port,

@@ -312,8 +312,6 @@ export class PostgresStore extends PostgresQueries implements CoordinationStore 
   private readonly reconnectTimer: DeadlineTimer
   private failures = 0
   private closed = false
-  /** Notifications received; `externalVersion` (SQLite's data_version counterpart). */
-  private notifications = 0
 
   /** Connects, migrates the schema to POSTGRES_SCHEMA_VERSION and starts listening for other relays' changes. */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
@@ -414,8 +412,9 @@ export class PostgresStore extends PostgresQueries implements CoordinationStore 
     }
   }
 
+  /** Constant: other writers' changes arrive through `onChange` (NOTIFY), not by polling. */
   async externalVersion(): Promise<number> {
-    return this.notifications
+    return 0
   }
 
   onChange(listener: (change: StoreChange) => void): () => void {
@@ -454,7 +453,6 @@ export class PostgresStore extends PostgresQueries implements CoordinationStore 
     client.on('notification', (message) => {
       if (message.channel !== NODES_CHANNEL) return
       const id = Number(message.payload)
-      this.notifications++
       this.emit(Number.isSafeInteger(id) ? { kind: 'nodes', ids: [id] } : { kind: 'resync' })
     })
     try {
@@ -479,7 +477,6 @@ export class PostgresStore extends PostgresQueries implements CoordinationStore 
     this.failures = 0
     if (recovered) {
       this.log('info', 'coordination database: change subscription restored; resynchronising')
-      this.notifications++
       this.emit({ kind: 'resync' })
     }
   }
