@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '../src/crypto/index.ts'
-import { nodeKeyText } from '../src/control/protocol.ts'
+import { NODE_UPDATE_INTERVAL_MS, nodeKeyText } from '../src/control/protocol.ts'
 import { CoordinationService, type Output } from '../src/server/coordination/service.ts'
 import { PostgresStore } from '../src/server/coordination/store-postgres.ts'
 import { SqliteStore, type CoordinationStore, type StoreChange } from '../src/server/coordination/store.ts'
@@ -108,8 +108,8 @@ const bench: Bench = async () => {
     let fanout: Output[] = []
     const fanStart = performance.now()
     for (let r = 0; r < rounds; r++) {
-      // 200 ms apart in service time: the service rate-limits a node to 10 updates per second.
-      fanout = await service.receive(1, JSON.stringify({ type: 'update', homeRelay: { url: `wss://relay${r % 2}.example/derp` } }), 2 + r * 200)
+      // NODE_UPDATE_INTERVAL_MS apart in service time: the service gives a node one update token per interval.
+      fanout = await service.receive(1, JSON.stringify({ type: 'update', homeRelay: { url: `wss://relay${r % 2}.example/derp` } }), 2 + r * NODE_UPDATE_INTERVAL_MS)
       if (!fanout.some((output) => output.kind === 'send' && output.connection !== 1)) throw new Error(`round ${r} pushed nothing: ${JSON.stringify(fanout[0])}`)
       for (const output of fanout) if (output.kind === 'send') JSON.stringify(output.message)
     }
