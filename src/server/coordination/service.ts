@@ -95,6 +95,8 @@ interface Connection {
 export const MAINTENANCE_INTERVAL_MS = 2_000
 /** How many times a write refused by a unique constraint (a race with another relay) is retried with fresh reads. */
 export const CONFLICT_ATTEMPTS = 5
+/** How often a relay on a shared store records which nodes hold a session on it (`markAlive`). */
+export const PRESENCE_INTERVAL_MS = 30_000
 /** How often offline nodes are checked against the inactivity expiry. */
 const EXPIRY_CHECK_INTERVAL_MS = 60_000
 
@@ -178,6 +180,7 @@ export class CoordinationService {
   private nextKeepaliveAt: number | undefined
   private nextMaintenanceAt: number | undefined
   private nextExpiryCheckAt = 0
+  private nextPresenceAt = 0
   private storeVersion: number
 
   /** Loads (creating on first start) the server key and network prefix from the store, and every registered node. */
@@ -352,9 +355,11 @@ export class CoordinationService {
   /** Removes nodes offline for longer than the inactivity expiry. */
   private async expire(now: number): Promise<Output[]> {
     if (this.nodeExpiryMs === undefined) return []
+    // On a shared store a node may be online on another relay: its relay marks it alive.
+    const elsewhere = new Set(this.store.shared ? await this.store.aliveSince(now - 2 * PRESENCE_INTERVAL_MS) : [])
     const out: Output[] = []
     for (const node of [...this.registered.values()]) {
-      if (this.online.has(node.id) || node.lastSeen === null || now - node.lastSeen < this.nodeExpiryMs) continue
+      if (this.online.has(node.id) || elsewhere.has(node.id) || node.lastSeen === null || now - node.lastSeen < this.nodeExpiryMs) continue
       await this.store.deleteNode(node.id)
       out.push(...this.forget(node, `offline for longer than the node expiry (${this.nodeExpiryMs} ms)`))
     }
@@ -415,6 +420,10 @@ export class CoordinationService {
     if (this.nextMaintenanceAt !== undefined && now >= this.nextMaintenanceAt) {
       this.nextMaintenanceAt = this.online.size > 0 || this.nodeExpiryMs !== undefined ? now + MAINTENANCE_INTERVAL_MS : undefined
       try {
+        if (this.store.shared && this.online.size > 0 && now >= this.nextPresenceAt) {
+          this.nextPresenceAt = now + PRESENCE_INTERVAL_MS
+          await this.store.markAlive([...this.online.keys()], now)
+        }
         out.push(...(await this.reconcile()))
         if (now >= this.nextExpiryCheckAt) {
           this.nextExpiryCheckAt = now + EXPIRY_CHECK_INTERVAL_MS

@@ -57,6 +57,9 @@ const MIGRATIONS: readonly string[] = [
      RETURN NULL;
    END $$;
    CREATE TRIGGER nodes_notify AFTER INSERT OR UPDATE OR DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION burrow_nodes_notify();`,
+  // Which nodes hold a session on some relay (refreshed by that relay), so another relay's
+  // --node-expiry does not remove them; no trigger: it changes nobody's peer map.
+  `CREATE TABLE presence (node_id BIGINT PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE, alive_at BIGINT NOT NULL);`,
 ]
 
 export const POSTGRES_SCHEMA_VERSION = MIGRATIONS.length
@@ -281,6 +284,20 @@ class PostgresQueries implements StoreQueries {
   async hostnameOwner(hostname: string): Promise<number | undefined> {
     const [row] = await this.rows('SELECT id FROM nodes WHERE hostname = $1', [hostname])
     return row === undefined ? undefined : num(row.id)
+  }
+
+  async markAlive(ids: readonly number[], now: number): Promise<void> {
+    if (ids.length === 0) return
+    // Through nodes, so an id removed meanwhile is skipped instead of failing the foreign key.
+    await this.count(
+      `INSERT INTO presence (node_id, alive_at) SELECT id, $2 FROM nodes WHERE id = ANY($1::bigint[])
+         ON CONFLICT (node_id) DO UPDATE SET alive_at = GREATEST(presence.alive_at, excluded.alive_at)`,
+      [ids, now],
+    )
+  }
+
+  async aliveSince(since: number): Promise<number[]> {
+    return (await this.rows('SELECT node_id FROM presence WHERE alive_at >= $1 ORDER BY node_id', [since])).map((row) => num(row.node_id))
   }
 }
 

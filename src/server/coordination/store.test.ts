@@ -6,6 +6,9 @@ import { join } from 'node:path'
 import { DATABASE_FILE, SCHEMA_VERSION, SqliteStore, StoreConflictError, StoreError, type CoordinationStore, type NewNode, type StoreChange } from './store.ts'
 import { POSTGRES_SCHEMA_VERSION, PostgresStore } from './store-postgres.ts'
 import { startPostgres, type PostgresServer } from '../../../test/helpers/postgres.ts'
+import { generateKeyPair } from '../../crypto/index.ts'
+import { CoordinationService, PRESENCE_INTERVAL_MS } from './service.ts'
+import { helloFor } from './test-helpers.ts'
 
 let dir: string
 beforeEach(() => {
@@ -253,6 +256,36 @@ describe('PostgreSQL store between relays', () => {
       { kind: 'nodes', ids: [n.id] },
       { kind: 'nodes', ids: [n.id] },
     ])
+  })
+
+  it("lets one relay's --node-expiry remove a node offline everywhere but not one still connected to another relay", async () => {
+    const url = await postgres!.createDatabase(`presence_${process.pid}`)
+    const storeA = await PostgresStore.open({ url })
+    const storeB = await PostgresStore.open({ url })
+    opened.push(storeA, storeB)
+    const hour = 3_600_000
+    const a = await CoordinationService.create({ store: storeA, nodeExpiryMs: hour })
+    const b = await CoordinationService.create({ store: storeB })
+    const key = await b.createAuthKey({ reusable: true }, 0)
+    const hello = async (id: number, hostname: string, now: number) => {
+      const [challenge] = b.open(id, now)
+      const out = await b.receive(id, JSON.stringify(helloFor(generateKeyPair(), challenge!, { authKey: key, hostname })), now)
+      expect(out.some((o) => o.kind === 'send' && o.message.type === 'welcome')).toBe(true)
+    }
+    await hello(1, 'stays', 1000)
+    await hello(2, 'leaves', 1000)
+    await b.closed(2, 2000)
+    // B's maintenance (it runs every MAINTENANCE_INTERVAL_MS while nodes are online) records who is connected.
+    const later = 1000 + 2 * hour
+    await b.receive(1, JSON.stringify({ type: 'ping', id: 1 }), later) // 'stays' keeps its session
+    await b.poll(later)
+    await a.storeChanged({ kind: 'resync' })
+    expect(a.nodes().map((n) => n.hostname)).toEqual(['stays', 'leaves'])
+    await a.poll(later + 1)
+    expect((await storeA.allNodes()).map((n) => n.hostname)).toEqual(['stays'])
+    // Once B stops vouching for it (B gone, so no refresh), the connected-elsewhere node expires too.
+    await a.poll(later + 1 + 60_000 + 2 * PRESENCE_INTERVAL_MS)
+    expect(await storeA.allNodes()).toEqual([])
   })
 
   it('turns a database that is down into StoreUnavailableError naming it, without the password', async () => {

@@ -188,6 +188,14 @@ export interface StoreQueries {
   ipv4Taken(address: string): Promise<boolean>
   /** The id of the node that holds `hostname`, if any. */
   hostnameOwner(hostname: string): Promise<number | undefined>
+  /**
+   * Records that these nodes hold a session on this relay at `now`, for the other relays'
+   * inactivity expiry (a shared store only: with one relay per store the service's own online
+   * set is the whole truth, and SQLite records nothing). Writes no change notification.
+   */
+  markAlive(ids: readonly number[], now: number): Promise<void>
+  /** Ids of nodes some relay marked alive at or after `since` (empty on SQLite). */
+  aliveSince(since: number): Promise<number[]>
 }
 
 /** What another writer changed: these node ids, or possibly anything (after a lost subscription). */
@@ -343,6 +351,12 @@ class SqliteQueries {
     this.sql('UPDATE auth_keys SET used_at = COALESCE(used_at, ?) WHERE id = ?').run(now, id)
   }
 
+  markAlive(): void {}
+
+  aliveSince(): number[] {
+    return []
+  }
+
   claimAuthKey(id: number, now: number): boolean {
     return this.sql('UPDATE auth_keys SET used_at = COALESCE(used_at, ?) WHERE id = ? AND (reusable = 1 OR used_at IS NULL)').run(now, id).changes === 1
   }
@@ -431,6 +445,8 @@ const QUERY_NAMES = [
   'allNodes',
   'ipv4Taken',
   'hostnameOwner',
+  'markAlive',
+  'aliveSince',
 ] as const satisfies ReadonlyArray<keyof StoreQueries>
 
 /** A unique-constraint failure as StoreConflictError (the message keeps SQLite's "UNIQUE constraint failed: table.column"). */
@@ -576,5 +592,11 @@ export class SqliteStore implements CoordinationStore {
   }
   hostnameOwner(hostname: string): Promise<number | undefined> {
     return this.exclusive(() => this.direct.hostnameOwner(hostname))
+  }
+  markAlive(ids: readonly number[], now: number): Promise<void> {
+    return this.exclusive(() => this.direct.markAlive(ids, now))
+  }
+  aliveSince(since: number): Promise<number[]> {
+    return this.exclusive(() => this.direct.aliveSince(since))
   }
 }
