@@ -57,7 +57,7 @@ async function propagation(url: string): Promise<{ crossMs: number; localMs: num
     let chain = Promise.resolve()
     storeA.onChange((change: StoreChange) => {
       chain = chain.then(async () => {
-        const out = await a.storeChanged(change)
+        const out = await a.storeChanged(change, Date.now())
         if (waiting !== undefined && pushedTo(out, 1, waiting.nodeKey)) waiting.resolve()
       })
     })

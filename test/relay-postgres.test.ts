@@ -74,6 +74,9 @@ describe('several relays on one PostgreSQL', () => {
 
     await waitFor('the node on B in the peer map of the node on A', () => onA.peer(selfB.nodeKey) !== undefined)
     expect(onA.peer(selfB.nodeKey)).toMatchObject({ hostname: 'on-b', addresses: selfB.addresses })
+    // Online on B is online on A too.
+    await waitFor('the node on B shown online on A', () => onA.peer(selfB.nodeKey)?.online === true)
+    await waitFor('the node on A shown online on B', () => onB.peer(selfA.nodeKey)?.online === true)
     // And A's node was in B's welcome already.
     expect(onB.peer(selfA.nodeKey)?.hostname).toBe('on-a')
 
@@ -86,9 +89,10 @@ describe('several relays on one PostgreSQL', () => {
 
     // A rename: the node comes back to B under another hostname.
     onB.stop()
+    await waitFor('the node that left B shown offline on A', () => onA.peer(selfB.nodeKey)?.online === false)
     const renamed = client(b, { pair: pairB, hostname: 'renamed-b' })
     expect((await renamed.ready()).hostname).toBe('renamed-b')
-    await waitFor('the rename on A', () => onA.peer(selfB.nodeKey)?.hostname === 'renamed-b')
+    await waitFor('the rename on A, online again', () => onA.peer(selfB.nodeKey)?.hostname === 'renamed-b' && onA.peer(selfB.nodeKey)?.online === true)
 
     // A same-named node on A gets the next free name, though the first holder is on B.
     const twin = client(a, { authKey: key, hostname: 'renamed-b' })

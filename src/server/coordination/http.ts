@@ -169,7 +169,7 @@ export async function createCoordinationHandler(options: CoordinationOptions): P
       const batch: StoreChange = resyncPending ? { kind: 'resync' } : { kind: 'nodes', ids: [...changedIds] }
       resyncPending = false
       changedIds.clear()
-      return service.storeChanged(batch)
+      return service.storeChanged(batch, now())
     })
   })
 

@@ -181,6 +181,10 @@ export class CoordinationService {
   private nextMaintenanceAt: number | undefined
   private nextExpiryCheckAt = 0
   private nextPresenceAt = 0
+  /** This relay process in the store's presence records (shared stores). */
+  private readonly relayId: string
+  /** Nodes with a session on another relay of a shared store (they show as online here too). */
+  private remoteOnline = new Set<number>()
   private storeVersion: number
 
   /** Loads (creating on first start) the server key and network prefix from the store, and every registered node. */
@@ -215,6 +219,7 @@ export class CoordinationService {
     this.setRelayMap(options.relayMap ?? [])
     // With an expiry, the first poll (whenever the driver runs it) checks for expired nodes.
     if (this.nodeExpiryMs !== undefined) this.nextMaintenanceAt = 0
+    this.relayId = toHex(this.random(8))
     this.serverPrivateKey = fromBase64(privateText)
     this.serverPublicKey = publicKeyOf(this.serverPrivateKey)
     this.network = { ipv4Prefix: IPV4_PREFIX, ipv6Prefix }
@@ -289,6 +294,7 @@ export class CoordinationService {
   private forget(node: NodeRecord, why: string): Output[] {
     const out: Output[] = []
     this.registered.delete(node.id)
+    this.remoteOnline.delete(node.id)
     const connectionId = this.online.get(node.id)
     if (connectionId !== undefined) {
       this.online.delete(node.id)
@@ -318,31 +324,47 @@ export class CoordinationService {
    * those nodes (or, after a lost subscription, all of them) and pushes what differs from what
    * this relay knows. Our own writes come back too and change nothing.
    */
-  async storeChanged(change: StoreChange): Promise<Output[]> {
+  async storeChanged(change: StoreChange, now: number = Date.now()): Promise<Output[]> {
+    const remote = await this.onlineElsewhere(now)
     if (change.kind === 'resync') {
       this.storeVersion = await this.store.externalVersion()
-      return this.adopt(await this.store.allNodes(), undefined)
+      return this.adopt(await this.store.allNodes(), undefined, remote)
     }
     const found: NodeRecord[] = []
     for (const id of change.ids) {
       const node = await this.store.nodeById(id)
       if (node !== undefined) found.push(node)
     }
-    return this.adopt(found, change.ids)
+    return this.adopt(found, change.ids, remote)
   }
 
-  /** Brings the registered nodes (all, or those with `ids`) in line with `stored` and tells every online node what changed. */
-  private adopt(stored: readonly NodeRecord[], ids: readonly number[] | undefined): Output[] {
+  /** Nodes another relay of a shared store has a session for (recently marked alive); none otherwise. */
+  private async onlineElsewhere(now: number): Promise<Set<number> | undefined> {
+    if (!this.store.shared) return undefined
+    return new Set(await this.store.aliveSince(now - 2 * PRESENCE_INTERVAL_MS, this.relayId))
+  }
+
+  /**
+   * Brings the registered nodes (all, or those with `ids`) in line with `stored` (and, on a
+   * shared store, with `remote`, who is online on other relays) and tells every online node what changed.
+   */
+  private adopt(stored: readonly NodeRecord[], ids: readonly number[] | undefined, remote?: Set<number>): Output[] {
     const byId = new Map(stored.map((node) => [node.id, node]))
     const out: Output[] = []
-    for (const id of ids ?? [...new Set([...this.registered.keys(), ...byId.keys()])]) {
+    const candidates = ids ?? [...new Set([...this.registered.keys(), ...byId.keys(), ...this.remoteOnline])]
+    for (const id of candidates) {
       const node = byId.get(id)
       const known = this.registered.get(id)
+      const wasRemote = this.remoteOnline.has(id)
+      const isRemote = remote === undefined ? wasRemote : remote.has(id)
+      if (isRemote) this.remoteOnline.add(id)
+      else this.remoteOnline.delete(id)
       if (node === undefined) {
+        this.remoteOnline.delete(id)
         if (known !== undefined) out.push(...this.forget(known, 'this node was removed by the operator'))
         continue
       }
-      if (known !== undefined && sameNode(known, node)) continue
+      if (known !== undefined && sameNode(known, node) && wasRemote === isRemote) continue
       this.registered.set(id, node)
       const self = this.entry(node)
       const connection = this.online.get(id)
@@ -422,7 +444,18 @@ export class CoordinationService {
       try {
         if (this.store.shared && this.online.size > 0 && now >= this.nextPresenceAt) {
           this.nextPresenceAt = now + PRESENCE_INTERVAL_MS
-          await this.store.markAlive([...this.online.keys()], now)
+          await this.store.markAlive(this.relayId, [...this.online.keys()], now)
+          // A relay that died leaves its presence to go stale: its nodes turn offline here.
+          const remote = (await this.onlineElsewhere(now))!
+          const flipped = [...new Set([...remote, ...this.remoteOnline])].filter((id) => remote.has(id) !== this.remoteOnline.has(id) && this.registered.has(id))
+          if (flipped.length > 0)
+            out.push(
+              ...this.adopt(
+                flipped.map((id) => this.registered.get(id)!),
+                flipped,
+                remote,
+              ),
+            )
         }
         out.push(...(await this.reconcile()))
         if (now >= this.nextExpiryCheckAt) {
@@ -544,30 +577,9 @@ export class CoordinationService {
     const out: Output[] = [...reconciled]
     const removedKeys: string[] = []
     const node = await this.retryConflicts(async (tx) => {
-      removedKeys.length = 0
-      let node = await tx.nodeByKey(hello.nodeKey)
-      if (node !== undefined && hello.previousNodeKey !== undefined) {
-        // Reconnecting after a finished rotation is fine; merging two live nodes is not.
-        const previous = await tx.nodeByKey(hello.previousNodeKey)
-        if (previous !== undefined && previous.id !== node.id) {
-          throw new CoordinationError(409, 'nodeKey is already registered to another node; cannot rotate previousNodeKey onto it')
-        }
-      }
-      if (node === undefined && hello.previousNodeKey !== undefined) {
-        node = await tx.nodeByKey(hello.previousNodeKey)
-        if (node === undefined) throw new CoordinationError(404, 'previousNodeKey is not registered')
-        removedKeys.push(node.nodeKey)
-        node.nodeKey = hello.nodeKey
-      }
-      if (node === undefined) return this.register(tx, hello, now)
-      node.discoKey = hello.discoKey
-      if (hello.hostname !== node.requestedHostname) {
-        node.requestedHostname = hello.hostname
-        node.hostname = await this.uniqueHostname(tx, hello.hostname, node.id)
-      }
-      if (hello.homeRelay !== undefined) node.homeRelay = this.acceptedRelay(hello.homeRelay)
-      node.lastSeen = now
-      await tx.updateNode(node)
+      const node = await this.helloWrite(tx, hello, removedKeys, now)
+      // In the same transaction, so the change other relays are told about already shows it online.
+      if (this.store.shared) await tx.markAlive(this.relayId, [node.id], now)
       return node
     })
     this.registered.set(node.id, node)
@@ -601,6 +613,36 @@ export class CoordinationService {
     out.push(...this.broadcastPeers(node.id, [self], removedKeys))
     this.log('info', `coordination: ${node.hostname} (${node.nodeKey.slice(0, 16)}…) online at ${node.ipv4}`)
     return out
+  }
+
+  /** The store side of a hello: the node found (by key or previous key) and updated, or registered. */
+  private async helloWrite(tx: StoreQueries, hello: HelloMessage, removedKeys: string[], now: number): Promise<NodeRecord> {
+    removedKeys.length = 0
+    let node = await tx.nodeByKey(hello.nodeKey)
+
+    if (node !== undefined && hello.previousNodeKey !== undefined) {
+      // Reconnecting after a finished rotation is fine; merging two live nodes is not.
+      const previous = await tx.nodeByKey(hello.previousNodeKey)
+      if (previous !== undefined && previous.id !== node.id) {
+        throw new CoordinationError(409, 'nodeKey is already registered to another node; cannot rotate previousNodeKey onto it')
+      }
+    }
+    if (node === undefined && hello.previousNodeKey !== undefined) {
+      node = await tx.nodeByKey(hello.previousNodeKey)
+      if (node === undefined) throw new CoordinationError(404, 'previousNodeKey is not registered')
+      removedKeys.push(node.nodeKey)
+      node.nodeKey = hello.nodeKey
+    }
+    if (node === undefined) return this.register(tx, hello, now)
+    node.discoKey = hello.discoKey
+    if (hello.hostname !== node.requestedHostname) {
+      node.requestedHostname = hello.hostname
+      node.hostname = await this.uniqueHostname(tx, hello.hostname, node.id)
+    }
+    if (hello.homeRelay !== undefined) node.homeRelay = this.acceptedRelay(hello.homeRelay)
+    node.lastSeen = now
+    await tx.updateNode(node)
+    return node
   }
 
   /**
@@ -741,6 +783,7 @@ export class CoordinationService {
       node = await this.store.transaction(async (tx) => {
         const node = await tx.nodeById(nodeId)
         if (node === undefined) return undefined
+        if (this.store.shared) await tx.markGone(this.relayId, node.id)
         if (node.ephemeral) await tx.deleteNode(node.id)
         else {
           node.lastSeen = now
@@ -801,7 +844,7 @@ export class CoordinationService {
       discoKey: node.discoKey,
       hostname: node.hostname,
       addresses: [node.ipv4, node.ipv6],
-      online: this.online.has(node.id),
+      online: this.online.has(node.id) || this.remoteOnline.has(node.id),
       homeRelay: this.shownRelay(node.homeRelay),
       lastSeen: node.lastSeen,
       ephemeral: node.ephemeral,

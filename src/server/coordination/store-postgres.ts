@@ -57,9 +57,14 @@ const MIGRATIONS: readonly string[] = [
      RETURN NULL;
    END $$;
    CREATE TRIGGER nodes_notify AFTER INSERT OR UPDATE OR DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION burrow_nodes_notify();`,
-  // Which nodes hold a session on some relay (refreshed by that relay), so another relay's
-  // --node-expiry does not remove them; no trigger: it changes nobody's peer map.
-  `CREATE TABLE presence (node_id BIGINT PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE, alive_at BIGINT NOT NULL);`,
+  // Which nodes hold a session on which relay (refreshed by that relay), so the others show them
+  // online and their --node-expiry spares them; no trigger: the node's row change notifies.
+  `CREATE TABLE presence (
+     node_id BIGINT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+     relay TEXT NOT NULL,
+     alive_at BIGINT NOT NULL,
+     PRIMARY KEY (node_id, relay)
+   );`,
 ]
 
 export const POSTGRES_SCHEMA_VERSION = MIGRATIONS.length
@@ -286,18 +291,23 @@ class PostgresQueries implements StoreQueries {
     return row === undefined ? undefined : num(row.id)
   }
 
-  async markAlive(ids: readonly number[], now: number): Promise<void> {
+  async markAlive(relay: string, ids: readonly number[], now: number): Promise<void> {
     if (ids.length === 0) return
     // Through nodes, so an id removed meanwhile is skipped instead of failing the foreign key.
     await this.count(
-      `INSERT INTO presence (node_id, alive_at) SELECT id, $2 FROM nodes WHERE id = ANY($1::bigint[])
-         ON CONFLICT (node_id) DO UPDATE SET alive_at = GREATEST(presence.alive_at, excluded.alive_at)`,
-      [ids, now],
+      `INSERT INTO presence (node_id, relay, alive_at) SELECT id, $2, $3 FROM nodes WHERE id = ANY($1::bigint[])
+         ON CONFLICT (node_id, relay) DO UPDATE SET alive_at = GREATEST(presence.alive_at, excluded.alive_at)`,
+      [ids, relay, now],
     )
   }
 
-  async aliveSince(since: number): Promise<number[]> {
-    return (await this.rows('SELECT node_id FROM presence WHERE alive_at >= $1 ORDER BY node_id', [since])).map((row) => num(row.node_id))
+  async markGone(relay: string, id: number): Promise<void> {
+    await this.count('DELETE FROM presence WHERE node_id = $1 AND relay = $2', [id, relay])
+  }
+
+  async aliveSince(since: number, exceptRelay?: string): Promise<number[]> {
+    const rows = await this.rows('SELECT DISTINCT node_id FROM presence WHERE alive_at >= $1 AND relay IS DISTINCT FROM $2 ORDER BY node_id', [since, exceptRelay ?? null])
+    return rows.map((row) => num(row.node_id))
   }
 }
 

@@ -279,7 +279,7 @@ describe('PostgreSQL store between relays', () => {
     const later = 1000 + 2 * hour
     await b.receive(1, JSON.stringify({ type: 'ping', id: 1 }), later) // 'stays' keeps its session
     await b.poll(later)
-    await a.storeChanged({ kind: 'resync' })
+    await a.storeChanged({ kind: 'resync' }, later)
     expect(a.nodes().map((n) => n.hostname)).toEqual(['stays', 'leaves'])
     await a.poll(later + 1)
     expect((await storeA.allNodes()).map((n) => n.hostname)).toEqual(['stays'])

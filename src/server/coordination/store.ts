@@ -189,13 +189,16 @@ export interface StoreQueries {
   /** The id of the node that holds `hostname`, if any. */
   hostnameOwner(hostname: string): Promise<number | undefined>
   /**
-   * Records that these nodes hold a session on this relay at `now`, for the other relays'
-   * inactivity expiry (a shared store only: with one relay per store the service's own online
-   * set is the whole truth, and SQLite records nothing). Writes no change notification.
+   * Records that these nodes hold a session on `relay` (an id per relay process) at `now`, so
+   * the other relays show them online and do not expire them. A shared store only: with one
+   * relay per store the service's own online set is the whole truth, and SQLite records nothing.
+   * Writes no change notification (the node's own row change, in the same transaction, does).
    */
-  markAlive(ids: readonly number[], now: number): Promise<void>
-  /** Ids of nodes some relay marked alive at or after `since` (empty on SQLite). */
-  aliveSince(since: number): Promise<number[]>
+  markAlive(relay: string, ids: readonly number[], now: number): Promise<void>
+  /** The node's session on `relay` ended. */
+  markGone(relay: string, id: number): Promise<void>
+  /** Ids of nodes some relay other than `exceptRelay` marked alive at or after `since` (empty on SQLite). */
+  aliveSince(since: number, exceptRelay?: string): Promise<number[]>
 }
 
 /** What another writer changed: these node ids, or possibly anything (after a lost subscription). */
@@ -353,6 +356,8 @@ class SqliteQueries {
 
   markAlive(): void {}
 
+  markGone(): void {}
+
   aliveSince(): number[] {
     return []
   }
@@ -446,6 +451,7 @@ const QUERY_NAMES = [
   'ipv4Taken',
   'hostnameOwner',
   'markAlive',
+  'markGone',
   'aliveSince',
 ] as const satisfies ReadonlyArray<keyof StoreQueries>
 
@@ -593,10 +599,13 @@ export class SqliteStore implements CoordinationStore {
   hostnameOwner(hostname: string): Promise<number | undefined> {
     return this.exclusive(() => this.direct.hostnameOwner(hostname))
   }
-  markAlive(ids: readonly number[], now: number): Promise<void> {
-    return this.exclusive(() => this.direct.markAlive(ids, now))
+  markAlive(relay: string, ids: readonly number[], now: number): Promise<void> {
+    return this.exclusive(() => this.direct.markAlive(relay, ids, now))
   }
-  aliveSince(since: number): Promise<number[]> {
-    return this.exclusive(() => this.direct.aliveSince(since))
+  markGone(relay: string, id: number): Promise<void> {
+    return this.exclusive(() => this.direct.markGone(relay, id))
+  }
+  aliveSince(since: number, exceptRelay?: string): Promise<number[]> {
+    return this.exclusive(() => this.direct.aliveSince(since, exceptRelay))
   }
 }
