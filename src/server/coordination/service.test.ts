@@ -5,6 +5,7 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { boxKey, boxSeal, generateKeyPair, toBase64, type KeyPair } from '../../crypto/index.ts'
 import { MAX_PRE_HELLO_BYTES, NODE_UPDATE_BURST, NODE_UPDATE_INTERVAL_MS, PEERS_PER_MESSAGE, nodeKeyText, type PeerEntry, type ServerMessage } from '../../control/protocol.ts'
 import { SqliteStore } from './store.ts'
+import { allocateIpv4, ipv6For } from './allocator.ts'
 import { CoordinationService, MAINTENANCE_INTERVAL_MS, sanitizeHostname, type Output } from './service.ts'
 import { helloFor, type HelloOptions } from './test-helpers.ts'
 
@@ -55,6 +56,30 @@ function errorOf(out: Output[], connection: number): { status: number; error: st
 }
 
 describe('registration', () => {
+  it('gives a new node the next free address and name when another writer (another relay) took its slot unseen by this service', async () => {
+    const key = await service.createAuthKey({ reusable: true }, 1)
+    const pair = generateKeyPair()
+    const slot = allocateIpv4(pair.publicKey, () => false)
+    // Written straight to the store: the service's own view does not have it.
+    await store.insertNode({
+      nodeKey: nodeKeyText(generateKeyPair().publicKey),
+      discoKey: `discokey:${'22'.repeat(32)}`,
+      hostname: 'taken',
+      requestedHostname: 'taken',
+      ipv4: slot,
+      ipv6: ipv6For(service.network.ipv6Prefix, slot),
+      ephemeral: false,
+      authKeyId: null,
+      createdAt: 1,
+      lastSeen: null,
+      homeRelay: null,
+    })
+    const a = await join({ authKey: key, hostname: 'taken' }, pair)
+    expect(a.self.addresses[0]).not.toBe(slot)
+    expect(a.self.hostname).toBe('taken-2')
+    expect(new Set((await store.allNodes()).map((n) => n.ipv4)).size).toBe(2)
+  })
+
   it('registers with a good single-use key and refuses the key a second time', async () => {
     const key = await service.createAuthKey({}, 1)
     const a = await join({ authKey: key, hostname: 'alpha' })

@@ -670,15 +670,21 @@ export class CoordinationService {
     if (!authKey.reusable || authKey.usedAt === null) {
       if (!(await tx.claimAuthKey(authKey.id, now))) throw new CoordinationError(401, 'authKey is unknown or already used')
     }
-    // The allocator asks synchronously, so the nodes this relay knows answer first; the store is
-    // asked about the pick (another relay may have taken it a moment ago), and the unique
-    // constraint catches a pick taken between that read and our insert (the caller retries).
-    const taken = new Set<string>()
-    for (const node of this.registered.values()) taken.add(node.ipv4)
-    let ipv4 = allocateIpv4(keyBytes(hello.nodeKey), (address) => taken.has(address))
-    while (await tx.ipv4Taken(ipv4)) {
-      taken.add(ipv4)
-      ipv4 = allocateIpv4(keyBytes(hello.nodeKey), (address) => taken.has(address))
+    // The allocator asks synchronously and the store is async: its first pick (the key's own
+    // slot, usually free) is checked in the store; only when that is taken does the search go on
+    // past the addresses this relay knows, each pick again checked in the store (another relay
+    // may have taken it a moment ago). The unique constraint catches a pick taken between that
+    // read and our insert (the caller retries).
+    const nodeKey = keyBytes(hello.nodeKey)
+    let ipv4 = allocateIpv4(nodeKey, () => false)
+    if (await tx.ipv4Taken(ipv4)) {
+      const taken = new Set<string>([ipv4])
+      for (const node of this.registered.values()) taken.add(node.ipv4)
+      ipv4 = allocateIpv4(nodeKey, (address) => taken.has(address))
+      while (await tx.ipv4Taken(ipv4)) {
+        taken.add(ipv4)
+        ipv4 = allocateIpv4(nodeKey, (address) => taken.has(address))
+      }
     }
     const node = await tx.insertNode({
       nodeKey: hello.nodeKey,
