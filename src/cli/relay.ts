@@ -42,6 +42,7 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
   and hostnames in PostgreSQL instead of the data dir's SQLite file, so several relays serve
   one network: a change made through one reaches nodes on the others (LISTEN/NOTIFY). Without
   the database a relay keeps forwarding DERP packets and answers registrations with 503.
+  The password may come from PGPASSWORD instead of the URL (the command line shows in ps).
   The data dir's files are created readable only by their owner; the relay refuses to start
   on a key or database file that other users can read.
   --stun-port answers STUN Binding requests (RFC 8489) on that UDP port of the listen address
