@@ -134,19 +134,17 @@ describe('several relays on one PostgreSQL', () => {
       c.stop()
     }
     const total = 40
-    const stream = (async () => {
-      const pending: Promise<void>[] = []
-      for (let i = 0; i < total; i++) {
-        pending.push(register(i))
-        // A few registrations in flight at a time, so the restart lands in the middle of them.
-        if (pending.length % 4 === 0) await Promise.all(pending.slice(-4))
-      }
-      await Promise.all(pending)
-    })()
-    await waitFor('some registrations before the restart', () => succeeded.size >= 8, 60_000)
+    const batch = (from: number, to: number): Promise<void[]> => Promise.all(Array.from({ length: to - from }, (_, i) => register(from + i)))
+    await batch(0, 8)
+    // The kill lands while these are in flight, ...
+    const inFlight = batch(8, 16)
     await postgres.kill()
+    // ... and these start while the database is down: they are refused (503) and retry.
+    const whileDown = batch(16, 24)
+    await waitFor('a registration refused while the database is down', () => failures.some((f) => f.startsWith('503 ')), 60_000)
     await postgres.start()
-    await stream
+    await Promise.all([inFlight, whileDown])
+    await batch(24, total)
     expect(succeeded.size).toBe(total)
 
     const store = await PostgresStore.open({ url: database })

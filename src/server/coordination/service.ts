@@ -324,7 +324,7 @@ export class CoordinationService {
    * those nodes (or, after a lost subscription, all of them) and pushes what differs from what
    * this relay knows. Our own writes come back too and change nothing.
    */
-  async storeChanged(change: StoreChange, now: number = Date.now()): Promise<Output[]> {
+  async storeChanged(change: StoreChange, now: number): Promise<Output[]> {
     const remote = await this.onlineElsewhere(now)
     if (change.kind === 'resync') {
       this.storeVersion = await this.store.externalVersion()
