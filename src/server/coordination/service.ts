@@ -185,6 +185,7 @@ export class CoordinationService {
   private readonly relayId: string
   /** Nodes with a session on another relay of a shared store (they show as online here too). */
   private remoteOnline = new Set<number>()
+  private remoteLoaded = false
   private storeVersion: number
 
   /** Loads (creating on first start) the server key and network prefix from the store, and every registered node. */
@@ -575,6 +576,11 @@ export class CoordinationService {
     }
 
     const out: Output[] = [...reconciled]
+    // Who is online on the other relays, before this relay's first welcome (later, changes and maintenance keep it current).
+    if (this.store.shared && !this.remoteLoaded) {
+      this.remoteOnline = (await this.onlineElsewhere(now))!
+      this.remoteLoaded = true
+    }
     const removedKeys: string[] = []
     const node = await this.retryConflicts(async (tx) => {
       const node = await this.helloWrite(tx, hello, removedKeys, now)
