@@ -24,7 +24,7 @@ function median(values: number[]): number {
 const bench: Bench = async () => {
   let relay = await startRelayProcess()
   await relay.stop('SIGTERM')
-  fillNodes(relay.dataDir, MAP_NODES - 2 - ATTACKERS)
+  await fillNodes(relay.dataDir, MAP_NODES - 2 - ATTACKERS)
   relay = await startRelayProcess([], { dataDir: relay.dataDir, port: relay.port })
   const controlURL = new URL(relay.url).origin
   let pair: Awaited<ReturnType<typeof startLegitPair>> | undefined

@@ -32,7 +32,7 @@ describe('coordination client in a Chromium worker', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'burrow-coord-e2e-'))
     relay = createServer()
     // The home relay the tab names must be on the operator's relay map (issue 17: nobody may make others dial any URL).
-    coordination = attachCoordination(relay, { dataDir, relayMap: [{ url: 'wss://relay.example/derp', region: 'e2e' }] })
+    coordination = await attachCoordination(relay, { dataDir, relayMap: [{ url: 'wss://relay.example/derp', region: 'e2e' }] })
     await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
     relayUrl = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`
     nodeClient = new CoordinationClient({
@@ -40,7 +40,7 @@ describe('coordination client in a Chromium worker', () => {
       nodeKeyPair: generateKeyPair(),
       discoPublicKey: generateKeyPair().publicKey,
       hostname: 'node-peer',
-      authKey: coordination.service.createAuthKey({}, Date.now()),
+      authKey: await coordination.service.createAuthKey({}, Date.now()),
     })
     nodeClient.start()
     await nodeClient.ready()
@@ -59,7 +59,7 @@ describe('coordination client in a Chromium worker', () => {
   })
 
   it('registers from the worker, sees the Node peer, is seen by it, and keeps its key in IndexedDB across reloads', async () => {
-    const authKey = coordination.service.createAuthKey({}, Date.now())
+    const authKey = await coordination.service.createAuthKey({}, Date.now())
     let page = await openPage()
     const first = await page.evaluate(([url, key]) => window.coordinationE2E.start(url!, 'browser tab', 'burrow-e2e-a', key), [relayUrl, authKey])
     if (first.type !== 'ready') throw new Error(`registration failed: ${JSON.stringify(first)}`)

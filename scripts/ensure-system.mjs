@@ -17,6 +17,8 @@ const needed = [
   { command: 'conntrack', apt: 'conntrack' },
   { command: 'stun', apt: 'stun-client' },
   { command: 'turnserver', apt: 'coturn' },
+  // Coordination on PostgreSQL (issue 15): test/helpers/postgres.ts runs initdb/pg_ctl from here.
+  { command: '/usr/lib/postgresql/15/bin/postgres', apt: 'postgresql' },
 ]
 
 const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0

@@ -34,7 +34,7 @@ async function relayWith(args: string[] = [], fill = 0): Promise<RelayProcess> {
   let relay = await startRelayProcess(args)
   if (fill > 0) {
     await relay.stop('SIGTERM')
-    fillNodes(relay.dataDir, fill)
+    await fillNodes(relay.dataDir, fill)
     relay = await startRelayProcess(args, { dataDir: relay.dataDir, port: relay.port })
   }
   cleanups.push(() => relay.stop('SIGKILL'))
@@ -112,8 +112,8 @@ describe('coordination under attack (issue 17)', () => {
   it('--node-expiry removes nodes offline for longer than the expiry and keeps the rest', async () => {
     let relay = await startRelayProcess()
     await relay.stop('SIGTERM')
-    fillNodes(relay.dataDir, 3, { lastSeen: Date.now() - 2 * 3_600_000, prefix: 'stale' })
-    fillNodes(relay.dataDir, 2, { lastSeen: Date.now() - 60_000, prefix: 'fresh' })
+    await fillNodes(relay.dataDir, 3, { lastSeen: Date.now() - 2 * 3_600_000, prefix: 'stale' })
+    await fillNodes(relay.dataDir, 2, { lastSeen: Date.now() - 60_000, prefix: 'fresh' })
     relay = await startRelayProcess(['--node-expiry', '1h'], { dataDir: relay.dataDir })
     cleanups.push(() => relay.stop('SIGKILL'))
     await waitFor(

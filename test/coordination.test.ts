@@ -20,7 +20,7 @@ const clients: CoordinationClient[] = []
 
 async function startServer(port = 0): Promise<void> {
   server = createServer()
-  coordination = attachCoordination(server, { dataDir, relayMap: [{ url: 'wss://relay.example/derp', region: 'ams' }] })
+  coordination = await attachCoordination(server, { dataDir, relayMap: [{ url: 'wss://relay.example/derp', region: 'ams' }] })
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
@@ -76,7 +76,7 @@ afterEach(async () => {
 
 describe('coordination over WebSocket', () => {
   it('two clients see each other, their home relays and their going offline within a second', async () => {
-    const authKey = coordination.service.createAuthKey({ reusable: true }, Date.now())
+    const authKey = await coordination.service.createAuthKey({ reusable: true }, Date.now())
     const a = client({ authKey, hostname: 'alpha' })
     const selfA = await a.ready()
     expect(selfA.hostname).toBe('alpha')
@@ -89,7 +89,7 @@ describe('coordination over WebSocket', () => {
     expect(selfB.hostname).toBe('alpha-2')
     expect(b.peers().map((p) => p.hostname)).toEqual(['alpha'])
     await peersMatch(a, (peers) => peers.some((p) => p.nodeKey === selfB.nodeKey && p.online), 1000, 'b online')
-    expect(coordination.service.isRegistered(bPair.publicKey)).toBe(true)
+    expect(await coordination.service.isRegistered(bPair.publicKey)).toBe(true)
 
     b.setHomeRelay({ url: 'wss://relay.example/derp', region: 'ams' })
     await peersMatch(a, (peers) => peers.some((p) => p.homeRelay?.region === 'ams'), 1000, "b's home relay")
@@ -100,9 +100,9 @@ describe('coordination over WebSocket', () => {
   })
 
   it('an ephemeral node disappears from the map when it disconnects', async () => {
-    const a = client({ authKey: coordination.service.createAuthKey({}, Date.now()) })
+    const a = client({ authKey: await coordination.service.createAuthKey({}, Date.now()) })
     await a.ready()
-    const e = client({ authKey: coordination.service.createAuthKey({ ephemeral: true }, Date.now()), hostname: 'tab' })
+    const e = client({ authKey: await coordination.service.createAuthKey({ ephemeral: true }, Date.now()), hostname: 'tab' })
     const selfE = await e.ready()
     await peersMatch(a, (ps) => ps.some((p) => p.nodeKey === selfE.nodeKey), 1000, 'e joined')
     e.stop()
@@ -110,7 +110,7 @@ describe('coordination over WebSocket', () => {
   })
 
   it('keeps addresses, hostnames and keys across a relay restart, and clients reconnect by themselves', async () => {
-    const authKey = coordination.service.createAuthKey({}, Date.now())
+    const authKey = await coordination.service.createAuthKey({}, Date.now())
     const pair = generateKeyPair()
     const a = client({ pair, authKey, hostname: 'keeper' })
     const before = await a.ready()
@@ -132,7 +132,7 @@ describe('coordination over WebSocket', () => {
     expect(states).toContain('reconnecting')
     expect(a.self?.addresses).toEqual(before.addresses)
     expect(a.self?.hostname).toBe('keeper')
-    expect(coordination.service.isRegistered(pair.publicKey)).toBe(true)
+    expect(await coordination.service.isRegistered(pair.publicKey)).toBe(true)
 
     // The single-use key was spent before the restart, and stays spent.
     const other = client({ authKey })
@@ -151,7 +151,7 @@ describe('coordination over WebSocket', () => {
   })
 
   it('garbage gets a 4xx error and a close with a reason while other clients keep working', async () => {
-    const authKey = coordination.service.createAuthKey({ reusable: true }, Date.now())
+    const authKey = await coordination.service.createAuthKey({ reusable: true }, Date.now())
     const a = client({ authKey, hostname: 'a' })
     await a.ready()
 
@@ -191,7 +191,7 @@ describe('sharing the HTTP server', () => {
       })
       expect(first).toBe('derp here')
       derp.close()
-      const c = client({ authKey: coordination.service.createAuthKey({}, Date.now()) })
+      const c = client({ authKey: await coordination.service.createAuthKey({}, Date.now()) })
       await c.ready()
     } finally {
       server.off('upgrade', onUpgrade)
@@ -201,7 +201,7 @@ describe('sharing the HTTP server', () => {
 
   it('createCoordinationHandler works under a server that dispatches itself and refuses unknown upgrades', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'burrow-coord-handler-'))
-    const handler = createCoordinationHandler({ dataDir: dir })
+    const handler = await createCoordinationHandler({ dataDir: dir })
     const own = createServer((req, res) => {
       if (handler.handleRequest(req, res)) return
       res.writeHead(404).end()
@@ -212,7 +212,7 @@ describe('sharing the HTTP server', () => {
     await new Promise<void>((resolve) => own.listen(0, '127.0.0.1', resolve))
     const url = `http://127.0.0.1:${(own.address() as AddressInfo).port}`
     try {
-      const c = client({ url, authKey: handler.service.createAuthKey({}, Date.now()), hostname: 'dispatched' })
+      const c = client({ url, authKey: await handler.service.createAuthKey({}, Date.now()), hostname: 'dispatched' })
       expect((await c.ready()).hostname).toBe('dispatched')
       expect((await fetch(`${url}/elsewhere`)).status).toBe(404)
       c.stop()

@@ -3,7 +3,8 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { createAuthKey, hashAuthKey } from '../server/coordination/authkey.ts'
-import { CoordinationStore, type AuthKeyRecord } from '../server/coordination/store.ts'
+import { openCoordinationStore } from '../server/coordination/open-store.ts'
+import type { AuthKeyRecord, CoordinationStore } from '../server/coordination/store.ts'
 import { UsageError } from './args.ts'
 import { parseDuration } from './duration.ts'
 
@@ -15,14 +16,15 @@ export function defaultDataDir(): string {
   return join(process.env['XDG_DATA_HOME'] ?? join(homedir(), '.local', 'share'), 'burrow', 'relay')
 }
 
-export const AUTHKEY_USAGE = `usage: burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR]
-       burrow relay authkey list [--data-dir DIR]
-       burrow relay authkey revoke ID|KEY [--data-dir DIR]`
+export const AUTHKEY_USAGE = `usage: burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR | --database URL]
+       burrow relay authkey list [--data-dir DIR | --database URL]
+       burrow relay authkey revoke ID|KEY [--data-dir DIR | --database URL]`
 
+/** `database`: the relay's `--database` (postgres://…); absent: SQLite in dataDir. */
 export type AuthKeyCommand =
-  | { action: 'create'; reusable: boolean; ephemeral: boolean; expiresInMs?: number; dataDir: string }
-  | { action: 'list'; dataDir: string }
-  | { action: 'revoke'; which: string; dataDir: string }
+  | { action: 'create'; reusable: boolean; ephemeral: boolean; expiresInMs?: number; dataDir: string; database?: string }
+  | { action: 'list'; dataDir: string; database?: string }
+  | { action: 'revoke'; which: string; dataDir: string; database?: string }
 
 /** Parses the arguments after `burrow relay authkey`. */
 export function parseAuthKeyArgs(args: readonly string[]): AuthKeyCommand {
@@ -34,6 +36,7 @@ export function parseAuthKeyArgs(args: readonly string[]): AuthKeyCommand {
   let ephemeral = false
   let expiresInMs: number | undefined
   let dataDir = defaultDataDir()
+  let database: string | undefined
   const positionals: string[] = []
   const valueOf = (i: number, flag: string, what: string): [string, number] => {
     const arg = rest[i]!
@@ -53,16 +56,21 @@ export function parseAuthKeyArgs(args: readonly string[]): AuthKeyCommand {
       const [value, next] = valueOf(i, '--data-dir', 'a directory')
       dataDir = value
       i = next
+    } else if (arg === '--database' || arg.startsWith('--database=')) {
+      const [value, next] = valueOf(i, '--database', 'a postgres:// URL')
+      database = value
+      i = next
     } else if (arg.startsWith('--')) throw new UsageError(`unknown option ${JSON.stringify(arg)}\n${AUTHKEY_USAGE}`)
     else positionals.push(arg)
   }
+  const where = { dataDir, ...(database !== undefined ? { database } : {}) }
   if (action === 'revoke') {
     if (positionals.length !== 1) throw new UsageError(`authkey revoke needs exactly one key: its ID (authkey list) or the key itself\n${AUTHKEY_USAGE}`)
-    return { action, which: positionals[0]!, dataDir }
+    return { action, which: positionals[0]!, ...where }
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}\n${AUTHKEY_USAGE}`)
-  if (action === 'list') return { action, dataDir }
-  return { action, reusable, ephemeral, ...(expiresInMs !== undefined ? { expiresInMs } : {}), dataDir }
+  if (action === 'list') return { action, ...where }
+  return { action, reusable, ephemeral, ...(expiresInMs !== undefined ? { expiresInMs } : {}), ...where }
 }
 
 function describe(key: AuthKeyRecord, now: number): string {
@@ -76,7 +84,7 @@ function describe(key: AuthKeyRecord, now: number): string {
  * stdout (and nothing else, so scripts can capture it) and a description on stderr. `io` takes
  * text with its newlines, like the CLI's CliIo. Returns the process exit code.
  */
-export function runAuthKeyCommand(args: readonly string[], io: { stdout: (text: string) => void; stderr: (text: string) => void }): number {
+export async function runAuthKeyCommand(args: readonly string[], io: { stdout: (text: string) => void; stderr: (text: string) => void }): Promise<number> {
   let command: AuthKeyCommand
   try {
     command = parseAuthKeyArgs(args)
@@ -89,35 +97,37 @@ export function runAuthKeyCommand(args: readonly string[], io: { stdout: (text: 
   }
   let store: CoordinationStore
   try {
-    store = CoordinationStore.open(command.dataDir)
+    store = await openCoordinationStore(command)
   } catch (error) {
-    io.stderr(`burrow relay authkey: cannot open the coordination store in ${command.dataDir}: ${(error as Error).message}\n`)
+    io.stderr(
+      `burrow relay authkey: cannot open the coordination store ${command.database === undefined ? `in ${command.dataDir}` : '(--database)'}: ${(error as Error).message}\n`,
+    )
     return 1
   }
   try {
     const now = Date.now()
     if (command.action === 'list') {
-      io.stdout(['ID  KIND  EPHEMERAL  CREATED  EXPIRES  STATE', ...store.listAuthKeys().map((key) => describe(key, now))].join('\n') + '\n')
+      io.stdout(['ID  KIND  EPHEMERAL  CREATED  EXPIRES  STATE', ...(await store.listAuthKeys()).map((key) => describe(key, now))].join('\n') + '\n')
       return 0
     }
     if (command.action === 'revoke') {
       const { which } = command
-      const record = /^\d+$/.test(which) ? store.authKeyById(Number(which)) : store.findAuthKey(hashAuthKey(which))
+      const record = /^\d+$/.test(which) ? await store.authKeyById(Number(which)) : await store.findAuthKey(hashAuthKey(which))
       if (record === undefined) {
         io.stderr(`burrow relay authkey: no auth key ${/^\d+$/.test(which) ? `with id ${which}` : 'matches that text'} (see burrow relay authkey list)\n`)
         return 1
       }
-      store.revokeAuthKey(record.id, now)
+      await store.revokeAuthKey(record.id, now)
       io.stderr(`revoked auth key ${record.id}: it registers no new node from now on (nodes it registered stay; remove them with burrow relay nodes remove)\n`)
       return 0
     }
-    const { key, record } = createAuthKey(store, command, now)
+    const { key, record } = await createAuthKey(store, command, now)
     const kind = [command.reusable ? 'reusable' : 'single-use', command.ephemeral ? 'ephemeral' : ''].filter(Boolean).join(', ')
     const expiry = record.expiresAt === null ? '' : `, expiring at ${new Date(record.expiresAt).toISOString()}`
     io.stdout(`${key}\n`)
-    io.stderr(`created a ${kind} auth key (id ${record.id}${expiry}) in ${store.path}\n`)
+    io.stderr(`created a ${kind} auth key (id ${record.id}${expiry}) in ${store.location}\n`)
     return 0
   } finally {
-    store.close()
+    await store.close()
   }
 }

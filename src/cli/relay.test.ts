@@ -79,4 +79,22 @@ describe('burrow relay flags', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('lists --database in --help, refuses a --database that is not a postgres:// URL, and names an unreachable database without its password', async () => {
+    const help = capture()
+    expect(await relay(['--help'], help.io)).toBe(0)
+    expect(help.out.stdout).toContain('--database postgres://')
+    const bad = capture()
+    expect(await relay(['--database', 'mysql://db/x'], bad.io)).toBe(2)
+    expect(bad.out.stderr).toContain('--database must be a postgres:// or postgresql:// URL, got "mysql://db/x"')
+    const dir = mkdtempSync(join(tmpdir(), 'burrow-relay-db-'))
+    try {
+      const down = capture()
+      expect(await relay(['--listen', '127.0.0.1:0', '--stun-port', '0', '--data-dir', dir, '--database', 'postgres://burrow:hunter2@127.0.0.1:1/burrow'], down.io)).toBe(1)
+      expect(down.out.stderr).toContain('cannot open the coordination store (--database): the coordination database postgres://burrow:***@127.0.0.1:1/burrow is unavailable')
+      expect(down.out.stderr).not.toContain('hunter2')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

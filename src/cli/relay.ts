@@ -25,12 +25,12 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
                     [--mesh-key HEX | --mesh-key-file FILE] [--mesh-with HOST:PORT|URL[,…]]
                     [--stun-port N] [--turn URL[,URL…] [--turn-secret-file FILE] [--turn-ttl SECONDS]]
                     [--relay-map FILE | --relay-url URL[,URL…] [--region-id N --region-code CODE]]
-                    [--node-expiry DURATION]
-       burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR]
-       burrow relay authkey list [--data-dir DIR]
-       burrow relay authkey revoke ID|KEY [--data-dir DIR]
-       burrow relay nodes list [--json] [--data-dir DIR]
-       burrow relay nodes remove ID|HOSTNAME|NODEKEY [--data-dir DIR]
+                    [--node-expiry DURATION] [--database postgres://…]
+       burrow relay authkey create [--reusable] [--ephemeral] [--expires DURATION] [--data-dir DIR | --database URL]
+       burrow relay authkey list [--data-dir DIR | --database URL]
+       burrow relay authkey revoke ID|KEY [--data-dir DIR | --database URL]
+       burrow relay nodes list [--json] [--data-dir DIR | --database URL]
+       burrow relay nodes remove ID|HOSTNAME|NODEKEY [--data-dir DIR | --database URL]
   Serves DERP over WebSocket and HTTP Upgrade at /derp, plus /derp/probe, /healthz and /metrics,
   and the coordination service (registration, live peer map) as a WebSocket at /control.
   --verify-clients admits only node keys registered with the coordination service (or, with
@@ -48,6 +48,11 @@ export const RELAY_USAGE = `usage: burrow relay [--listen HOST:PORT] [--data-dir
   relay dies. --region-id N --region-code CODE make the --relay-url list one such region.
   Errors in the file name the field (regions[0].nodes[1].url).
   --node-expiry (e.g. 30d) removes nodes offline for longer than that.
+  --database postgres://USER[:PASSWORD]@HOST[:PORT]/DB keeps registrations, addresses, auth keys
+  and hostnames in PostgreSQL instead of the data dir's SQLite file, so several relays serve
+  one network: a change made through one reaches nodes on the others (LISTEN/NOTIFY). Without
+  the database a relay keeps forwarding DERP packets and answers registrations with 503.
+  The password may come from PGPASSWORD instead of the URL (the command line shows in ps).
   The data dir's files are created readable only by their owner; the relay refuses to start
   on a key or database file that other users can read.
   --stun-port answers STUN Binding requests (RFC 8489) on that UDP port of the listen address
@@ -90,6 +95,8 @@ const FLAGS = [
   'turn',
   'turn-secret-file',
   'turn-ttl',
+  // Coordination on PostgreSQL (several relays, one network).
+  'database',
 ] as const
 
 export const DEFAULT_STUN_PORT = 3478
@@ -213,6 +220,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   let nodeExpiryMs: number | undefined
   let relayMap: Array<{ url: string }> | undefined
   let regionMap: RelayMapEntry | undefined
+  let database: string | undefined
   let meshFlags: Awaited<ReturnType<typeof parseMeshFlags>>
   let options
   try {
@@ -245,6 +253,9 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
     for (const url of relayUrls ?? []) {
       if (!/^(wss?|https?):\/\/[^\s]+$/.test(url)) throw new UsageError(`--relay-url must list http(s) or ws(s) URLs, got ${JSON.stringify(url)}`)
     }
+    database = parsed.flags.get('database')
+    if (database !== undefined && !/^postgres(ql)?:\/\/\S+$/.test(database))
+      throw new UsageError(`--database must be a postgres:// or postgresql:// URL, got ${JSON.stringify(database.slice(0, 100))}`)
     const expiry = parsed.flags.get('node-expiry')
     nodeExpiryMs = expiry === undefined ? undefined : parseDuration(expiry, '--node-expiry')
     relayMap = relayUrls?.map((url) => ({ url }))
@@ -295,7 +306,7 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
       admit: allowedKeysFile
         ? async (key: Uint8Array) => (await allowedKeys(allowedKeysFile)).has(toHex(key))
         : verifyClients
-          ? (key: Uint8Array) => coordination?.service.isRegistered(key) === true
+          ? async (key: Uint8Array) => (await coordination?.service.isRegistered(key)) === true
           : undefined,
     }
   } catch (error) {
@@ -335,15 +346,16 @@ export async function relay(argv: string[], io: CliIo = processIo): Promise<numb
   const ice: IceConfig = { ...(stun ? { stunPort: stun.port } : {}), ...(options.turn ? { turn: options.turn } : {}) }
 
   try {
-    coordination = createCoordinationHandler({
+    coordination = await createCoordinationHandler({
       dataDir: options.dataDir,
+      database,
       log,
       ...(nodeExpiryMs !== undefined ? { nodeExpiryMs } : {}),
       iceServers: (node, hostHeader, now) => iceServersFor(ice, hostOfHostHeader(hostHeader), now, node.nodeKey.slice('nodekey:'.length, 'nodekey:'.length + 16)),
     })
   } catch (error) {
     await stun?.close()
-    io.stderr(`burrow relay: cannot open the coordination store in ${options.dataDir}: ${(error as Error).message}\n`)
+    io.stderr(`burrow relay: cannot open the coordination store ${database === undefined ? `in ${options.dataDir}` : '(--database)'}: ${(error as Error).message}\n`)
     return 1
   }
 

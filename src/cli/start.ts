@@ -28,12 +28,12 @@ export const START_USAGE = `usage: burrow start [--relay-port N] [--port N] [--p
  * `ephemeral`: a second key, for the demo's tabs, whose nodes the coordination service forgets
  * when they disconnect, so closed tabs leave the peer list instead of piling up as offline.
  */
-export function devAuthKey(dataDir: string, io: CliIo, options: { ephemeral?: boolean } = {}): string {
+export async function devAuthKey(dataDir: string, io: CliIo, options: { ephemeral?: boolean } = {}): Promise<string> {
   const path = join(dataDir, options.ephemeral ? 'dev-authkey-ephemeral' : 'dev-authkey')
   if (existsSync(path)) return readFileSync(path, 'utf8').trim()
   let key = ''
   const flags = options.ephemeral ? ['--reusable', '--ephemeral'] : ['--reusable']
-  const status = runAuthKeyCommand(['create', ...flags, '--data-dir', dataDir], { stdout: (text) => (key += text), stderr: () => {} })
+  const status = await runAuthKeyCommand(['create', ...flags, '--data-dir', dataDir], { stdout: (text) => (key += text), stderr: () => {} })
   if (status !== 0 || !key.trim()) throw new Error(`cannot create a dev auth key in ${dataDir}`)
   writeFileSync(path, `${key.trim()}\n`, { mode: 0o600 })
   io.stderr(`created a reusable${options.ephemeral ? ' ephemeral' : ''} dev auth key in ${path}\n`)
@@ -93,8 +93,8 @@ export const start: Command = async (args, io) => {
   }
 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-  const authKey = devAuthKey(dataDir, io)
-  const tabAuthKey = devAuthKey(dataDir, io, { ephemeral: true })
+  const authKey = await devAuthKey(dataDir, io)
+  const tabAuthKey = await devAuthKey(dataDir, io, { ephemeral: true })
   const relay = await startRelay(relayPort, dataDir, join(dataDir, 'relay.log'))
   // Vite's dev server answers SIGTERM with process.exit(); the relay must not outlive us either way.
   const stopRelay = (): void => {

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '../../crypto/index.ts'
 import { parseAddress, parsePrefix, prefixContains } from '../../wire/index.ts'
 import { AllocationError, IPV4_PREFIX, allocateIpv4, generateUlaPrefix, ipv6For } from './allocator.ts'
-import { CoordinationStore } from './store.ts'
+import { SqliteStore } from './store.ts'
 import { CoordinationService } from './service.ts'
 import { helloFor } from './test-helpers.ts'
 import type { KeyPair } from '../../crypto/index.ts'
@@ -60,25 +60,27 @@ describe('IPv6', () => {
 })
 
 describe('allocation through the service', () => {
-  it('keeps every address across a restart and never hands out one twice', () => {
+  it('keeps every address across a restart and never hands out one twice', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'burrow-alloc-'))
     try {
-      let store = CoordinationStore.open(dir)
-      let service = new CoordinationService({ store })
-      const authKey = service.createAuthKey({ reusable: true }, 1)
+      let store = SqliteStore.open(dir)
+      let service = await CoordinationService.create({ store })
+      const authKey = await service.createAuthKey({ reusable: true }, 1)
       const keys = Array.from({ length: 40 }, () => generateKeyPair())
-      const registered = keys.map((pair, i) => registerDirect(service, pair, authKey, `n${i}`))
+      const registered: Array<[string, string]> = []
+      for (const [i, pair] of keys.entries()) registered.push(await registerDirect(service, pair, authKey, `n${i}`))
       expect(new Set(registered.map((a) => a[0])).size).toBe(40)
       expect(new Set(registered.map((a) => a[1])).size).toBe(40)
       const prefix = service.network.ipv6Prefix
-      store.close()
+      await store.close()
 
-      store = CoordinationStore.open(dir)
-      service = new CoordinationService({ store })
+      store = SqliteStore.open(dir)
+      service = await CoordinationService.create({ store })
       expect(service.network.ipv6Prefix).toBe(prefix)
-      const again = keys.map((pair, i) => registerDirect(service, pair, undefined, `n${i}`))
+      const again: Array<[string, string]> = []
+      for (const [i, pair] of keys.entries()) again.push(await registerDirect(service, pair, undefined, `n${i}`))
       expect(again).toEqual(registered)
-      store.close()
+      await store.close()
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
@@ -86,13 +88,13 @@ describe('allocation through the service', () => {
 })
 
 let nextConnection = 1
-function registerDirect(service: CoordinationService, pair: KeyPair, authKey: string | undefined, hostname: string): [string, string] {
+async function registerDirect(service: CoordinationService, pair: KeyPair, authKey: string | undefined, hostname: string): Promise<[string, string]> {
   const id = nextConnection++
   const [challenge] = service.open(id, 10)
   const hello = helloFor(pair, challenge!, { authKey, hostname })
-  const out = service.receive(id, JSON.stringify(hello), 10)
+  const out = await service.receive(id, JSON.stringify(hello), 10)
   const welcome = out.find((o) => o.kind === 'send' && o.message.type === 'welcome')
   if (welcome?.kind !== 'send' || welcome.message.type !== 'welcome') throw new Error(`no welcome: ${JSON.stringify(out)}`)
-  service.closed(id, 11)
+  await service.closed(id, 11)
   return welcome.message.self.addresses
 }

@@ -2,7 +2,7 @@
 // leaked database does not leak usable keys. The `burrow relay authkey create` command that
 // makes them is src/cli/authkey.ts.
 import { randomBytes, sha256, toHex } from '../../crypto/index.ts'
-import { CoordinationStore, type AuthKeyRecord } from './store.ts'
+import type { AuthKeyRecord, CoordinationStore } from './store.ts'
 
 export const AUTH_KEY_PREFIX = 'bwauth-'
 
@@ -23,7 +23,7 @@ export interface AuthKeyOptions {
 
 /**
  * Why `key` may not register a node at `now`, or undefined when it may. A rule of the service,
- * not of a store: any store (SQLite today, PostgreSQL later) only records the fields.
+ * not of a store: either store (SQLite or PostgreSQL) only records the fields.
  */
 export function authKeyRefusal(key: AuthKeyRecord | undefined, now: number): string | undefined {
   if (key === undefined) return 'authKey is unknown or already used'
@@ -34,14 +34,14 @@ export function authKeyRefusal(key: AuthKeyRecord | undefined, now: number): str
 }
 
 /** Stores a new auth key and returns its text; the text is not recoverable afterwards. */
-export function createAuthKey(
+export async function createAuthKey(
   store: CoordinationStore,
   options: AuthKeyOptions,
   now: number,
   random: (length: number) => Uint8Array = randomBytes,
-): { key: string; record: AuthKeyRecord } {
+): Promise<{ key: string; record: AuthKeyRecord }> {
   const key = generateAuthKeyText(random)
-  const record = store.insertAuthKey(hashAuthKey(key), {
+  const record = await store.insertAuthKey(hashAuthKey(key), {
     reusable: options.reusable ?? false,
     ephemeral: options.ephemeral ?? false,
     now,

@@ -7,12 +7,17 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { DeadlineTimer, timerClock, type DriverClock } from '../../clock/clock.ts'
 import { CONTROL_PATH, MAX_CLIENT_MESSAGE_BYTES, type HomeRelay, type IceServer, type PeerEntry, type ServerMessage } from '../../control/protocol.ts'
 import { CoordinationService, type ConnectionId, type Output } from './service.ts'
-import { CoordinationStore } from './store.ts'
+import { openCoordinationStore } from './open-store.ts'
+import type { CoordinationStore, StoreChange } from './store.ts'
 
 export type CoordinationLog = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
 export interface CoordinationOptions {
   dataDir: string
+  /** A postgres:// URL: keep the state in PostgreSQL, shared with every relay using it (default: SQLite in dataDir). */
+  database?: string | undefined
+  /** A store opened by the caller (tests); closed by `close()` like one opened here. */
+  store?: CoordinationStore
   log?: CoordinationLog
   /** Epoch ms and timers; tests may pass their own (a ManualClock). */
   clock?: DriverClock
@@ -65,17 +70,23 @@ export interface CoordinationHandler {
  * The coordination service as a pair of handlers, the same shape as the relay's
  * `createRelayHandler`, for a server that dispatches requests and upgrades itself.
  */
-export function createCoordinationHandler(options: CoordinationOptions): CoordinationHandler {
+export async function createCoordinationHandler(options: CoordinationOptions): Promise<CoordinationHandler> {
   const log: CoordinationLog = options.log ?? (() => {})
   const clock = options.clock ?? serverClock
   const now = (): number => clock.now()
-  const store = CoordinationStore.open(options.dataDir)
-  const service = new CoordinationService({
-    store,
-    log: (level, msg) => log(level, msg),
-    ...(options.relayMap !== undefined ? { relayMap: options.relayMap } : {}),
-    ...(options.nodeExpiryMs !== undefined ? { nodeExpiryMs: options.nodeExpiryMs } : {}),
-  })
+  const store = options.store ?? (await openCoordinationStore(options, { clock, log: (level, msg) => log(level, msg) }))
+  let service: CoordinationService
+  try {
+    service = await CoordinationService.create({
+      store,
+      log: (level, msg) => log(level, msg),
+      ...(options.relayMap !== undefined ? { relayMap: options.relayMap } : {}),
+      ...(options.nodeExpiryMs !== undefined ? { nodeExpiryMs: options.nodeExpiryMs } : {}),
+    })
+  } catch (error) {
+    await store.close()
+    throw error
+  }
   // Client messages are small; a bigger frame is refused (1009) by ws before it is buffered whole.
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES, perMessageDeflate: false })
   const sockets = new Map<ConnectionId, WebSocket>()
@@ -83,7 +94,7 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
   const hosts = new Map<ConnectionId, string | undefined>()
   let nextConnection = 1
   let closed = false
-  const timer = new DeadlineTimer(clock, () => apply(service.poll(now())))
+  const timer = new DeadlineTimer(clock, () => void step(undefined, () => service.poll(now())))
 
   const apply = (outputs: Output[]): void => {
     // A change goes to every online node as one shared message object: serialise it once.
@@ -121,19 +132,46 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
     timer.arm(closed ? undefined : service.nextEvent())
   }
 
-  /** Runs one service step; a bug there costs this one connection, never the process. */
-  const step = (connection: ConnectionId, fn: () => Output[]): void => {
-    let outputs: Output[]
-    try {
-      outputs = fn()
-    } catch (error) {
-      log('error', 'coordination: service failed', { connection, error: error instanceof Error ? (error.stack ?? error.message) : String(error) })
-      const socket = sockets.get(connection)
-      if (socket !== undefined && socket.readyState === socket.OPEN) socket.close(4500, 'internal error')
-      return
-    }
-    apply(outputs)
+  /**
+   * Runs one service step after the previous one finished (steps await the store, and the
+   * service's state must not change in between); a bug there costs this one connection, never
+   * the process.
+   */
+  let chain: Promise<void> = Promise.resolve()
+  const step = (connection: ConnectionId | undefined, fn: () => Output[] | Promise<Output[]>): Promise<void> => {
+    chain = chain.then(async () => {
+      let outputs: Output[]
+      try {
+        outputs = await fn()
+      } catch (error) {
+        log('error', 'coordination: service failed', { connection, error: error instanceof Error ? (error.stack ?? error.message) : String(error) })
+        const socket = connection === undefined ? undefined : sockets.get(connection)
+        if (socket !== undefined && socket.readyState === socket.OPEN) socket.close(4500, 'internal error')
+        schedule()
+        return
+      }
+      apply(outputs)
+    })
+    return chain
   }
+
+  // Changes other relays commit (PostgreSQL NOTIFY) go to the service in one step per burst.
+  const changedIds = new Set<number>()
+  let resyncPending = false
+  let changeQueued = false
+  const unsubscribe = store.onChange((change: StoreChange) => {
+    if (change.kind === 'resync') resyncPending = true
+    else for (const id of change.ids) changedIds.add(id)
+    if (changeQueued || closed) return
+    changeQueued = true
+    void step(undefined, () => {
+      changeQueued = false
+      const batch: StoreChange = resyncPending ? { kind: 'resync' } : { kind: 'nodes', ids: [...changedIds] }
+      resyncPending = false
+      changedIds.clear()
+      return service.storeChanged(batch, now())
+    })
+  })
 
   const onConnection = (socket: WebSocket, req: IncomingMessage): void => {
     const connection = nextConnection++
@@ -143,18 +181,18 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
     socket.on('message', (data: RawData, isBinary: boolean) => {
       // Binary frames are passed on only so the service can refuse them by name.
       const payload = isBinary ? new Uint8Array(0) : data.toString()
-      step(connection, () => service.receive(connection, payload, now()))
+      void step(connection, () => service.receive(connection, payload, now()))
     })
     socket.on('close', () => {
       sockets.delete(connection)
       hosts.delete(connection)
-      if (!closed) step(connection, () => service.closed(connection, now()))
+      if (!closed) void step(connection, () => service.closed(connection, now()))
     })
     socket.on('error', (error) => log('warn', 'coordination: socket error', { connection, error: error.message }))
-    step(connection, () => service.open(connection, now(), req.socket.remoteAddress))
+    void step(connection, () => service.open(connection, now(), req.socket.remoteAddress))
   }
 
-  log('info', 'coordination: ready', { path: CONTROL_PATH, database: store.path, ipv6Prefix: service.network.ipv6Prefix })
+  log('info', 'coordination: ready', { path: CONTROL_PATH, database: store.location, shared: store.shared, ipv6Prefix: service.network.ipv6Prefix })
   // The service may have work before any connection (the node expiry).
   schedule()
 
@@ -179,17 +217,23 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
       if (closed) return
       closed = true
       timer.clear()
+      unsubscribe()
+      await chain
       const closing: Promise<void>[] = []
       for (const [connection, socket] of sockets) {
         // Record last-seen for every node; the pushes are moot because every socket is closing.
-        service.closed(connection, now())
+        try {
+          await service.closed(connection, now())
+        } catch (error) {
+          log('warn', 'coordination: could not record last-seen at shutdown', { connection, error: (error as Error).message })
+        }
         closing.push(new Promise((resolve) => socket.once('close', () => resolve())))
         socket.close(1001, 'coordination server is shutting down')
         setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
       }
       await Promise.all(closing)
       await new Promise<void>((resolve) => wss.close(() => resolve()))
-      store.close()
+      await store.close()
     },
   }
 }
@@ -199,8 +243,8 @@ export function createCoordinationHandler(options: CoordinationOptions): Coordin
  * act only on /control. Other listeners on the same server must leave /control alone
  * (`isCoordinationPath`); a server that dispatches itself should use createCoordinationHandler.
  */
-export function attachCoordination(server: Server, options: CoordinationOptions): AttachedCoordination {
-  const handler = createCoordinationHandler(options)
+export async function attachCoordination(server: Server, options: CoordinationOptions): Promise<AttachedCoordination> {
+  const handler = await createCoordinationHandler(options)
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     handler.handleUpgrade(req, socket, head)
   }

@@ -1,7 +1,11 @@
 // The coordination logic, sans-IO: the driver (http.ts) reports connections opening, messages
 // arriving and connections closing, each with `now` (epoch ms, because last-seen times are
 // stored and shown), and sends/closes whatever the returned outputs say. Nothing here touches
-// a socket or a timer; `nextEvent()` says when `poll(now)` must run for timeouts.
+// a socket or a timer; `nextEvent()` says when `poll(now)` must run for timeouts. The store is
+// async (SQLite or PostgreSQL), so the steps that touch it return promises; the driver runs one
+// step at a time. With a shared store (several relays on one PostgreSQL) the driver also passes
+// on the store's change reports (`storeChanged`), so changes made through other relays reach
+// this relay's sessions.
 import { webSocketUrl } from '../../underlay/derp/dialer.ts'
 import { boxKey, boxOpen, equalBytes, formatKey, fromBase64, generateKeyPair, publicKeyOf, randomBytes, toBase64, toHex, WeakKeyError, type KeyPair } from '../../crypto/index.ts'
 import {
@@ -34,7 +38,7 @@ import {
 import { IPV4_PREFIX, allocateIpv4, generateUlaPrefix, ipv6For } from './allocator.ts'
 import { authKeyRefusal, createAuthKey, hashAuthKey, type AuthKeyOptions } from './authkey.ts'
 import { KeyedLimiter } from './limiter.ts'
-import type { CoordinationStore, NodeRecord } from './store.ts'
+import { StoreConflictError, StoreUnavailableError, type CoordinationStore, type NodeRecord, type StoreChange, type StoreQueries } from './store.ts'
 
 export type ConnectionId = number
 
@@ -91,6 +95,10 @@ interface Connection {
 
 /** How often the service looks for nodes removed by another process (`burrow relay nodes remove`) and prunes limiters. */
 export const MAINTENANCE_INTERVAL_MS = 2_000
+/** How many times a write refused by a unique constraint (a race with another relay) is retried with fresh reads. */
+export const CONFLICT_ATTEMPTS = 5
+/** How often a relay on a shared store records which nodes hold a session on it (`markAlive`). */
+export const PRESENCE_INTERVAL_MS = 30_000
 /** How often offline nodes are checked against the inactivity expiry. */
 const EXPIRY_CHECK_INTERVAL_MS = 60_000
 
@@ -176,9 +184,33 @@ export class CoordinationService {
   private nextKeepaliveAt: number | undefined
   private nextMaintenanceAt: number | undefined
   private nextExpiryCheckAt = 0
+  private nextPresenceAt = 0
+  /** This relay process in the store's presence records (shared stores). */
+  private readonly relayId: string
+  /** Nodes with a session on another relay of a shared store (they show as online here too). */
+  private remoteOnline = new Set<number>()
+  private remoteLoaded = false
   private storeVersion: number
 
-  constructor(options: CoordinationServiceOptions) {
+  /** Loads (creating on first start) the server key and network prefix from the store, and every registered node. */
+  static async create(options: CoordinationServiceOptions): Promise<CoordinationService> {
+    const store = options.store
+    const random = options.random ?? randomBytes
+    const privateText = await store.getOrCreateMeta(SERVER_KEY_META, () => formatKey(generateKeyPair().privateKey))
+    const ipv6Prefix = await store.getOrCreateMeta(IPV6_PREFIX_META, () => generateUlaPrefix(random))
+    // Every node is offline at start-up, so ephemeral ones left by the previous process are gone.
+    // Not on a shared store: there other relays may hold those nodes' sessions right now.
+    if (!store.shared) {
+      await store.transaction(async (tx) => {
+        for (const node of await tx.allNodes()) if (node.ephemeral) await tx.deleteNode(node.id)
+      })
+    }
+    const nodes = await store.allNodes()
+    const version = await store.externalVersion()
+    return new CoordinationService(options, privateText, ipv6Prefix, nodes, version)
+  }
+
+  private constructor(options: CoordinationServiceOptions, privateText: string, ipv6Prefix: string, nodes: NodeRecord[], storeVersion: number) {
     this.store = options.store
     this.random = options.random ?? randomBytes
     this.log = options.log ?? (() => {})
@@ -192,17 +224,12 @@ export class CoordinationService {
     this.setRelayMap(options.relayMap ?? [])
     // With an expiry, the first poll (whenever the driver runs it) checks for expired nodes.
     if (this.nodeExpiryMs !== undefined) this.nextMaintenanceAt = 0
-    const privateText = this.store.getOrCreateMeta(SERVER_KEY_META, () => formatKey(generateKeyPair().privateKey))
+    this.relayId = toHex(this.random(8))
     this.serverPrivateKey = fromBase64(privateText)
     this.serverPublicKey = publicKeyOf(this.serverPrivateKey)
-    const ipv6Prefix = this.store.getOrCreateMeta(IPV6_PREFIX_META, () => generateUlaPrefix(this.random))
     this.network = { ipv4Prefix: IPV4_PREFIX, ipv6Prefix }
-    // Every node is offline at start-up, so ephemeral ones left by the previous process are gone.
-    this.store.transaction(() => {
-      for (const node of this.store.allNodes()) if (node.ephemeral) this.store.deleteNode(node.id)
-    })
-    for (const node of this.store.allNodes()) this.registered.set(node.id, node)
-    this.storeVersion = this.store.externalVersion()
+    for (const node of nodes) this.registered.set(node.id, node)
+    this.storeVersion = storeVersion
   }
 
   /** Replaces the relay map (see `relayMap`); entries a node names from now on are checked against it. */
@@ -244,14 +271,23 @@ export class CoordinationService {
     return { privateKey: this.serverPrivateKey, publicKey: this.serverPublicKey }
   }
 
-  /** For the DERP server's `--verify-clients` admit hook. */
-  isRegistered(nodeKey: Uint8Array | string): boolean {
+  /**
+   * For the DERP server's `--verify-clients` admit hook. Asks the store; while the store is
+   * unavailable it answers from the nodes this relay knows, so DERP keeps admitting them.
+   */
+  async isRegistered(nodeKey: Uint8Array | string): Promise<boolean> {
     const text = typeof nodeKey === 'string' ? nodeKey : `nodekey:${toHex(nodeKey)}`
-    return this.store.nodeByKey(text) !== undefined
+    try {
+      return (await this.store.nodeByKey(text)) !== undefined
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error
+      for (const node of this.registered.values()) if (node.nodeKey === text) return true
+      return false
+    }
   }
 
-  createAuthKey(options: AuthKeyOptions, now: number): string {
-    return createAuthKey(this.store, options, now, this.random).key
+  async createAuthKey(options: AuthKeyOptions, now: number): Promise<string> {
+    return (await createAuthKey(this.store, options, now, this.random)).key
   }
 
   /** Every registered node as members see it. */
@@ -263,9 +299,9 @@ export class CoordinationService {
    * Removes a registered node (by id or node key): its session, if any, is closed with 410 and
    * every other node is told it is gone. Returns the outputs for the driver; none if unknown.
    */
-  removeNode(which: number | string): Output[] {
-    const node = typeof which === 'number' ? this.store.nodeById(which) : this.store.nodeByKey(which)
-    if (node !== undefined) this.store.deleteNode(node.id)
+  async removeNode(which: number | string): Promise<Output[]> {
+    const node = typeof which === 'number' ? await this.store.nodeById(which) : await this.store.nodeByKey(which)
+    if (node !== undefined) await this.store.deleteNode(node.id)
     const known = node ?? (typeof which === 'number' ? this.registered.get(which) : undefined)
     if (known === undefined) return []
     return this.forget(known, 'this node was removed by the operator')
@@ -275,6 +311,7 @@ export class CoordinationService {
   private forget(node: NodeRecord, why: string): Output[] {
     const out: Output[] = []
     this.registered.delete(node.id)
+    this.remoteOnline.delete(node.id)
     const connectionId = this.online.get(node.id)
     if (connectionId !== undefined) {
       this.online.delete(node.id)
@@ -291,24 +328,78 @@ export class CoordinationService {
     return out
   }
 
-  /** Picks up removals made by another process on the same store (`burrow relay nodes remove`). */
-  private reconcile(): Output[] {
-    const version = this.store.externalVersion()
+  /** Picks up changes made by another process on the same store (`burrow relay nodes remove`, another relay). */
+  private async reconcile(): Promise<Output[]> {
+    const version = await this.store.externalVersion()
     if (version === this.storeVersion) return []
     this.storeVersion = version
-    const present = new Set(this.store.allNodes().map((node) => node.id))
+    return this.adopt(await this.store.allNodes(), undefined)
+  }
+
+  /**
+   * The store reports changes other writers made (another relay on the same PostgreSQL): reads
+   * those nodes (or, after a lost subscription, all of them) and pushes what differs from what
+   * this relay knows. Our own writes come back too and change nothing.
+   */
+  async storeChanged(change: StoreChange, now: number): Promise<Output[]> {
+    const remote = await this.onlineElsewhere(now)
+    if (change.kind === 'resync') {
+      this.storeVersion = await this.store.externalVersion()
+      return this.adopt(await this.store.allNodes(), undefined, remote)
+    }
+    const found: NodeRecord[] = []
+    for (const id of change.ids) {
+      const node = await this.store.nodeById(id)
+      if (node !== undefined) found.push(node)
+    }
+    return this.adopt(found, change.ids, remote)
+  }
+
+  /** Nodes another relay of a shared store has a session for (recently marked alive); none otherwise. */
+  private async onlineElsewhere(now: number): Promise<Set<number> | undefined> {
+    if (!this.store.shared) return undefined
+    return new Set(await this.store.aliveSince(now - 2 * PRESENCE_INTERVAL_MS, this.relayId))
+  }
+
+  /**
+   * Brings the registered nodes (all, or those with `ids`) in line with `stored` (and, on a
+   * shared store, with `remote`, who is online on other relays) and tells every online node what changed.
+   */
+  private adopt(stored: readonly NodeRecord[], ids: readonly number[] | undefined, remote?: Set<number>): Output[] {
+    const byId = new Map(stored.map((node) => [node.id, node]))
     const out: Output[] = []
-    for (const node of [...this.registered.values()]) if (!present.has(node.id)) out.push(...this.forget(node, 'this node was removed by the operator'))
+    const candidates = ids ?? [...new Set([...this.registered.keys(), ...byId.keys(), ...this.remoteOnline])]
+    for (const id of candidates) {
+      const node = byId.get(id)
+      const known = this.registered.get(id)
+      const wasRemote = this.remoteOnline.has(id)
+      const isRemote = remote === undefined ? wasRemote : remote.has(id)
+      if (isRemote) this.remoteOnline.add(id)
+      else this.remoteOnline.delete(id)
+      if (node === undefined) {
+        this.remoteOnline.delete(id)
+        if (known !== undefined) out.push(...this.forget(known, 'this node was removed by the operator'))
+        continue
+      }
+      if (known !== undefined && sameNode(known, node) && wasRemote === isRemote) continue
+      this.registered.set(id, node)
+      const self = this.entry(node)
+      const connection = this.online.get(id)
+      if (connection !== undefined) out.push({ kind: 'send', connection, message: { type: 'self', self } })
+      out.push(...this.broadcastPeers(id, [self], known !== undefined && known.nodeKey !== node.nodeKey ? [known.nodeKey] : []))
+    }
     return out
   }
 
   /** Removes nodes offline for longer than the inactivity expiry. */
-  private expire(now: number): Output[] {
+  private async expire(now: number): Promise<Output[]> {
     if (this.nodeExpiryMs === undefined) return []
+    // On a shared store a node may be online on another relay: its relay marks it alive.
+    const elsewhere = new Set(this.store.shared ? await this.store.aliveSince(now - 2 * PRESENCE_INTERVAL_MS) : [])
     const out: Output[] = []
     for (const node of [...this.registered.values()]) {
-      if (this.online.has(node.id) || node.lastSeen === null || now - node.lastSeen < this.nodeExpiryMs) continue
-      this.store.deleteNode(node.id)
+      if (this.online.has(node.id) || elsewhere.has(node.id) || node.lastSeen === null || now - node.lastSeen < this.nodeExpiryMs) continue
+      await this.store.deleteNode(node.id)
       out.push(...this.forget(node, `offline for longer than the node expiry (${this.nodeExpiryMs} ms)`))
     }
     return out
@@ -334,7 +425,7 @@ export class CoordinationService {
     ]
   }
 
-  receive(id: ConnectionId, data: string | Uint8Array, now: number): Output[] {
+  async receive(id: ConnectionId, data: string | Uint8Array, now: number): Promise<Output[]> {
     const connection = this.connections.get(id)
     if (connection === undefined) return []
     connection.lastHeard = now
@@ -343,34 +434,55 @@ export class CoordinationService {
       const message = parseClientMessage(data, connection.nodeId === undefined ? MAX_PRE_HELLO_BYTES : MAX_CLIENT_MESSAGE_BYTES)
       if (connection.nodeId === undefined) {
         if (message.type !== 'hello') throw new CoordinationError(400, `expected a hello message first, got ${message.type}`)
-        return this.hello(connection, message, now)
+        return await this.hello(connection, message, now)
       }
       switch (message.type) {
         case 'hello':
           throw new CoordinationError(400, 'hello was already accepted on this connection')
         case 'update':
-          return this.receiveUpdate(connection, connection.nodeId, message, now)
+          return await this.receiveUpdate(connection, connection.nodeId, message, now)
         case 'ping':
           return [{ kind: 'send', connection: id, message: { type: 'pong', id: message.id } }]
       }
     } catch (error) {
-      return this.refuse(connection, error, now)
+      return await this.refuse(connection, error, now)
     }
   }
 
   /** The driver saw the socket close (by the peer or after our own close output). */
-  closed(id: ConnectionId, now: number): Output[] {
+  closed(id: ConnectionId, now: number): Promise<Output[]> {
     return this.drop(id, now)
   }
 
-  poll(now: number): Output[] {
+  async poll(now: number): Promise<Output[]> {
     const out: Output[] = []
     if (this.nextMaintenanceAt !== undefined && now >= this.nextMaintenanceAt) {
       this.nextMaintenanceAt = this.online.size > 0 || this.nodeExpiryMs !== undefined ? now + MAINTENANCE_INTERVAL_MS : undefined
-      out.push(...this.reconcile())
-      if (now >= this.nextExpiryCheckAt) {
-        this.nextExpiryCheckAt = now + EXPIRY_CHECK_INTERVAL_MS
-        out.push(...this.expire(now))
+      try {
+        if (this.store.shared && this.online.size > 0 && now >= this.nextPresenceAt) {
+          this.nextPresenceAt = now + PRESENCE_INTERVAL_MS
+          await this.store.markAlive(this.relayId, [...this.online.keys()], now)
+          // A relay that died leaves its presence to go stale: its nodes turn offline here.
+          const remote = (await this.onlineElsewhere(now))!
+          const flipped = [...new Set([...remote, ...this.remoteOnline])].filter((id) => remote.has(id) !== this.remoteOnline.has(id) && this.registered.has(id))
+          if (flipped.length > 0)
+            out.push(
+              ...this.adopt(
+                flipped.map((id) => this.registered.get(id)!),
+                flipped,
+                remote,
+              ),
+            )
+        }
+        out.push(...(await this.reconcile()))
+        if (now >= this.nextExpiryCheckAt) {
+          this.nextExpiryCheckAt = now + EXPIRY_CHECK_INTERVAL_MS
+          out.push(...(await this.expire(now)))
+        }
+      } catch (error) {
+        // The database is away: keepalives and timeouts below must still run; maintenance retries next time.
+        if (!(error instanceof StoreUnavailableError)) throw error
+        this.log('warn', `coordination: maintenance skipped: ${error.message}`)
       }
       this.nodeLimiter.prune(now)
       this.sourceLimiter.prune(now)
@@ -386,17 +498,17 @@ export class CoordinationService {
         const pending = connection.pending
         connection.pending = undefined
         try {
-          out.push(...this.applyUpdate(connection, connection.nodeId, pending, now))
+          out.push(...(await this.applyUpdate(connection, connection.nodeId, pending, now)))
         } catch (error) {
-          out.push(...this.refuse(connection, error, now))
+          out.push(...(await this.refuse(connection, error, now)))
         }
       }
     }
     for (const connection of [...this.connections.values()]) {
       if (connection.nodeId === undefined && now >= connection.openedAt + this.handshakeTimeoutMs) {
-        out.push(...this.fail(connection, 408, 'no valid hello within the handshake timeout', now))
+        out.push(...(await this.fail(connection, 408, 'no valid hello within the handshake timeout', now)))
       } else if (connection.nodeId !== undefined && now >= connection.lastHeard + this.silenceTimeoutMs) {
-        out.push(...this.fail(connection, 408, 'connection was silent for too long (no ping)', now))
+        out.push(...(await this.fail(connection, 408, 'connection was silent for too long (no ping)', now)))
       }
     }
     return out
@@ -418,7 +530,7 @@ export class CoordinationService {
 
   // ---- handling ----
 
-  private refuse(connection: Connection, error: unknown, now: number): Output[] {
+  private async refuse(connection: Connection, error: unknown, now: number): Promise<Output[]> {
     let status = 500
     let text = 'internal error'
     if (error instanceof CoordinationError) {
@@ -427,6 +539,15 @@ export class CoordinationService {
     } else if (error instanceof ProtocolError) {
       status = 400
       text = error.message
+    } else if (error instanceof StoreUnavailableError) {
+      // Not the node's fault, and nothing was written: it retries with backoff.
+      status = 503
+      text = 'the coordination database is unavailable; try again later'
+      this.log('warn', `coordination: connection ${connection.id}: ${error.message}`)
+    } else if (error instanceof StoreConflictError) {
+      status = 503
+      text = 'too many concurrent changes to the same names or addresses; try again'
+      this.log('warn', `coordination: connection ${connection.id}: gave up after ${CONFLICT_ATTEMPTS} conflicting attempts: ${error.message}`)
     } else {
       this.log('error', `coordination: connection ${connection.id}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
     }
@@ -434,15 +555,15 @@ export class CoordinationService {
     if (connection.nodeId !== undefined && (status === 400 || status === 429)) {
       return [{ kind: 'send', connection: connection.id, message: { type: 'error', status, error: text, closing: false } }]
     }
-    return this.fail(connection, status, text, now)
+    return await this.fail(connection, status, text, now)
   }
 
-  private fail(connection: Connection, status: number, text: string, now: number): Output[] {
+  private async fail(connection: Connection, status: number, text: string, now: number): Promise<Output[]> {
     this.log('warn', `coordination: closing connection ${connection.id}: ${status} ${text}`)
     return [
       { kind: 'send', connection: connection.id, message: { type: 'error', status, error: text, closing: true } },
       { kind: 'close', connection: connection.id, code: CLOSE_CODE_BASE + status, reason: closeReason(text) },
-      ...this.drop(connection.id, now),
+      ...(await this.drop(connection.id, now)),
     ]
   }
 
@@ -460,42 +581,27 @@ export class CoordinationService {
     }
   }
 
-  private hello(connection: Connection, hello: HelloMessage, now: number): Output[] {
+  private async hello(connection: Connection, hello: HelloMessage, now: number): Promise<Output[]> {
     this.verifyProof(hello.nodeKey, hello.proof, connection.challenge, 'proof')
     checkHostname(hello.hostname)
     // A node removed by another process must not be in the map this welcome sends.
-    const reconciled = this.reconcile()
+    const reconciled = await this.reconcile()
     if (hello.previousNodeKey !== undefined) {
       if (hello.previousNodeKey === hello.nodeKey) throw new CoordinationError(400, 'previousNodeKey is the same as nodeKey')
       this.verifyProof(hello.previousNodeKey, hello.previousProof!, connection.challenge, 'previousProof')
     }
 
     const out: Output[] = [...reconciled]
+    // Who is online on the other relays, before this relay's first welcome (later, changes and maintenance keep it current).
+    if (this.store.shared && !this.remoteLoaded) {
+      this.remoteOnline = (await this.onlineElsewhere(now))!
+      this.remoteLoaded = true
+    }
     const removedKeys: string[] = []
-    const node = this.store.transaction(() => {
-      let node = this.store.nodeByKey(hello.nodeKey)
-      if (node !== undefined && hello.previousNodeKey !== undefined) {
-        // Reconnecting after a finished rotation is fine; merging two live nodes is not.
-        const previous = this.store.nodeByKey(hello.previousNodeKey)
-        if (previous !== undefined && previous.id !== node.id) {
-          throw new CoordinationError(409, 'nodeKey is already registered to another node; cannot rotate previousNodeKey onto it')
-        }
-      }
-      if (node === undefined && hello.previousNodeKey !== undefined) {
-        node = this.store.nodeByKey(hello.previousNodeKey)
-        if (node === undefined) throw new CoordinationError(404, 'previousNodeKey is not registered')
-        removedKeys.push(node.nodeKey)
-        node.nodeKey = hello.nodeKey
-      }
-      if (node === undefined) return this.register(hello, now)
-      node.discoKey = hello.discoKey
-      if (hello.hostname !== node.requestedHostname) {
-        node.requestedHostname = hello.hostname
-        node.hostname = this.uniqueHostname(hello.hostname, node.id)
-      }
-      if (hello.homeRelay !== undefined) node.homeRelay = this.acceptedRelay(hello.homeRelay)
-      node.lastSeen = now
-      this.store.updateNode(node)
+    const node = await this.retryConflicts(async (tx) => {
+      const node = await this.helloWrite(tx, hello, removedKeys, now)
+      // In the same transaction, so the change other relays are told about already shows it online.
+      if (this.store.shared) await tx.markAlive(this.relayId, [node.id], now)
       return node
     })
     this.registered.set(node.id, node)
@@ -535,16 +641,81 @@ export class CoordinationService {
     return out
   }
 
-  private register(hello: HelloMessage, now: number): NodeRecord {
+  /** The store side of a hello: the node found (by key or previous key) and updated, or registered. */
+  private async helloWrite(tx: StoreQueries, hello: HelloMessage, removedKeys: string[], now: number): Promise<NodeRecord> {
+    removedKeys.length = 0
+    let node = await tx.nodeByKey(hello.nodeKey)
+
+    if (node !== undefined && hello.previousNodeKey !== undefined) {
+      // Reconnecting after a finished rotation is fine; merging two live nodes is not.
+      const previous = await tx.nodeByKey(hello.previousNodeKey)
+      if (previous !== undefined && previous.id !== node.id) {
+        throw new CoordinationError(409, 'nodeKey is already registered to another node; cannot rotate previousNodeKey onto it')
+      }
+    }
+    if (node === undefined && hello.previousNodeKey !== undefined) {
+      node = await tx.nodeByKey(hello.previousNodeKey)
+      if (node === undefined) throw new CoordinationError(404, 'previousNodeKey is not registered')
+      removedKeys.push(node.nodeKey)
+      node.nodeKey = hello.nodeKey
+    }
+    if (node === undefined) return this.register(tx, hello, now)
+    node.discoKey = hello.discoKey
+    if (hello.hostname !== node.requestedHostname) {
+      node.requestedHostname = hello.hostname
+      node.hostname = await this.uniqueHostname(tx, hello.hostname, node.id)
+    }
+    if (hello.homeRelay !== undefined) node.homeRelay = this.acceptedRelay(hello.homeRelay)
+    node.lastSeen = now
+    await tx.updateNode(node)
+    return node
+  }
+
+  /**
+   * Runs `fn` in a transaction, again (with fresh reads) when a unique constraint refused its
+   * write: another relay took that hostname or address in the same instant. Gives up after
+   * CONFLICT_ATTEMPTS (the StoreConflictError becomes a 503 the node retries).
+   */
+  private async retryConflicts<T>(fn: (tx: StoreQueries) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.store.transaction(fn)
+      } catch (error) {
+        if (!(error instanceof StoreConflictError) || attempt >= CONFLICT_ATTEMPTS) throw error
+      }
+    }
+  }
+
+  private async register(tx: StoreQueries, hello: HelloMessage, now: number): Promise<NodeRecord> {
     if (hello.authKey === undefined) throw new CoordinationError(401, 'authKey is required to register a new node key')
-    const authKey = this.store.findAuthKey(hashAuthKey(hello.authKey))
+    const authKey = await tx.findAuthKey(hashAuthKey(hello.authKey))
     const refusal = authKeyRefusal(authKey, now)
     if (refusal !== undefined || authKey === undefined) throw new CoordinationError(401, refusal ?? 'authKey is unknown or already used')
-    const ipv4 = allocateIpv4(keyBytes(hello.nodeKey), (address) => this.store.ipv4Taken(address))
-    const node = this.store.insertNode({
+    // Spent atomically (two relays racing for one single-use key: one wins). A reusable key
+    // already used needs no write, so registrations with it do not queue on its row.
+    if (!authKey.reusable || authKey.usedAt === null) {
+      if (!(await tx.claimAuthKey(authKey.id, now))) throw new CoordinationError(401, 'authKey is unknown or already used')
+    }
+    // The allocator asks synchronously and the store is async: its first pick (the key's own
+    // slot, usually free) is checked in the store; only when that is taken does the search go on
+    // past the addresses this relay knows, each pick again checked in the store (another relay
+    // may have taken it a moment ago). The unique constraint catches a pick taken between that
+    // read and our insert (the caller retries).
+    const nodeKey = keyBytes(hello.nodeKey)
+    let ipv4 = allocateIpv4(nodeKey, () => false)
+    if (await tx.ipv4Taken(ipv4)) {
+      const taken = new Set<string>([ipv4])
+      for (const node of this.registered.values()) taken.add(node.ipv4)
+      ipv4 = allocateIpv4(nodeKey, (address) => taken.has(address))
+      while (await tx.ipv4Taken(ipv4)) {
+        taken.add(ipv4)
+        ipv4 = allocateIpv4(nodeKey, (address) => taken.has(address))
+      }
+    }
+    const node = await tx.insertNode({
       nodeKey: hello.nodeKey,
       discoKey: hello.discoKey,
-      hostname: this.uniqueHostname(hello.hostname, undefined),
+      hostname: await this.uniqueHostname(tx, hello.hostname, undefined),
       requestedHostname: hello.hostname,
       ipv4,
       ipv6: ipv6For(this.network.ipv6Prefix, ipv4),
@@ -554,17 +725,16 @@ export class CoordinationService {
       lastSeen: now,
       homeRelay: this.acceptedRelay(hello.homeRelay ?? null),
     })
-    this.store.markAuthKeyUsed(authKey.id, now)
     return node
   }
 
   /** The sanitised name, or the first of name-2, name-3, … that no other node holds. */
-  private uniqueHostname(requested: string, selfId: number | undefined): string {
+  private async uniqueHostname(tx: StoreQueries, requested: string, selfId: number | undefined): Promise<string> {
     const base = sanitizeHostname(requested)
     for (let n = 1; ; n++) {
       const suffix = n === 1 ? '' : `-${n}`
       const candidate = base.slice(0, MAX_HOSTNAME_LENGTH - suffix.length).replace(/-+$/, '') + suffix
-      const owner = this.store.hostnameOwner(candidate)
+      const owner = await tx.hostnameOwner(candidate)
       if (owner === undefined || owner === selfId) return candidate
     }
   }
@@ -588,7 +758,7 @@ export class CoordinationService {
    * token bucket. An update past the limit is not refused (that would lose a real change) but
    * merged into the connection's pending update, which `poll` applies once both have a token.
    */
-  private receiveUpdate(connection: Connection, nodeId: number, update: UpdateMessage, now: number): Output[] {
+  private async receiveUpdate(connection: Connection, nodeId: number, update: UpdateMessage, now: number): Promise<Output[]> {
     if (update.hostname !== undefined) checkHostname(update.hostname)
     if (update.homeRelay !== undefined && update.homeRelay !== null && this.mapRelay(update.homeRelay) === null) {
       throw new CoordinationError(
@@ -602,11 +772,11 @@ export class CoordinationService {
     return []
   }
 
-  private applyUpdate(connection: Connection, nodeId: number, update: UpdateMessage, now: number): Output[] {
+  private async applyUpdate(connection: Connection, nodeId: number, update: UpdateMessage, now: number): Promise<Output[]> {
     this.nodeLimiter.take(nodeId, now)
     if (connection.source !== undefined) this.sourceLimiter.take(connection.source, now)
-    const node = this.store.transaction(() => {
-      const node = this.store.nodeById(nodeId)
+    const node = await this.retryConflicts(async (tx) => {
+      const node = await tx.nodeById(nodeId)
       if (node === undefined) throw new CoordinationError(410, 'this node was removed')
       let changed = false
       const homeRelay = update.homeRelay === undefined ? undefined : this.mapRelay(update.homeRelay)
@@ -620,10 +790,10 @@ export class CoordinationService {
       }
       if (update.hostname !== undefined && update.hostname !== node.requestedHostname) {
         node.requestedHostname = update.hostname
-        node.hostname = this.uniqueHostname(update.hostname, node.id)
+        node.hostname = await this.uniqueHostname(tx, update.hostname, node.id)
         changed = true
       }
-      if (changed) this.store.updateNode(node)
+      if (changed) await tx.updateNode(node)
       return changed ? node : undefined
     })
     if (node === undefined) return []
@@ -633,23 +803,39 @@ export class CoordinationService {
   }
 
   /** Forgets a connection; if it was a node's session, the node goes offline (or away, if ephemeral). */
-  private drop(id: ConnectionId, now: number): Output[] {
+  private async drop(id: ConnectionId, now: number): Promise<Output[]> {
     const connection = this.connections.get(id)
     if (connection === undefined) return []
     this.connections.delete(id)
     const nodeId = connection.nodeId
     if (nodeId === undefined || this.online.get(nodeId) !== id) return []
     this.online.delete(nodeId)
-    const node = this.store.nodeById(nodeId)
+    let node: NodeRecord | undefined
+    try {
+      node = await this.store.transaction(async (tx) => {
+        const node = await tx.nodeById(nodeId)
+        if (node === undefined) return undefined
+        if (this.store.shared) await tx.markGone(this.relayId, node.id)
+        if (node.ephemeral) await tx.deleteNode(node.id)
+        else {
+          node.lastSeen = now
+          await tx.updateNode(node)
+        }
+        return node
+      })
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error
+      // The database is away: the others still learn the node went offline; its last-seen time is not recorded.
+      this.log('warn', `coordination: could not record that node ${nodeId} went offline: ${error.message}`)
+      const known = this.registered.get(nodeId)
+      node = known === undefined || known.ephemeral ? known : { ...known, lastSeen: now }
+    }
     if (node === undefined) return []
     if (node.ephemeral) {
-      this.store.deleteNode(node.id)
       this.registered.delete(node.id)
       this.log('info', `coordination: ephemeral ${node.hostname} left`)
       return this.broadcastPeers(node.id, [], [node.nodeKey])
     }
-    node.lastSeen = now
-    this.store.updateNode(node)
     this.registered.set(node.id, node)
     this.log('info', `coordination: ${node.hostname} offline`)
     return this.broadcastPeers(node.id, [this.entry(node)], [])
@@ -690,12 +876,27 @@ export class CoordinationService {
       discoKey: node.discoKey,
       hostname: node.hostname,
       addresses: [node.ipv4, node.ipv6],
-      online: this.online.has(node.id),
+      online: this.online.has(node.id) || this.remoteOnline.has(node.id),
       homeRelay: this.shownRelay(node.homeRelay),
       lastSeen: node.lastSeen,
       ephemeral: node.ephemeral,
     }
   }
+}
+
+/** Same stored fields (a change another relay made shows up as a difference). */
+function sameNode(a: NodeRecord, b: NodeRecord): boolean {
+  return (
+    a.nodeKey === b.nodeKey &&
+    a.discoKey === b.discoKey &&
+    a.hostname === b.hostname &&
+    a.requestedHostname === b.requestedHostname &&
+    a.ipv4 === b.ipv4 &&
+    a.ipv6 === b.ipv6 &&
+    a.ephemeral === b.ephemeral &&
+    a.lastSeen === b.lastSeen &&
+    sameRelay(a.homeRelay, b.homeRelay)
+  )
 }
 
 function sameRelay(a: HomeRelay | null, b: HomeRelay | null): boolean {

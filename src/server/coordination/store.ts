@@ -1,6 +1,8 @@
-// Durable coordination state in SQLite: the server key, the network's IPv6 prefix, auth keys
-// (only their SHA-256 is kept) and registered nodes. Online state is not stored; it lives in
-// the service and dies with the process.
+// Durable coordination state: the server key, the network's IPv6 prefix, auth keys (only their
+// SHA-256 is kept) and registered nodes. Online state is not stored; it lives in the service and
+// dies with the process. `CoordinationStore` is the one (async) interface the service uses; this
+// file holds the embedded SQLite implementation, store-postgres.ts the PostgreSQL one that lets
+// several relay processes serve one network.
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { assertPrivateFile, createPrivateFile } from '../data-dir.ts'
@@ -48,6 +50,22 @@ export class StoreError extends Error {
   constructor(message: string) {
     super(message)
     this.name = 'StoreError'
+  }
+}
+
+/** A write refused by a unique constraint (node key, hostname or address taken, maybe by another relay in the same instant). */
+export class StoreConflictError extends StoreError {
+  constructor(message: string) {
+    super(message)
+    this.name = 'StoreConflictError'
+  }
+}
+
+/** The database cannot be reached (PostgreSQL down, connection lost); nothing was written. */
+export class StoreUnavailableError extends StoreError {
+  constructor(message: string) {
+    super(message)
+    this.name = 'StoreUnavailableError'
   }
 }
 
@@ -140,20 +158,86 @@ function authKeyFromRow(row: AuthKeyRow): AuthKeyRecord {
   }
 }
 
-export class CoordinationStore {
+/** The queries, run inside a transaction or on their own. Every write is atomic. */
+export interface StoreQueries {
+  getMeta(name: string): Promise<string | undefined>
+  setMeta(name: string, value: string): Promise<void>
+  /** Returns the stored value, storing `create()` first if there is none (the first writer wins). */
+  getOrCreateMeta(name: string, create: () => string): Promise<string>
+  insertAuthKey(keyHash: string, options: { reusable: boolean; ephemeral: boolean; now: number; expiresAt?: number | null }): Promise<AuthKeyRecord>
+  findAuthKey(keyHash: string): Promise<AuthKeyRecord | undefined>
+  authKeyById(id: number): Promise<AuthKeyRecord | undefined>
+  /** Marks the key revoked (keeping the first revocation time); false if there is no such key. */
+  revokeAuthKey(id: number, now: number): Promise<boolean>
+  /** Records the first use (a later use keeps the first time). */
+  markAuthKeyUsed(id: number, now: number): Promise<void>
+  /**
+   * Spends the key for one registration at `now`, atomically: a single-use key only if nobody
+   * used it yet (two relays racing for one key: exactly one gets true), a reusable key always.
+   */
+  claimAuthKey(id: number, now: number): Promise<boolean>
+  listAuthKeys(): Promise<AuthKeyRecord[]>
+  /** Throws StoreConflictError when the node key, hostname or an address is taken. */
+  insertNode(node: NewNode): Promise<NodeRecord>
+  /** Writes every field of `node` (matched by id); StoreConflictError when its new hostname or key is taken. */
+  updateNode(node: NodeRecord): Promise<void>
+  deleteNode(id: number): Promise<void>
+  nodeByKey(nodeKey: string): Promise<NodeRecord | undefined>
+  nodeById(id: number): Promise<NodeRecord | undefined>
+  allNodes(): Promise<NodeRecord[]>
+  ipv4Taken(address: string): Promise<boolean>
+  /** The id of the node that holds `hostname`, if any. */
+  hostnameOwner(hostname: string): Promise<number | undefined>
+  /**
+   * Records that these nodes hold a session on `relay` (an id per relay process) at `now`, so
+   * the other relays show them online and do not expire them. A shared store only: with one
+   * relay per store the service's own online set is the whole truth, and SQLite records nothing.
+   * Writes no change notification (the node's own row change, in the same transaction, does).
+   */
+  markAlive(relay: string, ids: readonly number[], now: number): Promise<void>
+  /** The node's session on `relay` ended. */
+  markGone(relay: string, id: number): Promise<void>
+  /** Ids of nodes some relay other than `exceptRelay` marked alive at or after `since` (empty on SQLite). */
+  aliveSince(since: number, exceptRelay?: string): Promise<number[]>
+}
+
+/** What another writer changed: these node ids, or possibly anything (after a lost subscription). */
+export type StoreChange = { kind: 'nodes'; ids: number[] } | { kind: 'resync' }
+
+export interface CoordinationStore extends StoreQueries {
+  readonly kind: 'sqlite' | 'postgres'
+  /** The file, or the database URL without its password, for logs and messages. */
+  readonly location: string
+  /** True when other processes (other relays) write to it at the same time and report their changes through `onChange`. */
+  readonly shared: boolean
+  schemaVersion(): Promise<number>
+  /** Runs `fn` atomically: either every write in it lands or none does. Use only `tx` inside. */
+  transaction<T>(fn: (tx: StoreQueries) => Promise<T>): Promise<T>
+  /**
+   * Changes whenever another connection commits to the database; the service polls it to find
+   * removals made by `burrow relay nodes remove` (SQLite `PRAGMA data_version`).
+   */
+  externalVersion(): Promise<number>
+  /** Calls `listener` with changes other writers made (PostgreSQL LISTEN/NOTIFY); returns the unsubscribe. SQLite reports none. */
+  onChange(listener: (change: StoreChange) => void): () => void
+  close(): Promise<void>
+}
+
+/** The synchronous SQLite queries (better-sqlite3); SqliteStore wraps them in the async interface. */
+class SqliteQueries {
   readonly path: string
   private readonly db: Database.Database
   private readonly statements = new Map<string, Database.Statement>()
 
   /** Opens (creating if needed) `<dataDir>/coordination.sqlite` and migrates it to SCHEMA_VERSION. */
-  static open(dataDir: string): CoordinationStore {
+  static open(dataDir: string): SqliteQueries {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 })
     const path = join(dataDir, DATABASE_FILE)
     for (const file of [path, `${path}-wal`, `${path}-shm`]) assertPrivateFile(file, "the coordination server's private key and every node's registration")
     // SQLite gives the -wal and -shm files the mode of the database file (os_unix.c,
     // findCreateFileMode), so creating that one 0600 first keeps all three private whatever the umask.
     createPrivateFile(path)
-    return new CoordinationStore(path)
+    return new SqliteQueries(path)
   }
 
   /** `path` may be ':memory:' for a throwaway store. */
@@ -206,9 +290,13 @@ export class CoordinationStore {
     this.db.close()
   }
 
-  /** Runs `fn` atomically: either every write in it lands or none does. */
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)()
+  get database(): Database.Database {
+    return this.db
+  }
+
+  /** Runs `fn` atomically (used only inside SqliteQueries: the async transactions are SqliteStore's). */
+  private transaction<T>(fn: () => T): T {
+    return this.db.inTransaction ? fn() : this.db.transaction(fn)()
   }
 
   // ---- meta ----
@@ -264,6 +352,18 @@ export class CoordinationStore {
 
   markAuthKeyUsed(id: number, now: number): void {
     this.sql('UPDATE auth_keys SET used_at = COALESCE(used_at, ?) WHERE id = ?').run(now, id)
+  }
+
+  markAlive(): void {}
+
+  markGone(): void {}
+
+  aliveSince(): number[] {
+    return []
+  }
+
+  claimAuthKey(id: number, now: number): boolean {
+    return this.sql('UPDATE auth_keys SET used_at = COALESCE(used_at, ?) WHERE id = ? AND (reusable = 1 OR used_at IS NULL)').run(now, id).changes === 1
   }
 
   listAuthKeys(): AuthKeyRecord[] {
@@ -328,5 +428,184 @@ export class CoordinationStore {
   hostnameOwner(hostname: string): number | undefined {
     const row = this.sql('SELECT id FROM nodes WHERE hostname = ?').get(hostname) as { id: number } | undefined
     return row?.id
+  }
+}
+
+const QUERY_NAMES = [
+  'getMeta',
+  'setMeta',
+  'getOrCreateMeta',
+  'insertAuthKey',
+  'findAuthKey',
+  'authKeyById',
+  'revokeAuthKey',
+  'markAuthKeyUsed',
+  'claimAuthKey',
+  'listAuthKeys',
+  'insertNode',
+  'updateNode',
+  'deleteNode',
+  'nodeByKey',
+  'nodeById',
+  'allNodes',
+  'ipv4Taken',
+  'hostnameOwner',
+  'markAlive',
+  'markGone',
+  'aliveSince',
+] as const satisfies ReadonlyArray<keyof StoreQueries>
+
+/** A unique-constraint failure as StoreConflictError (the message keeps SQLite's "UNIQUE constraint failed: table.column"). */
+function sqliteError(error: unknown): unknown {
+  if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_CONSTRAINT_UNIQUE')) return new StoreConflictError(error.message)
+  if (error instanceof Database.SqliteError && error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new StoreConflictError(error.message)
+  if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY')) return new StoreConflictError(`the database is locked by another writer: ${error.message}`)
+  return error
+}
+
+/**
+ * The embedded store: one SQLite file in the data dir, one connection. better-sqlite3 is
+ * synchronous, so every call runs at once; calls are queued behind an open transaction so that
+ * nothing lands inside another caller's transaction.
+ */
+export class SqliteStore implements CoordinationStore {
+  readonly kind = 'sqlite' as const
+  readonly shared = false
+  readonly path: string
+  readonly location: string
+  private readonly queries: SqliteQueries
+  /** The queries run directly on the connection (inside the running transaction). */
+  private readonly direct: StoreQueries
+  private queue: Promise<unknown> = Promise.resolve()
+
+  /** Opens (creating if needed) `<dataDir>/coordination.sqlite` and migrates it to SCHEMA_VERSION. */
+  static open(dataDir: string): SqliteStore {
+    return new SqliteStore(SqliteQueries.open(dataDir))
+  }
+
+  /** `path` may be ':memory:' for a throwaway store. */
+  constructor(path: string | SqliteQueries) {
+    this.queries = typeof path === 'string' ? new SqliteQueries(path) : path
+    this.path = this.queries.path
+    this.location = this.path
+    const direct: Record<string, unknown> = {}
+    for (const name of QUERY_NAMES) {
+      const method = (this.queries[name] as (...args: unknown[]) => unknown).bind(this.queries)
+      direct[name] = async (...args: unknown[]) => {
+        try {
+          return method(...args)
+        } catch (error) {
+          throw sqliteError(error)
+        }
+      }
+    }
+    this.direct = direct as unknown as StoreQueries
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn)
+    this.queue = run.catch(() => {})
+    return run
+  }
+
+  async schemaVersion(): Promise<number> {
+    return this.queries.schemaVersion
+  }
+
+  async externalVersion(): Promise<number> {
+    return this.queries.externalVersion()
+  }
+
+  onChange(): () => void {
+    return () => {}
+  }
+
+  transaction<T>(fn: (tx: StoreQueries) => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      const db = this.queries.database
+      // IMMEDIATE: take the write lock now, so another process's writer cannot slip in between our read and write.
+      try {
+        db.exec('BEGIN IMMEDIATE')
+      } catch (error) {
+        throw sqliteError(error)
+      }
+      try {
+        const result = await fn(this.direct)
+        db.exec('COMMIT')
+        return result
+      } catch (error) {
+        if (db.inTransaction) db.exec('ROLLBACK')
+        throw error
+      }
+    })
+  }
+
+  async close(): Promise<void> {
+    await this.queue
+    this.queries.close()
+  }
+
+  getMeta(name: string): Promise<string | undefined> {
+    return this.exclusive(() => this.direct.getMeta(name))
+  }
+  setMeta(name: string, value: string): Promise<void> {
+    return this.exclusive(() => this.direct.setMeta(name, value))
+  }
+  getOrCreateMeta(name: string, create: () => string): Promise<string> {
+    return this.transaction((tx) => tx.getOrCreateMeta(name, create))
+  }
+  insertAuthKey(keyHash: string, options: { reusable: boolean; ephemeral: boolean; now: number; expiresAt?: number | null }): Promise<AuthKeyRecord> {
+    return this.exclusive(() => this.direct.insertAuthKey(keyHash, options))
+  }
+  findAuthKey(keyHash: string): Promise<AuthKeyRecord | undefined> {
+    return this.exclusive(() => this.direct.findAuthKey(keyHash))
+  }
+  authKeyById(id: number): Promise<AuthKeyRecord | undefined> {
+    return this.exclusive(() => this.direct.authKeyById(id))
+  }
+  revokeAuthKey(id: number, now: number): Promise<boolean> {
+    return this.exclusive(() => this.direct.revokeAuthKey(id, now))
+  }
+  markAuthKeyUsed(id: number, now: number): Promise<void> {
+    return this.exclusive(() => this.direct.markAuthKeyUsed(id, now))
+  }
+  claimAuthKey(id: number, now: number): Promise<boolean> {
+    return this.exclusive(() => this.direct.claimAuthKey(id, now))
+  }
+  listAuthKeys(): Promise<AuthKeyRecord[]> {
+    return this.exclusive(() => this.direct.listAuthKeys())
+  }
+  insertNode(node: NewNode): Promise<NodeRecord> {
+    return this.exclusive(() => this.direct.insertNode(node))
+  }
+  updateNode(node: NodeRecord): Promise<void> {
+    return this.exclusive(() => this.direct.updateNode(node))
+  }
+  deleteNode(id: number): Promise<void> {
+    return this.exclusive(() => this.direct.deleteNode(id))
+  }
+  nodeByKey(nodeKey: string): Promise<NodeRecord | undefined> {
+    return this.exclusive(() => this.direct.nodeByKey(nodeKey))
+  }
+  nodeById(id: number): Promise<NodeRecord | undefined> {
+    return this.exclusive(() => this.direct.nodeById(id))
+  }
+  allNodes(): Promise<NodeRecord[]> {
+    return this.exclusive(() => this.direct.allNodes())
+  }
+  ipv4Taken(address: string): Promise<boolean> {
+    return this.exclusive(() => this.direct.ipv4Taken(address))
+  }
+  hostnameOwner(hostname: string): Promise<number | undefined> {
+    return this.exclusive(() => this.direct.hostnameOwner(hostname))
+  }
+  markAlive(relay: string, ids: readonly number[], now: number): Promise<void> {
+    return this.exclusive(() => this.direct.markAlive(relay, ids, now))
+  }
+  markGone(relay: string, id: number): Promise<void> {
+    return this.exclusive(() => this.direct.markGone(relay, id))
+  }
+  aliveSince(since: number, exceptRelay?: string): Promise<number[]> {
+    return this.exclusive(() => this.direct.aliveSince(since, exceptRelay))
   }
 }
