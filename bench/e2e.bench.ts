@@ -8,7 +8,8 @@
 //                                 per MB moved, for Burrow and for the plumbing
 //   e2e.relay_trace               (printed table) where a segment waits between the app's write and its ACK, from packet taps on both pages,
 //                                 and the plumbing's per-hop latencies
-//   e2e.start_to_first_byte_ms    Burrow.start (fresh key, registration) until the first TCP byte from a peer, with its phases
+//   e2e.start_to_first_byte_ms    Burrow.start (fresh key, registration) until the first TCP byte from a peer, page from Vite's dev server
+//   e2e.start_to_first_byte_built_ms  the same from a production build, with its phases (e2e.start_phase.*)
 //   bundle.gzip_kb                production build of the library entry (page + worker), gzipped
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
@@ -16,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { build } from 'vite'
-import { launchChromium, REPO_ROOT, startPageServer } from '../e2e/helpers/browser.ts'
+import { launchChromium, REPO_ROOT, startBuiltPageServer, startPageServer } from '../e2e/helpers/browser.ts'
 import { DEFAULT_OVERLAY_MTU } from '../src/burrow.ts'
 import { startRelayProcess } from '../test/helpers/relay-process.ts'
 import { chainCpu } from './proc-cpu.ts'
@@ -355,24 +356,56 @@ const bench: Bench = async () => {
     for (const [hop, summary] of Object.entries(plumbingTrace))
       results.push({ name: `e2e.plumbing_trace.${slug(hop)}_p50_ms`, value: summary.p50, unit: hop.includes('KiB') ? 'KiB' : 'ms', note: `${hop}: ${describe(summary)}` })
 
-    await pageB.evaluate(() => window.burrowNodeE2E.greeter(7))
-    const pageC = await open(browserA)
-    const firstByte: number[] = []
-    for (let round = 0; round < ROUNDS; round++) {
-      firstByte.push(
-        await pageC.evaluate(([url, key, address]) => window.burrowNodeE2E.startToFirstByte({ controlURL: url!, authKey: key!, hostname: 'bench-c' }, address!, 7), [
+    // Start-up twice: the page as Vite's dev server serves it (every module its own request, as
+    // before), and as a production build serves it (one worker bundle: what a user's tab loads).
+    const startUp = async (page: typeof pageA, label: string) => {
+      const firstByte: number[] = []
+      const phaseRuns: Array<Array<[string, number]>> = []
+      for (let round = 0; round < ROUNDS; round++) {
+        const run = await page.evaluate(([url, key, address]) => window.burrowNodeE2E.startToFirstByte({ controlURL: url!, authKey: key!, hostname: 'bench-c' }, address!, 7), [
           controlURL,
           authKey,
           addressB,
-        ] as const),
-      )
+        ] as const)
+        firstByte.push(run.ms)
+        phaseRuns.push(run.phases)
+      }
+      const value = median(firstByte)
+      const phases = phaseRuns[firstByte.indexOf(value)]!
+      const phaseText = phases.map(([step, at], i) => `${step} +${(at - (phases[i - 1]?.[1] ?? 0)).toFixed(1)}`).join(', ')
+      process.stderr.write(`\n  start-up phases, ${label}, median run (ms after the previous step): ${phaseText}\n`)
+      return { value, firstByte, phases, phaseText }
     }
+    await pageB.evaluate(() => window.burrowNodeE2E.greeter(7))
+    const dev = await startUp(await open(browserA), 'dev server')
     results.push({
       name: 'e2e.start_to_first_byte_ms',
-      value: median(firstByte),
+      value: dev.value,
       unit: 'ms',
-      note: `Burrow.start with a fresh key (registration, DERP login, handshake) until the first TCP byte from a peer, median of ${ROUNDS} (${firstByte.map((t) => t.toFixed(0)).join(', ')})`,
+      note: `Burrow.start with a fresh key (registration, DERP login, handshake) until the first TCP byte from a peer, page from Vite's dev server, median of ${ROUNDS} (${dev.firstByte.map((t) => t.toFixed(0)).join(', ')}); phases of the median run: ${dev.phaseText}`,
     })
+    const built = await startBuiltPageServer(['e2e/pages/burrow.html'])
+    try {
+      const page = await browserA.newPage()
+      await page.goto(`${built.url}/e2e/pages/burrow.html`)
+      await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 180_000 })
+      const prod = await startUp(page, 'production build')
+      results.push({
+        name: 'e2e.start_to_first_byte_built_ms',
+        value: prod.value,
+        unit: 'ms',
+        note: `as e2e.start_to_first_byte_ms, the page and worker from a production build (vite build, served by vite preview), median of ${ROUNDS} (${prod.firstByte.map((t) => t.toFixed(0)).join(', ')}); goal ≤ 100; phases: ${prod.phaseText}`,
+      })
+      for (const [i, [step, at]] of prod.phases.entries())
+        results.push({
+          name: `e2e.start_phase.${slug(step)}_ms`,
+          value: at - (prod.phases[i - 1]?.[1] ?? 0),
+          unit: 'ms',
+          note: `production build, median run: ${step}, ms after the previous step (${at.toFixed(1)} ms after Burrow.start)`,
+        })
+    } finally {
+      await built.close()
+    }
   } finally {
     await browserA.close()
     await browserB.close()

@@ -274,16 +274,24 @@ const api = {
       }
     })()
   },
-  /** ms from calling `Burrow.start` (fresh memory identity) to the first byte read from `address:port`. */
-  async startToFirstByte(options: BurrowStartOptions, address: string, port: number): Promise<number> {
+  /**
+   * ms from calling `Burrow.start` (fresh memory identity) to the first byte read from `address:port`,
+   * and the phases on the way ([step, ms since the call]: the node's own, then connected and first byte).
+   */
+  async startToFirstByte(options: BurrowStartOptions, address: string, port: number): Promise<{ ms: number; phases: Array<[string, number]> }> {
     const started = performance.now()
     const fresh = await Burrow.start({ ...options, storage: 'memory', probeIntervalMs: 0 })
     try {
+      const phases = fresh._debugStartPhases()
+      phases.push(['Burrow.start resolved', performance.now() - started])
       const socket = fresh.connect(address, port)
       const { readable } = await socket.opened
+      phases.push(['TCP connected (handshake, SYN, SYN-ACK)', performance.now() - started])
       const { value } = await readable.getReader().read()
       if (!value || value[0] !== 42) throw new Error('greeter sent no byte')
-      return performance.now() - started
+      const ms = performance.now() - started
+      phases.push(['first byte', ms])
+      return { ms, phases }
     } finally {
       await fresh.close()
     }

@@ -47,6 +47,8 @@ export interface JoinResult {
   network?: NetworkInfo
   /** The DERP URL of our home relay. */
   relayURL: string
+  /** When each step of the join finished (`sharedNow()` ms, in order), for start-up diagnostics. */
+  phases: Array<[step: string, at: number]>
 }
 
 export type NodeState = 'connecting' | 'online' | 'reconnecting' | 'failed' | 'closed'

@@ -15,6 +15,7 @@ const scope = globalThis as unknown as {
 
 const agent = new NodeAgent((message) => scope.postMessage(message), {
   dial: webSocketDialer(),
+  dialRelayEarly: true,
   controlPlane: coordinationControlPlanes(),
   keyStore(options) {
     if (options.storage === 'memory') return new MemoryKeyStore()
