@@ -129,6 +129,13 @@ function segmentTable(sender: SegmentTrace, receiver: SegmentTrace): Record<stri
   return Object.fromEntries(Object.entries(hops).map(([hop, values]) => [hop, summarize(values)]))
 }
 
+/** `promise`, or an error naming `what` after `ms` (page.evaluate itself never gives up). */
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms)))
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
 /** CPU ms per MB moved between two chainCpu snapshots. */
 function cpuPerMb(before: ReturnType<typeof chainCpu>, after: ReturnType<typeof chainCpu>): { totalMsPerMb: number; browserMsPerMb: number; relayMsPerMb: number } {
   const mb = TRANSFER_BYTES / 1e6
@@ -362,11 +369,15 @@ const bench: Bench = async () => {
       const firstByte: number[] = []
       const phaseRuns: Array<Array<[string, number]>> = []
       for (let round = 0; round < ROUNDS; round++) {
-        const run = await page.evaluate(([url, key, address]) => window.burrowNodeE2E.startToFirstByte({ controlURL: url!, authKey: key!, hostname: 'bench-c' }, address!, 7), [
-          controlURL,
-          authKey,
-          addressB,
-        ] as const)
+        const run = await withTimeout(
+          page.evaluate(([url, key, address]) => window.burrowNodeE2E.startToFirstByte({ controlURL: url!, authKey: key!, hostname: 'bench-c' }, address!, 7), [
+            controlURL,
+            authKey,
+            addressB,
+          ] as const),
+          60_000,
+          `start-up round ${round} (${label})`,
+        )
         firstByte.push(run.ms)
         phaseRuns.push(run.phases)
       }
@@ -376,6 +387,7 @@ const bench: Bench = async () => {
       process.stderr.write(`\n  start-up phases, ${label}, median run (ms after the previous step): ${phaseText}\n`)
       return { value, firstByte, phases, phaseText }
     }
+    for (const r of results) process.stderr.write(`  ${r.name}: ${r.value.toFixed(3)} ${r.unit}${r.note ? ` — ${r.note}` : ''}\n`)
     await pageB.evaluate(() => window.burrowNodeE2E.greeter(7))
     const dev = await startUp(await open(browserA), 'dev server')
     results.push({
