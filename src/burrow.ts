@@ -11,7 +11,7 @@ import type { Stack } from './overlay/stack.ts'
 import { startProxy, type BurrowProxy, type ProxyOptions } from './proxy/page.ts'
 import { BurrowWorker, RequestTable, type OverlayPort, type WorkerLike } from './worker/client.ts'
 import type { DirectDebugInfo, JoinResult, NodeCall, NodeCallEnvelope, NodeState, NodeWorkerMessage, WorkerPeerInfo } from './agent/protocol.ts'
-import type { SerializedError, WorkerStatus } from './worker/protocol.ts'
+import { sharedNow, type SerializedError, type WorkerStatus } from './worker/protocol.ts'
 import { parseStartOptions, type BurrowStartOptions, type PacketTap, type StartDefaults } from './burrow-options.ts'
 import { PacketCapture } from './wire/pcap.ts'
 import { attachStack } from './burrow-stack.ts'
@@ -179,6 +179,7 @@ export class BurrowNode extends EventTarget {
   private readonly probing = new Set<string>()
   private closing: Promise<void> | undefined
   private packetCapture: PacketCapture | undefined
+  private startPhases: Array<[string, number]> = []
 
   protected constructor(private readonly link: NodeWorkerLink) {
     super()
@@ -192,6 +193,7 @@ export class BurrowNode extends EventTarget {
 
   /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
   protected async init(options: BurrowStartOptions, defaults: StartDefaults): Promise<void> {
+    const startedAt = sharedNow()
     const { join, mtu, capture, tcp } = parseStartOptions(options, defaults)
     const onAuthURL = options.onAuthURL
     if (onAuthURL)
@@ -203,6 +205,7 @@ export class BurrowNode extends EventTarget {
         }
       })
     const joined = (await this.call({ op: 'join', options: join })) as JoinResult
+    this.startPhases = [['start', startedAt], ...(joined.phases ?? []), ['join answered', sharedNow()]]
     this.nodeKey = joined.nodeKey
     this.hostname = joined.hostname
     this.addresses = [...joined.addresses]
@@ -220,6 +223,16 @@ export class BurrowNode extends EventTarget {
     this.stackHost = host
     this.sockets = new Sockets(host, { resolve: async (name) => this.resolve(name) })
     this.http = createHttpClient((hostname, port) => this.openConnection(hostname, port))
+    this.startPhases.push(['stack attached', sharedNow()])
+  }
+
+  /**
+   * Diagnostics of `start`: when each step finished, as [step, ms since `start` was called]
+   * (page: start, join answered, stack attached; worker: join received, keys, netmap, relay login).
+   */
+  _debugStartPhases(): Array<[string, number]> {
+    const origin = this.startPhases[0]?.[1] ?? 0
+    return this.startPhases.map(([step, at]) => [step, at - origin])
   }
 
   /** The peers as last reported by the worker, with the round-trip times measured here. */

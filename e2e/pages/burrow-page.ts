@@ -21,6 +21,47 @@ const authURLs: string[] = []
 let startCalledAt = 0
 const epochNow = (): number => performance.timeOrigin + performance.now()
 
+/**
+ * The TCP segments of one connection as this page's packet tap sees them (the page's side of the
+ * worker), for bench/e2e.bench.ts's latency trace: offsets are relative to the connection's ISN,
+ * so the sender's and the receiver's records line up; times are epoch ms (comparable across browsers).
+ */
+interface SegmentTrace {
+  port: number
+  /** ISN of the data direction (from the SYN), once seen. */
+  isn?: number
+  /** Data segments: [offset, length, time] (first transmission and retransmissions alike). */
+  data: Array<[number, number, number]>
+  /** Pure or piggybacked ACKs of the data direction: [acked offset, time]. */
+  acks: Array<[number, number]>
+  /** App writes (sender only): [offset of the write's first byte, time `write` was called]. */
+  writes: Array<[number, number]>
+}
+let trace: SegmentTrace | undefined
+
+/** Records TCP segments to/from `trace.port` (IPv4 only: the bench connects to IPv4 addresses). */
+function traceTap(packet: Uint8Array, direction: 'in' | 'out'): void {
+  const t = trace
+  if (!t || packet.length < 40 || packet[0]! >> 4 !== 4 || packet[9] !== 6) return
+  const ihl = (packet[0]! & 15) * 4
+  const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength)
+  const src = view.getUint16(ihl)
+  const dst = view.getUint16(ihl + 2)
+  const seq = view.getUint32(ihl + 4)
+  const ack = view.getUint32(ihl + 8)
+  const flags = packet[ihl + 13]!
+  const payload = view.getUint16(2) - ihl - (packet[ihl + 12]! >> 4) * 4
+  const now = epochNow()
+  // RFC 9293 3.1: SYN (0x02), ACK (0x10). The data direction is the one towards `port`.
+  if (dst === t.port) {
+    if (flags & 0x02 && !(flags & 0x10)) t.isn = seq
+    else if (t.isn !== undefined && payload > 0) t.data.push([(seq - t.isn - 1) >>> 0, payload, now])
+  } else if (src === t.port && t.isn !== undefined && flags & 0x10 && !(flags & 0x02)) {
+    t.acks.push([(ack - t.isn - 1) >>> 0, now])
+  }
+  void direction
+}
+
 function hex(buffer: ArrayBuffer): string {
   return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, '0')).join('')
 }
@@ -51,10 +92,12 @@ function current(): Burrow {
 }
 
 const api = {
-  async start(options: BurrowStartOptions) {
+  /** `traced`: install the packet tap `traceOn` records with (it does nothing until then). */
+  async start(options: BurrowStartOptions, traced = false) {
     try {
       startCalledAt = performance.now()
-      node = await Burrow.start({ ...options, onAuthURL: (url) => authURLs.push(url) })
+      const withAuth = { ...options, onAuthURL: (url: string) => authURLs.push(url) }
+      node = await Burrow.start(traced ? { ...withAuth, capture: traceTap } : withAuth)
       const started = node
       started.addEventListener('state', () => states.push(started.state))
       started.addEventListener('path', (event) => {
@@ -190,7 +233,10 @@ const api = {
     const socket = current().connect(host, port)
     const { writable } = await socket.opened
     const writer = writable.getWriter()
-    for (let offset = 0; offset < data.length; offset += 65536) await writer.write(data.slice(offset, offset + 65536))
+    for (let offset = 0; offset < data.length; offset += 65536) {
+      if (trace?.port === port) trace.writes.push([offset, epochNow()])
+      await writer.write(data.slice(offset, offset + 65536))
+    }
     await writer.close()
     return { sha256, ms: performance.now() - started, startedAt }
   },
@@ -238,19 +284,37 @@ const api = {
       }
     })()
   },
-  /** ms from calling `Burrow.start` (fresh memory identity) to the first byte read from `address:port`. */
-  async startToFirstByte(options: BurrowStartOptions, address: string, port: number): Promise<number> {
+  /**
+   * ms from calling `Burrow.start` (fresh memory identity) to the first byte read from `address:port`,
+   * and the phases on the way ([step, ms since the call]: the node's own, then connected and first byte).
+   */
+  async startToFirstByte(options: BurrowStartOptions, address: string, port: number): Promise<{ ms: number; phases: Array<[string, number]> }> {
     const started = performance.now()
     const fresh = await Burrow.start({ ...options, storage: 'memory', probeIntervalMs: 0 })
     try {
+      const phases = fresh._debugStartPhases()
+      phases.push(['Burrow.start resolved', performance.now() - started])
       const socket = fresh.connect(address, port)
       const { readable } = await socket.opened
+      phases.push(['TCP connected (handshake, SYN, SYN-ACK)', performance.now() - started])
       const { value } = await readable.getReader().read()
       if (!value || value[0] !== 42) throw new Error('greeter sent no byte')
-      return performance.now() - started
+      const ms = performance.now() - started
+      phases.push(['first byte', ms])
+      return { ms, phases }
     } finally {
       await fresh.close()
     }
+  },
+  /** Starts recording the segments of the next connection to or from `port` (needs `start(…, true)`). */
+  traceOn(port: number): void {
+    trace = { port, data: [], acks: [], writes: [] }
+  },
+  /** What was recorded since `traceOn`, and stops recording. */
+  traceOff(): SegmentTrace | undefined {
+    const recorded = trace
+    trace = undefined
+    return recorded
   },
   /** Plaintext bytes per second @noble ChaCha20-Poly1305 seals in 1420-byte packets, in a worker. */
   sealBaseline(durationMs: number): Promise<number> {

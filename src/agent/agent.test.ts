@@ -2,7 +2,7 @@
 // map becomes dataplane peers (AllowedIPs /32 + /128, routed to their home relay over a `derp`
 // underlay), deltas add, move and remove them, and a refused join leaves nothing running.
 import { afterEach, describe, expect, it } from 'vitest'
-import { generateKeyPair, toBase64 } from '../crypto/index.ts'
+import { formatNodeKey, generateKeyPair, toBase64 } from '../crypto/index.ts'
 import { coordinationControlPlanes, relayUrlOf } from '../control/coordination-control-plane.ts'
 import { MemoryKeyStore } from '../control/key-store.ts'
 import { ManualClock, type DriverClock } from '../clock/clock.ts'
@@ -10,8 +10,10 @@ import { ScriptedSocket } from '../control/testing/scripted-socket.ts'
 import type { PeerEntry } from '../control/protocol.ts'
 import { peerEntry } from '../control/testing/peer-entry.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
+import { DerpConnection } from '../underlay/derp/connection.ts'
+import { MemoryNetwork } from '../underlay/derp/testing/memory-network.ts'
 import type { WorkerMessage, WorkerStatus } from '../worker/protocol.ts'
-import { NodeAgent, type NodeAgentEnvironment } from './agent.ts'
+import { EARLY_HANDSHAKE_PEERS, NodeAgent, type NodeAgentEnvironment } from './agent.ts'
 import type { UdpDirect, UdpDirectParams, UdpDirectPath } from './udp-direct-hook.ts'
 import type { NodeWorkerMessage } from './protocol.ts'
 
@@ -42,14 +44,18 @@ interface Harness {
 
 const harnesses: Harness[] = []
 
-function harness(clock?: DriverClock, extraEnv: Partial<NodeAgentEnvironment> = {}): Harness {
+/** `relays`: in-memory relay cores to dial instead of relays that never answer; the rest goes to the agent's environment. */
+function harness(clock?: DriverClock, options: Partial<NodeAgentEnvironment> & { relays?: MemoryNetwork } = {}): Harness {
+  const { relays, ...extraEnv } = options
   const sockets: ScriptedSocket[] = []
   const dialed: string[] = []
   const closedStreams: string[] = []
   const events: NodeWorkerMessage[] = []
   const hostMessages: WorkerMessage[] = []
-  const dial: DerpDialer = (url) => {
+  // Relays that never answer, unless the test brings in-memory relay cores.
+  const dial: DerpDialer = (url, handlers) => {
     dialed.push(url)
+    if (relays) return relays.dial(url, handlers)
     return { send() {}, bufferedAmount: 0, close: () => closedStreams.push(url) }
   }
   const runtime = new NodeAgent((message) => hostMessages.push(message), {
@@ -174,6 +180,59 @@ describe('node agent', () => {
       ['p3-renamed', 'direct'],
     ])
     direct.port2.close()
+  })
+
+  it('starts the WireGuard handshake with the online peers of the first netmap at join, at most EARLY_HANDSHAKE_PEERS of them', async () => {
+    const relays = new MemoryNetwork()
+    const h = harness(undefined, { relays })
+    // Peer 1 is a real relay client; the others are made up (the relay drops what is sent to them).
+    const first = generateKeyPair()
+    const firstConnection = new DerpConnection({ url: 'ws://relay.test:8080/derp', privateKey: first.privateKey, dial: relays.dial }).start()
+    const atFirst: Uint8Array[] = []
+    firstConnection.on('packet', (_source, packet) => atFirst.push(packet.slice()))
+    await until('peer 1 at the relay', () => firstConnection.isConnected)
+    const online = [peer(1, { nodeKey: formatNodeKey(first.publicKey) }), ...Array.from({ length: EARLY_HANDSHAKE_PEERS + 1 }, (_, i) => peer(i + 2))]
+    await joined(h, [...online, peer(50, { online: false })])
+    const relay = relays.relay('ws://relay.test:8080/derp')
+    const unknown = () => relay.metrics.drops.get('unknown_dest') ?? 0
+    await until('the initiations at the relay', () => atFirst.length === 1 && unknown() >= EARLY_HANDSHAKE_PEERS - 1)
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 0))
+    // No packet asked for any: a handshake initiation each (type 1, 148 bytes: WireGuard whitepaper 5.4.2) for the first 8 online peers.
+    expect(atFirst.map((p) => [p.length, p[0]])).toEqual([[148, 1]])
+    expect(unknown()).toBe(EARLY_HANDSHAKE_PEERS - 1)
+    firstConnection.close()
+  })
+
+  it('with dialRelayEarly dials the relay serving the coordination before the welcome, and that one connection becomes home', async () => {
+    const h = harness(undefined, { dialRelayEarly: true })
+    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
+    await until('the control socket', () => h.sockets.length === 1)
+    await until('the early relay dial', () => h.dialed.length === 1)
+    expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
+    const socket = h.sockets[0]!
+    socket.deliver(challenge)
+    await until('hello', () => socket.sent.some((m) => m.type === 'hello'))
+    const hello = socket.sent.find((m) => m.type === 'hello') as unknown as { nodeKey: string }
+    socket.deliver({ type: 'welcome', self: { ...peer(200), nodeKey: hello.nodeKey }, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [peer(1)] })
+    await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
+    expect(h.events.find((e) => e.type === 'result' && e.id === 1)).toMatchObject({ ok: true, value: { relayURL: 'ws://relay.test:8080/derp' } })
+    expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
+    expect(h.closedStreams).toEqual([])
+    expect(h.status().underlays).toHaveLength(1)
+  })
+
+  it('with dialRelayEarly a refused join closes the early relay connection and leaves the dataplane stopped', async () => {
+    const h = harness(undefined, { dialRelayEarly: true })
+    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-wrong' } })
+    await until('the control socket', () => h.sockets.length === 1)
+    h.sockets[0]!.deliver(challenge)
+    await until('hello', () => h.sockets[0]!.sent.some((m) => m.type === 'hello'))
+    h.sockets[0]!.deliver({ type: 'error', status: 401, error: 'authKey is unknown or already used', closing: true })
+    await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
+    expect(h.events.find((e) => e.type === 'result')).toMatchObject({ ok: false, error: { name: 'NodeJoinError', status: 401 } })
+    expect(h.status().started).toBe(false)
+    expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
+    expect(h.closedStreams).toEqual(['ws://relay.test:8080/derp'])
   })
 
   it('a refused join answers with the server’s status and leaves the dataplane stopped', async () => {

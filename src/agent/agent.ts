@@ -41,6 +41,13 @@ import type { UdpDirect, UdpDirectFactory } from './udp-direct-hook.ts'
 const PEER_PUSH_DELAY_MS = 50
 
 /**
+ * How many online peers of the first netmap get a WireGuard handshake at join, before any packet
+ * asks for one: enough for a small network's first connections, bounded so that joining a large
+ * one does not cost a handshake (4 X25519 operations each side) per peer.
+ */
+export const EARLY_HANDSHAKE_PEERS = 8
+
+/**
  * Makes the control plane for one join; throws when the join's options do not suit it. It may
  * answer with a promise, so a browser worker can load a control client (the tailnet's) lazily.
  */
@@ -71,6 +78,13 @@ export interface NodeAgentEnvironment {
   firstProbeWaitMs?: number
   /** Node only: plain-UDP direct paths to peers that are Node nodes too (`src/node/udp-direct.ts`). */
   udpDirect?: UdpDirectFactory
+  /**
+   * Dial the relay the control plane expects to be home (`ControlPlane.relayURL`) while
+   * registering, logging in once the netmap confirms it (see RelayPool.preconnect), instead of
+   * after the netmap. A refused join then has opened (and closed) that one connection. Default false;
+   * the browser worker (src/agent/worker.ts) turns it on.
+   */
+  dialRelayEarly?: boolean
 }
 
 /** The latency-check URL of a relay's DERP URL (cmd/derper serves /derp/probe and /derp/latency-check alike). */
@@ -225,12 +239,16 @@ export class NodeAgent {
     if (typeof options?.controlURL !== 'string') throw new DataplaneError('bad-config', 'controlURL must be a string like "http://relay.example:8080"')
     if (typeof options.hostname !== 'string') throw new DataplaneError('bad-config', 'hostname must be a string')
     this.joining = true
+    const phases: JoinResult['phases'] = []
+    const mark = (step: string): void => void phases.push([step, this.sharedTime(this.clock.now())])
+    mark('join received')
     try {
       const store = this.env.keyStore(options)
       const nodeKeys = await loadOrCreateKeyPair(store, options.keyName)
       const discoKeys = await loadOrCreateKeyPair(store, `${options.keyName}.disco`)
       // The machine key (a tailnet's ts2021 Noise identity) is kept with the node key; only a tailnet join makes one.
       const machineKeys = options.control === 'tailnet' ? await loadOrCreateKeyPair(store, `${options.keyName}.machine`) : undefined
+      mark('keys')
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       let made: ControlPlane | Promise<ControlPlane>
       try {
@@ -251,9 +269,13 @@ export class NodeAgent {
       }
       this.control = control
       this.startDataplane(nodeKeys)
-      const netmap = await this.register(control, options)
-      // The relay may admit only registered keys (--verify-clients), so DERP waits for the netmap.
+      // Registration and the relay's WebSocket do not depend on each other: the relay the control
+      // plane expects to be home is dialed now, and logs in once the netmap says it is home (the
+      // relay may admit only registered keys, --verify-clients).
       const relays = this.startRelays(nodeKeys, options.relayFaults)
+      if (this.env.dialRelayEarly === true && control.relayURL !== undefined) relays.preconnect(control.relayURL)
+      const netmap = await this.register(control, options)
+      mark('netmap')
       if (options.homeRegion !== undefined && !netmap.relayMap.regions.has(options.homeRegion))
         throw new DataplaneError('bad-config', `homeRegion ${options.homeRegion} is not a region of the relay map (regions: ${[...netmap.relayMap.regions.keys()].join(', ')})`)
       relays.setRelayMap(netmap.relayMap)
@@ -263,13 +285,18 @@ export class NodeAgent {
       if (home === undefined) throw new NodeJoinError(`the control plane at ${options.controlURL} offers no relay`, 0)
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       this.setHome(home)
+      relays.dropEarly()
       const homeLink = relays.home!
       if (this.webrtcPort && options.direct !== false) this.startDirect(this.webrtcPort, discoKeys.privateKey, homeLink.underlay, options.dropDirectSignals === true)
       if (this.env.udpDirect && options.direct !== false) this.startUdpDirect(this.env.udpDirect, discoKeys.privateKey, homeLink.underlay)
       this.applyNetmap(netmap)
+      // The first packet to a peer would wait a relay round trip for the WireGuard handshake:
+      // start it now, while the relay logs in (the initiation waits in the relay connection).
+      this.prepareHandshakes(netmap)
       // Resolve once packets can flow, so a started node is `online`; a relay that is slow to
       // log in does not fail the start (the connection keeps retrying and the state says so).
       await this.untilConnected(homeLink.connection, this.env.relayLoginWaitMs ?? 5000)
+      mark('relay login')
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       this.armStats()
       if (options.probeIntervalMs !== undefined && options.probeIntervalMs > 0) this.armProbes(options.probeIntervalMs)
@@ -282,12 +309,37 @@ export class NodeAgent {
         ...(netmap.network ? { network: netmap.network } : {}),
         relayURL: homeLink.connection.url,
         homeRegion: home,
+        phases,
       }
     } catch (error) {
       this.shutdown()
       throw error
     } finally {
       this.joining = false
+    }
+  }
+
+  /** `now` on the clock the page's `sharedNow()` reads: the system clock is this thread's `performance.now()`. */
+  private sharedTime(now: number): number {
+    return this.env.clock ? now : performance.timeOrigin + now
+  }
+
+  /** Starts the WireGuard handshake with the first EARLY_HANDSHAKE_PEERS online peers of `netmap`. */
+  private prepareHandshakes(netmap: Netmap): void {
+    const context = this.context
+    if (!context) return
+    let started = 0
+    for (const peer of netmap.peers) {
+      if (started >= EARLY_HANDSHAKE_PEERS) return
+      if (peer.online !== true || !this.applied.has(peer.nodeKey)) continue
+      const id = context.core.peerByKey(parseKey(peer.nodeKey))
+      if (id === undefined) continue
+      started++
+      try {
+        context.driver.handshake(id)
+      } catch (error) {
+        this.post({ type: 'error', error: errorWithStatus(error) })
+      }
     }
   }
 

@@ -54,6 +54,8 @@ export interface JoinResult {
   relayURL: string
   /** Our home relay region's id. */
   homeRegion: number
+  /** When each step of the join finished (`sharedNow()` ms, in order), for start-up diagnostics. */
+  phases: Array<[step: string, at: number]>
 }
 
 export type NodeState = 'connecting' | 'online' | 'reconnecting' | 'failed' | 'closed'

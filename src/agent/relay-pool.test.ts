@@ -161,4 +161,45 @@ describe('RelayPool', () => {
     expect(down).toContain(2)
     pool.close()
   })
+
+  it('preconnect dials the expected relay at once, holds the login until the relay map makes it home, and that link keeps the one connection', async () => {
+    const net = new MemoryNetwork()
+    const attached: string[] = []
+    const pool = new RelayPool({ dial: net.dial, privateKey: generateKeyPair().privateKey, attach: (connection) => attached.push(connection.url), detach: () => {} })
+    pool.preconnect(url(1))
+    await settle()
+    expect(net.links.map((l) => l.url)).toEqual([url(1)])
+    // The relay sent its ServerKey and waits for ClientInfo: no login before the node is registered.
+    expect(net.links[0]!.conn.state).toBe('login')
+    expect(pool.home).toBeUndefined()
+    expect(attached).toEqual([])
+
+    pool.setRelayMap({ regions: new Map([[1, region(1)]]) })
+    const home = pool.setHome(1)
+    pool.dropEarly()
+    await settle()
+    expect(home.connection.isConnected).toBe(true)
+    expect(net.links[0]!.conn.state).toBe('ready')
+    expect(net.links.map((l) => l.url)).toEqual([url(1)])
+    expect(attached).toEqual([url(1)])
+    expect(net.relay(url(1)).metrics.homeClients).toBe(1)
+    pool.close()
+  })
+
+  it('a preconnect to a relay the relay map does not make home is closed by dropEarly, and home is dialed as usual', async () => {
+    const net = new MemoryNetwork()
+    const pool = new RelayPool({ dial: net.dial, privateKey: generateKeyPair().privateKey, attach: () => 0, detach: () => {} })
+    pool.preconnect(url(7))
+    await settle()
+    pool.setRelayMap({ regions: new Map([[1, region(1)]]) })
+    const home = pool.setHome(1)
+    pool.dropEarly()
+    await settle()
+    expect(net.links.map((l) => [l.url, l.conn.state])).toEqual([
+      [url(7), 'closed'],
+      [url(1), 'ready'],
+    ])
+    expect(home.connection.url).toBe(url(1))
+    pool.close()
+  })
 })

@@ -10,7 +10,7 @@
 // for the home region the agent then re-homes to another region (see home-picker.ts).
 import type { RelayMap } from '../control/control-plane.ts'
 import { DerpConnection } from '../underlay/derp/connection.ts'
-import type { DerpDialer } from '../underlay/derp/dialer.ts'
+import { webSocketUrl, type DerpDialer } from '../underlay/derp/dialer.ts'
 
 export interface RelayPoolOptions {
   dial: DerpDialer
@@ -50,9 +50,30 @@ export class RelayPool {
   private readonly links = new Map<number, RelayLink>()
   private relayMap: RelayMap = { regions: new Map() }
   private homeRegion: number | undefined
+  /** A connection dialed before the relay map was known (`preconnect`), not yet a link. */
+  private early: { url: string; connection: DerpConnection } | undefined
   private readonly onHomeChange = (): void => this.options.onHomeChange?.()
 
   constructor(private readonly options: RelayPoolOptions) {}
+
+  /**
+   * Dials `url` now, before the relay map says which relay is home, and holds the login (the relay
+   * may admit only registered keys): the WebSocket, the relay's ServerKey and the key agreement
+   * happen while the node registers. The first link opened to the same URL takes the connection
+   * over and logs in; `dropEarly` closes it if none did.
+   */
+  preconnect(url: string): void {
+    if (this.early || this.links.size > 0) return
+    const connection = new DerpConnection({ url, privateKey: this.options.privateKey, dial: this.options.dial, holdLogin: true })
+    this.early = { url: sameRelay(url), connection }
+    connection.start()
+  }
+
+  /** Closes the connection `preconnect` made if no link took it over. */
+  dropEarly(): void {
+    this.early?.connection.close()
+    this.early = undefined
+  }
 
   /** The regions links are dialed from; a link already open keeps its relay. */
   setRelayMap(relayMap: RelayMap): void {
@@ -105,6 +126,7 @@ export class RelayPool {
   }
 
   close(): void {
+    this.dropEarly()
     for (const link of this.links.values()) {
       link.unwatch()
       link.connection.close()
@@ -119,7 +141,10 @@ export class RelayPool {
     const nodes = this.relayMap.regions.get(region)?.nodes
     const url = nodes?.[0]?.url
     if (url === undefined) throw new RelayError(`relay region ${region} is not in the relay map`)
-    const connection = new DerpConnection({ url, privateKey: this.options.privateKey, dial: this.options.dial })
+    const early = this.early
+    const adopt = early !== undefined && early.url === sameRelay(url)
+    if (adopt) this.early = undefined
+    const connection = adopt ? early.connection : new DerpConnection({ url, privateKey: this.options.privateKey, dial: this.options.dial })
     const underlay = this.options.attach(connection)
     const onConnected = (): void => {
       link.failures = 0
@@ -140,7 +165,8 @@ export class RelayPool {
       },
     }
     this.links.set(region, link)
-    connection.start()
+    if (adopt) connection.login()
+    else connection.start()
     return link
   }
 
@@ -173,5 +199,14 @@ export class RelayPool {
     } finally {
       link.connection.close()
     }
+  }
+}
+
+/** A relay URL in the form the dialer uses (`http://h/derp` and `ws://h/derp` are the same relay), or the text itself if it is not one. */
+function sameRelay(url: string): string {
+  try {
+    return webSocketUrl(url)
+  } catch {
+    return url
   }
 }

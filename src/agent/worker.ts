@@ -20,6 +20,7 @@ const scope = globalThis as unknown as {
 
 const agent = new NodeAgent((message) => scope.postMessage(message), {
   dial: webSocketDialer(),
+  dialRelayEarly: true,
   async controlPlane(join, params) {
     if (join.control !== 'tailnet') return coordination(join, params)
     tailnets ??= import('../control/tailnet/tailnet-web.ts').then(

@@ -196,6 +196,12 @@ export interface ControlPlane {
   readonly state: ControlPlaneState
   /** The current netmap; undefined until the first one. */
   readonly netmap: Netmap | undefined
+  /**
+   * The DERP URL the home relay most likely has, known before the first netmap (Burrow's
+   * coordination: the relay serving it), so the agent can dial it while registering. A hint only:
+   * the netmap's relay map decides.
+   */
+  readonly relayURL?: string
   on<K extends keyof ControlPlaneEvents>(event: K, listener: ControlPlaneEvents[K]): () => void
   /** Connects and registers; progress arrives as events. Calling it twice does nothing. */
   start(): void

@@ -301,3 +301,28 @@ describe('DataplaneCore packet filter', () => {
     expect(pump(a.core, b.core, a.core.processOutbound([syn(22)], 1).toUnderlay, 1).b).toHaveLength(0)
   })
 })
+
+describe('DataplaneCore.handshake', () => {
+  it('sends one initiation on the peer’s route ahead of traffic, none without a route or while one is under way, and the first packet then needs no handshake', () => {
+    const a = node('10.0.0.1/32')
+    const b = node('10.0.0.2/32')
+    const peerB = a.core.addPeer({ publicKey: b.keys.publicKey, allowedIps: [p('10.0.0.2/32')] })
+    const peerA = b.core.addPeer({ publicKey: a.keys.publicKey, allowedIps: [p('10.0.0.1/32')] })
+    expect(a.core.handshake(peerB, 0).toUnderlay).toEqual([])
+    a.core.setPeerRoute(peerB, 1, 'to-b')
+    b.core.setPeerRoute(peerA, 1, 'to-a')
+    const first = a.core.handshake(peerB, 0).toUnderlay
+    expect(first.map((batch) => [batch.underlay, batch.endpoint, batch.datagrams.map((d) => [d.length, d[0]])])).toEqual([[1, 'to-b', [[148, 1]]]])
+    expect(a.core.handshake(peerB, 1).toUnderlay).toEqual([])
+    expect(pump(a.core, b.core, first, 2)).toEqual({ a: [], b: [] })
+    const data = a.core.processOutbound([packet('10.0.0.1', '10.0.0.2', 'no wait')], 3).toUnderlay
+    // A transport data message (type 4) at once, no initiation (type 1) first.
+    expect(data.flatMap((batch) => batch.datagrams.map((d) => d[0]))).toEqual([4])
+    expect(pump(a.core, b.core, data, 4).b.map((x) => new TextDecoder().decode(x.subarray(20)))).toEqual(['no wait'])
+  })
+
+  it('rejects an unknown peer with a DataplaneError', () => {
+    const { core } = node('10.0.0.1/32')
+    expect(() => core.handshake(42, 0)).toThrow(DataplaneError)
+  })
+})

@@ -338,6 +338,20 @@ export class DataplaneCore {
   }
 
   /**
+   * Starts a WireGuard handshake with `peer` ahead of its first packet (see Tunnel.handshake): the
+   * initiation goes to the peer's route; nothing when it has no route, a usable session, or a
+   * handshake under way.
+   */
+  handshake(peer: PeerId, now: number): EventResult {
+    const state = this.peerState(peer)
+    const toUnderlay = new UnderlayBatcher()
+    if (!state.route) return { toUnderlay: toUnderlay.batches }
+    const messages = this.tunnel.handshake(peer, now)
+    if (messages.length > 0) toUnderlay.add(state.route, messages)
+    return { toUnderlay: toUnderlay.batches }
+  }
+
+  /**
    * Handles datagrams that arrived on `underlay` from `endpoint`. `source` identifies the sender
    * for cookie MAC2 (see `UnderlayTransport.endpointBytes`).
    */

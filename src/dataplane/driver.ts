@@ -9,6 +9,7 @@
 // transport changes the tables immediately; nothing waits for the network or the timer.
 import type { Prefix } from '../wire/index.ts'
 import { systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
+import type { PeerId } from '../tunnel/index.ts'
 import type { DataplaneCore, DiscoDatagram, OverlayBatch, UnderlayBatch } from './core.ts'
 import { DataplaneError } from './errors.ts'
 import type { Endpoint, OverlayId, OverlayTransport, UnderlayId, UnderlayTransport } from './transport.ts'
@@ -181,6 +182,13 @@ export class DataplaneDriver {
     this.core.removeOverlay(id)
     this.stopTransport(transport)
     this.wake()
+  }
+
+  /** Starts a handshake with `peer` now (DataplaneCore.handshake) and sends its initiation; the retry timer is armed. */
+  handshake(peer: PeerId): void {
+    this.assertRunning()
+    this.sendUnderlay(this.core.handshake(peer, this.clock.now()).toUnderlay)
+    this.rearm()
   }
 
   /**

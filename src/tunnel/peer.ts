@@ -121,6 +121,16 @@ export class Peer {
     for (const packet of queued) out.push(this.sealOn(session, packet, now))
   }
 
+  /**
+   * Starts a handshake ahead of traffic (a peer that traffic is about to follow): nothing when a
+   * session can send or a handshake is in progress. Otherwise as `send` with nothing queued; when
+   * the response arrives `completeHandshake` confirms the keys with a keepalive (whitepaper 6.5).
+   */
+  prepare(now: number, out: Uint8Array[]): void {
+    if (this.current?.canSend(now)) return
+    this.requestHandshake(now, out)
+  }
+
   /** Starts a handshake unless one is in progress; never sends initiations closer than RekeyTimeout apart. */
   requestHandshake(now: number, out: Uint8Array[]): void {
     if (this.handshakeDueAt !== undefined) return

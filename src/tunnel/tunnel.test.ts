@@ -84,6 +84,33 @@ describe('handshake and data', () => {
   })
 })
 
+describe('handshake ahead of traffic', () => {
+  it('handshake() sends one initiation, and the session it makes carries the first packet without waiting', () => {
+    const pair = new Pair()
+    const [initiation] = pair.a.handshake(pair.toB, T0)
+    expect(initiation!.length).toBe(148)
+    expect([...initiation!.subarray(0, 4)]).toEqual([1, 0, 0, 0])
+    // In progress: neither handshake() nor a packet sends a second initiation.
+    expect(pair.a.handshake(pair.toB, T0 + 1)).toEqual([])
+    const atB = pair.b.receive(initiation!, T0 + 2)
+    const atA = pair.a.receive(atB.replies[0]!, T0 + 3)
+    // Nothing was queued: the initiator confirms the keys with a keepalive (16 header + 0 + 16 tag).
+    expect(atA.replies.map((r) => r.length)).toEqual([32])
+    expect(pair.b.receive(atA.replies[0]!, T0 + 4).packets).toEqual([])
+    const first = ipv4Packet(60, 1)
+    const sent = pair.a.send(pair.toB, first, T0 + 5)
+    expect(sent.map((m) => m[0])).toEqual([4])
+    expect(pair.b.receive(sent[0]!, T0 + 6).packets).toEqual([first])
+    // With a session that can send, handshake() does nothing.
+    expect(pair.a.handshake(pair.toB, T0 + 7)).toEqual([])
+  })
+
+  it('handshake() for an unknown peer throws UnknownPeerError', () => {
+    const pair = new Pair()
+    expect(() => pair.a.handshake(999, T0)).toThrow(UnknownPeerError)
+  })
+})
+
 describe('initiation replay protection (TAI64N)', () => {
   it('refuses a replayed initiation (equal timestamp)', () => {
     const pair = new Pair()

@@ -132,6 +132,16 @@ export class Tunnel {
     return this.peer(peer).send(packet, now)
   }
 
+  /**
+   * Starts a handshake with `peer` now unless it has a session that can send or one is under way,
+   * so the first packet does not wait for it. Returns the initiation to send (or nothing).
+   */
+  handshake(peer: PeerId, now: number): Uint8Array[] {
+    const out: Uint8Array[] = []
+    this.peer(peer).prepare(now, out)
+    return out
+  }
+
   /** Handles one received WireGuard datagram. `source` identifies where it came from and keys cookie MAC2. */
   receive(datagram: Uint8Array, now: number, source?: Uint8Array): ReceiveResult {
     // Transport data first and without a call: it is nearly every datagram.

@@ -5,6 +5,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { equalBytes, generateKeyPair } from '../../crypto/index.ts'
 import { ManualClock, wallClock } from '../../clock/clock.ts'
 import { DerpConnection } from './connection.ts'
+import type { DerpDialer, DerpStreamHandlers } from './dialer.ts'
+import { encodeFrame, FrameType } from './frames.ts'
 import { MemoryNetwork } from './testing/memory-network.ts'
 import { DerpUnderlay } from './underlay.ts'
 
@@ -141,5 +143,36 @@ describe('DERP drivers over an in-memory network', () => {
     expect(ca.stats.connects).toBe(2)
     ca.close()
     expect(clock.pending).toBe(0)
+  })
+  it('holdLogin: stays logged out through a reconnect until login(), which sends ClientInfo at once, not at the end of the task', async () => {
+    const writes: Uint8Array[] = []
+    let handlers: DerpStreamHandlers | undefined
+    let dials = 0
+    const dial: DerpDialer = (_url, h) => {
+      dials++
+      handlers = h
+      return { send: (bytes) => writes.push(bytes.slice()), bufferedAmount: 0, close() {} }
+    }
+    const relay = generateKeyPair()
+    const connection = new DerpConnection({
+      url: 'http://r1/derp',
+      privateKey: generateKeyPair().privateKey,
+      dial,
+      clock: wallClock,
+      backoff: { baseMs: 100, random: () => 0.5 },
+      holdLogin: true,
+    }).start()
+    handlers!.onClose('relay restarted')
+    await vi.advanceTimersByTimeAsync(50)
+    expect(dials).toBe(2)
+    handlers!.onData(encodeFrame({ type: 'server-key', key: relay.publicKey }))
+    await settle()
+    expect(writes).toEqual([])
+    expect(connection.isLoginHeld).toBe(true)
+    connection.login()
+    // Synchronously: before any microtask or timer ran.
+    expect(writes.map((w) => w[0])).toEqual([FrameType.ClientInfo])
+    expect(connection.isLoginHeld).toBe(false)
+    connection.close()
   })
 })

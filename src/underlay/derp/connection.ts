@@ -68,6 +68,8 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
   private readonly timer: DeadlineTimer
   private flushQueued = false
   private preferred = false
+  /** `holdLogin` until `login()`: every session (reconnects too) waits to log in. */
+  private loginHeld: boolean
   private stopped = false
   private started = false
 
@@ -81,6 +83,25 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
     this.backoff = new ReconnectBackoff(options.backoff)
     this.pendingLimit = options.pendingLimit ?? 512
     this.highWaterBytes = options.highWaterBytes ?? 8 << 20
+    this.loginHeld = options.holdLogin === true
+  }
+
+  /** Whether the connection waits for `login()` before logging in (`holdLogin`). */
+  get isLoginHeld(): boolean {
+    return this.loginHeld
+  }
+
+  /** Lets a `holdLogin` connection log in: on the stream already open (its ServerKey may be in), and on every reconnect. */
+  login(): void {
+    if (!this.loginHeld) return
+    this.loginHeld = false
+    const session = this.session
+    if (!session) return
+    session.login(this.clock.now())
+    this.afterSessionWork(session)
+    // The ClientInfo leaves now, not at the end of the task: the caller (a node that just got
+    // its netmap) has CPU work to do that the relay's round trip can overlap.
+    this.flush()
   }
 
   get isConnected(): boolean {
@@ -191,7 +212,7 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
 
   private dial(): void {
     if (this.stopped) return
-    const session = new DerpClientSession(this.options, this.clock.now())
+    const session = new DerpClientSession({ ...this.options, holdLogin: this.loginHeld }, this.clock.now())
     session.notePreferred(this.preferred)
     this.session = session
     this.stream = this.options.dial(this.url, {
@@ -290,11 +311,15 @@ export class DerpConnection extends Emitter<DerpConnectionEvents> {
     // A microtask, not a timer: frames sent in the same task share a message, a lone packet waits for nothing.
     queueMicrotask(() => {
       this.flushQueued = false
-      const session = this.session
-      const stream = this.stream
-      if (!session || !stream) return
-      for (let out = session.takeOutput(); out; out = session.takeOutput()) stream.send(out)
+      this.flush()
     })
+  }
+
+  private flush(): void {
+    const session = this.session
+    const stream = this.stream
+    if (!session || !stream) return
+    for (let out = session.takeOutput(); out; out = session.takeOutput()) stream.send(out)
   }
 
   private armTimer(session: DerpClientSession): void {

@@ -39,6 +39,12 @@ export interface DerpClientSessionOptions {
   meshKey?: string
   /** Ask for PeerPresent/PeerGone about every client of the relay after each login (mesh peers only). */
   watchConnections?: boolean
+  /**
+   * Take the relay's ServerKey but send no ClientInfo until `login(now)`: the connection is opened
+   * early (while the node registers with its coordination service) and logs in once the relay
+   * would admit the key (`--verify-clients`). No login deadline runs while held.
+   */
+  holdLogin?: boolean
 }
 
 export type DerpClientState = 'awaiting-server-key' | 'awaiting-server-info' | 'ready' | 'closed'
@@ -91,7 +97,8 @@ export class DerpClientSession {
   private bucket: TokenBucket | undefined
   private lastHeardAt: number
   private pingDeadline: number | undefined
-  private readonly loginDeadline: number
+  private loginDeadline: number | undefined
+  private held: boolean
   private readonly pingIntervalMs: number
   private readonly pingTimeoutMs: number
   private preferred = false
@@ -104,8 +111,22 @@ export class DerpClientSession {
     this.output = new OutputBuffer(options.messageBytes)
     this.pingIntervalMs = options.pingIntervalMs ?? 15_000
     this.pingTimeoutMs = options.pingTimeoutMs ?? 10_000
-    this.loginDeadline = now + (options.loginTimeoutMs ?? 10_000)
+    this.held = options.holdLogin === true
+    this.loginDeadline = this.held ? undefined : now + (options.loginTimeoutMs ?? 10_000)
     this.lastHeardAt = now
+  }
+
+  /** Whether the login waits for `login()` (see `holdLogin`). */
+  get loginHeld(): boolean {
+    return this.held
+  }
+
+  /** Lets a held login proceed: ClientInfo goes out now (or as soon as the ServerKey arrives); the login deadline starts. */
+  login(now: number): void {
+    if (!this.held || this.state === 'closed') return
+    this.held = false
+    this.loginDeadline = now + (this.options.loginTimeoutMs ?? 10_000)
+    if (this.serverKey) this.sendClientInfo()
   }
 
   /** Bytes from the relay. A protocol violation closes the session with a `closed` event. */
@@ -206,7 +227,7 @@ export class DerpClientSession {
   poll(now: number): void {
     if (this.state === 'closed') return
     if (this.state !== 'ready') {
-      if (now >= this.loginDeadline) this.close('login timed out')
+      if (this.loginDeadline !== undefined && now >= this.loginDeadline) this.close('login timed out')
       return
     }
     if (this.pingDeadline !== undefined) {
@@ -277,11 +298,16 @@ export class DerpClientSession {
     } catch (error) {
       throw new DerpLoginError(`relay key is unusable: ${(error as Error).message}`)
     }
+    this.state = 'awaiting-server-info'
+    if (!this.held) this.sendClientInfo()
+  }
+
+  /** derp/derp_client.go sendClientKey: our key, then the sealed ClientInfo JSON. */
+  private sendClientInfo(): void {
     const info: Record<string, unknown> = { version: PROTOCOL_VERSION, CanAckPings: this.options.canAckPings ?? true }
     if (this.options.meshKey !== undefined) info.meshKey = this.options.meshKey
-    const sealed = sealJson(this.sharedKey, info)
+    const sealed = sealJson(this.sharedKey!, info)
     this.write({ type: 'client-info', clientKey: this.publicKey, sealed })
-    this.state = 'awaiting-server-info'
   }
 
   private onServerInfo(sealed: Uint8Array, now: number): void {
