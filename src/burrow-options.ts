@@ -57,6 +57,12 @@ export interface BurrowStartOptions {
    * DERP servers have no TLS.
    */
   derpOverHTTP?: boolean
+  /**
+   * Called with debug log lines: disco messages dropped (unknown type, unknown sender), disco
+   * pings answered over DERP, inbound packets the tailnet's packet filter drops (denied SYNs,
+   * TSMP). The same events are counted in `status().counters` whether or not this is set.
+   */
+  debug?: (line: string) => void
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
 }
@@ -95,7 +101,10 @@ export interface StartDefaults {
 }
 
 /** The join request for the agent and the settings the page keeps (the TCP/IP stack's MTU). */
-export function parseStartOptions(options: BurrowStartOptions, defaults: StartDefaults): { join: JoinOptions; mtu: number; capture: CaptureRequest | undefined } {
+export function parseStartOptions(
+  options: BurrowStartOptions,
+  defaults: StartDefaults,
+): { join: JoinOptions; mtu: number; capture: CaptureRequest | undefined; debug: ((line: string) => void) | undefined } {
   if (typeof options !== 'object' || options === null) throw new BurrowError('bad-options', 'Burrow.start needs an options object')
   if (typeof options.controlURL !== 'string') throw new BurrowError('bad-options', 'controlURL must be the relay URL, e.g. "http://127.0.0.1:8080"')
   try {
@@ -112,6 +121,7 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
   if (options.iceServers !== undefined && !Array.isArray(options.iceServers)) throw new BurrowError('bad-options', 'iceServers must be an array like [{ urls: "stun:host:3478" }]')
   if (options.direct !== undefined && typeof options.direct !== 'boolean') throw new BurrowError('bad-options', 'direct must be true or false')
   const capture = parseCapture(options.capture)
+  if (options.debug !== undefined && typeof options.debug !== 'function') throw new BurrowError('bad-options', 'debug must be a function (line) => void')
   if (options.control !== undefined && options.control !== 'burrow' && options.control !== 'tailnet')
     throw new BurrowError('bad-options', `control must be "burrow" or "tailnet", got ${JSON.stringify(options.control)}`)
   const control = options.control ?? (/^(hskey|tskey)-/.test(options.authKey ?? '') ? 'tailnet' : 'burrow')
@@ -130,6 +140,7 @@ export function parseStartOptions(options: BurrowStartOptions, defaults: StartDe
     direct: options.direct !== false,
     probeIntervalMs,
     ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
+    ...(options.debug ? { debug: true } : {}),
   }
-  return { join, mtu, capture }
+  return { join, mtu, capture, debug: options.debug }
 }

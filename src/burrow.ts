@@ -148,6 +148,7 @@ export class BurrowNode extends EventTarget {
   private readonly probing = new Set<string>()
   private closing: Promise<void> | undefined
   private packetCapture: PacketCapture | undefined
+  private debugLog: ((line: string) => void) | undefined
 
   protected constructor(private readonly link: NodeWorkerLink) {
     super()
@@ -161,7 +162,8 @@ export class BurrowNode extends EventTarget {
 
   /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
   protected async init(options: BurrowStartOptions, defaults: StartDefaults): Promise<void> {
-    const { join, mtu, capture } = parseStartOptions(options, defaults)
+    const { join, mtu, capture, debug } = parseStartOptions(options, defaults)
+    this.debugLog = debug
     const joined = (await this.call({ op: 'join', options: join })) as JoinResult
     this.nodeKey = joined.nodeKey
     this.hostname = joined.hostname
@@ -391,6 +393,13 @@ export class BurrowNode extends EventTarget {
         break
       case 'probe':
         this.probePeers()
+        break
+      case 'debug':
+        try {
+          this.debugLog?.(message.line)
+        } catch {
+          // A throwing log callback must not break the node.
+        }
         break
       case 'peers':
         this.workerPeers = message.peers

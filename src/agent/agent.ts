@@ -18,6 +18,8 @@ import { DataplaneError } from '../dataplane/errors.ts'
 import type { DerpConnection } from '../underlay/derp/connection.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
 import { DerpUnderlay } from '../underlay/derp/underlay.ts'
+import { DerpDiscoResponder } from '../underlay/disco/derp-responder.ts'
+import type { DiscoDatagram } from '../dataplane/core.ts'
 import { WorkerHost, type WorkerContext } from '../worker/host.ts'
 import { serializeError, type SerializedError, type WorkerMessage } from '../worker/protocol.ts'
 import { NodeDirect } from './direct.ts'
@@ -82,6 +84,12 @@ export class NodeAgent {
   /** The ICE servers last passed to the direct paths, as JSON (to send each change once). */
   private iceServersSent = ''
   private direct: NodeDirect | undefined
+  /** Answers disco pings that come over DERP (`tailscale ping` of this node). */
+  private derpDisco: DerpDiscoResponder | undefined
+  /** Inbound packets the packet filter dropped, by reason. */
+  private readonly filterDrops = { filtered: 0, tsmp: 0 }
+  /** Whether the join asked for debug log lines. */
+  private debug = false
   private context: WorkerContext | undefined
   private control: ControlPlane | undefined
   private relays: RelayPool | undefined
@@ -104,7 +112,13 @@ export class NodeAgent {
     this.clock = env.clock ?? systemClock
     this.host = new WorkerHost(postToPage, {
       ...(env.clock ? { clock: env.clock } : {}),
-      extensions: [{ onDisco: (disco) => this.direct?.handleDisco(disco) }],
+      extensions: [
+        {
+          onDisco: (disco) => this.onDisco(disco),
+          onFilterDrop: (peer, reason, summary) => this.onFilterDrop(peer, reason, summary),
+          counters: () => this.counters(),
+        },
+      ],
     })
   }
 
@@ -203,6 +217,8 @@ export class NodeAgent {
         throw new DataplaneError('bad-config', (error as Error).message)
       }
       this.control = control
+      this.debug = options.debug === true
+      this.derpDisco = new DerpDiscoResponder(discoKeys.privateKey, (nodeKey) => this.peerDiscoKey(nodeKey))
       this.startDataplane(nodeKeys)
       const netmap = await this.register(control, options)
       // The relay may admit only registered keys (--verify-clients), so DERP waits for the netmap.
@@ -234,6 +250,67 @@ export class NodeAgent {
       throw error
     } finally {
       this.joining = false
+    }
+  }
+
+  /**
+   * A disco datagram from the dataplane. Over a relay, pings are answered here (as magicsock does,
+   * with the DERP magic address: derp-responder.ts) and unknown or unusable messages are dropped
+   * and counted; what is left (pongs, signals, CallMeMaybe) and anything on a direct path goes to
+   * the direct-path manager.
+   */
+  private onDisco(disco: DiscoDatagram): void {
+    const region = this.relays?.regionOf(disco.underlay)
+    if (region === undefined || !this.derpDisco || !(disco.endpoint instanceof Uint8Array)) {
+      this.direct?.handleDisco(disco)
+      return
+    }
+    const verdict = this.derpDisco.handle(disco.datagram, disco.endpoint, region)
+    switch (verdict.kind) {
+      case 'reply':
+        this.log(`disco: ping over DERP region ${region} answered: ${verdict.summary}`)
+        try {
+          this.context?.driver.sendDirect(disco.underlay, verdict.to, [verdict.datagram])
+        } catch (error) {
+          this.context?.reportError(error)
+        }
+        return
+      case 'pass':
+        this.direct?.handleDisco(disco)
+        return
+      case 'drop':
+        this.log(`disco: dropped over DERP region ${region} (${verdict.reason}): ${verdict.summary}`)
+        return
+    }
+  }
+
+  private onFilterDrop(peer: Uint8Array, reason: 'filtered' | 'tsmp', summary: string): void {
+    this.filterDrops[reason]++
+    this.log(`filter: dropped ${reason === 'tsmp' ? 'TSMP packet' : 'packet'} from ${formatNodeKey(peer).slice(0, 16)}…: ${summary}`)
+  }
+
+  /** The agent's counters in the worker status (`status().counters`). */
+  private counters(): Record<string, number> {
+    const out: Record<string, number> = { 'filter.filtered': this.filterDrops.filtered, 'filter.tsmp': this.filterDrops.tsmp }
+    if (this.derpDisco) for (const [name, value] of Object.entries(this.derpDisco.counters)) out[`disco.derp.${name}`] = value
+    return out
+  }
+
+  private log(line: string): void {
+    if (this.debug) this.post({ type: 'debug', line })
+  }
+
+  /** The disco key the netmap gives a peer's node key (32 bytes), if it is a peer with one. */
+  private peerDiscoKey(nodeKey: Uint8Array): Uint8Array | undefined {
+    const netmap = this.netmap
+    if (!netmap) return undefined
+    const text = formatNodeKey(nodeKey)
+    const peer = netmap.peerIndex?.get(text) ?? netmap.peers.find((p) => p.nodeKey === text)
+    if (!peer?.discoKey) return undefined
+    try {
+      return parseKey(peer.discoKey)
+    } catch {
+      return undefined
     }
   }
 

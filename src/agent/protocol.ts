@@ -36,6 +36,8 @@ export interface JoinOptions {
   dropDirectSignals?: boolean
   /** How often the agent asks the page to probe its peers' round-trip times (`probe`); 0 or absent: never. */
   probeIntervalMs?: number
+  /** Post `debug` log lines (dropped disco, filtered packets) to the page. */
+  debug?: boolean
 }
 
 export interface JoinResult {
@@ -111,3 +113,5 @@ export type NodeWorkerMessage =
   | { type: 'error'; error: SerializedError & { status?: number } }
   /** Time to ping the online peers (the page's stack sends the echoes; the worker keeps time). */
   | { type: 'probe' }
+  /** A debug log line (only when the join asked for them). */
+  | { type: 'debug'; line: string }
