@@ -10,18 +10,23 @@ import { hasGo, Tailnet, type TailscaledNode, waitUntil } from './helpers/tailne
 
 const isRoot = process.getuid?.() === 0
 const FILE_BYTES = 20 * 1024 * 1024
+const SOCKS5_PORT = 1080
+const HTTP_PROXY_PORT = 1081
 
 describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer in a Headscale tailnet with a tailscaled node', () => {
   let tailnet: Tailnet | undefined
   let alpha: TailscaledNode
   let burrow: Burrow | undefined
   let blobSha = ''
+  let blobBody = new ArrayBuffer(0)
+  const debugLines: string[] = []
 
   beforeAll(async () => {
     tailnet = await Tailnet.start({ derp: 'derper' })
-    alpha = await tailnet.addNode({ hostname: 'alpha' })
+    alpha = await tailnet.addNode({ hostname: 'alpha', socks5Port: SOCKS5_PORT, httpProxyPort: HTTP_PROXY_PORT })
     // A file behind alpha: userspace tailscaled forwards its tailnet address's ports to its own 127.0.0.1.
     const blob = randomBytes(FILE_BYTES)
+    blobBody = blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength) as ArrayBuffer
     blobSha = createHash('sha256').update(blob).digest('hex')
     writeFileSync(join(tailnet.dir, 'blob'), blob)
     tailnet.namespace.spawn('python3', ['-m', 'http.server', '8000', '--bind', '127.0.0.1', '--directory', tailnet.dir])
@@ -32,6 +37,7 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer in a Headscale tailnet wi
       storage: 'memory',
       derpOverHTTP: true,
       direct: false,
+      debug: (line) => debugLines.push(line),
     })
   }, 900_000)
 
@@ -66,4 +72,35 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer in a Headscale tailnet wi
     const rtt = await burrow!.ping(await alpha.ipv4(), { timeout: 10_000 })
     expect(rtt).toBeGreaterThanOrEqual(0)
   })
+
+  it('tailscale ping of the Burrow node, by name and by its 100.x address, gets disco pongs over DERP', async () => {
+    const before = (await burrow!.status()).counters?.['disco.derp.pingsAnswered'] ?? 0
+    const byName = await alpha.ping('burrow')
+    expect(byName).toMatch(/^pong from burrow \(100\.[0-9.]+\) via DERP\(lab\)/)
+    const byAddress = await alpha.ping(burrow!.addresses[0]!)
+    expect(byAddress).toMatch(/^pong from burrow \(100\.[0-9.]+\) via DERP\(lab\)/)
+    const after = (await burrow!.status()).counters?.['disco.derp.pingsAnswered'] ?? 0
+    expect(after).toBeGreaterThanOrEqual(before + 2)
+    expect(debugLines.some((line) => /disco: ping over DERP region 900 answered/.test(line))).toBe(true)
+  })
+
+  it('a TSMP ping (IP protocol 99) from tailscaled is dropped and counted by Burrow, with a debug line, and gets no answer', async () => {
+    const counter = async (): Promise<number> => (await burrow!.status()).counters?.['filter.tsmp'] ?? 0
+    const before = await counter()
+    await expect(alpha.ping('burrow', { tsmp: true, attempts: 2 })).rejects.toThrow(/no pong/)
+    await waitUntil('Burrow to count the TSMP packets', async () => (await counter()) > before)
+    expect(debugLines.some((line) => /filter: dropped TSMP packet/.test(line))).toBe(true)
+  })
+
+  it('tailscaled downloads 20 MB from a serve() port of the Burrow node through its SOCKS5 and its HTTP proxy, SHA-256 exact', async () => {
+    const server = burrow!.serve(8080, () => new Response(blobBody))
+    try {
+      for (const via of ['socks5', 'http'] as const) {
+        const got = await alpha.fetchThroughProxy(`http://${burrow!.addresses[0]}:8080/blob`, via, 240_000)
+        expect(got).toEqual({ bytes: FILE_BYTES, sha256: blobSha })
+      }
+    } finally {
+      await server.close()
+    }
+  }, 300_000)
 })
