@@ -36,8 +36,11 @@ commands:
                              the overlay's packets to FILE (pcap, tcpdump -r reads it). Peers move
                              to a direct WebRTC path (@roamhq/wrtc) when one answers; --no-direct
                              keeps every peer on its relay. Logs are
-                             JSON lines on stdout (debug adds one line per overlay packet);
-                             ^C/SIGTERM closes connections and leaves
+                             JSON lines on stdout (debug adds one line per overlay packet,
+                             dropped disco and filtered packets); ^C/SIGTERM closes connections
+                             and leaves. A tailnet auth key (hskey-…, tskey-…) joins a Headscale
+                             or Tailscale control server; TS_DEBUG_USE_DERP_HTTP=1 in the
+                             environment reaches its DERP servers over plain HTTP, as tailscaled
   status [--state-dir DIR] [--json]
                              the peers of the running "burrow up" (address, name, online, path,
                              RTT, bytes) from DIR/status.json, which it rewrites every second
