@@ -2,11 +2,15 @@
 // everything over the tailnet's DERP server (Tailscale's derper): it registers with a pre-auth
 // key, Headscale and tailscaled see it online, and it fetches from and pings the tailscaled node.
 import { createHash, randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Burrow } from '../src/node.ts'
-import { hasGo, Tailnet, type TailscaledNode, waitUntil } from './helpers/tailnet.ts'
+import { spawnBurrow } from './helpers/burrow-process.ts'
+import { GiveUp, hasGo, Tailnet, type TailscaledNode, waitUntil } from './helpers/tailnet.ts'
 
 const isRoot = process.getuid?.() === 0
 const FILE_BYTES = 20 * 1024 * 1024
@@ -103,4 +107,55 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer in a Headscale tailnet wi
       await server.close()
     }
   }, 300_000)
+
+  it('`burrow up --control URL --authkey KEY --serve PORT=…` joins Headscale unchanged, answers tailscale ping, and tailscaled downloads 20 MB through it, SHA-256 exact', async () => {
+    // The local service `burrow up` bridges its overlay port to.
+    const local = createServer((_request, response) => {
+      response.writeHead(200, { 'content-length': String(FILE_BYTES) })
+      response.end(Buffer.from(blobBody))
+    })
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve))
+    const stateDir = mkdtempSync(join(tmpdir(), 'burrow-up-tailnet-'))
+    const up = spawnBurrow(
+      [
+        'up',
+        '--control',
+        tailnet!.controlURL,
+        '--authkey',
+        await tailnet!.createAuthKey(),
+        '--hostname',
+        'burrowup',
+        '--serve',
+        `8090=127.0.0.1:${(local.address() as AddressInfo).port}`,
+        '--state-dir',
+        stateDir,
+        '--no-direct',
+      ],
+      // The harness's derper has no TLS: plain-HTTP DERP, switched on the way tailscaled does it.
+      { TS_DEBUG_USE_DERP_HTTP: '1' },
+    )
+    try {
+      const joined = await waitUntil(
+        '`burrow up` to join',
+        () => {
+          if (up.proc.exitCode !== null) throw new GiveUp(`burrow up exited ${up.proc.exitCode}: ${up.stderr()}`)
+          return up.logs.find((line) => line.msg === 'up')
+        },
+        120_000,
+      )
+      const address = (joined.addresses as string[])[0]!
+      expect(address).toMatch(/^100\./)
+      await waitUntil('alpha to see burrowup online', async () => (await alpha.peer('burrowup'))?.Online === true, 60_000)
+      expect(await alpha.ping('burrowup')).toMatch(/^pong from burrowup \(100\.[0-9.]+\) via DERP\(lab\)/)
+      for (const via of ['socks5', 'http'] as const) {
+        const got = await alpha.fetchThroughProxy(`http://${address}:8090/blob`, via, 240_000)
+        expect(got).toEqual({ bytes: FILE_BYTES, sha256: blobSha })
+      }
+    } finally {
+      up.proc.kill('SIGTERM')
+      await up.exited
+      local.close()
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  }, 600_000)
 })
