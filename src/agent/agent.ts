@@ -18,7 +18,7 @@ import { DataplaneError } from '../dataplane/errors.ts'
 import type { DerpConnection } from '../underlay/derp/connection.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
 import { DerpUnderlay } from '../underlay/derp/underlay.ts'
-import { DerpDiscoResponder } from '../underlay/disco/derp-responder.ts'
+import { DerpDiscoResponder, type DerpDiscoVerdict } from '../underlay/disco/derp-responder.ts'
 import type { DiscoDatagram } from '../dataplane/core.ts'
 import { WorkerHost, type WorkerContext } from '../worker/host.ts'
 import { serializeError, type SerializedError, type WorkerMessage } from '../worker/protocol.ts'
@@ -265,7 +265,14 @@ export class NodeAgent {
       this.direct?.handleDisco(disco)
       return
     }
-    const verdict = this.derpDisco.handle(disco.datagram, disco.endpoint, region)
+    let verdict: DerpDiscoVerdict
+    try {
+      verdict = this.derpDisco.handle(disco.datagram, disco.endpoint, region)
+    } catch (error) {
+      // Only a region id no pong can carry (over 65535) gets here; the datagram is dropped.
+      this.context?.reportError(error)
+      return
+    }
     switch (verdict.kind) {
       case 'reply':
         this.log(`disco: ping over DERP region ${region} answered: ${verdict.summary}`)
