@@ -303,7 +303,7 @@ const bench: Bench = async () => {
       unit: 'MB/s',
       baseline: single,
       ratio: coalesced / single,
-      note: 'Chromium worker → burrow relay → Node, 1420-byte packets coalesced into 64 KiB messages; baseline: one packet per WebSocket message',
+      note: "Chromium worker → burrow relay → Node, 1420-byte packets coalesced into 64 KiB writes, which the WebSocket dialer sends as messages of at most 32 KiB (what Tailscale's derper reads); baseline: one packet per WebSocket message",
     })
   } finally {
     await browserRelay.stop('SIGKILL')

@@ -80,6 +80,12 @@ export interface BurrowStartOptions {
    * when another is clearly faster; either way the node re-homes when its relay dies.
    */
   homeRegion?: number
+  /**
+   * Called with debug log lines: disco messages dropped (unknown type, unknown sender), disco
+   * pings answered over DERP, inbound packets the tailnet's packet filter drops (denied SYNs,
+   * TSMP). The same events are counted in `status().counters` whether or not this is set.
+   */
+  debug?: (line: string) => void
   /** Test hook: drop every WebRTC signal this node receives, so its direct paths never come up. */
   _debugDropDirectSignals?: boolean
   /** Test hook: seeded loss/delay/reordering on every relay link of this node (src/underlay/fault-injector.ts). */
@@ -142,7 +148,7 @@ export interface StartDefaults {
 export function parseStartOptions(
   options: BurrowStartOptions,
   defaults: StartDefaults,
-): { join: JoinOptions; mtu: number; capture: CaptureRequest | undefined; tcp: BurrowTcpOptions } {
+): { join: JoinOptions; mtu: number; capture: CaptureRequest | undefined; tcp: BurrowTcpOptions; debug: ((line: string) => void) | undefined } {
   if (typeof options !== 'object' || options === null) throw new BurrowError('bad-options', 'Burrow.start needs an options object')
   if (typeof options.controlURL !== 'string') throw new BurrowError('bad-options', 'controlURL must be the relay URL, e.g. "http://127.0.0.1:8080"')
   try {
@@ -163,6 +169,7 @@ export function parseStartOptions(
   const tcp = parseTcpOptions(options.tcp)
   if (options.homeRegion !== undefined && (!Number.isSafeInteger(options.homeRegion) || options.homeRegion < 1))
     throw new BurrowError('bad-options', `homeRegion must be a relay region id (a whole number ≥ 1), got ${JSON.stringify(options.homeRegion)}`)
+  if (options.debug !== undefined && typeof options.debug !== 'function') throw new BurrowError('bad-options', 'debug must be a function (line) => void')
   if (options.control !== undefined && options.control !== 'burrow' && options.control !== 'tailnet')
     throw new BurrowError('bad-options', `control must be "burrow" or "tailnet", got ${JSON.stringify(options.control)}`)
   const control = options.control ?? (/^(hskey|tskey)-/.test(options.authKey ?? '') ? 'tailnet' : 'burrow')
@@ -183,6 +190,7 @@ export function parseStartOptions(
     ...(options.homeRegion !== undefined ? { homeRegion: options.homeRegion } : {}),
     ...(options._debugDropDirectSignals ? { dropDirectSignals: true } : {}),
     ...(options._debugRelayFaults ? { relayFaults: options._debugRelayFaults } : {}),
+    ...(options.debug ? { debug: true } : {}),
   }
-  return { join, mtu, capture, tcp }
+  return { join, mtu, capture, tcp, debug: options.debug }
 }

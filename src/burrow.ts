@@ -180,6 +180,7 @@ export class BurrowNode extends EventTarget {
   private closing: Promise<void> | undefined
   private packetCapture: PacketCapture | undefined
   private startPhases: Array<[string, number]> = []
+  private debugLog: ((line: string) => void) | undefined
 
   protected constructor(private readonly link: NodeWorkerLink) {
     super()
@@ -194,7 +195,8 @@ export class BurrowNode extends EventTarget {
   /** Joins the network: loads or makes the key in the worker, registers, attaches the TCP/IP stack. */
   protected async init(options: BurrowStartOptions, defaults: StartDefaults): Promise<void> {
     const startedAt = sharedNow()
-    const { join, mtu, capture, tcp } = parseStartOptions(options, defaults)
+    const { join, mtu, capture, tcp, debug } = parseStartOptions(options, defaults)
+    this.debugLog = debug
     const onAuthURL = options.onAuthURL
     if (onAuthURL)
       this.addEventListener('auth-url', (event) => {
@@ -454,6 +456,13 @@ export class BurrowNode extends EventTarget {
         this.homeRelay = { region: message.region, code: message.code, name: message.name, relayURL: message.relayURL, latencies: message.latencies }
         if (message.relayURL) this.relayURL = message.relayURL
         this.dispatchEvent(new Event('home'))
+        break
+      case 'debug':
+        try {
+          this.debugLog?.(message.line)
+        } catch {
+          // A throwing log callback must not break the node.
+        }
         break
       case 'peers':
         this.workerPeers = message.peers

@@ -32,3 +32,29 @@ describe('Burrow.start tcp options', () => {
     expect(() => parseStartOptions({ ...base, tcp: 5 as never }, defaults)).toThrow(/tcp must be an object/)
   })
 })
+
+describe('parseStartOptions: debug', () => {
+  it('a debug callback is handed back to the page and the join asks the worker for debug lines', () => {
+    const debug = (): void => {}
+    const parsed = parseStartOptions({ controlURL: 'http://control.test', debug }, defaults)
+    expect(parsed.debug).toBe(debug)
+    expect(parsed.join.debug).toBe(true)
+  })
+
+  it('without one the worker posts no debug lines', () => {
+    const parsed = parseStartOptions({ controlURL: 'http://control.test' }, defaults)
+    expect(parsed.debug).toBeUndefined()
+    expect(parsed.join.debug).toBeUndefined()
+  })
+
+  it('a debug that is not a function is a bad-options BurrowError naming it', () => {
+    const bad = (): unknown => parseStartOptions({ controlURL: 'http://control.test', debug: true as unknown as () => void }, defaults)
+    expect(bad).toThrow(BurrowError)
+    expect(bad).toThrow(/debug must be a function/)
+    try {
+      bad()
+    } catch (error) {
+      expect((error as BurrowError).code).toBe('bad-options')
+    }
+  })
+})

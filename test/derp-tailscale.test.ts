@@ -99,6 +99,25 @@ describe.skipIf(!hasGo)(`interop with Tailscale ${TAILSCALE_VERSION}`, () => {
     expect(pongs[0]).toEqual(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]))
   })
 
+  it('a burst coalesced past 32 KiB over WebSocket keeps the derper connection (derper reads at most 32768 bytes per message) and every packet arrives', async () => {
+    const a = generateKeyPair()
+    const b = generateKeyPair()
+    const ca = connect(derperUrl, a, 'ws')
+    const cb = connect(derperUrl, b, 'http')
+    await waitFor('logins to derper', () => ca.isConnected && cb.isConnected)
+    const drops: string[] = []
+    ca.on('disconnected', (reason) => drops.push(reason))
+    const got: number[] = []
+    cb.on('packet', (_source, packet) => got.push(packet[0]!))
+    // 8 packets of 16400 bytes (Burrow's default MTU is 16384) in one task: the session coalesces
+    // them into chunks of two and three frames (33 and 49 KB), fewer than derper's 32-packet queue.
+    for (let i = 0; i < 8; i++) ca.send(b.publicKey, new Uint8Array(16_400).fill(i))
+    await waitFor('the burst', () => got.length === 8 || drops.length > 0)
+    expect(drops).toEqual([])
+    expect(got).toEqual(Array.from({ length: 8 }, (_, i) => i))
+    expect(ca.stats.connects).toBe(1)
+  })
+
   it('Burrow learns PeerGone from derper when a peer that sent to it leaves', async () => {
     const a = generateKeyPair()
     const b = generateKeyPair()

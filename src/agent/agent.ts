@@ -19,6 +19,8 @@ import type { DerpConnection } from '../underlay/derp/connection.ts'
 import type { DerpDialer } from '../underlay/derp/dialer.ts'
 import { DerpUnderlay } from '../underlay/derp/underlay.ts'
 import { FaultInjector } from '../underlay/fault-injector.ts'
+import { DerpDiscoResponder, type DerpDiscoVerdict } from '../underlay/disco/derp-responder.ts'
+import type { DiscoDatagram } from '../dataplane/core.ts'
 import { WorkerHost, type WorkerContext } from '../worker/host.ts'
 import { serializeError, type SerializedError, type WorkerMessage } from '../worker/protocol.ts'
 import { NodeDirect } from './direct.ts'
@@ -126,6 +128,12 @@ export class NodeAgent {
   /** The ICE servers last passed to the direct paths, as JSON (to send each change once). */
   private iceServersSent = ''
   private direct: NodeDirect | undefined
+  /** Answers disco pings that come over DERP (`tailscale ping` of this node). */
+  private derpDisco: DerpDiscoResponder | undefined
+  /** Inbound packets the packet filter dropped, by reason. */
+  private readonly filterDrops = { filtered: 0, tsmp: 0 }
+  /** Whether the join asked for debug log lines. */
+  private debug = false
   private context: WorkerContext | undefined
   private control: ControlPlane | undefined
   private relays: RelayPool | undefined
@@ -157,7 +165,13 @@ export class NodeAgent {
     this.clock = env.clock ?? systemClock
     this.host = new WorkerHost(postToPage, {
       ...(env.clock ? { clock: env.clock } : {}),
-      extensions: [{ onDisco: (disco) => this.udp?.handleDisco(disco) || this.direct?.handleDisco(disco) }],
+      extensions: [
+        {
+          onDisco: (disco) => this.onDisco(disco),
+          onFilterDrop: (peer, reason, summary) => this.onFilterDrop(peer, reason, summary),
+          counters: () => this.counters(),
+        },
+      ],
     })
   }
 
@@ -268,6 +282,8 @@ export class NodeAgent {
         throw new DataplaneError('stopped', 'the node was closed while starting')
       }
       this.control = control
+      this.debug = options.debug === true
+      this.derpDisco = new DerpDiscoResponder(discoKeys.privateKey, (nodeKey) => this.peerDiscoKey(nodeKey))
       this.startDataplane(nodeKeys)
       // Registration and the relay's WebSocket do not depend on each other: the relay the control
       // plane expects to be home is dialed now, and logs in once the netmap says it is home (the
@@ -340,6 +356,79 @@ export class NodeAgent {
       } catch (error) {
         this.post({ type: 'error', error: errorWithStatus(error) })
       }
+    }
+  }
+
+  /**
+   * A disco datagram from the dataplane. Over a relay, pings are answered here (as magicsock does,
+   * with the DERP magic address: derp-responder.ts) and unknown or unusable messages are dropped
+   * and counted; what is left (pongs, signals, CallMeMaybe) and anything on a direct path goes to
+   * the direct-path manager.
+   */
+  private onDisco(disco: DiscoDatagram): void {
+    const region = this.relays?.regionOf(disco.underlay)
+    if (region === undefined || !this.derpDisco || !(disco.endpoint instanceof Uint8Array)) {
+      this.passDisco(disco)
+      return
+    }
+    let verdict: DerpDiscoVerdict
+    try {
+      verdict = this.derpDisco.handle(disco.datagram, disco.endpoint, region)
+    } catch (error) {
+      // Only a region id no pong can carry (over 65535) gets here; the datagram is dropped.
+      this.context?.reportError(error)
+      return
+    }
+    switch (verdict.kind) {
+      case 'reply':
+        this.log(`disco: ping over DERP region ${region} answered: ${verdict.summary}`)
+        try {
+          this.context?.driver.sendDirect(disco.underlay, verdict.to, [verdict.datagram])
+        } catch (error) {
+          this.context?.reportError(error)
+        }
+        return
+      case 'pass':
+        this.passDisco(disco)
+        return
+      case 'drop':
+        this.log(`disco: dropped over DERP region ${region} (${verdict.reason}): ${verdict.summary}`)
+        return
+    }
+  }
+
+  /** The direct-path managers' share of disco: the UDP one (Node↔Node) first, then WebRTC's. */
+  private passDisco(disco: DiscoDatagram): void {
+    if (!this.udp?.handleDisco(disco)) this.direct?.handleDisco(disco)
+  }
+
+  private onFilterDrop(peer: Uint8Array, reason: 'filtered' | 'tsmp', summary: string): void {
+    this.filterDrops[reason]++
+    this.log(`filter: dropped ${reason === 'tsmp' ? 'TSMP packet' : 'packet'} from ${formatNodeKey(peer).slice(0, 16)}…: ${summary}`)
+  }
+
+  /** The agent's counters in the worker status (`status().counters`). */
+  private counters(): Record<string, number> {
+    const out: Record<string, number> = { 'filter.filtered': this.filterDrops.filtered, 'filter.tsmp': this.filterDrops.tsmp }
+    if (this.derpDisco) for (const [name, value] of Object.entries(this.derpDisco.counters)) out[`disco.derp.${name}`] = value
+    return out
+  }
+
+  private log(line: string): void {
+    if (this.debug) this.post({ type: 'debug', line })
+  }
+
+  /** The disco key the netmap gives a peer's node key (32 bytes), if it is a peer with one. */
+  private peerDiscoKey(nodeKey: Uint8Array): Uint8Array | undefined {
+    const netmap = this.netmap
+    if (!netmap) return undefined
+    const text = formatNodeKey(nodeKey)
+    const peer = netmap.peerIndex?.get(text) ?? netmap.peers.find((p) => p.nodeKey === text)
+    if (!peer?.discoKey) return undefined
+    try {
+      return parseKey(peer.discoKey)
+    } catch {
+      return undefined
     }
   }
 

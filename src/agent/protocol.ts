@@ -41,6 +41,8 @@ export interface JoinOptions {
   homeRegion?: number
   /** Test hook: every relay underlay goes through a FaultInjector with these seeded faults (loss, delay…). */
   relayFaults?: { seed: number; send?: FaultProfile; receive?: FaultProfile }
+  /** Post `debug` log lines (dropped disco, filtered packets) to the page. */
+  debug?: boolean
 }
 
 export interface JoinResult {
@@ -137,3 +139,5 @@ export type NodeWorkerMessage =
   | { type: 'probe' }
   /** Our home relay: its region (id, code, name), the relay we are logged in to, and the last measured region latencies (ms, null: no answer). */
   | { type: 'home'; region: number; code: string; name: string; relayURL: string; latencies: Record<number, number | null> }
+  /** A debug log line (only when the join asked for them). */
+  | { type: 'debug'; line: string }

@@ -88,6 +88,12 @@ export class RelayPool {
     return this.links.get(region)
   }
 
+  /** The region whose link is underlay `underlay`, or undefined when it is no relay link. */
+  regionOf(underlay: number): number | undefined {
+    for (const link of this.links.values()) if (link.underlay === underlay) return link.region
+    return undefined
+  }
+
   /** The underlay ids of every relay link (a route on any other underlay is a direct path). */
   underlays(): Set<number> {
     return new Set([...this.links.values()].map((link) => link.underlay))

@@ -40,10 +40,11 @@ commands:
                              measured fastest (--home-region N: that one while it is up); the
                              node re-homes when its relay dies. An hskey-/tskey- auth key joins a
                              Tailscale-protocol tailnet (Headscale) at URL instead; --control-key
-                             pins its Noise key, --derp-over-http dials its DERP servers without
-                             TLS (test tailnets). Logs are
-                             JSON lines on stdout (debug adds one line per overlay packet);
-                             ^C/SIGTERM closes connections and leaves
+                             pins its Noise key, --derp-over-http (or TS_DEBUG_USE_DERP_HTTP=1, as
+                             for tailscaled) dials its DERP servers without TLS (test tailnets).
+                             Logs are JSON lines on stdout (debug adds one line per overlay packet,
+                             dropped disco and filtered packets); ^C/SIGTERM closes connections
+                             and leaves
   status [--state-dir DIR] [--json]
                              the peers of the running "burrow up" (address, name, online, path,
                              RTT, bytes) from DIR/status.json, which it rewrites every second

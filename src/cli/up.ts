@@ -236,6 +236,10 @@ async function startWithRetry(config: UpConfig, stateDir: string, log: Logger, s
         ...(config.derpOverHTTP ? { derpOverHTTP: true } : {}),
         ...(config.homeRegion !== undefined ? { homeRegion: config.homeRegion } : {}),
         ...(tap && { capture: tap }),
+        // Plain-HTTP DERP for tailnets whose DERP servers have no TLS, switched on as tailscaled
+        // does it (derp/derphttp/derphttp_client.go reads TS_DEBUG_USE_DERP_HTTP).
+        ...(process.env.TS_DEBUG_USE_DERP_HTTP === '1' ? { derpOverHTTP: true } : {}),
+        ...(config.logLevel === 'debug' ? { debug: (line: string) => log('debug', line) } : {}),
       })
       // A relay that swallows packets can keep a join pending for a while; a signal must not wait for it.
       const first = await Promise.race([starting, stop.then(() => undefined)])

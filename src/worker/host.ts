@@ -40,6 +40,10 @@ export interface WorkerExtension {
   onStart?(context: WorkerContext): void
   /** Receives every disco datagram the dataplane hands out. */
   onDisco?(disco: DiscoDatagram, context: WorkerContext): void
+  /** Told about every inbound packet the packet filter drops (`peer` is its WireGuard public key). */
+  onFilterDrop?(peer: Uint8Array, reason: 'filtered' | 'tsmp', summary: string): void
+  /** Counters for the worker's status (`status().counters`), by name. */
+  counters?(): Record<string, number>
 }
 
 function isMessagePort(value: unknown): value is MessagePort {
@@ -211,10 +215,20 @@ export class WorkerHost {
     // Parse everything before building anything, so a bad peer leaves the worker unstarted.
     const peers = (config.peers ?? []).map(parsePeer)
     for (const peer of peers) if (peer.route) throw new DataplaneError('bad-config', 'peer routes need an underlay: add it after start')
-    const core = new DataplaneCore({ privateKey })
+    const extensions = this.extensions
+    const core: DataplaneCore = new DataplaneCore({
+      privateKey,
+      ...(extensions.some((e) => e.onFilterDrop)
+        ? {
+            onFilterDrop: (peer, reason, summary) => {
+              const key = core.peerPublicKey(peer)
+              for (const e of extensions) e.onFilterDrop?.(key, reason, summary)
+            },
+          }
+        : {}),
+    })
     for (const peer of peers) core.addPeer(peer)
     const reportError = (error: unknown): void => this.reportError(error)
-    const extensions = this.extensions
     const driver = new DataplaneDriver(core, {
       ...(this.options.clock ? { clock: this.options.clock } : {}),
       onError: reportError,
@@ -298,6 +312,7 @@ export class WorkerHost {
       driver: { ...this.driver.counters },
       underlays: this.driver.underlayIds(),
       overlays: this.driver.overlayIds(),
+      ...(this.extensions.some((e) => e.counters) ? { counters: Object.assign({}, ...this.extensions.map((e) => e.counters?.() ?? {})) as Record<string, number> } : {}),
     }
   }
 }

@@ -113,6 +113,8 @@ export interface WorkerStatus {
   driver?: DriverCounters
   underlays: number[]
   overlays: number[]
+  /** Counters the worker's extensions keep (the node agent: disco over DERP, packet-filter drops), by name. */
+  counters?: Record<string, number>
 }
 
 /**

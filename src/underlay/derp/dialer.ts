@@ -55,7 +55,19 @@ export function webSocketUrl(url: string): string {
   return parsed.toString()
 }
 
+/**
+ * The largest WebSocket message Tailscale's DERP server reads. derper accepts WebSocket DERP with
+ * github.com/coder/websocket (`derp/derpserver/websocket.go`, tailscale.com v1.102.x) and never
+ * calls `SetReadLimit`, so the library's default read limit of 32768 bytes applies: a longer
+ * message fails the read ("websocket: message too big: read limited at 32769 bytes") and derper
+ * drops the connection, with every packet queued behind it. The socket is a byte stream to DERP
+ * (`wsconn.NetConn`), so a longer write is simply split across messages.
+ */
+export const DERP_WEBSOCKET_MESSAGE_LIMIT = 32768
+
 export interface WebSocketDialerOptions {
+  /** Longest message sent; longer writes are split (default DERP_WEBSOCKET_MESSAGE_LIMIT, what derper reads). */
+  maxMessageBytes?: number
   /**
    * How the implementation delivers binary messages: 'arraybuffer' (browsers) or an implementation's
    * own type of Uint8Array view (`ws`: 'nodebuffer', which spares a copy of every message).
@@ -66,6 +78,8 @@ export interface WebSocketDialerOptions {
 /** DERP over WebSocket: subprotocol `derp`, binary messages, the socket treated as a byte stream. */
 export function webSocketDialer(WebSocketImpl: WebSocketConstructor = globalThis.WebSocket as unknown as WebSocketConstructor, options: WebSocketDialerOptions = {}): DerpDialer {
   const binaryType = options.binaryType ?? 'arraybuffer'
+  const maxMessageBytes = options.maxMessageBytes ?? DERP_WEBSOCKET_MESSAGE_LIMIT
+  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1) throw new DerpUrlError(`maxMessageBytes must be a positive whole number, got ${maxMessageBytes}`)
   if (!WebSocketImpl) throw new DerpUrlError('no WebSocket implementation: pass one (e.g. `ws` in Node 20)')
   return (url, handlers) => {
     let closed = false
@@ -96,7 +110,9 @@ export function webSocketDialer(WebSocketImpl: WebSocketConstructor = globalThis
     ws.onclose = (event) => finish(`WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`)
     return {
       send: (bytes) => {
-        if (ws.readyState === 1) ws.send(bytes)
+        if (ws.readyState !== 1) return
+        if (bytes.length <= maxMessageBytes) ws.send(bytes)
+        else for (let offset = 0; offset < bytes.length; offset += maxMessageBytes) ws.send(bytes.subarray(offset, offset + maxMessageBytes))
       },
       get bufferedAmount() {
         return ws.bufferedAmount
