@@ -99,6 +99,10 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
     expect(rtt).toBeGreaterThanOrEqual(0)
   })
 
+  it('tailscale ping of the tab gets a disco pong over DERP', async () => {
+    expect(await alpha.ping('tab')).toMatch(/^pong from tab \(100\.[0-9.]+\) via DERP\(/)
+  })
+
   it('the tab started again with the same stored keys (IndexedDB in the worker) rejoins as the same node without an auth key', async () => {
     await tab.evaluate(() => window.burrowNodeE2E.close())
     await tab.reload()
