@@ -16,7 +16,7 @@ import { systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import type { DiscoDatagram } from '../dataplane/core.ts'
 import type { UnderlayId, UnderlayTransport } from '../dataplane/transport.ts'
 import { DiscoError } from '../underlay/disco/errors.ts'
-import { DiscoKeyring, looksLikeDisco } from '../underlay/disco/envelope.ts'
+import { DiscoKeyring, relayMirrorCopies } from '../underlay/disco/envelope.ts'
 import type { AddrPort, DiscoMessage } from '../underlay/disco/messages.ts'
 import { PeerPathSelector, type PathSelectorOptions } from '../underlay/disco/path-selector.ts'
 import { endpointBytes, formatEndpoint, UdpUnderlay, type UdpEndpoint } from '../underlay/udp/udp-underlay.ts'
@@ -531,8 +531,7 @@ export class UdpDirectManager implements UdpDirect {
   private mirror(endpoint: UdpEndpoint, datagrams: Uint8Array[]): void {
     const peer = this.byEndpoint.get(formatEndpoint(endpoint))
     if (!peer || !peer.selector.routes(this.clock.now()).includes('relay')) return
-    const copies: Uint8Array[] = []
-    for (const datagram of datagrams) if (!looksLikeDisco(datagram)) copies.push(datagram.slice())
+    const copies = relayMirrorCopies(datagrams)
     if (copies.length === 0) return
     this.counters.mirroredToRelay += copies.length
     this.send(peer.relayUnderlay, peer.nodeKey, copies)

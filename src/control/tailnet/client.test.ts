@@ -1,78 +1,17 @@
 // TailnetControlClient against an in-memory control server: our controlbase responder in front
 // of Node's own HTTP/2 server (nghttp2), so the server side speaks real HTTP/2. Each test scripts
 // what /machine/map sends: garbled messages, zstd, silence (watchdog), early payloads.
-import { createServer, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2'
-import { Duplex } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { BurrowError } from '../../burrow-errors.ts'
-import { fromBase64, fromHex, generateKeyPair, toHex } from '../../crypto/index.ts'
+import { fromHex, generateKeyPair, toHex } from '../../crypto/index.ts'
 import { ManualClock, type DriverClock } from '../../clock/clock.ts'
 import { MAP_WATCHDOG_MS, TailnetControlClient, type MapPollState } from './client.ts'
-import { acceptInitiation, INITIATION_LENGTH, type ControlbaseStream } from './controlbase.ts'
 import type { Ts2021Dialer } from './dial.ts'
 import type { MapResponse } from './tailcfg.ts'
+import { fakeControl, fakeControlKey as control, frameMessage } from './testing/fake-control.ts'
 
-const control = generateKeyPair()
-const frameMessage = (body: Uint8Array | string): Buffer => {
-  const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body)
-  const head = Buffer.alloc(4)
-  head.writeUInt32LE(bytes.length)
-  return Buffer.concat([head, bytes])
-}
 // `zstd --no-check` of {"KeepAlive":false,"Domain":"zstd.example"}: one frame, as Go's zstdframe writes.
 const ZSTD_MESSAGE = fromHex('28b52ffd202b5901007b224b656570416c697665223a66616c73652c22446f6d61696e223a227a7374642e6578616d706c65227d')
-
-type Handler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, body: unknown) => void
-
-/** An in-memory control server; `earlyPayload` makes it send one, as Headscale does on the Upgrade path. */
-function fakeControl(handler: Handler, options: { earlyPayload?: boolean } = {}): { dialer: Ts2021Dialer; dials: () => number; server: Http2Server } {
-  const server = createServer()
-  server.on('stream', (stream, headers) => {
-    const chunks: Buffer[] = []
-    stream.on('data', (d: Buffer) => chunks.push(d))
-    stream.on('end', () => handler(stream, headers, JSON.parse(Buffer.concat(chunks).toString() || 'null')))
-  })
-  let dialCount = 0
-  const dialer: Ts2021Dialer = (_url, handshake, handlers) => {
-    dialCount++
-    let noise: ControlbaseStream | undefined
-    let closed = false
-    const duplex = new Duplex({
-      read() {},
-      write(chunk: Buffer, _enc, done) {
-        if (!closed && noise) handlers.onData(noise.seal(new Uint8Array(chunk)))
-        done()
-      },
-    })
-    queueMicrotask(() => {
-      const init = fromBase64(handshake)
-      expect(init.length).toBe(INITIATION_LENGTH)
-      const accepted = acceptInitiation(control.privateKey, init)
-      noise = accepted.stream
-      handlers.onOpen()
-      handlers.onData(accepted.response)
-      if (options.earlyPayload) {
-        const json = Buffer.from('{"nodeKeyChallenge":"chalpub:00"}')
-        const head = Buffer.from([0xff, 0xff, 0xff, 0x54, 0x53, 0, 0, 0, json.length])
-        handlers.onData(noise.seal(Buffer.concat([head, json])))
-      }
-      server.emit('connection', duplex)
-    })
-    return {
-      send: (bytes) => {
-        if (!noise || closed) return
-        for (const plain of noise.receive(bytes)) duplex.push(Buffer.from(plain))
-      },
-      close: () => {
-        if (closed) return
-        closed = true
-        duplex.destroy()
-        handlers.onClose('closed locally')
-      },
-    }
-  }
-  return { dialer, dials: () => dialCount, server }
-}
 
 /** Moves a ManualClock forward by `ms`, firing every timer it passes, in order. */
 function advance(clock: ManualClock, ms: number): void {

@@ -2,26 +2,19 @@
 // Node's own HTTP/2 server, as in client.test.ts): how setHomeRelay becomes lite map updates, and
 // how a peer's key expiry removes it on the control plane's (manual) clock with no message from
 // control.
-import { createServer, type ServerHttp2Stream } from 'node:http2'
-import { Duplex } from 'node:stream'
+import type { ServerHttp2Stream } from 'node:http2'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../clock/clock.ts'
-import { fromBase64, generateKeyPair, toHex } from '../../crypto/index.ts'
+import { generateKeyPair, toHex } from '../../crypto/index.ts'
 import type { Netmap, NetmapChange } from '../control-plane.ts'
 import { TailnetControlPlane } from './control-plane.ts'
-import { acceptInitiation, type ControlbaseStream } from './controlbase.ts'
 import type { Ts2021Dialer } from './dial.ts'
 import type { MapResponse, Node } from './tailcfg.ts'
+import { fakeControl as sharedFakeControl, fakeControlKey as control, frameMessage } from './testing/fake-control.ts'
 
-const control = generateKeyPair()
 const T = Date.parse('2026-12-07T12:00:00Z')
 
-function frame(message: unknown): Buffer {
-  const bytes = Buffer.from(JSON.stringify(message))
-  const head = Buffer.alloc(4)
-  head.writeUInt32LE(bytes.length)
-  return Buffer.concat([head, bytes])
-}
+const frame = (message: unknown): Buffer => frameMessage(JSON.stringify(message))
 
 interface LiteRequest {
   preferredDERP: number | undefined
@@ -30,65 +23,30 @@ interface LiteRequest {
 
 /** Control that authorizes every register, opens map streams with `first`, and queues lite updates until answered. */
 function fakeControl(first: (nodeKey: string) => MapResponse): { dialer: Ts2021Dialer; lites: LiteRequest[]; streams: ServerHttp2Stream[]; mapRegions: Array<number | undefined> } {
-  const server = createServer()
   const lites: LiteRequest[] = []
   /** PreferredDERP of each streaming map request. */
   const mapRegions: Array<number | undefined> = []
   const streams: ServerHttp2Stream[] = []
-  server.on('stream', (stream, headers) => {
-    const chunks: Buffer[] = []
-    stream.on('data', (d: Buffer) => chunks.push(d))
-    stream.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString() || 'null') as { Stream?: boolean; NodeKey: string; Hostinfo?: { NetInfo?: { PreferredDERP?: number } } }
-      if (headers[':path'] === '/machine/register') {
-        stream.respond({ ':status': 200 })
-        stream.end(JSON.stringify({ MachineAuthorized: true }))
-      } else if (body.Stream) {
-        streams.push(stream)
-        mapRegions.push(body.Hostinfo?.NetInfo?.PreferredDERP)
-        stream.respond({ ':status': 200 })
-        stream.write(frame(first(body.NodeKey)))
-      } else {
-        lites.push({
-          preferredDERP: body.Hostinfo?.NetInfo?.PreferredDERP,
-          answer: () => {
-            stream.respond({ ':status': 200 })
-            stream.end()
-          },
-        })
-      }
-    })
-  })
-  const dialer: Ts2021Dialer = (_url, handshake, handlers) => {
-    let noise: ControlbaseStream | undefined
-    let closed = false
-    const duplex = new Duplex({
-      read() {},
-      write(chunk: Buffer, _enc, done) {
-        if (!closed && noise) handlers.onData(noise.seal(new Uint8Array(chunk)))
-        done()
-      },
-    })
-    queueMicrotask(() => {
-      const accepted = acceptInitiation(control.privateKey, fromBase64(handshake))
-      noise = accepted.stream
-      handlers.onOpen()
-      handlers.onData(accepted.response)
-      server.emit('connection', duplex)
-    })
-    return {
-      send: (bytes) => {
-        if (!noise || closed) return
-        for (const plain of noise.receive(bytes)) duplex.push(Buffer.from(plain))
-      },
-      close: () => {
-        if (closed) return
-        closed = true
-        duplex.destroy()
-        handlers.onClose('closed locally')
-      },
+  const { dialer } = sharedFakeControl((stream, headers, parsed) => {
+    const body = parsed as { Stream?: boolean; NodeKey: string; Hostinfo?: { NetInfo?: { PreferredDERP?: number } } }
+    if (headers[':path'] === '/machine/register') {
+      stream.respond({ ':status': 200 })
+      stream.end(JSON.stringify({ MachineAuthorized: true }))
+    } else if (body.Stream) {
+      streams.push(stream)
+      mapRegions.push(body.Hostinfo?.NetInfo?.PreferredDERP)
+      stream.respond({ ':status': 200 })
+      stream.write(frame(first(body.NodeKey)))
+    } else {
+      lites.push({
+        preferredDERP: body.Hostinfo?.NetInfo?.PreferredDERP,
+        answer: () => {
+          stream.respond({ ':status': 200 })
+          stream.end()
+        },
+      })
     }
-  }
+  })
   return { dialer, lites, streams, mapRegions }
 }
 

@@ -12,7 +12,7 @@ import { systemClock, type DriverClock, type Timer } from '../../clock/clock.ts'
 import type { UnderlayId } from '../../dataplane/transport.ts'
 import { equalBytes, toHex } from '../../crypto/index.ts'
 import { DiscoError } from '../disco/errors.ts'
-import { DiscoKeyring, looksLikeDisco } from '../disco/envelope.ts'
+import { DiscoKeyring, relayMirrorCopies } from '../disco/envelope.ts'
 import { UNSPECIFIED_ADDR_PORT, type DiscoMessage } from '../disco/messages.ts'
 import { PeerPathSelector, type PathKind, type PathSelectorOptions, type PathStatus } from '../disco/path-selector.ts'
 import type { WebRtcUnderlay } from './webrtc-underlay.ts'
@@ -295,10 +295,7 @@ export class DirectPaths {
   private mirror(peer: Uint8Array, datagrams: Uint8Array[]): void {
     const entry = this.peers.get(toHex(peer))
     if (!entry || !entry.selector.routes(this.clock.now()).includes('relay')) return
-    // Disco pings test the direct path itself; only WireGuard datagrams take both paths.
-    const copies: Uint8Array[] = []
-    // The channel copies what it sends; the relay gets its own copies to own.
-    for (const datagram of datagrams) if (!looksLikeDisco(datagram)) copies.push(datagram.slice())
+    const copies = relayMirrorCopies(datagrams)
     if (copies.length === 0) return
     this.counters.mirroredToRelay += copies.length
     this.sendOn(entry.relayUnderlay, entry.nodeKey, copies)
