@@ -137,11 +137,11 @@ function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>
   return { keys, disco, core, driver, overlay, relayUnderlay, webrtc, webrtcUnderlay, paths, page, changes, pathTimerDelays }
 }
 
-function pair(attemptOnPeerKnown = false) {
+function pair(attemptOnPeerKnown = false, bAttemptsOnPeerKnown = attemptOnPeerKnown) {
   const clock = new ManualClock(1000)
   const net = relay()
   const a = node(clock, '10.0.0.1/32', net, attemptOnPeerKnown)
-  const b = node(clock, '10.0.0.2/32', net, attemptOnPeerKnown)
+  const b = node(clock, '10.0.0.2/32', net, bAttemptsOnPeerKnown)
   for (const [me, other, ip] of [
     [a, b, '10.0.0.2/32'],
     [b, a, '10.0.0.1/32'],
@@ -278,6 +278,21 @@ describe('DirectPaths with WebRtcUnderlay', () => {
       expect(a.paths.counters.discoRejected).toBe(2)
       await talk(env, DIRECT_BY)
       expect(a.changes).toEqual(['direct'])
+    } finally {
+      env.close()
+    }
+  })
+
+  it('the side that waits for traffic (a Node peer) trusts a channel the other side opened at once: it pings when the channel opens, so its data is not mirrored to the relay', async () => {
+    const env = pair(true, false)
+    try {
+      const { clock, a, b } = env
+      for (let i = 0; i < 40 && (a.changes.length === 0 || b.changes.length === 0); i++) await settle()
+      expect(clock.now()).toBe(1000)
+      expect(b.webrtc.isOpen(a.keys.publicKey)).toBe(true)
+      // Without traffic b is not active, yet a pong on the channel it was offered trusts it.
+      expect(b.paths.status(a.keys.publicKey)).toMatchObject({ path: 'direct', direct: 'open' })
+      expect(b.changes).toEqual(['direct'])
     } finally {
       env.close()
     }

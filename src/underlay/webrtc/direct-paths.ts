@@ -121,8 +121,13 @@ export class DirectPaths {
       this.withPeer(peer, (entry) => {
         // Route through the WebRTC underlay now; `send` mirrors to the relay until a pong trusts it.
         this.setRoute(entry, options.webrtcUnderlay)
-        mark(entry.phases, 'open', this.clock.now())
-        entry.selector.directOpened(this.clock.now())
+        const now = this.clock.now()
+        mark(entry.phases, 'open', now)
+        // A channel opening means one side has traffic for the other: count it as activity, so the
+        // side that waits for traffic (a Node peer) pings at once and its data is not mirrored to
+        // the relay until the next counter read notices the transfer (a second of a fast one).
+        entry.selector.noteActivity(now)
+        entry.selector.directOpened(now)
       }),
     )
     webrtc.on('close', (peer) =>
