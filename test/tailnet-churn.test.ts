@@ -40,6 +40,8 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer follows a changing Headsc
       storage: 'memory',
       derpOverHTTP: true,
       direct: false,
+      // This file follows churn from a known home; the latency choice has its own test below.
+      homeRegion: DERP_REGION_ID,
     })
     burrow.addEventListener('state', (event) => states.push((event as unknown as { state: string }).state))
     await waitUntil('burrow to see alpha online', () => peer('alpha')?.online, SETTLE_MS)
@@ -57,6 +59,28 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer follows a changing Headsc
     // … and tailscaled's view of the peer, which is where it sends to it.
     const seen = await waitUntil('alpha to see burrow homed in lab', async () => ((await alpha.peer('burrow'))?.Relay === 'lab' ? true : undefined), SETTLE_MS)
     expect(seen).toBe(true)
+  })
+
+  it('without homeRegion a node probes every region of the DERP map, homes in the one it measured fastest and reports exactly that as PreferredDERP', async () => {
+    const other = await Burrow.start({
+      controlURL: tailnet!.controlURL,
+      authKey: await tailnet!.createAuthKey(),
+      hostname: 'burrow-probe',
+      storage: 'memory',
+      derpOverHTTP: true,
+      direct: false,
+    })
+    try {
+      const home = other.homeRelay!
+      expect(Object.keys(home.latencies).map(Number).sort()).toEqual([DERP_REGION_ID, SECOND_DERP_REGION_ID].sort())
+      const measured = Object.entries(home.latencies).filter((entry): entry is [string, number] => entry[1] !== null)
+      expect(measured.length).toBeGreaterThan(0)
+      const fastest = Math.min(...measured.map(([, ms]) => ms))
+      expect(home.latencies[home.region]).toBe(fastest)
+      await waitUntil(`Headscale to hold PreferredDERP ${home.region} for burrow-probe`, async () => (await tailnet!.preferredDERP('burrow-probe')) === home.region, SETTLE_MS)
+    } finally {
+      await other.close()
+    }
   })
 
   it('a third tailscaled node that joins appears in peers(), online, with the address Headscale gave it', async () => {
