@@ -2,6 +2,7 @@
 // over a MessageChannel (the underlay). Exposes functions the Playwright test calls.
 import { formatKey, generateKeyPair } from '../../src/crypto/index.ts'
 import { BurrowWorker, type OverlayPort } from '../../src/worker/client.ts'
+import { createDataplaneWorker } from '../../src/worker/launch.ts'
 import { WorkerOperationError, sharedNow } from '../../src/worker/protocol.ts'
 import { PROTO_UDP, buildIp, parseAddress } from '../../src/wire/index.ts'
 
@@ -20,8 +21,8 @@ const ADDRESS_B = '10.77.0.2'
 async function setUp(): Promise<{ a: Side; b: Side }> {
   const keysA = generateKeyPair()
   const keysB = generateKeyPair()
-  const workerA = new BurrowWorker()
-  const workerB = new BurrowWorker()
+  const workerA = new BurrowWorker(createDataplaneWorker())
+  const workerB = new BurrowWorker(createDataplaneWorker())
   const errorsA: string[] = []
   const errorsB: string[] = []
   workerA.addEventListener('error', (event) => errorsA.push((event as ErrorEvent).message))
@@ -191,7 +192,7 @@ async function wake(delayMs: number) {
  */
 async function transferBench(durationMs: number, batch = 64, window = 8, size = 1420) {
   const keys = generateKeyPair()
-  const worker = new BurrowWorker()
+  const worker = new BurrowWorker(createDataplaneWorker())
   await worker.start({ privateKey: keys.privateKey })
   const overlay = await worker.attachOverlay([`${ADDRESS_A}/32`])
   const self = parseAddress(ADDRESS_A)

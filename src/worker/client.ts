@@ -94,15 +94,11 @@ export class RequestTable {
   }
 }
 
-export function createDataplaneWorker(): Worker {
-  // Written out literally so Vite (and other bundlers) recognise and bundle the worker.
-  return new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'burrow-dataplane' })
-}
-
 export class BurrowWorker extends EventTarget {
   private readonly requests = new RequestTable()
 
-  constructor(private readonly worker: WorkerLike = createDataplaneWorker()) {
+  /** `worker`: the dataplane worker to drive (`createDataplaneWorker()` from `./launch.ts`, or a node agent's). */
+  constructor(private readonly worker: WorkerLike) {
     super()
     worker.addEventListener('message', (event: MessageEvent) => this.onMessage(event.data as WorkerMessage))
     worker.addEventListener('error', (event: ErrorEvent) => {

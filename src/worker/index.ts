@@ -1,6 +1,7 @@
 // The page-side API of the dataplane worker. Code that runs inside the worker (transports, path
 // selection) constructs a WorkerHost (`./host.ts`) with its underlay kinds and extensions.
-export { BurrowWorker, OverlayPort, WorkerErrorEvent, createDataplaneWorker, type WorkerLike } from './client.ts'
+export { BurrowWorker, OverlayPort, WorkerErrorEvent, type WorkerLike } from './client.ts'
+export { createDataplaneWorker } from './launch.ts'
 export {
   sharedNow,
   transferable,
