@@ -37,12 +37,13 @@ async function openPage(browser: LaunchedBrowser): Promise<Page> {
   return page
 }
 
+// This file is about the relay path; direct paths (which now come up within a second) have
+// e2e/burrow-direct.test.ts and e2e/direct-paths.test.ts.
 async function start(page: Page, hostname: string, key?: string) {
-  return page.evaluate(([url, name, auth]) => window.burrowNodeE2E.start({ controlURL: url!, hostname: name!, ...(auth ? { authKey: auth } : {}), probeIntervalMs: 1000 }), [
-    controlURL,
-    hostname,
-    key,
-  ] as const)
+  return page.evaluate(
+    ([url, name, auth]) => window.burrowNodeE2E.start({ controlURL: url!, hostname: name!, ...(auth ? { authKey: auth } : {}), probeIntervalMs: 1000, direct: false }),
+    [controlURL, hostname, key] as const,
+  )
 }
 
 async function joined(page: Page, hostname: string, key?: string) {
