@@ -107,10 +107,9 @@ describe('three relays in two regions on one PostgreSQL', () => {
     expect(a.homeRelay).toMatchObject({ region: 1, code: 'one', name: 'Region One', relayURL: derp(r1a.port) })
     c = await start(r2, 'c', 2)
     expect(c.homeRelay).toMatchObject({ region: 2, code: 'two', relayURL: derp(r2.port) })
-    // Both relays handed out the same relay map, from the same file.
-    expect(Object.keys(c.homeRelay!.latencies).sort()).toEqual(['1', '2'])
     await waitFor('c in a’s peer map', () => peerOf(a, 'c') !== undefined, 60_000)
     await waitFor('c shown online and homed in region 2 on a', () => peerOf(a, 'c')?.online === true && peerOf(a, 'c')?.relayRegion === 2, 60_000)
+    // a's relay (1a) maps c's home relay to region 2: the relays hand out the same map.
     expect(peerOf(a, 'c')).toMatchObject({ hostname: 'c', addresses: c.addresses, relayRegion: 2, relayURL: derp(r2.port) })
     // And the other way round: a, registered on relay 1a, is in c's map on relay 2.
     await waitFor('a shown online and homed in region 1 on c', () => peerOf(c, 'a')?.online === true && peerOf(c, 'a')?.relayRegion === 1, 60_000)
