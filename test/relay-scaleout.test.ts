@@ -4,7 +4,9 @@
 // register through different relays: a through relay 1a, b through relay 1b, c through relay 2.
 // A node registered through relay 2 shows up in the peer map of a node on relay 1a (polled; the
 // bench coordination.cross_relay_propagation_ms measures how fast), and every pair pings and
-// moves 5 MB byte-exact. No timing is asserted: each step waits for its condition.
+// moves 5 MB byte-exact. Then relay 1a is killed: the node registered through 1b re-homes and the
+// region 2 node learns it through the database, and the node registered through 1a goes offline
+// on both surviving relays. No timing is asserted: each step waits for its condition.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -145,5 +147,23 @@ describe('three relays in two regions on one PostgreSQL', () => {
       [a, c],
     ] as const)
       await transfer(x, y, 5 << 20, port, port++)
+  }, 240_000)
+  it('kill -9 of relay 1a: the node registered through relay 1b re-homes to 1b, the region 2 node learns it through the shared database, and they still ping and move 5 MB byte-exact', async () => {
+    await r1a.stop('SIGKILL')
+    await waitFor('b to re-home to relay 1b', () => b.homeRelay?.relayURL === derp(r1b.port), 60_000)
+    expect(b.homeRelay).toMatchObject({ region: 1, code: 'one' })
+    // b's coordination is on 1b and c's on relay 2: the change travels through PostgreSQL.
+    await waitFor('c to route b through relay 1b', () => peerOf(c, 'b')?.relayURL === derp(r1b.port) && peerOf(c, 'b')?.online === true, 60_000)
+    expect(await c.ping('b')).toBeGreaterThan(0)
+    expect(await b.ping('c')).toBeGreaterThan(0)
+    await transfer(c, b, 5 << 20, 91, 7500)
+    await transfer(b, c, 5 << 20, 92, 7501)
+  }, 180_000)
+  it('a node whose coordination relay (1a) was killed is shown offline to the nodes on both surviving relays', async () => {
+    // Nobody told the database that a left: the surviving relays find out when its presence
+    // lapses (about a minute; waited for, not timed).
+    await waitFor('a shown offline on c (relay 2)', () => peerOf(c, 'a')?.online === false, 200_000)
+    await waitFor('a shown offline on b (relay 1b)', () => peerOf(b, 'a')?.online === false, 200_000)
+    expect(peerOf(c, 'a')).toMatchObject({ hostname: 'a', addresses: a.addresses })
   }, 240_000)
 })
