@@ -3,7 +3,7 @@
 // through NODE_EXTRA_CA_CERTS, as a user would) join and move bytes over DERP-over-wss; a
 // certificate the client does not trust is a clear error; SIGHUP swaps the certificate without
 // dropping the peers already connected.
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { createHash, X509Certificate } from 'node:crypto'
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
@@ -14,9 +14,9 @@ import { connect as tlsConnect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { type BurrowProcess, spawnBurrow } from './helpers/burrow-process.ts'
+import { fetchOnce } from './helpers/fetch-once-process.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
 
-const ROOT = join(import.meta.dirname, '..')
 const BODY = patternBytes(3 << 20, 7)
 const dir = mkdtempSync(join(tmpdir(), 'burrow-tls-'))
 const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -63,29 +63,6 @@ function servedFingerprint(port: number): Promise<string> {
 }
 
 const fingerprintOf = (file: string) => new X509Certificate(execFileSync('cat', [join(dir, file)])).fingerprint256
-
-function fetchOnce(controlURL: string, authKey: string, host: string, url: string, env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/fetch-once.ts', controlURL, authKey, host, url], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.on('close', () => {
-      clearTimeout(timer)
-      try {
-        resolve(JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>)
-      } catch {
-        reject(new Error(`fetch-once printed no result: ${out} ${err}`))
-      }
-    })
-  })
-}
 
 let relay: RelayProcess
 let up: BurrowProcess

@@ -1,0 +1,119 @@
+// Scale-out (issue 15) with Chromium tabs: three real `burrow relay`s — two meshed in region 1,
+// one in region 2 — all serving the coordination from one real PostgreSQL (--database, the same
+// --relay-map on each). A Node peer registers through relay 1a, tab1 through relay 1b, tab2
+// through the region 2 relay. tab2 shows up in the Node peer's map (polled), and every pair
+// pings and moves 5 MB byte-exact. No timing is asserted: each step waits for its condition.
+import { createHash } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { randomBytes, toHex } from '../src/crypto/index.ts'
+import { Burrow } from '../src/node.ts'
+import { patternBytes } from '../src/overlay/testing/pair.ts'
+import { startPostgres, type PostgresServer } from '../test/helpers/postgres.ts'
+import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import { freePort, launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
+import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
+
+const MESH_KEY = toHex(randomBytes(32))
+const scratch = mkdtempSync(join(tmpdir(), 'burrow-e2e-scaleout-'))
+const BODY = patternBytes(MB5, 83)
+const BODY_SHA256 = createHash('sha256').update(BODY).digest('hex')
+const relays: RelayProcess[] = []
+let postgres: PostgresServer
+let r1a: RelayProcess
+let r1b: RelayProcess
+let r2: RelayProcess
+let authKey: string
+let pages: PageServer
+let browser: LaunchedBrowser
+let server: Awaited<ReturnType<typeof Burrow.start>>
+let tab1: Page
+let tab2: Page
+const derp = (port: number): string => `ws://127.0.0.1:${port}/derp`
+
+async function openTab(via: RelayProcess, hostname: string, homeRegion: number): Promise<Page> {
+  const page = await browser.newPage()
+  await page.goto(`${pages.url}/e2e/pages/burrow.html`)
+  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
+  const started = await page.evaluate(
+    ([url, key, name, region]) =>
+      window.burrowNodeE2E.start({ controlURL: url as string, authKey: key as string, hostname: name as string, homeRegion: region as number, direct: false, storage: 'memory' }),
+    [`http://127.0.0.1:${via.port}`, authKey, hostname, homeRegion] as const,
+  )
+  if (!started.ok) throw new Error(`Burrow.start failed in the page: ${JSON.stringify(started.error)}`)
+  return page
+}
+
+beforeAll(async () => {
+  postgres = await startPostgres()
+  const database = await postgres.createDatabase(`e2e_scaleout_${process.pid}`)
+  const [p1a, p1b, p2] = [await freePort(), await freePort(), await freePort()]
+  const mapFile = join(scratch, 'relay-map.json')
+  writeFileSync(
+    mapFile,
+    JSON.stringify({
+      regions: [
+        { id: 1, code: 'one', name: 'Region One', nodes: [{ url: `http://127.0.0.1:${p1a}` }, { url: `http://127.0.0.1:${p1b}` }] },
+        { id: 2, code: 'two', name: 'Region Two', nodes: [{ url: `http://127.0.0.1:${p2}` }] },
+      ],
+    }),
+  )
+  const common = ['--stun-port', '0', '--database', database, '--relay-map', mapFile]
+  r1a = await startRelayProcess([...common, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1b}`], { port: p1a })
+  relays.push(r1a)
+  r1b = await startRelayProcess([...common, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1a}`], { port: p1b })
+  relays.push(r1b)
+  r2 = await startRelayProcess(common, { port: p2 })
+  relays.push(r2)
+  await waitFor('the region 1 mesh', () => [r1a, r1b].every((r) => r.logs.some((l) => l.msg === 'mesh peer connected')), 30_000)
+  authKey = createAuthKey(r1a.dataDir, '--reusable', '--database', database)
+  server = await Burrow.start({ controlURL: `http://127.0.0.1:${p1a}`, authKey, hostname: 'server', storage: 'memory', direct: false, homeRegion: 1 })
+  server.serve(8080, () => new Response(BODY as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/octet-stream' } }))
+  pages = await startPageServer()
+  browser = await launchChromium()
+  tab1 = await openTab(r1b, 'tab1', 1)
+  tab2 = await openTab(r2, 'tab2', 2)
+}, 240_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await pages?.close()
+  await server?.close().catch(() => {})
+  for (const relay of relays) await relay.stop('SIGKILL')
+  removeRelayDataDirs()
+  await postgres?.stop()
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+describe('three relays on one PostgreSQL, with Chromium tabs', () => {
+  it('a tab registered through the region 2 relay appears in the peer map of a Node peer registered through relay 1a; the tabs and the Node peer ping each other and move 5 MB byte-exact', async () => {
+    await waitFor('tab2 online and homed in region 2 in the server’s map', () => server.peers().some((p) => p.hostname === 'tab2' && p.online && p.relayRegion === 2), 60_000)
+    expect(server.peers().find((p) => p.hostname === 'tab2')).toMatchObject({ relayURL: derp(r2.port) })
+    await waitFor('tab1 online in the server’s map', () => server.peers().some((p) => p.hostname === 'tab1' && p.online && p.relayRegion === 1), 60_000)
+    for (const [tab, others] of [
+      [tab1, ['server', 'tab2']],
+      [tab2, ['server', 'tab1']],
+    ] as const)
+      for (const other of others) await tab.evaluate((name) => window.burrowNodeE2E.waitForPeer(name, true, 60_000), other)
+    expect(await tab1.evaluate(() => window.burrowNodeE2E.homeRelay())).toMatchObject({ region: 1, code: 'one' })
+    expect(await tab2.evaluate(() => window.burrowNodeE2E.homeRelay())).toMatchObject({ region: 2, code: 'two', relayURL: derp(r2.port) })
+    expect(await tab1.evaluate(() => window.burrowNodeE2E.ping('tab2'))).toBeGreaterThan(0)
+    expect(await tab2.evaluate(() => window.burrowNodeE2E.ping('tab1'))).toBeGreaterThan(0)
+    expect(await tab1.evaluate(() => window.burrowNodeE2E.ping('server'))).toBeGreaterThan(0)
+    expect(await tab2.evaluate(() => window.burrowNodeE2E.ping('server'))).toBeGreaterThan(0)
+    expect(await server.ping('tab1')).toBeGreaterThan(0)
+    expect(await server.ping('tab2')).toBeGreaterThan(0)
+    // tab1 (relay 1b's registration, region 1) → tab2 (region 2): 5 MB over TCP, byte-exact.
+    const tab2Address = (await tab1.evaluate(() => window.burrowNodeE2E.peers())).find((p) => p.hostname === 'tab2')!.addresses[0]!
+    const { id, sent } = await startTransfer(tab1, tab2, tab2Address, 9200, 5)
+    const done = await transferResult(tab2, id, 120_000)
+    expect(done.error).toBeUndefined()
+    expect(done.done).toEqual({ bytes: MB5, sha256: (await sent).sha256 })
+    // The Node peer → each tab: 5 MB, byte-exact.
+    for (const tab of [tab1, tab2])
+      expect(await tab.evaluate(() => window.burrowNodeE2E.fetchDigest('http://server:8080/'))).toMatchObject({ status: 200, bytes: MB5, sha256: BODY_SHA256 })
+  }, 240_000)
+})
