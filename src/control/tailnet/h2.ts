@@ -24,17 +24,29 @@ const END_HEADERS = 0x4
 const PADDED = 0x8
 const PRIORITY_FLAG = 0x20
 
+// RFC 9113 §7 error codes, as module constants so the minifier inlines them.
+const NO_ERROR = 0x0
+const PROTOCOL_ERROR = 0x1
+const INTERNAL_ERROR = 0x2
+const FLOW_CONTROL_ERROR = 0x3
+const SETTINGS_TIMEOUT = 0x4
+const STREAM_CLOSED = 0x5
+const FRAME_SIZE_ERROR = 0x6
+const REFUSED_STREAM = 0x7
+const CANCEL = 0x8
+const COMPRESSION_ERROR = 0x9
+
 export const H2_ERROR = {
-  NO_ERROR: 0x0,
-  PROTOCOL_ERROR: 0x1,
-  INTERNAL_ERROR: 0x2,
-  FLOW_CONTROL_ERROR: 0x3,
-  SETTINGS_TIMEOUT: 0x4,
-  STREAM_CLOSED: 0x5,
-  FRAME_SIZE_ERROR: 0x6,
-  REFUSED_STREAM: 0x7,
-  CANCEL: 0x8,
-  COMPRESSION_ERROR: 0x9,
+  NO_ERROR,
+  PROTOCOL_ERROR,
+  INTERNAL_ERROR,
+  FLOW_CONTROL_ERROR,
+  SETTINGS_TIMEOUT,
+  STREAM_CLOSED,
+  FRAME_SIZE_ERROR,
+  REFUSED_STREAM,
+  CANCEL,
+  COMPRESSION_ERROR,
 } as const
 
 const SETTINGS_HEADER_TABLE_SIZE = 0x1
@@ -168,7 +180,7 @@ export class H2Connection {
   /** Opens a stream and sends its request; `body` (if any) follows under flow control. */
   request(head: RequestHead, body?: Uint8Array, endStream = true): number {
     if (this.#failure) throw this.#failure
-    if (this.#goneAway) throw new H2Error(H2_ERROR.REFUSED_STREAM, 'the server sent GOAWAY; open a new connection')
+    if (this.#goneAway) throw new H2Error(REFUSED_STREAM, 'the server sent GOAWAY; open a new connection')
     const id = this.#nextStreamId
     this.#nextStreamId += 2
     const stream: Stream = {
@@ -207,7 +219,7 @@ export class H2Connection {
   }
 
   /** Abandons a stream (RST_STREAM CANCEL); later frames for it are ignored. */
-  cancel(id: number, code: number = H2_ERROR.CANCEL): void {
+  cancel(id: number, code: number = CANCEL): void {
     if (!this.#streams.has(id) || this.#failure) return
     this.#streams.delete(id)
     this.#frame(RST_STREAM, 0, id, u32(code))
@@ -220,7 +232,7 @@ export class H2Connection {
   }
 
   /** Graceful close: GOAWAY(NO_ERROR). */
-  goAway(code: number = H2_ERROR.NO_ERROR): void {
+  goAway(code: number = NO_ERROR): void {
     if (this.#failure) return
     this.#frame(GOAWAY, 0, 0, concatBytes([u32(0), u32(code)]))
     this.#failure = new H2Error(code, 'connection closed by us')
@@ -238,7 +250,7 @@ export class H2Connection {
         const b = this.#input
         const length = (b[offset]! << 16) | (b[offset + 1]! << 8) | b[offset + 2]!
         // §4.2: a frame over our SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR.
-        if (length > OUR_MAX_FRAME) throw new H2Error(H2_ERROR.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds our ${OUR_MAX_FRAME}-byte limit`)
+        if (length > OUR_MAX_FRAME) throw new H2Error(FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds our ${OUR_MAX_FRAME}-byte limit`)
         if (b.length - offset < FRAME_HEADER + length) break
         const type = b[offset + 3]!
         const flags = b[offset + 4]!
@@ -254,8 +266,8 @@ export class H2Connection {
         error instanceof H2Error
           ? error
           : error instanceof HpackError
-            ? new H2Error(H2_ERROR.COMPRESSION_ERROR, `header block: ${error.message}`)
-            : new H2Error(H2_ERROR.INTERNAL_ERROR, String(error))
+            ? new H2Error(COMPRESSION_ERROR, `header block: ${error.message}`)
+            : new H2Error(INTERNAL_ERROR, String(error))
       this.#fail(failure, events)
     }
     return events
@@ -286,12 +298,12 @@ export class H2Connection {
   #handleFrame(type: number, flags: number, id: number, payload: Uint8Array, events: H2Event[]): void {
     // §3.4: the server's preface is a SETTINGS frame; anything else first is a PROTOCOL_ERROR.
     if (!this.#sawSettings) {
-      if (type !== SETTINGS || flags & ACK) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'server preface must be a SETTINGS frame')
+      if (type !== SETTINGS || flags & ACK) throw new H2Error(PROTOCOL_ERROR, 'server preface must be a SETTINGS frame')
       this.#sawSettings = true
     }
     // §6.10: a header block must be continued by CONTINUATION frames of the same stream, nothing else.
     if (this.#headerBlock && (type !== CONTINUATION || id !== this.#headerBlock.stream)) {
-      throw new H2Error(H2_ERROR.PROTOCOL_ERROR, `expected CONTINUATION for stream ${this.#headerBlock.stream}, got frame type ${type} on stream ${id}`)
+      throw new H2Error(PROTOCOL_ERROR, `expected CONTINUATION for stream ${this.#headerBlock.stream}, got frame type ${type} on stream ${id}`)
     }
     switch (type) {
       case DATA:
@@ -299,11 +311,11 @@ export class H2Connection {
       case HEADERS:
         return this.#onHeaders(flags, id, payload, events)
       case CONTINUATION: {
-        if (!this.#headerBlock) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'CONTINUATION without a header block in progress')
+        if (!this.#headerBlock) throw new H2Error(PROTOCOL_ERROR, 'CONTINUATION without a header block in progress')
         const block = this.#headerBlock
         block.parts.push(payload.slice())
         block.size += payload.length
-        if (block.size > OUR_MAX_HEADER_LIST) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'header block too large')
+        if (block.size > OUR_MAX_HEADER_LIST) throw new H2Error(PROTOCOL_ERROR, 'header block too large')
         if (flags & END_HEADERS) {
           this.#headerBlock = undefined
           this.#onHeaderBlock(block.stream, concatBytes(block.parts), block.endStream, events)
@@ -312,12 +324,12 @@ export class H2Connection {
       }
       case PRIORITY:
         // §6.3: deprecated; only its size is checked.
-        if (id === 0) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'PRIORITY on stream 0')
-        if (payload.length !== 5) this.#resetStream(id, H2_ERROR.FRAME_SIZE_ERROR, 'PRIORITY frame of wrong size', events)
+        if (id === 0) throw new H2Error(PROTOCOL_ERROR, 'PRIORITY on stream 0')
+        if (payload.length !== 5) this.#resetStream(id, FRAME_SIZE_ERROR, 'PRIORITY frame of wrong size', events)
         return
       case RST_STREAM: {
-        if (id === 0) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on stream 0')
-        if (payload.length !== 4) throw new H2Error(H2_ERROR.FRAME_SIZE_ERROR, 'RST_STREAM frame must be 4 bytes')
+        if (id === 0) throw new H2Error(PROTOCOL_ERROR, 'RST_STREAM on stream 0')
+        if (payload.length !== 4) throw new H2Error(FRAME_SIZE_ERROR, 'RST_STREAM frame must be 4 bytes')
         this.#checkNotIdle(id, 'RST_STREAM')
         if (this.#streams.delete(id)) events.push({ type: 'reset', stream: id, code: readU32(payload, 0), reason: `server reset the stream (code ${readU32(payload, 0)})` })
         return
@@ -326,16 +338,16 @@ export class H2Connection {
         return this.#onSettings(flags, id, payload)
       case PUSH_PROMISE:
         // §8.4: we sent ENABLE_PUSH 0, so a push is a PROTOCOL_ERROR.
-        throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'PUSH_PROMISE although push is disabled')
+        throw new H2Error(PROTOCOL_ERROR, 'PUSH_PROMISE although push is disabled')
       case PING:
-        if (id !== 0) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'PING on a stream')
-        if (payload.length !== 8) throw new H2Error(H2_ERROR.FRAME_SIZE_ERROR, 'PING frame must be 8 bytes')
+        if (id !== 0) throw new H2Error(PROTOCOL_ERROR, 'PING on a stream')
+        if (payload.length !== 8) throw new H2Error(FRAME_SIZE_ERROR, 'PING frame must be 8 bytes')
         if (flags & ACK) events.push({ type: 'pong', data: payload.slice() })
         else this.#frame(PING, ACK, 0, payload)
         return
       case GOAWAY: {
-        if (id !== 0) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'GOAWAY on a stream')
-        if (payload.length < 8) throw new H2Error(H2_ERROR.FRAME_SIZE_ERROR, 'GOAWAY frame shorter than 8 bytes')
+        if (id !== 0) throw new H2Error(PROTOCOL_ERROR, 'GOAWAY on a stream')
+        if (payload.length < 8) throw new H2Error(FRAME_SIZE_ERROR, 'GOAWAY frame shorter than 8 bytes')
         const lastStream = readU32(payload, 0) & 0x7fff_ffff
         const code = readU32(payload, 4)
         const debug = new TextDecoder().decode(payload.subarray(8))
@@ -345,26 +357,26 @@ export class H2Connection {
         for (const sid of [...this.#streams.keys()]) {
           if (sid > lastStream) {
             this.#streams.delete(sid)
-            events.push({ type: 'reset', stream: sid, code: H2_ERROR.REFUSED_STREAM, reason: `server sent GOAWAY (code ${code}${debug ? `: ${debug}` : ''})` })
+            events.push({ type: 'reset', stream: sid, code: REFUSED_STREAM, reason: `server sent GOAWAY (code ${code}${debug ? `: ${debug}` : ''})` })
           }
         }
         return
       }
       case WINDOW_UPDATE: {
-        if (payload.length !== 4) throw new H2Error(H2_ERROR.FRAME_SIZE_ERROR, 'WINDOW_UPDATE frame must be 4 bytes')
+        if (payload.length !== 4) throw new H2Error(FRAME_SIZE_ERROR, 'WINDOW_UPDATE frame must be 4 bytes')
         const increment = readU32(payload, 0) & 0x7fff_ffff
         if (id === 0) {
-          if (increment === 0) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0 on the connection')
+          if (increment === 0) throw new H2Error(PROTOCOL_ERROR, 'WINDOW_UPDATE of 0 on the connection')
           this.#sendWindow += increment
-          if (this.#sendWindow > MAX_WINDOW) throw new H2Error(H2_ERROR.FLOW_CONTROL_ERROR, 'connection send window exceeds 2^31-1')
+          if (this.#sendWindow > MAX_WINDOW) throw new H2Error(FLOW_CONTROL_ERROR, 'connection send window exceeds 2^31-1')
           return
         }
         this.#checkNotIdle(id, 'WINDOW_UPDATE')
         const stream = this.#streams.get(id)
         if (!stream) return // closed: §6.9 says ignore
-        if (increment === 0) return this.#resetStream(id, H2_ERROR.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0', events)
+        if (increment === 0) return this.#resetStream(id, PROTOCOL_ERROR, 'WINDOW_UPDATE of 0', events)
         stream.sendWindow += increment
-        if (stream.sendWindow > MAX_WINDOW) return this.#resetStream(id, H2_ERROR.FLOW_CONTROL_ERROR, 'stream send window exceeds 2^31-1', events)
+        if (stream.sendWindow > MAX_WINDOW) return this.#resetStream(id, FLOW_CONTROL_ERROR, 'stream send window exceeds 2^31-1', events)
         return
       }
       default:
@@ -375,7 +387,7 @@ export class H2Connection {
 
   /** §5.1: frames other than PRIORITY on an idle stream (one we never opened) are a PROTOCOL_ERROR. */
   #checkNotIdle(id: number, what: string): void {
-    if (id % 2 === 0 || id >= this.#nextStreamId) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, `${what} on idle stream ${id}`)
+    if (id % 2 === 0 || id >= this.#nextStreamId) throw new H2Error(PROTOCOL_ERROR, `${what} on idle stream ${id}`)
   }
 
   #resetStream(id: number, code: number, reason: string, events: H2Event[]): void {
@@ -385,31 +397,31 @@ export class H2Connection {
 
   #unpad(flags: number, payload: Uint8Array, what: string): Uint8Array {
     if (!(flags & PADDED)) return payload
-    if (payload.length < 1) throw new H2Error(H2_ERROR.FRAME_SIZE_ERROR, `padded ${what} frame without a pad length`)
+    if (payload.length < 1) throw new H2Error(FRAME_SIZE_ERROR, `padded ${what} frame without a pad length`)
     const pad = payload[0]!
     // §6.1/§6.2: padding that fills or exceeds the payload is a PROTOCOL_ERROR.
-    if (pad >= payload.length) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, `${what} padding of ${pad} exceeds the frame`)
+    if (pad >= payload.length) throw new H2Error(PROTOCOL_ERROR, `${what} padding of ${pad} exceeds the frame`)
     return payload.subarray(1, payload.length - pad)
   }
 
   #onData(flags: number, id: number, payload: Uint8Array, events: H2Event[]): void {
-    if (id === 0) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'DATA on stream 0')
+    if (id === 0) throw new H2Error(PROTOCOL_ERROR, 'DATA on stream 0')
     this.#checkNotIdle(id, 'DATA')
     // §6.9.1: the whole frame (padding included) counts against both windows.
     this.#receiveWindow -= payload.length
-    if (this.#receiveWindow < 0) throw new H2Error(H2_ERROR.FLOW_CONTROL_ERROR, 'server overran the connection receive window')
+    if (this.#receiveWindow < 0) throw new H2Error(FLOW_CONTROL_ERROR, 'server overran the connection receive window')
     this.#unacknowledged += payload.length
     const data = this.#unpad(flags, payload, 'DATA')
     const stream = this.#streams.get(id)
     if (!stream || stream.remoteClosed) {
       // Closed (e.g. cancelled by us): the data is dropped, but the connection window is still returned.
-      if (stream) this.#resetStream(id, H2_ERROR.STREAM_CLOSED, 'DATA after END_STREAM', events)
+      if (stream) this.#resetStream(id, STREAM_CLOSED, 'DATA after END_STREAM', events)
       this.#maybeReturnConnectionWindow()
       return
     }
-    if (!stream.responded) return this.#resetStream(id, H2_ERROR.PROTOCOL_ERROR, 'DATA before response headers', events)
+    if (!stream.responded) return this.#resetStream(id, PROTOCOL_ERROR, 'DATA before response headers', events)
     stream.receiveWindow -= payload.length
-    if (stream.receiveWindow < 0) return this.#resetStream(id, H2_ERROR.FLOW_CONTROL_ERROR, 'server overran the stream receive window', events)
+    if (stream.receiveWindow < 0) return this.#resetStream(id, FLOW_CONTROL_ERROR, 'server overran the stream receive window', events)
     stream.unacknowledged += payload.length
     if (data.length > 0) events.push({ type: 'data', stream: id, data: data.slice() })
     if (flags & END_STREAM) this.#remoteEnd(stream, events)
@@ -432,12 +444,12 @@ export class H2Connection {
   }
 
   #onHeaders(flags: number, id: number, payload: Uint8Array, events: H2Event[]): void {
-    if (id === 0) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'HEADERS on stream 0')
+    if (id === 0) throw new H2Error(PROTOCOL_ERROR, 'HEADERS on stream 0')
     // A server may not open streams (§8.4: push is off), so HEADERS must be on a stream we opened.
     this.#checkNotIdle(id, 'HEADERS')
     let block = this.#unpad(flags, payload, 'HEADERS')
     if (flags & PRIORITY_FLAG) {
-      if (block.length < 5) throw new H2Error(H2_ERROR.FRAME_SIZE_ERROR, 'HEADERS priority fields truncated')
+      if (block.length < 5) throw new H2Error(FRAME_SIZE_ERROR, 'HEADERS priority fields truncated')
       block = block.subarray(5)
     }
     const endStream = (flags & END_STREAM) !== 0
@@ -450,14 +462,14 @@ export class H2Connection {
     const headers = this.#decoder.decode(block)
     const stream = this.#streams.get(id)
     if (!stream) return
-    if (stream.remoteClosed) return this.#resetStream(id, H2_ERROR.STREAM_CLOSED, 'HEADERS after END_STREAM', events)
+    if (stream.remoteClosed) return this.#resetStream(id, STREAM_CLOSED, 'HEADERS after END_STREAM', events)
     if (!stream.responded) {
       const statusText = headers.find(([n]) => n === ':status')?.[1]
       const status = statusText !== undefined && /^[1-5][0-9][0-9]$/.test(statusText) ? Number(statusText) : NaN
       // §8.3.2: a response without a valid :status is malformed (a stream error).
-      if (!Number.isFinite(status)) return this.#resetStream(id, H2_ERROR.PROTOCOL_ERROR, 'response without a valid :status', events)
+      if (!Number.isFinite(status)) return this.#resetStream(id, PROTOCOL_ERROR, 'response without a valid :status', events)
       if (status < 200) {
-        if (endStream) return this.#resetStream(id, H2_ERROR.PROTOCOL_ERROR, 'informational response with END_STREAM', events)
+        if (endStream) return this.#resetStream(id, PROTOCOL_ERROR, 'informational response with END_STREAM', events)
         return // §8.1: 1xx responses precede the final one
       }
       stream.responded = true
@@ -466,7 +478,7 @@ export class H2Connection {
       return
     }
     // §8.1: a second header block is trailers and must end the stream.
-    if (!endStream) return this.#resetStream(id, H2_ERROR.PROTOCOL_ERROR, 'trailers without END_STREAM', events)
+    if (!endStream) return this.#resetStream(id, PROTOCOL_ERROR, 'trailers without END_STREAM', events)
     this.#remoteEnd(stream, events, headers)
   }
 
@@ -477,12 +489,12 @@ export class H2Connection {
   }
 
   #onSettings(flags: number, id: number, payload: Uint8Array): void {
-    if (id !== 0) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, 'SETTINGS on a stream')
+    if (id !== 0) throw new H2Error(PROTOCOL_ERROR, 'SETTINGS on a stream')
     if (flags & ACK) {
-      if (payload.length !== 0) throw new H2Error(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload')
+      if (payload.length !== 0) throw new H2Error(FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload')
       return
     }
-    if (payload.length % 6 !== 0) throw new H2Error(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS payload not a multiple of 6')
+    if (payload.length % 6 !== 0) throw new H2Error(FRAME_SIZE_ERROR, 'SETTINGS payload not a multiple of 6')
     for (let i = 0; i < payload.length; i += 6) {
       const key = (payload[i]! << 8) | payload[i + 1]!
       const value = readU32(payload, i + 2)
@@ -491,24 +503,24 @@ export class H2Connection {
           this.#encoder.setMaxTableSize(value)
           break
         case SETTINGS_ENABLE_PUSH:
-          if (value > 1) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, `SETTINGS_ENABLE_PUSH of ${value}`)
+          if (value > 1) throw new H2Error(PROTOCOL_ERROR, `SETTINGS_ENABLE_PUSH of ${value}`)
           break
         case SETTINGS_MAX_CONCURRENT_STREAMS:
           this.#peerMaxStreams = value
           break
         case SETTINGS_INITIAL_WINDOW_SIZE: {
-          if (value > MAX_WINDOW) throw new H2Error(H2_ERROR.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE of ${value} exceeds 2^31-1`)
+          if (value > MAX_WINDOW) throw new H2Error(FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE of ${value} exceeds 2^31-1`)
           // §6.9.2: the change applies to every open stream's send window.
           const delta = value - this.#peerInitialWindow
           this.#peerInitialWindow = value
           for (const stream of this.#streams.values()) {
             stream.sendWindow += delta
-            if (stream.sendWindow > MAX_WINDOW) throw new H2Error(H2_ERROR.FLOW_CONTROL_ERROR, 'stream send window exceeds 2^31-1')
+            if (stream.sendWindow > MAX_WINDOW) throw new H2Error(FLOW_CONTROL_ERROR, 'stream send window exceeds 2^31-1')
           }
           break
         }
         case SETTINGS_MAX_FRAME_SIZE:
-          if (value < MIN_FRAME_SIZE || value > MAX_FRAME_SIZE_LIMIT) throw new H2Error(H2_ERROR.PROTOCOL_ERROR, `SETTINGS_MAX_FRAME_SIZE of ${value} out of range`)
+          if (value < MIN_FRAME_SIZE || value > MAX_FRAME_SIZE_LIMIT) throw new H2Error(PROTOCOL_ERROR, `SETTINGS_MAX_FRAME_SIZE of ${value} out of range`)
           this.#peerMaxFrame = value
           break
         default:

@@ -1,6 +1,7 @@
 // The body of a /machine/map response: repeated `u32 little-endian length | message`, each
 // message a JSON tailcfg.MapResponse, or one zstd frame of it when the server compresses anyway
 // (control/controlclient/direct.go: the read loop and mapSession.decodeMsg). Sans-IO.
+import { concatBytes } from '../../crypto/index.ts'
 import type { MapResponse } from './tailcfg.ts'
 
 /** Go's client has no cap; ours bounds memory against a garbled length (a real netmap is far smaller). */
@@ -25,7 +26,7 @@ export class MapMessageReader {
 
   push(bytes: Uint8Array): Uint8Array[] {
     if (this.#failed) throw this.#failed
-    this.#buffer = this.#buffer.length === 0 ? bytes : concat(this.#buffer, bytes)
+    this.#buffer = this.#buffer.length === 0 ? bytes : concatBytes([this.#buffer, bytes])
     const out: Uint8Array[] = []
     let offset = 0
     while (this.#buffer.length - offset >= 4) {
@@ -78,11 +79,4 @@ let zstdDecoder: Promise<(frame: Uint8Array) => Uint8Array> | undefined
 export function loadZstd(): Promise<(frame: Uint8Array) => Uint8Array> {
   zstdDecoder ??= import('fzstd').then((m) => (frame: Uint8Array) => m.decompress(frame))
   return zstdDecoder
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
 }

@@ -3,7 +3,7 @@
 // between this object and a byte stream (HTTP Upgrade socket or WebSocket) and nothing else.
 // Upstream: tailscale.com/control/controlhttp (dial), control/controlclient/noise.go (HTTP/2 use),
 // Headscale hscontrol/noise.go (early payload).
-import { toBase64 } from '../../crypto/index.ts'
+import { concatBytes, toBase64 } from '../../crypto/index.ts'
 import { ControlbaseError, ControlbaseInitiator, type ControlbaseStream } from './controlbase.ts'
 import { H2Connection, H2Error, type H2Event, type RequestHead } from './h2.ts'
 
@@ -149,7 +149,7 @@ export class Ts2021Connection {
 
   #onPlaintext(chunk: Uint8Array, now: number, events: Ts2021Event[]): void {
     if (this.#phase === 'early') {
-      this.#early = concat(this.#early, chunk)
+      this.#early = concatBytes([this.#early, chunk])
       if (this.#early.length < EARLY_MAGIC.length) return
       if (!EARLY_MAGIC.every((b, i) => this.#early[i] === b)) {
         // No early payload: these bytes are already HTTP/2.
@@ -205,12 +205,4 @@ function toTs2021Error(error: unknown): Ts2021Error {
   if (error instanceof Ts2021Error) return error
   if (error instanceof ControlbaseError) return new Ts2021Error(error.code, error.message)
   return new Ts2021Error('closed', String(error))
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
 }
