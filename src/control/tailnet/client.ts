@@ -487,7 +487,9 @@ export class TailnetControlClient {
       let queue: Promise<void> = Promise.resolve()
       const armWatchdog = (): void => {
         watchdog?.clear()
-        watchdog = this.#clock.setTimer(this.#clock.now() + MAP_WATCHDOG_MS, () => retry(new BurrowError('unreachable', `no map message for ${MAP_WATCHDOG_MS / 1000} s`), gen, true))
+        watchdog = this.#clock.setTimer(this.#clock.now() + MAP_WATCHDOG_MS, () =>
+          retry(new BurrowError('unreachable', `no map message for ${MAP_WATCHDOG_MS / 1000} s`), gen, true),
+        )
       }
       const handle = (message: Uint8Array): void => {
         queue = queue.then(async () => {
