@@ -49,141 +49,144 @@ export interface StreamHandlers {
 /** One live ts2021 connection: routes HTTP/2 events to per-stream handlers. */
 class ControlConnection {
   readonly ready: Promise<void>
-  private readonly handlers = new Map<number, StreamHandlers>()
-  private transport: ByteStream | undefined
-  private failure: BurrowError | undefined
-  private resolveReady!: () => void
-  private rejectReady!: (error: BurrowError) => void
-  private readyTimer: Timer | undefined
-  private sawReady = false
-  private transportOpen = false
+  readonly #handlers = new Map<number, StreamHandlers>()
+  #transport: ByteStream | undefined
+  #failure: BurrowError | undefined
+  #resolveReady!: () => void
+  #rejectReady!: (error: BurrowError) => void
+  #readyTimer: Timer | undefined
+  #sawReady = false
+  #transportOpen = false
 
-  constructor(
-    private readonly conn: Ts2021Connection,
-    private readonly clock: DriverClock,
-    private readonly explainHandshakeFailure: (error: Ts2021Error) => Promise<BurrowError>,
-  ) {
+  readonly #conn: Ts2021Connection
+  readonly #clock: DriverClock
+  readonly #explainHandshakeFailure: (error: Ts2021Error) => Promise<BurrowError>
+
+  constructor(conn: Ts2021Connection, clock: DriverClock, explainHandshakeFailure: (error: Ts2021Error) => Promise<BurrowError>) {
+    this.#conn = conn
+    this.#clock = clock
+    this.#explainHandshakeFailure = explainHandshakeFailure
     this.ready = new Promise((resolve, reject) => {
-      this.resolveReady = resolve
-      this.rejectReady = reject
+      this.#resolveReady = resolve
+      this.#rejectReady = reject
     })
     this.ready.catch(() => {})
   }
 
   get usable(): boolean {
-    return !this.failure && this.conn.acceptsRequests
+    return !this.#failure && this.#conn.acceptsRequests
   }
 
   attach(transport: ByteStream): void {
-    this.transport = transport
-    this.readyTimer = this.clock.setTimer(this.clock.now() + CONNECT_TIMEOUT_MS, () => {
-      this.onEvents(this.conn.transportClosed(`no Noise handshake response within ${CONNECT_TIMEOUT_MS} ms`), true)
+    this.#transport = transport
+    this.#readyTimer = this.#clock.setTimer(this.#clock.now() + CONNECT_TIMEOUT_MS, () => {
+      this.#onEvents(this.#conn.transportClosed(`no Noise handshake response within ${CONNECT_TIMEOUT_MS} ms`), true)
       transport.close()
     })
   }
 
   receive(bytes: Uint8Array): void {
-    this.onEvents(this.conn.receive(bytes, this.clock.now()), false)
+    this.#onEvents(this.#conn.receive(bytes, this.#clock.now()), false)
   }
 
   /** The transport is up (TCP/WebSocket connected); from now on a close is the server's answer. */
   opened(): void {
-    this.transportOpen = true
+    this.#transportOpen = true
   }
 
   closed(reason: string, detail?: { status?: number; body?: string }): void {
     // Never connected (refused, unreachable, DNS): nothing to do with keys or versions.
-    if (!this.transportOpen && detail?.status === undefined) this.fail(new BurrowError('unreachable', `could not connect to the control server: ${reason}`))
-    let events = this.conn.transportClosed(reason)
+    if (!this.#transportOpen && detail?.status === undefined) this.#fail(new BurrowError('unreachable', `could not connect to the control server: ${reason}`))
+    let events = this.#conn.transportClosed(reason)
     if (detail?.status !== undefined) {
       const error = new Ts2021Error('closed', reason)
       // The upgrade itself was refused (e.g. 404: not a ts2021 server): no handshake happened.
       events = events.map((e) => (e.type === 'closed' ? { type: 'closed', error } : e))
-      this.fail(new BurrowError(detail.status === 404 || detail.status === 405 ? 'unreachable' : 'coordination', reason, detail.status))
+      this.#fail(new BurrowError(detail.status === 404 || detail.status === 405 ? 'unreachable' : 'coordination', reason, detail.status))
     }
-    this.onEvents(events, true)
+    this.#onEvents(events, true)
   }
 
   open(head: { method: string; path: string; headers?: HeaderList }, body: Uint8Array | undefined, handlers: StreamHandlers): number {
-    if (this.failure) throw this.failure
-    const id = this.conn.request(head, body)
-    this.handlers.set(id, handlers)
-    this.flush()
+    if (this.#failure) throw this.#failure
+    const id = this.#conn.request(head, body)
+    this.#handlers.set(id, handlers)
+    this.#flush()
     return id
   }
 
   cancel(id: number): void {
-    if (this.handlers.delete(id)) {
-      this.conn.cancel(id)
-      this.flush()
+    if (this.#handlers.delete(id)) {
+      this.#conn.cancel(id)
+      this.#flush()
     }
   }
 
   close(): void {
-    this.conn.close()
-    this.flush()
-    this.transport?.close()
-    this.fail(new BurrowError('closed', 'control connection closed'))
+    this.#conn.close()
+    this.#flush()
+    this.#transport?.close()
+    this.#fail(new BurrowError('closed', 'control connection closed'))
   }
 
-  private flush(): void {
-    for (const bytes of this.conn.takeOutput()) this.transport?.send(bytes)
+  #flush(): void {
+    for (const bytes of this.#conn.takeOutput()) this.#transport?.send(bytes)
   }
 
-  private onEvents(events: Ts2021Event[], transportGone: boolean): void {
-    this.flush()
+  #onEvents(events: Ts2021Event[], transportGone: boolean): void {
+    this.#flush()
     for (const event of events) {
       switch (event.type) {
         case 'ready':
-          this.readyTimer?.clear()
-          this.sawReady = true
-          this.resolveReady()
+          this.#readyTimer?.clear()
+          this.#sawReady = true
+          this.#resolveReady()
           break
         case 'early':
         case 'pong':
         case 'goaway':
           break
         case 'response':
-          this.handlers.get(event.stream)?.onResponse(event.status, event.headers)
+          this.#handlers.get(event.stream)?.onResponse(event.status, event.headers)
           break
         case 'data':
-          this.handlers.get(event.stream)?.onData(event.data)
+          this.#handlers.get(event.stream)?.onData(event.data)
           break
         case 'end': {
-          const h = this.handlers.get(event.stream)
-          this.handlers.delete(event.stream)
+          const h = this.#handlers.get(event.stream)
+          this.#handlers.delete(event.stream)
           h?.onEnd()
           break
         }
         case 'reset': {
-          const h = this.handlers.get(event.stream)
-          this.handlers.delete(event.stream)
-          h?.onError(this.failure ?? new BurrowError('unreachable', `control request failed: ${event.reason}`))
+          const h = this.#handlers.get(event.stream)
+          this.#handlers.delete(event.stream)
+          h?.onError(this.#failure ?? new BurrowError('unreachable', `control request failed: ${event.reason}`))
           break
         }
         case 'closed': {
-          this.readyTimer?.clear()
+          this.#readyTimer?.clear()
           const error = event.error
-          if (!this.sawReady && !this.failure) {
-            void this.explainHandshakeFailure(error).then((e) => this.fail(e))
+          if (!this.#sawReady && !this.#failure) {
+            void this.#explainHandshakeFailure(error).then((e) => this.#fail(e))
           } else {
-            this.fail(
-              this.failure ?? new BurrowError(error.code === 'http2' || error.code === 'bad-frame' || error.code === 'decrypt-failed' ? 'protocol' : 'unreachable', error.message),
+            this.#fail(
+              this.#failure ?? new BurrowError(error.code === 'http2' || error.code === 'bad-frame' || error.code === 'decrypt-failed' ? 'protocol' : 'unreachable', error.message),
             )
           }
-          if (!transportGone) this.transport?.close()
+          if (!transportGone) this.#transport?.close()
           break
         }
       }
     }
   }
 
-  private fail(error: BurrowError): void {
-    if (this.failure) return
-    this.failure = error
-    this.rejectReady(error)
-    const pending = [...this.handlers.values()]
-    this.handlers.clear()
+  #fail(error: BurrowError): void {
+    if (this.#failure) return
+    this.#failure = error
+    this.#rejectReady(error)
+    const pending = [...this.#handlers.values()]
+    this.#handlers.clear()
     for (const h of pending) h.onError(error)
   }
 }
@@ -214,47 +217,50 @@ export interface MapPoll {
 
 export class TailnetControlClient {
   readonly version: number
-  private readonly clock: DriverClock
-  private readonly fetchImpl: typeof fetch
-  private readonly random: () => number
-  private controlKeyPromise: Promise<Uint8Array> | undefined
-  private current: ControlConnection | undefined
-  private closedForGood = false
+  readonly #clock: DriverClock
+  readonly #fetchImpl: typeof fetch
+  readonly #random: () => number
+  #controlKeyPromise: Promise<Uint8Array> | undefined
+  #current: ControlConnection | undefined
+  #closedForGood = false
 
-  constructor(private readonly options: TailnetControlOptions) {
+  readonly #options: TailnetControlOptions
+
+  constructor(options: TailnetControlOptions) {
+    this.#options = options
     this.version = options.capabilityVersion ?? CAPABILITY_VERSION
-    this.clock = options.clock ?? systemClock
-    this.fetchImpl = options.fetch ?? ((...args) => fetch(...args))
-    this.random = options.random ?? Math.random
+    this.#clock = options.clock ?? systemClock
+    this.#fetchImpl = options.fetch ?? ((...args) => fetch(...args))
+    this.#random = options.random ?? Math.random
     if (options.machinePrivate.length !== 32) throw new BurrowError('bad-options', 'machine key must be 32 bytes')
   }
 
   /** The machine public key control knows us by (`mkey:<hex>`). */
   get machineKey(): string {
-    return `mkey:${toHex(publicKeyOf(this.options.machinePrivate))}`
+    return `mkey:${toHex(publicKeyOf(this.#options.machinePrivate))}`
   }
 
   /** The control server's Noise key: pinned, or `GET /key?v=<capver>` → `publicKey` (tailcfg.OverTLSPublicKeyResponse). */
   controlKey(): Promise<Uint8Array> {
-    this.controlKeyPromise ??= (async () => {
-      if (this.options.controlKey !== undefined) {
+    this.#controlKeyPromise ??= (async () => {
+      if (this.#options.controlKey !== undefined) {
         try {
-          return parseKey(this.options.controlKey)
+          return parseKey(this.#options.controlKey)
         } catch (error) {
           throw new BurrowError('bad-options', `controlKey: ${(error as Error).message}`)
         }
       }
-      return this.fetchControlKey()
+      return this.#fetchControlKey()
     })()
-    this.controlKeyPromise.catch(() => (this.controlKeyPromise = undefined))
-    return this.controlKeyPromise
+    this.#controlKeyPromise.catch(() => (this.#controlKeyPromise = undefined))
+    return this.#controlKeyPromise
   }
 
-  private async fetchControlKey(): Promise<Uint8Array> {
-    const url = new URL(`/key?v=${this.version}`, this.options.controlURL)
+  async #fetchControlKey(): Promise<Uint8Array> {
+    const url = new URL(`/key?v=${this.version}`, this.#options.controlURL)
     let response: Response
     try {
-      response = await this.fetchImpl(url)
+      response = await this.#fetchImpl(url)
     } catch (error) {
       throw new BurrowError(
         'unreachable',
@@ -277,12 +283,12 @@ export class TailnetControlClient {
   }
 
   /** Says why a handshake failed: a key mismatch (checked against /key when we pinned one) or our version. */
-  private async explainHandshakeFailure(error: Ts2021Error, used: Uint8Array): Promise<BurrowError> {
+  async #explainHandshakeFailure(error: Ts2021Error, used: Uint8Array): Promise<BurrowError> {
     if (error.code === 'server-error') return new BurrowError('unsupported-version', error.message)
     if (error.code === 'decrypt-failed') return new BurrowError('control-key', `the control server does not hold the control key mkey:${toHex(used)}: ${error.message}`)
     let actual: Uint8Array | undefined
     try {
-      actual = await this.fetchControlKey()
+      actual = await this.#fetchControlKey()
     } catch {
       // Unknown (e.g. no CORS): say both possibilities.
     }
@@ -293,30 +299,30 @@ export class TailnetControlClient {
     return new BurrowError('control-key', `${error.message} (capability version ${this.version})`)
   }
 
-  private connecting: Promise<ControlConnection> | undefined
+  #connecting: Promise<ControlConnection> | undefined
 
   /** The live connection, or a new one; concurrent callers share one dial. */
-  private async connection(): Promise<ControlConnection> {
-    if (this.closedForGood) throw new BurrowError('closed', 'control client closed')
-    if (this.current?.usable) {
-      await this.current.ready
-      return this.current
+  async #connection(): Promise<ControlConnection> {
+    if (this.#closedForGood) throw new BurrowError('closed', 'control client closed')
+    if (this.#current?.usable) {
+      await this.#current.ready
+      return this.#current
     }
-    if (!this.connecting) {
-      this.connecting = this.dial()
-      const clear = (): void => void (this.connecting = undefined)
-      this.connecting.then(clear, clear)
+    if (!this.#connecting) {
+      this.#connecting = this.#dial()
+      const clear = (): void => void (this.#connecting = undefined)
+      this.#connecting.then(clear, clear)
     }
-    return this.connecting
+    return this.#connecting
   }
 
-  private async dial(): Promise<ControlConnection> {
+  async #dial(): Promise<ControlConnection> {
     const controlPublic = await this.controlKey()
-    const url = new URL(this.options.controlURL)
-    const conn = new Ts2021Connection({ machinePrivate: this.options.machinePrivate, controlPublic, version: this.version, authority: url.host })
-    const wrapper = new ControlConnection(conn, this.clock, (e) => this.explainHandshakeFailure(e, controlPublic))
-    this.current = wrapper
-    const transport = this.options.dialer(this.options.controlURL, conn.handshakeParameter, {
+    const url = new URL(this.#options.controlURL)
+    const conn = new Ts2021Connection({ machinePrivate: this.#options.machinePrivate, controlPublic, version: this.version, authority: url.host })
+    const wrapper = new ControlConnection(conn, this.#clock, (e) => this.#explainHandshakeFailure(e, controlPublic))
+    this.#current = wrapper
+    const transport = this.#options.dialer(this.#options.controlURL, conn.handshakeParameter, {
       onOpen: () => wrapper.opened(),
       onData: (bytes) => wrapper.receive(bytes),
       onClose: (reason, detail) => wrapper.closed(reason, detail),
@@ -328,7 +334,7 @@ export class TailnetControlClient {
 
   /** A streaming request: handlers get the response, the body as it arrives, and the end. */
   async stream(path: string, body: unknown, handlers: StreamHandlers): Promise<() => void> {
-    const conn = await this.connection()
+    const conn = await this.#connection()
     const json = new TextEncoder().encode(JSON.stringify(body))
     const id = conn.open(
       {
@@ -379,7 +385,7 @@ export class TailnetControlClient {
     })
   }
 
-  private async postJson<T>(path: string, body: unknown): Promise<T> {
+  async #postJson<T>(path: string, body: unknown): Promise<T> {
     const answer = await this.roundTrip(path, body)
     const text = new TextDecoder().decode(answer.body)
     if (answer.status !== 200) throw statusError(path, answer.status, text)
@@ -395,7 +401,7 @@ export class TailnetControlClient {
    * becomes BurrowError 'unauthorized'; one with `AuthURL` is returned for the caller to show.
    */
   async register(request: Omit<RegisterRequest, 'Version'>): Promise<RegisterResponse> {
-    const response = await this.postJson<RegisterResponse>('/machine/register', { Version: this.version, ...request })
+    const response = await this.#postJson<RegisterResponse>('/machine/register', { Version: this.version, ...request })
     if (typeof response !== 'object' || response === null) throw new BurrowError('protocol', 'register answer is not a JSON object')
     if (response.Error) throw new BurrowError('unauthorized', `control refused the registration: ${response.Error}`, 401)
     return response
@@ -458,10 +464,10 @@ export class TailnetControlClient {
       cancelStream?.()
       cancelStream = undefined
       clearTimers()
-      if (dropConnection) this.dropConnection()
-      const delay = backoffDelay(attempt++, this.random)
+      if (dropConnection) this.#dropConnection()
+      const delay = backoffDelay(attempt++, this.#random)
       state('reconnecting', { ...(error ? { error } : {}), retryInMs: delay })
-      retryTimer = this.clock.setTimer(this.clock.now() + delay, () => void start())
+      retryTimer = this.#clock.setTimer(this.#clock.now() + delay, () => void start())
     }
     const fatal = (error: BurrowError): void => {
       stopped = true
@@ -481,7 +487,9 @@ export class TailnetControlClient {
       let queue: Promise<void> = Promise.resolve()
       const armWatchdog = (): void => {
         watchdog?.clear()
-        watchdog = this.clock.setTimer(this.clock.now() + MAP_WATCHDOG_MS, () => retry(new BurrowError('unreachable', `no map message for ${MAP_WATCHDOG_MS / 1000} s`), gen, true))
+        watchdog = this.#clock.setTimer(this.#clock.now() + MAP_WATCHDOG_MS, () =>
+          retry(new BurrowError('unreachable', `no map message for ${MAP_WATCHDOG_MS / 1000} s`), gen, true),
+        )
       }
       const handle = (message: Uint8Array): void => {
         queue = queue.then(async () => {
@@ -562,15 +570,15 @@ export class TailnetControlClient {
     }
   }
 
-  private dropConnection(): void {
-    this.current?.close()
-    this.current = undefined
+  #dropConnection(): void {
+    this.#current?.close()
+    this.#current = undefined
   }
 
   /** Closes the connection; the client cannot be used afterwards. */
   close(): void {
-    this.closedForGood = true
-    this.dropConnection()
+    this.#closedForGood = true
+    this.#dropConnection()
   }
 }
 

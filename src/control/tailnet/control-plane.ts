@@ -56,152 +56,155 @@ function controlError(error: unknown, fatal: boolean): ControlPlaneError {
 
 export class TailnetControlPlane implements ControlPlane {
   readonly kind = 'tailnet'
-  private readonly client: TailnetControlClient
-  private readonly listeners: Listeners = { netmap: new Set(), state: new Set(), error: new Set(), 'auth-url': new Set() }
-  private readonly clock: DriverClock
-  private session: TailnetMapSession
-  private current: Netmap | undefined
-  private currentState: ControlPlaneState = 'idle'
-  private poll: MapPoll | undefined
-  private started = false
-  private homeRegion: number | null = null
+  readonly #client: TailnetControlClient
+  readonly #listeners: Listeners = { netmap: new Set(), state: new Set(), error: new Set(), 'auth-url': new Set() }
+  readonly #clock: DriverClock
+  #session: TailnetMapSession
+  #current: Netmap | undefined
+  #currentState: ControlPlaneState = 'idle'
+  #poll: MapPoll | undefined
+  #started = false
+  #homeRegion: number | null = null
   /** The PreferredDERP control last accepted from us (register, a map request or a lite update). */
-  private reportedRegion: number | null | undefined
-  private liteInFlight = false
-  private readonly expiryTimer: DeadlineTimer
-  private readonly readyPromise: Promise<Netmap>
-  private resolveReady!: (netmap: Netmap) => void
-  private rejectReady!: (error: ControlPlaneError) => void
+  #reportedRegion: number | null | undefined
+  #liteInFlight = false
+  readonly #expiryTimer: DeadlineTimer
+  readonly #readyPromise: Promise<Netmap>
+  #resolveReady!: (netmap: Netmap) => void
+  #rejectReady!: (error: ControlPlaneError) => void
 
-  constructor(private readonly options: TailnetControlPlaneOptions) {
+  readonly #options: TailnetControlPlaneOptions
+
+  constructor(options: TailnetControlPlaneOptions) {
+    this.#options = options
     if (!options.keys.machine) throw new TypeError('a tailnet control plane needs a machine key (keys.machine)')
-    this.clock = options.clock ?? wallClock
-    this.expiryTimer = new DeadlineTimer(this.clock, () => this.onExpiry())
-    this.client = new TailnetControlClient({
+    this.#clock = options.clock ?? wallClock
+    this.#expiryTimer = new DeadlineTimer(this.#clock, () => this.#onExpiry())
+    this.#client = new TailnetControlClient({
       controlURL: options.controlURL,
       machinePrivate: options.keys.machine.privateKey,
       dialer: options.dialer,
       ...(options.controlKey !== undefined ? { controlKey: options.controlKey } : {}),
       ...(options.capabilityVersion !== undefined ? { capabilityVersion: options.capabilityVersion } : {}),
     })
-    this.session = new TailnetMapSession(options)
-    this.readyPromise = new Promise((resolve, reject) => {
-      this.resolveReady = resolve
-      this.rejectReady = reject
+    this.#session = new TailnetMapSession(options)
+    this.#readyPromise = new Promise((resolve, reject) => {
+      this.#resolveReady = resolve
+      this.#rejectReady = reject
     })
-    this.readyPromise.catch(() => {})
+    this.#readyPromise.catch(() => {})
   }
 
   get state(): ControlPlaneState {
-    return this.currentState
+    return this.#currentState
   }
 
   get netmap(): Netmap | undefined {
-    return this.current
+    return this.#current
   }
 
-  private get nodeKey(): NodeKeyText {
-    return `nodekey:${toHex(this.options.keys.node.publicKey)}`
+  get #nodeKey(): NodeKeyText {
+    return `nodekey:${toHex(this.#options.keys.node.publicKey)}`
   }
 
-  private get discoKey(): DiscoKeyText {
-    return `discokey:${toHex(this.options.keys.disco.publicKey)}`
+  get #discoKey(): DiscoKeyText {
+    return `discokey:${toHex(this.#options.keys.disco.publicKey)}`
   }
 
-  private hostinfo(): Hostinfo {
+  #hostinfo(): Hostinfo {
     return {
-      Hostname: this.options.hostname,
-      OS: this.options.os ?? 'linux',
+      Hostname: this.#options.hostname,
+      OS: this.#options.os ?? 'linux',
       IPNVersion: 'burrow',
       // PreferredDERP is the region whose relay we hold; control turns it into our HomeDERP for peers.
-      NetInfo: { PreferredDERP: this.homeRegion ?? 0 },
+      NetInfo: { PreferredDERP: this.#homeRegion ?? 0 },
     }
   }
 
   on<K extends keyof ControlPlaneEvents>(event: K, listener: ControlPlaneEvents[K]): () => void {
-    this.listeners[event].add(listener)
-    return () => this.listeners[event].delete(listener)
+    this.#listeners[event].add(listener)
+    return () => this.#listeners[event].delete(listener)
   }
 
   start(): void {
-    if (this.started) return
-    this.started = true
-    this.setState('connecting')
-    void this.run()
+    if (this.#started) return
+    this.#started = true
+    this.#setState('connecting')
+    void this.#run()
   }
 
   ready(): Promise<Netmap> {
-    return this.readyPromise
+    return this.#readyPromise
   }
 
-  private async run(): Promise<void> {
-    const request = { NodeKey: this.nodeKey, Hostinfo: this.hostinfo(), ...(this.options.ephemeral ? { Ephemeral: true } : {}) }
+  async #run(): Promise<void> {
+    const request = { NodeKey: this.#nodeKey, Hostinfo: this.#hostinfo(), ...(this.#options.ephemeral ? { Ephemeral: true } : {}) }
     try {
-      if (this.options.authKey) {
-        await this.client.registerWithAuthKey(request, this.options.authKey)
+      if (this.#options.authKey) {
+        await this.#client.registerWithAuthKey(request, this.#options.authKey)
       } else {
-        await this.client.login(request, (url) => {
-          this.setState('needs-login')
-          this.emit('auth-url', url)
+        await this.#client.login(request, (url) => {
+          this.#setState('needs-login')
+          this.#emit('auth-url', url)
         })
       }
     } catch (error) {
-      return this.fail(controlError(error, true))
+      return this.#fail(controlError(error, true))
     }
-    if (this.currentState === 'stopped') return
-    this.poll = this.client.pollMap({
-      request: () => ({ NodeKey: this.nodeKey, DiscoKey: this.discoKey, Hostinfo: this.hostinfo(), Endpoints: [] }),
-      onMessage: (message) => this.onMessage(message),
+    if (this.#currentState === 'stopped') return
+    this.#poll = this.#client.pollMap({
+      request: () => ({ NodeKey: this.#nodeKey, DiscoKey: this.#discoKey, Hostinfo: this.#hostinfo(), Endpoints: [] }),
+      onMessage: (message) => this.#onMessage(message),
       onState: (state, detail) => {
         if (state === 'connecting') {
           // A new stream is a new map session (its first message is whole); its request carries
           // the current PreferredDERP, so a lite update in flight for an older one is moot.
-          this.session = new TailnetMapSession(this.options)
-          this.expiryTimer.arm(undefined)
-          this.reportedRegion = this.homeRegion
+          this.#session = new TailnetMapSession(this.#options)
+          this.#expiryTimer.arm(undefined)
+          this.#reportedRegion = this.#homeRegion
         } else if (state === 'reconnecting') {
-          if (detail?.error) this.emit('error', controlError(detail.error, false))
-          this.setState('reconnecting', detail?.retryInMs !== undefined ? { retryInMs: detail.retryInMs } : undefined)
+          if (detail?.error) this.#emit('error', controlError(detail.error, false))
+          this.#setState('reconnecting', detail?.retryInMs !== undefined ? { retryInMs: detail.retryInMs } : undefined)
         } else if (state === 'failed') {
-          this.fail(controlError(detail?.error ?? new BurrowError('coordination', 'the map poll failed'), true))
+          this.#fail(controlError(detail?.error ?? new BurrowError('coordination', 'the map poll failed'), true))
         }
       },
     })
   }
 
-  private onMessage(message: Parameters<TailnetMapSession['apply']>[0]): void {
+  #onMessage(message: Parameters<TailnetMapSession['apply']>[0]): void {
     let update
     try {
-      update = this.session.apply(message, this.clock.now())
+      update = this.#session.apply(message, this.#clock.now())
     } catch (error) {
       // Our own node was malformed: nothing was merged; the stream goes on (the next message may fix it).
-      this.emit('error', controlError(new BurrowError('protocol', (error as Error).message), false))
+      this.#emit('error', controlError(new BurrowError('protocol', (error as Error).message), false))
       return
     }
-    this.expiryTimer.arm(this.session.nextEvent())
+    this.#expiryTimer.arm(this.#session.nextEvent())
     if (!update) return
-    this.publish(update)
+    this.#publish(update)
   }
 
   /** A peer's key expired (no message from control needed: tailscaled judges KeyExpiry itself too). */
-  private onExpiry(): void {
-    if (this.currentState === 'stopped' || this.currentState === 'failed') return
-    const update = this.session.poll(this.clock.now())
-    this.expiryTimer.arm(this.session.nextEvent())
-    if (update) this.publish(update)
+  #onExpiry(): void {
+    if (this.#currentState === 'stopped' || this.#currentState === 'failed') return
+    const update = this.#session.poll(this.#clock.now())
+    this.#expiryTimer.arm(this.#session.nextEvent())
+    if (update) this.#publish(update)
   }
 
-  private publish(update: NonNullable<ReturnType<TailnetMapSession['apply']>>): void {
-    for (const rejected of update.rejected) this.emit('error', controlError(new BurrowError('protocol', rejected.message), false))
+  #publish(update: NonNullable<ReturnType<TailnetMapSession['apply']>>): void {
+    for (const rejected of update.rejected) this.#emit('error', controlError(new BurrowError('protocol', rejected.message), false))
     const netmap: Netmap = { ...update.netmap, network: TAILNET_NETWORK }
-    this.current = netmap
-    if (this.currentState !== 'connected') {
-      this.setState('connected')
+    this.#current = netmap
+    if (this.#currentState !== 'connected') {
+      this.#setState('connected')
       // A region set while the stream was down goes now (unless the new stream's request carried it).
-      this.sendLiteUpdate()
+      this.#sendLiteUpdate()
     }
-    this.resolveReady(netmap)
-    this.emit('netmap', netmap, update.change)
+    this.#resolveReady(netmap)
+    this.#emit('netmap', netmap, update.change)
   }
 
   /**
@@ -213,40 +216,40 @@ export class TailnetControlPlane implements ControlPlane {
    * failed update is not retried: the next map stream's request carries the current region.
    */
   setHomeRelay(region: number | null): void {
-    if (region === this.homeRegion) return
-    this.homeRegion = region
-    this.sendLiteUpdate()
+    if (region === this.#homeRegion) return
+    this.#homeRegion = region
+    this.#sendLiteUpdate()
   }
 
   /** The region last reported to control (undefined before the first map request). */
   get reportedHomeRelay(): number | null | undefined {
-    return this.reportedRegion
+    return this.#reportedRegion
   }
 
-  private sendLiteUpdate(): void {
+  #sendLiteUpdate(): void {
     // Only on a live stream: while it is down the next map request carries the region anyway.
-    if (!this.poll || this.currentState !== 'connected' || this.liteInFlight) return
-    if (this.reportedRegion === this.homeRegion) return
-    const region = this.homeRegion
-    this.liteInFlight = true
-    this.client
-      .liteUpdate({ NodeKey: this.nodeKey, DiscoKey: this.discoKey, Hostinfo: this.hostinfo(), Endpoints: [] })
+    if (!this.#poll || this.#currentState !== 'connected' || this.#liteInFlight) return
+    if (this.#reportedRegion === this.#homeRegion) return
+    const region = this.#homeRegion
+    this.#liteInFlight = true
+    this.#client
+      .liteUpdate({ NodeKey: this.#nodeKey, DiscoKey: this.#discoKey, Hostinfo: this.#hostinfo(), Endpoints: [] })
       .then(
         () => {
-          this.reportedRegion = region
+          this.#reportedRegion = region
         },
-        (error) => this.emit('error', controlError(error, false)),
+        (error) => this.#emit('error', controlError(error, false)),
       )
       .finally(() => {
-        this.liteInFlight = false
+        this.#liteInFlight = false
         // Only after a success: a failure waits for the next map stream (a retry loop here would spin while control is down).
-        if (this.reportedRegion === region) this.sendLiteUpdate()
+        if (this.#reportedRegion === region) this.#sendLiteUpdate()
       })
   }
 
   async logout(): Promise<void> {
     try {
-      await this.client.logout(this.nodeKey, this.hostinfo())
+      await this.#client.logout(this.#nodeKey, this.#hostinfo())
     } catch (error) {
       throw controlError(error, false)
     } finally {
@@ -255,30 +258,30 @@ export class TailnetControlPlane implements ControlPlane {
   }
 
   stop(): void {
-    if (this.currentState === 'stopped') return
-    this.poll?.stop()
-    this.expiryTimer.arm(undefined)
-    this.client.close()
-    this.rejectReady(new ControlPlaneError(0, 'the control plane was stopped', true))
-    this.setState('stopped')
+    if (this.#currentState === 'stopped') return
+    this.#poll?.stop()
+    this.#expiryTimer.arm(undefined)
+    this.#client.close()
+    this.#rejectReady(new ControlPlaneError(0, 'the control plane was stopped', true))
+    this.#setState('stopped')
   }
 
-  private fail(error: ControlPlaneError): void {
-    if (this.currentState === 'stopped' || this.currentState === 'failed') return
-    this.poll?.stop()
-    this.expiryTimer.arm(undefined)
-    this.rejectReady(error)
-    this.emit('error', error)
-    this.setState('failed', { error })
+  #fail(error: ControlPlaneError): void {
+    if (this.#currentState === 'stopped' || this.#currentState === 'failed') return
+    this.#poll?.stop()
+    this.#expiryTimer.arm(undefined)
+    this.#rejectReady(error)
+    this.#emit('error', error)
+    this.#setState('failed', { error })
   }
 
-  private setState(state: ControlPlaneState, detail?: { error?: ControlPlaneError; retryInMs?: number }): void {
-    this.currentState = state
-    this.emit('state', state, detail)
+  #setState(state: ControlPlaneState, detail?: { error?: ControlPlaneError; retryInMs?: number }): void {
+    this.#currentState = state
+    this.#emit('state', state, detail)
   }
 
-  private emit<K extends keyof ControlPlaneEvents>(event: K, ...args: Parameters<ControlPlaneEvents[K]>): void {
-    for (const listener of this.listeners[event]) {
+  #emit<K extends keyof ControlPlaneEvents>(event: K, ...args: Parameters<ControlPlaneEvents[K]>): void {
+    for (const listener of this.#listeners[event]) {
       try {
         ;(listener as (...a: Parameters<ControlPlaneEvents[K]>) => void)(...args)
       } catch {

@@ -104,21 +104,21 @@ class SymmetricState {
  * (conn.go `nonce`), unlike WireGuard's little-endian counter.
  */
 class CipherState {
-  private counter = 0n
-  private readonly nonce = new Uint8Array(12)
+  #counter = 0n
+  readonly #nonce = new Uint8Array(12)
   constructor(private readonly key: Uint8Array) {}
-  private next(): Uint8Array {
+  #next(): Uint8Array {
     // conn.go invalidNonce: 2^64-1 is never used.
-    if (this.counter >= 0xffff_ffff_ffff_ffffn) throw new ControlbaseError('nonce-exhausted', 'controlbase cipher exhausted its nonces')
-    new DataView(this.nonce.buffer).setBigUint64(4, this.counter, false)
-    this.counter++
-    return this.nonce
+    if (this.#counter >= 0xffff_ffff_ffff_ffffn) throw new ControlbaseError('nonce-exhausted', 'controlbase cipher exhausted its nonces')
+    new DataView(this.#nonce.buffer).setBigUint64(4, this.#counter, false)
+    this.#counter++
+    return this.#nonce
   }
   seal(plaintext: Uint8Array): Uint8Array {
-    return seal(aead, this.key, this.next(), plaintext)
+    return seal(aead, this.key, this.#next(), plaintext)
   }
   open(sealed: Uint8Array): Uint8Array {
-    const plain = open(aead, this.key, this.next(), sealed)
+    const plain = open(aead, this.key, this.#next(), sealed)
     if (!plain) throw new ControlbaseError('decrypt-failed', 'controlbase record does not authenticate')
     return plain
   }
@@ -126,10 +126,10 @@ class CipherState {
 
 /** An established controlbase connection: frames plaintext into records and back. */
 export class ControlbaseStream {
-  private readonly tx: CipherState
+  readonly #tx: CipherState
   private readonly rx: CipherState
-  private buffer: Uint8Array = EMPTY
-  private failed: ControlbaseError | undefined
+  #buffer: Uint8Array = EMPTY
+  #failed: ControlbaseError | undefined
 
   constructor(
     sendKey: Uint8Array,
@@ -140,7 +140,7 @@ export class ControlbaseStream {
     readonly peer: Uint8Array,
     readonly version: number,
   ) {
-    this.tx = new CipherState(sendKey)
+    this.#tx = new CipherState(sendKey)
     this.rx = new CipherState(receiveKey)
   }
 
@@ -148,7 +148,7 @@ export class ControlbaseStream {
   seal(plaintext: Uint8Array): Uint8Array {
     const frames: Uint8Array[] = []
     for (let offset = 0; offset < plaintext.length; offset += MAX_PLAINTEXT) {
-      const sealed = this.tx.seal(plaintext.subarray(offset, offset + MAX_PLAINTEXT))
+      const sealed = this.#tx.seal(plaintext.subarray(offset, offset + MAX_PLAINTEXT))
       const frame = new Uint8Array(HEADER_LENGTH + sealed.length)
       frame[0] = MSG_RECORD
       frame[1] = sealed.length >> 8
@@ -165,25 +165,25 @@ export class ControlbaseStream {
    * since a skipped record would desynchronise the nonces.
    */
   receive(bytes: Uint8Array): Uint8Array[] {
-    if (this.failed) throw this.failed
-    this.buffer = this.buffer.length === 0 ? bytes : concatBytes([this.buffer, bytes])
+    if (this.#failed) throw this.#failed
+    this.#buffer = this.#buffer.length === 0 ? bytes : concatBytes([this.#buffer, bytes])
     const out: Uint8Array[] = []
     try {
       let offset = 0
-      while (this.buffer.length - offset >= HEADER_LENGTH) {
-        const type = this.buffer[offset]!
-        const length = (this.buffer[offset + 1]! << 8) | this.buffer[offset + 2]!
+      while (this.#buffer.length - offset >= HEADER_LENGTH) {
+        const type = this.#buffer[offset]!
+        const length = (this.#buffer[offset + 1]! << 8) | this.#buffer[offset + 2]!
         if (type !== MSG_RECORD) throw new ControlbaseError('bad-frame', `expected a record frame (type 4), got type ${type}`)
         if (length > MAX_CIPHERTEXT) throw new ControlbaseError('bad-frame', `record of ${length} bytes exceeds the ${MAX_CIPHERTEXT}-byte limit`)
         if (length < 16) throw new ControlbaseError('bad-frame', `record of ${length} bytes is shorter than its tag`)
-        if (this.buffer.length - offset < HEADER_LENGTH + length) break
-        const plain = this.rx.open(this.buffer.subarray(offset + HEADER_LENGTH, offset + HEADER_LENGTH + length))
+        if (this.#buffer.length - offset < HEADER_LENGTH + length) break
+        const plain = this.rx.open(this.#buffer.subarray(offset + HEADER_LENGTH, offset + HEADER_LENGTH + length))
         if (plain.length > 0) out.push(plain)
         offset += HEADER_LENGTH + length
       }
-      this.buffer = offset === this.buffer.length ? EMPTY : this.buffer.slice(offset)
+      this.#buffer = offset === this.#buffer.length ? EMPTY : this.#buffer.slice(offset)
     } catch (error) {
-      if (error instanceof ControlbaseError) this.failed = error
+      if (error instanceof ControlbaseError) this.#failed = error
       throw error
     }
     return out
@@ -208,24 +208,27 @@ export interface InitiatorOptions {
  */
 export class ControlbaseInitiator {
   readonly initiation: Uint8Array
-  private readonly state = new SymmetricState()
-  private readonly ephemeralPrivate: Uint8Array
-  private buffer: Uint8Array = EMPTY
-  private done = false
+  readonly #state = new SymmetricState()
+  readonly #ephemeralPrivate: Uint8Array
+  #buffer: Uint8Array = EMPTY
+  #done = false
 
-  constructor(private readonly options: InitiatorOptions) {
+  readonly #options: InitiatorOptions
+
+  constructor(options: InitiatorOptions) {
+    this.#options = options
     const { machinePrivate, controlPublic, version } = options
     if (!Number.isInteger(version) || version < 0 || version > 0xffff) throw new RangeError(`controlbase version must be a u16, got ${version}`)
     if (controlPublic.length !== 32) throw new RangeError(`control key must be 32 bytes, got ${controlPublic.length}`)
-    const s = this.state
-    this.ephemeralPrivate = options.ephemeralPrivate?.slice() ?? generateKeyPair().privateKey
-    const ephemeralPublic = publicKeyOf(this.ephemeralPrivate)
+    const s = this.#state
+    this.#ephemeralPrivate = options.ephemeralPrivate?.slice() ?? generateKeyPair().privateKey
+    const ephemeralPublic = publicKeyOf(this.#ephemeralPrivate)
     s.mixHash(prologue(version))
     // <- s (pre-message: the server's static key)
     s.mixHash(controlPublic)
     // -> e, es, s, ss
     s.mixHash(ephemeralPublic)
-    const encryptedMachine = s.encryptAndHash(s.mixDh(this.ephemeralPrivate, controlPublic), publicKeyOf(machinePrivate))
+    const encryptedMachine = s.encryptAndHash(s.mixDh(this.#ephemeralPrivate, controlPublic), publicKeyOf(machinePrivate))
     const tag = s.encryptAndHash(s.mixDh(machinePrivate, controlPublic), EMPTY)
     const message = new Uint8Array(INITIATION_LENGTH)
     message[0] = version >> 8
@@ -245,37 +248,37 @@ export class ControlbaseInitiator {
    * that does not authenticate (the server does not hold the control key we used).
    */
   receive(bytes: Uint8Array): { stream: ControlbaseStream; rest: Uint8Array } | undefined {
-    if (this.done) throw new Error('ControlbaseInitiator.receive after the handshake finished')
-    this.buffer = this.buffer.length === 0 ? bytes : concatBytes([this.buffer, bytes])
-    if (this.buffer.length < HEADER_LENGTH) return undefined
-    const type = this.buffer[0]!
-    const length = (this.buffer[1]! << 8) | this.buffer[2]!
+    if (this.#done) throw new Error('ControlbaseInitiator.receive after the handshake finished')
+    this.#buffer = this.#buffer.length === 0 ? bytes : concatBytes([this.#buffer, bytes])
+    if (this.#buffer.length < HEADER_LENGTH) return undefined
+    const type = this.#buffer[0]!
+    const length = (this.#buffer[1]! << 8) | this.#buffer[2]!
     if (type === MSG_ERROR) {
-      if (this.buffer.length < HEADER_LENGTH + length) return undefined
-      this.done = true
-      const text = new TextDecoder().decode(this.buffer.subarray(HEADER_LENGTH, HEADER_LENGTH + length))
+      if (this.#buffer.length < HEADER_LENGTH + length) return undefined
+      this.#done = true
+      const text = new TextDecoder().decode(this.#buffer.subarray(HEADER_LENGTH, HEADER_LENGTH + length))
       throw new ControlbaseError('server-error', `control server refused the handshake: ${JSON.stringify(text)}`)
     }
     if (type !== MSG_RESPONSE) {
-      this.done = true
+      this.#done = true
       throw new ControlbaseError('bad-frame', `unexpected handshake response message type ${type}`)
     }
     if (length !== RESPONSE_LENGTH - HEADER_LENGTH) {
-      this.done = true
+      this.#done = true
       throw new ControlbaseError('bad-frame', `wrong length ${length} received for handshake response`)
     }
-    if (this.buffer.length < RESPONSE_LENGTH) return undefined
-    this.done = true
-    const s = this.state
-    const controlEphemeral = this.buffer.slice(3, 35)
+    if (this.#buffer.length < RESPONSE_LENGTH) return undefined
+    this.#done = true
+    const s = this.#state
+    const controlEphemeral = this.#buffer.slice(3, 35)
     // <- e, ee, se
     s.mixHash(controlEphemeral)
-    s.mixDh(this.ephemeralPrivate, controlEphemeral)
-    s.decryptAndHash(s.mixDh(this.options.machinePrivate, controlEphemeral), this.buffer.subarray(35, 51), 'handshake response')
+    s.mixDh(this.#ephemeralPrivate, controlEphemeral)
+    s.decryptAndHash(s.mixDh(this.#options.machinePrivate, controlEphemeral), this.#buffer.subarray(35, 51), 'handshake response')
     const [k1, k2] = s.split()
-    this.ephemeralPrivate.fill(0)
-    const stream = new ControlbaseStream(k1, k2, s.h, this.options.controlPublic.slice(), this.options.version)
-    return { stream, rest: this.buffer.slice(RESPONSE_LENGTH) }
+    this.#ephemeralPrivate.fill(0)
+    const stream = new ControlbaseStream(k1, k2, s.h, this.#options.controlPublic.slice(), this.#options.version)
+    return { stream, rest: this.#buffer.slice(RESPONSE_LENGTH) }
   }
 }
 

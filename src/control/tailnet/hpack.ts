@@ -148,34 +148,34 @@ class Reader {
 }
 
 class Writer {
-  private chunks: number[] = []
+  #chunks: number[] = []
   integer(value: number, prefixBits: number, flags: number): void {
     const max = (1 << prefixBits) - 1
     if (value < max) {
-      this.chunks.push(flags | value)
+      this.#chunks.push(flags | value)
       return
     }
-    this.chunks.push(flags | max)
+    this.#chunks.push(flags | max)
     value -= max
     while (value >= 128) {
-      this.chunks.push((value % 128) | 0x80)
+      this.#chunks.push((value % 128) | 0x80)
       value = Math.floor(value / 128)
     }
-    this.chunks.push(value)
+    this.#chunks.push(value)
   }
   string(text: string, huffman: boolean): void {
     for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) throw new RangeError(`header text must be octets (latin1), got ${JSON.stringify(text.slice(0, 40))}`)
     if (huffman) {
       const coded = huffmanEncode(text)
       this.integer(coded.length, 7, 0x80)
-      for (const b of coded) this.chunks.push(b)
+      for (const b of coded) this.#chunks.push(b)
     } else {
       this.integer(text.length, 7, 0)
-      for (let i = 0; i < text.length; i++) this.chunks.push(text.charCodeAt(i))
+      for (let i = 0; i < text.length; i++) this.#chunks.push(text.charCodeAt(i))
     }
   }
   bytes(): Uint8Array {
-    return Uint8Array.from(this.chunks)
+    return Uint8Array.from(this.#chunks)
   }
 }
 
@@ -189,7 +189,7 @@ export class DynamicTable {
   add(name: string, value: string): void {
     const entrySize = name.length + value.length + ENTRY_OVERHEAD
     // §4.4: an entry larger than the whole table empties it and is not added.
-    this.evictTo(this.maxSize - entrySize)
+    this.#evictTo(this.maxSize - entrySize)
     if (entrySize <= this.maxSize) {
       this.entries.unshift([name, value])
       this.size += entrySize
@@ -197,9 +197,9 @@ export class DynamicTable {
   }
   resize(maxSize: number): void {
     this.maxSize = maxSize
-    this.evictTo(maxSize)
+    this.#evictTo(maxSize)
   }
-  private evictTo(limit: number): void {
+  #evictTo(limit: number): void {
     while (this.size > Math.max(0, limit) && this.entries.length > 0) {
       const [n, v] = this.entries.pop()!
       this.size -= n.length + v.length + ENTRY_OVERHEAD
@@ -227,27 +227,27 @@ export interface DecoderOptions {
  */
 export class HpackDecoder {
   readonly table: DynamicTable
-  private readonly maxTableSize: number
-  private readonly maxHeaderListSize: number
-  private failed: HpackError | undefined
+  readonly #maxTableSize: number
+  readonly #maxHeaderListSize: number
+  #failed: HpackError | undefined
 
   constructor(options: DecoderOptions = {}) {
-    this.maxTableSize = options.maxTableSize ?? 4096
-    this.maxHeaderListSize = options.maxHeaderListSize ?? 256 * 1024
-    this.table = new DynamicTable(this.maxTableSize)
+    this.#maxTableSize = options.maxTableSize ?? 4096
+    this.#maxHeaderListSize = options.maxHeaderListSize ?? 256 * 1024
+    this.table = new DynamicTable(this.#maxTableSize)
   }
 
   decode(block: Uint8Array): HeaderList {
-    if (this.failed) throw this.failed
+    if (this.#failed) throw this.#failed
     try {
-      return this.decodeBlock(block)
+      return this.#decodeBlock(block)
     } catch (error) {
-      this.failed = error instanceof HpackError ? error : new HpackError(String(error))
-      throw this.failed
+      this.#failed = error instanceof HpackError ? error : new HpackError(String(error))
+      throw this.#failed
     }
   }
 
-  private decodeBlock(block: Uint8Array): HeaderList {
+  #decodeBlock(block: Uint8Array): HeaderList {
     const r = new Reader(block)
     const headers: HeaderList = []
     let listSize = 0
@@ -265,21 +265,21 @@ export class HpackDecoder {
         // §6.3 dynamic table size update: only at the start of a block (§4.2)
         if (sawField) throw new HpackError('dynamic table size update after a header field')
         const size = r.integer(5)
-        if (size > this.maxTableSize) throw new HpackError(`dynamic table size update to ${size} exceeds our limit ${this.maxTableSize}`)
+        if (size > this.#maxTableSize) throw new HpackError(`dynamic table size update to ${size} exceeds our limit ${this.#maxTableSize}`)
         this.table.resize(size)
         continue
       } else {
         // §6.2.1 incremental indexing (01, 6-bit index); §6.2.2 without / §6.2.3 never indexed (0000/0001, 4-bit)
         const indexing = (first & 0xc0) === 0x40
         const index = r.integer(indexing ? 6 : 4)
-        const room = this.maxHeaderListSize - listSize
+        const room = this.#maxHeaderListSize - listSize
         name = index === 0 ? r.string(room) : this.table.get(index)[0]
         value = r.string(room)
         if (indexing) this.table.add(name, value)
       }
       sawField = true
       listSize += name.length + value.length + ENTRY_OVERHEAD
-      if (listSize > this.maxHeaderListSize) throw new HpackError(`header list exceeds ${this.maxHeaderListSize} octets`)
+      if (listSize > this.#maxHeaderListSize) throw new HpackError(`header list exceeds ${this.#maxHeaderListSize} octets`)
       headers.push([name, value])
     }
     return headers
@@ -300,27 +300,27 @@ export interface EncoderOptions {
  */
 export class HpackEncoder {
   readonly table: DynamicTable
-  private readonly huffman: 'always' | 'never' | 'shorter'
-  private pendingSize: number | undefined
+  readonly #huffman: 'always' | 'never' | 'shorter'
+  #pendingSize: number | undefined
 
   constructor(options: EncoderOptions = {}) {
-    this.huffman = options.huffman ?? 'shorter'
+    this.#huffman = options.huffman ?? 'shorter'
     this.table = new DynamicTable(options.tableSize ?? 4096)
   }
 
   /** The peer's SETTINGS_HEADER_TABLE_SIZE: we use min(4096, it) and announce the change (§6.3). */
   setMaxTableSize(size: number): void {
     const next = Math.min(4096, size)
-    if (next === this.table.maxSize && this.pendingSize === undefined) return
-    this.pendingSize = next
+    if (next === this.table.maxSize && this.#pendingSize === undefined) return
+    this.#pendingSize = next
     this.table.resize(next)
   }
 
   encode(headers: HeaderList, never: ReadonlySet<string> = new Set()): Uint8Array {
     const w = new Writer()
-    if (this.pendingSize !== undefined) {
-      w.integer(this.pendingSize, 5, 0x20)
-      this.pendingSize = undefined
+    if (this.#pendingSize !== undefined) {
+      w.integer(this.#pendingSize, 5, 0x20)
+      this.#pendingSize = undefined
     }
     for (const [name, value] of headers) {
       let exact = 0
@@ -346,16 +346,16 @@ export class HpackEncoder {
       }
       if (never.has(name)) w.integer(named, 4, 0x10)
       else w.integer(named, 6, 0x40)
-      if (!named) w.string(name, this.useHuffman(name))
-      w.string(value, this.useHuffman(value))
+      if (!named) w.string(name, this.#useHuffman(name))
+      w.string(value, this.#useHuffman(value))
       if (!never.has(name)) this.table.add(name, value)
     }
     return w.bytes()
   }
 
-  private useHuffman(text: string): boolean {
-    if (this.huffman === 'always') return true
-    if (this.huffman === 'never') return false
+  #useHuffman(text: string): boolean {
+    if (this.#huffman === 'always') return true
+    if (this.#huffman === 'never') return false
     return huffmanEncodedLength(text) < text.length
   }
 }

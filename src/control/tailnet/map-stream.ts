@@ -1,6 +1,7 @@
 // The body of a /machine/map response: repeated `u32 little-endian length | message`, each
 // message a JSON tailcfg.MapResponse, or one zstd frame of it when the server compresses anyway
 // (control/controlclient/direct.go: the read loop and mapSession.decodeMsg). Sans-IO.
+import { concatBytes } from '../../crypto/index.ts'
 import type { MapResponse } from './tailcfg.ts'
 
 /** Go's client has no cap; ours bounds memory against a garbled length (a real netmap is far smaller). */
@@ -20,31 +21,31 @@ export class MapStreamError extends Error {
 
 /** Splits the map body into messages as bytes arrive. */
 export class MapMessageReader {
-  private buffer: Uint8Array = new Uint8Array(0)
-  private failed: MapStreamError | undefined
+  #buffer: Uint8Array = new Uint8Array(0)
+  #failed: MapStreamError | undefined
 
   push(bytes: Uint8Array): Uint8Array[] {
-    if (this.failed) throw this.failed
-    this.buffer = this.buffer.length === 0 ? bytes : concat(this.buffer, bytes)
+    if (this.#failed) throw this.#failed
+    this.#buffer = this.#buffer.length === 0 ? bytes : concatBytes([this.#buffer, bytes])
     const out: Uint8Array[] = []
     let offset = 0
-    while (this.buffer.length - offset >= 4) {
-      const size = new DataView(this.buffer.buffer, this.buffer.byteOffset + offset, 4).getUint32(0, true)
+    while (this.#buffer.length - offset >= 4) {
+      const size = new DataView(this.#buffer.buffer, this.#buffer.byteOffset + offset, 4).getUint32(0, true)
       if (size > MAX_MAP_MESSAGE) {
-        this.failed = new MapStreamError('too-large', `map message of ${size} bytes exceeds the ${MAX_MAP_MESSAGE}-byte limit (garbled length?)`)
-        throw this.failed
+        this.#failed = new MapStreamError('too-large', `map message of ${size} bytes exceeds the ${MAX_MAP_MESSAGE}-byte limit (garbled length?)`)
+        throw this.#failed
       }
-      if (this.buffer.length - offset - 4 < size) break
-      out.push(this.buffer.slice(offset + 4, offset + 4 + size))
+      if (this.#buffer.length - offset - 4 < size) break
+      out.push(this.#buffer.slice(offset + 4, offset + 4 + size))
       offset += 4 + size
     }
-    this.buffer = offset === this.buffer.length ? new Uint8Array(0) : this.buffer.slice(offset)
+    this.#buffer = offset === this.#buffer.length ? new Uint8Array(0) : this.#buffer.slice(offset)
     return out
   }
 
   /** The body ended: a partial message left over means the stream was cut. */
   end(): void {
-    if (this.buffer.length > 0) throw new MapStreamError('truncated', `map stream ended inside a message (${this.buffer.length} bytes left)`)
+    if (this.#buffer.length > 0) throw new MapStreamError('truncated', `map stream ended inside a message (${this.#buffer.length} bytes left)`)
   }
 }
 
@@ -78,11 +79,4 @@ let zstdDecoder: Promise<(frame: Uint8Array) => Uint8Array> | undefined
 export function loadZstd(): Promise<(frame: Uint8Array) => Uint8Array> {
   zstdDecoder ??= import('fzstd').then((m) => (frame: Uint8Array) => m.decompress(frame))
   return zstdDecoder
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
 }

@@ -48,17 +48,21 @@ export interface TailnetMapUpdate {
 }
 
 export class TailnetMapSession {
-  private self: Node | undefined
-  private readonly peers = new Map<NodeID, Node>()
-  private derpMap: DERPMap | undefined
-  private readonly filterChunks = new Map<string, FilterRule[]>()
-  private dnsConfig: MapResponse['DNSConfig']
-  private domain = ''
-  private current: Netmap | undefined
+  #self: Node | undefined
+  readonly #peers = new Map<NodeID, Node>()
+  #derpMap: DERPMap | undefined
+  readonly #filterChunks = new Map<string, FilterRule[]>()
+  #dnsConfig: MapResponse['DNSConfig']
+  #domain = ''
+  #current: Netmap | undefined
   /** The `now` of the last apply/poll (epoch ms): what KeyExpiry is compared with. */
-  private now = 0
+  #now = 0
 
-  constructor(private readonly options: TailnetNetmapOptions = {}) {}
+  readonly #options: TailnetNetmapOptions
+
+  constructor(options: TailnetNetmapOptions = {}) {
+    this.#options = options
+  }
 
   /**
    * The next instant (epoch ms) a peer in the map expires, when `poll` must run; undefined when
@@ -66,34 +70,34 @@ export class TailnetMapSession {
    */
   nextEvent(): number | undefined {
     let next: number | undefined
-    for (const node of this.peers.values()) {
+    for (const node of this.#peers.values()) {
       const expiry = keyExpiry(node)
-      if (expiry !== undefined && expiry > this.now && !node.Expired && (next === undefined || expiry < next)) next = expiry
+      if (expiry !== undefined && expiry > this.#now && !node.Expired && (next === undefined || expiry < next)) next = expiry
     }
     return next
   }
 
   /** Drops the peers whose key expired by `now`; the update is undefined when none did. */
   poll(now: number): TailnetMapUpdate | undefined {
-    this.now = Math.max(this.now, now)
-    if (!this.self || !this.current) return undefined
-    const previous = this.current
+    this.#now = Math.max(this.#now, now)
+    if (!this.#self || !this.#current) return undefined
+    const previous = this.#current
     const rejected: NetmapError[] = []
-    const netmap = this.build(rejected)
+    const netmap = this.#build(rejected)
     const change = diff(previous, netmap, false)
     if (change.upsert.length === 0 && change.remove.length === 0) return undefined
-    this.current = netmap
+    this.#current = netmap
     return { netmap, change, rejected: [] }
   }
 
   /** The netmap after the last message; undefined until a message carried our own `Node`. */
   get netmap(): Netmap | undefined {
-    return this.current
+    return this.#current
   }
 
   /** The merged packet filter rules as tailcfg sent them (for the inbound filter). */
   get filterRules(): FilterRule[] {
-    return [...this.filterChunks.keys()].sort().flatMap((key) => this.filterChunks.get(key)!)
+    return [...this.#filterChunks.keys()].sort().flatMap((key) => this.#filterChunks.get(key)!)
   }
 
   /**
@@ -103,66 +107,66 @@ export class TailnetMapSession {
    */
   apply(message: MapResponse, now: number): TailnetMapUpdate | undefined {
     if (message.KeepAlive && Object.keys(message).length === 1) return undefined
-    this.now = Math.max(this.now, now)
+    this.#now = Math.max(this.#now, now)
     // Checked before anything is merged: a message with a bad self node changes nothing.
-    if (message.Node) this.selfOf(message.Node)
-    this.mergePeers(message, now)
-    if (message.Node) this.self = message.Node
+    if (message.Node) this.#selfOf(message.Node)
+    this.#mergePeers(message, now)
+    if (message.Node) this.#self = message.Node
     let other = false
     if (message.DERPMap) {
-      this.mergeDerpMap(message.DERPMap)
+      this.#mergeDerpMap(message.DERPMap)
       other = true
     }
     if (message.PacketFilter) {
-      this.filterChunks.set('base', message.PacketFilter)
+      this.#filterChunks.set('base', message.PacketFilter)
       other = true
     }
     if (message.PacketFilters) {
       const chunks = message.PacketFilters
-      if ('*' in chunks && chunks['*'] === null) this.filterChunks.clear()
+      if ('*' in chunks && chunks['*'] === null) this.#filterChunks.clear()
       for (const [key, rules] of Object.entries(chunks)) {
         if (key === '*') continue
-        if (rules) this.filterChunks.set(key, rules)
-        else this.filterChunks.delete(key)
+        if (rules) this.#filterChunks.set(key, rules)
+        else this.#filterChunks.delete(key)
       }
       other = true
     }
     if (message.DNSConfig) {
-      this.dnsConfig = message.DNSConfig
+      this.#dnsConfig = message.DNSConfig
       other = true
     }
     if (message.Domain) {
-      if (message.Domain !== this.domain) other = true
-      this.domain = message.Domain
+      if (message.Domain !== this.#domain) other = true
+      this.#domain = message.Domain
     }
-    if (!this.self) return undefined
-    const previous = this.current
+    if (!this.#self) return undefined
+    const previous = this.#current
     const rejected: NetmapError[] = []
-    const netmap = this.build(rejected)
-    this.current = netmap
+    const netmap = this.#build(rejected)
+    this.#current = netmap
     const change = diff(previous, netmap, other || previous === undefined)
     if (previous && change.upsert.length === 0 && change.remove.length === 0 && !change.other && rejected.length === 0 && sameSelf(previous.self, netmap.self)) return undefined
     return { netmap, change, rejected }
   }
 
-  private mergePeers(message: MapResponse, now: number): void {
+  #mergePeers(message: MapResponse, now: number): void {
     if (message.Peers && message.Peers.length > 0) {
-      this.peers.clear()
-      for (const node of message.Peers) this.peers.set(node.ID, node)
+      this.#peers.clear()
+      for (const node of message.Peers) this.#peers.set(node.ID, node)
       return
     }
-    for (const id of message.PeersRemoved ?? []) this.peers.delete(id)
-    for (const node of message.PeersChanged ?? []) this.peers.set(node.ID, node)
+    for (const id of message.PeersRemoved ?? []) this.#peers.delete(id)
+    for (const node of message.PeersChanged ?? []) this.#peers.set(node.ID, node)
     for (const [id, seen] of Object.entries(message.PeerSeenChange ?? {})) {
-      const node = this.peers.get(Number(id))
-      if (node) this.peers.set(node.ID, { ...node, LastSeen: seen ? new Date(now).toISOString() : null })
+      const node = this.#peers.get(Number(id))
+      if (node) this.#peers.set(node.ID, { ...node, LastSeen: seen ? new Date(now).toISOString() : null })
     }
     for (const [id, online] of Object.entries(message.OnlineChange ?? {})) {
-      const node = this.peers.get(Number(id))
-      if (node) this.peers.set(node.ID, { ...node, Online: online })
+      const node = this.#peers.get(Number(id))
+      if (node) this.#peers.set(node.ID, { ...node, Online: online })
     }
     for (const patch of message.PeersChangedPatch ?? []) {
-      const node = this.peers.get(patch.NodeID)
+      const node = this.#peers.get(patch.NodeID)
       if (!node) continue
       const next: Node = { ...node }
       if (patch.DERPRegion) next.HomeDERP = patch.DERPRegion
@@ -174,29 +178,29 @@ export class TailnetMapSession {
       if (patch.LastSeen) next.LastSeen = patch.LastSeen
       if (patch.KeyExpiry) next.KeyExpiry = patch.KeyExpiry
       if (patch.CapMap) next.CapMap = patch.CapMap
-      this.peers.set(node.ID, next)
+      this.#peers.set(node.ID, next)
     }
   }
 
-  private mergeDerpMap(incoming: DERPMap): void {
+  #mergeDerpMap(incoming: DERPMap): void {
     const regions: Record<string, DERPRegion> = {}
-    const source = incoming.Regions ?? this.derpMap?.Regions ?? {}
+    const source = incoming.Regions ?? this.#derpMap?.Regions ?? {}
     for (const [id, region] of Object.entries(source)) if (region) regions[id] = region
-    this.derpMap = {
+    this.#derpMap = {
       Regions: regions,
-      OmitDefaultRegions: incoming.Regions ? incoming.OmitDefaultRegions : this.derpMap?.OmitDefaultRegions,
-      HomeParams: incoming.HomeParams ?? this.derpMap?.HomeParams,
+      OmitDefaultRegions: incoming.Regions ? incoming.OmitDefaultRegions : this.#derpMap?.OmitDefaultRegions,
+      HomeParams: incoming.HomeParams ?? this.#derpMap?.HomeParams,
     }
   }
 
   /** Our own node must be valid (a NetmapError otherwise); a malformed peer is left out and reported in `rejected`. */
-  private build(rejected: NetmapError[]): Netmap {
-    const self = this.self!
+  #build(rejected: NetmapError[]): Netmap {
+    const self = this.#self!
     const peers: NetmapPeer[] = []
-    for (const node of this.peers.values()) {
-      if (node.Key === self.Key || expired(node, this.now)) continue
+    for (const node of this.#peers.values()) {
+      if (node.Key === self.Key || expired(node, this.#now)) continue
       try {
-        peers.push(this.peerOf(node))
+        peers.push(this.#peerOf(node))
       } catch (error) {
         if (!(error instanceof NetmapError)) throw error
         rejected.push(error)
@@ -205,26 +209,26 @@ export class TailnetMapSession {
     // Stable order: by name, then key (names are unique in a tailnet, but a netmap in flux may repeat one).
     peers.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.nodeKey < b.nodeKey ? -1 : a.nodeKey > b.nodeKey ? 1 : 0))
     const netmap: Netmap = {
-      self: this.selfOf(self),
+      self: this.#selfOf(self),
       peers,
-      relayMap: this.relayMap(),
+      relayMap: this.#relayMap(),
       // Always defined: with no rules from the server tailscaled admits no new inbound flows
       // (ipnlocal sets an empty filter.New; only replies to our own traffic pass), and so do we.
       packetFilter: expandFilter(this.filterRules),
     }
-    const dns = this.dns()
+    const dns = this.#dns()
     if (dns) netmap.dns = dns
     return netmap
   }
 
-  private selfOf(node: Node): NetmapSelf {
+  #selfOf(node: Node): NetmapSelf {
     const self: NetmapSelf = { nodeKey: normalizeKey(node.Key, 'nodekey', node), name: shortName(node), addresses: addressesOf(node), homeRelay: homeRegion(node) }
     const fqdn = fqdnOf(node)
     if (fqdn) self.fqdn = fqdn
     return self
   }
 
-  private peerOf(node: Node): NetmapPeer {
+  #peerOf(node: Node): NetmapPeer {
     const addresses = addressesOf(node)
     const allowedIPs = node.AllowedIPs ?? node.Addresses ?? []
     const peer: NetmapPeer = {
@@ -242,11 +246,11 @@ export class TailnetMapSession {
     return peer
   }
 
-  private relayMap(): RelayMap {
+  #relayMap(): RelayMap {
     const regions = new Map<number, RelayRegion>()
-    for (const region of Object.values(this.derpMap?.Regions ?? {})) {
+    for (const region of Object.values(this.#derpMap?.Regions ?? {})) {
       if (!region) continue
-      const nodes = (region.Nodes ?? []).filter((n) => !n.STUNOnly).map((n) => ({ name: n.Name, url: this.derpUrl(n), stunPort: n.STUNPort ?? 3478 }))
+      const nodes = (region.Nodes ?? []).filter((n) => !n.STUNOnly).map((n) => ({ name: n.Name, url: this.#derpUrl(n), stunPort: n.STUNPort ?? 3478 }))
       if (nodes.length === 0) continue
       const relay: RelayRegion = { id: region.RegionID, code: region.RegionCode, name: region.RegionName, nodes }
       if (region.Avoid || region.NoMeasureNoHome) relay.avoid = true
@@ -256,17 +260,17 @@ export class TailnetMapSession {
   }
 
   /** derp/derphttp/derphttp_client.go `urlString`: https on 443, or http on 80, port appended only when it differs. */
-  private derpUrl(node: { HostName: string; IPv4?: string; DERPPort?: number }): string {
-    const plain = this.options.derpPlainHTTP ?? false
+  #derpUrl(node: { HostName: string; IPv4?: string; DERPPort?: number }): string {
+    const plain = this.#options.derpPlainHTTP ?? false
     const defaultPort = plain ? 80 : 443
     const host = node.HostName.includes(':') ? `[${node.HostName}]` : node.HostName
     const port = node.DERPPort && node.DERPPort !== defaultPort ? `:${node.DERPPort}` : ''
     return `${plain ? 'http' : 'https'}://${host}${port}/derp`
   }
 
-  private dns(): DnsConfig | undefined {
-    const config = this.dnsConfig
-    if (!config && !this.domain) return undefined
+  #dns(): DnsConfig | undefined {
+    const config = this.#dnsConfig
+    if (!config && !this.#domain) return undefined
     const dns: DnsConfig = {
       magicDNS: (config?.Proxied ?? false) || (config?.Domains?.length ?? 0) > 0,
       nameservers: (config?.Resolvers ?? []).map((r) => r.Addr),
@@ -274,7 +278,7 @@ export class TailnetMapSession {
     }
     // The MagicDNS suffix: MapResponse.Domain is the tailnet's name (Headscale sends its base domain),
     // the first search domain is what tailscaled appends to short names.
-    const domain = config?.Domains?.[0] ?? this.domain
+    const domain = config?.Domains?.[0] ?? this.#domain
     if (domain) dns.domain = domain.replace(/\.$/, '')
     return dns
   }
