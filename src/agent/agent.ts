@@ -12,7 +12,7 @@
 // passed in through the constructor; nothing registers itself globally.
 import { formatNodeKey, parseKey, type KeyPair } from '../crypto/index.ts'
 import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap, NetmapChange, RelayMap } from '../control/control-plane.ts'
-import { loadOrCreateKeyPair, type KeyStore } from '../control/key-store.ts'
+import { loadOrCreateKeyPairs, type KeyStore } from '../control/key-store.ts'
 import { DeadlineTimer, systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import { DataplaneError } from '../dataplane/errors.ts'
 import type { DerpConnection } from '../underlay/derp/connection.ts'
@@ -258,10 +258,10 @@ export class NodeAgent {
     mark('join received')
     try {
       const store = this.env.keyStore(options)
-      const nodeKeys = await loadOrCreateKeyPair(store, options.keyName)
-      const discoKeys = await loadOrCreateKeyPair(store, `${options.keyName}.disco`)
-      // The machine key (a tailnet's ts2021 Noise identity) is kept with the node key; only a tailnet join makes one.
-      const machineKeys = options.control === 'tailnet' ? await loadOrCreateKeyPair(store, `${options.keyName}.machine`) : undefined
+      // Node, disco and (a tailnet's ts2021 Noise identity, kept with the node key; only a tailnet
+      // join makes one) machine keys are independent: their store reads and writes overlap.
+      const names = [options.keyName, `${options.keyName}.disco`, ...(options.control === 'tailnet' ? [`${options.keyName}.machine`] : [])]
+      const [nodeKeys, discoKeys, machineKeys] = (await loadOrCreateKeyPairs(store, names)) as [KeyPair, KeyPair, KeyPair | undefined]
       mark('keys')
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       let made: ControlPlane | Promise<ControlPlane>

@@ -8,10 +8,14 @@ export interface KeyPair {
   publicKey: Uint8Array
 }
 
-/** A fresh clamped Curve25519 private key (clamped as `wg genkey` does) and its public key. */
+/** A fresh clamped Curve25519 private key (clamped as `wg genkey` does), without its public key. */
+export function generatePrivateKey(): Uint8Array {
+  return clamp(randomBytes(KEY_LENGTH))
+}
+
+/** A fresh clamped Curve25519 private key and its public key (one X25519 base-point multiplication). */
 export function generateKeyPair(): KeyPair {
-  const privateKey = randomBytes(KEY_LENGTH)
-  clamp(privateKey)
+  const privateKey = generatePrivateKey()
   return { privateKey, publicKey: scalarMultBase(privateKey) }
 }
 
