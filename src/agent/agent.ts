@@ -87,6 +87,12 @@ export interface NodeAgentEnvironment {
    * the browser worker (src/agent/worker.ts) turns it on.
    */
   dialRelayEarly?: boolean
+  /**
+   * Opens the join's control connection before its keys are loaded (Burrow's coordination:
+   * `coordinationControlPlanes().preconnect`); the control plane made for the join takes it. Answers
+   * a function that closes it if the join ended before a control plane took it. Default: none.
+   */
+  preconnectControl?: (options: JoinOptions) => (() => void) | undefined
 }
 
 /** The latency-check URL of a relay's DERP URL (cmd/derper serves /derp/probe and /derp/latency-check alike). */
@@ -256,6 +262,14 @@ export class NodeAgent {
     const phases: JoinResult['phases'] = []
     const mark = (step: string): void => void phases.push([step, this.sharedTime(this.clock.now())])
     mark('join received')
+    // The control connection needs no key until the server's challenge: open it first, so its
+    // TCP and WebSocket handshakes overlap the key store and the key generation.
+    let releaseControl: (() => void) | undefined
+    try {
+      releaseControl = this.env.preconnectControl?.(options)
+    } catch {
+      // Only an optimisation: the control plane opens its own connection and reports any error.
+    }
     try {
       const store = this.env.keyStore(options)
       // Node, disco and (a tailnet's ts2021 Noise identity, kept with the node key; only a tailnet
@@ -277,6 +291,7 @@ export class NodeAgent {
       }
       // A lazily loaded control client (the factory turns its own option errors into bad-config).
       const control = made instanceof Promise ? await made : made
+      releaseControl?.()
       if (this.left) {
         control.stop()
         throw new DataplaneError('stopped', 'the node was closed while starting')
@@ -328,6 +343,7 @@ export class NodeAgent {
         phases,
       }
     } catch (error) {
+      releaseControl?.()
       this.shutdown()
       throw error
     } finally {
