@@ -2,7 +2,7 @@
 // the worker; they never cross to the page), Node uses files (key-store-node.ts, kept apart so
 // `node:fs` stays out of the browser bundle), tests and throwaway nodes use memory.
 import { createStore, del, get, set, update, type UseStore } from 'idb-keyval'
-import { KEY_LENGTH, generatePrivateKey, publicKeyOf, type KeyPair } from '../crypto/index.ts'
+import { KEY_LENGTH, generatePrivateKey, publicKeyOfAsync, type KeyPair } from '../crypto/index.ts'
 
 export class KeyStoreError extends Error {
   constructor(message: string) {
@@ -41,12 +41,13 @@ export function checkPrivateKey(name: string, key: unknown): Uint8Array {
 /**
  * The stored key pair, or a fresh one that is saved first (so a crash never loses a key in use).
  * The public key is computed once, from the key that ended up stored (a racing writer's key may
- * win): an X25519 base-point multiplication is the costly part of a start (noble, cold: ~10 ms).
+ * win), with WebCrypto where it has X25519: a base-point multiplication is the costly part of a
+ * start (noble's ladder, cold in a fresh worker: ~10 ms).
  */
 export async function loadOrCreateKeyPair(store: KeyStore, name: string): Promise<KeyPair> {
   const existing = await store.load(name)
   const privateKey = existing ?? (await store.saveIfAbsent(name, generatePrivateKey()))
-  return { privateKey, publicKey: publicKeyOf(privateKey) }
+  return { privateKey, publicKey: await publicKeyOfAsync(privateKey) }
 }
 
 /**
