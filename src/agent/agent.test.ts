@@ -271,6 +271,51 @@ describe('node agent', () => {
     expect(socket.closedWith).toBeUndefined()
   })
 
+  it('with preconnectControl and dialRelayEarly the home relay is dialed before the key store answers, and that one stream becomes home', async () => {
+    const keys = new MemoryKeyStore()
+    const gates: Array<() => void> = []
+    const gated: KeyStore = {
+      load: async (name) => {
+        await new Promise<void>((resolve) => gates.push(resolve))
+        return keys.load(name)
+      },
+      save: (name, key) => keys.save(name, key),
+      saveIfAbsent: (name, key) => keys.saveIfAbsent(name, key),
+      delete: (name) => keys.delete(name),
+    }
+    const h = harness(undefined, { preconnect: true, dialRelayEarly: true, keyStore: () => gated })
+    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
+    await until('the key store reads', () => gates.length === 2)
+    await until('the early relay dial', () => h.dialed.length === 1)
+    expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
+    for (const open of gates.splice(0)) open()
+    const socket = h.sockets[0]!
+    socket.deliver(challenge)
+    await until('hello', () => socket.sent.some((m) => m.type === 'hello'))
+    const hello = socket.sent.find((m) => m.type === 'hello') as unknown as { nodeKey: string }
+    socket.deliver({ type: 'welcome', self: { ...peer(200), nodeKey: hello.nodeKey }, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [peer(1)] })
+    await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
+    expect(h.events.find((e) => e.type === 'result' && e.id === 1)).toMatchObject({ ok: true, value: { relayURL: 'ws://relay.test:8080/derp' } })
+    expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
+    expect(h.closedStreams).toEqual([])
+    expect(h.status().underlays).toHaveLength(1)
+  })
+
+  it('with preconnectControl and dialRelayEarly a join that fails at the key store closes the early relay stream too', async () => {
+    const broken: KeyStore = {
+      load: () => Promise.reject(new KeyStoreError('the disk is gone')),
+      save: () => Promise.reject(new KeyStoreError('the disk is gone')),
+      saveIfAbsent: () => Promise.reject(new KeyStoreError('the disk is gone')),
+      delete: () => Promise.reject(new KeyStoreError('the disk is gone')),
+    }
+    const h = harness(undefined, { preconnect: true, dialRelayEarly: true, keyStore: () => broken })
+    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
+    await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
+    expect(h.events.find((e) => e.type === 'result')).toMatchObject({ ok: false, error: { name: 'KeyStoreError' } })
+    expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
+    expect(h.closedStreams).toEqual(['ws://relay.test:8080/derp'])
+  })
+
   it('with preconnectControl a join that fails at the key store closes the early control socket and opens no other', async () => {
     const broken: KeyStore = {
       load: () => Promise.reject(new KeyStoreError('the disk is gone')),

@@ -36,6 +36,7 @@ import {
   type NodeWorkerMessage,
   type WorkerPeerInfo,
 } from './protocol.ts'
+import { EarlyDials } from './early-dial.ts'
 import { RelayPool } from './relay-pool.ts'
 import type { UdpDirect, UdpDirectFactory } from './udp-direct-hook.ts'
 
@@ -90,9 +91,11 @@ export interface NodeAgentEnvironment {
   /**
    * Opens the join's control connection before its keys are loaded (Burrow's coordination:
    * `coordinationControlPlanes().preconnect`); the control plane made for the join takes it. Answers
-   * a function that closes it if the join ended before a control plane took it. Default: none.
+   * `release`, which closes it if the join ended before a control plane took it, and the relay the
+   * control plane will expect to be home: with `dialRelayEarly` that relay is dialed right then too
+   * (early-dial.ts), its login waiting for the keys. Default: none.
    */
-  preconnectControl?: (options: JoinOptions) => (() => void) | undefined
+  preconnectControl?: (options: JoinOptions) => { relayURL?: string; release(): void } | undefined
 }
 
 /** The latency-check URL of a relay's DERP URL (cmd/derper serves /derp/probe and /derp/latency-check alike). */
@@ -265,10 +268,13 @@ export class NodeAgent {
     // The control connection needs no key until the server's challenge: open it first, so its
     // TCP and WebSocket handshakes overlap the key store and the key generation.
     let releaseControl: (() => void) | undefined
+    const earlyDials = new EarlyDials(this.env.dial)
     try {
-      releaseControl = this.env.preconnectControl?.(options)
+      const early = this.env.preconnectControl?.(options)
+      releaseControl = early?.release
+      if (this.env.dialRelayEarly === true && early?.relayURL !== undefined) earlyDials.open(early.relayURL)
     } catch {
-      // Only an optimisation: the control plane opens its own connection and reports any error.
+      // Only an optimisation: the control plane and the relay pool open their own connections and report any error.
     }
     try {
       const store = this.env.keyStore(options)
@@ -303,8 +309,10 @@ export class NodeAgent {
       // Registration and the relay's WebSocket do not depend on each other: the relay the control
       // plane expects to be home is dialed now, and logs in once the netmap says it is home (the
       // relay may admit only registered keys, --verify-clients).
-      const relays = this.startRelays(nodeKeys, options.relayFaults)
+      const relays = this.startRelays(nodeKeys, options.relayFaults, earlyDials.dialer)
       if (this.env.dialRelayEarly === true && control.relayURL !== undefined) relays.preconnect(control.relayURL)
+      // An early stream to a relay the control plane does not expect (another URL) is not needed.
+      earlyDials.closeUnused()
       const netmap = await this.register(control, options)
       mark('netmap')
       if (options.homeRegion !== undefined && !netmap.relayMap.regions.has(options.homeRegion))
@@ -344,6 +352,7 @@ export class NodeAgent {
       }
     } catch (error) {
       releaseControl?.()
+      earlyDials.closeUnused()
       this.shutdown()
       throw error
     } finally {
@@ -487,11 +496,11 @@ export class NodeAgent {
     if (!this.context) throw new Error('the dataplane did not start')
   }
 
-  private startRelays(nodeKeys: KeyPair, faults: JoinOptions['relayFaults']): RelayPool {
+  private startRelays(nodeKeys: KeyPair, faults: JoinOptions['relayFaults'], dial: DerpDialer): RelayPool {
     const { driver } = this.context!
     let seed = faults?.seed ?? 0
     this.relays = new RelayPool({
-      dial: this.env.dial,
+      dial,
       privateKey: nodeKeys.privateKey,
       attach: (connection: DerpConnection) => {
         const underlay = new DerpUnderlay(connection)

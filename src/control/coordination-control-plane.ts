@@ -274,9 +274,10 @@ export class CoordinationControlPlane implements ControlPlane {
  *
  * `preconnect(controlURL)` opens that relay's control WebSocket before the keys exist (the agent
  * calls it first thing in a join, so the TCP and WebSocket handshakes overlap the key store); the
- * next control plane made for the same URL takes it. It answers a function that closes the
- * socket if no control plane took it (a join that failed first); undefined for a URL that is not
- * a coordination URL (the factory then reports it).
+ * next control plane made for the same URL takes it. It answers the DERP URL of that relay (the
+ * control plane's `relayURL`, for an early relay dial) and `release`, which closes the socket if no
+ * control plane took it (a join that failed first); undefined for a URL that is not a coordination
+ * URL (the factory then reports it).
  */
 export function coordinationControlPlanes(extra: Pick<CoordinationControlPlaneOptions, 'socketFactory' | 'client'> = {}) {
   /** Early sockets not yet taken, by control WebSocket URL, oldest first. */
@@ -306,14 +307,20 @@ export function coordinationControlPlanes(extra: Pick<CoordinationControlPlaneOp
       throw error
     }
   }
-  const preconnect = (controlURL: string): (() => void) | undefined => {
+  const preconnect = (controlURL: string): { relayURL: string; release(): void } | undefined => {
     const key = keyOf(controlURL)
     if (key === undefined) return undefined
+    let relayURL: string
+    try {
+      relayURL = relayUrlOf(controlURL)
+    } catch {
+      return undefined
+    }
     const socket: Promise<SocketLike> = openEarlySocket(key, extra.socketFactory)
     // A socket that failed to open is simply not used: the client opens its own and reports why.
     socket.catch(() => {})
     early.set(key, [...(early.get(key) ?? []), socket])
-    return () => {
+    const release = (): void => {
       const queue = early.get(key)
       const at = queue?.indexOf(socket) ?? -1
       if (at < 0) return
@@ -324,6 +331,7 @@ export function coordinationControlPlanes(extra: Pick<CoordinationControlPlaneOp
         () => {},
       )
     }
+    return { relayURL, release }
   }
   return Object.assign(factory, { preconnect })
 }
