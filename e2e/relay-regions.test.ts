@@ -5,7 +5,7 @@
 // tab is homed on is killed (SIGKILL) while the tab downloads 20 MB from the Node peer: the tab
 // re-homes to region 1's other relay and the download completes byte-exact (same SHA-256).
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
@@ -14,8 +14,9 @@ import { randomBytes, toHex } from '../src/crypto/index.ts'
 import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
-import { freePort, launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
+import { launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
+import { writeTwoRegionRelayMap } from '../test/helpers/relay-map.ts'
 
 const MESH_KEY = toHex(randomBytes(32))
 const scratch = mkdtempSync(join(tmpdir(), 'burrow-e2e-regions-'))
@@ -49,17 +50,7 @@ async function openTab(controlURL: string, authKey: string, hostname: string, ho
 }
 
 beforeAll(async () => {
-  const [p1a, p1b, p2] = [await freePort(), await freePort(), await freePort()]
-  const mapFile = join(scratch, 'relay-map.json')
-  writeFileSync(
-    mapFile,
-    JSON.stringify({
-      regions: [
-        { id: 1, code: 'one', name: 'Region One', nodes: [{ url: `http://127.0.0.1:${p1a}` }, { url: `http://127.0.0.1:${p1b}` }] },
-        { id: 2, code: 'two', name: 'Region Two', nodes: [{ url: `http://127.0.0.1:${p2}` }] },
-      ],
-    }),
-  )
+  const { mapFile, p1a, p1b, p2 } = await writeTwoRegionRelayMap(scratch)
   const quiet = ['--stun-port', '0']
   r1a = await startRelayProcess([...quiet, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1b}`], { port: p1a })
   relays.push(r1a)

@@ -4,7 +4,7 @@
 // through the region 2 relay. tab2 shows up in the Node peer's map (polled), and every pair
 // pings and moves 5 MB byte-exact. No timing is asserted: each step waits for its condition.
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
@@ -14,8 +14,9 @@ import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
-import { freePort, launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
+import { launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
+import { writeTwoRegionRelayMap } from '../test/helpers/relay-map.ts'
 
 const MESH_KEY = toHex(randomBytes(32))
 const scratch = mkdtempSync(join(tmpdir(), 'burrow-e2e-scaleout-'))
@@ -50,17 +51,7 @@ async function openTab(via: RelayProcess, hostname: string, homeRegion: number):
 beforeAll(async () => {
   postgres = await startPostgres()
   const database = await postgres.createDatabase(`e2e_scaleout_${process.pid}`)
-  const [p1a, p1b, p2] = [await freePort(), await freePort(), await freePort()]
-  const mapFile = join(scratch, 'relay-map.json')
-  writeFileSync(
-    mapFile,
-    JSON.stringify({
-      regions: [
-        { id: 1, code: 'one', name: 'Region One', nodes: [{ url: `http://127.0.0.1:${p1a}` }, { url: `http://127.0.0.1:${p1b}` }] },
-        { id: 2, code: 'two', name: 'Region Two', nodes: [{ url: `http://127.0.0.1:${p2}` }] },
-      ],
-    }),
-  )
+  const { mapFile, p1a, p1b, p2 } = await writeTwoRegionRelayMap(scratch)
   const common = ['--stun-port', '0', '--database', database, '--relay-map', mapFile]
   r1a = await startRelayProcess([...common, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1b}`], { port: p1a })
   relays.push(r1a)

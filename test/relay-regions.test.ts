@@ -6,7 +6,7 @@
 // only relay dies the node re-homes to the other region and its peers learn the new home through
 // the coordination; the transfer completes byte-exact either way (WireGuard does not depend on
 // the relay). No timing is asserted: each step waits for its condition.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,7 +16,7 @@ import { toHex, randomBytes } from '../src/crypto/index.ts'
 import { execFileSync } from 'node:child_process'
 import { type BurrowProcess, spawnBurrow } from './helpers/burrow-process.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
-import { freePort } from './helpers/tailscale-go.ts'
+import { writeTwoRegionRelayMap } from './helpers/relay-map.ts'
 
 type Node = Awaited<ReturnType<typeof Burrow.start>>
 
@@ -80,25 +80,7 @@ async function transfer(from: Node, to: Node, size: number, seed: number, port: 
 const peerOf = (node: Node, hostname: string) => node.peers().find((p) => p.hostname === hostname)
 
 beforeAll(async () => {
-  const [p1a, p1b, p2] = [await freePort(), await freePort(), await freePort()]
-  const mapFile = join(scratch, 'relay-map.json')
-  writeFileSync(
-    mapFile,
-    JSON.stringify({
-      regions: [
-        {
-          id: 1,
-          code: 'one',
-          name: 'Region One',
-          nodes: [
-            { name: '1a', url: `http://127.0.0.1:${p1a}` },
-            { name: '1b', url: `http://127.0.0.1:${p1b}` },
-          ],
-        },
-        { id: 2, code: 'two', name: 'Region Two', nodes: [{ name: '2a', url: `http://127.0.0.1:${p2}` }] },
-      ],
-    }),
-  )
+  const { mapFile, p1a, p1b, p2 } = await writeTwoRegionRelayMap(scratch)
   const quiet = ['--stun-port', '0']
   r1a = await startRelayProcess([...quiet, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1b}`], { port: p1a })
   relays.push(r1a)

@@ -7,7 +7,7 @@
 // moves 5 MB byte-exact. Then relay 1a is killed: the node registered through 1b re-homes and the
 // region 2 node learns it through the database, and the node registered through 1a goes offline
 // on both surviving relays. No timing is asserted: each step waits for its condition.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,7 +16,7 @@ import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { startPostgres, type PostgresServer } from './helpers/postgres.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
-import { freePort } from './helpers/tailscale-go.ts'
+import { writeTwoRegionRelayMap } from './helpers/relay-map.ts'
 
 type Node = Awaited<ReturnType<typeof Burrow.start>>
 
@@ -59,25 +59,7 @@ const peerOf = (node: Node, hostname: string) => node.peers().find((p) => p.host
 beforeAll(async () => {
   postgres = await startPostgres()
   const database = await postgres.createDatabase(`scaleout_${process.pid}`)
-  const [p1a, p1b, p2] = [await freePort(), await freePort(), await freePort()]
-  const mapFile = join(scratch, 'relay-map.json')
-  writeFileSync(
-    mapFile,
-    JSON.stringify({
-      regions: [
-        {
-          id: 1,
-          code: 'one',
-          name: 'Region One',
-          nodes: [
-            { name: '1a', url: `http://127.0.0.1:${p1a}` },
-            { name: '1b', url: `http://127.0.0.1:${p1b}` },
-          ],
-        },
-        { id: 2, code: 'two', name: 'Region Two', nodes: [{ name: '2a', url: `http://127.0.0.1:${p2}` }] },
-      ],
-    }),
-  )
+  const { mapFile, p1a, p1b, p2 } = await writeTwoRegionRelayMap(scratch)
   // Every relay: the same database, the same relay map.
   const common = ['--stun-port', '0', '--database', database, '--relay-map', mapFile]
   r1a = await startRelayProcess([...common, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1b}`], { port: p1a })
