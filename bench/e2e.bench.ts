@@ -8,8 +8,7 @@
 //                                 per MB moved, for Burrow and for the plumbing
 //   e2e.relay_trace               (printed table) where a segment waits between the app's write and its ACK, from packet taps on both pages,
 //                                 and the plumbing's per-hop latencies
-//   e2e.start_to_first_byte_ms    Burrow.start (fresh key, registration) until the first TCP byte from a peer, page from Vite's dev server,
-//                                 baseline: a fresh WebSocket from the same page to the relay until its first frame (BURROW_BENCH_E2E=startup: these alone)
+//   e2e.start_to_first_byte_ms    Burrow.start (fresh key, registration) until the first TCP byte from a peer, page from Vite's dev server
 //   e2e.start_to_first_byte_built_ms  the same from a production build, with its phases (e2e.start_phase.*)
 //   bundle.gzip_kb                production build of the library entry (page + worker), gzipped, lazy chunks apart
 //   bundle.*_chunk_gzip_kb        the lazy chunks: simple-peer (webrtc), the tailnet client (tailnet), fzstd (zstd)
@@ -21,14 +20,11 @@ import { gzipSync } from 'node:zlib'
 import { build } from 'vite'
 import { launchChromium, REPO_ROOT, startBuiltPageServer, startPageServer } from '../e2e/helpers/browser.ts'
 import { DEFAULT_OVERLAY_MTU } from '../src/burrow.ts'
-import { relayUrlOf } from '../src/control/coordination-control-plane.ts'
 import { startRelayProcess } from '../test/helpers/relay-process.ts'
 import { chainCpu } from './proc-cpu.ts'
 import type { Bench, BenchResult } from './types.ts'
 
 const TRANSFER_BYTES = 20 * 1024 * 1024
-/** `BURROW_BENCH_E2E=startup npm run bench -- --only e2e`: the start-up figures alone. */
-const STARTUP_ONLY = process.env['BURROW_BENCH_E2E'] === 'startup'
 const ROUNDS = 3
 /** A WireGuard data message around an IP packet: type/reserved/receiver/counter (16) + Poly1305 tag (16), WireGuard whitepaper 5.4.6. */
 const WIREGUARD_OVERHEAD = 32
@@ -228,7 +224,6 @@ const bench: Bench = async () => {
   const browserB = await launchChromium()
   try {
     const controlURL = new URL(relay.url).origin
-    const derpURL = relayUrlOf(controlURL)
     const authKey = execFileSync(process.execPath, ['bin/burrow.mjs', 'relay', 'authkey', 'create', '--reusable', '--data-dir', relay.dataDir], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'ignore'],
@@ -257,165 +252,141 @@ const bench: Bench = async () => {
     await pageA.evaluate(() => window.burrowNodeE2E.waitForPeer('bench-b', true, 10_000))
     await pageA.evaluate((address) => window.burrowNodeE2E.ping(address), addressB)
 
-    // BURROW_BENCH_E2E=startup: only the start-up figures (the transfers take minutes of both cores).
-    if (!STARTUP_ONLY) {
-      // The plumbing: the same two browsers, a page each, DERP keys of their own on the same relay.
-      const plumbA = await open(browserA, 'plumbing.html')
-      const plumbB = await open(browserB, 'plumbing.html')
-      const wirePacket = DEFAULT_OVERLAY_MTU + WIREGUARD_OVERHEAD
-      const payload = DEFAULT_OVERLAY_MTU - TCP_IP_HEADERS
-      const keyA = await plumbA.evaluate(([url, p, l]) => window.burrowPlumbing.start(url!, p!, l!), [relay.url, wirePacket, payload] as const)
-      const keyB = await plumbB.evaluate(([url, p, l]) => window.burrowPlumbing.start(url!, p!, l!), [relay.url, wirePacket, payload] as const)
-      await plumbA.evaluate((key) => window.burrowPlumbing.peer(key), keyB)
-      await plumbB.evaluate((key) => window.burrowPlumbing.peer(key), keyA)
+    // The plumbing: the same two browsers, a page each, DERP keys of their own on the same relay.
+    const plumbA = await open(browserA, 'plumbing.html')
+    const plumbB = await open(browserB, 'plumbing.html')
+    const wirePacket = DEFAULT_OVERLAY_MTU + WIREGUARD_OVERHEAD
+    const payload = DEFAULT_OVERLAY_MTU - TCP_IP_HEADERS
+    const keyA = await plumbA.evaluate(([url, p, l]) => window.burrowPlumbing.start(url!, p!, l!), [relay.url, wirePacket, payload] as const)
+    const keyB = await plumbB.evaluate(([url, p, l]) => window.burrowPlumbing.start(url!, p!, l!), [relay.url, wirePacket, payload] as const)
+    await plumbA.evaluate((key) => window.burrowPlumbing.peer(key), keyB)
+    await plumbB.evaluate((key) => window.burrowPlumbing.peer(key), keyA)
 
-      const tcpTransfer = async (round: number, traced = false) => {
-        const id = 1000 + round
-        const port = 9100 + round
-        if (traced) for (const page of [pageA, pageB]) await page.evaluate((p) => window.burrowNodeE2E.traceOn(p), port)
-        await pageB.evaluate(([p, i]) => window.burrowNodeE2E.sink(p!, i!), [port, id] as const)
-        const cpuBefore = chainCpu(relay.proc.pid!)
-        const sent = await pageA.evaluate(([host, p, size, seed]) => window.burrowNodeE2E.send(host as string, p as number, size as number, seed as number), [
-          addressB,
-          port,
-          TRANSFER_BYTES,
-          round + 1,
-        ] as const)
-        await pageB.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, {
-          timeout: 120_000,
-          polling: 50,
-        })
-        const cpuAfter = chainCpu(relay.proc.pid!)
-        const got = (await pageB.evaluate((i) => window.burrowNodeE2E.progress(i), id))!
-        if (got.done?.sha256 !== sent.sha256) throw new Error(`transfer ${round} corrupted: ${JSON.stringify(got)}`)
-        const traces = traced ? await Promise.all([pageA, pageB].map((page) => page.evaluate(() => window.burrowNodeE2E.traceOff()))) : undefined
-        return {
-          rate: TRANSFER_BYTES / 1e6 / ((got.doneAt! - sent.startedAt) / 1000),
-          cpu: cpuPerMb(cpuBefore, cpuAfter),
-          traces,
-        }
+    const tcpTransfer = async (round: number, traced = false) => {
+      const id = 1000 + round
+      const port = 9100 + round
+      if (traced) for (const page of [pageA, pageB]) await page.evaluate((p) => window.burrowNodeE2E.traceOn(p), port)
+      await pageB.evaluate(([p, i]) => window.burrowNodeE2E.sink(p!, i!), [port, id] as const)
+      const cpuBefore = chainCpu(relay.proc.pid!)
+      const sent = await pageA.evaluate(([host, p, size, seed]) => window.burrowNodeE2E.send(host as string, p as number, size as number, seed as number), [
+        addressB,
+        port,
+        TRANSFER_BYTES,
+        round + 1,
+      ] as const)
+      await pageB.waitForFunction((i) => window.burrowNodeE2E.progress(i)?.done !== undefined || window.burrowNodeE2E.progress(i)?.error !== undefined, id, {
+        timeout: 120_000,
+        polling: 50,
+      })
+      const cpuAfter = chainCpu(relay.proc.pid!)
+      const got = (await pageB.evaluate((i) => window.burrowNodeE2E.progress(i), id))!
+      if (got.done?.sha256 !== sent.sha256) throw new Error(`transfer ${round} corrupted: ${JSON.stringify(got)}`)
+      const traces = traced ? await Promise.all([pageA, pageB].map((page) => page.evaluate(() => window.burrowNodeE2E.traceOff()))) : undefined
+      return {
+        rate: TRANSFER_BYTES / 1e6 / ((got.doneAt! - sent.startedAt) / 1000),
+        cpu: cpuPerMb(cpuBefore, cpuAfter),
+        traces,
       }
-      const plumbingTransfer = async () => {
-        await plumbB.evaluate((total) => window.burrowPlumbing.receive(total), TRANSFER_BYTES)
-        const cpuBefore = chainCpu(relay.proc.pid!)
-        const sent = await plumbA.evaluate(([total, windowBytes, chunk]) => window.burrowPlumbing.send(total!, windowBytes!, chunk!), [
-          TRANSFER_BYTES,
-          TCP_WINDOW_BYTES,
-          65536,
-        ] as const)
-        const doneAt = await plumbB.evaluate(() => window.burrowPlumbing.done())
-        const cpuAfter = chainCpu(relay.proc.pid!)
-        const trace = { ...(await plumbB.evaluate(() => window.burrowPlumbing.trace())), ...(await plumbA.evaluate(() => window.burrowPlumbing.trace())) }
-        return { rate: TRANSFER_BYTES / 1e6 / ((doneAt - sent.startedAt) / 1000), cpu: cpuPerMb(cpuBefore, cpuAfter), windowFullShare: sent.windowFullShare, trace }
-      }
-
-      // Throughput, interleaved with the ceiling and the baseline so all three see the same machine load.
-      const rates: number[] = []
-      const tcpCpu: number[] = []
-      const cpuSplit: string[] = []
-      const plumbingRates: number[] = []
-      const plumbingCpu: number[] = []
-      const windowFull: number[] = []
-      const baselines: number[] = []
-      let plumbingTrace: Record<string, HopSummary> = {}
-      for (let round = 0; round < ROUNDS; round++) {
-        const tcp = await tcpTransfer(round)
-        rates.push(tcp.rate)
-        tcpCpu.push(tcp.cpu.totalMsPerMb)
-        cpuSplit.push(`TCP browsers ${tcp.cpu.browserMsPerMb.toFixed(1)} + relay ${tcp.cpu.relayMsPerMb.toFixed(1)}`)
-        const plumbing = await plumbingTransfer()
-        plumbingRates.push(plumbing.rate)
-        plumbingCpu.push(plumbing.cpu.totalMsPerMb)
-        cpuSplit.push(`plumbing browsers ${plumbing.cpu.browserMsPerMb.toFixed(1)} + relay ${plumbing.cpu.relayMsPerMb.toFixed(1)}`)
-        windowFull.push(plumbing.windowFullShare)
-        plumbingTrace = plumbing.trace
-        baselines.push((await pageA.evaluate(() => window.burrowNodeE2E.sealBaseline(1000))) / 1e6)
-      }
-      const rate = median(rates)
-      const baseline = median(baselines)
-      const plumbingRate = median(plumbingRates)
-      results.push({
-        name: 'e2e.relay_tcp_mb_per_s',
-        value: rate,
-        unit: 'MB/s',
-        baseline,
-        ratio: rate / baseline,
-        note: `20 MiB browser → burrow relay → browser over TCP (overlay MTU ${DEFAULT_OVERLAY_MTU}), median of ${ROUNDS} (${rates.map((r) => r.toFixed(1)).join(', ')}); baseline: @noble ChaCha20-Poly1305 seal of 1420-byte packets in a worker of the same browser (${baselines.map((r) => r.toFixed(1)).join(', ')}); goal ratio ≥ 0.6; against the plumbing ceiling: ${(rate / plumbingRate).toFixed(2)} (goal ≥ 0.75)`,
-      })
-      results.push({
-        name: 'e2e.relay_tcp_vs_plumbing',
-        value: rate / plumbingRate,
-        unit: 'ratio',
-        baseline: plumbingRate,
-        ratio: rate / plumbingRate,
-        note: `e2e.relay_tcp_mb_per_s / e2e.relay_plumbing_mb_per_s, same run; goal ≥ 0.75`,
-      })
-      results.push({
-        name: 'e2e.relay_plumbing_mb_per_s',
-        value: plumbingRate,
-        unit: 'MB/s',
-        baseline,
-        ratio: plumbingRate / baseline,
-        note: `20 MiB page → worker → WebSocket → burrow relay → WebSocket → worker → page, ${wirePacket}-byte packets carrying ${payload} bytes each, credit window ${TCP_WINDOW_BYTES / 1024} KiB (TCP's receive buffer), no WireGuard, no TCP; median of ${ROUNDS} (${plumbingRates.map((r) => r.toFixed(1)).join(', ')}); window full ${windowFull.map((w) => (w * 100).toFixed(0) + ' %').join(', ')} of the time; baseline: noble seal as above`,
-      })
-      const tcpCpuMedian = median(tcpCpu)
-      const plumbingCpuMedian = median(plumbingCpu)
-      results.push({
-        name: 'e2e.relay_tcp_cpu_ms_per_mb',
-        value: tcpCpuMedian,
-        unit: 'ms/MB',
-        baseline: plumbingCpuMedian,
-        ratio: tcpCpuMedian / plumbingCpuMedian,
-        note: `CPU (user + system) of every Chromium process of both browsers and of the relay during each TCP transfer, per MB; median of ${ROUNDS} (${tcpCpu.map((c) => c.toFixed(1)).join(', ')}); baseline: the same for the plumbing (${plumbingCpu.map((c) => c.toFixed(1)).join(', ')}); by round: ${cpuSplit.join('; ')}`,
-      })
-      results.push({
-        name: 'e2e.relay_plumbing_cpu_ms_per_mb',
-        value: plumbingCpuMedian,
-        unit: 'ms/MB',
-        note: `as e2e.relay_tcp_cpu_ms_per_mb, for the plumbing transfers`,
-      })
-
-      // One traced TCP transfer: where each segment waited.
-      const traced = await tcpTransfer(ROUNDS, true)
-      const [senderTrace, receiverTrace] = traced.traces!
-      const table = segmentTable(senderTrace!, receiverTrace!)
-      process.stderr.write(
-        `\n  latency trace of one relay-path TCP transfer (${traced.rate.toFixed(1)} MB/s, packet taps on both pages; ms unless stated):\n${formatTable(table)}\n` +
-          `  the plumbing's hops (last plumbing transfer, packet timestamps):\n${formatTable(plumbingTrace)}\n\n`,
-      )
-      for (const [hop, summary] of Object.entries(table))
-        results.push({ name: `e2e.relay_trace.${slug(hop)}_p50_ms`, value: summary.p50, unit: 'ms', note: `${hop}: ${describe(summary)}` })
-      for (const [hop, summary] of Object.entries(plumbingTrace))
-        results.push({ name: `e2e.plumbing_trace.${slug(hop)}_p50_ms`, value: summary.p50, unit: hop.includes('KiB') ? 'KiB' : 'ms', note: `${hop}: ${describe(summary)}` })
     }
+    const plumbingTransfer = async () => {
+      await plumbB.evaluate((total) => window.burrowPlumbing.receive(total), TRANSFER_BYTES)
+      const cpuBefore = chainCpu(relay.proc.pid!)
+      const sent = await plumbA.evaluate(([total, windowBytes, chunk]) => window.burrowPlumbing.send(total!, windowBytes!, chunk!), [
+        TRANSFER_BYTES,
+        TCP_WINDOW_BYTES,
+        65536,
+      ] as const)
+      const doneAt = await plumbB.evaluate(() => window.burrowPlumbing.done())
+      const cpuAfter = chainCpu(relay.proc.pid!)
+      const trace = { ...(await plumbB.evaluate(() => window.burrowPlumbing.trace())), ...(await plumbA.evaluate(() => window.burrowPlumbing.trace())) }
+      return { rate: TRANSFER_BYTES / 1e6 / ((doneAt - sent.startedAt) / 1000), cpu: cpuPerMb(cpuBefore, cpuAfter), windowFullShare: sent.windowFullShare, trace }
+    }
+
+    // Throughput, interleaved with the ceiling and the baseline so all three see the same machine load.
+    const rates: number[] = []
+    const tcpCpu: number[] = []
+    const cpuSplit: string[] = []
+    const plumbingRates: number[] = []
+    const plumbingCpu: number[] = []
+    const windowFull: number[] = []
+    const baselines: number[] = []
+    let plumbingTrace: Record<string, HopSummary> = {}
+    for (let round = 0; round < ROUNDS; round++) {
+      const tcp = await tcpTransfer(round)
+      rates.push(tcp.rate)
+      tcpCpu.push(tcp.cpu.totalMsPerMb)
+      cpuSplit.push(`TCP browsers ${tcp.cpu.browserMsPerMb.toFixed(1)} + relay ${tcp.cpu.relayMsPerMb.toFixed(1)}`)
+      const plumbing = await plumbingTransfer()
+      plumbingRates.push(plumbing.rate)
+      plumbingCpu.push(plumbing.cpu.totalMsPerMb)
+      cpuSplit.push(`plumbing browsers ${plumbing.cpu.browserMsPerMb.toFixed(1)} + relay ${plumbing.cpu.relayMsPerMb.toFixed(1)}`)
+      windowFull.push(plumbing.windowFullShare)
+      plumbingTrace = plumbing.trace
+      baselines.push((await pageA.evaluate(() => window.burrowNodeE2E.sealBaseline(1000))) / 1e6)
+    }
+    const rate = median(rates)
+    const baseline = median(baselines)
+    const plumbingRate = median(plumbingRates)
+    results.push({
+      name: 'e2e.relay_tcp_mb_per_s',
+      value: rate,
+      unit: 'MB/s',
+      baseline,
+      ratio: rate / baseline,
+      note: `20 MiB browser → burrow relay → browser over TCP (overlay MTU ${DEFAULT_OVERLAY_MTU}), median of ${ROUNDS} (${rates.map((r) => r.toFixed(1)).join(', ')}); baseline: @noble ChaCha20-Poly1305 seal of 1420-byte packets in a worker of the same browser (${baselines.map((r) => r.toFixed(1)).join(', ')}); goal ratio ≥ 0.6; against the plumbing ceiling: ${(rate / plumbingRate).toFixed(2)} (goal ≥ 0.75)`,
+    })
+    results.push({
+      name: 'e2e.relay_tcp_vs_plumbing',
+      value: rate / plumbingRate,
+      unit: 'ratio',
+      baseline: plumbingRate,
+      ratio: rate / plumbingRate,
+      note: `e2e.relay_tcp_mb_per_s / e2e.relay_plumbing_mb_per_s, same run; goal ≥ 0.75`,
+    })
+    results.push({
+      name: 'e2e.relay_plumbing_mb_per_s',
+      value: plumbingRate,
+      unit: 'MB/s',
+      baseline,
+      ratio: plumbingRate / baseline,
+      note: `20 MiB page → worker → WebSocket → burrow relay → WebSocket → worker → page, ${wirePacket}-byte packets carrying ${payload} bytes each, credit window ${TCP_WINDOW_BYTES / 1024} KiB (TCP's receive buffer), no WireGuard, no TCP; median of ${ROUNDS} (${plumbingRates.map((r) => r.toFixed(1)).join(', ')}); window full ${windowFull.map((w) => (w * 100).toFixed(0) + ' %').join(', ')} of the time; baseline: noble seal as above`,
+    })
+    const tcpCpuMedian = median(tcpCpu)
+    const plumbingCpuMedian = median(plumbingCpu)
+    results.push({
+      name: 'e2e.relay_tcp_cpu_ms_per_mb',
+      value: tcpCpuMedian,
+      unit: 'ms/MB',
+      baseline: plumbingCpuMedian,
+      ratio: tcpCpuMedian / plumbingCpuMedian,
+      note: `CPU (user + system) of every Chromium process of both browsers and of the relay during each TCP transfer, per MB; median of ${ROUNDS} (${tcpCpu.map((c) => c.toFixed(1)).join(', ')}); baseline: the same for the plumbing (${plumbingCpu.map((c) => c.toFixed(1)).join(', ')}); by round: ${cpuSplit.join('; ')}`,
+    })
+    results.push({
+      name: 'e2e.relay_plumbing_cpu_ms_per_mb',
+      value: plumbingCpuMedian,
+      unit: 'ms/MB',
+      note: `as e2e.relay_tcp_cpu_ms_per_mb, for the plumbing transfers`,
+    })
+
+    // One traced TCP transfer: where each segment waited.
+    const traced = await tcpTransfer(ROUNDS, true)
+    const [senderTrace, receiverTrace] = traced.traces!
+    const table = segmentTable(senderTrace!, receiverTrace!)
+    process.stderr.write(
+      `\n  latency trace of one relay-path TCP transfer (${traced.rate.toFixed(1)} MB/s, packet taps on both pages; ms unless stated):\n${formatTable(table)}\n` +
+        `  the plumbing's hops (last plumbing transfer, packet timestamps):\n${formatTable(plumbingTrace)}\n\n`,
+    )
+    for (const [hop, summary] of Object.entries(table))
+      results.push({ name: `e2e.relay_trace.${slug(hop)}_p50_ms`, value: summary.p50, unit: 'ms', note: `${hop}: ${describe(summary)}` })
+    for (const [hop, summary] of Object.entries(plumbingTrace))
+      results.push({ name: `e2e.plumbing_trace.${slug(hop)}_p50_ms`, value: summary.p50, unit: hop.includes('KiB') ? 'KiB' : 'ms', note: `${hop}: ${describe(summary)}` })
 
     // Start-up twice: the page as Vite's dev server serves it (every module its own request, as
     // before), and as a production build serves it (one worker bundle: what a user's tab loads).
     const startUp = async (page: typeof pageA, label: string) => {
       const firstByte: number[] = []
       const phaseRuns: Array<Array<[string, number]>> = []
-      const floor: number[] = []
       for (let round = 0; round < ROUNDS; round++) {
-        // The baseline, in the same page just before: a fresh WebSocket to the relay until its first
-        // frame (DERP's server key), the least network round trip any start needs.
-        floor.push(
-          await withTimeout(
-            page.evaluate(async (url) => {
-              const started = performance.now()
-              const ws = new WebSocket(url, 'derp')
-              ws.binaryType = 'arraybuffer'
-              await new Promise((resolve, reject) => {
-                ws.onmessage = resolve
-                ws.onerror = () => reject(new Error(`WebSocket to ${url} failed`))
-              })
-              const ms = performance.now() - started
-              ws.close()
-              return ms
-            }, derpURL),
-            60_000,
-            `relay WebSocket baseline ${round} (${label})`,
-          ),
-        )
         const run = await withTimeout(
           page.evaluate(([url, key, address]) => window.burrowNodeE2E.startToFirstByte({ controlURL: url!, authKey: key!, hostname: 'bench-c' }, address!, 7), [
             controlURL,
@@ -432,7 +403,7 @@ const bench: Bench = async () => {
       const phases = phaseRuns[firstByte.indexOf(value)]!
       const phaseText = phases.map(([step, at], i) => `${step} +${(at - (phases[i - 1]?.[1] ?? 0)).toFixed(1)}`).join(', ')
       process.stderr.write(`\n  start-up phases, ${label}, median run (ms after the previous step): ${phaseText}\n`)
-      return { value, firstByte, phases, phaseText, floor: median(floor), floors: floor }
+      return { value, firstByte, phases, phaseText }
     }
     for (const r of results) process.stderr.write(`  ${r.name}: ${r.value.toFixed(3)} ${r.unit}${r.note ? ` — ${r.note}` : ''}\n`)
     await pageB.evaluate(() => window.burrowNodeE2E.greeter(7))
@@ -441,9 +412,7 @@ const bench: Bench = async () => {
       name: 'e2e.start_to_first_byte_ms',
       value: dev.value,
       unit: 'ms',
-      baseline: dev.floor,
-      ratio: dev.value / dev.floor,
-      note: `Burrow.start with a fresh key (registration, DERP login, handshake) until the first TCP byte from a peer, page from Vite's dev server, median of ${ROUNDS} (${dev.firstByte.map((t) => t.toFixed(0)).join(', ')}); phases of the median run: ${dev.phaseText}; baseline: a fresh WebSocket from the same page to the relay until its first frame, median of ${ROUNDS} (${dev.floors.map((t) => t.toFixed(1)).join(', ')})`,
+      note: `Burrow.start with a fresh key (registration, DERP login, handshake) until the first TCP byte from a peer, page from Vite's dev server, median of ${ROUNDS} (${dev.firstByte.map((t) => t.toFixed(0)).join(', ')}); phases of the median run: ${dev.phaseText}`,
     })
     const built = await startBuiltPageServer(['e2e/pages/burrow.html'])
     try {
@@ -455,9 +424,7 @@ const bench: Bench = async () => {
         name: 'e2e.start_to_first_byte_built_ms',
         value: prod.value,
         unit: 'ms',
-        baseline: prod.floor,
-        ratio: prod.value / prod.floor,
-        note: `as e2e.start_to_first_byte_ms, the page and worker from a production build (vite build, served by vite preview), median of ${ROUNDS} (${prod.firstByte.map((t) => t.toFixed(0)).join(', ')}); goal ≤ 100; phases: ${prod.phaseText}; baseline: a fresh relay WebSocket until its first frame, as above (${prod.floors.map((t) => t.toFixed(1)).join(', ')})`,
+        note: `as e2e.start_to_first_byte_ms, the page and worker from a production build (vite build, served by vite preview), median of ${ROUNDS} (${prod.firstByte.map((t) => t.toFixed(0)).join(', ')}); goal ≤ 100; phases: ${prod.phaseText}`,
       })
       for (const [i, [step, at]] of prod.phases.entries())
         results.push({
@@ -476,7 +443,6 @@ const bench: Bench = async () => {
     await relay.stop('SIGKILL')
   }
 
-  if (STARTUP_ONLY) return results
   const bundle = await bundleGzipKb()
   results.push({
     name: 'bundle.gzip_kb',

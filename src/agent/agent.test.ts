@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { formatNodeKey, generateKeyPair, toBase64 } from '../crypto/index.ts'
 import { coordinationControlPlanes, relayUrlOf } from '../control/coordination-control-plane.ts'
-import { KeyStoreError, MemoryKeyStore, loadOrCreateKeyPair, type KeyStore } from '../control/key-store.ts'
+import { MemoryKeyStore } from '../control/key-store.ts'
 import { ManualClock, type DriverClock } from '../clock/clock.ts'
 import { ScriptedSocket } from '../control/testing/scripted-socket.ts'
 import type { PeerEntry } from '../control/protocol.ts'
@@ -45,8 +45,8 @@ interface Harness {
 const harnesses: Harness[] = []
 
 /** `relays`: in-memory relay cores to dial instead of relays that never answer; the rest goes to the agent's environment. */
-function harness(clock?: DriverClock, options: Partial<NodeAgentEnvironment> & { relays?: MemoryNetwork; preconnect?: boolean } = {}): Harness {
-  const { relays, preconnect, ...extraEnv } = options
+function harness(clock?: DriverClock, options: Partial<NodeAgentEnvironment> & { relays?: MemoryNetwork } = {}): Harness {
+  const { relays, ...extraEnv } = options
   const sockets: ScriptedSocket[] = []
   const dialed: string[] = []
   const closedStreams: string[] = []
@@ -58,18 +58,16 @@ function harness(clock?: DriverClock, options: Partial<NodeAgentEnvironment> & {
     if (relays) return relays.dial(url, handlers)
     return { send() {}, bufferedAmount: 0, close: () => closedStreams.push(url) }
   }
-  const planes = coordinationControlPlanes({
-    socketFactory: () => {
-      const socket = new ScriptedSocket()
-      sockets.push(socket)
-      return socket
-    },
-  })
   const runtime = new NodeAgent((message) => hostMessages.push(message), {
     dial,
     keyStore: () => new MemoryKeyStore(),
-    controlPlane: planes,
-    ...(preconnect ? { preconnectControl: (join: { controlURL: string }) => planes.preconnect(join.controlURL) } : {}),
+    controlPlane: coordinationControlPlanes({
+      socketFactory: () => {
+        const socket = new ScriptedSocket()
+        sockets.push(socket)
+        return socket
+      },
+    }),
     statsIntervalMs: 60_000,
     relayLoginWaitMs: 10,
     ...(clock ? { clock } : {}),
@@ -235,102 +233,6 @@ describe('node agent', () => {
     expect(h.status().started).toBe(false)
     expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
     expect(h.closedStreams).toEqual(['ws://relay.test:8080/derp'])
-  })
-
-  it('with preconnectControl the control socket is opened before the key store answers, and the join registers on that one socket', async () => {
-    const keys = new MemoryKeyStore()
-    const asked: string[] = []
-    const gates: Array<() => void> = []
-    const gated: KeyStore = {
-      load: async (name) => {
-        asked.push(name)
-        await new Promise<void>((resolve) => gates.push(resolve))
-        return keys.load(name)
-      },
-      save: (name, key) => keys.save(name, key),
-      saveIfAbsent: (name, key) => keys.saveIfAbsent(name, key),
-      delete: (name) => keys.delete(name),
-    }
-    const h = harness(undefined, { preconnect: true, keyStore: () => gated })
-    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
-    await until('the key store reads', () => asked.length === 2)
-    await until('the control socket', () => h.sockets.length === 1)
-    expect(asked).toEqual(['node', 'node.disco'])
-    const socket = h.sockets[0]!
-    // The server's challenge arrives while the keys are still being read.
-    socket.deliver(challenge)
-    expect(socket.sent).toEqual([])
-    for (const open of gates.splice(0)) open()
-    await until('hello', () => socket.sent.some((m) => m.type === 'hello'))
-    const hello = socket.sent.find((m) => m.type === 'hello') as unknown as { nodeKey: string }
-    expect(hello.nodeKey).toBe(formatNodeKey((await loadOrCreateKeyPair(keys, 'node')).publicKey))
-    socket.deliver({ type: 'welcome', self: { ...peer(200), nodeKey: hello.nodeKey }, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [peer(1)] })
-    await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
-    expect(h.events.find((e) => e.type === 'result' && e.id === 1)).toMatchObject({ ok: true, value: { nodeKey: hello.nodeKey } })
-    expect(h.sockets).toHaveLength(1)
-    expect(socket.closedWith).toBeUndefined()
-  })
-
-  it('with preconnectControl and dialRelayEarly the home relay is dialed before the key store answers, and that one stream becomes home', async () => {
-    const keys = new MemoryKeyStore()
-    const gates: Array<() => void> = []
-    const gated: KeyStore = {
-      load: async (name) => {
-        await new Promise<void>((resolve) => gates.push(resolve))
-        return keys.load(name)
-      },
-      save: (name, key) => keys.save(name, key),
-      saveIfAbsent: (name, key) => keys.saveIfAbsent(name, key),
-      delete: (name) => keys.delete(name),
-    }
-    const h = harness(undefined, { preconnect: true, dialRelayEarly: true, keyStore: () => gated })
-    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
-    await until('the key store reads', () => gates.length === 2)
-    await until('the early relay dial', () => h.dialed.length === 1)
-    expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
-    for (const open of gates.splice(0)) open()
-    const socket = h.sockets[0]!
-    socket.deliver(challenge)
-    await until('hello', () => socket.sent.some((m) => m.type === 'hello'))
-    const hello = socket.sent.find((m) => m.type === 'hello') as unknown as { nodeKey: string }
-    socket.deliver({ type: 'welcome', self: { ...peer(200), nodeKey: hello.nodeKey }, network: { ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd00::/48' }, peers: [peer(1)] })
-    await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
-    expect(h.events.find((e) => e.type === 'result' && e.id === 1)).toMatchObject({ ok: true, value: { relayURL: 'ws://relay.test:8080/derp' } })
-    expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
-    expect(h.closedStreams).toEqual([])
-    expect(h.status().underlays).toHaveLength(1)
-  })
-
-  it('with preconnectControl and dialRelayEarly a join that fails at the key store closes the early relay stream too', async () => {
-    const broken: KeyStore = {
-      load: () => Promise.reject(new KeyStoreError('the disk is gone')),
-      save: () => Promise.reject(new KeyStoreError('the disk is gone')),
-      saveIfAbsent: () => Promise.reject(new KeyStoreError('the disk is gone')),
-      delete: () => Promise.reject(new KeyStoreError('the disk is gone')),
-    }
-    const h = harness(undefined, { preconnect: true, dialRelayEarly: true, keyStore: () => broken })
-    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
-    await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
-    expect(h.events.find((e) => e.type === 'result')).toMatchObject({ ok: false, error: { name: 'KeyStoreError' } })
-    expect(h.dialed).toEqual(['ws://relay.test:8080/derp'])
-    expect(h.closedStreams).toEqual(['ws://relay.test:8080/derp'])
-  })
-
-  it('with preconnectControl a join that fails at the key store closes the early control socket and opens no other', async () => {
-    const broken: KeyStore = {
-      load: () => Promise.reject(new KeyStoreError('the disk is gone')),
-      save: () => Promise.reject(new KeyStoreError('the disk is gone')),
-      saveIfAbsent: () => Promise.reject(new KeyStoreError('the disk is gone')),
-      delete: () => Promise.reject(new KeyStoreError('the disk is gone')),
-    }
-    const h = harness(undefined, { preconnect: true, keyStore: () => broken })
-    h.call(1, { op: 'join', options: { controlURL: HOME, hostname: 'me', storage: 'memory', keyName: 'node', authKey: 'bwauth-x' } })
-    await until('the join result', () => h.events.some((e) => e.type === 'result' && e.id === 1))
-    expect(h.events.find((e) => e.type === 'result')).toMatchObject({ ok: false, error: { name: 'KeyStoreError', message: 'the disk is gone' } })
-    await until('the early socket closed', () => h.sockets[0]?.closedWith !== undefined)
-    expect(h.sockets).toHaveLength(1)
-    expect(h.sockets[0]!.closedWith).toEqual({ code: 1000, reason: 'not used' })
-    expect(h.status().started).toBe(false)
   })
 
   it('a refused join answers with the server’s status and leaves the dataplane stopped', async () => {

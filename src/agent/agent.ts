@@ -12,7 +12,7 @@
 // passed in through the constructor; nothing registers itself globally.
 import { formatNodeKey, parseKey, type KeyPair } from '../crypto/index.ts'
 import type { ControlPlane, ControlPlaneError, ControlPlaneParams, Netmap, NetmapChange, RelayMap } from '../control/control-plane.ts'
-import { loadOrCreateKeyPairs, type KeyStore } from '../control/key-store.ts'
+import { loadOrCreateKeyPair, type KeyStore } from '../control/key-store.ts'
 import { DeadlineTimer, systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
 import { DataplaneError } from '../dataplane/errors.ts'
 import type { DerpConnection } from '../underlay/derp/connection.ts'
@@ -36,7 +36,6 @@ import {
   type NodeWorkerMessage,
   type WorkerPeerInfo,
 } from './protocol.ts'
-import { EarlyDials } from './early-dial.ts'
 import { RelayPool } from './relay-pool.ts'
 import type { UdpDirect, UdpDirectFactory } from './udp-direct-hook.ts'
 
@@ -88,14 +87,6 @@ export interface NodeAgentEnvironment {
    * the browser worker (src/agent/worker.ts) turns it on.
    */
   dialRelayEarly?: boolean
-  /**
-   * Opens the join's control connection before its keys are loaded (Burrow's coordination:
-   * `coordinationControlPlanes().preconnect`); the control plane made for the join takes it. Answers
-   * `release`, which closes it if the join ended before a control plane took it, and the relay the
-   * control plane will expect to be home: with `dialRelayEarly` that relay is dialed right then too
-   * (early-dial.ts), its login waiting for the keys. Default: none.
-   */
-  preconnectControl?: (options: JoinOptions) => { relayURL?: string; release(): void } | undefined
 }
 
 /** The latency-check URL of a relay's DERP URL (cmd/derper serves /derp/probe and /derp/latency-check alike). */
@@ -265,23 +256,12 @@ export class NodeAgent {
     const phases: JoinResult['phases'] = []
     const mark = (step: string): void => void phases.push([step, this.sharedTime(this.clock.now())])
     mark('join received')
-    // The control connection needs no key until the server's challenge: open it first, so its
-    // TCP and WebSocket handshakes overlap the key store and the key generation.
-    let releaseControl: (() => void) | undefined
-    const earlyDials = new EarlyDials(this.env.dial)
-    try {
-      const early = this.env.preconnectControl?.(options)
-      releaseControl = early?.release
-      if (this.env.dialRelayEarly === true && early?.relayURL !== undefined) earlyDials.open(early.relayURL)
-    } catch {
-      // Only an optimisation: the control plane and the relay pool open their own connections and report any error.
-    }
     try {
       const store = this.env.keyStore(options)
-      // Node, disco and (a tailnet's ts2021 Noise identity, kept with the node key; only a tailnet
-      // join makes one) machine keys are independent: their store reads and writes overlap.
-      const names = [options.keyName, `${options.keyName}.disco`, ...(options.control === 'tailnet' ? [`${options.keyName}.machine`] : [])]
-      const [nodeKeys, discoKeys, machineKeys] = (await loadOrCreateKeyPairs(store, names)) as [KeyPair, KeyPair, KeyPair | undefined]
+      const nodeKeys = await loadOrCreateKeyPair(store, options.keyName)
+      const discoKeys = await loadOrCreateKeyPair(store, `${options.keyName}.disco`)
+      // The machine key (a tailnet's ts2021 Noise identity) is kept with the node key; only a tailnet join makes one.
+      const machineKeys = options.control === 'tailnet' ? await loadOrCreateKeyPair(store, `${options.keyName}.machine`) : undefined
       mark('keys')
       if (this.left) throw new DataplaneError('stopped', 'the node was closed while starting')
       let made: ControlPlane | Promise<ControlPlane>
@@ -297,7 +277,6 @@ export class NodeAgent {
       }
       // A lazily loaded control client (the factory turns its own option errors into bad-config).
       const control = made instanceof Promise ? await made : made
-      releaseControl?.()
       if (this.left) {
         control.stop()
         throw new DataplaneError('stopped', 'the node was closed while starting')
@@ -309,10 +288,8 @@ export class NodeAgent {
       // Registration and the relay's WebSocket do not depend on each other: the relay the control
       // plane expects to be home is dialed now, and logs in once the netmap says it is home (the
       // relay may admit only registered keys, --verify-clients).
-      const relays = this.startRelays(nodeKeys, options.relayFaults, earlyDials.dialer)
+      const relays = this.startRelays(nodeKeys, options.relayFaults)
       if (this.env.dialRelayEarly === true && control.relayURL !== undefined) relays.preconnect(control.relayURL)
-      // An early stream to a relay the control plane does not expect (another URL) is not needed.
-      earlyDials.closeUnused()
       const netmap = await this.register(control, options)
       mark('netmap')
       if (options.homeRegion !== undefined && !netmap.relayMap.regions.has(options.homeRegion))
@@ -351,8 +328,6 @@ export class NodeAgent {
         phases,
       }
     } catch (error) {
-      releaseControl?.()
-      earlyDials.closeUnused()
       this.shutdown()
       throw error
     } finally {
@@ -496,11 +471,11 @@ export class NodeAgent {
     if (!this.context) throw new Error('the dataplane did not start')
   }
 
-  private startRelays(nodeKeys: KeyPair, faults: JoinOptions['relayFaults'], dial: DerpDialer): RelayPool {
+  private startRelays(nodeKeys: KeyPair, faults: JoinOptions['relayFaults']): RelayPool {
     const { driver } = this.context!
     let seed = faults?.seed ?? 0
     this.relays = new RelayPool({
-      dial,
+      dial: this.env.dial,
       privateKey: nodeKeys.privateKey,
       attach: (connection: DerpConnection) => {
         const underlay = new DerpUnderlay(connection)

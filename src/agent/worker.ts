@@ -21,7 +21,6 @@ const scope = globalThis as unknown as {
 const agent = new NodeAgent((message) => scope.postMessage(message), {
   dial: webSocketDialer(),
   dialRelayEarly: true,
-  preconnectControl: (join) => (join.control === 'tailnet' ? undefined : coordination.preconnect(join.controlURL)),
   async controlPlane(join, params) {
     if (join.control !== 'tailnet') return coordination(join, params)
     tailnets ??= import('../control/tailnet/tailnet-web.ts').then(

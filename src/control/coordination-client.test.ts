@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { generateKeyPair, toBase64 } from '../crypto/index.ts'
-import { BACKOFF_CAP_MS, CoordinationClient, CoordinationClientError, EarlySocket, backoffDelay, controlUrl, openEarlySocket } from './coordination-client.ts'
+import { BACKOFF_CAP_MS, CoordinationClient, CoordinationClientError, backoffDelay, controlUrl } from './coordination-client.ts'
 import { nodeKeyText, type PeerEntry } from './protocol.ts'
 import { peerEntry } from './testing/peer-entry.ts'
 import { ScriptedSocket as FakeSocket } from './testing/scripted-socket.ts'
@@ -176,97 +176,5 @@ describe('CoordinationClient', () => {
     client.stop()
     await expect(ready).rejects.toThrow('coordination client was stopped')
     expect(sockets[0]!.closedWith).toEqual({ code: 1000, reason: 'client stopped' })
-  })
-})
-
-describe('a control socket opened ahead of the client (openEarlySocket)', () => {
-  function early(): { opened: FakeSocket[]; socket: Promise<EarlySocket> } {
-    const opened: FakeSocket[] = []
-    const socket = openEarlySocket('https://relay.example', (url) => {
-      const s = new FakeSocket(url)
-      opened.push(s)
-      return s
-    })
-    return { opened, socket }
-  }
-
-  it('replays the challenge that arrived before the client listened, and the client registers on that socket without opening its own', async () => {
-    const { opened, socket } = early()
-    await socket
-    expect(opened.map((s) => s.url)).toEqual(['wss://relay.example/control'])
-    // The server speaks first, before any client exists.
-    opened[0]!.deliver(challenge)
-    const late = new CoordinationClient({
-      url: 'https://relay.example',
-      nodeKeyPair: pair,
-      discoPublicKey: new Uint8Array(32).fill(2),
-      hostname: 'me',
-      socketFactory: () => {
-        throw new Error('the client must use the socket opened for it')
-      },
-      preopened: socket,
-    })
-    late.start()
-    await vi.advanceTimersByTimeAsync(0)
-    expect(opened[0]!.sent.map((m) => m.type)).toEqual(['hello'])
-    expect(opened[0]!.sent[0]).toMatchObject({ nodeKey: nodeKeyText(pair.publicKey), hostname: 'me' })
-    opened[0]!.deliver(welcome([peer(2)]))
-    await expect(late.ready()).resolves.toEqual(self)
-    expect(late.peers().map((p) => p.nodeKey)).toEqual([peer(2).nodeKey])
-    late.stop()
-  })
-
-  it('keeps the order of events that arrived before the client listened (a message, then the close)', async () => {
-    const { opened, socket } = early()
-    const ready = await socket
-    opened[0]!.deliver(challenge)
-    opened[0]!.serverClose(4401, 'unknown auth key')
-    const seen: string[] = []
-    ready.addEventListener('message', () => seen.push('message'))
-    ready.addEventListener('close', (event) => seen.push(`close ${event.code}`))
-    expect(seen).toEqual([])
-    await Promise.resolve()
-    expect(seen).toEqual(['message', 'close 4401'])
-    // Later events go straight through.
-    opened[0]!.deliver(challenge)
-    expect(seen).toEqual(['message', 'close 4401', 'message'])
-  })
-
-  it('is closed when the client is stopped before it started', async () => {
-    const { opened, socket } = early()
-    const unused = new CoordinationClient({ url: 'https://relay.example', nodeKeyPair: pair, discoPublicKey: new Uint8Array(32).fill(2), hostname: 'me', preopened: socket })
-    unused.stop()
-    await vi.advanceTimersByTimeAsync(0)
-    expect(opened[0]!.closedWith).toEqual({ code: 1000, reason: 'client stopped' })
-  })
-
-  it('refuses a URL that is not a coordination URL with a TypeError naming the scheme', () => {
-    expect(() => openEarlySocket('ftp://relay.example')).toThrow(/must be http\(s\) or ws\(s\), got ftp:/)
-  })
-
-  it('a preopened socket that failed to open is reported like any unreachable server, and the retry opens a new one', async () => {
-    const fresh: FakeSocket[] = []
-    const late = new CoordinationClient({
-      url: 'https://relay.example',
-      nodeKeyPair: pair,
-      discoPublicKey: new Uint8Array(32).fill(2),
-      hostname: 'me',
-      random: () => 0,
-      socketFactory: (url) => {
-        const s = new FakeSocket(url)
-        fresh.push(s)
-        return s
-      },
-      preopened: Promise.reject(new Error('connection refused')),
-    })
-    const errors: string[] = []
-    late.on('error', (error) => errors.push(`${error.status} ${error.message}`))
-    late.start()
-    await vi.advanceTimersByTimeAsync(0)
-    expect(errors).toEqual(['0 cannot open wss://relay.example/control: connection refused'])
-    expect(late.state).toBe('reconnecting')
-    await vi.advanceTimersByTimeAsync(1)
-    expect(fresh).toHaveLength(1)
-    late.stop()
   })
 })

@@ -49,71 +49,6 @@ async function defaultSocketFactory(url: string): Promise<SocketLike> {
   return new WebSocket(url)
 }
 
-type SocketEventType = 'open' | 'message' | 'close' | 'error'
-
-/**
- * A socket opened before the client that uses it exists (while the node's keys are still being
- * loaded): the server speaks first (the challenge, protocol.ts), so the events that arrive before
- * the client listens are kept and replayed to it, in their order, right after it starts listening.
- */
-export class EarlySocket implements SocketLike {
-  private readonly listeners: Record<SocketEventType, Array<(event: never) => void>> = { open: [], message: [], close: [], error: [] }
-  /** Events not yet handed on; undefined once replayed (later ones go straight through). */
-  private queue: Array<[SocketEventType, unknown]> | undefined = []
-  private replayScheduled = false
-
-  constructor(private readonly inner: SocketLike) {
-    for (const type of ['open', 'message', 'close', 'error'] as const) inner.addEventListener(type as 'error', (event: unknown) => this.dispatch(type, event))
-  }
-
-  get readyState(): number {
-    return this.inner.readyState
-  }
-
-  send(data: string): void {
-    this.inner.send(data)
-  }
-
-  close(code?: number, reason?: string): void {
-    this.inner.close(code, reason)
-  }
-
-  addEventListener(type: 'open', listener: () => void): void
-  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void
-  addEventListener(type: 'close', listener: (event: { code: number; reason: string }) => void): void
-  addEventListener(type: 'error', listener: (event: unknown) => void): void
-  addEventListener(type: SocketEventType, listener: (event: never) => void): void {
-    this.listeners[type].push(listener)
-    // A microtask later: the client adds its listeners one after another, all before the replay.
-    if (this.queue !== undefined && !this.replayScheduled) {
-      this.replayScheduled = true
-      queueMicrotask(() => {
-        const queue = this.queue ?? []
-        this.queue = undefined
-        for (const [queuedType, event] of queue) this.deliver(queuedType, event)
-      })
-    }
-  }
-
-  private dispatch(type: SocketEventType, event: unknown): void {
-    if (this.queue !== undefined) this.queue.push([type, event])
-    else this.deliver(type, event)
-  }
-
-  private deliver(type: SocketEventType, event: unknown): void {
-    for (const listener of this.listeners[type]) (listener as (event: unknown) => void)(event)
-  }
-}
-
-/**
- * Opens the control WebSocket for `url` now, for a client made later with it as `preopened`.
- * Throws a TypeError for a URL that is not a coordination URL (as the client's constructor does).
- */
-export function openEarlySocket(url: string, socketFactory: SocketFactory = defaultSocketFactory): Promise<EarlySocket> {
-  const target = controlUrl(url)
-  return (async () => new EarlySocket(await socketFactory(target)))()
-}
-
 export type CoordinationState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'failed' | 'stopped'
 
 export interface PeersChange {
@@ -151,11 +86,6 @@ export interface CoordinationClientOptions {
   clock?: DriverClock
   backoffBaseMs?: number
   backoffCapMs?: number
-  /**
-   * A socket to the same URL opened ahead of time (openEarlySocket), used for the first
-   * connection attempt instead of a new one; reconnects use `socketFactory`.
-   */
-  preopened?: Promise<SocketLike>
 }
 
 const OPEN = 1
@@ -196,10 +126,7 @@ export class CoordinationClient {
     })
     this.homeRelay = options.homeRelay
     this.discoPublicKey = options.discoPublicKey
-    this.preopened = options.preopened
   }
-
-  private preopened: Promise<SocketLike> | undefined
 
   get state(): CoordinationState {
     return this.currentState
@@ -257,12 +184,6 @@ export class CoordinationClient {
 
   stop(): void {
     if (this.currentState === 'stopped') return
-    // Stopped before it ever connected: the socket opened for it is closed too.
-    this.preopened?.then(
-      (socket) => socket.close(1000, 'client stopped'),
-      () => {},
-    )
-    this.preopened = undefined
     this.clearTimers()
     this.dropSocket(1000, 'client stopped')
     this.setState('stopped')
@@ -284,9 +205,7 @@ export class CoordinationClient {
 
   private connect(): void {
     this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting')
-    const early = this.preopened
-    this.preopened = undefined
-    const opened = early ?? (async () => this.socketFactory(this.url))()
+    const opened = (async () => this.socketFactory(this.url))()
     opened.then(
       (socket) => this.attach(socket),
       (error: unknown) => this.connectionLost(new CoordinationClientError(0, `cannot open ${this.url}: ${error instanceof Error ? error.message : String(error)}`)),

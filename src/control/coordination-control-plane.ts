@@ -5,7 +5,7 @@
 // configured a relay map (`burrow relay --relay-map FILE`), the welcome carries it and its regions
 // are used as they are: a peer's home relay URL names the region that lists it.
 import { webSocketUrl } from '../underlay/derp/dialer.ts'
-import { CoordinationClient, controlUrl, openEarlySocket, type CoordinationClientOptions, type SocketFactory, type SocketLike } from './coordination-client.ts'
+import { CoordinationClient, type CoordinationClientOptions, type SocketFactory } from './coordination-client.ts'
 import {
   ControlPlaneError,
   type ControlPlane,
@@ -34,8 +34,6 @@ export interface CoordinationControlPlaneOptions extends ControlPlaneParams {
   socketFactory?: SocketFactory
   /** Passed to the CoordinationClient (tests: backoff, randomness). */
   client?: Partial<Pick<CoordinationClientOptions, 'random' | 'backoffBaseMs' | 'backoffCapMs'>>
-  /** The control WebSocket, opened ahead of time (see `coordinationControlPlanes().preconnect`). */
-  preopened?: Promise<SocketLike>
 }
 
 /** Region 1 is the relay behind the control URL; others are numbered as their URLs first appear. */
@@ -76,7 +74,6 @@ export class CoordinationControlPlane implements ControlPlane {
       homeRelay: { url: this.relayURL },
       ...(options.socketFactory ? { socketFactory: options.socketFactory } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
-      ...(options.preopened ? { preopened: options.preopened } : {}),
       ...options.client,
     })
     // The delta only: each change costs its size here and in the agent (issue 17).
@@ -271,67 +268,7 @@ export class CoordinationControlPlane implements ControlPlane {
 /**
  * The agent's control plane factory for Burrow's coordination: each join talks to the relay
  * behind its `controlURL`. `socketFactory` replaces the WebSocket (tests, or `ws` in Node).
- *
- * `preconnect(controlURL)` opens that relay's control WebSocket before the keys exist (the agent
- * calls it first thing in a join, so the TCP and WebSocket handshakes overlap the key store); the
- * next control plane made for the same URL takes it. It answers the DERP URL of that relay (the
- * control plane's `relayURL`, for an early relay dial) and `release`, which closes the socket if no
- * control plane took it (a join that failed first); undefined for a URL that is not a coordination
- * URL (the factory then reports it).
  */
 export function coordinationControlPlanes(extra: Pick<CoordinationControlPlaneOptions, 'socketFactory' | 'client'> = {}) {
-  /** Early sockets not yet taken, by control WebSocket URL, oldest first. */
-  const early = new Map<string, Array<Promise<SocketLike>>>()
-  const take = (key: string | undefined): Promise<SocketLike> | undefined => {
-    const queue = key === undefined ? undefined : early.get(key)
-    const socket = queue?.shift()
-    if (queue?.length === 0) early.delete(key!)
-    return socket
-  }
-  const keyOf = (controlURL: string): string | undefined => {
-    try {
-      return controlUrl(controlURL)
-    } catch {
-      return undefined
-    }
-  }
-  const factory = (join: { controlURL: string }, params: ControlPlaneParams): CoordinationControlPlane => {
-    const preopened = take(keyOf(join.controlURL))
-    try {
-      return new CoordinationControlPlane({ ...extra, ...params, controlURL: join.controlURL, ...(preopened ? { preopened } : {}) })
-    } catch (error) {
-      preopened?.then(
-        (socket) => socket.close(1000, 'not used'),
-        () => {},
-      )
-      throw error
-    }
-  }
-  const preconnect = (controlURL: string): { relayURL: string; release(): void } | undefined => {
-    const key = keyOf(controlURL)
-    if (key === undefined) return undefined
-    let relayURL: string
-    try {
-      relayURL = relayUrlOf(controlURL)
-    } catch {
-      return undefined
-    }
-    const socket: Promise<SocketLike> = openEarlySocket(key, extra.socketFactory)
-    // A socket that failed to open is simply not used: the client opens its own and reports why.
-    socket.catch(() => {})
-    early.set(key, [...(early.get(key) ?? []), socket])
-    const release = (): void => {
-      const queue = early.get(key)
-      const at = queue?.indexOf(socket) ?? -1
-      if (at < 0) return
-      queue!.splice(at, 1)
-      if (queue!.length === 0) early.delete(key)
-      socket.then(
-        (s) => s.close(1000, 'not used'),
-        () => {},
-      )
-    }
-    return { relayURL, release }
-  }
-  return Object.assign(factory, { preconnect })
+  return (join: { controlURL: string }, params: ControlPlaneParams): CoordinationControlPlane => new CoordinationControlPlane({ ...extra, ...params, controlURL: join.controlURL })
 }

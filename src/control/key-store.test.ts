@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { formatKey, generateKeyPair, publicKeyOf } from '../crypto/index.ts'
-import { IndexedDbKeyStore, KeyStoreError, MemoryKeyStore, loadOrCreateKeyPair, loadOrCreateKeyPairs, type KeyStore } from './key-store.ts'
+import { IndexedDbKeyStore, KeyStoreError, MemoryKeyStore, loadOrCreateKeyPair, type KeyStore } from './key-store.ts'
 import { FileKeyStore } from './key-store-node.ts'
 
 let dir: string
@@ -93,58 +93,5 @@ describe('FileKeyStore', () => {
 describe('IndexedDbKeyStore', () => {
   it('says plainly when IndexedDB is missing (Node) instead of failing obscurely', async () => {
     await expect(new IndexedDbKeyStore().load('node')).rejects.toThrow('IndexedDB is not available here')
-  })
-})
-
-describe('loadOrCreateKeyPairs', () => {
-  /** A MemoryKeyStore whose loads wait until the test releases them, recording the names asked for. */
-  function gatedStore(): { store: KeyStore; asked: string[]; release(): void } {
-    const inner = new MemoryKeyStore()
-    const asked: string[] = []
-    const gates: Array<() => void> = []
-    const store: KeyStore = {
-      load: async (name) => {
-        asked.push(name)
-        await new Promise<void>((resolve) => gates.push(resolve))
-        return inner.load(name)
-      },
-      save: (name, key) => inner.save(name, key),
-      saveIfAbsent: (name, key) => inner.saveIfAbsent(name, key),
-      delete: (name) => inner.delete(name),
-    }
-    return { store, asked, release: () => gates.splice(0).forEach((open) => open()) }
-  }
-
-  it('asks the store for every key before the first answer arrives, and returns the pairs in the order asked', async () => {
-    const { store, asked, release } = gatedStore()
-    const pending = loadOrCreateKeyPairs(store, ['node', 'node.disco', 'node.machine'])
-    await Promise.resolve()
-    expect(asked).toEqual(['node', 'node.disco', 'node.machine'])
-    release()
-    const pairs = await pending
-    expect(pairs).toHaveLength(3)
-    for (const [i, name] of ['node', 'node.disco', 'node.machine'].entries()) {
-      expect(await store.saveIfAbsent(name, new Uint8Array(32).fill(9))).toEqual(pairs[i]!.privateKey)
-      expect(pairs[i]!.publicKey).toEqual(publicKeyOf(pairs[i]!.privateKey))
-    }
-    expect(new Set(pairs.map((p) => formatKey(p.publicKey))).size).toBe(3)
-  })
-
-  it('makes fresh private keys clamped as wg genkey does', async () => {
-    const [pair] = await loadOrCreateKeyPairs(new MemoryKeyStore(), ['node'])
-    expect(pair!.privateKey[0]! & 7).toBe(0)
-    expect(pair!.privateKey[31]! & 0xc0).toBe(0x40)
-  })
-
-  it('gives back the key a racing writer stored first, with that key’s public key', async () => {
-    const store = new MemoryKeyStore()
-    const { store: slow, release } = gatedStore()
-    const winner = generateKeyPair()
-    // The gated store reads "nothing stored" for a fresh name; the winner is written meanwhile into the store it writes to.
-    const racing: KeyStore = { ...slow, saveIfAbsent: (name, key) => store.saveIfAbsent(name, key) }
-    const pending = loadOrCreateKeyPairs(racing, ['node'])
-    await store.save('node', winner.privateKey)
-    release()
-    expect(await pending).toEqual([winner])
   })
 })

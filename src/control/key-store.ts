@@ -2,7 +2,7 @@
 // the worker; they never cross to the page), Node uses files (key-store-node.ts, kept apart so
 // `node:fs` stays out of the browser bundle), tests and throwaway nodes use memory.
 import { createStore, del, get, set, update, type UseStore } from 'idb-keyval'
-import { KEY_LENGTH, generatePrivateKey, publicKeyOfAsync, type KeyPair } from '../crypto/index.ts'
+import { KEY_LENGTH, generateKeyPair, publicKeyOf, type KeyPair } from '../crypto/index.ts'
 
 export class KeyStoreError extends Error {
   constructor(message: string) {
@@ -38,24 +38,12 @@ export function checkPrivateKey(name: string, key: unknown): Uint8Array {
   return key
 }
 
-/**
- * The stored key pair, or a fresh one that is saved first (so a crash never loses a key in use).
- * The public key is computed once, from the key that ended up stored (a racing writer's key may
- * win), with WebCrypto where it has X25519: a base-point multiplication is the costly part of a
- * start (noble's ladder, cold in a fresh worker: ~10 ms).
- */
+/** The stored key pair, or a fresh one that is saved first (so a crash never loses a key in use). */
 export async function loadOrCreateKeyPair(store: KeyStore, name: string): Promise<KeyPair> {
   const existing = await store.load(name)
-  const privateKey = existing ?? (await store.saveIfAbsent(name, generatePrivateKey()))
-  return { privateKey, publicKey: await publicKeyOfAsync(privateKey) }
-}
-
-/**
- * Several key pairs of one store at once: the store's reads and writes overlap (IndexedDB queues
- * them in one round trip's time instead of one after another), then each public key is computed.
- */
-export function loadOrCreateKeyPairs(store: KeyStore, names: readonly string[]): Promise<KeyPair[]> {
-  return Promise.all(names.map((name) => loadOrCreateKeyPair(store, name)))
+  if (existing !== undefined) return { privateKey: existing, publicKey: publicKeyOf(existing) }
+  const privateKey = await store.saveIfAbsent(name, generateKeyPair().privateKey)
+  return { privateKey, publicKey: publicKeyOf(privateKey) }
 }
 
 export class MemoryKeyStore implements KeyStore {

@@ -5,7 +5,7 @@ import { nobleAead } from './aead-noble.ts'
 import { nodeAead } from './aead-node.ts'
 import { open, seal } from './aead.ts'
 import { dh, hash, fromHex, toHex, boxKey, boxSeal, boxOpen, generateKeyPair, parseKey, formatNodeKey, toBase64, fromBase64 } from './index.ts'
-import { BOX_OVERHEAD, hmacBlake2s, mac, publicKeyOf, publicKeyOfAsync, xchachaOpen, xchachaSeal } from './index.ts'
+import { BOX_OVERHEAD, hmacBlake2s, mac, publicKeyOf, xchachaOpen, xchachaSeal } from './index.ts'
 
 describe('X25519 (RFC 7748 §5.2)', () => {
   it('matches the first scalar-multiplication vector', () => {
@@ -256,51 +256,5 @@ describe('X25519 on the noble Montgomery ladder (the browser backend) matches RF
     let u = k
     for (let i = 0; i < 1000; i++) [k, u] = [nobleX.scalarMult(k, u), k]
     expect(toHex(k)).toBe('684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51')
-  })
-})
-
-describe('publicKeyOfAsync (WebCrypto X25519, RFC 8410 PKCS #8 in, RFC 8037 JWK out)', () => {
-  it('derives the RFC 7748 §6.1 public keys of Alice and Bob', async () => {
-    expect(toHex(await publicKeyOfAsync(fromHex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a')))).toBe(
-      '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a',
-    )
-    expect(toHex(await publicKeyOfAsync(fromHex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb')))).toBe(
-      'de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f',
-    )
-  })
-
-  it('agrees with the ladder (publicKeyOf) for random keys, the key coming from WebCrypto itself', async () => {
-    const subtle = globalThis.crypto.subtle
-    let exported = 0
-    const counting = {
-      importKey: subtle.importKey.bind(subtle),
-      exportKey: async (format: 'jwk', key: CryptoKey) => {
-        const jwk = await subtle.exportKey(format, key)
-        if (typeof jwk.x === 'string') exported++
-        return jwk
-      },
-    } as unknown as Pick<SubtleCrypto, 'importKey' | 'exportKey'>
-    for (let i = 0; i < 20; i++) {
-      const { privateKey, publicKey } = generateKeyPair()
-      expect(await publicKeyOfAsync(privateKey, counting)).toEqual(publicKey)
-    }
-    expect(exported).toBe(20)
-  })
-
-  it('falls back to the ladder where WebCrypto has no X25519, or none at all', async () => {
-    const { privateKey, publicKey } = generateKeyPair()
-    const noX25519 = {
-      importKey: () => Promise.reject(new DOMException('Unrecognized name.', 'NotSupportedError')),
-      exportKey: () => Promise.reject(new Error('never called')),
-    } as unknown as Pick<SubtleCrypto, 'importKey' | 'exportKey'>
-    expect(await publicKeyOfAsync(privateKey, noX25519)).toEqual(publicKey)
-    expect(await publicKeyOfAsync(privateKey, undefined)).toEqual(publicKey)
-    // A WebCrypto answering something that is not a 32-byte key is not believed either.
-    const odd = { importKey: async () => ({}), exportKey: async () => ({ x: 'AAAA' }) } as unknown as Pick<SubtleCrypto, 'importKey' | 'exportKey'>
-    expect(await publicKeyOfAsync(privateKey, odd)).toEqual(publicKey)
-  })
-
-  it('refuses a private key that is not 32 bytes, naming its length', async () => {
-    await expect(publicKeyOfAsync(new Uint8Array(31))).rejects.toThrow('private key must be 32 bytes, got 31')
   })
 })

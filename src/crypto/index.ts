@@ -2,7 +2,7 @@
 export { aead } from '#aead'
 export { type Aead, TAG_LENGTH, seal, open } from './aead.ts'
 export { hash, mac, hmacBlake2s, hmacSha1, kdf, sha256 } from './hash.ts'
-export { KEY_LENGTH, type KeyPair, generateKeyPair, generatePrivateKey, publicKeyOf, publicKeyOfAsync, dh, clamp, WeakKeyError } from './x25519.ts'
+export { KEY_LENGTH, type KeyPair, generateKeyPair, publicKeyOf, dh, clamp, WeakKeyError } from './x25519.ts'
 export { BOX_NONCE_LENGTH, BOX_OVERHEAD, boxKey, boxSeal, boxOpen, xchachaSeal, xchachaOpen } from './box.ts'
 export { randomBytes } from './random.ts'
 export { KeyFormatError, parseKey, formatKey, formatNodeKey } from './keys.ts'
