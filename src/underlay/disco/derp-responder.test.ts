@@ -92,4 +92,12 @@ describe('DerpDiscoResponder (disco over DERP, magicsock rules)', () => {
     })
     expect(r.counters).toMatchObject({ passedOn: 3, pingsAnswered: 0 })
   })
+
+  it('a WebRTC signal from a node not yet in the netmap is passed on (the direct-path code keeps early signals until the peer appears), a ping from it is not answered', () => {
+    const r = responder()
+    const offer = peer.seal(ours.publicKey, { type: 'webrtc-signal', signal: { session: 1, kind: 'request' } })
+    expect(r.handle(offer, strangerNode, 1)).toMatchObject({ kind: 'pass', message: { type: 'webrtc-signal' } })
+    expect(r.handle(peer.seal(ours.publicKey, { type: 'ping', txId, padding: 0 }), strangerNode, 1)).toMatchObject({ kind: 'drop', reason: 'unknownSender' })
+    expect(r.counters).toMatchObject({ passedOn: 1, unknownSender: 1, pingsAnswered: 0 })
+  })
 })

@@ -80,7 +80,6 @@ export class DerpDiscoResponder {
     const peerDisco = this.discoKeyOf(from)
     let opened: { sender: Uint8Array; message: DiscoMessage }
     try {
-      if (!peerDisco) return this.drop('unknownSender', `from node ${short(from)}, which is not a peer with a disco key`)
       opened = this.keyring.open(datagram)
     } catch (error) {
       if (!(error instanceof DiscoError)) throw error
@@ -93,6 +92,13 @@ export class DerpDiscoResponder {
         default:
           return this.drop('undecryptable', `from node ${short(from)}: ${error.message}`)
       }
+    }
+    if (!peerDisco) {
+      // Not (yet) a peer: a WebRTC offer can arrive before the netmap that names its sender, and the
+      // direct-path code keeps such signals until the peer appears; a ping from it is not answered.
+      if (opened.message.type === 'ping') return this.drop('unknownSender', `ping from node ${short(from)}, which is not a peer with a disco key`)
+      this.counters.passedOn++
+      return { kind: 'pass', message: opened.message }
     }
     if (!equalBytes(opened.sender, peerDisco)) {
       return this.drop('unknownSender', `from node ${short(from)} sealed by disco key ${short(opened.sender)}, not that node's ${short(peerDisco)}`)
