@@ -12,11 +12,12 @@
 // every candidate) then runs again with backoff, which is how a flushed NAT mapping recovers.
 import os from 'node:os'
 import { equalBytes, formatNodeKey, parseKey, randomBytes, toHex } from '../crypto/index.ts'
-import { systemClock, type DriverClock, type Timer } from '../clock/clock.ts'
+import { DeadlineTimer, systemClock, type DriverClock } from '../clock/clock.ts'
 import type { DiscoDatagram } from '../dataplane/core.ts'
 import type { UnderlayId, UnderlayTransport } from '../dataplane/transport.ts'
 import { DiscoError } from '../underlay/disco/errors.ts'
-import { DiscoKeyring, relayMirrorCopies } from '../underlay/disco/envelope.ts'
+import { DiscoKeyring } from '../underlay/disco/envelope.ts'
+import { noteCounterActivity, relayMirrorCopies } from '../underlay/disco/peer-activity.ts'
 import type { AddrPort, DiscoMessage } from '../underlay/disco/messages.ts'
 import { PeerPathSelector, type PathSelectorOptions } from '../underlay/disco/path-selector.ts'
 import { endpointBytes, formatEndpoint, UdpUnderlay, type UdpEndpoint } from '../underlay/udp/udp-underlay.ts'
@@ -180,12 +181,12 @@ export class UdpDirectManager implements UdpDirect {
   private lastStunAt = -Infinity
   private readonly reflexive = new Map<string, UdpEndpoint>()
   private readonly localAddresses: string[]
-  private timer: Timer | undefined
-  private timerAt: number | undefined
+  private readonly timer: DeadlineTimer
   private stopped = false
 
   constructor(private readonly options: UdpDirectOptions) {
     this.clock = options.clock ?? systemClock
+    this.timer = new DeadlineTimer(this.clock, () => this.poll())
     this.keyring = new DiscoKeyring(options.discoPrivateKey)
     this.localAddresses = options.localAddresses ?? localInterfaceAddresses()
     Promise.resolve(options.socket).then(
@@ -341,8 +342,7 @@ export class UdpDirectManager implements UdpDirect {
   stop(): void {
     if (this.stopped) return
     this.stopped = true
-    this.timer?.clear()
-    this.timer = undefined
+    this.timer.clear()
     for (const peer of this.peers.values()) if (peer.routed !== 'relay') this.route(peer, undefined)
     if (this.underlay !== undefined) {
       try {
@@ -530,8 +530,8 @@ export class UdpDirectManager implements UdpDirect {
 
   private mirror(endpoint: UdpEndpoint, datagrams: Uint8Array[]): void {
     const peer = this.byEndpoint.get(formatEndpoint(endpoint))
-    if (!peer || !peer.selector.routes(this.clock.now()).includes('relay')) return
-    const copies = relayMirrorCopies(datagrams)
+    if (!peer) return
+    const copies = relayMirrorCopies(peer.selector, this.clock.now(), datagrams)
     if (copies.length === 0) return
     this.counters.mirroredToRelay += copies.length
     this.send(peer.relayUnderlay, peer.nodeKey, copies)
@@ -580,18 +580,7 @@ export class UdpDirectManager implements UdpDirect {
   }
 
   private readActivity(now: number): void {
-    this.options.context.driver.withCore((core) => {
-      for (const peer of this.peers.values()) {
-        const id = core.peerByKey(peer.nodeKey)
-        if (id === undefined) continue
-        const stats = core.stats(id)
-        if (stats.txPackets !== peer.txPackets || stats.rxPackets !== peer.rxPackets) {
-          peer.txPackets = stats.txPackets
-          peer.rxPackets = stats.rxPackets
-          peer.selector.noteActivity(now)
-        }
-      }
-    })
+    this.options.context.driver.withCore((core) => noteCounterActivity(core, this.peers.values(), now))
   }
 
   private schedule(now: number): void {
@@ -604,14 +593,7 @@ export class UdpDirectManager implements UdpDirect {
       if (next !== undefined && next < at) at = Math.max(next, now)
       if (peer.selector.status(now).direct === 'open' && peer.lastPongAt + DEAD_AFTER_MS < at) at = Math.max(peer.lastPongAt + DEAD_AFTER_MS, now)
     }
-    if (this.timer && this.timerAt === at) return
-    this.timer?.clear()
-    this.timerAt = at
-    this.timer = this.clock.setTimer(at, () => {
-      this.timer = undefined
-      this.timerAt = undefined
-      this.poll()
-    })
+    this.timer.arm(at)
   }
 
   private ourNodeKey(): Uint8Array {

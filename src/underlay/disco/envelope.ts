@@ -19,16 +19,6 @@ export function looksLikeDisco(packet: Uint8Array): boolean {
 }
 
 /** The sender's disco public key (a view into `packet`). */
-/**
- * What of a batch sent on a direct path on trial also goes to the relay: copies (the relay gets
- * its own bytes to own) of the WireGuard datagrams only, since disco pings test the direct path itself.
- */
-export function relayMirrorCopies(datagrams: readonly Uint8Array[]): Uint8Array[] {
-  const copies: Uint8Array[] = []
-  for (const datagram of datagrams) if (!looksLikeDisco(datagram)) copies.push(datagram.slice())
-  return copies
-}
-
 export function discoSender(packet: Uint8Array): Uint8Array {
   if (!looksLikeDisco(packet)) throw new DiscoError('not-disco', `not a disco packet (need the magic and at least ${DISCO_HEADER_LENGTH} bytes, got ${packet.length})`)
   return packet.subarray(DISCO_MAGIC.length, DISCO_MAGIC.length + DISCO_KEY_LENGTH)

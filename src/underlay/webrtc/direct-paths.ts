@@ -8,11 +8,12 @@
 // happens here, in `send`).
 import type { DataplaneCore, DiscoDatagram } from '../../dataplane/core.ts'
 import type { DataplaneDriver } from '../../dataplane/driver.ts'
-import { systemClock, type DriverClock, type Timer } from '../../clock/clock.ts'
+import { DeadlineTimer, systemClock, type DriverClock } from '../../clock/clock.ts'
 import type { UnderlayId } from '../../dataplane/transport.ts'
 import { equalBytes, toHex } from '../../crypto/index.ts'
 import { DiscoError } from '../disco/errors.ts'
-import { DiscoKeyring, relayMirrorCopies } from '../disco/envelope.ts'
+import { DiscoKeyring } from '../disco/envelope.ts'
+import { noteCounterActivity, relayMirrorCopies } from '../disco/peer-activity.ts'
 import { UNSPECIFIED_ADDR_PORT, type DiscoMessage } from '../disco/messages.ts'
 import { PeerPathSelector, type PathKind, type PathSelectorOptions, type PathStatus } from '../disco/path-selector.ts'
 import type { WebRtcUnderlay } from './webrtc-underlay.ts'
@@ -99,13 +100,13 @@ export class DirectPaths {
   private readonly clock: DriverClock
   private readonly activityCheckMs: number
   private readonly idleCheckMs: number
-  private timer: Timer | undefined
-  private timerAt: number | undefined
+  private readonly timer: DeadlineTimer
   private stopped = false
 
   constructor(private readonly options: DirectPathsOptions) {
     this.keyring = new DiscoKeyring(options.discoPrivateKey)
     this.clock = options.clock ?? systemClock
+    this.timer = new DeadlineTimer(this.clock, () => this.poll())
     this.activityCheckMs = options.activityCheckMs ?? 1000
     this.idleCheckMs = options.idleCheckMs ?? 5000
     const { webrtc } = options
@@ -245,8 +246,7 @@ export class DirectPaths {
   /** Stops the timer and closes every direct session. */
   stop(): void {
     this.stopped = true
-    this.timer?.clear()
-    this.timer = undefined
+    this.timer.clear()
     for (const entry of [...this.peers.values()]) this.removePeer(entry.nodeKey)
   }
 
@@ -299,26 +299,15 @@ export class DirectPaths {
 
   private mirror(peer: Uint8Array, datagrams: Uint8Array[]): void {
     const entry = this.peers.get(toHex(peer))
-    if (!entry || !entry.selector.routes(this.clock.now()).includes('relay')) return
-    const copies = relayMirrorCopies(datagrams)
+    if (!entry) return
+    const copies = relayMirrorCopies(entry.selector, this.clock.now(), datagrams)
     if (copies.length === 0) return
     this.counters.mirroredToRelay += copies.length
     this.sendOn(entry.relayUnderlay, entry.nodeKey, copies)
   }
 
   private readActivity(now: number): void {
-    this.options.driver.withCore((core) => {
-      for (const entry of this.peers.values()) {
-        const peer = core.peerByKey(entry.nodeKey)
-        if (peer === undefined) continue
-        const stats = core.stats(peer)
-        if (stats.txPackets !== entry.txPackets || stats.rxPackets !== entry.rxPackets) {
-          entry.txPackets = stats.txPackets
-          entry.rxPackets = stats.rxPackets
-          entry.selector.noteActivity(now)
-        }
-      }
-    })
+    this.options.driver.withCore((core) => noteCounterActivity(core, this.peers.values(), now))
   }
 
   private schedule(): void {
@@ -333,14 +322,7 @@ export class DirectPaths {
       const next = entry.selector.nextEvent()
       if (next !== undefined && next < at) at = Math.max(next, now)
     }
-    if (this.timer && this.timerAt === at) return
-    this.timer?.clear()
-    this.timerAt = at
-    this.timer = this.clock.setTimer(at, () => {
-      this.timer = undefined
-      this.timerAt = undefined
-      this.poll()
-    })
+    this.timer.arm(at)
   }
 
   private withPeer(nodeKey: Uint8Array, run: (entry: PeerEntry) => void): void {
