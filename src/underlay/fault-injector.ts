@@ -3,7 +3,7 @@
 // each direction. Like smoltcp's `FaultInjector` around any device, it lets a test put a bad
 // network under real code without a bespoke forwarder process, and the same seed gives the same
 // faults, so a failure can be replayed.
-import { type DriverClock, systemClock, type Timer } from '../clock/clock.ts'
+import { DeadlineTimer, type DriverClock, systemClock } from '../clock/clock.ts'
 import type { UnderlayTransport } from '../dataplane/transport.ts'
 
 export interface FaultProfile {
@@ -83,8 +83,7 @@ class FaultLane<E> {
   readonly stats: FaultStats = { passed: 0, dropped: 0, duplicated: 0, corrupted: 0, reordered: 0, delayed: 0 }
   private queue: Scheduled<E>[] = []
   private held: Scheduled<E> | undefined
-  private timer: Timer | undefined
-  private timerAt = Infinity
+  private readonly timer: DeadlineTimer
   private seq = 0
 
   constructor(
@@ -96,6 +95,7 @@ class FaultLane<E> {
   ) {
     checkProfile(direction, profile)
     this.profile = profile
+    this.timer = new DeadlineTimer(clock, () => this.flushDue())
   }
 
   push(endpoint: E, datagrams: Uint8Array[]): void {
@@ -165,16 +165,7 @@ class FaultLane<E> {
 
   private arm(): void {
     const next = Math.min(this.queue[0]?.at ?? Infinity, this.held?.at ?? Infinity)
-    if (next === this.timerAt) return
-    this.timer?.clear()
-    this.timer = undefined
-    this.timerAt = next
-    if (next === Infinity) return
-    this.timer = this.clock.setTimer(next, () => {
-      this.timer = undefined
-      this.timerAt = Infinity
-      this.flushDue()
-    })
+    this.timer.arm(next === Infinity ? undefined : next)
   }
 
   /** Emits everything due, grouping consecutive datagrams for one endpoint into one batch. */
@@ -203,9 +194,7 @@ class FaultLane<E> {
   }
 
   stop(): void {
-    this.timer?.clear()
-    this.timer = undefined
-    this.timerAt = Infinity
+    this.timer.clear()
     this.queue = []
     this.held = undefined
   }
