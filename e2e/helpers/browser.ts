@@ -2,12 +2,12 @@
 // through playwright-core with a fresh profile, and serves this repository with Vite's dev server
 // (so pages can import `/src/...` TypeScript and `new Worker(new URL(...))` just works).
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { build, createServer as createViteServer, preview, type PreviewServer, type ViteDevServer } from 'vite'
+import { freePort } from '../../test/helpers/ports.ts'
 
 export const CHROMIUM_PATH = '/usr/bin/chromium'
 export const CHROMIUM_FLAGS = [
@@ -80,17 +80,7 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Launc
   }
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createNetServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))))
-    })
-  })
-}
+export { freePort }
 
 export interface PageServer {
   /** Base URL, e.g. `http://127.0.0.1:41234`; pages live at `${url}/e2e/pages/…`. */

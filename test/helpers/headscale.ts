@@ -3,10 +3,10 @@
 // network namespace) is test/helpers/tailnet.ts; this starter builds Headscale the same way.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { freePort } from './ports.ts'
 
 export const HEADSCALE_VERSION = 'v0.29.2'
 const GO_BIN = join(homedir(), '.cache', 'burrow', 'go-bin')
@@ -39,15 +39,7 @@ export function ensureHeadscale(): string {
   return binary
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-}
+export { freePort }
 
 export class LoopbackHeadscale {
   private output = ''

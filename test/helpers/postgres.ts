@@ -3,11 +3,11 @@
 // 127.0.0.1 at a port of its own with its socket in that dir. stop() removes everything;
 // kill()/start() let resilience tests take it away and bring it back on the same port.
 import { chownSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { mustRun } from './netns.ts'
+import { freePort } from './ports.ts'
 
 const BIN = '/usr/lib/postgresql/15/bin'
 const NOBODY = 65534
@@ -27,17 +27,6 @@ export interface PostgresServer {
   start(): Promise<void>
   /** Stops it and removes its data dir. */
   stop(): Promise<void>
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
-    })
-  })
 }
 
 export async function startPostgres(): Promise<PostgresServer> {

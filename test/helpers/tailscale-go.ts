@@ -4,12 +4,12 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { formatNodeKey } from '../../src/crypto/index.ts'
 import { waitFor } from './relay-process.ts'
+import { freePort } from './ports.ts'
 
 /** The Tailscale release the derper binary and test/go/derpclient/go.mod are pinned to. */
 export const TAILSCALE_VERSION = 'v1.102.5'
@@ -41,15 +41,7 @@ export function ensureGoDerpClient(): string {
   return binary
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-}
+export { freePort }
 
 export interface Derper {
   child: ChildProcess
