@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Burrow } from '../src/node.ts'
-import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { toHex, randomBytes } from '../src/crypto/index.ts'
 import { execFileSync } from 'node:child_process'
 import { type BurrowProcess, spawnBurrow } from './helpers/burrow-process.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
 import { writeTwoRegionRelayMap } from './helpers/relay-map.ts'
+import { peerOf, verifiedTransfer } from './helpers/overlay-transfer.ts'
 
 type Node = Awaited<ReturnType<typeof Burrow.start>>
 
@@ -45,39 +45,6 @@ async function start(hostname: string, homeRegion?: number, extra: Partial<Param
   nodes.push(node)
   return node
 }
-
-/** `from` fetches `size` bytes that `to` serves; `during` runs once `after` bytes have arrived. */
-async function transfer(from: Node, to: Node, size: number, seed: number, port: number, during?: { after: number; run: () => Promise<void> }): Promise<void> {
-  const body = patternBytes(size, seed)
-  const server = to.serve(port, () => new Response(body as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/octet-stream' } }))
-  await server.ready
-  try {
-    const response = await from.fetch(`http://${to.hostname}:${port}/`)
-    expect(response.status).toBe(200)
-    const reader = response.body!.getReader()
-    const got = new Uint8Array(size)
-    let at = 0
-    let ran = false
-    for (;;) {
-      const { value, done } = await reader.read()
-      if (done) break
-      expect(at + value.length).toBeLessThanOrEqual(size)
-      got.set(value, at)
-      at += value.length
-      if (during && !ran && at >= during.after) {
-        ran = true
-        await during.run()
-      }
-    }
-    expect(at).toBe(size)
-    expect(Buffer.compare(got, body)).toBe(0)
-    if (during) expect(ran).toBe(true)
-  } finally {
-    await server.close()
-  }
-}
-
-const peerOf = (node: Node, hostname: string) => node.peers().find((p) => p.hostname === hostname)
 
 beforeAll(async () => {
   const { mapFile, p1a, p1b, p2 } = await writeTwoRegionRelayMap(scratch)
@@ -139,7 +106,7 @@ describe('relay regions', () => {
       [b, c],
       [c, a],
     ] as const)
-      await transfer(x, y, 5 << 20, port, port++)
+      await verifiedTransfer(x, y, 5 << 20, port, port++)
   }, 120_000)
 
   it('burrow up --home-region 2 homes in region 2 and burrow status shows the region and relay', async () => {
@@ -162,7 +129,7 @@ describe('relay regions', () => {
   }, 60_000)
 
   it('kill -9 of a node’s home relay during a 20 MB transfer: it moves to the region’s other (meshed) relay, the transfer completes byte-exact', async () => {
-    await transfer(a, b, 20 << 20, 31, 7100, {
+    await verifiedTransfer(a, b, 20 << 20, 31, 7100, {
       after: 2 << 20,
       run: async () => {
         await r1a.stop('SIGKILL')
@@ -178,7 +145,7 @@ describe('relay regions', () => {
   }, 120_000)
 
   it('kill -9 of a region’s only relay during a 20 MB transfer: the node re-homes to the next region, peers learn it, the transfer completes byte-exact', async () => {
-    await transfer(a, b, 20 << 20, 47, 7200, {
+    await verifiedTransfer(a, b, 20 << 20, 47, 7200, {
       after: 2 << 20,
       run: async () => {
         await r2.stop('SIGKILL')
@@ -190,7 +157,7 @@ describe('relay regions', () => {
     await waitFor('c to learn b’s new home', () => peerOf(c, 'b')?.relayRegion === 1)
     expect(await a.ping('b')).toBeGreaterThan(0)
     expect(await c.ping('b')).toBeGreaterThan(0)
-    await transfer(c, b, 5 << 20, 53, 7201)
+    await verifiedTransfer(c, b, 5 << 20, 53, 7201)
     // The `burrow up` node was homed in region 2 too: its status shows the new home.
     await waitFor('burrow status to show the daemon re-homed', () => burrowStatus(false).includes(`home relay: region 1 (one, Region One) via ${derp(r1b.port)}`), 30_000)
     await waitFor('a to learn the daemon’s new home', () => peerOf(a, 'daemon')?.relayRegion === 1)
@@ -206,7 +173,7 @@ describe('relay regions', () => {
     const lossy = await start('lossy', 1, { _debugRelayFaults: faults })
     expect(lossy.homeRelay).toMatchObject({ region: 1, relayURL: derp(revived.port) })
     await waitFor('c to see lossy', () => peerOf(c, 'lossy')?.online === true)
-    await transfer(lossy, c, 5 << 20, 71, 7300, {
+    await verifiedTransfer(lossy, c, 5 << 20, 71, 7300, {
       after: 1 << 20,
       run: async () => {
         await revived.stop('SIGKILL')

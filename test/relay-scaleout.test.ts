@@ -13,10 +13,10 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes, toHex } from '../src/crypto/index.ts'
 import { Burrow } from '../src/node.ts'
-import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { startPostgres, type PostgresServer } from './helpers/postgres.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
 import { writeTwoRegionRelayMap } from './helpers/relay-map.ts'
+import { peerOf, verifiedTransfer } from './helpers/overlay-transfer.ts'
 
 type Node = Awaited<ReturnType<typeof Burrow.start>>
 
@@ -37,24 +37,6 @@ async function start(via: RelayProcess, hostname: string, homeRegion: number): P
   nodes.push(node)
   return node
 }
-
-/** `from` fetches `size` bytes that `to` serves, and checks every byte. */
-async function transfer(from: Node, to: Node, size: number, seed: number, port: number): Promise<void> {
-  const body = patternBytes(size, seed)
-  const server = to.serve(port, () => new Response(body as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/octet-stream' } }))
-  await server.ready
-  try {
-    const response = await from.fetch(`http://${to.hostname}:${port}/`)
-    expect(response.status).toBe(200)
-    const got = new Uint8Array(await response.arrayBuffer())
-    expect(got.length).toBe(size)
-    expect(Buffer.compare(got, body)).toBe(0)
-  } finally {
-    await server.close()
-  }
-}
-
-const peerOf = (node: Node, hostname: string) => node.peers().find((p) => p.hostname === hostname)
 
 beforeAll(async () => {
   postgres = await startPostgres()
@@ -128,7 +110,7 @@ describe('three relays in two regions on one PostgreSQL', () => {
       [c, a],
       [a, c],
     ] as const)
-      await transfer(x, y, 5 << 20, port, port++)
+      await verifiedTransfer(x, y, 5 << 20, port, port++)
   }, 240_000)
   it('kill -9 of relay 1a: the node registered through relay 1b re-homes to 1b, the region 2 node learns it through the shared database, and they still ping and move 5 MB byte-exact', async () => {
     await r1a.stop('SIGKILL')
@@ -138,8 +120,8 @@ describe('three relays in two regions on one PostgreSQL', () => {
     await waitFor('c to route b through relay 1b', () => peerOf(c, 'b')?.relayURL === derp(r1b.port) && peerOf(c, 'b')?.online === true, 60_000)
     expect(await c.ping('b')).toBeGreaterThan(0)
     expect(await b.ping('c')).toBeGreaterThan(0)
-    await transfer(c, b, 5 << 20, 91, 7500)
-    await transfer(b, c, 5 << 20, 92, 7501)
+    await verifiedTransfer(c, b, 5 << 20, 91, 7500)
+    await verifiedTransfer(b, c, 5 << 20, 92, 7501)
   }, 180_000)
   it('a node whose coordination relay (1a) was killed is shown offline to the nodes on both surviving relays', async () => {
     // Nobody told the database that a left: the surviving relays find out when its presence
