@@ -5,8 +5,9 @@ import { PROTO_UDP, buildIp, parseAddress, parsePrefix } from '../wire/index.ts'
 import { ManualClock, type Timer } from '../clock/clock.ts'
 import { DataplaneCore } from './core.ts'
 import { DataplaneDriver } from './driver.ts'
-import type { OverlayTransport, UnderlayTransport } from './transport.ts'
+import type { UnderlayTransport } from './transport.ts'
 import { MAX_IDLE_SLEEP } from './wakeup.ts'
+import { MemoryOverlay } from './testing/memory-overlay.ts'
 
 /** A manual clock that remembers when each timer was armed and for when. */
 class RecordingClock extends ManualClock {
@@ -48,24 +49,6 @@ function link() {
     }
   }
   return { ends, sent }
-}
-
-class MemoryOverlay implements OverlayTransport {
-  received: Uint8Array[] = []
-  private deliver: ((packets: Uint8Array[]) => void) | undefined
-  stopped = false
-  start(deliver: (packets: Uint8Array[]) => void): void {
-    this.deliver = deliver
-  }
-  stop(): void {
-    this.stopped = true
-  }
-  send(packets: Uint8Array[]): void {
-    this.received.push(...packets)
-  }
-  inject(packets: Uint8Array[]): void {
-    this.deliver!(packets)
-  }
 }
 
 function packet(src: string, dst: string, body: string): Uint8Array {

@@ -8,38 +8,13 @@ import { formatNodeKey, generateKeyPair, toHex } from '../crypto/index.ts'
 import { ManualClock } from '../clock/clock.ts'
 import { DataplaneCore } from '../dataplane/core.ts'
 import { DataplaneDriver } from '../dataplane/driver.ts'
-import type { OverlayTransport, UnderlayTransport } from '../dataplane/transport.ts'
+import type { UnderlayTransport } from '../dataplane/transport.ts'
 import { PROTO_UDP, buildIp, parseAddress, parsePrefix } from '../wire/index.ts'
 import { DiscoKeyring } from '../underlay/disco/envelope.ts'
 import { formatEndpoint, type UdpEndpoint } from '../underlay/udp/udp-underlay.ts'
 import { StunResponder } from '../server/stun/server.ts'
 import { DEAD_AFTER_MS, UdpDirectManager, fromAddrPort, stunEndpoints, toAddrPort, type UdpSocketLike } from './udp-direct.ts'
-
-const settle = async (): Promise<void> => {
-  for (let i = 0; i < 6; i++) await new Promise<void>((resolve) => setImmediate(resolve))
-}
-
-async function runUntil(clock: ManualClock, until: number): Promise<void> {
-  await settle()
-  while (clock.fireNext(until)) await settle()
-  clock.set(until)
-  await settle()
-}
-
-class MemoryOverlay implements OverlayTransport {
-  received: Uint8Array[] = []
-  private deliver: ((packets: Uint8Array[]) => void) | undefined
-  start(deliver: (packets: Uint8Array[]) => void): void {
-    this.deliver = deliver
-  }
-  stop(): void {}
-  send(packets: Uint8Array[]): void {
-    this.received.push(...packets)
-  }
-  inject(packets: Uint8Array[]): void {
-    this.deliver!(packets)
-  }
-}
+import { MemoryOverlay, runUntilSettled, settle } from '../dataplane/testing/memory-overlay.ts'
 
 const isData = (d: Uint8Array): boolean => d[0] === 4 && d[1] === 0 && d[2] === 0 && d[3] === 0
 
@@ -174,7 +149,7 @@ async function talk(env: ReturnType<typeof pair>, until: number): Promise<void> 
   while (clock.now() < until) {
     a.overlay.inject([udp('10.0.0.1', '10.0.0.2', `a${clock.now()}`)])
     b.overlay.inject([udp('10.0.0.2', '10.0.0.1', `b${clock.now()}`)])
-    await runUntil(clock, Math.min(until, clock.now() + 500))
+    await runUntilSettled(clock, Math.min(until, clock.now() + 500))
   }
 }
 
@@ -259,7 +234,7 @@ describe('UdpDirectManager', () => {
     try {
       a.driver.withCore((core) => core.setPeerRoute(core.addPeer({ publicKey: tab.publicKey, allowedIps: [parsePrefix('10.0.0.9/32')] }), a.relayUnderlay, tab.publicKey))
       a.manager.setPeer(formatNodeKey(tab.publicKey), formatNodeKey(tabDisco.publicKey), a.relayUnderlay)
-      await runUntil(clock, 60_000)
+      await runUntilSettled(clock, 60_000)
       expect(a.claims).toEqual([])
       expect(a.changes).toEqual([])
       expect(a.manager.pathOf(formatNodeKey(tab.publicKey))).toBeUndefined()

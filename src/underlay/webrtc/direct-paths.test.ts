@@ -7,7 +7,7 @@ import { generateKeyPair, toHex } from '../../crypto/index.ts'
 import { ManualClock } from '../../clock/clock.ts'
 import { DataplaneCore } from '../../dataplane/core.ts'
 import { DataplaneDriver } from '../../dataplane/driver.ts'
-import type { OverlayTransport, UnderlayTransport } from '../../dataplane/transport.ts'
+import type { UnderlayTransport } from '../../dataplane/transport.ts'
 import { PROTO_UDP, buildIp, parseAddress, parsePrefix } from '../../wire/index.ts'
 import { DiscoKeyring } from '../disco/envelope.ts'
 import { DirectPaths } from './direct-paths.ts'
@@ -15,32 +15,7 @@ import { bridgeDataChannel } from './port-channel.ts'
 import type { PageToWorkerMessage, WorkerToPageMessage } from './control-protocol.ts'
 import { MemoryChannel } from './testing/memory-channel.ts'
 import { WebRtcUnderlay } from './webrtc-underlay.ts'
-
-const settle = async (): Promise<void> => {
-  for (let i = 0; i < 6; i++) await new Promise<void>((resolve) => setImmediate(resolve))
-}
-
-async function runUntil(clock: ManualClock, until: number): Promise<void> {
-  await settle()
-  while (clock.fireNext(until)) await settle()
-  clock.set(until)
-  await settle()
-}
-
-class MemoryOverlay implements OverlayTransport {
-  received: Uint8Array[] = []
-  private deliver: ((packets: Uint8Array[]) => void) | undefined
-  start(deliver: (packets: Uint8Array[]) => void): void {
-    this.deliver = deliver
-  }
-  stop(): void {}
-  send(packets: Uint8Array[]): void {
-    this.received.push(...packets)
-  }
-  inject(packets: Uint8Array[]): void {
-    this.deliver!(packets)
-  }
-}
+import { MemoryOverlay, runUntilSettled, settle } from '../../dataplane/testing/memory-overlay.ts'
 
 /** The relay: endpoints are node keys, delivery is asynchronous; counts WireGuard data datagrams. */
 function relay() {
@@ -171,7 +146,7 @@ async function talk(env: ReturnType<typeof pair>, until: number): Promise<void> 
   while (clock.now() < until) {
     a.overlay.inject([udp('10.0.0.1', '10.0.0.2', `a${clock.now()}`)])
     b.overlay.inject([udp('10.0.0.2', '10.0.0.1', `b${clock.now()}`)])
-    await runUntil(clock, Math.min(until, clock.now() + 500))
+    await runUntilSettled(clock, Math.min(until, clock.now() + 500))
   }
 }
 
@@ -253,7 +228,7 @@ describe('DirectPaths with WebRtcUnderlay', () => {
     const env = pair()
     try {
       const { clock, a } = env
-      await runUntil(clock, 60_000)
+      await runUntilSettled(clock, 60_000)
       expect(a.changes).toEqual([])
       expect(a.paths.status(env.b.keys.publicKey)).toMatchObject({ active: false, direct: 'none' })
       expect(a.pathTimerDelays.length).toBeGreaterThanOrEqual(11)
