@@ -185,7 +185,9 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
         return peer?.Online ? peer : undefined
       })
       expect(seen.DNSName).toBe(`interactive.${tailnet!.baseDomain}.`)
-      const rtt = await page.evaluate(() => window.burrowNodeE2E.ping('alpha'))
+      // tailscaled may learn the new node from control a moment after it shows it online: the
+      // first pings can go unanswered, so ping until one is.
+      const rtt = await waitUntil('alpha to answer the interactive tab’s ping', () => page.evaluate(() => window.burrowNodeE2E.ping('alpha')), 60_000)
       expect(rtt).toBeGreaterThanOrEqual(0)
     } finally {
       await page.close()
