@@ -137,8 +137,11 @@ sw.addEventListener('fetch', (event: FetchEventLike) => {
   // A client this worker has not seen (it was restarted, or the client predates it): look it up.
   event.respondWith(
     (async () => {
+      // A restarting worker does not always find the client yet; the request's referrer (the
+      // document's URL for a same-origin fetch) names the same document.
       const client = await sw.clients.get(event.clientId)
-      const mapped = client ? targetForClient(prefix, client.url, url.pathname, url.search) : undefined
+      const documentURL = client?.url || request.referrer
+      const mapped = documentURL ? targetForClient(prefix, documentURL, url.pathname, url.search) : undefined
       clientTargets.set(event.clientId, mapped ? { ...mapped, path: '/' } : null)
       return mapped ? proxy(request, mapped) : fetch(request)
     })(),
