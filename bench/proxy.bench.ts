@@ -2,18 +2,17 @@
 // (demo Browse panel → /.burrow/laptop/80/file → the page's node → relay → `burrow up --serve` →
 // a Node HTTP server), baseline: node.fetch() of the same file in the embedding page, same run.
 // Issue 14's goal is a ratio ≥ 0.8.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import type { Frame, Page } from 'playwright-core'
-import { launchChromium, REPO_ROOT } from '../e2e/helpers/browser.ts'
+import { launchChromium } from '../e2e/helpers/browser.ts'
 import { startBurrowStart } from '../e2e/helpers/burrow-start.ts'
 import { waitFor } from '../test/helpers/relay-process.ts'
 import type { Bench } from './types.ts'
+import { type BurrowProcess, spawnBurrow } from '../test/helpers/burrow-process.ts'
 
 const FILE_BYTES = 64 * 1024 * 1024
 const ROUNDS = 3
@@ -66,33 +65,24 @@ const bench: Bench = async () => {
   })
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
   const state = mkdtempSync(join(tmpdir(), 'burrow-bench-proxy-'))
-  let up: ChildProcess | undefined
+  let up: BurrowProcess | undefined
   const browser = await launchChromium()
   try {
-    up = spawn(
-      process.execPath,
-      [
-        'bin/burrow.mjs',
-        'up',
-        '--control',
-        start.controlURL,
-        '--authkey',
-        start.authKey,
-        '--hostname',
-        'laptop',
-        '--state-dir',
-        state,
-        '--serve',
-        `80=127.0.0.1:${(http.address() as AddressInfo).port}`,
-      ],
-      {
-        cwd: REPO_ROOT,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    )
-    const logs: Array<Record<string, unknown>> = []
-    createInterface({ input: up.stdout! }).on('line', (line) => logs.push(JSON.parse(line) as Record<string, unknown>))
-    await waitFor('burrow up to join', () => logs.some((l) => l.msg === 'up'), 30_000)
+    const daemon = spawnBurrow([
+      'up',
+      '--control',
+      start.controlURL,
+      '--authkey',
+      start.authKey,
+      '--hostname',
+      'laptop',
+      '--state-dir',
+      state,
+      '--serve',
+      `80=127.0.0.1:${(http.address() as AddressInfo).port}`,
+    ])
+    up = daemon
+    await waitFor('burrow up to join', () => daemon.logs.some((l) => l.msg === 'up'), 30_000)
     const page = await browser.newPage()
     await page.goto(start.demoURL)
     await page.waitForFunction(() => / · online$/.test(document.getElementById('self')?.textContent ?? ''), undefined, { timeout: 60_000 })
@@ -121,10 +111,9 @@ const bench: Bench = async () => {
     ]
   } finally {
     await browser.close()
-    if (up && up.exitCode === null) {
-      const exited = new Promise((resolve) => up!.once('exit', resolve))
-      up.kill('SIGTERM')
-      await exited
+    if (up && up.proc.exitCode === null) {
+      up.proc.kill('SIGTERM')
+      await up.exited
     }
     http.closeAllConnections()
     http.close()

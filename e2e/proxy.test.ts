@@ -1,18 +1,17 @@
 // node.proxy() as a demo user meets it: `burrow start` (relay + demo), `burrow up --serve` exposing
 // a real multi-file web app from Node, and the demo's Browse panel opening that app in an iframe
 // through the Service Worker proxy, on real Chromium.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import type { CDPSession, Frame, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from '../test/helpers/relay-process.ts'
 import { launchChromium, REPO_ROOT, type LaunchedBrowser } from './helpers/browser.ts'
 import { startBurrowStart, type BurrowStart } from './helpers/burrow-start.ts'
+import { type BurrowProcess, spawnBurrow } from '../test/helpers/burrow-process.ts'
 
 const OUTPUT_DIR = process.env.BURROW_E2E_OUTPUT ?? join(REPO_ROOT, '.cache', 'e2e')
 // A valid 1×1 PNG (one opaque pixel).
@@ -34,9 +33,8 @@ const APP_JS = `fetch('/api/x', { method: 'POST', headers: { 'content-type': 'ap
 
 let start: BurrowStart
 let app: Server
-let up: ChildProcess
+let up: BurrowProcess
 let upState: string
-const upLogs: Array<Record<string, unknown>> = []
 const received: Array<{ method: string; url: string; body: string; cookie?: string }> = []
 let browser: LaunchedBrowser
 let demo: Page
@@ -132,39 +130,29 @@ beforeAll(async () => {
   start = await startBurrowStart()
   app = await startApp()
   upState = mkdtempSync(join(tmpdir(), 'burrow-e2e-proxy-up-'))
-  up = spawn(
-    process.execPath,
-    [
-      'bin/burrow.mjs',
-      'up',
-      '--control',
-      start.controlURL,
-      '--authkey',
-      start.authKey,
-      '--hostname',
-      'laptop',
-      '--state-dir',
-      upState,
-      '--serve',
-      `80=127.0.0.1:${(app.address() as AddressInfo).port}`,
-    ],
-    {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  )
-  createInterface({ input: up.stdout! }).on('line', (line) => upLogs.push(JSON.parse(line) as Record<string, unknown>))
-  await waitFor('burrow up to join', () => upLogs.some((l) => l.msg === 'up'), 30_000)
+  up = spawnBurrow([
+    'up',
+    '--control',
+    start.controlURL,
+    '--authkey',
+    start.authKey,
+    '--hostname',
+    'laptop',
+    '--state-dir',
+    upState,
+    '--serve',
+    `80=127.0.0.1:${(app.address() as AddressInfo).port}`,
+  ])
+  await waitFor('burrow up to join', () => up.logs.some((l) => l.msg === 'up'), 30_000)
   browser = await launchChromium()
   demo = await openDemo()
 }, 180_000)
 
 afterAll(async () => {
   await browser?.close()
-  if (up && up.exitCode === null) {
-    const exited = new Promise((resolve) => up.once('exit', resolve))
-    up.kill('SIGTERM')
-    await exited
+  if (up && up.proc.exitCode === null) {
+    up.proc.kill('SIGTERM')
+    await up.exited
   }
   app?.closeAllConnections()
   app?.close()
