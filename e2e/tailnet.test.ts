@@ -36,7 +36,7 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow tab in a Headscale tailnet with a t
     blobSha = createHash('sha256').update(blob).digest('hex')
     writeFileSync(join(tailnet.dir, 'blob'), blob)
     // Userspace tailscaled forwards its tailnet address's ports to its own 127.0.0.1.
-    tailnet.namespace.spawn('python3', ['-m', 'http.server', '8000', '--bind', '127.0.0.1', '--directory', tailnet.dir])
+    tailnet.serveFiles()
     controlKey = ((await (await fetch(`${tailnet.controlURL}/key?v=${CAPABILITY_VERSION}`)).json()) as { publicKey: string }).publicKey
     env = await launchChromiumInNamespace({ namespace: tailnet.namespace })
     tab = await openReadyPage(env, 'e2e/pages/burrow.html')

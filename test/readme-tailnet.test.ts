@@ -51,7 +51,7 @@ describe.skipIf(!hasGo || !isRoot)('README.md: joining a tailnet (Headscale)', (
     mkdirSync(site)
     writeFileSync(join(site, 'index.html'), 'hello from alpha\n')
     // Userspace tailscaled forwards connections to its tailnet address to the same port on its own 127.0.0.1.
-    tailnet.namespace.spawn('python3', ['-m', 'http.server', '8000', '--bind', '127.0.0.1', '--directory', site])
+    tailnet.serveFiles(8000, site)
   }, 900_000)
 
   afterAll(async () => {

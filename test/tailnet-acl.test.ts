@@ -35,15 +35,10 @@ describe.skipIf(!hasGo || !isRoot)('a Headscale ACL policy (allow TCP 8001, deny
     alpha = await tailnet.addNode({ hostname: 'alpha', socks5Port: SOCKS5_PORT })
     writeFileSync(join(tailnet.dir, 'body'), body)
     for (const port of [ALLOWED, DENIED]) {
-      tailnet.namespace.spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', tailnet.dir])
+      tailnet.serveFiles(port)
     }
     burrow = await Burrow.start({
-      controlURL: tailnet.controlURL,
-      authKey: await tailnet.createAuthKey(),
-      hostname: 'burrow',
-      storage: 'memory',
-      derpOverHTTP: true,
-      direct: false,
+      ...(await tailnet.burrowJoin('burrow')),
       debug: (line) => debugLines.push(line),
     })
     for (const port of [ALLOWED, DENIED]) {

@@ -32,14 +32,9 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer follows a changing Headsc
     blobSha = createHash('sha256').update(blob).digest('hex')
     writeFileSync(join(tailnet.dir, 'blob'), blob)
     // Userspace tailscaled forwards connections to its tailnet address to the same port on its own 127.0.0.1.
-    tailnet.namespace.spawn('python3', ['-m', 'http.server', '8000', '--bind', '127.0.0.1', '--directory', tailnet.dir])
+    tailnet.serveFiles()
     burrow = await Burrow.start({
-      controlURL: tailnet.controlURL,
-      authKey: await tailnet.createAuthKey(),
-      hostname: 'burrow',
-      storage: 'memory',
-      derpOverHTTP: true,
-      direct: false,
+      ...(await tailnet.burrowJoin('burrow')),
       // This file follows churn from a known home; the latency choice has its own test below.
       homeRegion: DERP_REGION_ID,
     })
@@ -62,14 +57,7 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer follows a changing Headsc
   })
 
   it('without homeRegion a node probes every region of the DERP map, homes in the one it measured fastest and reports exactly that as PreferredDERP', async () => {
-    const other = await Burrow.start({
-      controlURL: tailnet!.controlURL,
-      authKey: await tailnet!.createAuthKey(),
-      hostname: 'burrow-probe',
-      storage: 'memory',
-      derpOverHTTP: true,
-      direct: false,
-    })
+    const other = await Burrow.start(await tailnet!.burrowJoin('burrow-probe'))
     try {
       const home = other.homeRelay!
       expect(Object.keys(home.latencies).map(Number).sort()).toEqual([DERP_REGION_ID, SECOND_DERP_REGION_ID].sort())

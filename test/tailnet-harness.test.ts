@@ -55,7 +55,7 @@ for (const derp of ['derper', 'burrow'] as const) {
         // Userspace tailscaled forwards connections to its tailnet address to the same port on its own 127.0.0.1.
         const body = randomBytes(1 << 20)
         writeFileSync(join(tailnet!.dir, 'blob'), body)
-        tailnet!.namespace.spawn('python3', ['-m', 'http.server', '8000', '--bind', '127.0.0.1', '--directory', tailnet!.dir])
+        tailnet!.serveFiles()
         const want = createHash('sha256').update(body).digest('hex')
         const url = `http://${await b.ipv4()}:8000/blob`
         const socks = await waitUntil('the file through SOCKS5', () => a.fetchThroughProxy(url, 'socks5'))

@@ -33,14 +33,9 @@ describe.skipIf(!hasGo || !isRoot)('a Burrow Node peer in a Headscale tailnet wi
     blobBody = blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength) as ArrayBuffer
     blobSha = createHash('sha256').update(blob).digest('hex')
     writeFileSync(join(tailnet.dir, 'blob'), blob)
-    tailnet.namespace.spawn('python3', ['-m', 'http.server', '8000', '--bind', '127.0.0.1', '--directory', tailnet.dir])
+    tailnet.serveFiles()
     burrow = await Burrow.start({
-      controlURL: tailnet.controlURL,
-      authKey: await tailnet.createAuthKey(),
-      hostname: 'burrow',
-      storage: 'memory',
-      derpOverHTTP: true,
-      direct: false,
+      ...(await tailnet.burrowJoin('burrow')),
       debug: (line) => debugLines.push(line),
     })
   }, 900_000)

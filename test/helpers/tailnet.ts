@@ -482,6 +482,24 @@ export class Tailnet {
   }
 
   /** Runs the headscale CLI (over its unix socket) and returns stdout. */
+  /**
+   * The `Burrow.start` options of a Node peer joining this tailnet as `hostname` with a fresh
+   * pre-auth key: memory key store, DERP over plain HTTP (the test DERP servers have no TLS), and
+   * no direct paths (tailscaled sees Burrow on DERP only).
+   */
+  async burrowJoin(hostname: string): Promise<{ controlURL: string; authKey: string; hostname: string; storage: 'memory'; derpOverHTTP: true; direct: false }> {
+    return { controlURL: this.controlURL, authKey: await this.createAuthKey(), hostname, storage: 'memory', derpOverHTTP: true, direct: false }
+  }
+
+  /**
+   * Serves `dir` (default: the tailnet's scratch dir) over HTTP on 127.0.0.1:`port` inside the
+   * namespace: userspace tailscaled forwards connections to its tailnet address's ports to the
+   * same port on its own 127.0.0.1, so this is "a server behind every tailscaled node".
+   */
+  serveFiles(port = 8000, dir = this.dir): ChildProcess {
+    return this.namespace.spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', dir])
+  }
+
   async headscale(args: string[]): Promise<string> {
     return this.namespace.run(this.binaries.headscale, ['-c', join(this.dir, 'config.yaml'), ...args], { timeoutMs: 30_000 })
   }
