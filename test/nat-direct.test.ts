@@ -1,79 +1,19 @@
 // Direct paths where users are: two Node peers (`burrow up` and a burrow/node client) in two
 // private networks behind Linux NAT routers (test/helpers/nat.ts), with the relay, its STUN server
 // and (for the last case) coturn on a small "internet" between them.
-import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import type { ChildProcess } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
 import { INTERNET_ADDRESS, type LabNamespace, NatLab, type NatLabOptions } from './helpers/nat.ts'
-import { createAuthKey } from './helpers/relay-process.ts'
+import { BLOB_BYTES, blobSha256, CONTROL, jsonLines, relayMetric, ROOT, startBlobServer, startLabRelay } from './helpers/nat-network.ts'
 
-const ROOT = join(import.meta.dirname, '..')
-const HTTP = `${INTERNET_ADDRESS}:8080`
-const CONTROL = `http://${HTTP}`
-const BLOB_BYTES = 20 << 20
 const TURN_PORT = 3479
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
-
-function lines(child: ChildProcess): {
-  logs: Array<Record<string, unknown>>
-  next: (test: (e: Record<string, unknown>) => boolean, timeoutMs: number) => Promise<Record<string, unknown>>
-} {
-  const logs: Array<Record<string, unknown>> = []
-  const waiters: Array<() => void> = []
-  let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line) as Record<string, unknown>)
-    } catch {
-      logs.push({ raw: line })
-    }
-    for (const wake of waiters.splice(0)) wake()
-  })
-  child.once('exit', () => {
-    for (const wake of waiters.splice(0)) wake()
-  })
-  return {
-    logs,
-    next: (test, timeoutMs) =>
-      new Promise((resolve, reject) => {
-        const deadline = setTimeout(() => reject(new Error(`no matching line within ${timeoutMs} ms; got ${JSON.stringify(logs)}; stderr ${stderr}`)), timeoutMs)
-        const check = (): void => {
-          const found = logs.find(test)
-          if (found) {
-            clearTimeout(deadline)
-            resolve(found)
-          } else if (child.exitCode !== null) {
-            clearTimeout(deadline)
-            reject(new Error(`exited with ${child.exitCode}; got ${JSON.stringify(logs)}; stderr ${stderr}`))
-          } else waiters.push(check)
-        }
-        check()
-      }),
-  }
-}
-
-async function relayMetric(lab: NatLab, name: string): Promise<number> {
-  const text = await lab.inet.run(process.execPath, ['-e', `fetch('http://${HTTP}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`])
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `))
-  return Number(line?.split(' ')[1])
-}
-
-/** A byte pattern both sides can make (the served blob and the test's expected hash). */
-const BLOB_SCRIPT = `const b = Buffer.alloc(${BLOB_BYTES}); for (let i = 0; i < b.length; i++) b[i] = (i * 31 + (i >> 11)) & 255;`
-function expectedSha256(): string {
-  const b = Buffer.alloc(BLOB_BYTES)
-  for (let i = 0; i < b.length; i++) b[i] = (i * 31 + (i >> 11)) & 255
-  return createHash('sha256').update(b).digest('hex')
-}
 
 interface Network {
   lab: NatLab
@@ -86,21 +26,13 @@ async function startNetwork(options: NatLabOptions, relayArgs: (dir: string) => 
   const dir = mkdtempSync(join(tmpdir(), 'burrow-nat-'))
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
   await beforeRelay?.(lab, dir)
-  const relay = lab.inet.spawn(process.execPath, ['bin/burrow.mjs', 'relay', '--listen', HTTP, '--data-dir', join(dir, 'relay'), '--stun-port', '3478', ...relayArgs(dir)], {
-    cwd: ROOT,
-  })
-  await lines(relay).next((e) => e['msg'] === 'listening', 30_000)
-  return { lab, authKey: createAuthKey(join(dir, 'relay'), '--reusable') }
+  return { lab, authKey: await startLabRelay(lab, dir, relayArgs(dir)) }
 }
 
 /** hostB: an HTTP server with the blob on 127.0.0.1:9000, published to the overlay by `burrow up --serve 80=…`. */
 async function startServerSide(network: Network): Promise<void> {
   const { lab } = network
-  const http = lab.b.host.spawn(process.execPath, [
-    '-e',
-    `${BLOB_SCRIPT} require('node:http').createServer((q, r) => r.end(b)).listen(9000, '127.0.0.1', () => console.log('{"msg":"serving"}'))`,
-  ])
-  await lines(http).next((e) => e['msg'] === 'serving', 20_000)
+  await startBlobServer(lab.b.host)
   const state = mkdtempSync(join(tmpdir(), 'burrow-nat-up-'))
   cleanups.push(() => rmSync(state, { recursive: true, force: true }))
   const up = lab.b.host.spawn(
@@ -108,16 +40,16 @@ async function startServerSide(network: Network): Promise<void> {
     ['bin/burrow.mjs', 'up', '--control', CONTROL, '--authkey', network.authKey, '--hostname', 'server', '--state-dir', state, '--serve', '80=127.0.0.1:9000'],
     { cwd: ROOT },
   )
-  const log = lines(up)
+  const log = jsonLines(up)
   await log.next((e) => e['msg'] === 'up', 60_000)
   await log.next((e) => String(e['msg']).startsWith('direct paths: WebRTC'), 10_000)
 }
 
-function startClient(host: LabNamespace, network: Network, directTimeoutMs: number): ReturnType<typeof lines> {
+function startClient(host: LabNamespace, network: Network, directTimeoutMs: number): ReturnType<typeof jsonLines> {
   const child = host.spawn(process.execPath, ['--import', 'tsx', 'test/helpers/nat-client.ts', CONTROL, network.authKey, 'server', 'http://server/blob', String(directTimeoutMs)], {
     cwd: ROOT,
   })
-  return lines(child)
+  return jsonLines(child)
 }
 
 describe('direct paths across NATs (Node ↔ Node)', () => {
@@ -132,7 +64,7 @@ describe('direct paths across NATs (Node ↔ Node)', () => {
     const before = await relayMetric(network.lab, 'burrow_relay_bytes_forwarded_total')
     const fetched = await client.next((e) => e['event'] === 'fetched', 120_000)
     const after = await relayMetric(network.lab, 'burrow_relay_bytes_forwarded_total')
-    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: expectedSha256(), path: 'direct' })
+    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: blobSha256(), path: 'direct' })
     // Disco pings and keepalives still cross the relay; the transfer does not.
     expect(after - before).toBeLessThan(BLOB_BYTES / 20)
   }, 240_000)
@@ -146,7 +78,7 @@ describe('direct paths across NATs (Node ↔ Node)', () => {
     const before = await relayMetric(network.lab, 'burrow_relay_bytes_forwarded_total')
     const fetched = await client.next((e) => e['event'] === 'fetched', 180_000)
     const after = await relayMetric(network.lab, 'burrow_relay_bytes_forwarded_total')
-    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: expectedSha256(), path: 'relay' })
+    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: blobSha256(), path: 'relay' })
     // The client starts fetching as soon as it reports, so the first bytes may precede `before`.
     expect(after - before).toBeGreaterThan(BLOB_BYTES * 0.8)
   }, 300_000)
@@ -203,6 +135,6 @@ describe('direct paths across NATs (Node ↔ Node)', () => {
     const fetched = await client.next((e) => e['event'] === 'fetched', 180_000)
     // Byte-exact whichever path carried it: under a saturating transfer the TURN path may lose
     // enough disco pongs to hand the peer back to the DERP relay for a while.
-    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: expectedSha256() })
+    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: blobSha256() })
   }, 300_000)
 })

@@ -2,99 +2,33 @@
 // (test/helpers/nat.ts): `burrow up --serve` on hostB, a burrow/node client (helpers/udp-client.ts)
 // on hostA behind another MASQUERADE NAT, or on routerB (the same link as hostB). The relay, its
 // STUN server and its /metrics are on the lab's "internet".
-import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import type { ChildProcess } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
-import { INTERNET_ADDRESS, type LabNamespace, NatLab } from './helpers/nat.ts'
-import { createAuthKey } from './helpers/relay-process.ts'
-
-const ROOT = join(import.meta.dirname, '..')
-const HTTP = `${INTERNET_ADDRESS}:8080`
-const CONTROL = `http://${HTTP}`
-const BLOB_BYTES = 20 << 20
+import { type LabNamespace, NatLab } from './helpers/nat.ts'
+import { BLOB_BYTES, blobSha256, CONTROL, jsonLines, relayMetric, ROOT, startBlobServer, startLabRelay } from './helpers/nat-network.ts'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-type Line = Record<string, unknown>
-
-/** The child's stdout as JSON lines; `next` waits for the first line (from `from` on) that passes `test`. */
-function lines(child: ChildProcess) {
-  const logs: Line[] = []
-  const waiters: Array<() => void> = []
-  let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line) as Line)
-    } catch {
-      logs.push({ raw: line })
-    }
-    for (const wake of waiters.splice(0)) wake()
-  })
-  child.once('exit', () => {
-    for (const wake of waiters.splice(0)) wake()
-  })
-  return {
-    logs,
-    next: (test: (e: Line) => boolean, timeoutMs: number, from = 0): Promise<Line> =>
-      new Promise((resolve, reject) => {
-        const deadline = setTimeout(() => reject(new Error(`no matching line within ${timeoutMs} ms; got ${JSON.stringify(logs)}; stderr ${stderr.slice(-4000)}`)), timeoutMs)
-        const check = (): void => {
-          const found = logs.slice(from).find(test)
-          if (found) {
-            clearTimeout(deadline)
-            resolve(found)
-          } else if (child.exitCode !== null) {
-            clearTimeout(deadline)
-            reject(new Error(`exited with ${child.exitCode}; got ${JSON.stringify(logs)}; stderr ${stderr.slice(-4000)}`))
-          } else waiters.push(check)
-        }
-        check()
-      }),
-  }
-}
-
-async function relayMetric(lab: NatLab, name: string): Promise<number> {
-  const text = await lab.inet.run(process.execPath, ['-e', `fetch('http://${HTTP}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`])
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `))
-  return Number(line?.split(' ')[1])
-}
-
 const FORWARDED = 'burrow_relay_bytes_forwarded_total'
-const BLOB_SCRIPT = `const b = Buffer.alloc(${BLOB_BYTES}); for (let i = 0; i < b.length; i++) b[i] = (i * 31 + (i >> 11)) & 255;`
-function expectedSha256(): string {
-  const b = Buffer.alloc(BLOB_BYTES)
-  for (let i = 0; i < b.length; i++) b[i] = (i * 31 + (i >> 11)) & 255
-  return createHash('sha256').update(b).digest('hex')
-}
-
 /** The lab, the relay (with STUN on 3478) and `burrow up --serve 80=<blob server>` on hostB. */
 async function startNetwork(): Promise<{ lab: NatLab; authKey: string }> {
   const lab = await NatLab.create({})
   cleanups.push(() => lab.cleanup())
   const dir = mkdtempSync(join(tmpdir(), 'burrow-udp-direct-'))
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-  const relay = lab.inet.spawn(process.execPath, ['bin/burrow.mjs', 'relay', '--listen', HTTP, '--data-dir', join(dir, 'relay'), '--stun-port', '3478'], { cwd: ROOT })
-  await lines(relay).next((e) => e['msg'] === 'listening', 30_000)
-  const authKey = createAuthKey(join(dir, 'relay'), '--reusable')
-  const http = lab.b.host.spawn(process.execPath, [
-    '-e',
-    `${BLOB_SCRIPT} require('node:http').createServer((q, r) => r.end(b)).listen(9000, '127.0.0.1', () => console.log('{"msg":"serving"}'))`,
-  ])
-  await lines(http).next((e) => e['msg'] === 'serving', 20_000)
+  const authKey = await startLabRelay(lab, dir)
+  await startBlobServer(lab.b.host)
   const up = lab.b.host.spawn(
     process.execPath,
     ['bin/burrow.mjs', 'up', '--control', CONTROL, '--authkey', authKey, '--hostname', 'server', '--state-dir', join(dir, 'up'), '--serve', '80=127.0.0.1:9000'],
     { cwd: ROOT },
   )
-  const log = lines(up)
+  const log = jsonLines(up)
   await log.next((e) => e['msg'] === 'up', 60_000)
   await log.next((e) => String(e['msg']).startsWith('direct paths: plain UDP'), 10_000)
   return { lab, authKey }
@@ -105,7 +39,7 @@ function startClient(host: LabNamespace, authKey: string, extra: string[] = []) 
     cwd: ROOT,
     stdin: 'pipe',
   })
-  return { child, ...lines(child) }
+  return { child, ...jsonLines(child) }
 }
 
 describe('plain-UDP direct paths between Node peers', () => {
@@ -121,7 +55,7 @@ describe('plain-UDP direct paths between Node peers', () => {
     const before = await relayMetric(lab, FORWARDED)
     const fetched = await client.next((e) => e['event'] === 'fetched', 120_000)
     const after = await relayMetric(lab, FORWARDED)
-    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: expectedSha256(), path: 'direct', transport: 'udp' })
+    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: blobSha256(), path: 'direct', transport: 'udp' })
     // Disco CallMeMaybes and keepalives may still cross the relay; the transfer does not.
     expect(after - before).toBeLessThan(BLOB_BYTES / 20)
   }, 300_000)
@@ -151,7 +85,7 @@ describe('plain-UDP direct paths between Node peers', () => {
     for (const side of [lab.a, lab.b]) await lab.blockUdp(side, false)
     const fetched = await client.next((e) => e['event'] === 'fetched', 240_000)
     // Every byte, in order: the TCP connection was never reset.
-    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: expectedSha256() })
+    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: blobSha256() })
     const again = await client.next((e) => e['event'] === 'direct-again', 120_000)
     expect(String(again['endpoint'])).toMatch(/^198\.51\.100\.6:\d+$/)
     expect(
@@ -172,7 +106,7 @@ describe('plain-UDP direct paths between Node peers', () => {
     for (const side of [lab.a, lab.b]) await lab.flushNat(side)
     client.child.stdin!.write('resume\n')
     const fetched = await client.next((e) => e['event'] === 'fetched', 240_000)
-    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: expectedSha256() })
+    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: blobSha256() })
     const again = await client.next((e) => e['event'] === 'direct-again', 120_000)
     expect(String(again['endpoint'])).toMatch(/^198\.51\.100\.6:\d+$/)
   }, 420_000)
@@ -187,6 +121,6 @@ describe('plain-UDP direct paths between Node peers', () => {
     expect(String(direct['endpoint'])).toMatch(/^192\.168\.2\.2:\d+$/)
     expect(direct['candidateType'], JSON.stringify(direct)).toBe('host')
     const fetched = await client.next((e) => e['event'] === 'fetched', 120_000)
-    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: expectedSha256(), path: 'direct', transport: 'udp' })
+    expect(fetched).toMatchObject({ status: 200, bytes: BLOB_BYTES, sha256: blobSha256(), path: 'direct', transport: 'udp' })
   }, 300_000)
 })
