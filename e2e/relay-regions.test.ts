@@ -13,10 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes, toHex } from '../src/crypto/index.ts'
 import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
-import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import { createAuthKey, type RelayProcess, removeRelayDataDirs, waitFor } from '../test/helpers/relay-process.ts'
 import { launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
-import { writeTwoRegionRelayMap } from '../test/helpers/relay-map.ts'
+import { startTwoRegionRelays } from '../test/helpers/relay-map.ts'
 
 const MESH_KEY = toHex(randomBytes(32))
 const scratch = mkdtempSync(join(tmpdir(), 'burrow-e2e-regions-'))
@@ -50,16 +50,9 @@ async function openTab(controlURL: string, authKey: string, hostname: string, ho
 }
 
 beforeAll(async () => {
-  const { mapFile, p1a, p1b, p2 } = await writeTwoRegionRelayMap(scratch)
-  const quiet = ['--stun-port', '0']
-  r1a = await startRelayProcess([...quiet, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1b}`], { port: p1a })
-  relays.push(r1a)
-  r1b = await startRelayProcess([...quiet, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1a}`, '--relay-map', mapFile], { port: p1b })
-  relays.push(r1b)
-  r2 = await startRelayProcess(quiet, { port: p2 })
-  relays.push(r2)
-  await waitFor('the region 1 mesh', () => [r1a, r1b].every((r) => r.logs.some((l) => l.msg === 'mesh peer connected')), 20_000)
-  const controlURL = `http://127.0.0.1:${p1b}`
+  ;({ r1a, r1b, r2 } = await startTwoRegionRelays(scratch, MESH_KEY, { coordination: '1b' }))
+  relays.push(r1a, r1b, r2)
+  const controlURL = `http://127.0.0.1:${r1b.port}`
   const authKey = createAuthKey(r1b.dataDir, '--reusable')
   server = await Burrow.start({ controlURL, authKey, hostname: 'server', storage: 'memory', direct: false, homeRegion: 2 })
   server.serve(8080, (request) => {

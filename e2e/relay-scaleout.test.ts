@@ -13,10 +13,10 @@ import { randomBytes, toHex } from '../src/crypto/index.ts'
 import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres.ts'
-import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from '../test/helpers/relay-process.ts'
+import { createAuthKey, type RelayProcess, removeRelayDataDirs, waitFor } from '../test/helpers/relay-process.ts'
 import { launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
 import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
-import { writeTwoRegionRelayMap } from '../test/helpers/relay-map.ts'
+import { startTwoRegionRelays } from '../test/helpers/relay-map.ts'
 
 const MESH_KEY = toHex(randomBytes(32))
 const scratch = mkdtempSync(join(tmpdir(), 'burrow-e2e-scaleout-'))
@@ -51,17 +51,10 @@ async function openTab(via: RelayProcess, hostname: string, homeRegion: number):
 beforeAll(async () => {
   postgres = await startPostgres()
   const database = await postgres.createDatabase(`e2e_scaleout_${process.pid}`)
-  const { mapFile, p1a, p1b, p2 } = await writeTwoRegionRelayMap(scratch)
-  const common = ['--stun-port', '0', '--database', database, '--relay-map', mapFile]
-  r1a = await startRelayProcess([...common, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1b}`], { port: p1a })
-  relays.push(r1a)
-  r1b = await startRelayProcess([...common, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1a}`], { port: p1b })
-  relays.push(r1b)
-  r2 = await startRelayProcess(common, { port: p2 })
-  relays.push(r2)
-  await waitFor('the region 1 mesh', () => [r1a, r1b].every((r) => r.logs.some((l) => l.msg === 'mesh peer connected')), 30_000)
+  ;({ r1a, r1b, r2 } = await startTwoRegionRelays(scratch, MESH_KEY, { coordination: 'all', shared: ['--database', database] }))
+  relays.push(r1a, r1b, r2)
   authKey = createAuthKey(r1a.dataDir, '--reusable', '--database', database)
-  server = await Burrow.start({ controlURL: `http://127.0.0.1:${p1a}`, authKey, hostname: 'server', storage: 'memory', direct: false, homeRegion: 1 })
+  server = await Burrow.start({ controlURL: `http://127.0.0.1:${r1a.port}`, authKey, hostname: 'server', storage: 'memory', direct: false, homeRegion: 1 })
   server.serve(8080, () => new Response(BODY as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/octet-stream' } }))
   pages = await startPageServer()
   browser = await launchChromium()

@@ -15,7 +15,7 @@ import { toHex, randomBytes } from '../src/crypto/index.ts'
 import { execFileSync } from 'node:child_process'
 import { type BurrowProcess, spawnBurrow } from './helpers/burrow-process.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
-import { writeTwoRegionRelayMap } from './helpers/relay-map.ts'
+import { startTwoRegionRelays } from './helpers/relay-map.ts'
 import { peerOf, verifiedTransfer } from './helpers/overlay-transfer.ts'
 
 type Node = Awaited<ReturnType<typeof Burrow.start>>
@@ -47,16 +47,9 @@ async function start(hostname: string, homeRegion?: number, extra: Partial<Param
 }
 
 beforeAll(async () => {
-  const { mapFile, p1a, p1b, p2 } = await writeTwoRegionRelayMap(scratch)
-  const quiet = ['--stun-port', '0']
-  r1a = await startRelayProcess([...quiet, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1b}`], { port: p1a })
-  relays.push(r1a)
-  r1b = await startRelayProcess([...quiet, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1a}`, '--relay-map', mapFile], { port: p1b })
-  relays.push(r1b)
-  r2 = await startRelayProcess(quiet, { port: p2 })
-  relays.push(r2)
-  await waitFor('the region 1 mesh', () => [r1a, r1b].every((r) => r.logs.some((l) => l.msg === 'mesh peer connected')), 20_000)
-  controlURL = `http://127.0.0.1:${p1b}`
+  ;({ r1a, r1b, r2 } = await startTwoRegionRelays(scratch, MESH_KEY, { coordination: '1b' }))
+  relays.push(r1a, r1b, r2)
+  controlURL = `http://127.0.0.1:${r1b.port}`
   key = createAuthKey(r1b.dataDir, '--reusable')
 }, 60_000)
 

@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes, toHex } from '../src/crypto/index.ts'
 import { Burrow } from '../src/node.ts'
 import { startPostgres, type PostgresServer } from './helpers/postgres.ts'
-import { createAuthKey, type RelayProcess, removeRelayDataDirs, startRelayProcess, waitFor } from './helpers/relay-process.ts'
-import { writeTwoRegionRelayMap } from './helpers/relay-map.ts'
+import { createAuthKey, type RelayProcess, removeRelayDataDirs, waitFor } from './helpers/relay-process.ts'
+import { startTwoRegionRelays } from './helpers/relay-map.ts'
 import { peerOf, verifiedTransfer } from './helpers/overlay-transfer.ts'
 
 type Node = Awaited<ReturnType<typeof Burrow.start>>
@@ -41,16 +41,9 @@ async function start(via: RelayProcess, hostname: string, homeRegion: number): P
 beforeAll(async () => {
   postgres = await startPostgres()
   const database = await postgres.createDatabase(`scaleout_${process.pid}`)
-  const { mapFile, p1a, p1b, p2 } = await writeTwoRegionRelayMap(scratch)
   // Every relay: the same database, the same relay map.
-  const common = ['--stun-port', '0', '--database', database, '--relay-map', mapFile]
-  r1a = await startRelayProcess([...common, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1b}`], { port: p1a })
-  relays.push(r1a)
-  r1b = await startRelayProcess([...common, '--mesh-key', MESH_KEY, '--mesh-with', `127.0.0.1:${p1a}`], { port: p1b })
-  relays.push(r1b)
-  r2 = await startRelayProcess(common, { port: p2 })
-  relays.push(r2)
-  await waitFor('the region 1 mesh', () => [r1a, r1b].every((r) => r.logs.some((l) => l.msg === 'mesh peer connected')), 30_000)
+  ;({ r1a, r1b, r2 } = await startTwoRegionRelays(scratch, MESH_KEY, { coordination: 'all', shared: ['--database', database] }))
+  relays.push(r1a, r1b, r2)
   // Made through the CLI against the database, as an operator would; every relay accepts it.
   key = createAuthKey(r1a.dataDir, '--reusable', '--database', database)
 }, 180_000)
