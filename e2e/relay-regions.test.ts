@@ -15,7 +15,7 @@ import { Burrow } from '../src/node.ts'
 import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, waitFor } from '../test/helpers/relay-process.ts'
 import { launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
-import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
+import { MB5, openRelayTab, startTransfer, transferResult } from './helpers/page-transfer.ts'
 import { startTwoRegionRelays } from '../test/helpers/relay-map.ts'
 
 const MESH_KEY = toHex(randomBytes(32))
@@ -35,19 +35,6 @@ let tab2: Page
 /** Bytes of BODY the Node peer's response stream has handed to TCP so far. */
 let pulled = 0
 const derp = (port: number): string => `ws://127.0.0.1:${port}/derp`
-
-async function openTab(controlURL: string, authKey: string, hostname: string, homeRegion: number): Promise<Page> {
-  const page = await browser.newPage()
-  await page.goto(`${pages.url}/e2e/pages/burrow.html`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
-  const started = await page.evaluate(
-    ([url, key, name, region]) =>
-      window.burrowNodeE2E.start({ controlURL: url as string, authKey: key as string, hostname: name as string, homeRegion: region as number, direct: false, storage: 'memory' }),
-    [controlURL, authKey, hostname, homeRegion] as const,
-  )
-  if (!started.ok) throw new Error(`Burrow.start failed in the page: ${JSON.stringify(started.error)}`)
-  return page
-}
 
 beforeAll(async () => {
   ;({ r1a, r1b, r2 } = await startTwoRegionRelays(scratch, MESH_KEY, { coordination: '1b' }))
@@ -74,8 +61,8 @@ beforeAll(async () => {
   })
   pages = await startPageServer()
   browser = await launchChromium()
-  tab1 = await openTab(controlURL, authKey, 'tab1', 1)
-  tab2 = await openTab(controlURL, authKey, 'tab2', 2)
+  tab1 = await openRelayTab(browser, pages.url, { controlURL, authKey, hostname: 'tab1', homeRegion: 1 })
+  tab2 = await openRelayTab(browser, pages.url, { controlURL, authKey, hostname: 'tab2', homeRegion: 2 })
   for (const tab of [tab1, tab2]) {
     await tab.evaluate(() => window.burrowNodeE2E.waitForPeer('server', true, 20_000))
     await tab.evaluate((other) => window.burrowNodeE2E.waitForPeer(other, true, 20_000), tab === tab1 ? 'tab2' : 'tab1')

@@ -15,7 +15,7 @@ import { patternBytes } from '../src/overlay/testing/pair.ts'
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres.ts'
 import { createAuthKey, type RelayProcess, removeRelayDataDirs, waitFor } from '../test/helpers/relay-process.ts'
 import { launchChromium, startPageServer, type LaunchedBrowser, type PageServer } from './helpers/browser.ts'
-import { MB5, startTransfer, transferResult } from './helpers/page-transfer.ts'
+import { MB5, openRelayTab, startTransfer, transferResult } from './helpers/page-transfer.ts'
 import { startTwoRegionRelays } from '../test/helpers/relay-map.ts'
 
 const MESH_KEY = toHex(randomBytes(32))
@@ -35,19 +35,6 @@ let tab1: Page
 let tab2: Page
 const derp = (port: number): string => `ws://127.0.0.1:${port}/derp`
 
-async function openTab(via: RelayProcess, hostname: string, homeRegion: number): Promise<Page> {
-  const page = await browser.newPage()
-  await page.goto(`${pages.url}/e2e/pages/burrow.html`)
-  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
-  const started = await page.evaluate(
-    ([url, key, name, region]) =>
-      window.burrowNodeE2E.start({ controlURL: url as string, authKey: key as string, hostname: name as string, homeRegion: region as number, direct: false, storage: 'memory' }),
-    [`http://127.0.0.1:${via.port}`, authKey, hostname, homeRegion] as const,
-  )
-  if (!started.ok) throw new Error(`Burrow.start failed in the page: ${JSON.stringify(started.error)}`)
-  return page
-}
-
 beforeAll(async () => {
   postgres = await startPostgres()
   const database = await postgres.createDatabase(`e2e_scaleout_${process.pid}`)
@@ -58,8 +45,8 @@ beforeAll(async () => {
   server.serve(8080, () => new Response(BODY as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/octet-stream' } }))
   pages = await startPageServer()
   browser = await launchChromium()
-  tab1 = await openTab(r1b, 'tab1', 1)
-  tab2 = await openTab(r2, 'tab2', 2)
+  tab1 = await openRelayTab(browser, pages.url, { controlURL: `http://127.0.0.1:${r1b.port}`, authKey, hostname: 'tab1', homeRegion: 1 })
+  tab2 = await openRelayTab(browser, pages.url, { controlURL: `http://127.0.0.1:${r2.port}`, authKey, hostname: 'tab2', homeRegion: 2 })
 }, 240_000)
 
 afterAll(async () => {

@@ -1,7 +1,19 @@
-// Bulk TCP transfers between two pages running e2e/pages/burrow-page.ts (its `sink`/`send`/`progress`).
+// Pages running e2e/pages/burrow-page.ts: one opened and started on a relay (no direct paths, a
+// memory key), and bulk TCP transfers between two of them (its `sink`/`send`/`progress`).
 import type { Page } from 'playwright-core'
+import type { LaunchedBrowser } from './browser.ts'
 
 export const MB5 = 5 * 1024 * 1024
+
+/** A new tab of `browser` on burrow.html (from `pagesUrl`) whose node joined `controlURL` and homes in `homeRegion`. */
+export async function openRelayTab(browser: LaunchedBrowser, pagesUrl: string, join: { controlURL: string; authKey: string; hostname: string; homeRegion: number }): Promise<Page> {
+  const page = await browser.newPage()
+  await page.goto(`${pagesUrl}/e2e/pages/burrow.html`)
+  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 })
+  const started = await page.evaluate((options) => window.burrowNodeE2E.start({ ...options, direct: false, storage: 'memory' }), join)
+  if (!started.ok) throw new Error(`Burrow.start failed in the page: ${JSON.stringify(started.error)}`)
+  return page
+}
 
 let nextTransferId = 1
 

@@ -37,4 +37,12 @@ export async function verifiedTransfer(from: Node, to: Node, size: number, seed:
   }
 }
 
+/** Every pair pings both ways: `x` by `y`'s address, `y` by `x`'s name (MagicDNS-style lookup). */
+export async function pingEachWay(pairs: ReadonlyArray<readonly [Node, Node]>): Promise<void> {
+  for (const [x, y] of pairs) {
+    expect(await x.ping(y.addresses[0]!)).toBeGreaterThan(0)
+    expect(await y.ping(x.hostname)).toBeGreaterThan(0)
+  }
+}
+
 export const peerOf = (node: Node, hostname: string) => node.peers().find((p) => p.hostname === hostname)
