@@ -3,6 +3,7 @@
 // these per join when the page handed over a WebRTC port and the node did not opt out, and hands
 // it every disco datagram; without one (Node.js, `direct: false`) every peer stays on its relay.
 import { formatNodeKey, parseKey } from '../crypto/index.ts'
+import type { DriverClock } from '../clock/clock.ts'
 import type { DiscoDatagram } from '../dataplane/core.ts'
 import type { UnderlayId } from '../dataplane/transport.ts'
 import { DiscoError } from '../underlay/disco/errors.ts'
@@ -28,6 +29,10 @@ export interface NodeDirectOptions {
    * offers, or asks us to, and answering never waits.
    */
   attemptOnPeerKnown?: boolean
+  /** No attempt of our own before this time on `clock` (DirectPathsOptions.holdAttemptsUntil). */
+  holdAttemptsUntil?: number
+  /** The agent's clock (default: the system clock). */
+  clock?: DriverClock
   onPathChange(nodeKey: string, path: PathKind, rttMs: number | null): void
 }
 
@@ -65,6 +70,8 @@ export class NodeDirect {
       // The page probes every online peer every couple of seconds, so each one turns active
       // anyway: start its WebRTC attempt when it appears rather than at the first probe.
       attemptOnPeerKnown: options.attemptOnPeerKnown ?? true,
+      ...(options.holdAttemptsUntil !== undefined ? { holdAttemptsUntil: options.holdAttemptsUntil } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
       onPathChange: (nodeKey, path, rttMs) => options.onPathChange(formatNodeKey(nodeKey), path, rttMs ?? null),
     })
   }

@@ -77,7 +77,7 @@ class NodePageStandIn {
   }
 }
 
-function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>, attemptOnPeerKnown = false) {
+function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>, attemptOnPeerKnown = false, holdAttemptsUntil?: number) {
   const keys = generateKeyPair()
   const disco = generateKeyPair()
   const core = new DataplaneCore({ privateKey: keys.privateKey })
@@ -107,16 +107,17 @@ function node(clock: ManualClock, address: string, net: ReturnType<typeof relay>
     webrtcUnderlay,
     clock: pathsClock,
     attemptOnPeerKnown,
+    ...(holdAttemptsUntil !== undefined ? { holdAttemptsUntil } : {}),
     onPathChange: (_peer, path) => changes.push(path),
   })
   return { keys, disco, core, driver, overlay, relayUnderlay, webrtc, webrtcUnderlay, paths, page, changes, pathTimerDelays }
 }
 
-function pair(attemptOnPeerKnown = false, bAttemptsOnPeerKnown = attemptOnPeerKnown) {
+function pair(attemptOnPeerKnown = false, bAttemptsOnPeerKnown = attemptOnPeerKnown, holds: { a?: number; b?: number } = {}) {
   const clock = new ManualClock(1000)
   const net = relay()
-  const a = node(clock, '10.0.0.1/32', net, attemptOnPeerKnown)
-  const b = node(clock, '10.0.0.2/32', net, bAttemptsOnPeerKnown)
+  const a = node(clock, '10.0.0.1/32', net, attemptOnPeerKnown, holds.a)
+  const b = node(clock, '10.0.0.2/32', net, bAttemptsOnPeerKnown, holds.b)
   for (const [me, other, ip] of [
     [a, b, '10.0.0.2/32'],
     [b, a, '10.0.0.1/32'],
@@ -289,6 +290,39 @@ describe('DirectPaths with WebRtcUnderlay', () => {
       const both = [phases, b.paths.phases(a.keys.publicKey)!]
       expect(both.some((p) => p.signalSent === 1000)).toBe(true)
       expect(both.some((p) => p.signalReceived === 1000)).toBe(true)
+    } finally {
+      env.close()
+    }
+  })
+
+  it('with holdAttemptsUntil on both sides, a peer set at start is first tried when the hold ends, then goes direct', async () => {
+    const env = pair(true, true, { a: 1100, b: 1100 })
+    try {
+      const { clock, a, b } = env
+      for (let i = 0; i < 10; i++) await settle()
+      expect(a.changes).toEqual([])
+      expect(a.paths.phases(b.keys.publicKey)!.attempt).toBeUndefined()
+      expect(b.paths.phases(a.keys.publicKey)!.attempt).toBeUndefined()
+      // The hold is one timer, not a poll loop.
+      expect(a.pathTimerDelays).toContain(100)
+      while (clock.fireNext(1100));
+      clock.set(1100)
+      for (let i = 0; i < 20 && a.changes.length === 0; i++) await settle()
+      expect(a.changes).toEqual(['direct'])
+      expect(a.paths.phases(b.keys.publicKey)).toMatchObject({ known: 1000, attempt: 1100, trusted: 1100 })
+    } finally {
+      env.close()
+    }
+  })
+
+  it('a node holding its own attempts still answers a peer that tries at once: both go direct before the hold ends', async () => {
+    const env = pair(true, true, { a: 5000 })
+    try {
+      const { clock, a, b } = env
+      for (let i = 0; i < 20 && (a.changes.length === 0 || b.changes.length === 0); i++) await settle()
+      expect(clock.now()).toBe(1000)
+      expect(a.changes).toEqual(['direct'])
+      expect(b.changes).toEqual(['direct'])
     } finally {
       env.close()
     }

@@ -39,6 +39,13 @@ export interface DirectPathsOptions {
    * turns active within seconds; waiting for that only delays the upgrade. Default false.
    */
   attemptOnPeerKnown?: boolean
+  /**
+   * Start no attempt of our own before this clock time (peers set or turning active meanwhile are
+   * tried when it passes; an offer from a peer is answered at once). A starting node sets it a
+   * little past its join: opening an RTCPeerConnection and gathering candidates cost the page
+   * and the worker tens of milliseconds just when its first connection is being made.
+   */
+  holdAttemptsUntil?: number
   onPathChange?: (nodeKey: Uint8Array, path: PathKind, rttMs: number | undefined) => void
   reportError?: (error: unknown) => void
 }
@@ -102,8 +109,11 @@ export class DirectPaths {
   private readonly idleCheckMs: number
   private readonly timer: DeadlineTimer
   private stopped = false
+  /** Until the first poll after `holdAttemptsUntil`: peers known meanwhile still need their attempt. */
+  private heldPeersPending: boolean
 
   constructor(private readonly options: DirectPathsOptions) {
+    this.heldPeersPending = options.holdAttemptsUntil !== undefined
     this.keyring = new DiscoKeyring(options.discoPrivateKey)
     this.clock = options.clock ?? systemClock
     this.timer = new DeadlineTimer(this.clock, () => this.poll())
@@ -170,7 +180,7 @@ export class DirectPaths {
     }
     this.peers.set(id, entry)
     this.byDisco.set(toHex(discoKey), entry)
-    if (this.options.attemptOnPeerKnown) entry.selector.noteActivity(this.clock.now())
+    if (this.options.attemptOnPeerKnown && !this.holding(this.clock.now())) entry.selector.noteActivity(this.clock.now())
     const early = this.early.get(toHex(discoKey))
     this.early.delete(toHex(discoKey))
     const now = this.clock.now()
@@ -254,7 +264,12 @@ export class DirectPaths {
   poll(): void {
     if (this.stopped) return
     const now = this.clock.now()
-    this.readActivity(now)
+    if (this.heldPeersPending && !this.holding(now)) {
+      this.heldPeersPending = false
+      if (this.options.attemptOnPeerKnown) for (const entry of this.peers.values()) entry.selector.noteActivity(now)
+    }
+    // While attempts are held the counters are not read, so traffic meanwhile counts when the hold ends.
+    if (!this.holding(now)) this.readActivity(now)
     for (const entry of this.peers.values()) {
       for (const action of entry.selector.poll(now)) {
         switch (action.type) {
@@ -306,6 +321,10 @@ export class DirectPaths {
     this.sendOn(entry.relayUnderlay, entry.nodeKey, copies)
   }
 
+  private holding(now: number): boolean {
+    return this.options.holdAttemptsUntil !== undefined && now < this.options.holdAttemptsUntil
+  }
+
   private readActivity(now: number): void {
     this.options.driver.withCore((core) => noteCounterActivity(core, this.peers.values(), now))
   }
@@ -318,6 +337,7 @@ export class DirectPaths {
     let anyActive = false
     for (const entry of this.peers.values()) if (entry.selector.status(now).active) anyActive = true
     let at = now + (anyActive ? this.activityCheckMs : this.idleCheckMs)
+    if (this.heldPeersPending) at = Math.min(at, this.options.holdAttemptsUntil!)
     for (const entry of this.peers.values()) {
       const next = entry.selector.nextEvent()
       if (next !== undefined && next < at) at = Math.max(next, now)
