@@ -292,6 +292,11 @@ export class NodeAgent {
       }
       this.control = control
       this.debug = options.debug === true
+      // The coordination socket opens first: the dataplane and relay set-up below (X25519 work
+      // among it) runs while its handshake and challenge are on the wire.
+      const registered = this.register(control, options)
+      // Settled by the await below unless the set-up throws first (then shutdown stops the control plane).
+      registered.catch(() => {})
       this.derpDisco = new DerpDiscoResponder(discoKeys.privateKey, (nodeKey) => this.peerDiscoKey(nodeKey))
       this.startDataplane(nodeKeys)
       // Registration and the relay's WebSocket do not depend on each other: the relay the control
@@ -299,7 +304,7 @@ export class NodeAgent {
       // relay may admit only registered keys, --verify-clients).
       const relays = this.startRelays(nodeKeys, options.relayFaults)
       if (this.env.dialRelayEarly === true && control.relayURL !== undefined) relays.preconnect(control.relayURL)
-      const netmap = await this.register(control, options)
+      const netmap = await registered
       mark('netmap')
       if (options.homeRegion !== undefined && !netmap.relayMap.regions.has(options.homeRegion))
         throw new DataplaneError('bad-config', `homeRegion ${options.homeRegion} is not a region of the relay map (regions: ${[...netmap.relayMap.regions.keys()].join(', ')})`)
@@ -314,10 +319,9 @@ export class NodeAgent {
       const homeLink = relays.home!
       if (this.webrtcPort && options.direct !== false) this.startDirect(this.webrtcPort, discoKeys.privateKey, homeLink.underlay, options.dropDirectSignals === true)
       if (this.env.udpDirect && options.direct !== false) this.startUdpDirect(this.env.udpDirect, discoKeys.privateKey, homeLink.underlay)
-      this.applyNetmap(netmap)
       // The first packet to a peer would wait a relay round trip for the WireGuard handshake:
-      // start it now, while the relay logs in (the initiation waits in the relay connection).
-      this.prepareHandshakes(netmap)
+      // start it as soon as the peers are in, while the relay logs in (the initiation waits in the relay connection).
+      this.applyNetmap(netmap, undefined, () => this.prepareHandshakes(netmap))
       // Resolve once packets can flow, so a started node is `online`; a relay that is slow to
       // log in does not fail the start (the connection keeps retrying and the state says so).
       await this.untilConnected(homeLink.connection, this.env.relayLoginWaitMs ?? 5000)
@@ -686,8 +690,9 @@ export class NodeAgent {
    * and planned again at the next full plan. With a change hint (and a netmap that indexes its
    * peers) only the changed peers are looked at, and the page gets the peer list at most every
    * PEER_PUSH_DELAY_MS: a busy network costs each node the size of its changes, not of its map.
+   * `peersAdded` runs once the dataplane has the netmap's peers, before their direct paths are set.
    */
-  private applyNetmap(netmap: Netmap, change?: NetmapChange): void {
+  private applyNetmap(netmap: Netmap, change?: NetmapChange, peersAdded?: () => void): void {
     if (this.left || !this.relays) return
     const previous = this.netmap
     this.netmap = netmap
@@ -706,7 +711,10 @@ export class NodeAgent {
     // The tailnet's ACLs (PacketFilters); undefined for Burrow's coordination, which has none.
     this.guard(() => this.context?.core.setPacketFilter(netmap.packetFilter))
     const ops = (change && previous !== undefined && !this.planFailed ? planPeerChange(this.applied, netmap, this.homeRegion, change) : undefined) ?? this.planAll(netmap)
-    for (const op of ops) this.guard(() => this.perform(op))
+    // Direct-path bookkeeping last: `peersAdded` (the join's first handshakes) does not wait for it.
+    for (const op of ops) if (op.op !== 'set-direct') this.guard(() => this.perform(op))
+    peersAdded?.()
+    for (const op of ops) if (op.op === 'set-direct') this.guard(() => this.perform(op))
     if (change === undefined) this.pushPeers()
     else this.schedulePushPeers()
   }
