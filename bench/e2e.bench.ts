@@ -8,7 +8,8 @@
 //                                 per MB moved, for Burrow and for the plumbing
 //   e2e.relay_trace               (printed table) where a segment waits between the app's write and its ACK, from packet taps on both pages,
 //                                 and the plumbing's per-hop latencies
-//   e2e.start_to_first_byte_ms    Burrow.start (fresh key, registration) until the first TCP byte from a peer, page from Vite's dev server
+//   e2e.start_to_first_byte_ms    Burrow.start (fresh key, registration) until the first TCP byte from a peer, page from Vite's dev server;
+//                                 baseline: a fresh WebSocket from the same page to the relay until its first frame
 //   e2e.start_to_first_byte_built_ms  the same from a production build, with its phases (e2e.start_phase.*)
 //   bundle.gzip_kb                production build of the library entry (page + worker), gzipped, lazy chunks apart
 //   bundle.*_chunk_gzip_kb        the lazy chunks: simple-peer (webrtc), the tailnet client (tailnet), fzstd (zstd)
@@ -386,7 +387,28 @@ const bench: Bench = async () => {
     const startUp = async (page: typeof pageA, label: string) => {
       const firstByte: number[] = []
       const phaseRuns: Array<Array<[string, number]>> = []
+      const floors: number[] = []
       for (let round = 0; round < ROUNDS; round++) {
+        // The baseline, in the same page just before: a fresh WebSocket to the relay until its first
+        // frame (DERP's ServerKey), the least network round trip any start needs.
+        floors.push(
+          await withTimeout(
+            page.evaluate(async (url) => {
+              const started = performance.now()
+              const ws = new WebSocket(url, 'derp')
+              ws.binaryType = 'arraybuffer'
+              await new Promise((resolve, reject) => {
+                ws.onmessage = resolve
+                ws.onerror = () => reject(new Error(`WebSocket to ${url} failed`))
+              })
+              const ms = performance.now() - started
+              ws.close()
+              return ms
+            }, relay.url),
+            60_000,
+            `relay WebSocket baseline ${round} (${label})`,
+          ),
+        )
         const run = await withTimeout(
           page.evaluate(([url, key, address]) => window.burrowNodeE2E.startToFirstByte({ controlURL: url!, authKey: key!, hostname: 'bench-c' }, address!, 7), [
             controlURL,
@@ -403,7 +425,7 @@ const bench: Bench = async () => {
       const phases = phaseRuns[firstByte.indexOf(value)]!
       const phaseText = phases.map(([step, at], i) => `${step} +${(at - (phases[i - 1]?.[1] ?? 0)).toFixed(1)}`).join(', ')
       process.stderr.write(`\n  start-up phases, ${label}, median run (ms after the previous step): ${phaseText}\n`)
-      return { value, firstByte, phases, phaseText }
+      return { value, firstByte, phases, phaseText, floor: median(floors), floors }
     }
     for (const r of results) process.stderr.write(`  ${r.name}: ${r.value.toFixed(3)} ${r.unit}${r.note ? ` — ${r.note}` : ''}\n`)
     await pageB.evaluate(() => window.burrowNodeE2E.greeter(7))
@@ -412,7 +434,9 @@ const bench: Bench = async () => {
       name: 'e2e.start_to_first_byte_ms',
       value: dev.value,
       unit: 'ms',
-      note: `Burrow.start with a fresh key (registration, DERP login, handshake) until the first TCP byte from a peer, page from Vite's dev server, median of ${ROUNDS} (${dev.firstByte.map((t) => t.toFixed(0)).join(', ')}); phases of the median run: ${dev.phaseText}`,
+      baseline: dev.floor,
+      ratio: dev.value / dev.floor,
+      note: `Burrow.start with a fresh key (registration, DERP login, handshake) until the first TCP byte from a peer, page from Vite's dev server, median of ${ROUNDS} (${dev.firstByte.map((t) => t.toFixed(0)).join(', ')}); phases of the median run: ${dev.phaseText}; baseline: a fresh WebSocket from the same page to the relay until its first frame, median of ${ROUNDS} (${dev.floors.map((t) => t.toFixed(1)).join(', ')})`,
     })
     const built = await startBuiltPageServer(['e2e/pages/burrow.html'])
     try {
@@ -424,7 +448,9 @@ const bench: Bench = async () => {
         name: 'e2e.start_to_first_byte_built_ms',
         value: prod.value,
         unit: 'ms',
-        note: `as e2e.start_to_first_byte_ms, the page and worker from a production build (vite build, served by vite preview), median of ${ROUNDS} (${prod.firstByte.map((t) => t.toFixed(0)).join(', ')}); goal ≤ 100; phases: ${prod.phaseText}`,
+        baseline: prod.floor,
+        ratio: prod.value / prod.floor,
+        note: `as e2e.start_to_first_byte_ms, the page and worker from a production build (vite build, served by vite preview), median of ${ROUNDS} (${prod.firstByte.map((t) => t.toFixed(0)).join(', ')}); goal ≤ 100; phases: ${prod.phaseText}; baseline: a fresh relay WebSocket until its first frame, as above (${prod.floors.map((t) => t.toFixed(1)).join(', ')})`,
       })
       for (const [i, [step, at]] of prod.phases.entries())
         results.push({
