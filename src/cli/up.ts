@@ -114,6 +114,7 @@ async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log
   logPeers()
 
   const peers = (): BurrowPeer[] => node.peers()
+  const peersChanged = (): Promise<void> => new Promise((resolve) => node.addEventListener('peers', () => resolve(), { once: true }))
   const allow = config.allow.length > 0 ? config.allow : 'every node'
   const logServing = (proto: 'tcp' | 'udp', spec: { port: number; target: { host: string; port: number } }): void =>
     log('info', 'serving', { proto, port: spec.port, to: `${spec.target.host}:${spec.target.port}`, allow })
@@ -123,6 +124,7 @@ async function runJoined(config: UpConfig, io: CliIo, stop: Promise<string>, log
       target: spec.target,
       policy: config.policy,
       peers,
+      peersChanged,
       onEvent: (event) => logServiceEvent(log, event),
     })
     logServing('tcp', spec)

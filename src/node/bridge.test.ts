@@ -5,7 +5,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { afterEach, describe, expect, it } from 'vitest'
 import { patternBytes } from '../overlay/testing/pair.ts'
 import type { TCPSocketOpenInfo } from '../overlay/index.ts'
-import { AllowPolicy } from './allow.ts'
+import { AllowPolicy, type PeerIdentity } from './allow.ts'
 import type { TcpBridge } from './bridge.ts'
 import { TcpService, type ServiceEvent } from './serve.ts'
 import { CLIENT_ADDRESS, SERVER_ADDRESS, overlayPair, type OverlayPair } from './testing/overlay-pair.ts'
@@ -33,7 +33,10 @@ interface Served {
   bridges: TcpBridge[]
 }
 
-async function serve(targetPort: number, options: { allow?: string[]; overlayPort?: number; maxConnections?: number } = {}): Promise<Served> {
+async function serve(
+  targetPort: number,
+  options: { allow?: string[]; overlayPort?: number; maxConnections?: number; peers?: () => PeerIdentity[]; peersChanged?: () => Promise<void> } = {},
+): Promise<Served> {
   const pair = overlayPair()
   const overlayPort = options.overlayPort ?? 80
   const events: ServiceEvent[] = []
@@ -41,8 +44,9 @@ async function serve(targetPort: number, options: { allow?: string[]; overlayPor
     port: overlayPort,
     target: { host: '127.0.0.1', port: targetPort },
     policy: new AllowPolicy(options.allow ?? []),
-    peers: () => [{ hostname: 'client', addresses: [CLIENT_ADDRESS] }],
+    peers: options.peers ?? (() => [{ hostname: 'client', addresses: [CLIENT_ADDRESS] }]),
     onEvent: (event) => events.push(event),
+    ...(options.peersChanged ? { peersChanged: options.peersChanged } : {}),
     ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
   })
   const bridges: TcpBridge[] = []
@@ -287,6 +291,27 @@ describe('TcpBridge', () => {
     await writer.abort()
     expect(await serviceError.promise).toBe('ECONNRESET')
     expect(await waitForEnded(served)).toMatchObject({ end: 'overlay-error', reason: expect.stringMatching(/reset/) })
+  })
+
+  it('a connection from a peer whose name has not reached the peer map yet is allowed once the map lists it, not reset', async () => {
+    let listed: PeerIdentity[] = []
+    let announce: () => void = () => {}
+    const served = await serve(await listenReal(echoServer()), {
+      allow: ['client'],
+      peers: () => listed,
+      peersChanged: () => new Promise<void>((resolve) => (announce = resolve)),
+    })
+    const info = await connect(served)
+    // The service has seen the connection and is waiting for the map, not refusing it.
+    await waitFor('the service to wait for the peer map', () => announce.toString() !== '() => {}')
+    expect(served.events).toEqual([])
+    listed = [{ hostname: 'client', addresses: [CLIENT_ADDRESS] }]
+    announce()
+    const writer = info.writable.getWriter()
+    await writer.write(new TextEncoder().encode('hello'))
+    await writer.close()
+    expect((await readAll(info.readable)).toString()).toBe('hello')
+    expect(served.events[0]).toMatchObject({ type: 'accepted', peer: 'client', rule: 'client' })
   })
 
   it('denies a peer the policy does not list with a reset and an event', async () => {

@@ -1,6 +1,7 @@
 // One served overlay TCP port: accepts overlay connections, applies the allow policy (a denied
 // peer gets a reset), and bridges the rest to a real HOST:PORT. Every decision is reported
 // through `onEvent` so the CLI can log who connected to what and when.
+import { systemClock, type Timer } from '../clock/clock.ts'
 import type { TCPServerSocket, TCPSocket } from '../overlay/index.ts'
 import type { AllowPolicy, PeerIdentity } from './allow.ts'
 import { TcpBridge, formatRemote, type BridgeReport, type ServiceTarget, type TcpBridgeOptions } from './bridge.ts'
@@ -17,12 +18,22 @@ export interface TcpServiceOptions extends TcpBridgeOptions {
   policy: AllowPolicy
   /** The live peer map (for the policy and for naming peers in events). */
   peers: () => Iterable<PeerIdentity>
+  /**
+   * Resolves at the peer map's next update. A new peer's packets can arrive before its name does
+   * (the dataplane takes a netmap change at once, the peer list follows it a moment later), so a
+   * connection from an address the map does not list yet is checked again as updates come, for
+   * up to UNLISTED_PEER_WAIT_MS, before it is refused. Without it the first check is final.
+   */
+  peersChanged?: () => Promise<void>
   onEvent?: (event: ServiceEvent) => void
   /** Bridged connections at once; more are reset (each holds a real socket). Default 1024. */
   maxConnections?: number
   /** Milliseconds for `durationMs`; performance.now by default. */
   now?: () => number
 }
+
+/** How long a connection from an address not (yet) in the peer map waits for the map before the policy refuses it. */
+export const UNLISTED_PEER_WAIT_MS = 2000
 
 export class TcpService {
   /** Bridges in progress. */
@@ -69,7 +80,17 @@ export class TcpService {
       return // gone before we looked at it
     }
     const remote = formatRemote(info.remoteAddress, info.remotePort)
-    const decision = policy.check(info.remoteAddress, this.options.peers())
+    let decision = policy.check(info.remoteAddress, this.options.peers())
+    const changed = this.options.peersChanged
+    if (!decision.allowed && decision.peer === undefined && changed) {
+      const deadline = now() + UNLISTED_PEER_WAIT_MS
+      while (!decision.allowed && decision.peer === undefined && !this.stopped && now() < deadline) {
+        let timer: Timer | undefined
+        await Promise.race([changed(), new Promise((resolve) => (timer = systemClock.setTimer(systemClock.now() + Math.max(0, deadline - now()), () => resolve(undefined))))])
+        timer?.clear()
+        decision = policy.check(info.remoteAddress, this.options.peers())
+      }
+    }
     const peer = decision.peer?.hostname
     const limit = this.options.maxConnections ?? 1024
     const refusal = !decision.allowed ? decision.reason : this.active.size >= limit ? `${limit} connections are already open on port ${port}` : undefined
